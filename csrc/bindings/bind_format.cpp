@@ -1,0 +1,150 @@
+// pyruntime bindings: the one writer and reader of the file format, plus the symbol-stream codec for
+// tests. Models cross as dicts:
+//   {"input_shape": [..], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0, 1]}, ...],
+//    "tensors": [tensor dicts (tensor_dict.h)], "metadata": str}
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/tensor_dict.h"
+#include "common/error.h"
+#include "format/huffman.h"
+#include "format/model_file.h"
+#include "format/symbol_stream.h"
+#include "format/tensor_codec.h"
+
+namespace py = pybind11;
+
+namespace pyrt::bindings {
+namespace {
+
+ModelDef model_from_dict(const py::dict& d) {
+  ModelDef m;
+  PYRT_CHECK(d.contains("input_shape") && d.contains("nodes"), PYRT_INVALID_ARGUMENT,
+             "model dict needs 'input_shape' and 'nodes'");
+  m.input_shape = py::cast<std::vector<uint32_t>>(d["input_shape"]);
+  for (auto item : py::cast<py::list>(d["nodes"])) {
+    auto nd = py::cast<py::dict>(item);
+    NodeDef n;
+    const std::string op = py::cast<std::string>(nd["op"]);
+    PYRT_CHECK(op_from_name(op, &n.op), PYRT_UNSUPPORTED, "unsupported op '", op,
+               "' (supported: linear, relu, softmax, flatten)");
+    n.inputs = py::cast<std::vector<uint32_t>>(nd["inputs"]);
+    if (nd.contains("tensors")) n.tensors = py::cast<std::vector<uint32_t>>(nd["tensors"]);
+    m.nodes.push_back(std::move(n));
+  }
+  if (d.contains("tensors"))
+    for (auto item : py::cast<py::list>(d["tensors"])) m.tensors.push_back(tensor_from_dict(py::cast<py::dict>(item)));
+  if (d.contains("metadata") && !d["metadata"].is_none()) m.metadata = py::cast<std::string>(d["metadata"]);
+  return m;
+}
+
+py::dict model_to_dict(const ModelDef& m, const format::FileInfo& info) {
+  py::dict d;
+  d["input_shape"] = m.input_shape;
+  py::list nodes;
+  for (const auto& n : m.nodes) {
+    py::dict nd;
+    nd["op"] = op_name(n.op);
+    nd["inputs"] = n.inputs;
+    nd["tensors"] = n.tensors;
+    nodes.append(nd);
+  }
+  d["nodes"] = nodes;
+  py::list tensors;
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    py::dict td = tensor_to_dict(m.tensors[i]);
+    td["file_bytes"] = info.tensor_bytes[i];
+    tensors.append(td);
+  }
+  d["tensors"] = tensors;
+  d["metadata"] = m.metadata;
+  d["version"] = info.version;
+  d["file_size"] = info.file_size;
+  py::list sections;
+  for (const auto& s : info.sections) {
+    py::dict sd;
+    sd["type"] = s.type;
+    sd["flags"] = s.flags;
+    sd["offset"] = s.offset;
+    sd["size"] = s.size;
+    sd["crc"] = s.crc;
+    sections.append(sd);
+  }
+  d["sections"] = sections;
+  return d;
+}
+
+std::string_view view(const py::buffer& b, py::buffer_info& info) {
+  info = b.request();
+  PYRT_CHECK(info.ndim <= 1 && (info.ndim == 0 || info.strides[0] == info.itemsize), PYRT_INVALID_ARGUMENT,
+             "expected a contiguous bytes-like object");
+  return std::string_view(static_cast<const char*>(info.ptr), static_cast<size_t>(info.size * info.itemsize));
+}
+
+}  // namespace
+
+std::string_view buffer_bytes(const py::buffer& b, py::buffer_info& info) { return view(b, info); }
+
+void bind_format(py::module_& m) {
+  m.def(
+      "write_model",
+      [](const py::dict& d) {
+        ModelDef def = model_from_dict(d);
+        std::vector<uint8_t> bytes;
+        {
+          py::gil_scoped_release release;
+          bytes = format::write_model(def);
+        }
+        return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      },
+      py::arg("model"), "Serializes a model dict to .pyrt bytes (validates the graph first).");
+  m.def(
+      "read_model",
+      [](const py::buffer& data) {
+        py::buffer_info info;
+        const std::string_view b = view(data, info);
+        format::FileInfo fi;
+        ModelDef def;
+        {
+          py::gil_scoped_release release;
+          def = format::read_model(reinterpret_cast<const uint8_t*>(b.data()), b.size(), &fi);
+        }
+        return model_to_dict(def, fi);
+      },
+      py::arg("data"), "Parses and validates .pyrt bytes into a model dict (decoded tensors).");
+  m.def(
+      "encoded_tensor_bytes",
+      [](const py::dict& t) { return format::encoded_tensor_bytes(tensor_from_dict(t)); }, py::arg("tensor"),
+      "Bytes the tensor's section payload takes in a file (gap width and codings chosen as the writer does).");
+  m.def(
+      "encode_symbol_stream",
+      [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> symbols, unsigned bits) {
+        format::ByteWriter w;
+        format::write_symbol_stream(w, symbols.data(), static_cast<size_t>(symbols.size()), bits);
+        return py::bytes(reinterpret_cast<const char*>(w.bytes().data()), w.size());
+      },
+      py::arg("symbols"), py::arg("bits"));
+  m.def(
+      "decode_symbol_stream",
+      [](const py::buffer& data, unsigned bits, uint64_t count) {
+        py::buffer_info info;
+        const std::string_view b = view(data, info);
+        format::ByteReader r(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "symbol stream");
+        auto out = format::read_symbol_stream(r, bits, count, count, "symbol stream");
+        PYRT_CHECK(r.remaining() == 0, PYRT_BAD_FORMAT, "symbol stream: ", r.remaining(), " trailing bytes");
+        py::array_t<uint8_t> a(static_cast<py::ssize_t>(out.size()));
+        if (!out.empty()) std::memcpy(a.mutable_data(), out.data(), out.size());
+        return a;
+      },
+      py::arg("data"), py::arg("bits"), py::arg("count"));
+  m.def(
+      "huffman_code_lengths",
+      [](const std::vector<uint64_t>& freqs) {
+        PYRT_CHECK(freqs.size() <= 256, PYRT_INVALID_ARGUMENT, "at most 256 symbols");
+        return format::huffman_code_lengths(freqs);
+      },
+      py::arg("freqs"));
+}
+
+}  // namespace pyrt::bindings

@@ -1,0 +1,80 @@
+#include "bindings/tensor_dict.h"
+
+#include "common/error.h"
+
+namespace py = pybind11;
+
+namespace pyrt::bindings {
+namespace {
+
+template <typename T>
+std::vector<T> take(const py::dict& d, const char* key) {
+  if (!d.contains(key)) return {};
+  auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(d[key]);
+  PYRT_CHECK(arr, PYRT_INVALID_ARGUMENT, "tensor field '", key, "' is not convertible to a numeric array");
+  return std::vector<T>(arr.data(), arr.data() + arr.size());
+}
+
+template <typename T>
+py::array_t<T> give(const std::vector<T>& v) {
+  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
+  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(T));
+  return a;
+}
+
+}  // namespace
+
+Encoding encoding_from_name(const std::string& name) {
+  for (Encoding e : {Encoding::dense_f32, Encoding::csr, Encoding::codebook, Encoding::csr_codebook})
+    if (name == encoding_name(e)) return e;
+  fail(PYRT_INVALID_ARGUMENT, "unknown encoding '", name, "' (expected dense, csr, codebook or csr+codebook)");
+}
+
+DecodedTensor tensor_from_dict(const py::dict& d) {
+  DecodedTensor t;
+  t.name = d.contains("name") ? py::cast<std::string>(d["name"]) : std::string("tensor");
+  t.encoding = encoding_from_name(d.contains("encoding") ? py::cast<std::string>(d["encoding"]) : "dense");
+  PYRT_CHECK(d.contains("shape"), PYRT_INVALID_ARGUMENT, "tensor '", t.name, "': no shape");
+  for (auto v : py::cast<py::sequence>(d["shape"])) {
+    const long long dim = py::cast<long long>(v);
+    PYRT_CHECK(dim > 0 && dim <= 0xFFFFFFFFll, PYRT_INVALID_ARGUMENT, "tensor '", t.name, "': dimension ", dim,
+               " out of range");
+    t.shape.push_back(static_cast<uint32_t>(dim));
+  }
+  t.values = take<float>(d, "values");
+  t.rowptr = take<uint32_t>(d, "rowptr");
+  t.colidx = take<uint32_t>(d, "colidx");
+  t.indices = take<uint8_t>(d, "indices");
+  t.centroids = take<float>(d, "centroids");
+  if (d.contains("index_bits")) t.index_bits = py::cast<uint32_t>(d["index_bits"]);
+  if (d.contains("gap_bits")) t.gap_bits = py::cast<uint32_t>(d["gap_bits"]);
+  if (has_codebook(t.encoding) && t.index_bits == 0) {
+    while ((1u << t.index_bits) < t.centroids.size()) ++t.index_bits;
+    if (t.index_bits == 0) t.index_bits = 1;
+  }
+  t.validate(PYRT_INVALID_ARGUMENT);
+  return t;
+}
+
+py::dict tensor_to_dict(const DecodedTensor& t) {
+  py::dict d;
+  d["name"] = t.name;
+  d["encoding"] = encoding_name(t.encoding);
+  py::list shape;
+  for (uint32_t s : t.shape) shape.append(s);
+  d["shape"] = shape;
+  if (t.encoding == Encoding::dense_f32 || t.encoding == Encoding::csr) d["values"] = give(t.values);
+  if (is_sparse(t.encoding)) {
+    d["rowptr"] = give(t.rowptr);
+    d["colidx"] = give(t.colidx);
+    d["gap_bits"] = t.gap_bits;
+  }
+  if (has_codebook(t.encoding)) {
+    d["indices"] = give(t.indices);
+    d["centroids"] = give(t.centroids);
+    d["index_bits"] = t.index_bits;
+  }
+  return d;
+}
+
+}  // namespace pyrt::bindings

@@ -1,0 +1,80 @@
+#include "common/tensor.h"
+
+#include "common/error.h"
+
+namespace pyrt {
+
+const char* encoding_name(Encoding e) {
+  switch (e) {
+    case Encoding::dense_f32: return "dense";
+    case Encoding::csr: return "csr";
+    case Encoding::codebook: return "codebook";
+    case Encoding::csr_codebook: return "csr+codebook";
+  }
+  return "unknown";
+}
+
+bool is_sparse(Encoding e) { return e == Encoding::csr || e == Encoding::csr_codebook; }
+bool has_codebook(Encoding e) { return e == Encoding::codebook || e == Encoding::csr_codebook; }
+
+uint64_t DecodedTensor::nnz() const { return is_sparse(encoding) ? colidx.size() : numel(); }
+
+void DecodedTensor::validate(int status_int) const {
+  const auto status = static_cast<pyrt_status>(status_int);
+  const std::string& n = name;
+  PYRT_CHECK(!shape.empty() && shape.size() <= 4, status, "tensor '", n, "': rank ", shape.size(),
+             " is not in 1..4");
+  for (uint32_t d : shape) PYRT_CHECK(d > 0, status, "tensor '", n, "': a dimension is zero");
+  const uint64_t r = rows(), c = cols();
+  PYRT_CHECK(c <= 0xFFFFFFFFull && r * c <= (1ull << 40), status, "tensor '", n, "': shape too large");
+  if (has_codebook(encoding)) {
+    PYRT_CHECK(!centroids.empty() && centroids.size() <= 256, status, "tensor '", n, "': codebook size ",
+               centroids.size(), " is not in 1..256");
+    PYRT_CHECK(index_bits >= 1 && index_bits <= 8, status, "tensor '", n, "': index_bits ", index_bits,
+               " is not in 1..8");
+    PYRT_CHECK((1u << index_bits) >= centroids.size(), status, "tensor '", n, "': ", centroids.size(),
+               " centroids do not fit in ", index_bits, "-bit indices");
+    const uint8_t k = static_cast<uint8_t>(centroids.size() - 1);
+    for (uint8_t i : indices)
+      PYRT_CHECK(i <= k, status, "tensor '", n, "': codebook index ", int(i), " >= codebook size ",
+                 centroids.size());
+  }
+  switch (encoding) {
+    case Encoding::dense_f32:
+      PYRT_CHECK(values.size() == r * c, status, "tensor '", n, "': ", values.size(),
+                 " values for a dense tensor of ", r * c, " elements");
+      break;
+    case Encoding::codebook:
+      PYRT_CHECK(indices.size() == r * c, status, "tensor '", n, "': ", indices.size(),
+                 " indices for a codebook tensor of ", r * c, " elements");
+      break;
+    case Encoding::csr:
+    case Encoding::csr_codebook: {
+      PYRT_CHECK(rowptr.size() == r + 1, status, "tensor '", n, "': rowptr has ", rowptr.size(),
+                 " entries, expected rows + 1 = ", r + 1);
+      PYRT_CHECK(rowptr[0] == 0, status, "tensor '", n, "': rowptr[0] must be 0");
+      for (uint64_t i = 0; i < r; ++i)
+        PYRT_CHECK(rowptr[i] <= rowptr[i + 1], status, "tensor '", n, "': rowptr decreases at row ", i);
+      PYRT_CHECK(rowptr[r] == colidx.size(), status, "tensor '", n, "': rowptr ends at ", rowptr[r], " but ",
+                 colidx.size(), " column indices are given");
+      for (uint64_t i = 0; i < r; ++i) {
+        for (uint32_t j = rowptr[i]; j < rowptr[i + 1]; ++j) {
+          PYRT_CHECK(colidx[j] < c, status, "tensor '", n, "': column ", colidx[j], " out of range in row ", i);
+          PYRT_CHECK(j == rowptr[i] || colidx[j] > colidx[j - 1], status, "tensor '", n,
+                     "': columns not strictly increasing in row ", i);
+        }
+      }
+      if (encoding == Encoding::csr)
+        PYRT_CHECK(values.size() == colidx.size(), status, "tensor '", n, "': ", values.size(), " values for ",
+                   colidx.size(), " nonzeros");
+      else
+        PYRT_CHECK(indices.size() == colidx.size(), status, "tensor '", n, "': ", indices.size(),
+                   " indices for ", colidx.size(), " nonzeros");
+      break;
+    }
+    default:
+      fail(status, "tensor '", n, "': unknown encoding ", static_cast<uint32_t>(encoding));
+  }
+}
+
+}  // namespace pyrt

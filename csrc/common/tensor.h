@@ -1,0 +1,52 @@
+// pyruntime: the decoded (canonical) form of a weight tensor.
+//
+// This is the meeting point of the three layers: the converter hands tensors in this form to the
+// writer (csrc/format/writer), the reader decodes a file back into it (csrc/format/reader), and the
+// kernel packers (csrc/kernels/pack.cpp) turn it into an execution layout at load time. It is never
+// used while running: after packing, the decoded form is dropped.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pyrt {
+
+enum class Encoding : uint32_t {
+  dense_f32 = 0,     // values: rows*cols floats, row-major
+  csr = 1,           // rowptr, colidx, values (f32 per nonzero)
+  codebook = 2,      // indices: rows*cols codebook indices, centroids
+  csr_codebook = 3,  // rowptr, colidx, indices (one per nonzero), centroids
+};
+
+const char* encoding_name(Encoding e);
+bool is_sparse(Encoding e);
+bool has_codebook(Encoding e);
+
+struct DecodedTensor {
+  std::string name;
+  Encoding encoding = Encoding::dense_f32;
+  std::vector<uint32_t> shape;     // rank 1..4; a 2-D view is rows = shape[0], cols = product of the rest
+
+  std::vector<float> values;       // dense_f32: numel; csr: nnz
+  std::vector<uint32_t> rowptr;    // csr, csr_codebook: rows + 1, rowptr[0] = 0, non-decreasing
+  std::vector<uint32_t> colidx;    // csr, csr_codebook: nnz, strictly increasing within a row
+  std::vector<uint8_t> indices;    // codebook: numel; csr_codebook: nnz; each < centroids.size()
+  std::vector<float> centroids;    // codebook, csr_codebook: k (1..256)
+  uint32_t index_bits = 0;         // codebook*: bits per index (1..8), 2^bits >= k
+  uint32_t gap_bits = 0;           // csr*: bits per relative column gap in the file (1..8); 0 = writer chooses
+
+  uint64_t rows() const { return shape.empty() ? 0 : shape[0]; }
+  uint64_t cols() const {
+    uint64_t c = 1;
+    for (size_t i = 1; i < shape.size(); ++i) c *= shape[i];
+    return c;
+  }
+  uint64_t numel() const { return rows() * cols(); }
+  uint64_t nnz() const;            // stored nonzeros (numel for dense encodings)
+
+  // Checks internal consistency (sizes, ranges, ordering); throws pyrt::Error naming the tensor.
+  void validate(int status) const;
+};
+
+}  // namespace pyrt

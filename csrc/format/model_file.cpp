@@ -1,0 +1,227 @@
+#include "format/model_file.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "common/error.h"
+#include "format/bytes.h"
+#include "format/crc32.h"
+#include "format/format.h"
+#include "format/tensor_codec.h"
+
+namespace pyrt::format {
+namespace {
+
+uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+std::vector<uint8_t> graph_payload(const ModelDef& m) {
+  ByteWriter w;
+  w.put<uint32_t>(static_cast<uint32_t>(m.input_shape.size()));
+  for (size_t i = 0; i < 4; ++i) w.put<uint32_t>(i < m.input_shape.size() ? m.input_shape[i] : 0);
+  w.put<uint32_t>(static_cast<uint32_t>(m.nodes.size()));
+  w.put<uint32_t>(0);
+  for (const NodeDef& n : m.nodes) {
+    w.put<uint16_t>(static_cast<uint16_t>(n.op));
+    w.put<uint8_t>(static_cast<uint8_t>(n.inputs.size()));
+    w.put<uint8_t>(static_cast<uint8_t>(n.tensors.size()));
+    w.put<uint32_t>(0);  // attr_bytes: no v1 op has attributes
+    for (uint32_t v : n.inputs) w.put<uint32_t>(v);
+    for (uint32_t t : n.tensors) w.put<uint32_t>(t);
+  }
+  return std::move(w.bytes());
+}
+
+void parse_graph(const uint8_t* p, size_t size, ModelDef* m) {
+  ByteReader r(p, size, "graph section");
+  const uint32_t rank = r.get<uint32_t>();
+  uint32_t dims[4];
+  for (auto& d : dims) d = r.get<uint32_t>();
+  PYRT_CHECK(rank >= 1 && rank <= 4, PYRT_BAD_FORMAT, "graph section: input rank ", rank, " not in 1..4");
+  for (uint32_t i = 0; i < 4; ++i) {
+    PYRT_CHECK(i < rank ? dims[i] > 0 : dims[i] == 0, PYRT_BAD_FORMAT, "graph section: input dimension ", i, " is ",
+               dims[i]);
+    if (i < rank) m->input_shape.push_back(dims[i]);
+  }
+  const uint32_t count = r.get<uint32_t>();
+  r.get<uint32_t>();
+  PYRT_CHECK(count >= 1 && count <= kMaxNodes, PYRT_BAD_FORMAT, "graph section: node count ", count,
+             " not in 1..", kMaxNodes);
+  PYRT_CHECK(uint64_t(count) * 8 <= r.remaining(), PYRT_BAD_FORMAT, "graph section: ", count,
+             " nodes cannot fit in ", r.remaining(), " bytes");
+  m->nodes.resize(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    NodeDef& n = m->nodes[i];
+    const uint16_t op = r.get<uint16_t>();
+    const uint8_t n_in = r.get<uint8_t>();
+    const uint8_t n_t = r.get<uint8_t>();
+    const uint32_t attr = r.get<uint32_t>();
+    PYRT_CHECK(op >= 1 && op <= 4, PYRT_UNSUPPORTED, "graph section: node ", i, " has unknown op code ", op,
+               " (this reader knows 1..4)");
+    n.op = static_cast<Op>(op);
+    PYRT_CHECK(n_in <= kMaxNodeInputs && n_t <= kMaxNodeTensors, PYRT_BAD_FORMAT, "graph section: node ", i,
+               " has too many inputs or tensors");
+    PYRT_CHECK(attr <= kMaxAttrBytes && attr % 4 == 0, PYRT_BAD_FORMAT, "graph section: node ", i,
+               " has attribute size ", attr);
+    for (uint32_t k = 0; k < n_in; ++k) n.inputs.push_back(r.get<uint32_t>());
+    for (uint32_t k = 0; k < n_t; ++k) n.tensors.push_back(r.get<uint32_t>());
+    PYRT_CHECK(attr == 0, PYRT_BAD_FORMAT, "graph section: node ", i, " (", op_name(n.op),
+               ") has attributes, which no version-1 op takes");
+  }
+  PYRT_CHECK(r.remaining() == 0, PYRT_BAD_FORMAT, "graph section: ", r.remaining(), " trailing bytes");
+}
+
+}  // namespace
+
+std::vector<uint8_t> write_model(const ModelDef& m) {
+  for (const auto& t : m.tensors) t.validate(PYRT_INVALID_ARGUMENT);
+  check_graph(m, PYRT_INVALID_ARGUMENT);
+
+  struct Section {
+    uint32_t type, flags;
+    std::vector<uint8_t> payload;
+  };
+  std::vector<Section> sections;
+  sections.push_back({kSectionGraph, kSectionRequired, graph_payload(m)});
+  for (const auto& t : m.tensors) {
+    ByteWriter w;
+    encode_tensor(w, t);
+    sections.push_back({kSectionTensor, kSectionRequired, std::move(w.bytes())});
+  }
+  if (!m.metadata.empty())
+    sections.push_back({kSectionMetadata, 0, std::vector<uint8_t>(m.metadata.begin(), m.metadata.end())});
+
+  ByteWriter table;
+  uint64_t offset = align_up(kHeaderSize + kSectionEntrySize * sections.size(), kPayloadAlign);
+  for (const auto& s : sections) {
+    table.put<uint32_t>(s.type);
+    table.put<uint32_t>(s.flags);
+    table.put<uint64_t>(offset);
+    table.put<uint64_t>(s.payload.size());
+    table.put<uint32_t>(crc32(s.payload.data(), s.payload.size()));
+    table.put<uint32_t>(0);
+    offset = align_up(offset + s.payload.size(), kPayloadAlign);
+  }
+
+  ByteWriter out;
+  out.put_bytes(kMagic, sizeof kMagic);
+  out.put<uint32_t>(kVersion);
+  out.put<uint32_t>(0);
+  const size_t file_size_at = out.size();
+  out.put<uint64_t>(0);  // file_size, patched below: the file ends right after the last payload
+  out.put<uint32_t>(static_cast<uint32_t>(sections.size()));
+  out.put<uint32_t>(crc32(table.bytes().data(), table.size()));
+  for (int i = 0; i < 28; ++i) out.put<uint8_t>(0);
+  out.put<uint32_t>(0);  // header crc, patched below
+  out.put_bytes(table.bytes().data(), table.size());
+  for (const auto& s : sections) {
+    out.pad_to(kPayloadAlign);
+    out.put_bytes(s.payload.data(), s.payload.size());
+  }
+  std::vector<uint8_t>& bytes = out.bytes();
+  const uint64_t real_size = bytes.size();
+  std::memcpy(bytes.data() + file_size_at, &real_size, 8);
+  const uint32_t hcrc = crc32(bytes.data(), 60);
+  std::memcpy(bytes.data() + 60, &hcrc, 4);
+  return std::move(bytes);
+}
+
+ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info) {
+  PYRT_CHECK(data != nullptr || size == 0, PYRT_INVALID_ARGUMENT, "model buffer is null");
+  PYRT_CHECK(size >= kHeaderSize, PYRT_BAD_FORMAT, "file header: file is ", size, " bytes, shorter than the ",
+             kHeaderSize, "-byte header");
+  PYRT_CHECK(std::memcmp(data, kMagic, sizeof kMagic) == 0, PYRT_BAD_FORMAT,
+             "file header: wrong magic (not a .pyrt model file)");
+  ByteReader h(data, kHeaderSize, "file header");
+  h.take(8);
+  const uint32_t version = h.get<uint32_t>();
+  const uint32_t flags = h.get<uint32_t>();
+  const uint64_t file_size = h.get<uint64_t>();
+  const uint32_t count = h.get<uint32_t>();
+  const uint32_t table_crc = h.get<uint32_t>();
+  h.take(28);
+  const uint32_t header_crc = h.get<uint32_t>();
+  PYRT_CHECK(version >= 1, PYRT_BAD_FORMAT, "file header: version 0 is not a valid version");
+  PYRT_CHECK(version <= kVersion, PYRT_UNSUPPORTED, "file header: file format version ", version,
+             " is newer than this reader (reads versions 1..", kVersion, "); upgrade pyruntime");
+  PYRT_CHECK(crc32(data, 60) == header_crc, PYRT_BAD_FORMAT, "file header: checksum mismatch (header corrupted)");
+  PYRT_CHECK(flags == 0, PYRT_UNSUPPORTED, "file header: unknown flags 0x", std::hex, flags);
+  PYRT_CHECK(file_size == size, PYRT_BAD_FORMAT, "file header: file should be ", file_size, " bytes, got ", size,
+             file_size > size ? " (truncated)" : " (trailing data)");
+  PYRT_CHECK(count >= 1 && count <= kMaxSections, PYRT_BAD_FORMAT, "file header: section count ", count,
+             " not in 1..", kMaxSections);
+  const uint64_t table_end = kHeaderSize + uint64_t(count) * kSectionEntrySize;
+  PYRT_CHECK(table_end <= size, PYRT_BAD_FORMAT, "section table: ", count, " entries run past the end of the file");
+  PYRT_CHECK(crc32(data + kHeaderSize, table_end - kHeaderSize) == table_crc, PYRT_BAD_FORMAT,
+             "section table: checksum mismatch (table corrupted)");
+
+  ModelDef m;
+  FileInfo fi;
+  fi.version = version;
+  fi.file_size = size;
+  ByteReader t(data + kHeaderSize, table_end - kHeaderSize, "section table");
+  bool have_graph = false;
+  const uint8_t* graph_p = nullptr;
+  uint64_t graph_size = 0;
+  uint64_t prev_end = table_end;
+  for (uint32_t i = 0; i < count; ++i) {
+    SectionInfo s;
+    s.type = t.get<uint32_t>();
+    s.flags = t.get<uint32_t>();
+    s.offset = t.get<uint64_t>();
+    s.size = t.get<uint64_t>();
+    s.crc = t.get<uint32_t>();
+    t.get<uint32_t>();
+    const std::string who = "section " + std::to_string(i);
+    PYRT_CHECK(s.offset % kPayloadAlign == 0, PYRT_BAD_FORMAT, who, ": offset ", s.offset, " is not 64-byte aligned");
+    PYRT_CHECK(s.offset >= prev_end && s.offset <= size && s.size <= size - s.offset, PYRT_BAD_FORMAT, who,
+               ": bytes [", s.offset, ", +", s.size, ") overlap another section or run past the end of the file (",
+               size, " bytes)");
+    prev_end = s.offset + s.size;
+    const uint8_t* p = data + s.offset;
+    PYRT_CHECK(crc32(p, s.size) == s.crc, PYRT_BAD_FORMAT, who, " (type ", s.type,
+               "): checksum mismatch (payload corrupted)");
+    fi.sections.push_back(s);
+    switch (s.type) {
+      case kSectionGraph:
+        PYRT_CHECK(!have_graph, PYRT_BAD_FORMAT, who, ": a second graph section");
+        have_graph = true;
+        graph_p = p;
+        graph_size = s.size;
+        break;
+      case kSectionTensor: {
+        ByteReader r(p, s.size, who);
+        m.tensors.push_back(decode_tensor(r, static_cast<uint32_t>(m.tensors.size())));
+        fi.tensor_bytes.push_back(s.size);
+        break;
+      }
+      case kSectionMetadata:
+        m.metadata.assign(reinterpret_cast<const char*>(p), s.size);
+        break;
+      default:
+        PYRT_CHECK(!(s.flags & kSectionRequired), PYRT_UNSUPPORTED, who, ": unknown required section type ", s.type);
+        break;  // unknown optional section: skipped
+    }
+  }
+  PYRT_CHECK(have_graph, PYRT_BAD_FORMAT, "file has no graph section");
+  parse_graph(graph_p, graph_size, &m);
+  check_graph(m, PYRT_BAD_FORMAT);
+  if (info) *info = std::move(fi);
+  return m;
+}
+
+std::vector<uint8_t> read_file(const char* path) {
+  PYRT_CHECK(path != nullptr, PYRT_INVALID_ARGUMENT, "path is null");
+  std::FILE* f = std::fopen(path, "rb");
+  PYRT_CHECK(f != nullptr, PYRT_IO_ERROR, "cannot open '", path, "': ", std::strerror(errno));
+  std::vector<uint8_t> buf;
+  uint8_t chunk[1 << 16];
+  size_t n;
+  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) buf.insert(buf.end(), chunk, chunk + n);
+  const bool err = std::ferror(f);
+  std::fclose(f);
+  PYRT_CHECK(!err, PYRT_IO_ERROR, "error reading '", path, "'");
+  return buf;
+}
+
+}  // namespace pyrt::format

@@ -1,0 +1,102 @@
+/*
+ * pyruntime.h -- plain C API of the pyruntime inference core.
+ *
+ * Runs neural networks stored in the compact .pyrt model file (docs/FORMAT.md) directly in their
+ * compressed form: CSR-sparse, codebook-shared and CSR+codebook weights are executed without being
+ * inflated back to dense fp32. No Python, no third-party dependency: link libpyruntime (shared) or
+ * the static core and include this header.
+ *
+ * Conventions
+ *   - Every function that can fail returns a pyrt_status. PYRT_OK is 0. On failure, the thread's
+ *     last-error message (pyrt_last_error) names what is wrong: the section, tensor, node or shape.
+ *     No C++ exception ever crosses this API.
+ *   - Handles are opaque. A pyrt_model is immutable after load and may be shared by many threads;
+ *     each thread runs through its own pyrt_session (which owns or borrows the activation arena).
+ *   - Tensors are float32, row-major, batch first. Shapes exclude the batch dimension.
+ *   - pyrt_session_run performs no heap allocation.
+ *
+ * Typical use
+ *     pyrt_model* model; pyrt_session* sess;
+ *     if (pyrt_model_load_file("lenet.pyrt", &model) != PYRT_OK) { puts(pyrt_last_error()); ... }
+ *     pyrt_session_create(model, 1, &sess);
+ *     pyrt_session_run(sess, input, 1, output);
+ *     pyrt_session_free(sess); pyrt_model_free(model);
+ *
+ * Embedded use (caller-owned memory for activations, e.g. a static array):
+ *     size_t need = pyrt_session_arena_bytes(model, 1);
+ *     pyrt_session_create_with_arena(model, 1, arena, sizeof arena, &sess);
+ */
+#ifndef PYRUNTIME_H_
+#define PYRUNTIME_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define PYRT_API __declspec(dllexport)
+#else
+#define PYRT_API __attribute__((visibility("default")))
+#endif
+
+/* Version of the library and the newest model-file version it reads (it reads every older one). */
+#define PYRT_VERSION_MAJOR 0
+#define PYRT_VERSION_MINOR 1
+#define PYRT_FORMAT_VERSION 1
+
+typedef enum pyrt_status {
+  PYRT_OK = 0,
+  PYRT_INVALID_ARGUMENT = 1, /* a null pointer, wrong shape, batch out of range, too small a buffer */
+  PYRT_BAD_FORMAT = 2,       /* the model file is truncated, corrupted or inconsistent */
+  PYRT_UNSUPPORTED = 3,      /* a valid file that asks for something this build cannot do */
+  PYRT_OUT_OF_MEMORY = 4,    /* an allocation failed */
+  PYRT_IO_ERROR = 5,         /* the file could not be opened or read */
+  PYRT_INTERNAL = 6          /* a bug: please report it with the message */
+} pyrt_status;
+
+typedef struct pyrt_model pyrt_model;     /* a loaded, validated, immutable model */
+typedef struct pyrt_session pyrt_session; /* per-thread execution state: the activation arena */
+
+/* Message of the last failure on this thread ("" if none). Valid until the next failing call. */
+PYRT_API const char* pyrt_last_error(void);
+/* Name of a status code, e.g. "PYRT_BAD_FORMAT". */
+PYRT_API const char* pyrt_status_name(pyrt_status status);
+
+/* Loads and validates a model. The entropy-coded streams are decoded once, here, into execution
+ * layouts; the file or buffer is not referenced after the call returns. */
+PYRT_API pyrt_status pyrt_model_load_file(const char* path, pyrt_model** out_model);
+PYRT_API pyrt_status pyrt_model_load_buffer(const void* data, size_t size, pyrt_model** out_model);
+PYRT_API void pyrt_model_free(pyrt_model* model);
+
+/* Input / output shape without the batch dimension: *rank in 1..4, dims[0..rank). */
+PYRT_API pyrt_status pyrt_model_input_shape(const pyrt_model* model, size_t* rank, size_t dims[4]);
+PYRT_API pyrt_status pyrt_model_output_shape(const pyrt_model* model, size_t* rank, size_t dims[4]);
+/* Elements per sample of the input and output (product of the dims). */
+PYRT_API size_t pyrt_model_input_size(const pyrt_model* model);
+PYRT_API size_t pyrt_model_output_size(const pyrt_model* model);
+/* Number of layers (graph nodes) and bytes of all weights in their execution layouts. */
+PYRT_API size_t pyrt_model_num_layers(const pyrt_model* model);
+PYRT_API size_t pyrt_model_weight_bytes(const pyrt_model* model);
+
+/* Bytes of activation arena a session needs to run batches of up to max_batch samples. */
+PYRT_API size_t pyrt_session_arena_bytes(const pyrt_model* model, size_t max_batch);
+/* A session that owns its arena. */
+PYRT_API pyrt_status pyrt_session_create(const pyrt_model* model, size_t max_batch, pyrt_session** out_session);
+/* A session over caller-owned memory (at least pyrt_session_arena_bytes, any alignment: it is
+ * aligned internally, so pass 64 bytes more than asked if the buffer is not 64-byte aligned). */
+PYRT_API pyrt_status pyrt_session_create_with_arena(const pyrt_model* model, size_t max_batch, void* arena,
+                                                    size_t arena_bytes, pyrt_session** out_session);
+PYRT_API void pyrt_session_free(pyrt_session* session);
+
+/* Runs batch samples: input holds batch * input_size floats, output receives batch * output_size.
+ * 1 <= batch <= the session's max_batch. No heap allocation. */
+PYRT_API pyrt_status pyrt_session_run(pyrt_session* session, const float* input, size_t batch, float* output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PYRUNTIME_H_ */

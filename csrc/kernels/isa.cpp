@@ -1,0 +1,94 @@
+#include "kernels/isa.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/error.h"
+
+namespace pyrt::kernels {
+namespace {
+
+bool cpu_has_avx2() {
+#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+  return false;
+#endif
+}
+
+Isa initial_isa() {
+  const char* env = std::getenv("PYRT_ISA");
+  if (env != nullptr && env[0] != '\0') {
+    Isa isa;
+    PYRT_CHECK(isa_from_name(env, &isa), PYRT_INVALID_ARGUMENT, "PYRT_ISA='", env,
+               "' is not one of ref, avx2, avx512");
+    PYRT_CHECK(isa_supported(isa), PYRT_UNSUPPORTED, "PYRT_ISA=", env, " is not supported by this CPU or build");
+    return isa;
+  }
+  return best_isa();
+}
+
+std::atomic<int>& active_slot() {
+  static std::atomic<int> slot{static_cast<int>(initial_isa())};
+  return slot;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::ref: return "ref";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+  }
+  return "unknown";
+}
+
+bool isa_from_name(const char* name, Isa* out) {
+  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512}) {
+    if (std::strcmp(name, isa_name(isa)) == 0) {
+      *out = isa;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::ref: return true;
+    case Isa::avx2: return cpu_has_avx2();
+    case Isa::avx512: return cpu_has_avx512();
+  }
+  return false;
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512})
+    if (isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+Isa best_isa() { return supported_isas().back(); }
+
+Isa active_isa() { return static_cast<Isa>(active_slot().load(std::memory_order_relaxed)); }
+
+void set_isa(Isa isa) {
+  PYRT_CHECK(isa_supported(isa), PYRT_UNSUPPORTED, "ISA ", isa_name(isa), " is not supported by this CPU or build");
+  active_slot().store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,20 @@
+// pyruntime: instruction-set selection. The CPU is probed once; PYRT_ISA=ref|avx2|avx512 forces a level
+// (an unsupported level in PYRT_ISA is an error at first use, not a silent fallback). Tests switch the
+// level in-process with set_isa().
+#pragma once
+
+#include <vector>
+
+namespace pyrt::kernels {
+
+enum class Isa : int { ref = 0, avx2 = 1, avx512 = 2 };
+
+const char* isa_name(Isa isa);
+bool isa_from_name(const char* name, Isa* out);
+bool isa_supported(Isa isa);          // compiled in and supported by this CPU
+std::vector<Isa> supported_isas();    // ascending; always contains Isa::ref
+Isa best_isa();                       // highest supported level
+Isa active_isa();                     // the level kernels run at now
+void set_isa(Isa isa);                // throws pyrt::Error(PYRT_UNSUPPORTED) if !isa_supported(isa)
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,49 @@
+// pyruntime: execution layouts of linear weights and the kernels that stream them.
+//
+// A PackedWeight is built once at load time from a DecodedTensor (pack()) and is immutable afterwards,
+// so one model can run from many threads. Its gemm() computes, for a weight W of shape [rows x cols],
+//     y[b][r] = sum_c W[r][c] * x[b][c] + bias[r]        (bias may be null)
+// with x [batch x cols] and y [batch x rows], both row-major, at the requested ISA level. Every level
+// works on the same execution layout, so PYRT_ISA=ref runs a loaded model through the scalar oracles.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "common/tensor.h"
+#include "kernels/isa.h"
+
+namespace pyrt::kernels {
+
+class PackedWeight {
+ public:
+  virtual ~PackedWeight() = default;
+
+  Encoding encoding() const { return encoding_; }
+  uint32_t rows() const { return rows_; }
+  uint32_t cols() const { return cols_; }
+  uint64_t nnz() const { return nnz_; }
+
+  // Bytes of the execution layout that one pass over the weight streams (indices, values, tables).
+  virtual size_t bytes() const = 0;
+
+  virtual void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const = 0;
+  void gemm(const float* x, size_t batch, float* y, const float* bias) const {
+    gemm(active_isa(), x, batch, y, bias);
+  }
+
+ protected:
+  PackedWeight(Encoding e, uint32_t rows, uint32_t cols, uint64_t nnz)
+      : encoding_(e), rows_(rows), cols_(cols), nnz_(nnz) {}
+
+ private:
+  Encoding encoding_;
+  uint32_t rows_, cols_;
+  uint64_t nnz_;
+};
+
+// Builds the execution layout for a validated 2-D view of `t` (rows = shape[0], cols = the rest).
+std::unique_ptr<PackedWeight> pack(const DecodedTensor& t);
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,36 @@
+#include "kernels/ref/ref_kernels.h"
+
+namespace pyrt::kernels::ref {
+
+void lut_f32_gemm(const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
+                  size_t batch, float* y, const float* bias) {
+  for (size_t b = 0; b < batch; ++b) {
+    const float* xb = x + b * cols;
+    float* yb = y + b * rows;
+    for (uint32_t r = 0; r < rows; ++r) {
+      const uint8_t* ir = idx + static_cast<size_t>(r) * cols;
+      float acc = 0.0f;
+      for (uint32_t c = 0; c < cols; ++c) acc += lut[ir[c]] * xb[c];
+      yb[r] = acc + (bias ? bias[r] : 0.0f);
+    }
+  }
+}
+
+void csr_lut_f32_spmm(const uint32_t* rowptr, const uint16_t* col16, const uint32_t* col32, const uint8_t* idx,
+                      const float* lut, uint32_t rows, uint32_t cols, const float* x, size_t batch, float* y,
+                      const float* bias) {
+  for (size_t b = 0; b < batch; ++b) {
+    const float* xb = x + b * cols;
+    float* yb = y + b * rows;
+    for (uint32_t r = 0; r < rows; ++r) {
+      float acc = 0.0f;
+      for (uint32_t j = rowptr[r]; j < rowptr[r + 1]; ++j) {
+        const uint32_t c = col16 ? col16[j] : col32[j];
+        acc += lut[idx[j]] * xb[c];
+      }
+      yb[r] = acc + (bias ? bias[r] : 0.0f);
+    }
+  }
+}
+
+}  // namespace pyrt::kernels::ref

@@ -1,0 +1,185 @@
+#include "runtime/model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "common/error.h"
+#include "kernels/ref/ref_kernels.h"
+
+namespace pyrt::runtime {
+namespace {
+
+constexpr uint32_t kSlotAlign = 16;  // floats: keeps every activation 64-byte aligned
+
+uint32_t round_slot(uint64_t n) { return static_cast<uint32_t>((n + kSlotAlign - 1) / kSlotAlign * kSlotAlign); }
+
+// First-fit allocator over per-sample offsets.
+class SlotAllocator {
+ public:
+  int64_t alloc(uint32_t size) {
+    size = round_slot(size);
+    int64_t at = 0;
+    for (const auto& [off, len] : live_) {
+      if (at + size <= off) break;
+      at = std::max<int64_t>(at, off + len);
+    }
+    live_[at] = size;
+    peak_ = std::max<uint64_t>(peak_, at + size);
+    return at;
+  }
+  void release(int64_t off) { live_.erase(off); }
+  uint64_t peak() const { return peak_; }
+
+ private:
+  std::map<int64_t, uint32_t> live_;
+  uint64_t peak_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load_buffer(const uint8_t* data, size_t size) {
+  format::FileInfo info;
+  ModelDef def = format::read_model(data, size, &info);
+  return std::make_unique<Model>(std::move(def), info);
+}
+
+std::unique_ptr<Model> Model::load_file(const char* path) {
+  const std::vector<uint8_t> bytes = format::read_file(path);
+  return load_buffer(bytes.data(), bytes.size());
+}
+
+Model::Model(ModelDef def, const format::FileInfo& info)
+    : metadata_(std::move(def.metadata)), file_bytes_(info.file_size), format_version_(info.version) {
+  shapes_ = check_graph(def, PYRT_BAD_FORMAT);
+  for (size_t i = 0; i < def.nodes.size(); ++i) {
+    const NodeDef& n = def.nodes[i];
+    LayerInfo li;
+    li.op = op_name(n.op);
+    li.output_shape = shapes_[i + 1];
+    Step s;
+    s.op = n.op;
+    if (n.op == Op::linear) {
+      const DecodedTensor& w = def.tensors[n.tensors[0]];
+      s.weight = kernels::pack(w);
+      li.name = w.name;
+      li.encoding = encoding_name(w.encoding);
+      li.shape = w.shape;
+      li.nnz = w.nnz();
+      li.bits = has_codebook(w.encoding) ? w.index_bits : 32;
+      li.file_bytes = n.tensors[0] < info.tensor_bytes.size() ? info.tensor_bytes[n.tensors[0]] : 0;
+      li.exec_bytes = s.weight->bytes();
+      li.dense_bytes = w.numel() * sizeof(float);
+      if (n.tensors.size() == 2) {
+        const DecodedTensor& b = def.tensors[n.tensors[1]];
+        s.bias.resize(b.values.size());
+        std::memcpy(s.bias.data(), b.values.data(), b.values.size() * sizeof(float));
+        s.has_bias = true;
+        li.file_bytes += n.tensors[1] < info.tensor_bytes.size() ? info.tensor_bytes[n.tensors[1]] : 0;
+        li.exec_bytes += b.values.size() * sizeof(float);
+        li.dense_bytes += b.values.size() * sizeof(float);
+      }
+    }
+    steps_.push_back(std::move(s));
+    layers_.push_back(std::move(li));
+  }
+  plan(def);
+}
+
+void Model::plan(const ModelDef& def) {
+  const size_t n_values = def.nodes.size() + 1;
+  std::vector<size_t> last_use(n_values, 0);
+  for (size_t i = 0; i < def.nodes.size(); ++i)
+    for (uint32_t v : def.nodes[i].inputs) last_use[v] = std::max(last_use[v], i);
+  last_use[n_values - 1] = SIZE_MAX;  // the graph output stays live
+
+  // A buffer may back several values (flatten aliases); it is released when its last value dies.
+  std::vector<int64_t> value_offset(n_values, -1);
+  std::map<int64_t, size_t> buffer_last_use;  // offset -> last node that reads any alias
+  SlotAllocator slots;
+  for (size_t i = 0; i < def.nodes.size(); ++i) {
+    Step& s = steps_[i];
+    const uint32_t in = def.nodes[i].inputs[0];
+    const size_t out = i + 1;
+    s.in_offset = value_offset[in];
+    s.in_size = static_cast<uint32_t>(shape_numel(shapes_[in]));
+    s.out_size = static_cast<uint32_t>(shape_numel(shapes_[out]));
+    if (s.op == Op::flatten) {
+      value_offset[out] = value_offset[in];
+      if (value_offset[in] >= 0)
+        buffer_last_use[value_offset[in]] = std::max(buffer_last_use[value_offset[in]], last_use[out]);
+    } else {
+      value_offset[out] = slots.alloc(s.out_size);
+      buffer_last_use[value_offset[out]] = last_use[out];
+    }
+    s.out_offset = value_offset[out];
+    // Release buffers whose every alias is dead after this node (never the one just written).
+    for (auto it = buffer_last_use.begin(); it != buffer_last_use.end();) {
+      if (it->second <= i && it->first != value_offset[out]) {
+        slots.release(it->first);
+        it = buffer_last_use.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  output_offset_ = value_offset[n_values - 1];
+  arena_per_sample_ = slots.peak();
+}
+
+size_t Model::weight_bytes() const {
+  size_t total = 0;
+  for (const auto& l : layers_) total += l.exec_bytes;
+  return total;
+}
+
+void Model::run(const float* input, size_t batch, float* output, float* arena) const {
+  auto at = [&](int64_t offset) -> float* { return offset < 0 ? const_cast<float*>(input) : arena + offset * batch; };
+  for (const Step& s : steps_) {
+    const float* x = at(s.in_offset);
+    float* y = at(s.out_offset);
+    switch (s.op) {
+      case Op::linear:
+        s.weight->gemm(x, batch, y, s.has_bias ? s.bias.data() : nullptr);
+        break;
+      case Op::relu:
+        if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));
+        kernels::ref::relu_f32(y, batch * s.out_size);
+        break;
+      case Op::softmax:
+        if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));
+        kernels::ref::softmax_f32(y, batch, s.out_size);
+        break;
+      case Op::flatten:
+        break;  // an alias: same floats, new shape
+    }
+  }
+  std::memcpy(output, at(output_offset_), batch * output_size() * sizeof(float));
+}
+
+Session::Session(const Model& model, size_t max_batch, void* arena, size_t arena_bytes_given)
+    : model_(model), max_batch_(max_batch) {
+  PYRT_CHECK(max_batch >= 1 && max_batch <= (1u << 24), PYRT_INVALID_ARGUMENT, "max_batch ", max_batch,
+             " not in 1..", 1u << 24);
+  const size_t need = model.arena_floats(max_batch);
+  if (arena == nullptr) {
+    owned_.resize(need, 0);
+    arena_ = owned_.data();
+  } else {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(arena);
+    const uintptr_t aligned = (p + kAlignment - 1) / kAlignment * kAlignment;
+    PYRT_CHECK(aligned - p + need * sizeof(float) <= arena_bytes_given, PYRT_INVALID_ARGUMENT, "arena of ",
+               arena_bytes_given, " bytes is too small: ", arena_bytes(model, max_batch), " needed for batch ",
+               max_batch);
+    arena_ = reinterpret_cast<float*>(aligned);
+  }
+}
+
+void Session::run(const float* input, size_t batch, float* output) {
+  PYRT_CHECK(input != nullptr && output != nullptr, PYRT_INVALID_ARGUMENT, "input or output is null");
+  PYRT_CHECK(batch >= 1 && batch <= max_batch_, PYRT_INVALID_ARGUMENT, "batch ", batch, " not in 1..", max_batch_,
+             " (the session's max_batch)");
+  model_.run(input, batch, output, arena_);
+}
+
+}  // namespace pyrt::runtime

@@ -1,0 +1,90 @@
+// pyruntime: a loaded model. Built once from a ModelDef: every weight is packed into its execution
+// layout, shapes are inferred, and the activation arena is planned (offsets per sample, liveness-based
+// first-fit reuse; flatten is an alias). Immutable afterwards: run() only reads the model and writes
+// into the caller's arena, so any number of threads may run one model through their own sessions.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/aligned.h"
+#include "common/model_def.h"
+#include "format/model_file.h"
+#include "kernels/packed_weight.h"
+
+namespace pyrt::runtime {
+
+struct LayerInfo {
+  std::string op, name, encoding;     // name/encoding of the weight, empty for ops without weights
+  std::vector<uint32_t> shape;        // weight shape; empty for ops without weights
+  std::vector<uint32_t> output_shape; // per sample
+  uint64_t nnz = 0;                   // stored nonzeros of the weight
+  uint32_t bits = 0;                  // bits per stored value: index_bits for codebooks, 32 for f32
+  uint64_t file_bytes = 0;            // weight + bias tensor payloads in the file
+  uint64_t exec_bytes = 0;            // weight + bias in their execution layouts
+  uint64_t dense_bytes = 0;           // weight + bias as dense fp32
+};
+
+class Model {
+ public:
+  static std::unique_ptr<Model> load_buffer(const uint8_t* data, size_t size);
+  static std::unique_ptr<Model> load_file(const char* path);
+  Model(ModelDef def, const format::FileInfo& info);
+
+  const std::vector<uint32_t>& input_shape() const { return shapes_.front(); }
+  const std::vector<uint32_t>& output_shape() const { return shapes_.back(); }
+  size_t input_size() const { return static_cast<size_t>(shape_numel(input_shape())); }
+  size_t output_size() const { return static_cast<size_t>(shape_numel(output_shape())); }
+  const std::vector<LayerInfo>& layers() const { return layers_; }
+  const std::string& metadata() const { return metadata_; }
+  uint64_t file_bytes() const { return file_bytes_; }
+  uint32_t format_version() const { return format_version_; }
+  size_t weight_bytes() const;
+
+  // Floats of arena needed for `batch` samples (arena must be 64-byte aligned).
+  size_t arena_floats(size_t batch) const { return arena_per_sample_ * batch; }
+  // input: batch * input_size(), output: batch * output_size(); no allocation.
+  void run(const float* input, size_t batch, float* output, float* arena) const;
+
+ private:
+  struct Step {
+    Op op = Op::flatten;
+    int64_t in_offset = -1, out_offset = -1;  // per-sample float offsets into the arena; -1 = graph input
+    uint32_t in_size = 0, out_size = 0;       // floats per sample
+    std::unique_ptr<kernels::PackedWeight> weight;
+    AlignedArray<float> bias;
+    bool has_bias = false;
+  };
+  void plan(const ModelDef& def);
+
+  std::vector<std::vector<uint32_t>> shapes_;  // per value
+  std::vector<Step> steps_;
+  std::vector<LayerInfo> layers_;
+  int64_t output_offset_ = -1;
+  size_t arena_per_sample_ = 0;
+  std::string metadata_;
+  uint64_t file_bytes_ = 0;
+  uint32_t format_version_ = 0;
+};
+
+// Execution state for one thread: an arena for up to max_batch samples, owned or borrowed.
+class Session {
+ public:
+  Session(const Model& model, size_t max_batch, void* arena = nullptr, size_t arena_bytes = 0);
+  static size_t arena_bytes(const Model& model, size_t max_batch) {
+    return model.arena_floats(max_batch) * sizeof(float) + kAlignment;
+  }
+  void run(const float* input, size_t batch, float* output);
+  size_t max_batch() const { return max_batch_; }
+  const Model& model() const { return model_; }
+
+ private:
+  const Model& model_;
+  size_t max_batch_;
+  AlignedArray<float> owned_;
+  float* arena_ = nullptr;
+};
+
+}  // namespace pyrt::runtime

@@ -1,0 +1,6 @@
+"""pyruntime: a runtime for compressed neural networks."""
+from ._core import FormatError, UnsupportedError
+from ._model import Model, load
+
+__version__ = "0.1.0"
+__all__ = ["FormatError", "Model", "UnsupportedError", "load", "__version__"]

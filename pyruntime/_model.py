@@ -1,0 +1,107 @@
+"""Loading and running .pyrt models."""
+from __future__ import annotations
+
+import os
+from typing import Any, Union
+
+import numpy as np
+
+from . import _core
+
+PathOrBytes = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+
+
+class Model:
+    """A loaded, validated, immutable model. Call it (or ``run``) with float32 numpy arrays, batch first."""
+
+    def __init__(self, core: _core.Model) -> None:
+        self._core = core
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        """One entry per graph input: name, shape (``None`` for the batch dimension) and dtype."""
+        return [{"name": "input", "shape": (None, *self._core.input_shape), "dtype": "float32"}]
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return [{"name": "output", "shape": (None, *self._core.output_shape), "dtype": "float32"}]
+
+    @property
+    def file_bytes(self) -> int:
+        """Size of the model file this model was loaded from."""
+        return int(self._core.file_bytes)
+
+    @property
+    def metadata(self) -> str:
+        return str(self._core.metadata)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Runs a batch: ``x`` has shape ``(batch, *input_shape)`` and dtype float32."""
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"input must be a numpy array, got {type(x).__name__}")
+        return self._core.run(x)
+
+    __call__ = run
+
+    def layers(self) -> list[dict[str, Any]]:
+        """Per layer: op, weight name, encoding, shape, nnz, bits, file/exec/dense bytes."""
+        return list(self._core.layers)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per layer with weights: encoding, shape, nonzeros, bits, bytes in the file, ratio vs dense fp32.
+
+        ``str(pyruntime.summary_table(model.summary()))`` or ``print(model.summary_text())`` shows a table.
+        """
+        rows = []
+        for layer in self._core.layers:
+            if not layer["encoding"]:
+                continue
+            dense = layer["dense_bytes"]
+            rows.append(
+                {
+                    "layer": layer["name"],
+                    "op": layer["op"],
+                    "encoding": layer["encoding"],
+                    "shape": tuple(layer["shape"]),
+                    "nonzeros": int(layer["nnz"]),
+                    "density": layer["nnz"] / max(1, int(np.prod(layer["shape"]))),
+                    "bits": int(layer["bits"]),
+                    "bytes": int(layer["file_bytes"]),
+                    "exec_bytes": int(layer["exec_bytes"]),
+                    "dense_bytes": int(dense),
+                    "ratio": dense / max(1, layer["file_bytes"]),
+                }
+            )
+        return rows
+
+    def summary_text(self) -> str:
+        from ._report import format_table
+
+        rows = self.summary()
+        total_dense = sum(r["dense_bytes"] for r in rows)
+        table = [
+            [r["layer"], r["encoding"], "x".join(map(str, r["shape"])), f"{r['nonzeros']}",
+             f"{100 * r['density']:.1f}%", str(r["bits"]), f"{r['bytes']}", f"{r['ratio']:.1f}x"]
+            for r in rows
+        ]
+        table.append(["total (file)", "", "", "", "", "", f"{self.file_bytes}",
+                      f"{total_dense / max(1, self.file_bytes):.1f}x"])
+        return format_table(["layer", "encoding", "shape", "nonzeros", "density", "bits", "bytes", "vs fp32"], table)
+
+    def __repr__(self) -> str:
+        return (f"<pyruntime.Model input={self.inputs[0]['shape']} output={self.outputs[0]['shape']} "
+                f"layers={len(self._core.layers)} file_bytes={self.file_bytes}>")
+
+
+def load(source: PathOrBytes) -> Model:
+    """Loads a model from a file path or from the bytes of a .pyrt file.
+
+    The file is validated (checksums, sizes, graph) and its entropy-coded streams are decoded once
+    into execution layouts. Raises ``pyruntime.FormatError`` for a bad file, ``OSError`` if the path
+    cannot be read.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return Model(_core.Model.from_bytes(source))
+    if isinstance(source, (str, os.PathLike)):
+        return Model(_core.Model.from_file(os.fspath(source)))
+    raise TypeError(f"load() takes a path or bytes, got {type(source).__name__}")
