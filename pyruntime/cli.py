@@ -1,0 +1,179 @@
+"""The ``pyruntime`` command: demo, convert, inspect, run, bench."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._report import format_table
+
+SECTION_NAMES = {1: "graph", 2: "tensor", 3: "metadata"}
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import print_result, run_demo
+
+    result = run_demo(seed=args.seed, out_path=args.output, quiet=args.json)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_result(result)
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from . import FormatError, UnsupportedError, _core
+
+    data = Path(args.file).read_bytes()
+    try:
+        info = _core.read_model(data)
+    except (FormatError, UnsupportedError) as e:
+        print(f"{args.file}: INVALID ({type(e).__name__}): {e}")
+        return 1
+    print(f"{args.file}: pyruntime model, format version {info['version']}, {info['file_size']} bytes, "
+          "all checksums OK")
+    print("\nsections:")
+    rows = [[i, SECTION_NAMES.get(s["type"], f"unknown({s['type']})"), "required" if s["flags"] & 1 else "optional",
+             s["offset"], s["size"], f"{s['crc']:08x}"] for i, s in enumerate(info["sections"])]
+    print(format_table(["#", "type", "flags", "offset", "bytes", "crc32"], rows))
+    print("\ntensors:")
+    rows = []
+    for i, t in enumerate(info["tensors"]):
+        numel = int(np.prod(t["shape"]))
+        nnz = len(t["colidx"]) if "colidx" in t else numel
+        bits = t.get("index_bits", 32)
+        extra = f"gap_bits={t['gap_bits']}" if "gap_bits" in t else ""
+        if "centroids" in t:
+            extra = (extra + " " if extra else "") + f"k={len(t['centroids'])}"
+        rows.append([i, t["name"], t["encoding"], "x".join(map(str, t["shape"])), nnz, bits, t["file_bytes"],
+                     f"{numel * 4 / max(1, t['file_bytes']):.1f}x", extra])
+    print(format_table(["#", "name", "encoding", "shape", "nonzeros", "bits", "bytes", "vs fp32", "coding"], rows))
+    print(f"\ngraph: input {tuple(info['input_shape'])}")
+    for i, n in enumerate(info["nodes"]):
+        tensors = ", ".join(info["tensors"][t]["name"] for t in n["tensors"])
+        print(f"  v{i + 1} = {n['op']}(v{n['inputs'][0]}{', ' + tensors if tensors else ''})")
+    if info["metadata"]:
+        print(f"\nmetadata: {info['metadata']}")
+    return 0
+
+
+def _load_input(args: argparse.Namespace, model) -> np.ndarray:
+    if args.input:
+        x = np.load(args.input)
+        return np.ascontiguousarray(x, dtype=np.float32)
+    shape = model.inputs[0]["shape"][1:]
+    return np.random.default_rng(args.seed).standard_normal((args.batch, *shape)).astype(np.float32)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import load
+
+    model = load(args.file)
+    x = _load_input(args, model)
+    y = model.run(x)
+    if args.output:
+        np.save(args.output, y)
+        print(f"wrote {args.output}: shape {y.shape}")
+    else:
+        np.set_printoptions(precision=5, suppress=True, linewidth=120)
+        print(y)
+        if y.ndim == 2 and y.shape[1] > 1:
+            print("argmax:", y.argmax(axis=1))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import _core, load
+    from ._timing import time_call
+
+    model = load(args.file)
+    print(model.summary_text())
+    x = _load_input(args, model)
+    seconds = time_call(lambda: model.run(x), min_time=args.seconds)
+    print(f"\nbatch {x.shape[0]}: {seconds * 1e6:.1f} us per run ({_core.active_isa()} kernels)")
+    return 0
+
+
+def _parse_dict_or_float(text: str | None, cast):
+    if text is None:
+        return None
+    if "=" in text:
+        return {k: cast(v) for k, v in (item.split("=", 1) for item in text.split(","))}
+    return cast(text)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    try:
+        import torch
+    except ImportError:
+        print("pyruntime convert needs PyTorch: pip install 'pyruntime[torch]'", file=sys.stderr)
+        return 2
+    from .convert import from_torch
+
+    module = torch.load(args.model, weights_only=False)
+    if isinstance(module, dict):
+        print("the file holds a state_dict; save the whole module (torch.save(model, path))", file=sys.stderr)
+        return 2
+    module.eval()
+    shape = tuple(int(s) for s in args.input_shape.split(","))
+    example = torch.zeros((1, *shape))
+    cm = from_torch(module, example, sparsity=_parse_dict_or_float(args.sparsity, float),
+                    bits=_parse_dict_or_float(args.bits, int))
+    cm.save(args.output)
+    print(cm.report() if hasattr(cm, "report") else "")
+    print(f"wrote {args.output}: {Path(args.output).stat().st_size} bytes")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyruntime", description="Runtime for compressed neural networks.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="train, prune, share, write, load and run a small MLP on the digits dataset")
+    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--output", help="also keep the .pyrt file here")
+    d.set_defaults(func=_cmd_demo)
+
+    i = sub.add_parser("inspect", help="print the header, sections, tensors and graph of a .pyrt file")
+    i.add_argument("file")
+    i.set_defaults(func=_cmd_inspect)
+
+    for name, func, helptext in (("run", _cmd_run, "run a model on a .npy input (or random data)"),
+                                 ("bench", _cmd_bench, "time a model at a batch size")):
+        r = sub.add_parser(name, help=helptext)
+        r.add_argument("file")
+        r.add_argument("--input", help=".npy file, shape (batch, *input_shape)")
+        r.add_argument("--batch", type=int, default=1, help="batch of random input when --input is absent")
+        r.add_argument("--seed", type=int, default=0)
+        if name == "run":
+            r.add_argument("--output", help="write the output to this .npy file")
+        else:
+            r.add_argument("--seconds", type=float, default=1.0, help="time to spend measuring")
+        r.set_defaults(func=func)
+
+    c = sub.add_parser("convert", help="convert a saved torch.nn.Module (torch.save(model)) to .pyrt")
+    c.add_argument("model")
+    c.add_argument("output")
+    c.add_argument("--input-shape", required=True, help="without batch, e.g. 784 or 1,28,28")
+    c.add_argument("--sparsity", help="0.9, or per layer: fc1=0.92,fc2=0.9")
+    c.add_argument("--bits", help="5, or per layer: fc1=5,fc2=6")
+    c.set_defaults(func=_cmd_convert)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as e:
+        print(f"pyruntime {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
