@@ -1,0 +1,345 @@
+"""An independent pure-Python reading of the .pyrt layout (csrc/format/format.h, tensor_codec.h,
+symbol_stream.h, huffman.h), for tests: it builds files by hand, patches fields and fixes their CRCs,
+and decodes tensors and symbol streams without the C++ core, so the writer is checked against the
+spec rather than against its own reader.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+MAGIC = b"PYRT\r\n\x1a\n"
+VERSION = 1
+HEADER_SIZE = 64
+ENTRY_SIZE = 32
+ALIGN = 64
+MAX_CODE_LENGTH = 24
+
+GRAPH, TENSOR, METADATA = 1, 2, 3
+REQUIRED = 1
+OPS = {"linear": 1, "relu": 2, "softmax": 3, "flatten": 4}
+ENCODINGS = {"dense": 0, "csr": 1, "codebook": 2, "csr+codebook": 3}
+ENCODING_NAMES = {v: k for k, v in ENCODINGS.items()}
+
+# header field offsets
+OFF_VERSION, OFF_FLAGS, OFF_FILE_SIZE, OFF_COUNT, OFF_TABLE_CRC, OFF_HEADER_CRC = 8, 12, 16, 24, 28, 60
+
+
+def crc32(b: bytes) -> int:
+    return zlib.crc32(b) & 0xFFFFFFFF
+
+
+def align(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass
+class Entry:
+    type: int
+    flags: int
+    offset: int
+    size: int
+    crc: int
+
+    def at(self, index: int) -> int:
+        """File offset of this entry in the section table."""
+        return HEADER_SIZE + index * ENTRY_SIZE
+
+
+# ---- whole files --------------------------------------------------------------------------------------
+
+def build_file(sections: list[tuple[int, int, bytes]], *, version: int = VERSION, flags: int = 0) -> bytes:
+    """A file from (type, flags, payload) sections, laid out as format.h describes."""
+    n = len(sections)
+    offset = align(HEADER_SIZE + ENTRY_SIZE * n)
+    table = b""
+    body = bytearray()
+    body_start = offset
+    for typ, sflags, payload in sections:
+        table += struct.pack("<IIQQII", typ, sflags, offset, len(payload), crc32(payload), 0)
+        body += bytes(offset - body_start - len(body)) + payload
+        offset = align(offset + len(payload))
+    head = bytearray(MAGIC + struct.pack("<IIQII", version, flags, 0, n, crc32(table)) + bytes(32))
+    out = bytearray(head + table + bytes(body_start - HEADER_SIZE - len(table)) + body)
+    struct.pack_into("<Q", out, OFF_FILE_SIZE, len(out))
+    struct.pack_into("<I", out, OFF_HEADER_CRC, crc32(bytes(out[:60])))
+    return bytes(out)
+
+
+def entries(buf: bytes) -> list[Entry]:
+    (count,) = struct.unpack_from("<I", buf, OFF_COUNT)
+    out = []
+    for i in range(count):
+        typ, flags, off, size, crc, _ = struct.unpack_from("<IIQQII", buf, HEADER_SIZE + i * ENTRY_SIZE)
+        out.append(Entry(typ, flags, off, size, crc))
+    return out
+
+
+def payload(buf: bytes, e: Entry) -> bytes:
+    return bytes(buf[e.offset:e.offset + e.size])
+
+
+def refresh_crcs(buf: bytearray, *, sections: bool = True, table: bool = True, header: bool = True) -> bytearray:
+    """Recomputes the payload CRCs, the table CRC and the header CRC (in that order) after a patch."""
+    (count,) = struct.unpack_from("<I", buf, OFF_COUNT)
+    count = min(count, (len(buf) - HEADER_SIZE) // ENTRY_SIZE)
+    if sections:
+        for i in range(count):
+            at = HEADER_SIZE + i * ENTRY_SIZE
+            _, _, off, size, _, _ = struct.unpack_from("<IIQQII", buf, at)
+            if off + size <= len(buf):
+                struct.pack_into("<I", buf, at + 24, crc32(bytes(buf[off:off + size])))
+    if table:
+        struct.pack_into("<I", buf, OFF_TABLE_CRC, crc32(bytes(buf[HEADER_SIZE:HEADER_SIZE + count * ENTRY_SIZE])))
+    if header:
+        struct.pack_into("<I", buf, OFF_HEADER_CRC, crc32(bytes(buf[:60])))
+    return buf
+
+
+def patch(buf: bytes, offset: int, fmt: str, *values) -> bytes:
+    """A copy of buf with struct fields written at offset and every CRC fixed up."""
+    out = bytearray(buf)
+    struct.pack_into(fmt, out, offset, *values)
+    return bytes(refresh_crcs(out))
+
+
+def covered_bytes(buf: bytes) -> np.ndarray:
+    """Mask of the bytes a checksum (or the magic) protects: header, table and every payload."""
+    mask = np.zeros(len(buf), bool)
+    mask[:HEADER_SIZE + ENTRY_SIZE * len(entries(buf))] = True
+    for e in entries(buf):
+        mask[e.offset:e.offset + e.size] = True
+    return mask
+
+
+# ---- graph and tensor payloads ------------------------------------------------------------------------
+
+def graph_payload(input_shape: list[int], nodes: list[dict]) -> bytes:
+    dims = list(input_shape) + [0] * (4 - len(input_shape))
+    out = struct.pack("<I4III", len(input_shape), *dims, len(nodes), 0)
+    for n in nodes:
+        tensors = n.get("tensors", [])
+        op = OPS[n["op"]] if isinstance(n["op"], str) else n["op"]
+        out += struct.pack("<HBBI", op, len(n["inputs"]), len(tensors), 0)
+        out += struct.pack(f"<{len(n['inputs'])}I", *n["inputs"])
+        out += struct.pack(f"<{len(tensors)}I", *tensors)
+    return out
+
+
+def _tensor_header(encoding: int, name: str, shape: list[int]) -> bytearray:
+    raw = name.encode()
+    dims = list(shape) + [0] * (4 - len(shape))
+    out = bytearray(struct.pack("<II4III", encoding, len(shape), *dims, len(raw), 0) + raw)
+    out += bytes(-len(out) % 8)
+    return out
+
+
+def dense_payload(name: str, shape: list[int], values: np.ndarray) -> bytes:
+    out = _tensor_header(0, name, shape)
+    out += bytes(-len(out) % 64)
+    return bytes(out + np.asarray(values, "<f4").tobytes())
+
+
+def packed_stream(symbols: np.ndarray, bits: int) -> bytes:
+    """A packed (coding 0) symbol stream: symbol i in bits [i*b, i*b+b), LSB first."""
+    symbols = np.asarray(symbols, np.uint8)
+    bitarr = ((symbols[:, None] >> np.arange(bits)) & 1).astype(np.uint8).ravel()
+    data = np.packbits(bitarr, bitorder="little").tobytes()
+    out = struct.pack("<BBHIII", 0, bits, 0, len(symbols), len(data), 0) + data
+    return out + bytes(-len(out) % 4)
+
+
+def codebook_payload(name: str, shape: list[int], centroids: np.ndarray, indices: np.ndarray, bits: int) -> bytes:
+    out = _tensor_header(2, name, shape)
+    out += struct.pack("<II", len(centroids), bits) + np.asarray(centroids, "<f4").tobytes()
+    return bytes(out + packed_stream(indices, bits))
+
+
+# ---- decoding -----------------------------------------------------------------------------------------
+
+def canonical_codes(lengths: list[int]) -> dict[tuple[int, int], int]:
+    """(length, code) -> symbol, per RFC 1951 3.2.2."""
+    count = [0] * (MAX_CODE_LENGTH + 2)
+    for ln in lengths:
+        if ln:
+            count[ln] += 1
+    nxt = [0] * (MAX_CODE_LENGTH + 2)
+    code = 0
+    for ln in range(1, MAX_CODE_LENGTH + 1):
+        code = (code + count[ln - 1]) << 1
+        nxt[ln] = code
+    table = {}
+    for sym, ln in enumerate(lengths):
+        if ln:
+            table[(ln, nxt[ln])] = sym
+            nxt[ln] += 1
+    return table
+
+
+@dataclass
+class Stream:
+    coding: int
+    bits: int
+    count: int
+    payload_bytes: int
+    lengths: list[int] | None
+    symbols: np.ndarray
+    start: int
+    end: int  # offset just past the stream (padded to 4)
+
+
+def read_stream(buf: bytes, pos: int) -> Stream:
+    coding, bits, _, count, nbytes, _ = struct.unpack_from("<BBHIII", buf, pos)
+    p = pos + 16
+    lengths = None
+    if coding == 1:
+        lengths = list(buf[p:p + (1 << bits)])
+        p = align(p + (1 << bits), 4)
+    data = np.frombuffer(buf, np.uint8, nbytes, p)
+    bitarr = np.unpackbits(data, bitorder="little")
+    if coding == 0:
+        sym = bitarr[:count * bits].reshape(count, bits) @ (1 << np.arange(bits))
+        symbols = sym.astype(np.uint8)
+    elif coding == 1:
+        table = canonical_codes(lengths)
+        out = np.empty(count, np.uint8)
+        i = 0
+        for k in range(count):
+            code, ln = 0, 0
+            while (ln, code) not in table or ln == 0:
+                code = (code << 1) | int(bitarr[i])
+                i += 1
+                ln += 1
+                assert ln <= MAX_CODE_LENGTH, "invalid code"
+            out[k] = table[(ln, code)]
+        assert (i + 7) // 8 == nbytes, "trailing Huffman bytes"
+        symbols = out
+    else:
+        raise ValueError(f"coding {coding}")
+    return Stream(coding, bits, count, nbytes, lengths, symbols, pos, align(p + nbytes, 4))
+
+
+def decode_tensor(pl: bytes) -> dict:
+    """A tensor payload decoded into the dict form of tensor_dict.h, plus 'streams' and 'values_at'."""
+    enc, rank, *dims = struct.unpack_from("<II4I", pl, 0)
+    name_len, _ = struct.unpack_from("<II", pl, 24)
+    p = 32
+    name = pl[p:p + name_len].decode()
+    p = align(p + name_len, 8)
+    shape = dims[:rank]
+    rows, cols = shape[0], math.prod(shape[1:])
+    t = {"name": name, "encoding": ENCODING_NAMES[enc], "shape": shape, "streams": []}
+
+    def floats(n: int) -> np.ndarray:
+        nonlocal p
+        v = np.frombuffer(pl, "<f4", n, p).astype(np.float32)
+        p += 4 * n
+        return v
+
+    def stream() -> np.ndarray:
+        nonlocal p
+        s = read_stream(pl, p)
+        t["streams"].append(s)
+        p = s.end
+        return s.symbols
+
+    if enc == 0:
+        p = align(p, 64)
+        t["values_at"] = p
+        t["values"] = floats(rows * cols)
+    elif enc == 2:
+        k, bits = struct.unpack_from("<II", pl, p)
+        p += 8
+        t["index_bits"] = bits
+        t["centroids"] = floats(k)
+        t["indices"] = stream()
+    else:
+        cb = enc == 3
+        if cb:
+            nnz, gap_bits, width, k, bits, _ = struct.unpack_from("<6I", pl, p)
+            p += 24
+            t["index_bits"] = bits
+            t["centroids"] = floats(k)
+        else:
+            nnz, gap_bits, width, _ = struct.unpack_from("<4I", pl, p)
+            p += 16
+        t["gap_bits"] = gap_bits
+        t["count_width"] = width
+        counts = np.frombuffer(pl, {1: "<u1", 2: "<u2", 4: "<u4"}[width], rows, p).astype(np.int64)
+        p = align(p + rows * width, 4)
+        gaps = stream()
+        m = (1 << gap_bits) - 1
+        colidx, gi = [], 0
+        for r in range(rows):
+            pos = 0
+            for _ in range(counts[r]):
+                while gaps[gi] == m:
+                    pos += m
+                    gi += 1
+                pos += int(gaps[gi])
+                gi += 1
+                colidx.append(pos)
+                pos += 1
+        assert gi == len(gaps) and len(colidx) == nnz
+        t["rowptr"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32)
+        t["colidx"] = np.asarray(colidx, np.uint32)
+        if cb:
+            t["indices"] = stream()
+        else:
+            t["values"] = floats(nnz)
+    t["end"] = p
+    return t
+
+
+def parse_graph(pl: bytes) -> dict:
+    rank, *dims = struct.unpack_from("<I4I", pl, 0)
+    (count,) = struct.unpack_from("<I", pl, 20)
+    p = 28
+    nodes = []
+    for _ in range(count):
+        op, nin, nt, attr = struct.unpack_from("<HBBI", pl, p)
+        p += 8
+        inputs = list(struct.unpack_from(f"<{nin}I", pl, p))
+        p += 4 * nin
+        tensors = list(struct.unpack_from(f"<{nt}I", pl, p))
+        p += 4 * nt + attr
+        nodes.append({"op": {v: k for k, v in OPS.items()}[op], "inputs": inputs, "tensors": tensors})
+    return {"input_shape": dims[:rank], "nodes": nodes, "end": p}
+
+
+# ---- an independent Huffman ---------------------------------------------------------------------------
+
+def huffman_lengths(freqs: list[int]) -> list[int]:
+    """Unlimited optimal Huffman code lengths (heapq); a single used symbol gets length 1."""
+    used = [(f, s) for s, f in enumerate(freqs) if f > 0]
+    lengths = [0] * len(freqs)
+    if len(used) == 1:
+        lengths[used[0][1]] = 1
+    if len(used) <= 1:
+        return lengths
+    heap = [(f, i, [s]) for i, (f, s) in enumerate(used)]
+    heapq.heapify(heap)
+    tie = len(heap)
+    while len(heap) > 1:
+        fa, _, a = heapq.heappop(heap)
+        fb, _, b = heapq.heappop(heap)
+        for s in a + b:
+            lengths[s] += 1
+        heapq.heappush(heap, (fa + fb, tie, a + b))
+        tie += 1
+    return lengths
+
+
+def cost_bits(freqs: list[int], lengths: list[int]) -> int:
+    return sum(f * ln for f, ln in zip(freqs, lengths))
+
+
+def kraft_sum(lengths: list[int]) -> float:
+    from fractions import Fraction
+
+    return sum((Fraction(1, 2 ** ln) for ln in lengths if ln), Fraction(0))
