@@ -1,15 +1,65 @@
-// pyruntime: DecodedTensor -> execution layout, one class per weight encoding. Each gemm() dispatches on
-// the ISA level; levels without a dedicated kernel fall back to the next lower one.
+// pyruntime: DecodedTensor -> execution layout (kernels/kernels.h), one class per weight encoding, and the
+// run-time dispatch. Each gemm() looks up the kernel for its layout at the requested ISA level; levels
+// without a dedicated kernel fall back to the next lower one (kernel_for).
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "common/aligned.h"
 #include "common/error.h"
+#include "kernels/kernels.h"
 #include "kernels/packed_weight.h"
-#include "kernels/ref/ref_kernels.h"
 
 namespace pyrt::kernels {
+
+// ---- dispatch tables, built from the registry ----
+
 namespace {
+
+constexpr int kIsaLevels = 3;  // ref, avx2, avx512
+
+template <class Layout>
+struct KernelTable {
+  GemmFn<Layout> fn[kIsaLevels] = {};
+  KernelTable() {
+#define PYRT_KERNEL(layout, stem, isa) \
+  if constexpr (std::is_same_v<Layout, layout>) fn[static_cast<int>(Isa::isa)] = &pyrt_##stem##__##isa;
+#include "kernels/kernel_list.inc"
+#undef PYRT_KERNEL
+    for (int i = 1; i < kIsaLevels; ++i)
+      if (fn[i] == nullptr) fn[i] = fn[i - 1];
+  }
+};
+
+}  // namespace
+
+template <class Layout>
+GemmFn<Layout> kernel_for(Isa isa) {
+  static const KernelTable<Layout> table;
+  const int i = std::clamp(static_cast<int>(isa), 0, kIsaLevels - 1);
+  return table.fn[i];
+}
+template GemmFn<DenseF32> kernel_for<DenseF32>(Isa);
+template GemmFn<CsrF32> kernel_for<CsrF32>(Isa);
+template GemmFn<Lut4> kernel_for<Lut4>(Isa);
+template GemmFn<Lut8> kernel_for<Lut8>(Isa);
+template GemmFn<CsrLut4> kernel_for<CsrLut4>(Isa);
+template GemmFn<CsrLut8> kernel_for<CsrLut8>(Isa);
+
+float* thread_scratch(size_t n) {
+  thread_local AlignedArray<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+namespace {
+
+template <class Layout>
+void run(const Layout& view, Isa isa, const float* x, size_t batch, float* y, const float* bias) {
+  kernel_for<Layout>(isa)(view, x, batch, y, bias);
+}
+
+// ---- dense f32: as stored ----
 
 class DenseWeight final : public PackedWeight {
  public:
@@ -19,22 +69,24 @@ class DenseWeight final : public PackedWeight {
   }
   size_t bytes() const override { return w_.bytes(); }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
-    ref::f32_gemm(w_.data(), rows(), cols(), x, batch, y, bias);
+    run(DenseF32{w_.data(), rows(), cols()}, isa, x, batch, y, bias);
   }
 
  private:
   AlignedArray<float> w_;
 };
 
-// Shared by csr and csr+codebook: row pointers and column indices, 16-bit when cols <= 65536.
-struct CsrIndex {
+// ---- CSR structure shared by csr and csr+codebook: row pointers, 16-bit columns when cols <= 65536 ----
+
+struct CsrStorage {
   AlignedArray<uint32_t> rowptr;
   AlignedArray<uint16_t> col16;
   AlignedArray<uint32_t> col32;
+  bool wide;
 
-  explicit CsrIndex(const DecodedTensor& t) : rowptr(t.rowptr.size()) {
+  explicit CsrStorage(const DecodedTensor& t) : rowptr(t.rowptr.size()), wide(t.cols() > 65536) {
     std::memcpy(rowptr.data(), t.rowptr.data(), t.rowptr.size() * sizeof(uint32_t));
-    if (t.cols() <= 65536) {
+    if (!wide) {
       col16.resize(t.colidx.size());
       for (size_t j = 0; j < t.colidx.size(); ++j) col16[j] = static_cast<uint16_t>(t.colidx[j]);
     } else {
@@ -42,8 +94,9 @@ struct CsrIndex {
       std::memcpy(col32.data(), t.colidx.data(), t.colidx.size() * sizeof(uint32_t));
     }
   }
-  const uint16_t* c16() const { return col16.size() ? col16.data() : nullptr; }
-  const uint32_t* c32() const { return col32.size() ? col32.data() : nullptr; }
+  CsrIndex view(uint32_t rows, uint32_t cols) const {
+    return CsrIndex{rowptr.data(), wide ? nullptr : col16.data(), wide ? col32.data() : nullptr, rows, cols};
+  }
   size_t bytes() const { return rowptr.bytes() + col16.bytes() + col32.bytes(); }
 };
 
@@ -55,58 +108,107 @@ class CsrWeight final : public PackedWeight {
   }
   size_t bytes() const override { return index_.bytes() + val_.bytes(); }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
-    ref::csr_f32_spmm(index_.rowptr.data(), index_.c16(), index_.c32(), val_.data(), rows(), cols(), x, batch, y,
-                      bias);
+    run(CsrF32{index_.view(rows(), cols()), val_.data()}, isa, x, batch, y, bias);
   }
 
  private:
-  CsrIndex index_;
+  CsrStorage index_;
   AlignedArray<float> val_;
 };
 
-// Lookup table padded to 256 entries so any byte index is in bounds.
+// ---- codebook: 4-bit groups (k <= 16) or bytes, plus a 256-entry zero-padded lookup table ----
+
+constexpr uint32_t kMaxNibbleK = 16;
+
 AlignedArray<float> make_lut(const DecodedTensor& t) {
   AlignedArray<float> lut(256);
   std::copy(t.centroids.begin(), t.centroids.end(), lut.data());
   return lut;
 }
 
+// Lut4 layout (see kernels.h): column c of a row -> group c / 32, byte c % 16, high nibble if c % 32 >= 16.
+AlignedArray<uint8_t> pack_lut4(const DecodedTensor& t) {
+  const uint32_t rows = uint32_t(t.rows()), cols = uint32_t(t.cols());
+  const size_t stride = lut4_row_bytes(cols);
+  AlignedArray<uint8_t> out(rows * stride);
+  for (uint32_t r = 0; r < rows; ++r) {
+    const uint8_t* in = t.indices.data() + size_t(r) * cols;
+    uint8_t* row = out.data() + r * stride;
+    for (uint32_t c = 0; c < cols; ++c) {
+      const uint32_t j = c % kLut4Group;
+      row[c / kLut4Group * 16 + j % 16] |= static_cast<uint8_t>(j < 16 ? in[c] : in[c] << 4);
+    }
+  }
+  return out;
+}
+
 class CodebookWeight final : public PackedWeight {
  public:
   explicit CodebookWeight(const DecodedTensor& t)
       : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.numel()),
-        idx_(t.indices.size()), lut_(make_lut(t)), k_(uint32_t(t.centroids.size())) {
-    std::memcpy(idx_.data(), t.indices.data(), t.indices.size());
+        k_(uint32_t(t.centroids.size())), lut_(make_lut(t)) {
+    if (k_ <= kMaxNibbleK) {
+      idx_ = pack_lut4(t);
+    } else {
+      idx_.resize(t.indices.size());
+      std::memcpy(idx_.data(), t.indices.data(), t.indices.size());
+    }
   }
   size_t bytes() const override { return idx_.bytes() + k_ * sizeof(float); }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
-    ref::lut_f32_gemm(idx_.data(), lut_.data(), rows(), cols(), x, batch, y, bias);
+    if (k_ <= kMaxNibbleK)
+      run(Lut4{idx_.data(), lut_.data(), k_, rows(), cols()}, isa, x, batch, y, bias);
+    else
+      run(Lut8{idx_.data(), lut_.data(), k_, rows(), cols()}, isa, x, batch, y, bias);
   }
 
  private:
-  AlignedArray<uint8_t> idx_;
-  AlignedArray<float> lut_;
   uint32_t k_;
+  AlignedArray<float> lut_;
+  AlignedArray<uint8_t> idx_;
 };
 
 class CsrCodebookWeight final : public PackedWeight {
  public:
   explicit CsrCodebookWeight(const DecodedTensor& t)
       : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.nnz()),
-        index_(t), idx_(t.indices.size()), lut_(make_lut(t)), k_(uint32_t(t.centroids.size())) {
-    std::memcpy(idx_.data(), t.indices.data(), t.indices.size());
+        index_(t), k_(uint32_t(t.centroids.size())), lut_(make_lut(t)) {
+    if (k_ <= kMaxNibbleK) {
+      // CsrLut4 layout (see kernels.h): each row starts a new 16-entry group of 8 bytes.
+      const uint32_t rows = uint32_t(t.rows());
+      goff_.resize(rows + 1);
+      for (uint32_t r = 0; r < rows; ++r) {
+        const uint32_t n = t.rowptr[r + 1] - t.rowptr[r];
+        goff_[r + 1] = goff_[r] + uint32_t((n + kCsrLut4Group - 1) / kCsrLut4Group);
+      }
+      idx_.resize(size_t(goff_[rows]) * 8);
+      for (uint32_t r = 0; r < rows; ++r) {
+        uint8_t* row = idx_.data() + size_t(goff_[r]) * 8;
+        for (uint32_t j = t.rowptr[r]; j < t.rowptr[r + 1]; ++j) {
+          const uint32_t e = j - t.rowptr[r], g = e % kCsrLut4Group;
+          row[e / kCsrLut4Group * 8 + g % 8] |= static_cast<uint8_t>(g < 8 ? t.indices[j] : t.indices[j] << 4);
+        }
+      }
+    } else {
+      idx_.resize(t.indices.size());
+      std::memcpy(idx_.data(), t.indices.data(), t.indices.size());
+    }
   }
-  size_t bytes() const override { return index_.bytes() + idx_.bytes() + k_ * sizeof(float); }
+  size_t bytes() const override { return index_.bytes() + goff_.bytes() + idx_.bytes() + k_ * sizeof(float); }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
-    ref::csr_lut_f32_spmm(index_.rowptr.data(), index_.c16(), index_.c32(), idx_.data(), lut_.data(), rows(), cols(),
-                          x, batch, y, bias);
+    const CsrIndex ix = index_.view(rows(), cols());
+    if (k_ <= kMaxNibbleK)
+      run(CsrLut4{ix, goff_.data(), idx_.data(), lut_.data(), k_}, isa, x, batch, y, bias);
+    else
+      run(CsrLut8{ix, idx_.data(), lut_.data(), k_}, isa, x, batch, y, bias);
   }
 
  private:
-  CsrIndex index_;
-  AlignedArray<uint8_t> idx_;
-  AlignedArray<float> lut_;
+  CsrStorage index_;
   uint32_t k_;
+  AlignedArray<float> lut_;
+  AlignedArray<uint32_t> goff_;
+  AlignedArray<uint8_t> idx_;
 };
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include "kernels/kernels.h"
 #include "kernels/ref/ref_kernels.h"
 
 namespace pyrt::kernels::ref {
@@ -19,3 +20,11 @@ void csr_f32_spmm(const uint32_t* rowptr, const uint16_t* col16, const uint32_t*
 }
 
 }  // namespace pyrt::kernels::ref
+
+namespace pyrt::kernels {
+
+void pyrt_csr_f32_spmm__ref(const CsrF32& w, const float* x, size_t batch, float* y, const float* bias) {
+  ref::csr_f32_spmm(w.ix.rowptr, w.ix.col16, w.ix.col32, w.val, w.ix.rows, w.ix.cols, x, batch, y, bias);
+}
+
+}  // namespace pyrt::kernels

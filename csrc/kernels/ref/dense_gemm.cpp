@@ -1,3 +1,4 @@
+#include "kernels/kernels.h"
 #include "kernels/ref/ref_kernels.h"
 
 namespace pyrt::kernels::ref {
@@ -17,3 +18,11 @@ void f32_gemm(const float* w, uint32_t rows, uint32_t cols, const float* x, size
 }
 
 }  // namespace pyrt::kernels::ref
+
+namespace pyrt::kernels {
+
+void pyrt_f32_gemm__ref(const DenseF32& w, const float* x, size_t batch, float* y, const float* bias) {
+  ref::f32_gemm(w.w, w.rows, w.cols, x, batch, y, bias);
+}
+
+}  // namespace pyrt::kernels

@@ -20,10 +20,19 @@ void csr_f32_spmm(const uint32_t* rowptr, const uint16_t* col16, const uint32_t*
 void lut_f32_gemm(const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
                   size_t batch, float* y, const float* bias);
 
+// Codebook weight in the 4-bit execution layout kernels::Lut4 (two indices per byte, 32-column groups).
+void lut4_f32_gemm(const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
+                   size_t batch, float* y, const float* bias);
+
 // CSR whose values are codebook indices: W[r][col[j]] = lut[idx[j]].
 void csr_lut_f32_spmm(const uint32_t* rowptr, const uint16_t* col16, const uint32_t* col32, const uint8_t* idx,
                       const float* lut, uint32_t rows, uint32_t cols, const float* x, size_t batch, float* y,
                       const float* bias);
+
+// CSR + codebook in the 4-bit execution layout kernels::CsrLut4 (16-entry groups at 8 * goff[r] bytes).
+void csr_lut4_f32_spmm(const uint32_t* rowptr, const uint16_t* col16, const uint32_t* col32, const uint32_t* goff,
+                       const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
+                       size_t batch, float* y, const float* bias);
 
 // Activations over n contiguous floats / softmax over each row of a [rows x cols] matrix.
 void relu_f32(float* x, size_t n);

@@ -1,0 +1,113 @@
+// pyruntime: the execution layouts of linear weights and the kernel registry.
+//
+// pack.cpp turns a DecodedTensor into one of the layouts below, once, at load time. Every kernel for a
+// layout has the signature
+//     void pyrt_<stem>__<isa>(const Layout& w, const float* x, size_t batch, float* y, const float* bias)
+// computing y[b][r] = sum_c W[r][c] * x[b][c] + bias[r] (x: batch x cols, y: batch x rows, row-major,
+// bias may be null). The list of kernels is kernels/kernel_list.inc (X-macro); it feeds the declarations
+// here, the dispatch tables (kernel_for<Layout>(isa)) and the tests, so a listed kernel is dispatched and
+// tested as soon as it exists. Every ISA kernel has a scalar twin (isa = ref) on the same layout.
+//
+// Over-read padding: every array a kernel streams is an AlignedArray with >= 64 zero bytes after its
+// last element, so a vector kernel may load up to one vector past the end of a row or of the array
+// (it masks what it loads from x and never uses lanes past the end). x and y are caller memory and are
+// never over-read or over-written.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/isa.h"
+
+namespace pyrt::kernels {
+
+// ---- execution layouts (views; the storage is owned by the PackedWeight) ----
+
+// dense f32: W row-major, rows x cols.
+struct DenseF32 {
+  const float* w;
+  uint32_t rows, cols;
+};
+
+// Codebook with k <= 16 centroids: 4-bit indices, two per byte. Row r starts at byte r * lut4_row_bytes(cols)
+// and is a run of 32-column groups of 16 bytes; in a group, byte j (0..15) holds the index of column j in
+// its low nibble and of column 16 + j in its high nibble:
+//
+//     byte j:  [7:4] = idx[c0 + 16 + j]   [3:0] = idx[c0 + j]          (c0 = 32 * group)
+//
+// so one zero-extension of 16 bytes to 16 dwords gives columns c0..c0+15 in the low nibbles (vpermps /
+// vpermd read only the low index bits) and, shifted right by 4, columns c0+16..c0+31. Columns past
+// `cols` in the last group have index 0. lut holds 256 floats (centroids, then zeros).
+struct Lut4 {
+  const uint8_t* idx;
+  const float* lut;
+  uint32_t k, rows, cols;
+};
+constexpr size_t kLut4Group = 32;  // columns per 16-byte group
+inline size_t lut4_row_bytes(uint32_t cols) { return (size_t(cols) + kLut4Group - 1) / kLut4Group * 16; }
+
+// Codebook with 16 < k <= 256 centroids: one index byte per weight, row-major. lut holds 256 floats.
+struct Lut8 {
+  const uint8_t* idx;
+  const float* lut;
+  uint32_t k, rows, cols;
+};
+
+// CSR structure shared by the sparse layouts: entries [rowptr[r], rowptr[r+1]) of row r, strictly
+// increasing columns. Columns are 16-bit when cols <= 65536 (col16 != null), else 32-bit (col32).
+struct CsrIndex {
+  const uint32_t* rowptr;
+  const uint16_t* col16;
+  const uint32_t* col32;
+  uint32_t rows, cols;
+};
+
+// csr: one f32 value per entry.
+struct CsrF32 {
+  CsrIndex ix;
+  const float* val;
+};
+
+// csr+codebook with k <= 16: 4-bit indices. The entries of row r are ceil(n_r / 16) groups of 8 bytes
+// starting at byte 8 * goff[r] (goff[r] = sum of the groups of the rows before r); in a group, byte j
+// (0..7) holds entry j in its low nibble and entry 8 + j in its high nibble:
+//
+//     byte j:  [7:4] = idx[e0 + 8 + j]   [3:0] = idx[e0 + j]           (e0 = 16 * group)
+//
+// Unused nibbles of a row's last group are 0.
+struct CsrLut4 {
+  CsrIndex ix;
+  const uint32_t* goff;
+  const uint8_t* idx;
+  const float* lut;
+  uint32_t k;
+};
+constexpr size_t kCsrLut4Group = 16;  // entries per 8-byte group
+
+// csr+codebook with 16 < k <= 256: one index byte per entry, in CSR entry order.
+struct CsrLut8 {
+  CsrIndex ix;
+  const uint8_t* idx;
+  const float* lut;
+  uint32_t k;
+};
+
+// ---- kernel declarations from the registry ----
+
+template <class Layout>
+using GemmFn = void (*)(const Layout& w, const float* x, size_t batch, float* y, const float* bias);
+
+#define PYRT_KERNEL(layout, stem, isa) \
+  void pyrt_##stem##__##isa(const layout& w, const float* x, size_t batch, float* y, const float* bias);
+#include "kernels/kernel_list.inc"
+#undef PYRT_KERNEL
+
+// The kernel for `Layout` at level `isa`; a level without a dedicated kernel falls back to the next lower.
+template <class Layout>
+GemmFn<Layout> kernel_for(Isa isa);
+
+// Per-thread scratch of at least n floats, 64-byte aligned. Grows on first use in a thread and is reused
+// afterwards (no allocation in steady state); contents are unspecified. Used by kernels that reorder x.
+float* thread_scratch(size_t n);
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,253 @@
+"""Linear-weight kernels: every ISA against a float64 numpy oracle and every fast ISA against the scalar
+reference on the same execution layout, over encoding x shape x density x codebook size x batch.
+
+Tolerance: |y - y_oracle| <= RTOL * (|W| |x| + |bias|) elementwise (the magnitude of the sum, so
+cancellation does not make a correct f32 sum look wrong). Fast kernels reassociate the f32 sum (vector
+lanes, tiles, column blocks); the references add in natural order. Both stay far inside RTOL.
+
+Layouts (csrc/kernels/kernels.h) and the decoder each codebook size selects:
+  codebook k <= 16 -> Lut4 (4-bit, two per byte); k > 16 -> Lut8 (bytes)
+  csr+codebook k <= 16 -> CsrLut4; k > 16 -> CsrLut8
+  decoder boundaries: AVX2 k <= 8 | 16 | 32 | gather; AVX-512 k <= 16 | 32 | 64 | gather
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyruntime import _core
+
+RTOL = 1e-5          # fast ISA vs ref, and every ISA vs the float64 oracle
+ISAS = ("ref", "avx2", "avx512")
+FAST_ISAS = ("avx2", "avx512")
+ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
+KERNEL_LIST = Path(__file__).resolve().parents[2] / "csrc" / "kernels" / "kernel_list.inc"
+
+
+def need(isa: str) -> None:
+    if isa not in _core.supported_isas():
+        pytest.skip(f"{isa} is not supported by this CPU or build (supported: {_core.supported_isas()})")
+
+
+def make(helpers, rng, encoding: str, shape, density: float = 0.3, k: int = 16, **kw) -> dict:
+    if encoding in ("csr", "csr+codebook"):
+        kw["density"] = density
+    if encoding in ("codebook", "csr+codebook"):
+        kw["k"] = k
+    return helpers.tensor(rng, encoding, shape, **kw)
+
+
+def oracle(helpers, t: dict, x: np.ndarray, bias):
+    w = helpers.densify(t).astype(np.float64)
+    x64 = x.astype(np.float64)
+    y = x64 @ w.T
+    scale = np.abs(x64) @ np.abs(w).T
+    if bias is not None:
+        y = y + bias.astype(np.float64)
+        scale = scale + np.abs(bias.astype(np.float64))
+    return y, scale
+
+
+def assert_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, what: str) -> None:
+    assert got.shape == want.shape, what
+    err = np.abs(got.astype(np.float64) - want)
+    bound = RTOL * scale
+    bad = err > bound
+    if bad.any():
+        i = np.argwhere(bad)[0]
+        pytest.fail(f"{what}: {bad.sum()} of {bad.size} outputs off, first at {tuple(i)}: "
+                    f"got {got[tuple(i)]!r} want {want[tuple(i)]!r} (bound {bound[tuple(i)]:.3g})")
+
+
+def check(helpers, rng, t: dict, isa: str, batch: int, with_bias: bool = True) -> None:
+    """Runs t at `isa` (and at ref) and compares with the oracle and with ref."""
+    need(isa)
+    rows, cols = t["shape"][0], int(np.prod(t["shape"][1:]))
+    w = _core.PackedWeight(t)
+    x = rng.standard_normal((batch, cols)).astype(np.float32)
+    bias = rng.standard_normal(rows).astype(np.float32) if with_bias else None
+    want, scale = oracle(helpers, t, x, bias)
+    got = w.gemm(x, bias=bias, isa=isa)
+    assert np.isfinite(got).all()
+    assert_close(got, want, scale, f"{isa} vs float64 oracle")
+    if isa != "ref":
+        ref = w.gemm(x, bias=bias, isa="ref").astype(np.float64)
+        assert_close(got, ref, scale, f"{isa} vs ref")
+
+
+# ---- shapes: subtiles around the SIMD widths (8 / 16 floats, 32-column 4-bit groups) ----------------
+
+EDGE_SHAPES = [(1, 1), (1, 7), (3, 8), (2, 15), (5, 16), (4, 17), (7, 31), (3, 32), (6, 33), (2, 64),
+               (9, 65), (37, 129), (1, 300), (300, 1), (8, 3072)]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 17])
+@pytest.mark.parametrize("shape", EDGE_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_edge_shapes(helpers, rng, isa, encoding, shape, batch):
+    check(helpers, rng, make(helpers, rng, encoding, shape, density=0.4, k=13), isa, batch)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 5, 8, 17, 64])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_batch_sizes(helpers, rng, isa, encoding, batch):
+    check(helpers, rng, make(helpers, rng, encoding, (67, 300), density=0.2, k=16), isa, batch)
+
+
+# ---- codebook sizes: every bit width and every decoder boundary --------------------------------------
+
+CODEBOOK_K = [1, 2, 3, 4, 5, 8, 9, 15, 16, 17, 31, 32, 33, 64, 65, 128, 200, 256]
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("k", CODEBOOK_K)
+@pytest.mark.parametrize("encoding", ["codebook", "csr+codebook"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_codebook_sizes(helpers, rng, isa, encoding, k, batch):
+    t = make(helpers, rng, encoding, (37, 129), density=0.5, k=k)
+    check(helpers, rng, t, isa, batch)
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+@pytest.mark.parametrize("encoding", ["codebook", "csr+codebook"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_index_bits(helpers, rng, isa, encoding, bits):
+    # index_bits is the storage width; k = 2**bits is the largest codebook that width allows.
+    t = make(helpers, rng, encoding, (21, 100), density=0.5, k=2 ** bits, index_bits=bits)
+    check(helpers, rng, t, isa, 2)
+
+
+# ---- sparsity -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("batch", [1, 8, 64])
+@pytest.mark.parametrize("density", [0.0, 0.01, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("encoding", ["csr", "csr+codebook"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_density(helpers, rng, isa, encoding, density, batch):
+    check(helpers, rng, make(helpers, rng, encoding, (40, 257), density=density, k=11), isa, batch)
+
+
+@pytest.mark.parametrize("k", [7, 16, 100])
+@pytest.mark.parametrize("batch", [1, 4, 19])
+@pytest.mark.parametrize("encoding", ["csr", "csr+codebook"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_empty_rows(helpers, rng, isa, encoding, batch, k):
+    # rows of every length around the group sizes, with empty rows between them
+    rows, cols = 24, 90
+    mask = np.zeros((rows, cols), bool)
+    for r in range(rows):
+        n = [0, 1, 0, 7, 8, 9, 0, 15, 16, 17, 31, 32, 33, 0, 48, 63, 64, 65, 0, 90, 2, 0, 89, 0][r]
+        mask[r, np.sort(rng.choice(cols, n, replace=False))] = True
+    check(helpers, rng, make(helpers, rng, encoding, (rows, cols), k=k, mask=mask), isa, batch)
+
+
+@pytest.mark.parametrize("batch", [1, 9])
+@pytest.mark.parametrize("encoding", ["csr", "csr+codebook"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_empty_matrix(helpers, rng, isa, encoding, batch):
+    t = make(helpers, rng, encoding, (13, 50), density=0.0, k=4)
+    assert _core.PackedWeight(t).nnz == 0
+    check(helpers, rng, t, isa, batch)
+    need(isa)
+    y = _core.PackedWeight(t).gemm(np.ones((batch, 50), np.float32), isa=isa)
+    assert np.array_equal(y, np.zeros((batch, 13), np.float32))
+
+
+@pytest.mark.parametrize("batch", [1, 6])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_wide_columns(helpers, rng, isa, encoding, batch):
+    # cols > 65536: 32-bit column indices in the CSR layouts
+    check(helpers, rng, make(helpers, rng, encoding, (3, 70001), density=0.05, k=9), isa, batch)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_no_bias_and_rank4(helpers, rng, isa, encoding):
+    # a conv-shaped weight [out, in, kh, kw] is viewed as [out, in*kh*kw]
+    check(helpers, rng, make(helpers, rng, encoding, (6, 3, 3, 5), density=0.5, k=16), isa, 4, with_bias=False)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_isas_agree_on_large_layer(helpers, rng, encoding):
+    # a realistically sized layer: every supported ISA against ref and the oracle
+    t = make(helpers, rng, encoding, (512, 1024), density=0.1, k=16)
+    for isa in _core.supported_isas():
+        for batch in (1, 16):
+            check(helpers, rng, t, isa, batch)
+
+
+# ---- execution-layout sizes --------------------------------------------------------------------
+
+def test_bytes_codebook_4bit_is_compact(helpers, rng):
+    rows, cols, k = 256, 512, 16
+    w = _core.PackedWeight(make(helpers, rng, "codebook", (rows, cols), k=k))
+    assert w.bytes == rows * cols // 2 + k * 4          # two indices per byte + the table
+
+
+def test_bytes_codebook_small_k_uses_nibbles(helpers, rng):
+    w = _core.PackedWeight(make(helpers, rng, "codebook", (64, 100), k=3))
+    assert w.bytes == 64 * 64 + 3 * 4                   # 100 cols -> 4 groups of 32 -> 64 bytes per row
+
+
+def test_bytes_codebook_8bit(helpers, rng):
+    w = _core.PackedWeight(make(helpers, rng, "codebook", (64, 100), k=200))
+    assert w.bytes == 64 * 100 + 200 * 4
+
+
+def test_bytes_csr(helpers, rng):
+    t = make(helpers, rng, "csr", (300, 1000), density=0.1)
+    w = _core.PackedWeight(t)
+    nnz = t["colidx"].size
+    assert w.bytes == 301 * 4 + nnz * (2 + 4)           # rowptr + 16-bit columns + f32 values
+
+
+def test_bytes_csr_codebook_4bit(helpers, rng):
+    t = make(helpers, rng, "csr+codebook", (300, 1000), density=0.1, k=16)
+    w = _core.PackedWeight(t)
+    nnz = t["colidx"].size
+    groups = sum((n + 15) // 16 for n in np.diff(t["rowptr"].astype(np.int64)))
+    assert w.bytes == 301 * 4 + 301 * 4 + nnz * 2 + groups * 8 + 16 * 4
+    assert w.bytes < nnz * 2.7 + 301 * 8 + 64 + 300 * 8  # ~2.5 bytes per nonzero + per-row overhead
+
+
+# ---- registry ------------------------------------------------------------------------------------
+
+# Which test input reaches each execution layout.
+LAYOUT_OF = {"DenseF32": ("dense", None), "CsrF32": ("csr", None), "Lut4": ("codebook", 16),
+             "Lut8": ("codebook", 256), "CsrLut4": ("csr+codebook", 16), "CsrLut8": ("csr+codebook", 256)}
+
+
+def registry() -> list[tuple[str, str, str]]:
+    text = re.sub(r"//[^\n]*", "", KERNEL_LIST.read_text())
+    return re.findall(r"PYRT_KERNEL\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*\)", text)
+
+
+def test_registry_is_covered():
+    kernels = registry()
+    assert kernels, f"no kernels parsed from {KERNEL_LIST}"
+    for layout, stem, isa in kernels:
+        assert layout in LAYOUT_OF, f"layout {layout} (pyrt_{stem}__{isa}) has no test input in LAYOUT_OF"
+        assert isa in ISAS, isa
+    layouts = {layout for layout, _, _ in kernels}
+    for layout in layouts:  # every layout has its scalar twin
+        assert (layout, "ref") in {(lay, isa) for lay, _, isa in kernels}, layout
+
+
+@pytest.mark.parametrize("kernel", registry(), ids=lambda k: f"pyrt_{k[1]}__{k[2]}")
+def test_registry_kernel(helpers, rng, kernel):
+    layout, _, isa = kernel
+    encoding, k = LAYOUT_OF[layout]
+    for shape, batch in [((19, 77), 1), ((19, 77), 11), ((64, 640), 3)]:
+        check(helpers, rng, make(helpers, rng, encoding, shape, density=0.3, k=k or 16), isa, batch)
+
+
+def test_unsupported_isa_is_an_error():
+    t = {"encoding": "dense", "shape": [2, 2], "values": np.ones(4, np.float32)}
+    with pytest.raises(Exception, match="unknown ISA"):
+        _core.PackedWeight(t).gemm(np.ones((1, 2), np.float32), isa="sse9")
