@@ -65,12 +65,13 @@ def _qualname(target: Any) -> str:
 def _where(node: Any, root: Any) -> str:
     """Module path of the code that created ``node`` (the root module's class if at top level)."""
     if node.op == "call_module":
-        return f"'{node.target}'"
+        return f"module '{node.target}'"
     stack = node.meta.get("nn_module_stack")
     if stack:
-        path = list(stack.keys())[-1]
-        return f"'{path}'"
-    return f"the forward of {type(root).__name__} (root)"
+        path, entry = list(stack.items())[-1]
+        cls = entry[1] if isinstance(entry, tuple) and len(entry) > 1 else None
+        return f"module '{path}'" + (f" ({getattr(cls, '__name__', cls)})" if cls is not None else "")
+    return f"the forward of {type(root).__name__} (root module)"
 
 
 def _shape(node: Any) -> tuple[int, ...] | None:
