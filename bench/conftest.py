@@ -1,0 +1,75 @@
+"""pytest hooks of the benchmark suite: the --pyrt-isa option, the report header, machine info in the
+JSON, and the `built` fixture (one case's weights, built once per module and one case live at a time).
+The work itself lives in bench/harness.py."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/*.py importable whatever the import mode
+
+import harness
+from shapes import BATCHES
+
+from pyruntime import _core
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pyruntime bench")
+    group.addoption(
+        "--pyrt-isa",
+        default="best",
+        help="pyruntime ISA levels to time: 'best' (the active one, default), 'all' (every supported one, "
+        "including the scalar 'ref' oracle; slow at batch 64), or a comma list such as 'ref,avx2'.",
+    )
+
+
+def timed_isas(config: pytest.Config) -> list[str]:
+    try:
+        return harness.selected_isas(config.getoption("--pyrt-isa"))
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    scipy, torch = harness.scipy, harness.torch
+    return [
+        f"pyruntime: ISAs {_core.supported_isas()}, active {_core.active_isa()}, timed {timed_isas(config)}",
+        f"numpy {np.__version__} BLAS: {harness.blas_summary()}",
+        f"scipy {scipy.__version__ if scipy else 'absent'}; "
+        + f"torch {torch.__version__ if torch else 'absent'} (default threads {harness.DEFAULT_THREADS})",
+        "peers named '*-mt' run at the default thread count; all others, pyruntime included, on 1 thread",
+    ]
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    scipy, torch = harness.scipy, harness.torch
+    machine_info["pyruntime"] = {
+        "supported_isas": list(_core.supported_isas()),
+        "active_isa": _core.active_isa(),
+        "timed_isas": timed_isas(config),
+        "PYRT_ISA": os.environ.get("PYRT_ISA"),
+    }
+    machine_info["peers"] = {
+        "numpy": np.__version__,
+        "numpy_blas": harness.blas_summary(),
+        "scipy": scipy.__version__ if scipy else None,
+        "torch": torch.__version__ if torch else None,
+        "default_threads": harness.DEFAULT_THREADS,
+        "threadpoolctl": harness.threadpool_limits is not None,
+    }
+    machine_info["platform"] = platform.platform()
+    machine_info["cpu_count"] = os.cpu_count()
+
+
+@pytest.fixture(scope="module")
+def built(request: pytest.FixtureRequest) -> harness.Built:
+    """The case's weights in every format (indirectly parametrized by a shapes.Case)."""
+    return harness.build_case(request.param, BATCHES)
