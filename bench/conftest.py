@@ -20,6 +20,20 @@ from shapes import BATCHES
 
 from pyruntime import _core
 
+_LOADAVG_AT_START: tuple[float, float, float] | None = None
+
+
+def _loadavg() -> tuple[float, float, float] | None:
+    try:
+        return os.getloadavg()
+    except OSError:  # not available on this platform
+        return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _LOADAVG_AT_START
+    _LOADAVG_AT_START = _loadavg()
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pyruntime bench")
@@ -67,6 +81,9 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     }
     machine_info["platform"] = platform.platform()
     machine_info["cpu_count"] = os.cpu_count()
+    # Other work on the machine skews every number: report.py warns when the load was high.
+    machine_info["loadavg_start"] = _LOADAVG_AT_START
+    machine_info["loadavg_end"] = _loadavg()
 
 
 @pytest.fixture(scope="module")

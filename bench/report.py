@@ -158,16 +158,29 @@ def machine_line(data: dict[str, Any]) -> str:
     )
 
 
+def load_warning(data: dict[str, Any]) -> str | None:
+    """A warning when the 1-minute load average exceeded half the CPUs at the start or end of the run."""
+    mi = data.get("machine_info", {})
+    cpus = mi.get("cpu_count") or 1
+    loads = [la[0] for la in (mi.get("loadavg_start"), mi.get("loadavg_end")) if la]
+    if loads and max(loads) > 0.5 * cpus:
+        return (
+            f"**Warning:** load average {' -> '.join(f'{x:.1f}' for x in loads)} on {cpus} CPUs during the "
+            "run: other processes competed for the cores and the memory bus, so times are inflated and noisy."
+        )
+    return None
+
+
 def render(data: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_group[r["group"]].append(r)
     groups = dict(sorted(by_group.items(), key=lambda kv: group_key(kv[1])))
-    parts = [
-        "# pyruntime linear-layer benchmarks",
-        "",
-        machine_line(data),
-        "",
+    parts = ["# pyruntime linear-layer benchmarks", "", machine_line(data), ""]
+    warning = load_warning(data)
+    if warning:
+        parts += [warning, ""]
+    parts += [
         "## pyruntime against the peers",
         "",
         summary_table(groups),
@@ -202,6 +215,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
         print("report: no layer was run at more than one sparsity; no plot", file=sys.stderr)
         return False
     batches = sorted({r["batch"] for r in rows})
+    labels = sorted({r["label"] for r in rows}, key=lambda s: (not s.startswith("pyrt"), s))
+    palette = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Dark2").colors)
+    color = {label: palette[k % len(palette)] for k, label in enumerate(labels)}  # same in every panel
     fig, axes = plt.subplots(
         len(layers), len(batches), figsize=(6.5 * len(batches), 4.8 * len(layers)), squeeze=False
     )
@@ -220,6 +236,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
                 ax.plot(
                     [p[0] for p in pts],
                     [p[1] for p in pts],
+                    color=color[label],
                     marker="o" if pyrt else ".",
                     linestyle="-" if pyrt else "--",
                     linewidth=2 if pyrt else 1,
