@@ -1,0 +1,74 @@
+// pyruntime: AVX-512 (F/BW/VL/DQ) helpers shared by the x86/*_avx512.cpp kernels. Include only from files
+// compiled with the AVX-512 flags.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pyrt::kernels::avx512 {
+
+// Lanes [0, n) of 16, n clamped to 0..16.
+inline __mmask16 tail_mask(size_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+
+inline float hsum(__m512 v) {
+  // (extract 0 rather than a cast: GCC 12 warns that the cast reads an undefined register)
+  __m256 s8 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 16 zero-extended bytes / 16-bit values -> 16 dwords; the masked forms read no byte outside the mask.
+inline __m512i load_u8x16(const uint8_t* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m512i load_cols(const uint16_t* p) {
+  return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512i load_cols(const uint32_t* p) { return _mm512_loadu_si512(p); }
+inline __m512i load_cols(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+}
+inline __m512i load_cols(const uint32_t* p, __mmask16 m) { return _mm512_maskz_loadu_epi32(m, p); }
+
+// ---- codebook decoders: 16 dword indices -> 16 floats lut[index] ----------------------------------
+// Each reads only the index bits its table size needs (garbage above them is ignored). Tables hold 256
+// floats (zero-padded).
+
+// k <= 16: vpermps zmm reads index bits [3:0].
+struct Lut16Reg {
+  __m512 t0;
+  explicit Lut16Reg(const float* lut) : t0(_mm512_loadu_ps(lut)) {}
+  __m512 operator()(__m512i i) const { return _mm512_permutexvar_ps(i, t0); }
+};
+
+// k <= 32: vpermt2ps indexes the 32 floats of two registers with bits [4:0].
+struct Lut32Reg {
+  __m512 t0, t1;
+  explicit Lut32Reg(const float* lut) : t0(_mm512_loadu_ps(lut)), t1(_mm512_loadu_ps(lut + 16)) {}
+  __m512 operator()(__m512i i) const { return _mm512_permutex2var_ps(t0, i, t1); }
+};
+
+// k <= 64: two vpermt2ps, bit 5 of the index picks the result.
+struct Lut64Reg {
+  __m512 t0, t1, t2, t3;
+  explicit Lut64Reg(const float* lut)
+      : t0(_mm512_loadu_ps(lut)), t1(_mm512_loadu_ps(lut + 16)), t2(_mm512_loadu_ps(lut + 32)),
+        t3(_mm512_loadu_ps(lut + 48)) {}
+  __m512 operator()(__m512i i) const {
+    const __mmask16 hi = _mm512_test_epi32_mask(i, _mm512_set1_epi32(32));
+    return _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(t0, i, t1), _mm512_permutex2var_ps(t2, i, t3));
+  }
+};
+
+// any k <= 256: gather from the (L1-resident) table. Indices must be clean bytes (0..255).
+struct LutGather {
+  const float* lut;
+  explicit LutGather(const float* l) : lut(l) {}
+  __m512 operator()(__m512i i) const { return _mm512_i32gather_ps(i, lut, 4); }
+};
+
+}  // namespace pyrt::kernels::avx512

@@ -1,0 +1,197 @@
+// pyruntime: CSR SpMV / SpMM, AVX2 + FMA, for the three sparse layouts:
+//   pyrt_csr_f32_spmm__avx2        f32 value per entry
+//   pyrt_csr_lut4_f32_spmm__avx2   4-bit codebook index per entry (CsrLut4 groups), k <= 16
+//   pyrt_csr_lut8_f32_spmm__avx2   byte codebook index per entry, k <= 256
+// Batch 1 (SpMV): per row, 16 entries per step: the 16 weights as two float vectors (loaded or decoded
+// through the codebook), x at the 16 columns (scalar loads, see gather8; a masked vgatherdps for the
+// row's last 1..15 entries), two FMA chains, one horizontal sum per row.
+// Batch > 1 (SpMM): x is transposed per tile of 8 batch rows into xt[col][8], so each entry costs one
+// broadcast of its weight and one aligned 8-float load of xt[col] (no gather), with the 8 batch rows of
+// the output in the lanes of 4 rotating accumulators. The weights stream once per 8 batch rows.
+#include <algorithm>
+
+#include "kernels/kernels.h"
+#include "kernels/x86/avx2_util.h"
+
+namespace pyrt::kernels {
+namespace {
+
+using namespace avx2;
+
+constexpr size_t kStep = 16;   // entries per SpMV step (= one CsrLut4 group)
+constexpr size_t kTile = 8;    // batch rows per SpMM tile (one ymm of lanes)
+
+// ---- weight sources: the weights of entries [e, e + 16) of the current row ----
+// vec(): as two float vectors; scalars(): as 16 floats in memory (for broadcasting). Both may read past
+// the row's last entry (padded arrays, see kernels.h); callers discard those lanes.
+
+struct F32Weights {
+  const float* val;
+  const float* row = nullptr;
+  void start(uint32_t /*r*/, size_t j0) { row = val + j0; }
+  void vec(size_t e, __m256& v0, __m256& v1) const {
+    v0 = _mm256_loadu_ps(row + e);
+    v1 = _mm256_loadu_ps(row + e + 8);
+  }
+  const float* scalars(size_t e, float* /*buf*/) const { return row + e; }
+};
+
+template <class Dec>
+struct Lut8Weights {
+  const uint8_t* idx;
+  Dec dec;
+  const uint8_t* row = nullptr;
+  void start(uint32_t /*r*/, size_t j0) { row = idx + j0; }
+  void vec(size_t e, __m256& v0, __m256& v1) const {
+    v0 = dec(load_u8x8(row + e));
+    v1 = dec(load_u8x8(row + e + 8));
+  }
+  const float* scalars(size_t e, float* buf) const {
+    __m256 v0, v1;
+    vec(e, v0, v1);
+    _mm256_store_ps(buf, v0);
+    _mm256_store_ps(buf + 8, v1);
+    return buf;
+  }
+};
+
+template <class Dec>
+struct Lut4Weights {
+  const uint32_t* goff;
+  const uint8_t* idx;
+  Dec dec;
+  const uint8_t* row = nullptr;
+  void start(uint32_t r, size_t /*j0*/) { row = idx + size_t(goff[r]) * 8; }
+  void vec(size_t e, __m256& v0, __m256& v1) const {
+    // group e / 16 is the 8 bytes at e / 2; byte j = entry j (low nibble) | entry 8 + j (high nibble).
+    const __m256i b = load_u8x8(row + e / 2);
+    v0 = dec(b);                          // the decoder reads only the low index bits
+    v1 = dec(_mm256_srli_epi32(b, 4));
+  }
+  const float* scalars(size_t e, float* buf) const {
+    __m256 v0, v1;
+    vec(e, v0, v1);
+    _mm256_store_ps(buf, v0);
+    _mm256_store_ps(buf + 8, v1);
+    return buf;
+  }
+};
+
+// ---- SpMV: batch 1 ----
+
+template <class Col, class W>
+void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, const float* bias) {
+  for (uint32_t r = 0; r < ix.rows; ++r) {
+    const size_t j0 = ix.rowptr[r], n = ix.rowptr[r + 1] - j0;
+    const Col* cr = col + j0;
+    wsrc.start(r, j0);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t e = 0;
+    for (; e + kStep <= n; e += kStep) {
+      __m256 v0, v1;
+      wsrc.vec(e, v0, v1);
+      acc0 = _mm256_fmadd_ps(v0, gather8(x, cr + e), acc0);
+      acc1 = _mm256_fmadd_ps(v1, gather8(x, cr + e + 8), acc1);
+    }
+    if (e < n) {  // last 1..15 entries: masked gathers never touch x at a column past the row
+      __m256 v0, v1;
+      wsrc.vec(e, v0, v1);
+      const __m256i m0 = tail_mask(std::min<size_t>(8, n - e));
+      v0 = _mm256_and_ps(v0, _mm256_castsi256_ps(m0));  // zero the weights past the row too
+      acc0 = _mm256_fmadd_ps(
+          v0, _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, load_cols(cr + e), _mm256_castsi256_ps(m0), 4),
+          acc0);
+      if (n - e > 8) {
+        const __m256i m1 = tail_mask(n - e - 8);
+        v1 = _mm256_and_ps(v1, _mm256_castsi256_ps(m1));
+        acc1 = _mm256_fmadd_ps(
+            v1,
+            _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, load_cols(cr + e + 8), _mm256_castsi256_ps(m1), 4),
+            acc1);
+      }
+    }
+    y[r] = hsum(_mm256_add_ps(acc0, acc1)) + (bias ? bias[r] : 0.0f);
+  }
+}
+
+// ---- SpMM: batch > 1, tiles of 8 batch rows over a transposed copy of x ----
+
+// xt[c * 8 + t] = x[b0 + t][c] for t < bt, 0 for the unused lanes.
+void transpose_tile(const float* x, size_t cols, size_t bt, float* xt) {
+  if (bt < kTile) std::fill(xt, xt + cols * kTile, 0.0f);
+  for (size_t t = 0; t < bt; ++t) {
+    const float* xs = x + t * cols;
+    for (size_t c = 0; c < cols; ++c) xt[c * kTile + t] = xs[c];
+  }
+}
+
+template <class Col>
+inline void fma_entry(__m256& acc, float w, const float* xt, Col c) {
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(w), _mm256_load_ps(xt + size_t(c) * kTile), acc);
+}
+
+template <class Col, class W>
+void spmm(const CsrIndex& ix, const Col* col, W wsrc, const float* x, size_t batch, float* y, const float* bias) {
+  const size_t rows = ix.rows, cols = ix.cols;
+  float* xt = thread_scratch(cols * kTile);
+  alignas(32) float buf[kStep];
+  alignas(32) float out[kTile];
+  for (size_t b0 = 0; b0 < batch; b0 += kTile) {
+    const size_t bt = std::min(kTile, batch - b0);
+    transpose_tile(x + b0 * cols, cols, bt, xt);
+    for (uint32_t r = 0; r < rows; ++r) {
+      const size_t j0 = ix.rowptr[r], n = ix.rowptr[r + 1] - j0;
+      const Col* cr = col + j0;
+      wsrc.start(r, j0);
+      // 4 accumulators so consecutive FMAs do not wait on each other's latency
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      size_t e = 0;
+      for (; e + kStep <= n; e += kStep) {
+        const float* w = wsrc.scalars(e, buf);
+        const Col* c = cr + e;
+#pragma GCC unroll 4
+        for (size_t k = 0; k < kStep; k += 4) {
+          fma_entry(a0, w[k], xt, c[k]);
+          fma_entry(a1, w[k + 1], xt, c[k + 1]);
+          fma_entry(a2, w[k + 2], xt, c[k + 2]);
+          fma_entry(a3, w[k + 3], xt, c[k + 3]);
+        }
+      }
+      if (e < n) {
+        const float* w = wsrc.scalars(e, buf);
+        for (size_t k = 0; e + k < n; ++k) fma_entry(a0, w[k], xt, cr[e + k]);
+      }
+      _mm256_store_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+      const float b = bias ? bias[r] : 0.0f;
+      for (size_t t = 0; t < bt; ++t) y[(b0 + t) * rows + r] = out[t] + b;
+    }
+  }
+}
+
+template <class W>
+void run(const CsrIndex& ix, W wsrc, const float* x, size_t batch, float* y, const float* bias) {
+  if (ix.col16 != nullptr) {
+    if (batch == 1) return spmv(ix, ix.col16, wsrc, x, y, bias);
+    return spmm(ix, ix.col16, wsrc, x, batch, y, bias);
+  }
+  if (batch == 1) return spmv(ix, ix.col32, wsrc, x, y, bias);
+  spmm(ix, ix.col32, wsrc, x, batch, y, bias);
+}
+
+}  // namespace
+
+void pyrt_csr_f32_spmm__avx2(const CsrF32& w, const float* x, size_t batch, float* y, const float* bias) {
+  run(w.ix, F32Weights{w.val}, x, batch, y, bias);
+}
+
+void pyrt_csr_lut4_f32_spmm__avx2(const CsrLut4& w, const float* x, size_t batch, float* y, const float* bias) {
+  if (w.k <= 8) return run(w.ix, Lut4Weights<Lut8Reg>{w.goff, w.idx, Lut8Reg(w.lut)}, x, batch, y, bias);
+  run(w.ix, Lut4Weights<Lut16Reg>{w.goff, w.idx, Lut16Reg(w.lut)}, x, batch, y, bias);
+}
+
+void pyrt_csr_lut8_f32_spmm__avx2(const CsrLut8& w, const float* x, size_t batch, float* y, const float* bias) {
+  if (w.k <= 32) return run(w.ix, Lut8Weights<Lut32Reg>{w.idx, Lut32Reg(w.lut)}, x, batch, y, bias);
+  run(w.ix, Lut8Weights<LutGather>{w.idx, LutGather(w.lut)}, x, batch, y, bias);
+}
+
+}  // namespace pyrt::kernels
