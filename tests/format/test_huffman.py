@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import pyruntime
 from pyruntime import _core
 
-from . import pyrt_spec as spec
+import pyrt_spec as spec
 
 HEADER = 16
 

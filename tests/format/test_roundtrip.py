@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import pyruntime
 from pyruntime import _core
 
-from . import pyrt_spec as spec
+import pyrt_spec as spec
 
 ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
 SPARSE = ("csr", "csr+codebook")
