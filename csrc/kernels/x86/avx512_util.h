@@ -4,6 +4,13 @@
 
 #include <immintrin.h>
 
+// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*() and warn about it once
+// inlined (GCC bug 105593, fixed in GCC 13); the warning is about the header, not about our code.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 #include <cstddef>
 #include <cstdint>
 
@@ -45,24 +52,33 @@ struct Lut16Reg {
   __m512 operator()(__m512i i) const { return _mm512_permutexvar_ps(i, t0); }
 };
 
-// k <= 32: vpermt2ps indexes the 32 floats of two registers with bits [4:0].
-struct Lut32Reg {
-  __m512 t0, t1;
-  explicit Lut32Reg(const float* lut) : t0(_mm512_loadu_ps(lut)), t1(_mm512_loadu_ps(lut + 16)) {}
-  __m512 operator()(__m512i i) const { return _mm512_permutex2var_ps(t0, i, t1); }
-};
-
-// k <= 64: two vpermt2ps, bit 5 of the index picks the result.
-struct Lut64Reg {
-  __m512 t0, t1, t2, t3;
-  explicit Lut64Reg(const float* lut)
-      : t0(_mm512_loadu_ps(lut)), t1(_mm512_loadu_ps(lut + 16)), t2(_mm512_loadu_ps(lut + 32)),
-        t3(_mm512_loadu_ps(lut + 48)) {}
+// k <= 32 * N (N = 1, 2, 4, 8): N vpermt2ps, each indexing 32 floats of two registers with bits [4:0],
+// then a binary tree of mask blends on index bits 5, 6, 7 picks the chunk. N = 8 (k = 256) takes 16
+// registers and is still faster than vgatherdps (Zen 4: 0.23 vs 0.37 ns per weight).
+template <int N>
+struct LutTreeReg {
+  static_assert(N == 1 || N == 2 || N == 4 || N == 8, "chunks of 32 entries: 1, 2, 4 or 8");
+  __m512 t[2 * N];
+  explicit LutTreeReg(const float* lut) {
+    for (int i = 0; i < 2 * N; ++i) t[i] = _mm512_loadu_ps(lut + 16 * i);
+  }
   __m512 operator()(__m512i i) const {
-    const __mmask16 hi = _mm512_test_epi32_mask(i, _mm512_set1_epi32(32));
-    return _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(t0, i, t1), _mm512_permutex2var_ps(t2, i, t3));
+    __m512 p[N];
+#pragma GCC unroll 8
+    for (int j = 0; j < N; ++j) p[j] = _mm512_permutex2var_ps(t[2 * j], i, t[2 * j + 1]);
+#pragma GCC unroll 3
+    for (int level = 0, n = N; n > 1; ++level, n /= 2) {
+      const __mmask16 hi = _mm512_test_epi32_mask(i, _mm512_set1_epi32(32 << level));  // bit 5 + level
+#pragma GCC unroll 4
+      for (int j = 0; j < n / 2; ++j) p[j] = _mm512_mask_blend_ps(hi, p[2 * j], p[2 * j + 1]);
+    }
+    return p[0];
   }
 };
+using Lut32Reg = LutTreeReg<1>;
+using Lut64Reg = LutTreeReg<2>;
+using Lut128Reg = LutTreeReg<4>;
+using Lut256Reg = LutTreeReg<8>;
 
 // any k <= 256: gather from the (L1-resident) table. Indices must be clean bytes (0..255).
 struct LutGather {

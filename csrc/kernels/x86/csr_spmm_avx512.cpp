@@ -1,0 +1,219 @@
+// pyruntime: CSR SpMV / SpMM, AVX-512, for the three sparse layouts:
+//   pyrt_csr_f32_spmm__avx512        f32 value per entry
+//   pyrt_csr_lut4_f32_spmm__avx512   4-bit codebook index per entry (CsrLut4 groups), k <= 16
+//   pyrt_csr_lut8_f32_spmm__avx512   byte codebook index per entry, k <= 256
+// Same plan as csr_spmm_avx2.cpp with 16-entry vectors: a CsrLut4 group of 16 indices decodes with one
+// vpermps, byte indices with 1..8 vpermt2ps (LutTreeReg), and a row's last 1..15 entries use mask
+// registers (masked index loads, masked gather) instead of a scalar loop. SpMM tiles are 16 batch rows
+// in a zmm, or 8 in a ymm when at most 8 batch rows are left.
+#include <algorithm>
+
+#include "kernels/kernels.h"
+#include "kernels/x86/avx2_util.h"
+#include "kernels/x86/avx512_util.h"
+
+namespace pyrt::kernels {
+namespace {
+
+using namespace avx512;
+using avx2::gather8;
+
+constexpr size_t kStep = 16;  // entries per step (= one CsrLut4 group)
+
+// ---- weight sources: the weights of entries [e, e + 16) of the current row as a zmm ----
+// vec() may read past the row (padded arrays); vec(e, m) returns 0 in the lanes outside m.
+
+struct F32Weights {
+  const float* val;
+  const float* row = nullptr;
+  void start(uint32_t /*r*/, size_t j0) { row = val + j0; }
+  __m512 vec(size_t e) const { return _mm512_loadu_ps(row + e); }
+  __m512 vec(size_t e, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, row + e); }
+  const float* scalars(size_t e, float* /*buf*/) const { return row + e; }
+};
+
+template <class Dec>
+struct Lut8Weights {
+  const uint8_t* idx;
+  Dec dec;
+  const uint8_t* row = nullptr;
+  void start(uint32_t /*r*/, size_t j0) { row = idx + j0; }
+  __m512 vec(size_t e) const { return dec(load_u8x16(row + e)); }
+  __m512 vec(size_t e, __mmask16 m) const {
+    return _mm512_maskz_mov_ps(m, dec(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, row + e))));
+  }
+  const float* scalars(size_t e, float* buf) const {
+    _mm512_store_ps(buf, vec(e));
+    return buf;
+  }
+};
+
+template <class Dec>
+struct Lut4Weights {
+  const uint32_t* goff;
+  const uint8_t* idx;
+  Dec dec;
+  const uint8_t* row = nullptr;
+  void start(uint32_t r, size_t /*j0*/) { row = idx + size_t(goff[r]) * 8; }
+  __m512 vec(size_t e) const {
+    // group e / 16 = 8 bytes at e / 2, byte j = entry j (low nibble) | entry 8 + j (high nibble):
+    // zero-extend to 8 dwords, and put the same dwords shifted right by 4 in the upper half.
+    const __m256i b = avx2::load_u8x8(row + e / 2);
+    return dec(_mm512_inserti64x4(_mm512_castsi256_si512(b), _mm256_srli_epi32(b, 4), 1));
+  }
+  __m512 vec(size_t e, __mmask16 m) const { return _mm512_maskz_mov_ps(m, vec(e)); }
+  const float* scalars(size_t e, float* buf) const {
+    _mm512_store_ps(buf, vec(e));
+    return buf;
+  }
+};
+
+// ---- SpMV: batch 1 ----
+
+// x at 16 columns: two 8-element scalar-load gathers (see avx2::gather8), joined.
+template <class Col>
+inline __m512 gather16(const float* x, const Col* c) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(gather8(x, c)), gather8(x, c + 8), 1);
+}
+
+template <class Col, class W>
+void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, const float* bias) {
+  for (uint32_t r = 0; r < ix.rows; ++r) {
+    const size_t j0 = ix.rowptr[r], n = ix.rowptr[r + 1] - j0;
+    const Col* cr = col + j0;
+    wsrc.start(r, j0);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    size_t e = 0;
+    for (; e + 2 * kStep <= n; e += 2 * kStep) {
+      acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16(x, cr + e), acc0);
+      acc1 = _mm512_fmadd_ps(wsrc.vec(e + kStep), gather16(x, cr + e + kStep), acc1);
+    }
+    if (e + kStep <= n) {
+      acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16(x, cr + e), acc0);
+      e += kStep;
+    }
+    if (e < n) {  // last 1..15 entries: masked index load and gather touch nothing past the row
+      const __mmask16 m = tail_mask(n - e);
+      const __m512 xg = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, load_cols(cr + e, m), x, 4);
+      acc1 = _mm512_fmadd_ps(wsrc.vec(e, m), xg, acc1);
+    }
+    y[r] = hsum(_mm512_add_ps(acc0, acc1)) + (bias ? bias[r] : 0.0f);
+  }
+}
+
+// ---- SpMM: batch > 1, tiles of V::kLanes batch rows over a transposed copy of x ----
+
+struct Zmm {
+  using V = __m512;
+  static constexpr size_t kLanes = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V fma_bcast(float w, const float* p, V acc) { return _mm512_fmadd_ps(_mm512_set1_ps(w), _mm512_load_ps(p), acc); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static void store(float* p, V v) { _mm512_store_ps(p, v); }
+};
+struct Ymm {
+  using V = __m256;
+  static constexpr size_t kLanes = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V fma_bcast(float w, const float* p, V acc) { return _mm256_fmadd_ps(_mm256_set1_ps(w), _mm256_load_ps(p), acc); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static void store(float* p, V v) { _mm256_store_ps(p, v); }
+};
+
+// xt[c * lanes + t] = x[t][c] for t < bt, 0 for the unused lanes.
+void transpose_tile(const float* x, size_t cols, size_t bt, size_t lanes, float* xt) {
+  if (bt < lanes) std::fill(xt, xt + cols * lanes, 0.0f);
+  for (size_t t = 0; t < bt; ++t) {
+    const float* xs = x + t * cols;
+    for (size_t c = 0; c < cols; ++c) xt[c * lanes + t] = xs[c];
+  }
+}
+
+// One tile: y[b0 + t][r] for t < bt, all rows.
+template <class Vec, class Col, class W>
+void spmm_tile(const CsrIndex& ix, const Col* col, W& wsrc, const float* xt, size_t bt, float* y, size_t b0,
+               const float* bias) {
+  using V = typename Vec::V;
+  constexpr size_t L = Vec::kLanes;
+  alignas(64) float buf[kStep];
+  alignas(64) float out[L];
+  const size_t rows = ix.rows;
+  for (uint32_t r = 0; r < rows; ++r) {
+    const size_t j0 = ix.rowptr[r], n = ix.rowptr[r + 1] - j0;
+    const Col* cr = col + j0;
+    wsrc.start(r, j0);
+    V a0 = Vec::zero(), a1 = a0, a2 = a0, a3 = a0;  // 4 chains hide the FMA latency
+    size_t e = 0;
+    for (; e + kStep <= n; e += kStep) {
+      const float* w = wsrc.scalars(e, buf);
+      const Col* c = cr + e;
+#pragma GCC unroll 4
+      for (size_t k = 0; k < kStep; k += 4) {
+        a0 = Vec::fma_bcast(w[k], xt + size_t(c[k]) * L, a0);
+        a1 = Vec::fma_bcast(w[k + 1], xt + size_t(c[k + 1]) * L, a1);
+        a2 = Vec::fma_bcast(w[k + 2], xt + size_t(c[k + 2]) * L, a2);
+        a3 = Vec::fma_bcast(w[k + 3], xt + size_t(c[k + 3]) * L, a3);
+      }
+    }
+    if (e < n) {
+      const float* w = wsrc.scalars(e, buf);
+      for (size_t k = 0; e + k < n; ++k) a0 = Vec::fma_bcast(w[k], xt + size_t(cr[e + k]) * L, a0);
+    }
+    Vec::store(out, Vec::add(Vec::add(a0, a1), Vec::add(a2, a3)));
+    const float b = bias ? bias[r] : 0.0f;
+    for (size_t t = 0; t < bt; ++t) y[(b0 + t) * rows + r] = out[t] + b;
+  }
+}
+
+template <class Col, class W>
+void spmm(const CsrIndex& ix, const Col* col, W wsrc, const float* x, size_t batch, float* y, const float* bias) {
+  const size_t cols = ix.cols;
+  float* xt = thread_scratch(cols * Zmm::kLanes);
+  for (size_t b0 = 0; b0 < batch;) {
+    const size_t left = batch - b0;
+    if (left > Ymm::kLanes) {
+      const size_t bt = std::min(Zmm::kLanes, left);
+      transpose_tile(x + b0 * cols, cols, bt, Zmm::kLanes, xt);
+      spmm_tile<Zmm>(ix, col, wsrc, xt, bt, y, b0, bias);
+      b0 += bt;
+    } else {
+      transpose_tile(x + b0 * cols, cols, left, Ymm::kLanes, xt);
+      spmm_tile<Ymm>(ix, col, wsrc, xt, left, y, b0, bias);
+      b0 += left;
+    }
+  }
+}
+
+template <class W>
+void run(const CsrIndex& ix, W wsrc, const float* x, size_t batch, float* y, const float* bias) {
+  if (ix.col16 != nullptr) {
+    if (batch == 1) return spmv(ix, ix.col16, wsrc, x, y, bias);
+    return spmm(ix, ix.col16, wsrc, x, batch, y, bias);
+  }
+  if (batch == 1) return spmv(ix, ix.col32, wsrc, x, y, bias);
+  spmm(ix, ix.col32, wsrc, x, batch, y, bias);
+}
+
+template <class Dec>
+void run_lut8(const CsrLut8& w, const float* x, size_t batch, float* y, const float* bias) {
+  run(w.ix, Lut8Weights<Dec>{w.idx, Dec(w.lut)}, x, batch, y, bias);
+}
+
+}  // namespace
+
+void pyrt_csr_f32_spmm__avx512(const CsrF32& w, const float* x, size_t batch, float* y, const float* bias) {
+  run(w.ix, F32Weights{w.val}, x, batch, y, bias);
+}
+
+void pyrt_csr_lut4_f32_spmm__avx512(const CsrLut4& w, const float* x, size_t batch, float* y, const float* bias) {
+  run(w.ix, Lut4Weights<Lut16Reg>{w.goff, w.idx, Lut16Reg(w.lut)}, x, batch, y, bias);
+}
+
+void pyrt_csr_lut8_f32_spmm__avx512(const CsrLut8& w, const float* x, size_t batch, float* y, const float* bias) {
+  if (w.k <= 32) return run_lut8<Lut32Reg>(w, x, batch, y, bias);
+  if (w.k <= 64) return run_lut8<Lut64Reg>(w, x, batch, y, bias);
+  if (w.k <= 128) return run_lut8<Lut128Reg>(w, x, batch, y, bias);
+  run_lut8<Lut256Reg>(w, x, batch, y, bias);
+}
+
+}  // namespace pyrt::kernels

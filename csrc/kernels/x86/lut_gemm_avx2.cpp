@@ -1,0 +1,188 @@
+// pyruntime: codebook (lookup-table) GEMV / GEMM, AVX2 + FMA.
+//   pyrt_lut4_f32_gemm__avx2   Lut4 layout: 4-bit indices, two per byte, k <= 16
+//   pyrt_lut8_f32_gemm__avx2   Lut8 layout: one index byte per weight, k <= 256
+// Weights are decoded in registers, never expanded in memory: each 8 indices become 8 floats through
+// vpermps on the table held in registers (k <= 8: one register; k <= 16: two and a blend; k <= 32: four
+// and two levels of blend) or, for larger tables, through eight scalar table loads. A register tile of
+// R weight rows x T batch rows shares every decoded weight vector between T batch rows and every x
+// vector between R weight rows; the weights stream once per T batch rows.
+#include <algorithm>
+#include <type_traits>
+
+#include "kernels/kernels.h"
+#include "kernels/x86/avx2_util.h"
+
+namespace pyrt::kernels {
+namespace {
+
+using namespace avx2;
+
+constexpr int kGemvRows = 4;   // batch 1: 4 weight rows per pass over x
+constexpr int kTileBatch = 4;  // batch > 1: 1 weight row x 4 batch rows (decode once, 4 FMAs)
+
+// x[t][c .. c+8), zero-filled past `cols` when masked (Tail).
+template <bool Tail>
+inline __m256 load_x(const float* x, size_t c, size_t cols) {
+  if constexpr (!Tail) {
+    return _mm256_loadu_ps(x + c);
+  } else {
+    return c >= cols ? _mm256_setzero_ps() : _mm256_maskload_ps(x + c, tail_mask(std::min<size_t>(8, cols - c)));
+  }
+}
+
+// acc[r][t] += dec(idx[r]) * x[t][c .. c+8) for all r, t.
+template <int R, int T, bool Tail, class Dec>
+inline void fma_block(__m256 (&acc)[R][T], const Dec& dec, const __m256i (&idx)[R], const float* x, size_t ldx,
+                      size_t c, size_t cols) {
+  __m256 xv[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) xv[t] = load_x<Tail>(x + t * ldx, c, cols);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m256 w = dec(idx[r]);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(w, xv[t], acc[r][t]);
+  }
+}
+
+// ---- Lut4: 32-column groups of 16 bytes; byte j = column j (low nibble) | column 16 + j (high) ----
+
+template <int R, int T, bool Tail, class Dec>
+inline void lut4_group(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const (&p)[R], const float* x,
+                       size_t ldx, size_t c, size_t cols) {
+#pragma GCC unroll 2
+  for (size_t h = 0; h < 2; ++h) {  // bytes 8h .. 8h+7 of the group
+    __m256i b[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) b[r] = load_u8x8(p[r] + c / 2 + 8 * h);
+    fma_block<R, T, Tail>(acc, dec, b, x, ldx, c + 8 * h, cols);        // low nibbles: columns c + 8h ..
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) b[r] = _mm256_srli_epi32(b[r], 4);
+    fma_block<R, T, Tail>(acc, dec, b, x, ldx, c + 16 + 8 * h, cols);   // high nibbles: columns c + 16 + 8h ..
+  }
+}
+
+// out[r * T + t] = W[r0 + r] . x[t]
+template <int R, int T, class Dec>
+void lut4_tile(const Lut4& L, const Dec& dec, size_t r0, const float* x, float* out) {
+  const size_t cols = L.cols, stride = lut4_row_bytes(L.cols);
+  const uint8_t* p[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) p[r] = L.idx + (r0 + r) * stride;
+  __m256 acc[R][T];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  const size_t full = cols / kLut4Group * kLut4Group;
+  size_t c = 0;
+  for (; c < full; c += kLut4Group) lut4_group<R, T, false>(acc, dec, p, x, cols, c, cols);
+  if (c < cols) lut4_group<R, T, true>(acc, dec, p, x, cols, c, cols);  // padded group, x masked
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) out[r * T + t] = hsum(acc[r][t]);
+}
+
+// ---- Lut8: one byte per weight, row-major ----
+
+// Byte decoders: 8 index bytes at p -> 8 floats.
+template <class Dec>
+struct RegBytes {  // zero-extend, then a register-table decoder
+  Dec dec;
+  __m256 operator()(const uint8_t* p) const { return dec(load_u8x8(p)); }
+};
+struct ScalarBytes {  // eight scalar table loads (any k; faster than vgatherdps on many cores, see gather8)
+  const float* lut;
+  __m256 operator()(const uint8_t* p) const { return gather8(lut, p); }
+};
+
+template <int R, int T, bool Tail, class Dec>
+inline void lut8_block(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const (&p)[R], const float* x,
+                       size_t ldx, size_t c, size_t cols) {
+  __m256 xv[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) xv[t] = load_x<Tail>(x + t * ldx, c, cols);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m256 w = dec(p[r] + c);  // the tail reads index bytes past the row (padded; x lanes are 0)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(w, xv[t], acc[r][t]);
+  }
+}
+
+template <int R, int T, class Dec>
+void lut8_tile(const Lut8& L, const Dec& dec, size_t r0, const float* x, float* out) {
+  const size_t cols = L.cols;
+  const uint8_t* p[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) p[r] = L.idx + (r0 + r) * cols;
+  __m256 acc[R][T];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  size_t c = 0;
+  for (; c + 8 <= cols; c += 8) lut8_block<R, T, false>(acc, dec, p, x, cols, c, cols);
+  if (c < cols) lut8_block<R, T, true>(acc, dec, p, x, cols, c, cols);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) out[r * T + t] = hsum(acc[r][t]);
+}
+
+// ---- drivers: batch 1 in tiles of kGemvRows rows; batch > 1 in tiles of kTileBatch batch rows ----
+
+template <int R, int T, class L, class Dec>
+void tile(const L& w, const Dec& dec, size_t r0, const float* x, float* out) {
+  if constexpr (std::is_same_v<L, Lut4>)
+    lut4_tile<R, T>(w, dec, r0, x, out);
+  else
+    lut8_tile<R, T>(w, dec, r0, x, out);
+}
+
+template <class L, class Dec>
+void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, const float* bias) {
+  const size_t rows = w.rows, cols = w.cols;
+  if (batch == 1) {
+    float out[kGemvRows];
+    size_t r = 0;
+    for (; r + kGemvRows <= rows; r += kGemvRows) {
+      tile<kGemvRows, 1>(w, dec, r, x, out);
+      for (int i = 0; i < kGemvRows; ++i) y[r + i] = out[i] + (bias ? bias[r + i] : 0.0f);
+    }
+    for (; r < rows; ++r) {
+      tile<1, 1>(w, dec, r, x, out);
+      y[r] = out[0] + (bias ? bias[r] : 0.0f);
+    }
+    return;
+  }
+  for (size_t b0 = 0; b0 < batch; b0 += kTileBatch) {
+    const size_t bt = std::min<size_t>(kTileBatch, batch - b0);
+    const float* xb = x + b0 * cols;
+    for (size_t r = 0; r < rows; ++r) {
+      float out[kTileBatch];
+      if (bt == kTileBatch) {
+        tile<1, kTileBatch>(w, dec, r, xb, out);
+      } else {
+        for (size_t t = 0; t < bt; ++t) tile<1, 1>(w, dec, r, xb + t * cols, out + t);
+      }
+      const float b = bias ? bias[r] : 0.0f;
+      for (size_t t = 0; t < bt; ++t) y[(b0 + t) * rows + r] = out[t] + b;
+    }
+  }
+}
+
+}  // namespace
+
+void pyrt_lut4_f32_gemm__avx2(const Lut4& w, const float* x, size_t batch, float* y, const float* bias) {
+  if (w.k <= 8) return gemm(w, Lut8Reg(w.lut), x, batch, y, bias);
+  gemm(w, Lut16Reg(w.lut), x, batch, y, bias);
+}
+
+void pyrt_lut8_f32_gemm__avx2(const Lut8& w, const float* x, size_t batch, float* y, const float* bias) {
+  if (w.k <= 32) return gemm(w, RegBytes<Lut32Reg>{Lut32Reg(w.lut)}, x, batch, y, bias);
+  gemm(w, ScalarBytes{w.lut}, x, batch, y, bias);
+}
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,157 @@
+// pyruntime: codebook (lookup-table) GEMV / GEMM, AVX-512.
+//   pyrt_lut4_f32_gemm__avx512   Lut4 layout: 4-bit indices, two per byte, k <= 16
+//   pyrt_lut8_f32_gemm__avx512   Lut8 layout: one index byte per weight, k <= 256
+// A 16-entry table fits one zmm, so a 4-bit group of 32 weights costs one vpmovzxbd (16 bytes -> 16
+// dwords, each holding two indices), one shift and two vpermps (which read only index bits [3:0]: the
+// low nibble directly, the high nibble after the shift). Byte indices decode through 1..8 vpermt2ps and a
+// blend tree (LutTreeReg). The register tile is R weight rows x T batch rows; for batch 1 each row keeps
+// two accumulators (low / high half of a group) so 4 rows give 8 independent FMA chains.
+#include <algorithm>
+#include <type_traits>
+
+#include "kernels/kernels.h"
+#include "kernels/x86/avx512_util.h"
+
+namespace pyrt::kernels {
+namespace {
+
+using namespace avx512;
+
+constexpr int kTileBatch = 8;  // batch > 1: 1 weight row x 8 batch rows
+
+template <bool Tail>
+inline __m512 load_x(const float* x, size_t c, size_t cols) {
+  if constexpr (!Tail)
+    return _mm512_loadu_ps(x + c);
+  else
+    return c >= cols ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(tail_mask(cols - c), x + c);
+}
+
+// acc[r][t][h] += dec(idx[r]) * x[t][c .. c+16)
+template <int R, int T, int H, bool Tail, class Dec>
+inline void fma_block(__m512 (&acc)[R][T][H], int h, const Dec& dec, const __m512i (&idx)[R], const float* x,
+                      size_t ldx, size_t c, size_t cols) {
+  __m512 xv[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) xv[t] = load_x<Tail>(x + t * ldx, c, cols);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512 w = dec(idx[r]);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r][t][h] = _mm512_fmadd_ps(w, xv[t], acc[r][t][h]);
+  }
+}
+
+// One step of a row: 32 columns from c. Lut4: one 16-byte group; Lut8: two runs of 16 bytes.
+template <class L>
+struct Step;
+
+template <>
+struct Step<Lut4> {
+  static size_t stride(const Lut4& w) { return lut4_row_bytes(w.cols); }
+  template <int R, int T, int H, bool Tail, class Dec>
+  static void run(__m512 (&acc)[R][T][H], const Dec& dec, const uint8_t* const (&p)[R], const float* x, size_t ldx,
+                  size_t c, size_t cols) {
+    __m512i b[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) b[r] = load_u8x16(p[r] + c / 2);       // byte j: column j | column 16 + j
+    fma_block<R, T, H, Tail>(acc, 0, dec, b, x, ldx, c, cols);          // low nibbles (vpermps ignores bits 4+)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) b[r] = _mm512_srli_epi32(b[r], 4);     // high nibbles
+    fma_block<R, T, H, Tail>(acc, H - 1, dec, b, x, ldx, c + 16, cols);
+  }
+};
+
+template <>
+struct Step<Lut8> {
+  static size_t stride(const Lut8& w) { return w.cols; }
+  template <int R, int T, int H, bool Tail, class Dec>
+  static void run(__m512 (&acc)[R][T][H], const Dec& dec, const uint8_t* const (&p)[R], const float* x, size_t ldx,
+                  size_t c, size_t cols) {
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const size_t ch = c + 16 * h;
+      if (Tail && ch >= cols) break;
+      __m512i b[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        // the tail reads only the row's bytes (masked), so the decoders see clean indices
+        b[r] = Tail ? _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(tail_mask(cols - ch), p[r] + ch))
+                    : load_u8x16(p[r] + ch);
+      }
+      fma_block<R, T, H, Tail>(acc, h % H, dec, b, x, ldx, ch, cols);
+    }
+  }
+};
+
+// out[r * T + t] = W[r0 + r] . x[t]
+template <int R, int T, int H, class L, class Dec>
+void dot_tile(const L& w, const Dec& dec, size_t r0, const float* x, float* out) {
+  const size_t cols = w.cols, stride = Step<L>::stride(w);
+  const uint8_t* p[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) p[r] = w.idx + (r0 + r) * stride;
+  __m512 acc[R][T][H];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) acc[r][t][h] = _mm512_setzero_ps();
+  const size_t full = cols / 32 * 32;
+  size_t c = 0;
+  for (; c < full; c += 32) Step<L>::template run<R, T, H, false>(acc, dec, p, x, cols, c, cols);
+  if (c < cols) Step<L>::template run<R, T, H, true>(acc, dec, p, x, cols, c, cols);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) out[r * T + t] = hsum(H == 2 ? _mm512_add_ps(acc[r][t][0], acc[r][t][H - 1]) : acc[r][t][0]);
+}
+
+// Batch 1: GemvRows rows per pass over x (fewer when the table takes many registers).
+template <int GemvRows, class L, class Dec>
+void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, const float* bias) {
+  const size_t rows = w.rows, cols = w.cols;
+  if (batch == 1) {
+    float out[GemvRows];
+    size_t r = 0;
+    for (; r + GemvRows <= rows; r += GemvRows) {
+      dot_tile<GemvRows, 1, 2>(w, dec, r, x, out);
+      for (int i = 0; i < GemvRows; ++i) y[r + i] = out[i] + (bias ? bias[r + i] : 0.0f);
+    }
+    for (; r < rows; ++r) {
+      dot_tile<1, 1, 2>(w, dec, r, x, out);
+      y[r] = out[0] + (bias ? bias[r] : 0.0f);
+    }
+    return;
+  }
+  for (size_t b0 = 0; b0 < batch; b0 += kTileBatch) {
+    const size_t bt = std::min<size_t>(kTileBatch, batch - b0);
+    const float* xb = x + b0 * cols;
+    for (size_t r = 0; r < rows; ++r) {
+      float out[kTileBatch];
+      if (bt == kTileBatch) {
+        dot_tile<1, kTileBatch, 1>(w, dec, r, xb, out);
+      } else {
+        for (size_t t = 0; t < bt; ++t) dot_tile<1, 1, 2>(w, dec, r, xb + t * cols, out + t);
+      }
+      const float b = bias ? bias[r] : 0.0f;
+      for (size_t t = 0; t < bt; ++t) y[(b0 + t) * rows + r] = out[t] + b;
+    }
+  }
+}
+
+}  // namespace
+
+void pyrt_lut4_f32_gemm__avx512(const Lut4& w, const float* x, size_t batch, float* y, const float* bias) {
+  gemm<4>(w, Lut16Reg(w.lut), x, batch, y, bias);
+}
+
+void pyrt_lut8_f32_gemm__avx512(const Lut8& w, const float* x, size_t batch, float* y, const float* bias) {
+  if (w.k <= 32) return gemm<4>(w, Lut32Reg(w.lut), x, batch, y, bias);
+  if (w.k <= 64) return gemm<4>(w, Lut64Reg(w.lut), x, batch, y, bias);
+  if (w.k <= 128) return gemm<4>(w, Lut128Reg(w.lut), x, batch, y, bias);
+  gemm<2>(w, Lut256Reg(w.lut), x, batch, y, bias);
+}
+
+}  // namespace pyrt::kernels
