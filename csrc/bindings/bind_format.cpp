@@ -58,7 +58,7 @@ py::dict model_to_dict(const ModelDef& m, const format::FileInfo& info) {
     tensors.append(td);
   }
   d["tensors"] = tensors;
-  d["metadata"] = m.metadata;
+  d["metadata"] = text_to_py(m.metadata);
   d["version"] = info.version;
   d["file_size"] = info.file_size;
   py::list sections;

@@ -7,6 +7,7 @@
 
 #include <mutex>
 
+#include "bindings/tensor_dict.h"
 #include "common/error.h"
 #include "runtime/model.h"
 
@@ -72,7 +73,7 @@ py::list layers_list(const runtime::Model& m) {
   for (const auto& l : m.layers()) {
     py::dict d;
     d["op"] = l.op;
-    d["name"] = l.name;
+    d["name"] = text_to_py(l.name);
     d["encoding"] = l.encoding;
     d["shape"] = l.shape;
     d["output_shape"] = l.output_shape;
@@ -113,7 +114,7 @@ void bind_model(py::module_& m) {
       .def_property_readonly("input_shape", [](const PyModel& p) { return p.model->input_shape(); })
       .def_property_readonly("output_shape", [](const PyModel& p) { return p.model->output_shape(); })
       .def_property_readonly("layers", [](const PyModel& p) { return layers_list(*p.model); })
-      .def_property_readonly("metadata", [](const PyModel& p) { return p.model->metadata(); })
+      .def_property_readonly("metadata", [](const PyModel& p) { return text_to_py(p.model->metadata()); })
       .def_property_readonly("file_bytes", [](const PyModel& p) { return p.model->file_bytes(); })
       .def_property_readonly("weight_bytes", [](const PyModel& p) { return p.model->weight_bytes(); })
       .def_property_readonly("format_version", [](const PyModel& p) { return p.model->format_version(); })

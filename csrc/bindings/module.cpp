@@ -24,13 +24,17 @@ PYBIND11_MODULE(_core, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const pyrt::Error& e) {
+      // Messages may quote bytes from a damaged file: decode with replacement, never fail here.
+      const std::string what = e.what();
+      py::str msg = py::reinterpret_steal<py::str>(
+          PyUnicode_DecodeUTF8(what.data(), static_cast<Py_ssize_t>(what.size()), "replace"));
       switch (e.status()) {
-        case PYRT_BAD_FORMAT: py::set_error(format_error, e.what()); return;
-        case PYRT_UNSUPPORTED: py::set_error(unsupported_error, e.what()); return;
-        case PYRT_INVALID_ARGUMENT: py::set_error(PyExc_ValueError, e.what()); return;
-        case PYRT_IO_ERROR: py::set_error(PyExc_OSError, e.what()); return;
-        case PYRT_OUT_OF_MEMORY: py::set_error(PyExc_MemoryError, e.what()); return;
-        default: py::set_error(PyExc_RuntimeError, e.what()); return;
+        case PYRT_BAD_FORMAT: py::set_error(format_error, msg); return;
+        case PYRT_UNSUPPORTED: py::set_error(unsupported_error, msg); return;
+        case PYRT_INVALID_ARGUMENT: py::set_error(PyExc_ValueError, msg); return;
+        case PYRT_IO_ERROR: py::set_error(PyExc_OSError, msg); return;
+        case PYRT_OUT_OF_MEMORY: py::set_error(PyExc_MemoryError, msg); return;
+        default: py::set_error(PyExc_RuntimeError, msg); return;
       }
     }
   });

@@ -56,9 +56,13 @@ DecodedTensor tensor_from_dict(const py::dict& d) {
   return t;
 }
 
+py::str text_to_py(const std::string& s) {
+  return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(s.data(), static_cast<py::ssize_t>(s.size()), "replace"));
+}
+
 py::dict tensor_to_dict(const DecodedTensor& t) {
   py::dict d;
-  d["name"] = t.name;
+  d["name"] = text_to_py(t.name);
   d["encoding"] = encoding_name(t.encoding);
   py::list shape;
   for (uint32_t s : t.shape) shape.append(s);

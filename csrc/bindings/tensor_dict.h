@@ -15,5 +15,7 @@ namespace pyrt::bindings {
 Encoding encoding_from_name(const std::string& name);
 DecodedTensor tensor_from_dict(const pybind11::dict& d);
 pybind11::dict tensor_to_dict(const DecodedTensor& t);
+// Text from a file as a Python str, undecodable bytes replaced (U+FFFD) rather than raising.
+pybind11::str text_to_py(const std::string& s);
 
 }  // namespace pyrt::bindings

@@ -1,5 +1,6 @@
 #include "format/tensor_codec.h"
 
+#include "common/utf8.h"
 #include "format/symbol_stream.h"
 
 namespace pyrt::format {
@@ -69,6 +70,7 @@ std::vector<uint8_t> column_gaps(const DecodedTensor& t, unsigned gap_bits) {
 
 void encode_tensor(ByteWriter& w, const DecodedTensor& t) {
   PYRT_CHECK(t.name.size() <= 255, PYRT_INVALID_ARGUMENT, "tensor '", t.name, "': name longer than 255 bytes");
+  PYRT_CHECK(is_valid_utf8(t.name), PYRT_INVALID_ARGUMENT, "tensor name is not valid UTF-8");
   const size_t start = w.size();
   put_header(w, t);
   switch (t.encoding) {
@@ -127,6 +129,7 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index) {
   PYRT_CHECK(name_len <= 255, PYRT_BAD_FORMAT, fallback, ": name length ", name_len, " exceeds 255");
   const uint8_t* name = r.take(name_len);
   t.name.assign(reinterpret_cast<const char*>(name), name_len);
+  PYRT_CHECK(is_valid_utf8(t.name), PYRT_BAD_FORMAT, fallback, ": name is not valid UTF-8");
   r.skip_to_multiple(8);
   const std::string what = "tensor '" + t.name + "'";
   PYRT_CHECK(enc <= static_cast<uint32_t>(Encoding::csr_codebook), PYRT_UNSUPPORTED, what, ": unknown encoding ", enc,
