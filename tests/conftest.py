@@ -10,6 +10,7 @@ takes (csrc/bindings/tensor_dict.h):
 Tests reach the builders through the ``helpers`` fixture (``helpers.csr(rng, (8, 9), 0.3)``) so that no
 test module imports this file by name.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,6 +24,7 @@ ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
 
 
 # ---- tensors ------------------------------------------------------------------------------------------
+
 
 def _rows_cols(shape: Sequence[int]) -> tuple[int, int]:
     return int(shape[0]), int(math.prod(shape[1:]))
@@ -39,46 +41,86 @@ def _csr_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rowptr, colidx
 
 
-def sparse_mask(rng: np.random.Generator, shape: Sequence[int], density: float,
-                empty_rows: Sequence[int] = ()) -> np.ndarray:
+def sparse_mask(
+    rng: np.random.Generator, shape: Sequence[int], density: float, empty_rows: Sequence[int] = ()
+) -> np.ndarray:
     rows, cols = _rows_cols(shape)
     mask = rng.random((rows, cols)) < density
     mask[list(empty_rows), :] = False
     return mask
 
 
-def csr(rng: np.random.Generator, shape: Sequence[int], density: float = 0.3, name: str = "w", *,
-        mask: np.ndarray | None = None, gap_bits: int | None = None, empty_rows: Sequence[int] = ()) -> dict:
+def csr(
+    rng: np.random.Generator,
+    shape: Sequence[int],
+    density: float = 0.3,
+    name: str = "w",
+    *,
+    mask: np.ndarray | None = None,
+    gap_bits: int | None = None,
+    empty_rows: Sequence[int] = (),
+) -> dict:
     if mask is None:
         mask = sparse_mask(rng, shape, density, empty_rows)
     rowptr, colidx = _csr_index(mask)
-    t = {"name": name, "encoding": "csr", "shape": list(shape), "rowptr": rowptr, "colidx": colidx,
-         "values": rng.standard_normal(colidx.size).astype(np.float32)}
+    t = {
+        "name": name,
+        "encoding": "csr",
+        "shape": list(shape),
+        "rowptr": rowptr,
+        "colidx": colidx,
+        "values": rng.standard_normal(colidx.size).astype(np.float32),
+    }
     if gap_bits is not None:
         t["gap_bits"] = gap_bits
     return t
 
 
-def codebook(rng: np.random.Generator, shape: Sequence[int], k: int = 16, name: str = "w", *,
-             index_bits: int | None = None) -> dict:
+def codebook(
+    rng: np.random.Generator,
+    shape: Sequence[int],
+    k: int = 16,
+    name: str = "w",
+    *,
+    index_bits: int | None = None,
+) -> dict:
     rows, cols = _rows_cols(shape)
-    t = {"name": name, "encoding": "codebook", "shape": list(shape),
-         "centroids": np.sort(rng.standard_normal(k)).astype(np.float32),
-         "indices": rng.integers(0, k, rows * cols).astype(np.uint8)}
+    t = {
+        "name": name,
+        "encoding": "codebook",
+        "shape": list(shape),
+        "centroids": np.sort(rng.standard_normal(k)).astype(np.float32),
+        "indices": rng.integers(0, k, rows * cols).astype(np.uint8),
+    }
     if index_bits is not None:
         t["index_bits"] = index_bits
     return t
 
 
-def csr_codebook(rng: np.random.Generator, shape: Sequence[int], density: float = 0.3, k: int = 16,
-                 name: str = "w", *, mask: np.ndarray | None = None, gap_bits: int | None = None,
-                 index_bits: int | None = None, empty_rows: Sequence[int] = ()) -> dict:
+def csr_codebook(
+    rng: np.random.Generator,
+    shape: Sequence[int],
+    density: float = 0.3,
+    k: int = 16,
+    name: str = "w",
+    *,
+    mask: np.ndarray | None = None,
+    gap_bits: int | None = None,
+    index_bits: int | None = None,
+    empty_rows: Sequence[int] = (),
+) -> dict:
     if mask is None:
         mask = sparse_mask(rng, shape, density, empty_rows)
     rowptr, colidx = _csr_index(mask)
-    t = {"name": name, "encoding": "csr+codebook", "shape": list(shape), "rowptr": rowptr, "colidx": colidx,
-         "centroids": np.sort(rng.standard_normal(k)).astype(np.float32),
-         "indices": rng.integers(0, k, colidx.size).astype(np.uint8)}
+    t = {
+        "name": name,
+        "encoding": "csr+codebook",
+        "shape": list(shape),
+        "rowptr": rowptr,
+        "colidx": colidx,
+        "centroids": np.sort(rng.standard_normal(k)).astype(np.float32),
+        "indices": rng.integers(0, k, colidx.size).astype(np.uint8),
+    }
     if gap_bits is not None:
         t["gap_bits"] = gap_bits
     if index_bits is not None:
@@ -117,8 +159,12 @@ def assert_tensor_equal(got: dict, want: dict) -> None:
     assert got["name"] == name
     assert got["encoding"] == want["encoding"], name
     assert list(got["shape"]) == list(want["shape"]), name
-    fields = {"dense": ["values"], "csr": ["rowptr", "colidx", "values"], "codebook": ["indices", "centroids"],
-              "csr+codebook": ["rowptr", "colidx", "indices", "centroids"]}[want["encoding"]]
+    fields = {
+        "dense": ["values"],
+        "csr": ["rowptr", "colidx", "values"],
+        "codebook": ["indices", "centroids"],
+        "csr+codebook": ["rowptr", "colidx", "indices", "centroids"],
+    }[want["encoding"]]
     for f in fields:
         g, w = np.asarray(got[f]), np.asarray(want[f])
         assert g.shape == w.ravel().shape, (name, f, g.shape, w.shape)
@@ -134,9 +180,18 @@ def assert_tensor_equal(got: dict, want: dict) -> None:
 
 # ---- models -------------------------------------------------------------------------------------------
 
-def mlp(rng: np.random.Generator, sizes: Sequence[int], encodings: Sequence[str], *,
-        input_shape: Sequence[int] | None = None, bias: bool = True, final: str | None = "softmax",
-        metadata: str | None = None, tensor_kw: dict | None = None) -> dict:
+
+def mlp(
+    rng: np.random.Generator,
+    sizes: Sequence[int],
+    encodings: Sequence[str],
+    *,
+    input_shape: Sequence[int] | None = None,
+    bias: bool = True,
+    final: str | None = "softmax",
+    metadata: str | None = None,
+    tensor_kw: dict | None = None,
+) -> dict:
     """linear(+relu) layers sizes[0] -> sizes[1] -> ...; layer i stored in encodings[i].
 
     A multi-dimensional ``input_shape`` (product sizes[0]) gets a flatten node first.
@@ -201,13 +256,23 @@ def random_input(rng: np.random.Generator, model: dict, batch: int) -> np.ndarra
 
 
 helpers_namespace = types.SimpleNamespace(
-    ENCODINGS=ENCODINGS, dense=dense, csr=csr, codebook=codebook, csr_codebook=csr_codebook, tensor=tensor,
-    sparse_mask=sparse_mask, densify=densify, assert_tensor_equal=assert_tensor_equal, mlp=mlp,
-    forward=forward, random_input=random_input,
+    ENCODINGS=ENCODINGS,
+    dense=dense,
+    csr=csr,
+    codebook=codebook,
+    csr_codebook=csr_codebook,
+    tensor=tensor,
+    sparse_mask=sparse_mask,
+    densify=densify,
+    assert_tensor_equal=assert_tensor_equal,
+    mlp=mlp,
+    forward=forward,
+    random_input=random_input,
 )
 
 
 # ---- fixtures -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def helpers() -> types.SimpleNamespace:
@@ -227,8 +292,13 @@ def _every_encoding_model() -> dict:
     # input [2, 3, 5] -> flatten 30 -> dense 24 -> csr 20 (empty rows) -> codebook 16 (k=5) ->
     # csr+codebook 10 (k=16) -> softmax
     rng = np.random.default_rng(1234)
-    model = mlp(rng, [30, 24, 20, 16, 10], list(ENCODINGS), input_shape=[2, 3, 5],
-                metadata='{"source": "tests/conftest.py", "note": "every encoding"}')
+    model = mlp(
+        rng,
+        [30, 24, 20, 16, 10],
+        list(ENCODINGS),
+        input_shape=[2, 3, 5],
+        metadata='{"source": "tests/conftest.py", "note": "every encoding"}',
+    )
     model["tensors"][2] = csr(rng, (20, 24), 0.3, name="fc1.weight", empty_rows=[0, 7, 19])
     model["tensors"][4] = codebook(rng, (16, 20), k=5, name="fc2.weight")
     return model

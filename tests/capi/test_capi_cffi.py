@@ -3,6 +3,7 @@ libpyruntime.so. The declarations come from the header itself, so a header that 
 library fails here. pyruntime._core is used only to write model bytes; every load and run goes
 through the C library.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,8 +17,15 @@ import pytest
 cffi = pytest.importorskip("cffi")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-STATUS = ["PYRT_OK", "PYRT_INVALID_ARGUMENT", "PYRT_BAD_FORMAT", "PYRT_UNSUPPORTED", "PYRT_OUT_OF_MEMORY",
-          "PYRT_IO_ERROR", "PYRT_INTERNAL"]
+STATUS = [
+    "PYRT_OK",
+    "PYRT_INVALID_ARGUMENT",
+    "PYRT_BAD_FORMAT",
+    "PYRT_UNSUPPORTED",
+    "PYRT_OUT_OF_MEMORY",
+    "PYRT_IO_ERROR",
+    "PYRT_INTERNAL",
+]
 
 
 def package_dir() -> pathlib.Path:
@@ -35,12 +43,12 @@ def header_path() -> pathlib.Path:
 
 def cdef_from_header(text: str) -> str:
     """The C declarations of pyruntime.h, as cffi's cdef takes them."""
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
     text = re.sub(r"//[^\n]*", "", text)
     out, skipping = [], 0
     for line in text.splitlines():
         s = line.strip()
-        if s.startswith("#ifdef __cplusplus") or s.startswith("#if defined(_WIN32)"):
+        if s.startswith(("#ifdef __cplusplus", "#if defined(_WIN32)")):
             skipping += 1
         elif s.startswith("#endif") and skipping:
             skipping -= 1
@@ -89,7 +97,7 @@ class Model:
         self.ffi, self.lib, self.h = ffi, lib, handle
 
     @classmethod
-    def from_bytes(cls, ffi, lib, data: bytes) -> "Model":
+    def from_bytes(cls, ffi, lib, data: bytes) -> Model:
         out = ffi.new("pyrt_model**")
         buf = ffi.from_buffer(data)
         ok(ffi, lib, lib.pyrt_model_load_buffer(buf, len(data), out))
@@ -108,14 +116,19 @@ class Model:
         if arena is None:
             ok(self.ffi, self.lib, self.lib.pyrt_session_create(self.h, max_batch, out))
         else:
-            ok(self.ffi, self.lib, self.lib.pyrt_session_create_with_arena(self.h, max_batch, arena, arena_bytes, out))
+            ok(
+                self.ffi,
+                self.lib,
+                self.lib.pyrt_session_create_with_arena(self.h, max_batch, arena, arena_bytes, out),
+            )
         return self.ffi.gc(out[0], self.lib.pyrt_session_free)
 
     def run(self, session, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
         y = np.full((x.shape[0], *self.shape("output")), np.nan, np.float32)
-        st = self.lib.pyrt_session_run(session, self.ffi.from_buffer("float[]", x), x.shape[0],
-                                       self.ffi.from_buffer("float[]", y))
+        st = self.lib.pyrt_session_run(
+            session, self.ffi.from_buffer("float[]", x), x.shape[0], self.ffi.from_buffer("float[]", y)
+        )
         ok(self.ffi, self.lib, st)
         return y
 
@@ -128,8 +141,9 @@ class Model:
 def model_dict(helpers):
     rng = np.random.default_rng(11)
     # rank-4 input (flatten first), every encoding, softmax output
-    return helpers.mlp(rng, [120, 40, 30, 20, 10], ["csr", "codebook", "csr+codebook", "dense"],
-                       input_shape=[2, 3, 4, 5])
+    return helpers.mlp(
+        rng, [120, 40, 30, 20, 10], ["csr", "codebook", "csr+codebook", "dense"], input_shape=[2, 3, 4, 5]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +161,7 @@ def model(ffi, lib, model_bytes):
 
 
 # ---- basics -------------------------------------------------------------------------------------------
+
 
 def test_constants_and_status_names(ffi, lib):
     assert lib.PYRT_FORMAT_VERSION == 1
@@ -175,7 +190,9 @@ def test_load_from_file(ffi, lib, tmp_path, model_bytes, model_dict, helpers):
     try:
         assert m.shape("input") == (2, 3, 4, 5)
         x = np.random.default_rng(0).standard_normal((3, 2, 3, 4, 5)).astype(np.float32)
-        np.testing.assert_allclose(m.run(m.session(3), x), helpers.forward(model_dict, x), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            m.run(m.session(3), x), helpers.forward(model_dict, x), rtol=1e-4, atol=1e-6
+        )
     finally:
         m.close()
 
@@ -199,12 +216,15 @@ def test_model_does_not_reference_the_buffer(ffi, lib, model_bytes, model_dict, 
         buf[:] = bytes(len(buf))
         del buf
         x = helpers.random_input(np.random.default_rng(1), model_dict, 2)
-        np.testing.assert_allclose(m.run(m.session(2), x), helpers.forward(model_dict, x), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            m.run(m.session(2), x), helpers.forward(model_dict, x), rtol=1e-4, atol=1e-6
+        )
     finally:
         m.close()
 
 
 # ---- caller-owned arena -------------------------------------------------------------------------------
+
 
 def aligned_address(ffi, buf) -> int:
     return int(ffi.cast("uintptr_t", buf))
@@ -226,8 +246,8 @@ def test_session_with_arena(ffi, lib, model, model_dict, helpers, misalign):
     np.testing.assert_allclose(model.run(s, x), helpers.forward(model_dict, x), rtol=1e-4, atol=1e-6)
     data = bytes(ffi.buffer(raw, need + 256))
     assert data[:start] == b"\xa5" * start, "wrote before the arena"
-    assert data[start + need:] == b"\xa5" * (256 - start), "wrote past the arena"
-    assert data[start:start + need] != b"\xa5" * need, "the session did not use the caller's arena"
+    assert data[start + need :] == b"\xa5" * (256 - start), "wrote past the arena"
+    assert data[start : start + need] != b"\xa5" * need, "the session did not use the caller's arena"
 
 
 def test_arena_size_boundary(ffi, lib, model):
@@ -265,6 +285,7 @@ def test_arena_bytes_grows_with_batch(lib, model):
 
 
 # ---- errors -------------------------------------------------------------------------------------------
+
 
 def test_batch_out_of_range(ffi, lib, model):
     s = model.session(4)
@@ -392,7 +413,9 @@ def test_one_model_many_threads(model, model_dict, helpers):
             s = model.session(8)
             for _ in range(20):
                 x = helpers.random_input(rng, model_dict, 8)
-                np.testing.assert_allclose(model.run(s, x), helpers.forward(model_dict, x), rtol=1e-4, atol=1e-6)
+                np.testing.assert_allclose(
+                    model.run(s, x), helpers.forward(model_dict, x), rtol=1e-4, atol=1e-6
+                )
             results[i] = True
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)

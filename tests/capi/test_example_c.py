@@ -1,5 +1,6 @@
 """examples/c/run_model.c: builds with CMake (-DPYRT_BUILD_EXAMPLES=ON, static core) in a temporary build
 directory, runs on model files written by pyruntime, and prints what numpy computes."""
+
 from __future__ import annotations
 
 import os
@@ -32,12 +33,24 @@ def run_model_exe(tmp_path_factory) -> pathlib.Path:
         pytest.skip("not a source checkout")
     build = tmp_path_factory.mktemp("cmake-example")
     # Debug: no optimizer, the quickest build; the example runs one sample
-    configure = [cmake, "-S", str(ROOT), "-B", str(build), "-DPYRT_BUILD_EXAMPLES=ON", "-DPYRT_BUILD_PYTHON=OFF",
-                 "-DPYRT_BUILD_CAPI_SHARED=OFF", "-DCMAKE_BUILD_TYPE=Debug"]
+    configure = [
+        cmake,
+        "-S",
+        str(ROOT),
+        "-B",
+        str(build),
+        "-DPYRT_BUILD_EXAMPLES=ON",
+        "-DPYRT_BUILD_PYTHON=OFF",
+        "-DPYRT_BUILD_CAPI_SHARED=OFF",
+        "-DCMAKE_BUILD_TYPE=Debug",
+    ]
     if shutil.which("ninja"):
         configure += ["-G", "Ninja"]
-    for cmd in (configure, [cmake, "--build", str(build), "--target", "pyrt_run_model", "-j", str(os.cpu_count() or 2)]):
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    for cmd in (
+        configure,
+        [cmake, "--build", str(build), "--target", "pyrt_run_model", "-j", str(os.cpu_count() or 2)],
+    ):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
     exe = build / "pyrt_run_model"
     assert exe.exists()
@@ -45,17 +58,21 @@ def run_model_exe(tmp_path_factory) -> pathlib.Path:
 
 
 def run(exe: pathlib.Path, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(exe), *map(str, args)], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def parse(stdout: str) -> dict:
-    shapes = dict(re.findall(r"^(input|output) shape: \[([\d, ]*)\]$", stdout, re.M))
+    shapes = dict(re.findall(r"^(input|output) shape: \[([\d, ]*)\]$", stdout, re.MULTILINE))
     head, _, values = stdout.partition("output:\n")
     assert values, stdout
-    return {"input": tuple(int(d) for d in shapes["input"].split(", ")),
-            "output": tuple(int(d) for d in shapes["output"].split(", ")),
-            "values": np.array([float(v) for v in values.split()], np.float32),
-            "arena": int(re.search(r"^arena bytes: (\d+) of (\d+)$", head, re.M).group(1))}
+    return {
+        "input": tuple(int(d) for d in shapes["input"].split(", ")),
+        "output": tuple(int(d) for d in shapes["output"].split(", ")),
+        "values": np.array([float(v) for v in values.split()], np.float32),
+        "arena": int(re.search(r"^arena bytes: (\d+) of (\d+)$", head, re.MULTILINE).group(1)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +94,23 @@ def test_source_is_strict_c99():
     cc = _compiler(("cc", "gcc", "clang"), "CC")
     if cc is None:
         pytest.skip("no C compiler")
-    r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-fsyntax-only",
-                        f"-I{ROOT / 'csrc' / 'include'}", str(SOURCE)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            cc,
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-pedantic",
+            "-Werror",
+            "-fsyntax-only",
+            f"-I{ROOT / 'csrc' / 'include'}",
+            str(SOURCE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -92,7 +124,7 @@ def test_runs_an_input_file(run_model_exe, model_file, model, helpers, tmp_path)
     assert 0 < out["arena"] <= 1 << 20
     assert out["values"].shape == (10,)
     np.testing.assert_allclose(out["values"], helpers.forward(model, x)[0], rtol=1e-4, atol=1e-6)
-    assert re.search(r"^layers: 7$", r.stdout, re.M)  # flatten + 3 linear + 2 relu + softmax
+    assert re.search(r"^layers: 7$", r.stdout, re.MULTILINE)  # flatten + 3 linear + 2 relu + softmax
 
 
 def test_runs_zeros_without_an_input_file(run_model_exe, model_file, model, helpers):

@@ -1,5 +1,6 @@
 """Makes the spec helper (pyrt_spec.py, next to this file) importable as ``import pyrt_spec`` from the
 test modules here, whichever way pytest names them (rootdir packages or plain basenames)."""
+
 import pathlib
 import sys
 

@@ -3,6 +3,7 @@ symbol_stream.h, huffman.h), for tests: it builds files by hand, patches fields 
 and decodes tensors and symbol streams without the C++ core, so the writer is checked against the
 spec rather than against its own reader.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -53,6 +54,7 @@ class Entry:
 
 # ---- whole files --------------------------------------------------------------------------------------
 
+
 def build_file(sections: list[tuple[int, int, bytes]], *, version: int = VERSION, flags: int = 0) -> bytes:
     """A file from (type, flags, payload) sections, laid out as format.h describes."""
     n = len(sections)
@@ -81,10 +83,12 @@ def entries(buf: bytes) -> list[Entry]:
 
 
 def payload(buf: bytes, e: Entry) -> bytes:
-    return bytes(buf[e.offset:e.offset + e.size])
+    return bytes(buf[e.offset : e.offset + e.size])
 
 
-def refresh_crcs(buf: bytearray, *, sections: bool = True, table: bool = True, header: bool = True) -> bytearray:
+def refresh_crcs(
+    buf: bytearray, *, sections: bool = True, table: bool = True, header: bool = True
+) -> bytearray:
     """Recomputes the payload CRCs, the table CRC and the header CRC (in that order) after a patch."""
     (count,) = struct.unpack_from("<I", buf, OFF_COUNT)
     count = min(count, (len(buf) - HEADER_SIZE) // ENTRY_SIZE)
@@ -93,9 +97,11 @@ def refresh_crcs(buf: bytearray, *, sections: bool = True, table: bool = True, h
             at = HEADER_SIZE + i * ENTRY_SIZE
             _, _, off, size, _, _ = struct.unpack_from("<IIQQII", buf, at)
             if off + size <= len(buf):
-                struct.pack_into("<I", buf, at + 24, crc32(bytes(buf[off:off + size])))
+                struct.pack_into("<I", buf, at + 24, crc32(bytes(buf[off : off + size])))
     if table:
-        struct.pack_into("<I", buf, OFF_TABLE_CRC, crc32(bytes(buf[HEADER_SIZE:HEADER_SIZE + count * ENTRY_SIZE])))
+        struct.pack_into(
+            "<I", buf, OFF_TABLE_CRC, crc32(bytes(buf[HEADER_SIZE : HEADER_SIZE + count * ENTRY_SIZE]))
+        )
     if header:
         struct.pack_into("<I", buf, OFF_HEADER_CRC, crc32(bytes(buf[:60])))
     return buf
@@ -111,13 +117,14 @@ def patch(buf: bytes, offset: int, fmt: str, *values) -> bytes:
 def covered_bytes(buf: bytes) -> np.ndarray:
     """Mask of the bytes a checksum (or the magic) protects: header, table and every payload."""
     mask = np.zeros(len(buf), bool)
-    mask[:HEADER_SIZE + ENTRY_SIZE * len(entries(buf))] = True
+    mask[: HEADER_SIZE + ENTRY_SIZE * len(entries(buf))] = True
     for e in entries(buf):
-        mask[e.offset:e.offset + e.size] = True
+        mask[e.offset : e.offset + e.size] = True
     return mask
 
 
 # ---- graph and tensor payloads ------------------------------------------------------------------------
+
 
 def graph_payload(input_shape: list[int], nodes: list[dict]) -> bytes:
     dims = list(input_shape) + [0] * (4 - len(input_shape))
@@ -154,13 +161,16 @@ def packed_stream(symbols: np.ndarray, bits: int) -> bytes:
     return out + bytes(-len(out) % 4)
 
 
-def codebook_payload(name: str, shape: list[int], centroids: np.ndarray, indices: np.ndarray, bits: int) -> bytes:
+def codebook_payload(
+    name: str, shape: list[int], centroids: np.ndarray, indices: np.ndarray, bits: int
+) -> bytes:
     out = _tensor_header(2, name, shape)
     out += struct.pack("<II", len(centroids), bits) + np.asarray(centroids, "<f4").tobytes()
     return bytes(out + packed_stream(indices, bits))
 
 
 # ---- decoding -----------------------------------------------------------------------------------------
+
 
 def canonical_codes(lengths: list[int]) -> dict[tuple[int, int], int]:
     """(length, code) -> symbol, per RFC 1951 3.2.2."""
@@ -198,12 +208,12 @@ def read_stream(buf: bytes, pos: int) -> Stream:
     p = pos + 16
     lengths = None
     if coding == 1:
-        lengths = list(buf[p:p + (1 << bits)])
+        lengths = list(buf[p : p + (1 << bits)])
         p = align(p + (1 << bits), 4)
     data = np.frombuffer(buf, np.uint8, nbytes, p)
     bitarr = np.unpackbits(data, bitorder="little")
     if coding == 0:
-        sym = bitarr[:count * bits].reshape(count, bits) @ (1 << np.arange(bits))
+        sym = bitarr[: count * bits].reshape(count, bits) @ (1 << np.arange(bits))
         symbols = sym.astype(np.uint8)
     elif coding == 1:
         table = canonical_codes(lengths)
@@ -229,7 +239,7 @@ def decode_tensor(pl: bytes) -> dict:
     enc, rank, *dims = struct.unpack_from("<II4I", pl, 0)
     name_len, _ = struct.unpack_from("<II", pl, 24)
     p = 32
-    name = pl[p:p + name_len].decode()
+    name = pl[p : p + name_len].decode()
     p = align(p + name_len, 8)
     shape = dims[:rank]
     rows, cols = shape[0], math.prod(shape[1:])
@@ -314,6 +324,7 @@ def parse_graph(pl: bytes) -> dict:
 
 # ---- an independent Huffman ---------------------------------------------------------------------------
 
+
 def huffman_lengths(freqs: list[int]) -> list[int]:
     """Unlimited optimal Huffman code lengths (heapq); a single used symbol gets length 1."""
     used = [(f, s) for s, f in enumerate(freqs) if f > 0]
@@ -342,4 +353,4 @@ def cost_bits(freqs: list[int], lengths: list[int]) -> int:
 def kraft_sum(lengths: list[int]) -> float:
     from fractions import Fraction
 
-    return sum((Fraction(1, 2 ** ln) for ln in lengths if ln), Fraction(0))
+    return sum((Fraction(1, 2**ln) for ln in lengths if ln), Fraction(0))

@@ -3,19 +3,19 @@ files with unknown sections, inconsistent graphs, bad run() inputs. Every failur
 pyruntime.FormatError / UnsupportedError / ValueError / OSError with a message, never a crash, a
 MemoryError or a hang.
 """
+
 from __future__ import annotations
 
 import struct
 
 import numpy as np
+import pyrt_spec as spec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyruntime
 from pyruntime import _core
-
-import pyrt_spec as spec
 
 LOAD_ERRORS = (pyruntime.FormatError, pyruntime.UnsupportedError)
 
@@ -35,8 +35,12 @@ def small_model(helpers) -> dict:
 def small(small_model) -> bytes:
     data = _core.write_model(small_model)
     assert 500 <= len(data) <= 2000
-    codings = [s.coding for e in spec.entries(data) if e.type == spec.TENSOR
-               for s in spec.decode_tensor(spec.payload(data, e))["streams"]]
+    codings = [
+        s.coding
+        for e in spec.entries(data)
+        if e.type == spec.TENSOR
+        for s in spec.decode_tensor(spec.payload(data, e))["streams"]
+    ]
     assert 1 in codings and 0 in codings  # both stream codings are under attack
     return data
 
@@ -81,6 +85,7 @@ def loads_or_refuses(data: bytes) -> None:
 
 
 # ---- truncation and corruption ------------------------------------------------------------------------
+
 
 def test_every_truncation(small):
     for cut in range(len(small)):
@@ -138,8 +143,10 @@ def test_byte_flips_behind_valid_checksums(small):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
-       fix_crcs=st.booleans())
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
+    fix_crcs=st.booleans(),
+)
 def test_random_edits(small, edits, fix_crcs):
     data = bytearray(small)
     for where, value in edits:
@@ -176,6 +183,7 @@ def test_other_file_types():
 
 # ---- versions and flags -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("version", [2, 7, 0xFFFFFFFF])
 def test_newer_version_is_unsupported(small, version):
     msg = load_error(spec.patch(small, spec.OFF_VERSION, "<I", version), pyruntime.UnsupportedError)
@@ -198,19 +206,23 @@ def test_header_checksum(small):
 
 # ---- absurd counts behind valid checksums -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("count", [0, 65537, 0xFFFFFFFF, 65536, 10_000])
 def test_absurd_section_count(small, count):
     msg = load_error(spec.patch(small, spec.OFF_COUNT, "<I", count))
     assert "section" in msg and (str(count) in msg)
 
 
-@pytest.mark.parametrize("field,value,words", [
-    ("offset", 65, "not 64-byte aligned"),
-    ("offset", 2**63, "run past the end"),
-    ("offset", 0, "overlap"),
-    ("size", 2**64 - 1, "run past the end"),
-    ("size", 100_000, "run past the end"),
-])
+@pytest.mark.parametrize(
+    "field,value,words",
+    [
+        ("offset", 65, "not 64-byte aligned"),
+        ("offset", 2**63, "run past the end"),
+        ("offset", 0, "overlap"),
+        ("size", 2**64 - 1, "run past the end"),
+        ("size", 100_000, "run past the end"),
+    ],
+)
 def test_absurd_section_entry(small, field, value, words):
     data = bytearray(small)
     struct.pack_into("<Q", data, spec.HEADER_SIZE + {"offset": 8, "size": 16}[field], value)
@@ -236,28 +248,39 @@ def test_overlapping_sections(small):
 def csr_fields(data: bytes, name: str) -> dict[str, int]:
     e = tensor_entry(data, name)
     b = body_at(data, e)
-    return {"nnz": b, "gap_bits": b + 4, "count_width": b + 8, "dims": e.offset + 8, "rank": e.offset + 4,
-            "encoding": e.offset, "name_len": e.offset + 24, "row_counts": b + 16}
+    return {
+        "nnz": b,
+        "gap_bits": b + 4,
+        "count_width": b + 8,
+        "dims": e.offset + 8,
+        "rank": e.offset + 4,
+        "encoding": e.offset,
+        "name_len": e.offset + 24,
+        "row_counts": b + 16,
+    }
 
 
-@pytest.mark.parametrize("field,fmt,value,words", [
-    ("nnz", "<I", 2**31, "nonzeros in a tensor of"),
-    ("nnz", "<I", 0xFFFFFFFF, "nonzeros in a tensor of"),
-    ("nnz", "<I", 3, "row counts"),
-    ("gap_bits", "<I", 0, "gap_bits 0"),
-    ("gap_bits", "<I", 9, "gap_bits 9"),
-    ("count_width", "<I", 3, "row count width 3"),
-    ("count_width", "<I", 2**31, "row count width"),
-    ("rank", "<I", 0, "rank 0"),
-    ("rank", "<I", 5, "rank 5"),
-    ("dims", "<II", (0, 6), "dimension 0 is 0"),
-    ("dims", "<II", (2**31, 2**31), "shape too large"),
-    ("dims", "<II", (2**20, 2**20), ""),  # legal size, but the row counts are not in the file
-    ("name_len", "<I", 2**31, "name length"),
-    ("name_len", "<I", 256, "name length 256"),
-    ("encoding", "<I", 4, "unknown encoding 4"),
-    ("row_counts", "<B", 7, "row 0 has 7 nonzeros but only 6 columns"),
-])
+@pytest.mark.parametrize(
+    "field,fmt,value,words",
+    [
+        ("nnz", "<I", 2**31, "nonzeros in a tensor of"),
+        ("nnz", "<I", 0xFFFFFFFF, "nonzeros in a tensor of"),
+        ("nnz", "<I", 3, "row counts"),
+        ("gap_bits", "<I", 0, "gap_bits 0"),
+        ("gap_bits", "<I", 9, "gap_bits 9"),
+        ("count_width", "<I", 3, "row count width 3"),
+        ("count_width", "<I", 2**31, "row count width"),
+        ("rank", "<I", 0, "rank 0"),
+        ("rank", "<I", 5, "rank 5"),
+        ("dims", "<II", (0, 6), "dimension 0 is 0"),
+        ("dims", "<II", (2**31, 2**31), "shape too large"),
+        ("dims", "<II", (2**20, 2**20), ""),  # legal size, but the row counts are not in the file
+        ("name_len", "<I", 2**31, "name length"),
+        ("name_len", "<I", 256, "name length 256"),
+        ("encoding", "<I", 4, "unknown encoding 4"),
+        ("row_counts", "<B", 7, "row 0 has 7 nonzeros but only 6 columns"),
+    ],
+)
 def test_absurd_csr_fields(small, field, fmt, value, words):
     at = csr_fields(small, "fc0.weight")[field]
     values = value if isinstance(value, tuple) else (value,)
@@ -299,9 +322,16 @@ def test_huffman_stream_count(small, count):
     assert f"tensor 'fc1.weight' indices: stream declares {count} symbols, expected 120" in msg
 
 
-@pytest.mark.parametrize("delta,words", [(-1, "ends early"), (+1, "trailing"), (+3, "trailing"),
-                                         (2**31, "section 3: data ends early"),
-                                         (2**32 - 18, "section 3: data ends early")])
+@pytest.mark.parametrize(
+    "delta,words",
+    [
+        (-1, "ends early"),
+        (+1, "trailing"),
+        (+3, "trailing"),
+        (2**31, "section 3: data ends early"),
+        (2**32 - 18, "section 3: data ends early"),
+    ],
+)
 def test_huffman_stream_payload_size(small, delta, words):
     at = stream_at(small, "fc1.weight", 0)
     (real,) = struct.unpack_from("<I", small, at + 8)
@@ -323,7 +353,9 @@ def test_packed_gap_stream_count(small, count):
     at = stream_at(small, "fc0.weight", 0)
     assert small[at] == 0
     msg = load_error(spec.patch(small, at + 4, "<I", count))
-    assert f"tensor 'fc0.weight' column gaps: stream declares {count} symbols, expected between 21 and 72" in msg
+    assert (
+        f"tensor 'fc0.weight' column gaps: stream declares {count} symbols, expected between 21 and 72" in msg
+    )
 
 
 @pytest.mark.parametrize("field,value,words", [(0, 2, "unknown stream coding 2"), (1, 7, "7-bit symbols")])
@@ -350,8 +382,9 @@ def test_codebook_index_not_below_k(helpers, rng):
     # k = 3 centroids, 2-bit packed indices; patch an index to 3
     w = helpers.codebook(rng, (2, 4), k=3, name="w")
     w["indices"] = np.zeros(8, np.uint8)
-    data = _core.write_model({"input_shape": [4], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}],
-                              "tensors": [w]})
+    data = _core.write_model(
+        {"input_shape": [4], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}], "tensors": [w]}
+    )
     at = stream_at(data, "w", 0)
     assert data[at] == 0
     msg = load_error(spec.patch(data, at + 16, "<B", 3))
@@ -363,8 +396,9 @@ def test_gap_stream_runs_past_last_column(helpers, rng):
     mask[0, 9] = True
     mask[1, 0] = True
     w = helpers.csr(rng, (2, 10), mask=mask, gap_bits=4, name="w")
-    data = _core.write_model({"input_shape": [10], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}],
-                              "tensors": [w]})
+    data = _core.write_model(
+        {"input_shape": [10], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}], "tensors": [w]}
+    )
     at = stream_at(data, "w", 0)
     assert data[at] == 0 and data[at + 16] == 0x09  # packed 4-bit symbols 9, 0
     assert "column 14 out of range in row 0" in load_error(spec.patch(data, at + 16, "<B", 0x0E))
@@ -374,6 +408,7 @@ def test_gap_stream_runs_past_last_column(helpers, rng):
 
 
 # ---- text fields: names and metadata are UTF-8 (docs/FORMAT.md 3, 5) ----------------------------------
+
 
 def name_byte(data: bytes, name: str) -> int:
     return tensor_entry(data, name).offset + 32
@@ -394,7 +429,7 @@ def test_error_quoting_an_invalid_utf8_name(small):
 
 def test_invalid_utf8_metadata(small):
     """Metadata is optional: bytes that are not UTF-8 may be refused or replaced, never raise on access."""
-    meta = [e for e in spec.entries(small) if e.type == spec.METADATA][0]
+    meta = next(e for e in spec.entries(small) if e.type == spec.METADATA)
     data = spec.patch(small, meta.offset, "<B", 0xFF)
     try:
         m = pyruntime.load(data)
@@ -406,27 +441,37 @@ def test_invalid_utf8_metadata(small):
 
 # ---- graph sections -----------------------------------------------------------------------------------
 
+
 def graph_field(data: bytes, offset: int, fmt: str, *values) -> bytes:
     return spec.patch(data, spec.entries(data)[0].offset + offset, fmt, *values)
 
 
-@pytest.mark.parametrize("offset,fmt,value,words,kind", [
-    (0, "<I", 0, "input rank 0", pyruntime.FormatError),
-    (0, "<I", 5, "input rank 5", pyruntime.FormatError),
-    (4, "<I", 0, "input dimension 0 is 0", pyruntime.FormatError),
-    (20, "<I", 0, "node count 0", pyruntime.FormatError),
-    (20, "<I", 2**31, "node count", pyruntime.FormatError),
-    (20, "<I", 65536, "cannot fit", pyruntime.FormatError),
-    (28, "<H", 9, "node 0 has unknown op code 9", pyruntime.UnsupportedError),
-    (30, "<B", 255, "node 0 has too many inputs", pyruntime.FormatError),
-    (31, "<B", 17, "node 0 has too many inputs or tensors", pyruntime.FormatError),
-    (32, "<I", 2**31, "node 0 has attribute size", pyruntime.FormatError),
-    (32, "<I", 3, "attribute size 3", pyruntime.FormatError),
-    (36, "<I", 1, "node 0 (linear): reads value 1", pyruntime.FormatError),
-    (40, "<I", 99, "node 0 (linear): references tensor 99", pyruntime.FormatError),
-    (44, "<I", 0, "node 0 (linear): bias 'fc0.weight'", pyruntime.FormatError),
-    (4, "<I", 7, "node 0 (linear): weight 'fc0.weight' [12, 6] expects 6 input features", pyruntime.FormatError),
-])
+@pytest.mark.parametrize(
+    "offset,fmt,value,words,kind",
+    [
+        (0, "<I", 0, "input rank 0", pyruntime.FormatError),
+        (0, "<I", 5, "input rank 5", pyruntime.FormatError),
+        (4, "<I", 0, "input dimension 0 is 0", pyruntime.FormatError),
+        (20, "<I", 0, "node count 0", pyruntime.FormatError),
+        (20, "<I", 2**31, "node count", pyruntime.FormatError),
+        (20, "<I", 65536, "cannot fit", pyruntime.FormatError),
+        (28, "<H", 9, "node 0 has unknown op code 9", pyruntime.UnsupportedError),
+        (30, "<B", 255, "node 0 has too many inputs", pyruntime.FormatError),
+        (31, "<B", 17, "node 0 has too many inputs or tensors", pyruntime.FormatError),
+        (32, "<I", 2**31, "node 0 has attribute size", pyruntime.FormatError),
+        (32, "<I", 3, "attribute size 3", pyruntime.FormatError),
+        (36, "<I", 1, "node 0 (linear): reads value 1", pyruntime.FormatError),
+        (40, "<I", 99, "node 0 (linear): references tensor 99", pyruntime.FormatError),
+        (44, "<I", 0, "node 0 (linear): bias 'fc0.weight'", pyruntime.FormatError),
+        (
+            4,
+            "<I",
+            7,
+            "node 0 (linear): weight 'fc0.weight' [12, 6] expects 6 input features",
+            pyruntime.FormatError,
+        ),
+    ],
+)
 def test_absurd_graph_fields(small, offset, fmt, value, words, kind):
     assert words in load_error(graph_field(small, offset, fmt, value), kind)
 
@@ -438,11 +483,14 @@ def test_graph_with_attributes_is_refused(small):
 
 # ---- hand-built files: sections by the spec -----------------------------------------------------------
 
+
 def dense_model_sections(helpers, rng) -> tuple[dict, list]:
     w = helpers.dense(rng, (3, 4), name="w")
     model = {"input_shape": [4], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}], "tensors": [w]}
-    sections = [(spec.GRAPH, spec.REQUIRED, spec.graph_payload([4], model["nodes"])),
-                (spec.TENSOR, spec.REQUIRED, spec.dense_payload("w", [3, 4], w["values"]))]
+    sections = [
+        (spec.GRAPH, spec.REQUIRED, spec.graph_payload([4], model["nodes"])),
+        (spec.TENSOR, spec.REQUIRED, spec.dense_payload("w", [3, 4], w["values"])),
+    ]
     return model, sections
 
 
@@ -496,36 +544,73 @@ def test_tensor_trailing_bytes_or_short(helpers, rng):
 
 def test_weight_shape_against_graph_in_file(helpers, rng):
     w = helpers.dense(rng, (3, 5), name="w")
-    data = spec.build_file([(spec.GRAPH, spec.REQUIRED,
-                             spec.graph_payload([4], [{"op": "linear", "inputs": [0], "tensors": [0]}])),
-                            (spec.TENSOR, spec.REQUIRED, spec.dense_payload("w", [3, 5], w["values"]))])
+    data = spec.build_file(
+        [
+            (
+                spec.GRAPH,
+                spec.REQUIRED,
+                spec.graph_payload([4], [{"op": "linear", "inputs": [0], "tensors": [0]}]),
+            ),
+            (spec.TENSOR, spec.REQUIRED, spec.dense_payload("w", [3, 5], w["values"])),
+        ]
+    )
     assert "node 0 (linear): weight 'w' [3, 5] expects 5 input features, the input has 4" in load_error(data)
 
 
 # ---- the writer refuses inconsistent graphs ------------------------------------------------------------
 
+
 def base_model(helpers, rng) -> dict:
     return helpers.mlp(rng, [6, 5, 3], ["csr", "dense"])
 
 
-@pytest.mark.parametrize("mutate,words", [
-    (lambda m: m["tensors"][0].update(shape=[5, 7], values=np.zeros(0, np.float32), rowptr=np.zeros(6, np.uint32),
-                                      colidx=np.zeros(0, np.uint32)),
-     "node 0 (linear): weight 'fc0.weight' [5, 7] expects 7 input features, the input has 6"),
-    (lambda m: m["nodes"][0].update(tensors=[0, 9]), "node 0 (linear): references tensor 9 but the file has 4"),
-    (lambda m: m["nodes"][2].update(tensors=[2, 1]), "node 2 (linear): bias 'fc0.bias' [5] does not match 3"),
-    (lambda m: m["nodes"][2].update(tensors=[2, 0]), "node 2 (linear): bias 'fc0.weight' must be dense"),
-    (lambda m: m["nodes"][2].update(tensors=[]), "node 2 (linear): expects weight and optional bias"),
-    (lambda m: m["nodes"][2].update(tensors=[1]), "node 2 (linear): weight 'fc0.bias' has rank 1"),
-    (lambda m: m["nodes"][1].update(inputs=[2]), "node 1 (relu): reads value 2, which is not defined"),
-    (lambda m: m["nodes"][1].update(inputs=[0, 1]), "node 1 (relu): expects 1 input, has 2"),
-    (lambda m: m["nodes"][1].update(tensors=[0]), "node 1 (relu): takes no tensors"),
-    (lambda m: m.update(input_shape=[2, 3]), "node 0 (linear): input shape [2, 3] is not flat"),
-    (lambda m: m.update(input_shape=[]), "input rank 0"),
-    (lambda m: m.update(input_shape=[1, 1, 1, 1, 6]), "input rank 5"),
-    (lambda m: m.update(nodes=[]), "no nodes"),
-], ids=["weight-shape", "missing-tensor", "bias-shape", "bias-sparse", "no-weight", "weight-rank",
-        "future-value", "two-inputs", "relu-tensor", "not-flat", "rank-0", "rank-5", "no-nodes"])
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        (
+            lambda m: m["tensors"][0].update(
+                shape=[5, 7],
+                values=np.zeros(0, np.float32),
+                rowptr=np.zeros(6, np.uint32),
+                colidx=np.zeros(0, np.uint32),
+            ),
+            "node 0 (linear): weight 'fc0.weight' [5, 7] expects 7 input features, the input has 6",
+        ),
+        (
+            lambda m: m["nodes"][0].update(tensors=[0, 9]),
+            "node 0 (linear): references tensor 9 but the file has 4",
+        ),
+        (
+            lambda m: m["nodes"][2].update(tensors=[2, 1]),
+            "node 2 (linear): bias 'fc0.bias' [5] does not match 3",
+        ),
+        (lambda m: m["nodes"][2].update(tensors=[2, 0]), "node 2 (linear): bias 'fc0.weight' must be dense"),
+        (lambda m: m["nodes"][2].update(tensors=[]), "node 2 (linear): expects weight and optional bias"),
+        (lambda m: m["nodes"][2].update(tensors=[1]), "node 2 (linear): weight 'fc0.bias' has rank 1"),
+        (lambda m: m["nodes"][1].update(inputs=[2]), "node 1 (relu): reads value 2, which is not defined"),
+        (lambda m: m["nodes"][1].update(inputs=[0, 1]), "node 1 (relu): expects 1 input, has 2"),
+        (lambda m: m["nodes"][1].update(tensors=[0]), "node 1 (relu): takes no tensors"),
+        (lambda m: m.update(input_shape=[2, 3]), "node 0 (linear): input shape [2, 3] is not flat"),
+        (lambda m: m.update(input_shape=[]), "input rank 0"),
+        (lambda m: m.update(input_shape=[1, 1, 1, 1, 6]), "input rank 5"),
+        (lambda m: m.update(nodes=[]), "no nodes"),
+    ],
+    ids=[
+        "weight-shape",
+        "missing-tensor",
+        "bias-shape",
+        "bias-sparse",
+        "no-weight",
+        "weight-rank",
+        "future-value",
+        "two-inputs",
+        "relu-tensor",
+        "not-flat",
+        "rank-0",
+        "rank-5",
+        "no-nodes",
+    ],
+)
 def test_write_refuses_inconsistent_graph(helpers, rng, mutate, words):
     model = base_model(helpers, rng)
     mutate(model)
@@ -542,14 +627,80 @@ def test_write_refuses_unknown_op(helpers, rng):
         _core.write_model(model)
 
 
-@pytest.mark.parametrize("mutate,words", [
-    (lambda t: t.update(colidx=t["colidx"][::-1].copy()), "columns not strictly increasing"),
-    (lambda t: t.update(values=t["values"][:-1].copy()), "values for"),
-    (lambda t: t.update(rowptr=t["rowptr"][:-1].copy()), "rowptr has 5 entries, expected rows + 1 = 6"),
-    (lambda t: t.update(gap_bits=9), "gap_bits 9 not in 1..8"),
-    (lambda t: t.update(shape=[5, 0]), "dimension 0 out of range"),
-    (lambda t: t.update(encoding="csr16"), "unknown encoding 'csr16'"),
-], ids=["colidx-order", "values-length", "rowptr-length", "gap-bits", "zero-dim", "encoding"])
+MALFORMED_BUG = (
+    "BUG: csrc/bindings/bind_format.cpp model_from_dict (and tensor_from_dict) convert fields with "
+    "py::cast / nd[key], so a malformed dict raises RuntimeError('Unable to cast ...') or KeyError "
+    "naming neither the node nor the field"
+)
+malformed_bug = pytest.mark.xfail(strict=True, reason=MALFORMED_BUG)
+
+
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        pytest.param(
+            lambda m: m["nodes"][1].update(op="conv2d"),
+            "node 1",
+            id="unknown-op",
+            marks=pytest.mark.xfail(strict=True, reason="BUG: the unknown-op error does not say which node"),
+        ),
+        pytest.param(
+            lambda m: m["nodes"][1].update(op=1), "node 1", id="op-not-a-string", marks=malformed_bug
+        ),
+        pytest.param(lambda m: m["nodes"][1].pop("op"), "node 1", id="op-missing", marks=malformed_bug),
+        pytest.param(
+            lambda m: m["nodes"][1].pop("inputs"), "node 1", id="inputs-missing", marks=malformed_bug
+        ),
+        pytest.param(
+            lambda m: m["nodes"][1].update(inputs=0), "node 1", id="inputs-not-a-list", marks=malformed_bug
+        ),
+        pytest.param(
+            lambda m: m["nodes"][1].update(inputs=[-1]), "node 1", id="input-negative", marks=malformed_bug
+        ),
+        pytest.param(
+            lambda m: m["nodes"][0].update(tensors=[-1, 1]),
+            "node 0",
+            id="tensor-negative",
+            marks=malformed_bug,
+        ),
+        pytest.param(
+            lambda m: m.update(input_shape=[-6]), "input", id="input-shape-negative", marks=malformed_bug
+        ),
+        pytest.param(
+            lambda m: m.update(input_shape=[2**33]), "input", id="input-shape-huge", marks=malformed_bug
+        ),
+        pytest.param(
+            lambda m: m.update(metadata=5), "metadata", id="metadata-not-a-string", marks=malformed_bug
+        ),
+        pytest.param(
+            lambda m: m["tensors"][0].update(gap_bits=-1),
+            "fc0.weight",
+            id="gap-bits-negative",
+            marks=malformed_bug,
+        ),
+    ],
+)
+def test_write_refuses_malformed_dict(helpers, rng, mutate, words):
+    """A malformed model dict (a converter bug) is a ValueError that says where, not a cast failure."""
+    model = base_model(helpers, rng)
+    mutate(model)
+    with pytest.raises(ValueError) as e:
+        _core.write_model(model)
+    assert words in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        (lambda t: t.update(colidx=t["colidx"][::-1].copy()), "columns not strictly increasing"),
+        (lambda t: t.update(values=t["values"][:-1].copy()), "values for"),
+        (lambda t: t.update(rowptr=t["rowptr"][:-1].copy()), "rowptr has 5 entries, expected rows + 1 = 6"),
+        (lambda t: t.update(gap_bits=9), "gap_bits 9 not in 1..8"),
+        (lambda t: t.update(shape=[5, 0]), "dimension 0 out of range"),
+        (lambda t: t.update(encoding="csr16"), "unknown encoding 'csr16'"),
+    ],
+    ids=["colidx-order", "values-length", "rowptr-length", "gap-bits", "zero-dim", "encoding"],
+)
 def test_write_refuses_inconsistent_tensor(helpers, rng, mutate, words):
     model = base_model(helpers, rng)
     t = model["tensors"][0]
@@ -564,12 +715,18 @@ def test_write_refuses_inconsistent_tensor(helpers, rng, mutate, words):
     assert "fc0.weight" in str(e.value) or "csr16" in str(e.value)
 
 
-@pytest.mark.parametrize("mutate,words", [
-    (lambda t: t.update(indices=np.full(30, 4, np.uint8)), "codebook index 4 >= codebook size 4"),
-    (lambda t: t.update(index_bits=1), "4 centroids do not fit in 1-bit indices"),
-    (lambda t: t.update(centroids=np.zeros(0, np.float32)), "codebook size 0"),
-    (lambda t: t.update(indices=np.zeros(29, np.uint8)), "29 indices for a codebook tensor of 30 elements"),
-])
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        (lambda t: t.update(indices=np.full(30, 4, np.uint8)), "codebook index 4 >= codebook size 4"),
+        (lambda t: t.update(index_bits=1), "4 centroids do not fit in 1-bit indices"),
+        (lambda t: t.update(centroids=np.zeros(0, np.float32)), "codebook size 0"),
+        (
+            lambda t: t.update(indices=np.zeros(29, np.uint8)),
+            "29 indices for a codebook tensor of 30 elements",
+        ),
+    ],
+)
 def test_write_refuses_inconsistent_codebook(helpers, rng, mutate, words):
     model = helpers.mlp(rng, [6, 5], ["codebook"], tensor_kw={"k": 4})
     mutate(model["tensors"][0])
@@ -580,6 +737,7 @@ def test_write_refuses_inconsistent_codebook(helpers, rng, mutate, words):
 
 # ---- running with the wrong input ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def image_model(helpers):
     rng = np.random.default_rng(3)
@@ -587,11 +745,16 @@ def image_model(helpers):
     return pyruntime.load(_core.write_model(model))
 
 
-@pytest.mark.parametrize("shape,words", [((2, 3, 5), "(2, 3, 5) does not match the model's (batch, 3, 4)"),
-                                         ((2, 4, 3), "(2, 4, 3) does not match the model's (batch, 3, 4)"),
-                                         ((2, 12), "input has 2 dimensions, expected 3 (batch, 3, 4)"),
-                                         ((3, 4), "input has 2 dimensions, expected 3 (batch, 3, 4)"),
-                                         ((1, 2, 3, 4), "input has 4 dimensions, expected 3 (batch, 3, 4)")])
+@pytest.mark.parametrize(
+    "shape,words",
+    [
+        ((2, 3, 5), "(2, 3, 5) does not match the model's (batch, 3, 4)"),
+        ((2, 4, 3), "(2, 4, 3) does not match the model's (batch, 3, 4)"),
+        ((2, 12), "input has 2 dimensions, expected 3 (batch, 3, 4)"),
+        ((3, 4), "input has 2 dimensions, expected 3 (batch, 3, 4)"),
+        ((1, 2, 3, 4), "input has 4 dimensions, expected 3 (batch, 3, 4)"),
+    ],
+)
 def test_run_wrong_shape(image_model, shape, words):
     with pytest.raises(ValueError) as e:
         image_model.run(np.zeros(shape, np.float32))
@@ -612,11 +775,16 @@ def test_run_not_an_array(image_model):
 def test_run_odd_but_valid_inputs(image_model):
     assert image_model.run(np.zeros((0, 3, 4), np.float32)).shape == (0, 4)
     x = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)
-    np.testing.assert_array_equal(image_model.run(x[:, :, ::2]), image_model.run(np.ascontiguousarray(x[:, :, ::2])))
-    np.testing.assert_array_equal(image_model.run(np.asfortranarray(x[:, :, :4])), image_model.run(x[:, :, :4].copy()))
+    np.testing.assert_array_equal(
+        image_model.run(x[:, :, ::2]), image_model.run(np.ascontiguousarray(x[:, :, ::2]))
+    )
+    np.testing.assert_array_equal(
+        image_model.run(np.asfortranarray(x[:, :, :4])), image_model.run(x[:, :, :4].copy())
+    )
 
 
 # ---- files --------------------------------------------------------------------------------------------
+
 
 def test_missing_path(tmp_path):
     with pytest.raises(OSError, match="cannot open"):

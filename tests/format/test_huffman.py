@@ -4,19 +4,19 @@ Every stream the C++ writer produces is decoded twice: by the C++ reader and by 
 Python reading of the layout in pyrt_spec.py, so the canonical code assignment is checked against
 the spec (RFC 1951 3.2.2), not only against its own decoder.
 """
+
 from __future__ import annotations
 
 import struct
 
 import numpy as np
+import pyrt_spec as spec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyruntime
 from pyruntime import _core
-
-import pyrt_spec as spec
 
 HEADER = 16
 
@@ -55,6 +55,7 @@ def geometric(rng: np.random.Generator, n: int, bits: int, p: float = 0.5) -> np
 
 
 # ---- round trips --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bits", range(1, 9))
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 100, 1001])
@@ -149,6 +150,7 @@ def test_length_limited_stream_roundtrip(rng):
 
 # ---- the choice between codings -----------------------------------------------------------------------
 
+
 def expected_stream_size(symbols: np.ndarray, bits: int) -> int:
     """16 + min(packed, Huffman) with an independent optimal Huffman (valid when no length limit is hit)."""
     n = symbols.size
@@ -157,7 +159,7 @@ def expected_stream_size(symbols: np.ndarray, bits: int) -> int:
         return HEADER + packed
     freqs = np.bincount(symbols, minlength=1 << bits).tolist()
     huff = pad4(1 << bits) + pad4((spec.cost_bits(freqs, spec.huffman_lengths(freqs)) + 7) // 8)
-    return HEADER + (huff if huff < packed else packed)
+    return HEADER + (min(packed, huff))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -167,7 +169,9 @@ def test_stream_property(data, bits):
     hi = (1 << bits) - 1
     if data.draw(st.booleans(), label="skewed"):
         # few distinct symbols with very different weights
-        alphabet = data.draw(st.lists(st.integers(0, hi), min_size=1, max_size=6, unique=True), label="alphabet")
+        alphabet = data.draw(
+            st.lists(st.integers(0, hi), min_size=1, max_size=6, unique=True), label="alphabet"
+        )
         weights = data.draw(st.lists(st.integers(1, 300), min_size=len(alphabet), max_size=len(alphabet)))
         seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
         sym = np.random.default_rng(seed).permutation(np.repeat(np.array(alphabet, np.uint8), weights))
@@ -188,7 +192,7 @@ FREQS = {
     "gaps": [0, 3, 0, 0, 7, 1, 0, 1],
     "one": [0, 0, 42, 0],
     "none": [0, 0, 0],
-    "powers": [2 ** i for i in range(20)],
+    "powers": [2**i for i in range(20)],
     "all256": list(range(1, 257)),
     "huge": [2**60, 1, 1, 2**40],
 }
@@ -241,6 +245,7 @@ def test_code_lengths_property(freqs):
 
 
 # ---- the writer refuses, the reader rejects -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("bits", [0, 9])
 def test_encode_rejects_bad_width(bits):

@@ -1,20 +1,21 @@
 """write_model -> read_model gives back exactly what was written, the bytes follow docs/FORMAT.md
 (checked with the independent reader in pyrt_spec.py), and a loaded model computes what numpy does.
 """
+
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 
 import numpy as np
+import pyrt_spec as spec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyruntime
 from pyruntime import _core
-
-import pyrt_spec as spec
 
 ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
 SPARSE = ("csr", "csr+codebook")
@@ -24,9 +25,11 @@ CODEBOOK = ("codebook", "csr+codebook")
 def linear_model(weight: dict, bias: dict | None = None) -> dict:
     """A one-layer model whose weight is the 2-D tensor under test."""
     tensors = [weight] + ([bias] if bias is not None else [])
-    return {"input_shape": [weight["shape"][1]],
-            "nodes": [{"op": "linear", "inputs": [0], "tensors": list(range(len(tensors)))}],
-            "tensors": tensors}
+    return {
+        "input_shape": [weight["shape"][1]],
+        "nodes": [{"op": "linear", "inputs": [0], "tensors": list(range(len(tensors)))}],
+        "tensors": tensors,
+    }
 
 
 def holder_model(tensors: list[dict]) -> dict:
@@ -68,6 +71,7 @@ def check_model_equal(back: dict, model: dict) -> None:
 
 # ---- exact round trips --------------------------------------------------------------------------------
 
+
 def test_every_encoding_model_roundtrip(roundtrip, every_encoding_model, every_encoding_bytes):
     data, back = roundtrip(every_encoding_model)
     assert data == every_encoding_bytes
@@ -101,12 +105,13 @@ def test_ranks_1_to_4(roundtrip, helpers, rng, encoding, shape):
 @pytest.mark.parametrize("encoding", SPARSE)
 def test_empty_rows_and_empty_matrix(roundtrip, helpers, rng, encoding):
     rows, cols = 12, 40
-    some = helpers.tensor(rng, encoding, (rows, cols), name="some_empty", density=0.3,
-                          empty_rows=[0, 1, 5, 11])
+    some = helpers.tensor(
+        rng, encoding, (rows, cols), name="some_empty", density=0.3, empty_rows=[0, 1, 5, 11]
+    )
     empty = helpers.tensor(rng, encoding, (rows, cols), name="all_empty", mask=np.zeros((rows, cols), bool))
     full = helpers.tensor(rng, encoding, (rows, cols), name="full", mask=np.ones((rows, cols), bool))
     assert len(empty["colidx"]) == 0
-    data, back = roundtrip(holder_model([some, empty, full]))
+    data, _ = roundtrip(holder_model([some, empty, full]))
     e = spec.decode_tensor(spec.payload(data, section_of(data, empty)))
     assert e["streams"][0].count == 0
     # an all-empty matrix runs: the output is the bias
@@ -121,10 +126,10 @@ def test_empty_rows_and_empty_matrix(roundtrip, helpers, rng, encoding):
 def test_forced_gap_bits_with_fillers(roundtrip, helpers, rng, encoding, gap_bits):
     rows, cols = 6, 1200
     mask = np.zeros((rows, cols), bool)
-    mask[0, [0, cols - 1]] = True                 # the widest gap a row can have
-    mask[1, [1, 2, 3, 700]] = True                # consecutive columns, then a long jump
-    mask[2, (1 << gap_bits) - 2] = True           # gap M - 1: the largest without a filler
-    mask[3, (1 << gap_bits) - 1] = True           # gap M: exactly one filler, then 0
+    mask[0, [0, cols - 1]] = True  # the widest gap a row can have
+    mask[1, [1, 2, 3, 700]] = True  # consecutive columns, then a long jump
+    mask[2, (1 << gap_bits) - 2] = True  # gap M - 1: the largest without a filler
+    mask[3, (1 << gap_bits) - 1] = True  # gap M: exactly one filler, then 0
     mask[4, rng.choice(cols, 40, replace=False)] = True
     # row 5 empty
     w = helpers.tensor(rng, encoding, (rows, cols), name="w", mask=mask, gap_bits=gap_bits)
@@ -153,7 +158,7 @@ def test_forced_gap_bits_with_fillers(roundtrip, helpers, rng, encoding, gap_bit
 @pytest.mark.parametrize("index_bits", range(1, 9))
 @pytest.mark.parametrize("encoding", CODEBOOK)
 def test_forced_index_bits(roundtrip, helpers, rng, encoding, index_bits):
-    for k in sorted({1, 2 ** (index_bits - 1) + 1 if index_bits > 1 else 2, 2 ** index_bits}):
+    for k in sorted({1, 2 ** (index_bits - 1) + 1 if index_bits > 1 else 2, 2**index_bits}):
         kw = {"density": 0.5} if encoding in SPARSE else {}
         w = helpers.tensor(rng, encoding, (9, 37), name=f"w{k}", k=k, index_bits=index_bits, **kw)
         data, back = roundtrip(holder_model([w]))
@@ -196,8 +201,11 @@ def test_name_longer_than_255_bytes_is_refused(helpers, rng, name):
         _core.write_model(holder_model([helpers.dense(rng, (2, 2), name=name)]))
 
 
-@pytest.mark.parametrize("metadata", ['{"producer": "pyruntime", "layers": [1, 2, 3]}', "ünïcødé ✓ 中文",
-                                      "x" * 100_000, "nul\0inside"], ids=["json", "unicode", "long", "nul"])
+@pytest.mark.parametrize(
+    "metadata",
+    ['{"producer": "pyruntime", "layers": [1, 2, 3]}', "ünïcødé ✓ 中文", "x" * 100_000, "nul\0inside"],
+    ids=["json", "unicode", "long", "nul"],
+)
 def test_metadata_survives(roundtrip, helpers, rng, metadata):
     model = helpers.mlp(rng, [5, 4], ["dense"], metadata=metadata)
     data, back = roundtrip(model)
@@ -218,6 +226,7 @@ def test_no_metadata_no_section(roundtrip, helpers, rng, metadata):
 
 # ---- layout -------------------------------------------------------------------------------------------
 
+
 def test_layout_and_alignment(every_encoding_model, every_encoding_bytes):
     data = every_encoding_bytes
     back = _core.read_model(data)
@@ -228,19 +237,25 @@ def test_layout_and_alignment(every_encoding_model, every_encoding_bytes):
     assert (version, flags, file_size, count) == (1, 0, len(data), n)
     assert data[32:60] == bytes(28)
     assert struct.unpack_from("<I", data, 60)[0] == spec.crc32(data[:60])
-    assert table_crc == spec.crc32(data[64:64 + 32 * n])
+    assert table_crc == spec.crc32(data[64 : 64 + 32 * n])
     # graph first, then tensors in order, then metadata; 64-byte aligned, zero padding between
     assert [s["type"] for s in sections] == [1] + [2] * len(every_encoding_model["tensors"]) + [3]
     assert sections[0]["offset"] == spec.align(64 + 32 * n)
-    assert data[64 + 32 * n:sections[0]["offset"]] == bytes(sections[0]["offset"] - 64 - 32 * n)
+    assert data[64 + 32 * n : sections[0]["offset"]] == bytes(sections[0]["offset"] - 64 - 32 * n)
     for s, e in zip(sections, spec.entries(data)):
         assert s["offset"] % 64 == 0
-        assert (s["type"], s["flags"], s["offset"], s["size"], s["crc"]) == (e.type, e.flags, e.offset, e.size, e.crc)
+        assert (s["type"], s["flags"], s["offset"], s["size"], s["crc"]) == (
+            e.type,
+            e.flags,
+            e.offset,
+            e.size,
+            e.crc,
+        )
         assert s["crc"] == spec.crc32(spec.payload(data, e))
         assert s["flags"] == (1 if s["type"] in (1, 2) else 0)
-    for a, b in zip(sections, sections[1:]):
+    for a, b in itertools.pairwise(sections):
         assert b["offset"] == spec.align(a["offset"] + a["size"])
-        assert data[a["offset"] + a["size"]:b["offset"]] == bytes(b["offset"] - a["offset"] - a["size"])
+        assert data[a["offset"] + a["size"] : b["offset"]] == bytes(b["offset"] - a["offset"] - a["size"])
     assert sections[-1]["offset"] + sections[-1]["size"] == len(data)
     # file_bytes of each tensor is its section size
     assert [t["file_bytes"] for t in back["tensors"]] == [s["size"] for s in sections if s["type"] == 2]
@@ -260,8 +275,10 @@ def test_graph_section_matches_spec(every_encoding_model, every_encoding_bytes):
     graph = spec.parse_graph(spec.payload(every_encoding_bytes, g))
     assert graph["end"] == g.size
     assert graph["input_shape"] == every_encoding_model["input_shape"]
-    assert graph["nodes"] == [{"op": n["op"], "inputs": n["inputs"], "tensors": n.get("tensors", [])}
-                              for n in every_encoding_model["nodes"]]
+    assert graph["nodes"] == [
+        {"op": n["op"], "inputs": n["inputs"], "tensors": n.get("tensors", [])}
+        for n in every_encoding_model["nodes"]
+    ]
 
 
 def test_hand_built_file_is_byte_identical(helpers, rng):
@@ -269,18 +286,30 @@ def test_hand_built_file_is_byte_identical(helpers, rng):
     w = helpers.dense(rng, (3, 5), name="fc.weight")
     b = helpers.dense(rng, (3,), name="fc.bias")
     cb = helpers.codebook(rng, (3, 3), k=4, name="fc2.weight")  # 9 2-bit indices: packed wins
-    model = {"input_shape": [5],
-             "nodes": [{"op": "linear", "inputs": [0], "tensors": [0, 1]}, {"op": "relu", "inputs": [1]},
-                       {"op": "linear", "inputs": [2], "tensors": [2]}, {"op": "softmax", "inputs": [3]}],
-             "tensors": [w, b, cb], "metadata": "{}"}
-    by_hand = spec.build_file([
-        (spec.GRAPH, spec.REQUIRED, spec.graph_payload(model["input_shape"], model["nodes"])),
-        (spec.TENSOR, spec.REQUIRED, spec.dense_payload(w["name"], w["shape"], w["values"])),
-        (spec.TENSOR, spec.REQUIRED, spec.dense_payload(b["name"], b["shape"], b["values"])),
-        (spec.TENSOR, spec.REQUIRED,
-         spec.codebook_payload(cb["name"], cb["shape"], cb["centroids"], cb["indices"], 2)),
-        (spec.METADATA, 0, b"{}"),
-    ])
+    model = {
+        "input_shape": [5],
+        "nodes": [
+            {"op": "linear", "inputs": [0], "tensors": [0, 1]},
+            {"op": "relu", "inputs": [1]},
+            {"op": "linear", "inputs": [2], "tensors": [2]},
+            {"op": "softmax", "inputs": [3]},
+        ],
+        "tensors": [w, b, cb],
+        "metadata": "{}",
+    }
+    by_hand = spec.build_file(
+        [
+            (spec.GRAPH, spec.REQUIRED, spec.graph_payload(model["input_shape"], model["nodes"])),
+            (spec.TENSOR, spec.REQUIRED, spec.dense_payload(w["name"], w["shape"], w["values"])),
+            (spec.TENSOR, spec.REQUIRED, spec.dense_payload(b["name"], b["shape"], b["values"])),
+            (
+                spec.TENSOR,
+                spec.REQUIRED,
+                spec.codebook_payload(cb["name"], cb["shape"], cb["centroids"], cb["indices"], 2),
+            ),
+            (spec.METADATA, 0, b"{}"),
+        ]
+    )
     assert _core.write_model(model) == by_hand
 
 
@@ -303,6 +332,7 @@ def test_gap_example_from_the_spec(roundtrip, helpers, rng):
 
 # ---- the chosen coding is small -----------------------------------------------------------------------
 
+
 def test_sparse_coding_beats_raw_csr(roundtrip, helpers):
     rng = np.random.default_rng(7)
     rows, cols = 300, 784
@@ -317,7 +347,7 @@ def test_sparse_coding_beats_raw_csr(roundtrip, helpers):
     forced = {b: _core.encoded_tensor_bytes({**w, "gap_bits": b}) for b in range(1, 9)}
     assert chosen == min(forced.values())
     # the file reports the same size for the section
-    data, back = roundtrip(holder_model([w]))
+    _, back = roundtrip(holder_model([w]))
     assert back["tensors"][0]["file_bytes"] == chosen
     assert back["tensors"][0]["gap_bits"] == min(forced, key=lambda b: (forced[b], -b))
     # sharing the values through a 16-entry codebook shrinks it again (4-bit indices, Huffman or packed)
@@ -328,6 +358,7 @@ def test_sparse_coding_beats_raw_csr(roundtrip, helpers):
 
 
 # ---- loaded models compute what numpy computes ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("batch", [1, 7])
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -341,12 +372,18 @@ def test_run_matches_numpy(helpers, rng, encoding, batch):
     np.testing.assert_allclose(y.sum(axis=1), 1, rtol=1e-5)
 
 
-def test_every_encoding_model_runs_from_path_and_bytes(helpers, rng, every_encoding_model,
-                                                       every_encoding_bytes, every_encoding_file):
+def test_every_encoding_model_runs_from_path_and_bytes(
+    helpers, rng, every_encoding_model, every_encoding_bytes, every_encoding_file
+):
     x = helpers.random_input(rng, every_encoding_model, 5)
     want = helpers.forward(every_encoding_model, x)
-    for source in (every_encoding_bytes, bytearray(every_encoding_bytes), memoryview(every_encoding_bytes),
-                   every_encoding_file, str(every_encoding_file)):
+    for source in (
+        every_encoding_bytes,
+        bytearray(every_encoding_bytes),
+        memoryview(every_encoding_bytes),
+        every_encoding_file,
+        str(every_encoding_file),
+    ):
         m = pyruntime.load(source)
         assert m.inputs[0]["shape"] == (None, 2, 3, 5)
         assert m.outputs[0]["shape"] == (None, 10)
@@ -358,8 +395,9 @@ def test_every_encoding_model_runs_from_path_and_bytes(helpers, rng, every_encod
 def test_run_without_bias_and_without_softmax(helpers, rng):
     model = helpers.mlp(rng, [12, 9, 3], ["csr+codebook", "csr"], bias=False, final=None)
     x = helpers.random_input(rng, model, 4)
-    np.testing.assert_allclose(pyruntime.load(_core.write_model(model)).run(x), helpers.forward(model, x),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        pyruntime.load(_core.write_model(model)).run(x), helpers.forward(model, x), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_flatten_only_model(rng):
@@ -370,10 +408,17 @@ def test_flatten_only_model(rng):
 
 # ---- property -----------------------------------------------------------------------------------------
 
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.integers(1, 20), cols=st.integers(1, 300), density=st.sampled_from([0.0, 0.01, 0.1, 0.5, 1.0]),
-       gap_bits=st.sampled_from([None, 1, 2, 3, 4, 5, 6, 7, 8]), encoding=st.sampled_from(ENCODINGS),
-       k=st.integers(1, 256), seed=st.integers(0, 2**32 - 1))
+@given(
+    rows=st.integers(1, 20),
+    cols=st.integers(1, 300),
+    density=st.sampled_from([0.0, 0.01, 0.1, 0.5, 1.0]),
+    gap_bits=st.sampled_from([None, 1, 2, 3, 4, 5, 6, 7, 8]),
+    encoding=st.sampled_from(ENCODINGS),
+    k=st.integers(1, 256),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_roundtrip_property(roundtrip, helpers, rows, cols, density, gap_bits, encoding, k, seed):
     rng = np.random.default_rng(seed)
     kw: dict = {}
