@@ -435,3 +435,43 @@ def test_roundtrip_property(roundtrip, helpers, rows, cols, density, gap_bits, e
     x = rng.standard_normal((2, cols)).astype(np.float32)
     want = x.astype(np.float64) @ helpers.densify(w).T.astype(np.float64)
     np.testing.assert_allclose(pyruntime.load(data).run(x), want, rtol=1e-4, atol=1e-4 * math.sqrt(cols))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), n_nodes=st.integers(1, 9), input_rank=st.integers(1, 3))
+def test_random_dag_runs_as_numpy(helpers, seed, n_nodes, input_rank):
+    """Graphs are DAGs, not only chains: any node may read any earlier value (skip connections, values
+    read twice, dead values, flatten aliases). The file keeps the graph and the runtime computes it."""
+    rng = np.random.default_rng(seed)
+    input_shape = [int(d) for d in rng.integers(1, 5, input_rank)]
+    shapes = [input_shape]
+    nodes, tensors = [], []
+    for i in range(n_nodes):
+        v = int(rng.integers(0, len(shapes)))
+        flat = len(shapes[v]) == 1
+        op = str(
+            rng.choice(
+                ["linear", "linear", "relu", "softmax", "flatten"] if flat else ["relu", "softmax", "flatten"]
+            )
+        )
+        if op == "linear":
+            out = int(rng.integers(1, 7))
+            enc = str(rng.choice(ENCODINGS))
+            ids = [len(tensors)]
+            tensors.append(helpers.tensor(rng, enc, (out, shapes[v][0]), name=f"w{i}"))
+            if rng.random() < 0.5:
+                ids.append(len(tensors))
+                tensors.append(helpers.dense(rng, (out,), name=f"b{i}"))
+            nodes.append({"op": "linear", "inputs": [v], "tensors": ids})
+            shapes.append([out])
+        else:
+            nodes.append({"op": op, "inputs": [v]})
+            shapes.append([math.prod(shapes[v])] if op == "flatten" else shapes[v])
+    model = {"input_shape": input_shape, "nodes": nodes, "tensors": tensors}
+    data = _core.write_model(model)
+    check_model_equal(_core.read_model(data), model)
+    m = pyruntime.load(data)
+    assert m.outputs[0]["shape"] == (None, *shapes[-1])
+    for batch in (1, 3):
+        x = rng.standard_normal((batch, *input_shape)).astype(np.float32)
+        np.testing.assert_allclose(m.run(x), helpers.forward(model, x), rtol=1e-4, atol=1e-5)
