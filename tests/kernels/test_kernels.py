@@ -92,11 +92,22 @@ def test_edge_shapes(helpers, rng, isa, encoding, shape, batch):
     check(helpers, rng, make(helpers, rng, encoding, shape, density=0.4, k=13), isa, batch)
 
 
-@pytest.mark.parametrize("batch", [1, 2, 3, 5, 8, 17, 64])
+# Batch paths: 1 = GEMV; small batches = dot-product tiles (4, 6, 8 rows); from 4 / 8 on, dense and codebook
+# switch to the batch-in-lanes GEMM (tiles of 8, 16, 32 lanes); CSR SpMM tiles of 8 / 16 lanes.
+@pytest.mark.parametrize("batch", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 32, 33, 64])
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("isa", ISAS)
 def test_batch_sizes(helpers, rng, isa, encoding, batch):
     check(helpers, rng, make(helpers, rng, encoding, (67, 300), density=0.2, k=16), isa, batch)
+
+
+@pytest.mark.parametrize("k", [16, 200])
+@pytest.mark.parametrize("batch", [1, 6, 40])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_column_blocks(helpers, rng, isa, encoding, batch, k):
+    # more than one 1024-column block, the last one partial; 25 rows = 2 full row tiles + a partial one
+    check(helpers, rng, make(helpers, rng, encoding, (25, 2100), density=0.3, k=k), isa, batch)
 
 
 # ---- codebook sizes: every bit width and every decoder boundary --------------------------------------
@@ -158,12 +169,17 @@ def test_empty_matrix(helpers, rng, isa, encoding, batch):
     assert np.array_equal(y, np.zeros((batch, 13), np.float32))
 
 
-@pytest.mark.parametrize("batch", [1, 6])
+@pytest.mark.parametrize("cols", [65536, 70001])
+@pytest.mark.parametrize("batch", [1, 6, 20])
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("isa", ISAS)
-def test_wide_columns(helpers, rng, isa, encoding, batch):
-    # cols > 65536: 32-bit column indices in the CSR layouts
-    check(helpers, rng, make(helpers, rng, encoding, (3, 70001), density=0.05, k=9), isa, batch)
+def test_wide_columns(helpers, rng, isa, encoding, batch, cols):
+    # 65536 columns: the last one still fits a 16-bit index; more: 32-bit column indices in the CSR layouts
+    t = make(helpers, rng, encoding, (3, cols), density=0.05, k=9)
+    if encoding in ("csr", "csr+codebook"):
+        t["colidx"][-1] = cols - 1  # make sure the largest column index is used
+        assert np.all(np.diff(t["colidx"][t["rowptr"][-2]:].astype(np.int64)) > 0)
+    check(helpers, rng, t, isa, batch)
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -245,6 +261,40 @@ def test_registry_kernel(helpers, rng, kernel):
     encoding, k = LAYOUT_OF[layout]
     for shape, batch in [((19, 77), 1), ((19, 77), 11), ((64, 640), 3)]:
         check(helpers, rng, make(helpers, rng, encoding, shape, density=0.3, k=k or 16), isa, batch)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_active_isa_is_used_by_default(helpers, rng, isa):
+    need(isa)
+    t = make(helpers, rng, "codebook", (10, 40), k=16)
+    w = _core.PackedWeight(t)
+    x = rng.standard_normal((3, 40)).astype(np.float32)
+    before = _core.active_isa()
+    try:
+        _core.set_isa(isa)
+        assert np.array_equal(w.gemm(x), w.gemm(x, isa=isa))
+    finally:
+        _core.set_isa(before)
+
+
+def test_pyrt_isa_env_selects_ref():
+    # PYRT_ISA=ref runs everything through the scalar references on the same layouts
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from pyruntime import _core; "
+            "w = _core.PackedWeight({'encoding': 'codebook', 'shape': [4, 40], 'centroids': np.arange(16, dtype=np.float32), "
+            "'indices': (np.arange(160) % 16).astype(np.uint8)}); "
+            "x = np.ones((2, 40), np.float32); "
+            "assert _core.active_isa() == 'ref', _core.active_isa(); "
+            "assert np.array_equal(w.gemm(x), w.gemm(x, isa='ref')); print('ok')")
+    import pyruntime
+
+    root = str(Path(pyruntime.__file__).parent.parent)  # where this process found the package
+    env = dict(os.environ, PYRT_ISA="ref", PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def test_unsupported_isa_is_an_error():

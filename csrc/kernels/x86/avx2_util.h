@@ -1,5 +1,9 @@
 // pyruntime: AVX2 + FMA helpers shared by the x86/*_avx2.cpp kernels (and usable from *_avx512.cpp, which
 // are compiled with a superset of the flags). Include only from files compiled with -mavx2 -mfma.
+//
+// Everything in the x86 helper headers has internal linkage (anonymous namespace). An ordinary inline
+// function included from an AVX2 file and from an AVX-512 file would be one ODR entity: the linker may
+// keep the AVX-512-compiled copy (EVEX-encoded) for both, and an AVX2-only CPU would fault on it.
 #pragma once
 
 #include <immintrin.h>
@@ -8,6 +12,7 @@
 #include <cstdint>
 
 namespace pyrt::kernels::avx2 {
+namespace {  // internal linkage: see the note at the top of avx2_util.h
 
 // All-ones in lanes [0, n), n in 0..8: an 8-lane window into eight -1 followed by eight 0.
 inline __m256i tail_mask(size_t n) {
@@ -95,4 +100,5 @@ struct LutGather {
   __m256 operator()(__m256i i) const { return _mm256_i32gather_ps(lut, i, 4); }
 };
 
+}  // namespace
 }  // namespace pyrt::kernels::avx2

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 namespace pyrt::kernels::avx512 {
+namespace {  // internal linkage: see the note at the top of avx2_util.h
 
 // Lanes [0, n) of 16, n clamped to 0..16.
 inline __mmask16 tail_mask(size_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
@@ -87,4 +88,5 @@ struct LutGather {
   __m512 operator()(__m512i i) const { return _mm512_i32gather_ps(i, lut, 4); }
 };
 
+}  // namespace
 }  // namespace pyrt::kernels::avx512

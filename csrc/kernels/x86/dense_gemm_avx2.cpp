@@ -8,6 +8,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/x86/avx2_util.h"
+#include "kernels/x86/gemm_bcast_avx2.h"
 
 namespace pyrt::kernels {
 namespace {
@@ -18,6 +19,7 @@ constexpr int kGemvRows = 8;       // batch 1: 8 rows share each x vector; 8 ind
 constexpr int kTileRows = 2;       // batch > 1: 2 x 4 tile = 8 accumulators, 6 loads per 8 FMAs
 constexpr int kTileBatch = 4;
 constexpr size_t kColBlock = 1024; // floats: 4 KB per row, x block of 64 rows = 256 KB
+constexpr size_t kBcastMinBatch = 4;  // from here the batch-in-lanes GEMM (gemm_bcast_avx2.h) is faster
 
 // out[r * ldo + t] = sum_{c in [c0, c1)} w[r * ldw + c] * x[t * ldx + c]
 template <int R, int T>
@@ -58,19 +60,32 @@ inline void dot_tile(const float* w, size_t ldw, const float* x, size_t ldx, siz
     for (int t = 0; t < T; ++t) out[r * ldo + t] = avx2::hsum(acc[r][t]);
 }
 
-// A tile of rr <= R rows and bt <= T batch rows, split into smaller full tiles at the edges.
+// dot_tile<R, t> for a run-time t in 1..T.
+template <int R, int T>
+inline void dot_rt(size_t bt, const float* w, size_t ldw, const float* x, size_t ldx, size_t c0, size_t c1,
+                   float* out, size_t ldo) {
+  if constexpr (T > 1) {
+    if (bt < size_t(T)) return dot_rt<R, T - 1>(bt, w, ldw, x, ldx, c0, c1, out, ldo);
+  }
+  dot_tile<R, T>(w, ldw, x, ldx, c0, c1, out, ldo);
+}
+
+// A tile of rr <= R rows and bt <= T batch rows; out[r * T + t].
 template <int R, int T>
 void dot_any(size_t rr, size_t bt, const float* w, size_t ldw, const float* x, size_t ldx, size_t c0, size_t c1,
              float* out) {
-  if (rr == size_t(R) && bt == size_t(T)) return dot_tile<R, T>(w, ldw, x, ldx, c0, c1, out, T);
-  for (size_t r = 0; r < rr; ++r) {
-    if (bt == size_t(T)) {
-      dot_tile<1, T>(w + r * ldw, ldw, x, ldx, c0, c1, out + r * T, T);
-    } else {
-      for (size_t t = 0; t < bt; ++t) dot_tile<1, 1>(w + r * ldw, ldw, x + t * ldx, ldx, c0, c1, out + r * T + t, T);
-    }
-  }
+  if (rr == size_t(R)) return dot_rt<R, T>(bt, w, ldw, x, ldx, c0, c1, out, T);
+  for (size_t r = 0; r < rr; ++r) dot_rt<1, T>(bt, w + r * ldw, ldw, x, ldx, c0, c1, out + r * T, T);
 }
+
+// W rows for gemm_bcast: the dense weight itself.
+struct DenseRows {
+  const DenseF32& w;
+  const float* rows(size_t r0, size_t /*m*/, size_t c0, size_t /*c1*/, float* /*buf*/, size_t* ld) const {
+    *ld = w.cols;
+    return w.w + r0 * w.cols + c0;
+  }
+};
 
 void gemv(const DenseF32& L, const float* x, float* y, const float* bias) {
   const size_t rows = L.rows, cols = L.cols;
@@ -90,6 +105,7 @@ void gemv(const DenseF32& L, const float* x, float* y, const float* bias) {
 
 void pyrt_f32_gemm__avx2(const DenseF32& L, const float* x, size_t batch, float* y, const float* bias) {
   if (batch == 1) return gemv(L, x, y, bias);
+  if (batch >= kBcastMinBatch) return avx2::gemm_bcast(DenseRows{L}, L.rows, L.cols, x, batch, y, bias);
   const size_t rows = L.rows, cols = L.cols;
   for (size_t c0 = 0; c0 < cols; c0 += kColBlock) {
     const size_t c1 = std::min(cols, c0 + kColBlock);

@@ -11,6 +11,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/x86/avx2_util.h"
+#include "kernels/x86/gemm_bcast_avx2.h"
 
 namespace pyrt::kernels {
 namespace {
@@ -18,7 +19,8 @@ namespace {
 using namespace avx2;
 
 constexpr int kGemvRows = 4;   // batch 1: 4 weight rows per pass over x
-constexpr int kTileBatch = 4;  // batch > 1: 1 weight row x 4 batch rows (decode once, 4 FMAs)
+constexpr int kTileBatch = 4;          // batch 2..7: 1 weight row x 4 batch rows (decode once, 4 FMAs)
+constexpr size_t kBcastMinBatch = 8;   // from here: decode row blocks once per 16 batch rows, gemm_bcast
 
 // x[t][c .. c+8), zero-filled past `cols` when masked (Tail).
 template <bool Tail>
@@ -131,6 +133,47 @@ void lut8_tile(const Lut8& L, const Dec& dec, size_t r0, const float* x, float* 
     for (int t = 0; t < T; ++t) out[r * T + t] = hsum(acc[r][t]);
 }
 
+// ---- W rows for gemm_bcast: rows [r0, r0 + m) x columns [c0, c1) decoded into buf (stride kColBlock) ----
+// c0 is a multiple of kColBlock (so of 32); the last step may decode up to 31 columns past c1, which
+// stay inside the buffer row and are not used.
+
+template <class Dec>
+struct Lut4Rows {
+  const Lut4& w;
+  const Dec& dec;
+  const float* rows(size_t r0, size_t m, size_t c0, size_t c1, float* buf, size_t* ld) const {
+    *ld = kColBlock;
+    const size_t stride = lut4_row_bytes(w.cols);
+    for (size_t i = 0; i < m; ++i) {
+      const uint8_t* p = w.idx + (r0 + i) * stride;
+      float* out = buf + i * kColBlock - c0;
+      for (size_t c = c0; c < c1; c += kLut4Group) {
+        const __m256i b0 = load_u8x8(p + c / 2), b1 = load_u8x8(p + c / 2 + 8);
+        _mm256_store_ps(out + c, dec(b0));
+        _mm256_store_ps(out + c + 8, dec(b1));
+        _mm256_store_ps(out + c + 16, dec(_mm256_srli_epi32(b0, 4)));
+        _mm256_store_ps(out + c + 24, dec(_mm256_srli_epi32(b1, 4)));
+      }
+    }
+    return buf;
+  }
+};
+
+template <class Dec>
+struct Lut8Rows {
+  const Lut8& w;
+  const Dec& dec;
+  const float* rows(size_t r0, size_t m, size_t c0, size_t c1, float* buf, size_t* ld) const {
+    *ld = kColBlock;
+    for (size_t i = 0; i < m; ++i) {
+      const uint8_t* p = w.idx + (r0 + i) * w.cols;
+      float* out = buf + i * kColBlock - c0;
+      for (size_t c = c0; c < c1; c += 8) _mm256_store_ps(out + c, dec(p + c));  // past the row: padded, unused
+    }
+    return buf;
+  }
+};
+
 // ---- drivers: batch 1 in tiles of kGemvRows rows; batch > 1 in tiles of kTileBatch batch rows ----
 
 template <int R, int T, class L, class Dec>
@@ -156,6 +199,12 @@ void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, co
       y[r] = out[0] + (bias ? bias[r] : 0.0f);
     }
     return;
+  }
+  if (batch >= kBcastMinBatch) {
+    if constexpr (std::is_same_v<L, Lut4>)
+      return gemm_bcast(Lut4Rows<Dec>{w, dec}, rows, cols, x, batch, y, bias);
+    else
+      return gemm_bcast(Lut8Rows<Dec>{w, dec}, rows, cols, x, batch, y, bias);
   }
   for (size_t b0 = 0; b0 < batch; b0 += kTileBatch) {
     const size_t bt = std::min<size_t>(kTileBatch, batch - b0);

@@ -11,13 +11,15 @@
 
 #include "kernels/kernels.h"
 #include "kernels/x86/avx512_util.h"
+#include "kernels/x86/gemm_bcast_avx512.h"
 
 namespace pyrt::kernels {
 namespace {
 
 using namespace avx512;
 
-constexpr int kTileBatch = 8;  // batch > 1: 1 weight row x 8 batch rows
+constexpr int kTileBatch = 8;         // batch 2..7: 1 weight row x 8 batch rows (dot products)
+constexpr size_t kBcastMinBatch = 8;  // from here: decode row blocks once per 32 batch rows, gemm_bcast
 
 template <bool Tail>
 inline __m512 load_x(const float* x, size_t c, size_t cols) {
@@ -108,6 +110,34 @@ void dot_tile(const L& w, const Dec& dec, size_t r0, const float* x, float* out)
     for (int t = 0; t < T; ++t) out[r * T + t] = hsum(H == 2 ? _mm512_add_ps(acc[r][t][0], acc[r][t][H - 1]) : acc[r][t][0]);
 }
 
+// W rows for gemm_bcast: rows [r0, r0 + m) x columns [c0, c1) decoded into buf (row stride kColBlock).
+// c0 is a multiple of kColBlock (so of 32); the last step may decode up to 31 columns past c1, which
+// stay inside the buffer row and are not used.
+template <class L, class Dec>
+struct DecodedRows {
+  const L& w;
+  const Dec& dec;
+  const float* rows(size_t r0, size_t m, size_t c0, size_t c1, float* buf, size_t* ld) const {
+    *ld = kColBlock;
+    const size_t stride = Step<L>::stride(w);
+    for (size_t i = 0; i < m; ++i) {
+      const uint8_t* p = w.idx + (r0 + i) * stride;
+      float* out = buf + i * kColBlock - c0;
+      for (size_t c = c0; c < c1; c += 32) {
+        if constexpr (std::is_same_v<L, Lut4>) {
+          const __m512i b = load_u8x16(p + c / 2);
+          _mm512_store_ps(out + c, dec(b));
+          _mm512_store_ps(out + c + 16, dec(_mm512_srli_epi32(b, 4)));
+        } else {
+          _mm512_store_ps(out + c, dec(load_u8x16(p + c)));       // may read index bytes past the row:
+          _mm512_store_ps(out + c + 16, dec(load_u8x16(p + c + 16)));  // padded, decoded, never used
+        }
+      }
+    }
+    return buf;
+  }
+};
+
 // Batch 1: GemvRows rows per pass over x (fewer when the table takes many registers).
 template <int GemvRows, class L, class Dec>
 void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, const float* bias) {
@@ -125,6 +155,7 @@ void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, co
     }
     return;
   }
+  if (batch >= kBcastMinBatch) return gemm_bcast(DecodedRows<L, Dec>{w, dec}, rows, cols, x, batch, y, bias);
   for (size_t b0 = 0; b0 < batch; b0 += kTileBatch) {
     const size_t bt = std::min<size_t>(kTileBatch, batch - b0);
     const float* xb = x + b0 * cols;
