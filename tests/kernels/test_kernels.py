@@ -182,6 +182,19 @@ def test_wide_columns(helpers, rng, isa, encoding, batch, cols):
     check(helpers, rng, t, isa, batch)
 
 
+@pytest.mark.parametrize("batch", [1, 3, 9])
+@pytest.mark.parametrize("k", [16, 200])
+@pytest.mark.parametrize("encoding", ["codebook", "csr+codebook"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_unused_infinite_centroid(helpers, rng, isa, encoding, k, batch):
+    # Index 0 maps to +inf but no weight uses it. Padding and over-read lanes decode to index 0 (or to
+    # another row's index): kernels must zero them rather than multiply them by a zero x lane (inf * 0 = NaN).
+    t = make(helpers, rng, encoding, (11, 37), density=0.6, k=k)
+    t["centroids"][0] = np.inf
+    t["indices"] = np.maximum(t["indices"], 1).astype(np.uint8)
+    check(helpers, rng, t, isa, batch)
+
+
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("isa", ISAS)
 def test_no_bias_and_rank4(helpers, rng, isa, encoding):

@@ -1,9 +1,10 @@
 // pyruntime: dense f32 GEMV / GEMM, AVX2 + FMA.
 //   pyrt_f32_gemm__avx2: y[b][r] = W[r] . x[b] + bias[r]
-// Both operands are contiguous along the reduction, so each output is a vector dot product: a register
-// tile of R weight rows x T batch rows keeps R*T accumulators, loads each W and x vector once per tile,
-// and reduces horizontally at the end. Batch > 1 blocks the columns (kColBlock) so the x block of all
-// batch rows stays in L2 while W streams from memory once.
+// Batch 1 and small batches: both operands are contiguous along the reduction, so each output is a vector
+// dot product: a register tile of R weight rows x T batch rows keeps R*T accumulators, loads each W and x
+// vector once per tile and reduces horizontally at the end; columns are blocked (kColBlock) so the x
+// block of all batch rows stays in L2 while W streams from memory once. From kBcastMinBatch on, the
+// batch-in-lanes GEMM of gemm_bcast_avx2.h (broadcast W, x transposed per tile) is faster.
 #include <algorithm>
 
 #include "kernels/kernels.h"

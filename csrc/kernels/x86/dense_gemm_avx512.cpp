@@ -1,10 +1,11 @@
 // pyruntime: dense f32 GEMV / GEMM, AVX-512F (same structure as dense_gemm_avx2.cpp, 16-float vectors,
 // a larger register tile and mask registers for the column tail).
 //   pyrt_f32_gemm__avx512: y[b][r] = W[r] . x[b] + bias[r]
-// Both operands are contiguous along the reduction, so each output is a vector dot product: a register
-// tile of R weight rows x T batch rows keeps R*T accumulators, loads each W and x vector once per tile,
-// and reduces horizontally at the end. Batch > 1 blocks the columns (kColBlock) so the x block of all
-// batch rows stays in L2 while W streams from memory once.
+// Batch 1 and small batches: both operands are contiguous along the reduction, so each output is a vector
+// dot product: a register tile of R weight rows x T batch rows keeps R*T accumulators, loads each W and x
+// vector once per tile and reduces horizontally at the end; columns are blocked (kColBlock) so the x
+// block of all batch rows stays in L2 while W streams from memory once. From kBcastMinBatch on, the
+// batch-in-lanes GEMM of gemm_bcast_avx512.h (broadcast W, x transposed per tile) is faster.
 #include <algorithm>
 
 #include "kernels/kernels.h"
@@ -19,8 +20,8 @@ using avx512::tail_mask;
 constexpr int kGemvRows = 8;       // batch 1: 8 rows share each x vector; 8 independent FMA chains
 constexpr int kTileRows = 4;       // batch > 1: 4 x 6 tile = 24 of the 32 registers, 10 loads per 24 FMAs
 constexpr int kTileBatch = 6;
-constexpr size_t kColBlock = 1024;
-constexpr size_t kBcastMinBatch = 8;  // from here the batch-in-lanes GEMM (gemm_bcast_avx512.h) is faster // floats: 4 KB per row, x block of 64 rows = 256 KB
+constexpr size_t kColBlock = 1024; // floats: 4 KB per row, x block of 64 rows = 256 KB
+constexpr size_t kBcastMinBatch = 8;  // from here the batch-in-lanes GEMM (gemm_bcast_avx512.h) is faster
 
 // out[r * ldo + t] = sum_{c in [c0, c1)} w[r * ldw + c] * x[t * ldx + c]
 template <int R, int T>

@@ -5,7 +5,9 @@
 // vpermps on the table held in registers (k <= 8: one register; k <= 16: two and a blend; k <= 32: four
 // and two levels of blend) or, for larger tables, through eight scalar table loads. A register tile of
 // R weight rows x T batch rows shares every decoded weight vector between T batch rows and every x
-// vector between R weight rows; the weights stream once per T batch rows.
+// vector between R weight rows; the weights stream once per T batch rows. From kBcastMinBatch on, each
+// block of weight rows is decoded once per 16 batch rows into a buffer and multiplied by the batch-in-
+// lanes GEMM of gemm_bcast_avx2.h.
 #include <algorithm>
 #include <type_traits>
 
@@ -32,6 +34,16 @@ inline __m256 load_x(const float* x, size_t c, size_t cols) {
   }
 }
 
+// Tail: zero the weights of columns >= cols too (padding or the next row's indices), so that even an
+// infinite table entry cannot turn 0 * w into NaN.
+template <bool Tail>
+inline __m256 mask_w(__m256 w, size_t c, size_t cols) {
+  if constexpr (!Tail)
+    return w;
+  else
+    return _mm256_and_ps(w, _mm256_castsi256_ps(tail_mask(c >= cols ? 0 : std::min<size_t>(8, cols - c))));
+}
+
 // acc[r][t] += dec(idx[r]) * x[t][c .. c+8) for all r, t.
 template <int R, int T, bool Tail, class Dec>
 inline void fma_block(__m256 (&acc)[R][T], const Dec& dec, const __m256i (&idx)[R], const float* x, size_t ldx,
@@ -41,7 +53,7 @@ inline void fma_block(__m256 (&acc)[R][T], const Dec& dec, const __m256i (&idx)[
   for (int t = 0; t < T; ++t) xv[t] = load_x<Tail>(x + t * ldx, c, cols);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const __m256 w = dec(idx[r]);
+    const __m256 w = mask_w<Tail>(dec(idx[r]), c, cols);
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(w, xv[t], acc[r][t]);
   }
@@ -107,7 +119,7 @@ inline void lut8_block(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const
   for (int t = 0; t < T; ++t) xv[t] = load_x<Tail>(x + t * ldx, c, cols);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const __m256 w = dec(p[r] + c);  // the tail reads index bytes past the row (padded; x lanes are 0)
+    const __m256 w = mask_w<Tail>(dec(p[r] + c), c, cols);  // the tail reads index bytes past the row (padded)
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(w, xv[t], acc[r][t]);
   }

@@ -5,7 +5,9 @@
 // dwords, each holding two indices), one shift and two vpermps (which read only index bits [3:0]: the
 // low nibble directly, the high nibble after the shift). Byte indices decode through 1..8 vpermt2ps and a
 // blend tree (LutTreeReg). The register tile is R weight rows x T batch rows; for batch 1 each row keeps
-// two accumulators (low / high half of a group) so 4 rows give 8 independent FMA chains.
+// two accumulators (low / high half of a group) so 4 rows give 8 independent FMA chains. From
+// kBcastMinBatch on, each block of weight rows is decoded once per 32 batch rows into a buffer and
+// multiplied by the batch-in-lanes GEMM of gemm_bcast_avx512.h.
 #include <algorithm>
 #include <type_traits>
 
@@ -29,6 +31,16 @@ inline __m512 load_x(const float* x, size_t c, size_t cols) {
     return c >= cols ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(tail_mask(cols - c), x + c);
 }
 
+// Tail: zero the weights of columns >= cols too (padding nibbles), so that even an infinite table entry
+// cannot turn 0 * w into NaN.
+template <bool Tail>
+inline __m512 mask_w(__m512 w, size_t c, size_t cols) {
+  if constexpr (!Tail)
+    return w;
+  else
+    return _mm512_maskz_mov_ps(c >= cols ? __mmask16(0) : tail_mask(cols - c), w);
+}
+
 // acc[r][t][h] += dec(idx[r]) * x[t][c .. c+16)
 template <int R, int T, int H, bool Tail, class Dec>
 inline void fma_block(__m512 (&acc)[R][T][H], int h, const Dec& dec, const __m512i (&idx)[R], const float* x,
@@ -38,7 +50,7 @@ inline void fma_block(__m512 (&acc)[R][T][H], int h, const Dec& dec, const __m51
   for (int t = 0; t < T; ++t) xv[t] = load_x<Tail>(x + t * ldx, c, cols);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const __m512 w = dec(idx[r]);
+    const __m512 w = mask_w<Tail>(dec(idx[r]), c, cols);
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t][h] = _mm512_fmadd_ps(w, xv[t], acc[r][t][h]);
   }
