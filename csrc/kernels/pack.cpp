@@ -68,6 +68,7 @@ class DenseWeight final : public PackedWeight {
     std::memcpy(w_.data(), t.values.data(), t.values.size() * sizeof(float));
   }
   size_t bytes() const override { return w_.bytes(); }
+  const char* layout() const override { return "dense_f32"; }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
     run(DenseF32{w_.data(), rows(), cols()}, isa, x, batch, y, bias);
   }
@@ -107,6 +108,7 @@ class CsrWeight final : public PackedWeight {
     std::memcpy(val_.data(), t.values.data(), t.values.size() * sizeof(float));
   }
   size_t bytes() const override { return index_.bytes() + val_.bytes(); }
+  const char* layout() const override { return "csr_f32"; }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
     run(CsrF32{index_.view(rows(), cols()), val_.data()}, isa, x, batch, y, bias);
   }
@@ -155,6 +157,7 @@ class CodebookWeight final : public PackedWeight {
     }
   }
   size_t bytes() const override { return idx_.bytes() + k_ * sizeof(float); }
+  const char* layout() const override { return k_ <= kMaxNibbleK ? "lut4" : "lut8"; }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
     if (k_ <= kMaxNibbleK)
       run(Lut4{idx_.data(), lut_.data(), k_, rows(), cols()}, isa, x, batch, y, bias);
@@ -195,6 +198,7 @@ class CsrCodebookWeight final : public PackedWeight {
     }
   }
   size_t bytes() const override { return index_.bytes() + goff_.bytes() + idx_.bytes() + k_ * sizeof(float); }
+  const char* layout() const override { return k_ <= kMaxNibbleK ? "csr_lut4" : "csr_lut8"; }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
     const CsrIndex ix = index_.view(rows(), cols());
     if (k_ <= kMaxNibbleK)

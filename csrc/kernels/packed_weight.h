@@ -28,6 +28,10 @@ class PackedWeight {
   // Bytes of the execution layout that one pass over the weight streams (indices, values, tables).
   virtual size_t bytes() const = 0;
 
+  // Name of the execution layout (kernels/kernels.h): "dense_f32", "csr_f32", "lut4", "lut8", "csr_lut4",
+  // "csr_lut8"; the encoding's name for a layout that does not say.
+  virtual const char* layout() const { return encoding_name(encoding_); }
+
   virtual void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const = 0;
   void gemm(const float* x, size_t batch, float* y, const float* bias) const {
     gemm(active_isa(), x, batch, y, bias);
