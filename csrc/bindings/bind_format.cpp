@@ -20,22 +20,23 @@ namespace {
 
 ModelDef model_from_dict(const py::dict& d) {
   ModelDef m;
-  PYRT_CHECK(d.contains("input_shape") && d.contains("nodes"), PYRT_INVALID_ARGUMENT,
-             "model dict needs 'input_shape' and 'nodes'");
-  m.input_shape = py::cast<std::vector<uint32_t>>(d["input_shape"]);
-  for (auto item : py::cast<py::list>(d["nodes"])) {
-    auto nd = py::cast<py::dict>(item);
+  m.input_shape = dict_field<std::vector<uint32_t>>(d, "input_shape", "model input");
+  const auto nodes = dict_field<std::vector<py::dict>>(d, "nodes", "model");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const py::dict& nd = nodes[i];
+    const std::string who = "node " + std::to_string(i);
     NodeDef n;
-    const std::string op = py::cast<std::string>(nd["op"]);
-    PYRT_CHECK(op_from_name(op, &n.op), PYRT_UNSUPPORTED, "unsupported op '", op,
+    const std::string op = dict_field<std::string>(nd, "op", who);
+    PYRT_CHECK(op_from_name(op, &n.op), PYRT_UNSUPPORTED, who, ": unsupported op '", op,
                "' (supported: linear, relu, softmax, flatten)");
-    n.inputs = py::cast<std::vector<uint32_t>>(nd["inputs"]);
-    if (nd.contains("tensors")) n.tensors = py::cast<std::vector<uint32_t>>(nd["tensors"]);
+    n.inputs = dict_field<std::vector<uint32_t>>(nd, "inputs", who);
+    if (nd.contains("tensors")) n.tensors = dict_field<std::vector<uint32_t>>(nd, "tensors", who);
     m.nodes.push_back(std::move(n));
   }
   if (d.contains("tensors"))
-    for (auto item : py::cast<py::list>(d["tensors"])) m.tensors.push_back(tensor_from_dict(py::cast<py::dict>(item)));
-  if (d.contains("metadata") && !d["metadata"].is_none()) m.metadata = py::cast<std::string>(d["metadata"]);
+    for (const py::dict& td : dict_field<std::vector<py::dict>>(d, "tensors", "model"))
+      m.tensors.push_back(tensor_from_dict(td));
+  if (d.contains("metadata") && !d["metadata"].is_none()) m.metadata = dict_field<std::string>(d, "metadata", "model");
   return m;
 }
 

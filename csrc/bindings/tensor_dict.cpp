@@ -1,5 +1,7 @@
 #include "bindings/tensor_dict.h"
 
+#include <pybind11/stl.h>
+
 #include "common/error.h"
 
 namespace py = pybind11;
@@ -24,6 +26,23 @@ py::array_t<T> give(const std::vector<T>& v) {
 
 }  // namespace
 
+template <typename T>
+T dict_field(const py::dict& d, const char* key, const std::string& who) {
+  PYRT_CHECK(d.contains(key), PYRT_INVALID_ARGUMENT, who, ": missing '", key, "'");
+  py::object v = d[key];
+  try {
+    return py::cast<T>(v);
+  } catch (const py::cast_error&) {
+    fail(PYRT_INVALID_ARGUMENT, who, ": '", key, "' = ", std::string(py::repr(v)).substr(0, 60),
+         " has the wrong type or is out of range");
+  }
+}
+
+template std::string dict_field<std::string>(const py::dict&, const char*, const std::string&);
+template uint32_t dict_field<uint32_t>(const py::dict&, const char*, const std::string&);
+template std::vector<uint32_t> dict_field<std::vector<uint32_t>>(const py::dict&, const char*, const std::string&);
+template std::vector<py::dict> dict_field<std::vector<py::dict>>(const py::dict&, const char*, const std::string&);
+
 Encoding encoding_from_name(const std::string& name) {
   for (Encoding e : {Encoding::dense_f32, Encoding::csr, Encoding::codebook, Encoding::csr_codebook})
     if (name == encoding_name(e)) return e;
@@ -32,8 +51,9 @@ Encoding encoding_from_name(const std::string& name) {
 
 DecodedTensor tensor_from_dict(const py::dict& d) {
   DecodedTensor t;
-  t.name = d.contains("name") ? py::cast<std::string>(d["name"]) : std::string("tensor");
-  t.encoding = encoding_from_name(d.contains("encoding") ? py::cast<std::string>(d["encoding"]) : "dense");
+  t.name = d.contains("name") ? dict_field<std::string>(d, "name", "tensor") : std::string("tensor");
+  const std::string who = "tensor '" + t.name + "'";
+  t.encoding = encoding_from_name(d.contains("encoding") ? dict_field<std::string>(d, "encoding", who) : "dense");
   PYRT_CHECK(d.contains("shape"), PYRT_INVALID_ARGUMENT, "tensor '", t.name, "': no shape");
   for (auto v : py::cast<py::sequence>(d["shape"])) {
     const long long dim = py::cast<long long>(v);
@@ -46,8 +66,8 @@ DecodedTensor tensor_from_dict(const py::dict& d) {
   t.colidx = take<uint32_t>(d, "colidx");
   t.indices = take<uint8_t>(d, "indices");
   t.centroids = take<float>(d, "centroids");
-  if (d.contains("index_bits")) t.index_bits = py::cast<uint32_t>(d["index_bits"]);
-  if (d.contains("gap_bits")) t.gap_bits = py::cast<uint32_t>(d["gap_bits"]);
+  if (d.contains("index_bits")) t.index_bits = dict_field<uint32_t>(d, "index_bits", who);
+  if (d.contains("gap_bits")) t.gap_bits = dict_field<uint32_t>(d, "gap_bits", who);
   if (has_codebook(t.encoding) && t.index_bits == 0) {
     while ((1u << t.index_bits) < t.centroids.size()) ++t.index_bits;
     if (t.index_bits == 0) t.index_bits = 1;

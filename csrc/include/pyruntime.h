@@ -81,7 +81,8 @@ PYRT_API size_t pyrt_model_output_size(const pyrt_model* model);
 PYRT_API size_t pyrt_model_num_layers(const pyrt_model* model);
 PYRT_API size_t pyrt_model_weight_bytes(const pyrt_model* model);
 
-/* Bytes of activation arena a session needs to run batches of up to max_batch samples. */
+/* Bytes of activation arena a session needs to run batches of up to max_batch samples;
+ * 0 for a null model or a max_batch outside 1..2^24 (no session accepts those). */
 PYRT_API size_t pyrt_session_arena_bytes(const pyrt_model* model, size_t max_batch);
 /* A session that owns its arena. */
 PYRT_API pyrt_status pyrt_session_create(const pyrt_model* model, size_t max_batch, pyrt_session** out_session);

@@ -159,8 +159,8 @@ void Model::run(const float* input, size_t batch, float* output, float* arena) c
 
 Session::Session(const Model& model, size_t max_batch, void* arena, size_t arena_bytes_given)
     : model_(model), max_batch_(max_batch) {
-  PYRT_CHECK(max_batch >= 1 && max_batch <= (1u << 24), PYRT_INVALID_ARGUMENT, "max_batch ", max_batch,
-             " not in 1..", 1u << 24);
+  PYRT_CHECK(max_batch >= 1 && max_batch <= kMaxBatch, PYRT_INVALID_ARGUMENT, "max_batch ", max_batch, " not in 1..",
+             kMaxBatch);
   const size_t need = model.arena_floats(max_batch);
   if (arena == nullptr) {
     owned_.resize(need, 0);

@@ -73,7 +73,10 @@ class Model {
 class Session {
  public:
   Session(const Model& model, size_t max_batch, void* arena = nullptr, size_t arena_bytes = 0);
+  static constexpr size_t kMaxBatch = size_t(1) << 24;
+  // Bytes of caller memory for a session of max_batch samples; 0 if max_batch is not in 1..kMaxBatch.
   static size_t arena_bytes(const Model& model, size_t max_batch) {
+    if (max_batch < 1 || max_batch > kMaxBatch) return 0;
     return model.arena_floats(max_batch) * sizeof(float) + kAlignment;
   }
   void run(const float* input, size_t batch, float* output);

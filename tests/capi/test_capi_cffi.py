@@ -429,12 +429,6 @@ def test_one_model_many_threads(model, model_dict, helpers):
     assert len(results) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Session::arena_bytes (csrc/runtime/model.h:76) computes arena_floats(max_batch) * 4 + 64 "
-    "without an overflow or range check: pyrt_session_arena_bytes(model, 2**62) returns 64, less than for "
-    "batch 1, and max_batch 0 returns 64 although no session can have it",
-)
 @pytest.mark.parametrize("max_batch", [0, 2**24 + 1, 2**40, 2**62, 2**64 - 1])
 def test_arena_bytes_out_of_range_batch(lib, model, max_batch):
     """A max_batch no session accepts gets 0 (as a null model does) or SIZE_MAX, never a wrapped size."""

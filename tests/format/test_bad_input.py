@@ -627,14 +627,6 @@ def test_write_refuses_unknown_op(helpers, rng):
         _core.write_model(model)
 
 
-MALFORMED_BUG = (
-    "BUG: csrc/bindings/bind_format.cpp model_from_dict (and tensor_from_dict) convert fields with "
-    "py::cast / nd[key], so a malformed dict raises RuntimeError('Unable to cast ...') or KeyError "
-    "naming neither the node nor the field"
-)
-malformed_bug = pytest.mark.xfail(strict=True, reason=MALFORMED_BUG)
-
-
 @pytest.mark.parametrize(
     "mutate,words",
     [
@@ -642,41 +634,31 @@ malformed_bug = pytest.mark.xfail(strict=True, reason=MALFORMED_BUG)
             lambda m: m["nodes"][1].update(op="conv2d"),
             "node 1",
             id="unknown-op",
-            marks=pytest.mark.xfail(strict=True, reason="BUG: the unknown-op error does not say which node"),
         ),
         pytest.param(
-            lambda m: m["nodes"][1].update(op=1), "node 1", id="op-not-a-string", marks=malformed_bug
-        ),
-        pytest.param(lambda m: m["nodes"][1].pop("op"), "node 1", id="op-missing", marks=malformed_bug),
+            lambda m: m["nodes"][1].update(op=1), "node 1", id="op-not-a-string"),
+        pytest.param(lambda m: m["nodes"][1].pop("op"), "node 1", id="op-missing"),
         pytest.param(
-            lambda m: m["nodes"][1].pop("inputs"), "node 1", id="inputs-missing", marks=malformed_bug
-        ),
+            lambda m: m["nodes"][1].pop("inputs"), "node 1", id="inputs-missing"),
         pytest.param(
-            lambda m: m["nodes"][1].update(inputs=0), "node 1", id="inputs-not-a-list", marks=malformed_bug
-        ),
+            lambda m: m["nodes"][1].update(inputs=0), "node 1", id="inputs-not-a-list"),
         pytest.param(
-            lambda m: m["nodes"][1].update(inputs=[-1]), "node 1", id="input-negative", marks=malformed_bug
-        ),
+            lambda m: m["nodes"][1].update(inputs=[-1]), "node 1", id="input-negative"),
         pytest.param(
             lambda m: m["nodes"][0].update(tensors=[-1, 1]),
             "node 0",
             id="tensor-negative",
-            marks=malformed_bug,
         ),
         pytest.param(
-            lambda m: m.update(input_shape=[-6]), "input", id="input-shape-negative", marks=malformed_bug
-        ),
+            lambda m: m.update(input_shape=[-6]), "input", id="input-shape-negative"),
         pytest.param(
-            lambda m: m.update(input_shape=[2**33]), "input", id="input-shape-huge", marks=malformed_bug
-        ),
+            lambda m: m.update(input_shape=[2**33]), "input", id="input-shape-huge"),
         pytest.param(
-            lambda m: m.update(metadata=5), "metadata", id="metadata-not-a-string", marks=malformed_bug
-        ),
+            lambda m: m.update(metadata=5), "metadata", id="metadata-not-a-string"),
         pytest.param(
             lambda m: m["tensors"][0].update(gap_bits=-1),
             "fc0.weight",
             id="gap-bits-negative",
-            marks=malformed_bug,
         ),
     ],
 )
