@@ -106,6 +106,9 @@ def group_table(rows: list[dict[str, Any]]) -> str:
         "GFLOP/s (dense-eq)",
         "file bytes",
     ]
+    with_layout = any(r.get("layout") for r in rows)
+    if with_layout:
+        header.append("layout")
     body = []
     for r in sorted(rows, key=lambda r: r["median"]):
         t = r["median"]
@@ -119,6 +122,7 @@ def group_table(rows: list[dict[str, Any]]) -> str:
                 f"{r['weight_bytes'] / t / 1e9:.1f}",
                 f"{r['dense_flops'] / t / 1e9:.1f}",
                 fmt_bytes(r.get("file_bytes")),
+                *([r.get("layout") or "–"] if with_layout else []),
             ]
         )
     return md_table(header, body)

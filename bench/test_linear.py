@@ -157,6 +157,7 @@ def test_linear(benchmark, built: Built, method: Method, batch: int) -> None:
         nnz=built.nnz,
         weight_bytes=weight_bytes,
         file_bytes=v.file_bytes if v is not None else None,
+        layout=getattr(v.packed, "layout", None) if v is not None else None,  # execution layout, when bound
         dense_fp32_bytes=built.rows * built.cols * 4,
         flops=2 * streamed_nnz * batch,
         dense_flops=2 * built.rows * built.cols * batch,
