@@ -29,22 +29,35 @@ struct DenseF32 {
   uint32_t rows, cols;
 };
 
-// Codebook with k <= 16 centroids: 4-bit indices, two per byte. Row r starts at byte r * lut4_row_bytes(cols)
-// and is a run of 32-column groups of 16 bytes; in a group, byte j (0..15) holds the index of column j in
-// its low nibble and of column 16 + j in its high nibble:
+// Codebook with k <= 2^B centroids, B = 1, 2 or 4 (k <= 2, <= 4, <= 16): B-bit indices, 8 / B per byte.
+// Row r starts at byte r * lutb_row_bytes(B, cols) and is a run of groups of 16 bytes holding
+// G = 128 / B columns (32, 64, 128); in a group, field f of byte j (bits [f*B, f*B + B)) holds the index
+// of column c0 + 16 f + j:
 //
-//     byte j:  [7:4] = idx[c0 + 16 + j]   [3:0] = idx[c0 + j]          (c0 = 32 * group)
+//     B = 4:  byte j = [ idx[c0+16+j] | idx[c0+j] ]                      (c0 = G * group)
+//     B = 2:  byte j = [ idx[c0+48+j] | idx[c0+32+j] | idx[c0+16+j] | idx[c0+j] ]
+//     B = 1:  bit f of byte j = idx[c0 + 16 f + j]
 //
-// so one zero-extension of 16 bytes to 16 dwords gives columns c0..c0+15 in the low nibbles (vpermps /
-// vpermd read only the low index bits) and, shifted right by 4, columns c0+16..c0+31. Columns past
-// `cols` in the last group have index 0. lut holds 256 floats (centroids, then zeros).
-struct Lut4 {
+// so one zero-extension of 16 bytes to 16 dwords, shifted right by f*B, gives columns c0+16f .. +15 in
+// the low bits of each dword. vpermps reads only the low 3 (ymm) or 4 (zmm) index bits, and the table is
+// stored replicated (lut[i] = centroid[i mod 2^B] for i < 16), so the bits of the next fields above an
+// index never need masking. Columns past `cols` in the last group have index 0. lut holds 256 floats.
+template <int B>
+struct LutBits {
+  static_assert(B == 1 || B == 2 || B == 4, "packed codebook indices are 1, 2 or 4 bits");
+  static constexpr int kBits = B;
+  static constexpr size_t kGroup = 128 / B;  // columns per 16-byte group
   const uint8_t* idx;
   const float* lut;
   uint32_t k, rows, cols;
 };
-constexpr size_t kLut4Group = 32;  // columns per 16-byte group
-inline size_t lut4_row_bytes(uint32_t cols) { return (size_t(cols) + kLut4Group - 1) / kLut4Group * 16; }
+using Lut1 = LutBits<1>;
+using Lut2 = LutBits<2>;
+using Lut4 = LutBits<4>;
+inline size_t lutb_row_bytes(int bits, uint32_t cols) {
+  const size_t group = 128 / size_t(bits);
+  return (size_t(cols) + group - 1) / group * 16;
+}
 
 // Codebook with 16 < k <= 256 centroids: one index byte per weight, row-major. lut holds 256 floats.
 struct Lut8 {

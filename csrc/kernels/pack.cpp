@@ -41,6 +41,8 @@ GemmFn<Layout> kernel_for(Isa isa) {
 }
 template GemmFn<DenseF32> kernel_for<DenseF32>(Isa);
 template GemmFn<CsrF32> kernel_for<CsrF32>(Isa);
+template GemmFn<Lut1> kernel_for<Lut1>(Isa);
+template GemmFn<Lut2> kernel_for<Lut2>(Isa);
 template GemmFn<Lut4> kernel_for<Lut4>(Isa);
 template GemmFn<Lut8> kernel_for<Lut8>(Isa);
 template GemmFn<CsrLut4> kernel_for<CsrLut4>(Isa);
@@ -118,7 +120,7 @@ class CsrWeight final : public PackedWeight {
   AlignedArray<float> val_;
 };
 
-// ---- codebook: 4-bit groups (k <= 16) or bytes, plus a 256-entry zero-padded lookup table ----
+// ---- codebook: packed 1/2/4-bit groups (k <= 16) or bytes, plus a 256-entry zero-padded table ----
 
 constexpr uint32_t kMaxNibbleK = 16;
 
@@ -128,17 +130,28 @@ AlignedArray<float> make_lut(const DecodedTensor& t) {
   return lut;
 }
 
-// Lut4 layout (see kernels.h): column c of a row -> group c / 32, byte c % 16, high nibble if c % 32 >= 16.
-AlignedArray<uint8_t> pack_lut4(const DecodedTensor& t) {
-  const uint32_t rows = uint32_t(t.rows()), cols = uint32_t(t.cols());
-  const size_t stride = lut4_row_bytes(cols);
+// Bits per packed index for k centroids; 8 = byte layout.
+int packed_bits(uint32_t k) { return k <= 2 ? 1 : k <= 4 ? 2 : k <= kMaxNibbleK ? 4 : 8; }
+
+// LutBits<bits> table: the first 16 entries repeat the 2^bits centroids (see kernels.h).
+AlignedArray<float> make_replicated_lut(const DecodedTensor& t, int bits) {
+  AlignedArray<float> lut = make_lut(t);
+  const uint32_t n = 1u << bits;
+  for (uint32_t i = n; i < 16; ++i) lut[i] = lut[i % n];
+  return lut;
+}
+
+// LutBits layout (see kernels.h): column c of a row -> group c / G, byte (c % G) % 16, field (c % G) / 16.
+AlignedArray<uint8_t> pack_lutb(const DecodedTensor& t, int bits) {
+  const uint32_t rows = uint32_t(t.rows()), cols = uint32_t(t.cols()), group = 128u / uint32_t(bits);
+  const size_t stride = lutb_row_bytes(bits, cols);
   AlignedArray<uint8_t> out(rows * stride);
   for (uint32_t r = 0; r < rows; ++r) {
     const uint8_t* in = t.indices.data() + size_t(r) * cols;
     uint8_t* row = out.data() + r * stride;
     for (uint32_t c = 0; c < cols; ++c) {
-      const uint32_t j = c % kLut4Group;
-      row[c / kLut4Group * 16 + j % 16] |= static_cast<uint8_t>(j < 16 ? in[c] : in[c] << 4);
+      const uint32_t j = c % group;
+      row[c / group * 16 + j % 16] |= static_cast<uint8_t>(in[c] << (j / 16 * uint32_t(bits)));
     }
   }
   return out;
@@ -148,25 +161,35 @@ class CodebookWeight final : public PackedWeight {
  public:
   explicit CodebookWeight(const DecodedTensor& t)
       : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.numel()),
-        k_(uint32_t(t.centroids.size())), lut_(make_lut(t)) {
-    if (k_ <= kMaxNibbleK) {
-      idx_ = pack_lut4(t);
+        k_(uint32_t(t.centroids.size())), bits_(packed_bits(k_)) {
+    if (bits_ < 8) {
+      lut_ = make_replicated_lut(t, bits_);
+      idx_ = pack_lutb(t, bits_);
     } else {
+      lut_ = make_lut(t);
       idx_.resize(t.indices.size());
       std::memcpy(idx_.data(), t.indices.data(), t.indices.size());
     }
   }
   size_t bytes() const override { return idx_.bytes() + k_ * sizeof(float); }
-  const char* layout() const override { return k_ <= kMaxNibbleK ? "lut4" : "lut8"; }
+  const char* layout() const override {
+    static const char* const names[] = {"", "lut1", "lut2", "", "lut4", "", "", "", "lut8"};
+    return names[bits_];
+  }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
-    if (k_ <= kMaxNibbleK)
-      run(Lut4{idx_.data(), lut_.data(), k_, rows(), cols()}, isa, x, batch, y, bias);
-    else
-      run(Lut8{idx_.data(), lut_.data(), k_, rows(), cols()}, isa, x, batch, y, bias);
+    const uint8_t* idx = idx_.data();
+    const float* lut = lut_.data();
+    switch (bits_) {
+      case 1: return run(Lut1{idx, lut, k_, rows(), cols()}, isa, x, batch, y, bias);
+      case 2: return run(Lut2{idx, lut, k_, rows(), cols()}, isa, x, batch, y, bias);
+      case 4: return run(Lut4{idx, lut, k_, rows(), cols()}, isa, x, batch, y, bias);
+      default: return run(Lut8{idx, lut, k_, rows(), cols()}, isa, x, batch, y, bias);
+    }
   }
 
  private:
   uint32_t k_;
+  int bits_;
   AlignedArray<float> lut_;
   AlignedArray<uint8_t> idx_;
 };

@@ -6,7 +6,8 @@ cancellation does not make a correct f32 sum look wrong). Fast kernels reassocia
 lanes, tiles, column blocks); the references add in natural order. Both stay far inside RTOL.
 
 Layouts (csrc/kernels/kernels.h) and the decoder each codebook size selects:
-  codebook k <= 16 -> Lut4 (4-bit, two per byte); k > 16 -> Lut8 (bytes)
+  codebook k <= 2 / 4 / 16 -> Lut1 / Lut2 / Lut4 (1-, 2-, 4-bit indices in 16-byte groups); k > 16 -> Lut8
+  (bytes)
   csr+codebook k <= 16 -> CsrLut4; k > 16 -> CsrLut8
   decoder boundaries: AVX2 k <= 8 | 16 | 32 | gather; AVX-512 k <= 16 | 32 | 64 | gather
 """
@@ -133,6 +134,15 @@ def test_index_bits(helpers, rng, isa, encoding, bits):
     check(helpers, rng, t, isa, 2)
 
 
+@pytest.mark.parametrize("batch", [1, 5, 20])
+@pytest.mark.parametrize("cols", [1, 15, 16, 17, 31, 33, 63, 64, 65, 127, 128, 129, 1100])
+@pytest.mark.parametrize("k", [2, 4, 16])
+@pytest.mark.parametrize("isa", ISAS)
+def test_packed_groups(helpers, rng, isa, k, cols, batch):
+    # 1-, 2-, 4-bit layouts: groups of 128, 64, 32 columns, full and partial
+    check(helpers, rng, make(helpers, rng, "codebook", (7, cols), k=k), isa, batch)
+
+
 # ---- sparsity -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("batch", [1, 8, 64])
@@ -219,9 +229,13 @@ def test_bytes_codebook_4bit_is_compact(helpers, rng):
     assert w.bytes == rows * cols // 2 + k * 4          # two indices per byte + the table
 
 
-def test_bytes_codebook_small_k_uses_nibbles(helpers, rng):
-    w = _core.PackedWeight(make(helpers, rng, "codebook", (64, 100), k=3))
-    assert w.bytes == 64 * 64 + 3 * 4                   # 100 cols -> 4 groups of 32 -> 64 bytes per row
+@pytest.mark.parametrize("k, bits", [(1, 1), (2, 1), (3, 2), (4, 2), (5, 4), (16, 4)])
+def test_bytes_codebook_packs_small_k(helpers, rng, k, bits):
+    rows, cols = 64, 1000
+    w = _core.PackedWeight(make(helpers, rng, "codebook", (rows, cols), k=k))
+    group = 128 // bits                                 # columns per 16-byte group
+    assert w.bytes == rows * -(-cols // group) * 16 + k * 4
+    assert w.bytes <= rows * cols * bits / 8 * 1.03 + k * 4
 
 
 def test_bytes_codebook_8bit(helpers, rng):
@@ -248,7 +262,8 @@ def test_bytes_csr_codebook_4bit(helpers, rng):
 # ---- registry ------------------------------------------------------------------------------------
 
 # Which test input reaches each execution layout.
-LAYOUT_OF = {"DenseF32": ("dense", None), "CsrF32": ("csr", None), "Lut4": ("codebook", 16),
+LAYOUT_OF = {"DenseF32": ("dense", None), "CsrF32": ("csr", None), "Lut1": ("codebook", 2),
+             "Lut2": ("codebook", 4), "Lut4": ("codebook", 16),
              "Lut8": ("codebook", 256), "CsrLut4": ("csr+codebook", 16), "CsrLut8": ("csr+codebook", 256)}
 
 

@@ -17,23 +17,24 @@ void lut_f32_gemm(const uint8_t* idx, const float* lut, uint32_t rows, uint32_t 
   }
 }
 
-// Index of column c in a Lut4 row: group c / 32, byte (c % 32) % 16, high nibble for the upper 16 columns.
-static inline uint32_t lut4_index(const uint8_t* row, uint32_t c) {
-  const uint32_t j = c % kLut4Group;
-  const uint8_t byte = row[c / kLut4Group * 16 + j % 16];
-  return j < 16 ? byte & 0x0Fu : byte >> 4;
+// Index of column c in a LutBits<bits> row: group c / G (G = 128 / bits columns in 16 bytes), byte
+// (c % G) % 16, field (c % G) / 16 of that byte.
+static inline uint32_t lutb_index(int bits, const uint8_t* row, uint32_t c) {
+  const uint32_t group = 128u / uint32_t(bits), j = c % group;
+  const uint8_t byte = row[c / group * 16 + j % 16];
+  return (byte >> (j / 16 * uint32_t(bits))) & ((1u << bits) - 1u);
 }
 
-void lut4_f32_gemm(const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
+void lutb_f32_gemm(int bits, const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
                    size_t batch, float* y, const float* bias) {
-  const size_t stride = lut4_row_bytes(cols);
+  const size_t stride = lutb_row_bytes(bits, cols);
   for (size_t b = 0; b < batch; ++b) {
     const float* xb = x + b * cols;
     float* yb = y + b * rows;
     for (uint32_t r = 0; r < rows; ++r) {
       const uint8_t* ir = idx + r * stride;
       float acc = 0.0f;
-      for (uint32_t c = 0; c < cols; ++c) acc += lut[lut4_index(ir, c)] * xb[c];
+      for (uint32_t c = 0; c < cols; ++c) acc += lut[lutb_index(bits, ir, c)] * xb[c];
       yb[r] = acc + (bias ? bias[r] : 0.0f);
     }
   }
@@ -81,8 +82,16 @@ void csr_lut4_f32_spmm(const uint32_t* rowptr, const uint16_t* col16, const uint
 
 namespace pyrt::kernels {
 
+void pyrt_lut1_f32_gemm__ref(const Lut1& w, const float* x, size_t batch, float* y, const float* bias) {
+  ref::lutb_f32_gemm(1, w.idx, w.lut, w.rows, w.cols, x, batch, y, bias);
+}
+
+void pyrt_lut2_f32_gemm__ref(const Lut2& w, const float* x, size_t batch, float* y, const float* bias) {
+  ref::lutb_f32_gemm(2, w.idx, w.lut, w.rows, w.cols, x, batch, y, bias);
+}
+
 void pyrt_lut4_f32_gemm__ref(const Lut4& w, const float* x, size_t batch, float* y, const float* bias) {
-  ref::lut4_f32_gemm(w.idx, w.lut, w.rows, w.cols, x, batch, y, bias);
+  ref::lutb_f32_gemm(4, w.idx, w.lut, w.rows, w.cols, x, batch, y, bias);
 }
 
 void pyrt_lut8_f32_gemm__ref(const Lut8& w, const float* x, size_t batch, float* y, const float* bias) {

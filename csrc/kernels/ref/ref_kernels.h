@@ -20,8 +20,8 @@ void csr_f32_spmm(const uint32_t* rowptr, const uint16_t* col16, const uint32_t*
 void lut_f32_gemm(const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
                   size_t batch, float* y, const float* bias);
 
-// Codebook weight in the 4-bit execution layout kernels::Lut4 (two indices per byte, 32-column groups).
-void lut4_f32_gemm(const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
+// Codebook weight in the packed execution layout kernels::LutBits<bits> (bits = 1, 2, 4; 16-byte groups).
+void lutb_f32_gemm(int bits, const uint8_t* idx, const float* lut, uint32_t rows, uint32_t cols, const float* x,
                    size_t batch, float* y, const float* bias);
 
 // CSR whose values are codebook indices: W[r][col[j]] = lut[idx[j]].

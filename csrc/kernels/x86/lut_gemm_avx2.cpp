@@ -1,6 +1,6 @@
 // pyruntime: codebook (lookup-table) GEMV / GEMM, AVX2 + FMA.
-//   pyrt_lut4_f32_gemm__avx2   Lut4 layout: 4-bit indices, two per byte, k <= 16
-//   pyrt_lut8_f32_gemm__avx2   Lut8 layout: one index byte per weight, k <= 256
+//   pyrt_lut{1,2,4}_f32_gemm__avx2   LutBits<B> layouts: B-bit indices, 8 / B per byte, k <= 2^B
+//   pyrt_lut8_f32_gemm__avx2         Lut8 layout: one index byte per weight, k <= 256
 // Weights are decoded in registers, never expanded in memory: each 8 indices become 8 floats through
 // vpermps on the table held in registers (k <= 8: one register; k <= 16: two and a blend; k <= 32: four
 // and two levels of blend) or, for larger tables, through eight scalar table loads. A register tile of
@@ -59,27 +59,40 @@ inline void fma_block(__m256 (&acc)[R][T], const Dec& dec, const __m256i (&idx)[
   }
 }
 
-// ---- Lut4: 32-column groups of 16 bytes; byte j = column j (low nibble) | column 16 + j (high) ----
+// ---- LutBits<B>: groups of 16 bytes = G = 128 / B columns; field f of byte j = column 16 f + j ----
 
-template <int R, int T, bool Tail, class Dec>
-inline void lut4_group(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const (&p)[R], const float* x,
+template <class L>
+struct IsLutBits : std::false_type {};
+template <int B>
+struct IsLutBits<LutBits<B>> : std::true_type {};
+
+template <int B, int R, int T, bool Tail, class Dec>
+inline void lutb_group(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const (&p)[R], const float* x,
                        size_t ldx, size_t c, size_t cols) {
+  constexpr int kFields = 8 / B;
 #pragma GCC unroll 2
-  for (size_t h = 0; h < 2; ++h) {  // bytes 8h .. 8h+7 of the group
+  for (size_t h = 0; h < 2; ++h) {  // bytes 8h .. 8h+7 of the group: columns 16 f + 8h .. +7
     __m256i b[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) b[r] = load_u8x8(p[r] + c / 2 + 8 * h);
-    fma_block<R, T, Tail>(acc, dec, b, x, ldx, c + 8 * h, cols);        // low nibbles: columns c + 8h ..
+    for (int r = 0; r < R; ++r) b[r] = load_u8x8(p[r] + c * B / 8 + 8 * h);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) b[r] = _mm256_srli_epi32(b[r], 4);
-    fma_block<R, T, Tail>(acc, dec, b, x, ldx, c + 16 + 8 * h, cols);   // high nibbles: columns c + 16 + 8h ..
+    for (int f = 0; f < kFields; ++f) {
+      const size_t cf = c + 16 * size_t(f) + 8 * h;
+      if (Tail && cf >= cols) break;  // the rest of the group is padding
+      if (f > 0) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) b[r] = _mm256_srli_epi32(b[r], B);  // next field to the low bits
+      }
+      fma_block<R, T, Tail>(acc, dec, b, x, ldx, cf, cols);  // the decoder ignores the fields above
+    }
   }
 }
 
 // out[r * T + t] = W[r0 + r] . x[t]
-template <int R, int T, class Dec>
-void lut4_tile(const Lut4& L, const Dec& dec, size_t r0, const float* x, float* out) {
-  const size_t cols = L.cols, stride = lut4_row_bytes(L.cols);
+template <int R, int T, int B, class Dec>
+void lutb_tile(const LutBits<B>& L, const Dec& dec, size_t r0, const float* x, float* out) {
+  constexpr size_t G = LutBits<B>::kGroup;
+  const size_t cols = L.cols, stride = lutb_row_bytes(B, L.cols);
   const uint8_t* p[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) p[r] = L.idx + (r0 + r) * stride;
@@ -88,10 +101,10 @@ void lut4_tile(const Lut4& L, const Dec& dec, size_t r0, const float* x, float* 
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  const size_t full = cols / kLut4Group * kLut4Group;
+  const size_t full = cols / G * G;
   size_t c = 0;
-  for (; c < full; c += kLut4Group) lut4_group<R, T, false>(acc, dec, p, x, cols, c, cols);
-  if (c < cols) lut4_group<R, T, true>(acc, dec, p, x, cols, c, cols);  // padded group, x masked
+  for (; c < full; c += G) lutb_group<B, R, T, false>(acc, dec, p, x, cols, c, cols);
+  if (c < cols) lutb_group<B, R, T, true>(acc, dec, p, x, cols, c, cols);  // padded group, x masked
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
@@ -149,22 +162,24 @@ void lut8_tile(const Lut8& L, const Dec& dec, size_t r0, const float* x, float* 
 // c0 is a multiple of kColBlock (so of 32); the last step may decode up to 31 columns past c1, which
 // stay inside the buffer row and are not used.
 
-template <class Dec>
-struct Lut4Rows {
-  const Lut4& w;
+template <int B, class Dec>
+struct LutBitsRows {
+  const LutBits<B>& w;
   const Dec& dec;
   const float* rows(size_t r0, size_t m, size_t c0, size_t c1, float* buf, size_t* ld) const {
     *ld = kColBlock;
-    const size_t stride = lut4_row_bytes(w.cols);
+    const size_t stride = lutb_row_bytes(B, w.cols);
     for (size_t i = 0; i < m; ++i) {
       const uint8_t* p = w.idx + (r0 + i) * stride;
       float* out = buf + i * kColBlock - c0;
-      for (size_t c = c0; c < c1; c += kLut4Group) {
-        const __m256i b0 = load_u8x8(p + c / 2), b1 = load_u8x8(p + c / 2 + 8);
-        _mm256_store_ps(out + c, dec(b0));
-        _mm256_store_ps(out + c + 8, dec(b1));
-        _mm256_store_ps(out + c + 16, dec(_mm256_srli_epi32(b0, 4)));
-        _mm256_store_ps(out + c + 24, dec(_mm256_srli_epi32(b1, 4)));
+      for (size_t c = c0; c < c1; c += LutBits<B>::kGroup) {
+#pragma GCC unroll 2
+        for (size_t h = 0; h < 2; ++h) {
+          __m256i b = load_u8x8(p + c * B / 8 + 8 * h);
+#pragma GCC unroll 8
+          for (int f = 0; f < 8 / B; ++f, b = _mm256_srli_epi32(b, B))
+            _mm256_store_ps(out + c + 16 * f + 8 * h, dec(b));
+        }
       }
     }
     return buf;
@@ -190,8 +205,8 @@ struct Lut8Rows {
 
 template <int R, int T, class L, class Dec>
 void tile(const L& w, const Dec& dec, size_t r0, const float* x, float* out) {
-  if constexpr (std::is_same_v<L, Lut4>)
-    lut4_tile<R, T>(w, dec, r0, x, out);
+  if constexpr (IsLutBits<L>::value)
+    lutb_tile<R, T>(w, dec, r0, x, out);
   else
     lut8_tile<R, T>(w, dec, r0, x, out);
 }
@@ -213,8 +228,8 @@ void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, co
     return;
   }
   if (batch >= kBcastMinBatch) {
-    if constexpr (std::is_same_v<L, Lut4>)
-      return gemm_bcast(Lut4Rows<Dec>{w, dec}, rows, cols, x, batch, y, bias);
+    if constexpr (IsLutBits<L>::value)
+      return gemm_bcast(LutBitsRows<L::kBits, Dec>{w, dec}, rows, cols, x, batch, y, bias);
     else
       return gemm_bcast(Lut8Rows<Dec>{w, dec}, rows, cols, x, batch, y, bias);
   }
@@ -235,6 +250,14 @@ void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, co
 }
 
 }  // namespace
+
+void pyrt_lut1_f32_gemm__avx2(const Lut1& w, const float* x, size_t batch, float* y, const float* bias) {
+  gemm(w, Lut8Reg(w.lut), x, batch, y, bias);  // replicated table: vpermps ignores the 2 bits above
+}
+
+void pyrt_lut2_f32_gemm__avx2(const Lut2& w, const float* x, size_t batch, float* y, const float* bias) {
+  gemm(w, Lut8Reg(w.lut), x, batch, y, bias);  // replicated table: vpermps ignores bit 2
+}
 
 void pyrt_lut4_f32_gemm__avx2(const Lut4& w, const float* x, size_t batch, float* y, const float* bias) {
   if (w.k <= 8) return gemm(w, Lut8Reg(w.lut), x, batch, y, bias);

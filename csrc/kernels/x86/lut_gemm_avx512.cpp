@@ -1,9 +1,10 @@
 // pyruntime: codebook (lookup-table) GEMV / GEMM, AVX-512.
-//   pyrt_lut4_f32_gemm__avx512   Lut4 layout: 4-bit indices, two per byte, k <= 16
-//   pyrt_lut8_f32_gemm__avx512   Lut8 layout: one index byte per weight, k <= 256
+//   pyrt_lut{1,2,4}_f32_gemm__avx512   LutBits<B> layouts: B-bit indices, 8 / B per byte, k <= 2^B
+//   pyrt_lut8_f32_gemm__avx512         Lut8 layout: one index byte per weight, k <= 256
 // A 16-entry table fits one zmm, so a 4-bit group of 32 weights costs one vpmovzxbd (16 bytes -> 16
 // dwords, each holding two indices), one shift and two vpermps (which read only index bits [3:0]: the
-// low nibble directly, the high nibble after the shift). Byte indices decode through 1..8 vpermt2ps and a
+// low nibble directly, the high nibble after the shift); 2-bit and 1-bit groups (64 / 128 weights) take
+// one shift and one vpermps per 16 weights on a replicated table. Byte indices decode through 1..8 vpermt2ps and a
 // blend tree (LutTreeReg). The register tile is R weight rows x T batch rows; for batch 1 each row keeps
 // two accumulators (low / high half of a group) so 4 rows give 8 independent FMA chains. From
 // kBcastMinBatch on, each block of weight rows is decoded once per 32 batch rows into a buffer and
@@ -56,28 +57,37 @@ inline void fma_block(__m512 (&acc)[R][T][H], int h, const Dec& dec, const __m51
   }
 }
 
-// One step of a row: 32 columns from c. Lut4: one 16-byte group; Lut8: two runs of 16 bytes.
+// One step of a row from column c: LutBits<B>: one 16-byte group (G = 128 / B columns); Lut8: two runs
+// of 16 bytes (32 columns).
 template <class L>
 struct Step;
 
-template <>
-struct Step<Lut4> {
-  static size_t stride(const Lut4& w) { return lut4_row_bytes(w.cols); }
+template <int B>
+struct Step<LutBits<B>> {
+  static constexpr size_t kCols = LutBits<B>::kGroup;
+  static size_t stride(const LutBits<B>& w) { return lutb_row_bytes(B, w.cols); }
   template <int R, int T, int H, bool Tail, class Dec>
   static void run(__m512 (&acc)[R][T][H], const Dec& dec, const uint8_t* const (&p)[R], const float* x, size_t ldx,
                   size_t c, size_t cols) {
     __m512i b[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) b[r] = load_u8x16(p[r] + c / 2);       // byte j: column j | column 16 + j
-    fma_block<R, T, H, Tail>(acc, 0, dec, b, x, ldx, c, cols);          // low nibbles (vpermps ignores bits 4+)
+    for (int r = 0; r < R; ++r) b[r] = load_u8x16(p[r] + c * B / 8);  // field f of byte j: column 16 f + j
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) b[r] = _mm512_srli_epi32(b[r], 4);     // high nibbles
-    fma_block<R, T, H, Tail>(acc, H - 1, dec, b, x, ldx, c + 16, cols);
+    for (int f = 0; f < 8 / B; ++f) {
+      const size_t cf = c + 16 * size_t(f);
+      if (Tail && cf >= cols) break;  // the rest of the group is padding
+      if (f > 0) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) b[r] = _mm512_srli_epi32(b[r], B);  // next field to the low bits
+      }
+      fma_block<R, T, H, Tail>(acc, f % H, dec, b, x, ldx, cf, cols);  // vpermps ignores the bits above
+    }
   }
 };
 
 template <>
 struct Step<Lut8> {
+  static constexpr size_t kCols = 32;
   static size_t stride(const Lut8& w) { return w.cols; }
   template <int R, int T, int H, bool Tail, class Dec>
   static void run(__m512 (&acc)[R][T][H], const Dec& dec, const uint8_t* const (&p)[R], const float* x, size_t ldx,
@@ -112,9 +122,10 @@ void dot_tile(const L& w, const Dec& dec, size_t r0, const float* x, float* out)
     for (int t = 0; t < T; ++t)
 #pragma GCC unroll 2
       for (int h = 0; h < H; ++h) acc[r][t][h] = _mm512_setzero_ps();
-  const size_t full = cols / 32 * 32;
+  constexpr size_t G = Step<L>::kCols;
+  const size_t full = cols / G * G;
   size_t c = 0;
-  for (; c < full; c += 32) Step<L>::template run<R, T, H, false>(acc, dec, p, x, cols, c, cols);
+  for (; c < full; c += G) Step<L>::template run<R, T, H, false>(acc, dec, p, x, cols, c, cols);
   if (c < cols) Step<L>::template run<R, T, H, true>(acc, dec, p, x, cols, c, cols);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -123,26 +134,28 @@ void dot_tile(const L& w, const Dec& dec, size_t r0, const float* x, float* out)
 }
 
 // W rows for gemm_bcast: rows [r0, r0 + m) x columns [c0, c1) decoded into buf (row stride kColBlock).
-// c0 is a multiple of kColBlock (so of 32); the last step may decode up to 31 columns past c1, which
-// stay inside the buffer row and are not used.
+// c0 is a multiple of kColBlock (so of every step width); the last step may decode up to 127 columns
+// past c1, which stay inside the buffer row and are not used.
 template <class L, class Dec>
 struct DecodedRows {
   const L& w;
   const Dec& dec;
   const float* rows(size_t r0, size_t m, size_t c0, size_t c1, float* buf, size_t* ld) const {
+    static_assert(kColBlock % Step<L>::kCols == 0, "decoded steps must not cross a buffer row");
     *ld = kColBlock;
     const size_t stride = Step<L>::stride(w);
     for (size_t i = 0; i < m; ++i) {
       const uint8_t* p = w.idx + (r0 + i) * stride;
       float* out = buf + i * kColBlock - c0;
-      for (size_t c = c0; c < c1; c += 32) {
-        if constexpr (std::is_same_v<L, Lut4>) {
-          const __m512i b = load_u8x16(p + c / 2);
-          _mm512_store_ps(out + c, dec(b));
-          _mm512_store_ps(out + c + 16, dec(_mm512_srli_epi32(b, 4)));
-        } else {
+      for (size_t c = c0; c < c1; c += Step<L>::kCols) {
+        if constexpr (std::is_same_v<L, Lut8>) {
           _mm512_store_ps(out + c, dec(load_u8x16(p + c)));       // may read index bytes past the row:
           _mm512_store_ps(out + c + 16, dec(load_u8x16(p + c + 16)));  // padded, decoded, never used
+        } else {
+          constexpr int B = L::kBits;
+          __m512i b = load_u8x16(p + c * B / 8);
+#pragma GCC unroll 8
+          for (int f = 0; f < 8 / B; ++f, b = _mm512_srli_epi32(b, B)) _mm512_store_ps(out + c + 16 * f, dec(b));
         }
       }
     }
@@ -185,6 +198,15 @@ void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, co
 }
 
 }  // namespace
+
+// Lut1 / Lut2 tables are replicated to 16 entries, so one vpermps (index bits [3:0]) serves every B.
+void pyrt_lut1_f32_gemm__avx512(const Lut1& w, const float* x, size_t batch, float* y, const float* bias) {
+  gemm<4>(w, Lut16Reg(w.lut), x, batch, y, bias);
+}
+
+void pyrt_lut2_f32_gemm__avx512(const Lut2& w, const float* x, size_t batch, float* y, const float* bias) {
+  gemm<4>(w, Lut16Reg(w.lut), x, batch, y, bias);
+}
 
 void pyrt_lut4_f32_gemm__avx512(const Lut4& w, const float* x, size_t batch, float* y, const float* bias) {
   gemm<4>(w, Lut16Reg(w.lut), x, batch, y, bias);
