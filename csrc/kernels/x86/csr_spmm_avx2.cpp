@@ -3,8 +3,8 @@
 //   pyrt_csr_lut4_f32_spmm__avx2   4-bit codebook index per entry (CsrLut4 groups), k <= 16
 //   pyrt_csr_lut8_f32_spmm__avx2   byte codebook index per entry, k <= 256
 // Batch 1 (SpMV): per row, 16 entries per step: the 16 weights as two float vectors (loaded or decoded
-// through the codebook), x at the 16 columns (scalar loads, see gather8; a masked vgatherdps for the
-// row's last 1..15 entries), two FMA chains, one horizontal sum per row.
+// through the codebook), x at the 16 columns (scalar loads, see gather8), two FMA chains, one horizontal
+// sum per row; the row's last 1..15 entries in a scalar loop.
 // Batch > 1 (SpMM): x is transposed per tile of 8 batch rows into xt[col][8], so each entry costs one
 // broadcast of its weight and one aligned 8-float load of xt[col] (no gather), with the 8 batch rows of
 // the output in the lanes of 4 rotating accumulators. The weights stream once per 8 batch rows.
@@ -79,6 +79,24 @@ struct Lut4Weights {
 
 // ---- SpMV: batch 1 ----
 
+// The row's last 1..15 entries [e, n): scalar products on two chains. Cheaper than masked vgatherdps for
+// the short rows of very sparse matrices (and no column past the row is touched).
+template <class W, class Col>
+inline float scalar_tail(const W& wsrc, size_t e, size_t n, const Col* cr, const float* x) {
+  alignas(64) float buf[kStep];
+  const float* w = wsrc.scalars(e, buf);
+  const Col* c = cr + e;
+  const size_t m = n - e;
+  float s0 = 0.0f, s1 = 0.0f;
+  size_t k = 0;
+  for (; k + 2 <= m; k += 2) {
+    s0 += w[k] * x[c[k]];
+    s1 += w[k + 1] * x[c[k + 1]];
+  }
+  if (k < m) s0 += w[k] * x[c[k]];
+  return s0 + s1;
+}
+
 template <class Col, class W>
 void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, const float* bias) {
   for (uint32_t r = 0; r < ix.rows; ++r) {
@@ -93,24 +111,9 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
       acc0 = _mm256_fmadd_ps(v0, gather8(x, cr + e), acc0);
       acc1 = _mm256_fmadd_ps(v1, gather8(x, cr + e + 8), acc1);
     }
-    if (e < n) {  // last 1..15 entries: masked gathers never touch x at a column past the row
-      __m256 v0, v1;
-      wsrc.vec(e, v0, v1);
-      const __m256i m0 = tail_mask(std::min<size_t>(8, n - e));
-      v0 = _mm256_and_ps(v0, _mm256_castsi256_ps(m0));  // zero the weights past the row too
-      acc0 = _mm256_fmadd_ps(
-          v0, _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, load_cols(cr + e), _mm256_castsi256_ps(m0), 4),
-          acc0);
-      if (n - e > 8) {
-        const __m256i m1 = tail_mask(n - e - 8);
-        v1 = _mm256_and_ps(v1, _mm256_castsi256_ps(m1));
-        acc1 = _mm256_fmadd_ps(
-            v1,
-            _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, load_cols(cr + e + 8), _mm256_castsi256_ps(m1), 4),
-            acc1);
-      }
-    }
-    y[r] = hsum(_mm256_add_ps(acc0, acc1)) + (bias ? bias[r] : 0.0f);
+    float tail = 0.0f;
+    if (e < n) tail = scalar_tail(wsrc, e, n, cr, x);
+    y[r] = hsum(_mm256_add_ps(acc0, acc1)) + tail + (bias ? bias[r] : 0.0f);
   }
 }
 

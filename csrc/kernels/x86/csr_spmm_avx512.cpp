@@ -3,9 +3,9 @@
 //   pyrt_csr_lut4_f32_spmm__avx512   4-bit codebook index per entry (CsrLut4 groups), k <= 16
 //   pyrt_csr_lut8_f32_spmm__avx512   byte codebook index per entry, k <= 256
 // Same plan as csr_spmm_avx2.cpp with 16-entry vectors: a CsrLut4 group of 16 indices decodes with one
-// vpermps, byte indices with 1..8 vpermt2ps (LutTreeReg), and a row's last 1..15 entries use mask
-// registers (masked index loads, masked gather) instead of a scalar loop. SpMM tiles are 16 batch rows
-// in a zmm, or 8 in a ymm when at most 8 batch rows are left.
+// vpermps, byte indices with 1..8 vpermt2ps (LutTreeReg); x at 16 columns is two scalar-load gathers
+// (avx2::gather8), a row's last 1..15 entries a scalar loop. SpMM tiles are 16 batch rows in a zmm, or
+// 8 in a ymm when at most 8 batch rows are left.
 #include <algorithm>
 
 #include "kernels/kernels.h"
@@ -21,14 +21,14 @@ using avx2::gather8;
 constexpr size_t kStep = 16;  // entries per step (= one CsrLut4 group)
 
 // ---- weight sources: the weights of entries [e, e + 16) of the current row as a zmm ----
-// vec() may read past the row (padded arrays); vec(e, m) returns 0 in the lanes outside m.
+// vec(): as a zmm; scalars(): as 16 floats in memory (for broadcasting). Both may read past the row's
+// last entry (padded arrays, see kernels.h); callers discard those lanes.
 
 struct F32Weights {
   const float* val;
   const float* row = nullptr;
   void start(uint32_t /*r*/, size_t j0) { row = val + j0; }
   __m512 vec(size_t e) const { return _mm512_loadu_ps(row + e); }
-  __m512 vec(size_t e, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, row + e); }
   const float* scalars(size_t e, float* /*buf*/) const { return row + e; }
 };
 
@@ -39,9 +39,6 @@ struct Lut8Weights {
   const uint8_t* row = nullptr;
   void start(uint32_t /*r*/, size_t j0) { row = idx + j0; }
   __m512 vec(size_t e) const { return dec(load_u8x16(row + e)); }
-  __m512 vec(size_t e, __mmask16 m) const {
-    return _mm512_maskz_mov_ps(m, dec(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, row + e))));
-  }
   const float* scalars(size_t e, float* buf) const {
     _mm512_store_ps(buf, vec(e));
     return buf;
@@ -61,7 +58,6 @@ struct Lut4Weights {
     const __m256i b = avx2::load_u8x8(row + e / 2);
     return dec(_mm512_inserti64x4(_mm512_castsi256_si512(b), _mm256_srli_epi32(b, 4), 1));
   }
-  __m512 vec(size_t e, __mmask16 m) const { return _mm512_maskz_mov_ps(m, vec(e)); }
   const float* scalars(size_t e, float* buf) const {
     _mm512_store_ps(buf, vec(e));
     return buf;
@@ -74,6 +70,24 @@ struct Lut4Weights {
 template <class Col>
 inline __m512 gather16(const float* x, const Col* c) {
   return _mm512_insertf32x8(_mm512_castps256_ps512(gather8(x, c)), gather8(x, c + 8), 1);
+}
+
+// The row's last 1..15 entries [e, n): scalar products on two chains. Cheaper than a masked vgatherdps
+// for the short rows of very sparse matrices (Zen 4), and no column past the row is touched.
+template <class W, class Col>
+inline float scalar_tail(const W& wsrc, size_t e, size_t n, const Col* cr, const float* x) {
+  alignas(64) float buf[kStep];
+  const float* w = wsrc.scalars(e, buf);
+  const Col* c = cr + e;
+  const size_t m = n - e;
+  float s0 = 0.0f, s1 = 0.0f;
+  size_t k = 0;
+  for (; k + 2 <= m; k += 2) {
+    s0 += w[k] * x[c[k]];
+    s1 += w[k + 1] * x[c[k + 1]];
+  }
+  if (k < m) s0 += w[k] * x[c[k]];
+  return s0 + s1;
 }
 
 template <class Col, class W>
@@ -92,12 +106,9 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
       acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16(x, cr + e), acc0);
       e += kStep;
     }
-    if (e < n) {  // last 1..15 entries: masked index load and gather touch nothing past the row
-      const __mmask16 m = tail_mask(n - e);
-      const __m512 xg = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, load_cols(cr + e, m), x, 4);
-      acc1 = _mm512_fmadd_ps(wsrc.vec(e, m), xg, acc1);
-    }
-    y[r] = hsum(_mm512_add_ps(acc0, acc1)) + (bias ? bias[r] : 0.0f);
+    float tail = 0.0f;
+    if (e < n) tail = scalar_tail(wsrc, e, n, cr, x);
+    y[r] = hsum(_mm512_add_ps(acc0, acc1)) + tail + (bias ? bias[r] : 0.0f);
   }
 }
 
