@@ -159,14 +159,15 @@ void lut8_tile(const Lut8& L, const Dec& dec, size_t r0, const float* x, float* 
 }
 
 // ---- W rows for gemm_bcast: rows [r0, r0 + m) x columns [c0, c1) decoded into buf (stride kColBlock) ----
-// c0 is a multiple of kColBlock (so of 32); the last step may decode up to 31 columns past c1, which
-// stay inside the buffer row and are not used.
+// c0 is a multiple of kColBlock (so of every group width); the last group may decode up to 127 columns
+// past c1, which stay inside the buffer row and are not used.
 
 template <int B, class Dec>
 struct LutBitsRows {
   const LutBits<B>& w;
   const Dec& dec;
   const float* rows(size_t r0, size_t m, size_t c0, size_t c1, float* buf, size_t* ld) const {
+    static_assert(kColBlock % LutBits<B>::kGroup == 0, "decoded groups must not cross a buffer row");
     *ld = kColBlock;
     const size_t stride = lutb_row_bytes(B, w.cols);
     for (size_t i = 0; i < m; ++i) {
