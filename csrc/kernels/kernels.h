@@ -9,9 +9,13 @@
 // tested as soon as it exists. Every ISA kernel has a scalar twin (isa = ref) on the same layout.
 //
 // Over-read padding: every array a kernel streams is an AlignedArray with >= 64 zero bytes after its
-// last element, so a vector kernel may load up to one vector past the end of a row or of the array
-// (it masks what it loads from x and never uses lanes past the end). x and y are caller memory and are
-// never over-read or over-written.
+// last element, so a vector kernel may load up to one vector of indices or values past the end of a row
+// or of the array; it zeroes (or never uses) the lanes past the end, so even an infinite table entry
+// cannot leak into a result. x and y are caller memory and are never over-read or over-written.
+//
+// ISA kernels live in x86/*_avx2.cpp and x86/*_avx512.cpp (compiled with per-file ISA flags, only when
+// PYRT_HAVE_X86_KERNELS); calling one at a level the CPU lacks is undefined, so callers pass a level
+// that isa_supported() accepted (active_isa() always is).
 #pragma once
 
 #include <cstddef>

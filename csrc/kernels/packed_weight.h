@@ -32,6 +32,9 @@ class PackedWeight {
   // "csr_lut8"; the encoding's name for a layout that does not say.
   virtual const char* layout() const { return encoding_name(encoding_); }
 
+  // isa must be supported (isa_supported); a level without a dedicated kernel for this layout runs the
+  // next lower one. Single-threaded; may use a per-thread scratch buffer (allocated on a thread's first
+  // batched call, reused afterwards).
   virtual void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const = 0;
   void gemm(const float* x, size_t batch, float* y, const float* bias) const {
     gemm(active_isa(), x, batch, y, bias);
