@@ -11,6 +11,7 @@ Layouts (csrc/kernels/kernels.h) and the decoder each codebook size selects:
   csr+codebook k <= 16 -> CsrLut4; k > 16 -> CsrLut8
   decoder boundaries: AVX2 k <= 8 | 16 | 32 | gather; AVX-512 k <= 16 | 32 | 64 | gather
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,7 @@ import pytest
 
 from pyruntime import _core
 
-RTOL = 1e-5          # fast ISA vs ref, and every ISA vs the float64 oracle
+RTOL = 1e-5  # fast ISA vs ref, and every ISA vs the float64 oracle
 ISAS = ("ref", "avx2", "avx512")
 FAST_ISAS = ("avx2", "avx512")
 ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
@@ -59,8 +60,10 @@ def assert_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, what: str
     bad = err > bound
     if bad.any():
         i = np.argwhere(bad)[0]
-        pytest.fail(f"{what}: {bad.sum()} of {bad.size} outputs off, first at {tuple(i)}: "
-                    f"got {got[tuple(i)]!r} want {want[tuple(i)]!r} (bound {bound[tuple(i)]:.3g})")
+        pytest.fail(
+            f"{what}: {bad.sum()} of {bad.size} outputs off, first at {tuple(i)}: "
+            f"got {got[tuple(i)]!r} want {want[tuple(i)]!r} (bound {bound[tuple(i)]:.3g})"
+        )
 
 
 def check(helpers, rng, t: dict, isa: str, batch: int, with_bias: bool = True) -> None:
@@ -81,8 +84,23 @@ def check(helpers, rng, t: dict, isa: str, batch: int, with_bias: bool = True) -
 
 # ---- shapes: subtiles around the SIMD widths (8 / 16 floats, 32-column 4-bit groups) ----------------
 
-EDGE_SHAPES = [(1, 1), (1, 7), (3, 8), (2, 15), (5, 16), (4, 17), (7, 31), (3, 32), (6, 33), (2, 64),
-               (9, 65), (37, 129), (1, 300), (300, 1), (8, 3072)]
+EDGE_SHAPES = [
+    (1, 1),
+    (1, 7),
+    (3, 8),
+    (2, 15),
+    (5, 16),
+    (4, 17),
+    (7, 31),
+    (3, 32),
+    (6, 33),
+    (2, 64),
+    (9, 65),
+    (37, 129),
+    (1, 300),
+    (300, 1),
+    (8, 3072),
+]
 
 
 @pytest.mark.parametrize("batch", [1, 3, 17])
@@ -130,7 +148,7 @@ def test_codebook_sizes(helpers, rng, isa, encoding, k, batch):
 @pytest.mark.parametrize("isa", ISAS)
 def test_index_bits(helpers, rng, isa, encoding, bits):
     # index_bits is the storage width; k = 2**bits is the largest codebook that width allows.
-    t = make(helpers, rng, encoding, (21, 100), density=0.5, k=2 ** bits, index_bits=bits)
+    t = make(helpers, rng, encoding, (21, 100), density=0.5, k=2**bits, index_bits=bits)
     check(helpers, rng, t, isa, 2)
 
 
@@ -144,6 +162,7 @@ def test_packed_groups(helpers, rng, isa, k, cols, batch):
 
 
 # ---- sparsity -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("batch", [1, 8, 64])
 @pytest.mark.parametrize("density", [0.0, 0.01, 0.1, 0.5, 1.0])
@@ -188,7 +207,7 @@ def test_wide_columns(helpers, rng, isa, encoding, batch, cols):
     t = make(helpers, rng, encoding, (3, cols), density=0.05, k=9)
     if encoding in ("csr", "csr+codebook"):
         t["colidx"][-1] = cols - 1  # make sure the largest column index is used
-        assert np.all(np.diff(t["colidx"][t["rowptr"][-2]:].astype(np.int64)) > 0)
+        assert np.all(np.diff(t["colidx"][t["rowptr"][-2] :].astype(np.int64)) > 0)
     check(helpers, rng, t, isa, batch)
 
 
@@ -209,7 +228,9 @@ def test_unused_infinite_centroid(helpers, rng, isa, encoding, k, batch):
 @pytest.mark.parametrize("isa", ISAS)
 def test_no_bias_and_rank4(helpers, rng, isa, encoding):
     # a conv-shaped weight [out, in, kh, kw] is viewed as [out, in*kh*kw]
-    check(helpers, rng, make(helpers, rng, encoding, (6, 3, 3, 5), density=0.5, k=16), isa, 4, with_bias=False)
+    check(
+        helpers, rng, make(helpers, rng, encoding, (6, 3, 3, 5), density=0.5, k=16), isa, 4, with_bias=False
+    )
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -223,17 +244,18 @@ def test_isas_agree_on_large_layer(helpers, rng, encoding):
 
 # ---- execution-layout sizes --------------------------------------------------------------------
 
+
 def test_bytes_codebook_4bit_is_compact(helpers, rng):
     rows, cols, k = 256, 512, 16
     w = _core.PackedWeight(make(helpers, rng, "codebook", (rows, cols), k=k))
-    assert w.bytes == rows * cols // 2 + k * 4          # two indices per byte + the table
+    assert w.bytes == rows * cols // 2 + k * 4  # two indices per byte + the table
 
 
 @pytest.mark.parametrize("k, bits", [(1, 1), (2, 1), (3, 2), (4, 2), (5, 4), (16, 4)])
 def test_bytes_codebook_packs_small_k(helpers, rng, k, bits):
     rows, cols = 64, 1000
     w = _core.PackedWeight(make(helpers, rng, "codebook", (rows, cols), k=k))
-    group = 128 // bits                                 # columns per 16-byte group
+    group = 128 // bits  # columns per 16-byte group
     assert w.bytes == rows * -(-cols // group) * 16 + k * 4
     assert w.bytes <= rows * cols * bits / 8 * 1.03 + k * 4
 
@@ -247,7 +269,7 @@ def test_bytes_csr(helpers, rng):
     t = make(helpers, rng, "csr", (300, 1000), density=0.1)
     w = _core.PackedWeight(t)
     nnz = t["colidx"].size
-    assert w.bytes == 301 * 4 + nnz * (2 + 4)           # rowptr + 16-bit columns + f32 values
+    assert w.bytes == 301 * 4 + nnz * (2 + 4)  # rowptr + 16-bit columns + f32 values
 
 
 def test_bytes_csr_codebook_4bit(helpers, rng):
@@ -262,9 +284,16 @@ def test_bytes_csr_codebook_4bit(helpers, rng):
 # ---- registry ------------------------------------------------------------------------------------
 
 # Which test input reaches each execution layout.
-LAYOUT_OF = {"DenseF32": ("dense", None), "CsrF32": ("csr", None), "Lut1": ("codebook", 2),
-             "Lut2": ("codebook", 4), "Lut4": ("codebook", 16),
-             "Lut8": ("codebook", 256), "CsrLut4": ("csr+codebook", 16), "CsrLut8": ("csr+codebook", 256)}
+LAYOUT_OF = {
+    "DenseF32": ("dense", None),
+    "CsrF32": ("csr", None),
+    "Lut1": ("codebook", 2),
+    "Lut2": ("codebook", 4),
+    "Lut4": ("codebook", 16),
+    "Lut8": ("codebook", 256),
+    "CsrLut4": ("csr+codebook", 16),
+    "CsrLut8": ("csr+codebook", 256),
+}
 
 
 def registry() -> list[tuple[str, str, str]]:
@@ -311,17 +340,23 @@ def test_pyrt_isa_env_selects_ref():
     import subprocess
     import sys
 
-    code = ("import numpy as np; from pyruntime import _core; "
-            "w = _core.PackedWeight({'encoding': 'codebook', 'shape': [4, 40], 'centroids': np.arange(16, dtype=np.float32), "
-            "'indices': (np.arange(160) % 16).astype(np.uint8)}); "
-            "x = np.ones((2, 40), np.float32); "
-            "assert _core.active_isa() == 'ref', _core.active_isa(); "
-            "assert np.array_equal(w.gemm(x), w.gemm(x, isa='ref')); print('ok')")
+    code = (
+        "import numpy as np; from pyruntime import _core; "
+        "w = _core.PackedWeight({'encoding': 'codebook', 'shape': [4, 40], 'centroids': np.arange(16, dtype=np.float32), "
+        "'indices': (np.arange(160) % 16).astype(np.uint8)}); "
+        "x = np.ones((2, 40), np.float32); "
+        "assert _core.active_isa() == 'ref', _core.active_isa(); "
+        "assert np.array_equal(w.gemm(x), w.gemm(x, isa='ref')); print('ok')"
+    )
     import pyruntime
 
     root = str(Path(pyruntime.__file__).parent.parent)  # where this process found the package
-    env = dict(os.environ, PYRT_ISA="ref", PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    env = dict(
+        os.environ, PYRT_ISA="ref", PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
