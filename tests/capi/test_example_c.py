@@ -92,8 +92,8 @@ def model_file(tmp_path_factory, model) -> pathlib.Path:
 
 def test_source_is_strict_c99():
     cc = _compiler(("cc", "gcc", "clang"), "CC")
-    if cc is None:
-        pytest.skip("no C compiler")
+    if cc is None or not SOURCE.exists():
+        pytest.skip("needs a C compiler and the source checkout")
     r = subprocess.run(
         [
             cc,

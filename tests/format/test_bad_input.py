@@ -635,26 +635,19 @@ def test_write_refuses_unknown_op(helpers, rng):
             "node 1",
             id="unknown-op",
         ),
-        pytest.param(
-            lambda m: m["nodes"][1].update(op=1), "node 1", id="op-not-a-string"),
+        pytest.param(lambda m: m["nodes"][1].update(op=1), "node 1", id="op-not-a-string"),
         pytest.param(lambda m: m["nodes"][1].pop("op"), "node 1", id="op-missing"),
-        pytest.param(
-            lambda m: m["nodes"][1].pop("inputs"), "node 1", id="inputs-missing"),
-        pytest.param(
-            lambda m: m["nodes"][1].update(inputs=0), "node 1", id="inputs-not-a-list"),
-        pytest.param(
-            lambda m: m["nodes"][1].update(inputs=[-1]), "node 1", id="input-negative"),
+        pytest.param(lambda m: m["nodes"][1].pop("inputs"), "node 1", id="inputs-missing"),
+        pytest.param(lambda m: m["nodes"][1].update(inputs=0), "node 1", id="inputs-not-a-list"),
+        pytest.param(lambda m: m["nodes"][1].update(inputs=[-1]), "node 1", id="input-negative"),
         pytest.param(
             lambda m: m["nodes"][0].update(tensors=[-1, 1]),
             "node 0",
             id="tensor-negative",
         ),
-        pytest.param(
-            lambda m: m.update(input_shape=[-6]), "input", id="input-shape-negative"),
-        pytest.param(
-            lambda m: m.update(input_shape=[2**33]), "input", id="input-shape-huge"),
-        pytest.param(
-            lambda m: m.update(metadata=5), "metadata", id="metadata-not-a-string"),
+        pytest.param(lambda m: m.update(input_shape=[-6]), "input", id="input-shape-negative"),
+        pytest.param(lambda m: m.update(input_shape=[2**33]), "input", id="input-shape-huge"),
+        pytest.param(lambda m: m.update(metadata=5), "metadata", id="metadata-not-a-string"),
         pytest.param(
             lambda m: m["tensors"][0].update(gap_bits=-1),
             "fc0.weight",
