@@ -20,7 +20,7 @@ namespace {
 
 using namespace avx2;
 
-constexpr int kGemvRows = 4;   // batch 1: 4 weight rows per pass over x
+constexpr int kGemvRows = 4;           // batch 1: 4 weight rows per pass over x
 constexpr int kTileBatch = 4;          // batch 2..7: 1 weight row x 4 batch rows (decode once, 4 FMAs)
 constexpr size_t kBcastMinBatch = 8;   // from here: decode row blocks once per 16 batch rows, gemm_bcast
 
