@@ -191,7 +191,11 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info) {
         break;
       case kSectionTensor: {
         ByteReader r(p, s.size, who);
-        m.tensors.push_back(decode_tensor(r, static_cast<uint32_t>(m.tensors.size())));
+        try {
+          m.tensors.push_back(decode_tensor(r, static_cast<uint32_t>(m.tensors.size())));
+        } catch (const Error& e) {  // say which section too: a damaged name alone may not
+          throw Error(e.status(), who + " (tensor #" + std::to_string(m.tensors.size()) + "): " + e.what());
+        }
         fi.tensor_bytes.push_back(s.size);
         break;
       }

@@ -149,7 +149,7 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index) {
                r.remaining(), " left");
     const uint8_t* p = r.take(n * 4);
     out.resize(n);
-    std::memcpy(out.data(), p, n * 4);
+    if (n) std::memcpy(out.data(), p, n * 4);
   };
   auto get_codebook_header = [&](uint32_t k, uint32_t bits) {
     PYRT_CHECK(k >= 1 && k <= 256, PYRT_BAD_FORMAT, what, ": codebook size ", k, " not in 1..256");
