@@ -41,6 +41,7 @@ void bind_kernels(py::module_& m) {
       .def_property_readonly("cols", &kernels::PackedWeight::cols)
       .def_property_readonly("nnz", &kernels::PackedWeight::nnz)
       .def_property_readonly("bytes", &kernels::PackedWeight::bytes)
+      .def_property_readonly("layout", [](const kernels::PackedWeight& w) { return std::string(w.layout()); })
       .def(
           "gemm",
           [](const kernels::PackedWeight& w, py::array_t<float, py::array::c_style | py::array::forcecast> x,

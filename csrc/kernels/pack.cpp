@@ -12,6 +12,11 @@
 
 namespace pyrt::kernels {
 
+// memcpy that accepts an empty source (std::vector::data() may be null then).
+static inline void copy_from(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
 // ---- dispatch tables, built from the registry ----
 
 namespace {
@@ -67,7 +72,7 @@ class DenseWeight final : public PackedWeight {
  public:
   explicit DenseWeight(const DecodedTensor& t)
       : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.numel()), w_(t.numel()) {
-    std::memcpy(w_.data(), t.values.data(), t.values.size() * sizeof(float));
+    copy_from(w_.data(), t.values.data(), t.values.size() * sizeof(float));
   }
   size_t bytes() const override { return w_.bytes(); }
   const char* layout() const override { return "dense_f32"; }
@@ -88,13 +93,13 @@ struct CsrStorage {
   bool wide;
 
   explicit CsrStorage(const DecodedTensor& t) : rowptr(t.rowptr.size()), wide(t.cols() > 65536) {
-    std::memcpy(rowptr.data(), t.rowptr.data(), t.rowptr.size() * sizeof(uint32_t));
+    copy_from(rowptr.data(), t.rowptr.data(), t.rowptr.size() * sizeof(uint32_t));
     if (!wide) {
       col16.resize(t.colidx.size());
       for (size_t j = 0; j < t.colidx.size(); ++j) col16[j] = static_cast<uint16_t>(t.colidx[j]);
     } else {
       col32.resize(t.colidx.size());
-      std::memcpy(col32.data(), t.colidx.data(), t.colidx.size() * sizeof(uint32_t));
+      copy_from(col32.data(), t.colidx.data(), t.colidx.size() * sizeof(uint32_t));
     }
   }
   CsrIndex view(uint32_t rows, uint32_t cols) const {
@@ -107,7 +112,7 @@ class CsrWeight final : public PackedWeight {
  public:
   explicit CsrWeight(const DecodedTensor& t)
       : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.nnz()), index_(t), val_(t.values.size()) {
-    std::memcpy(val_.data(), t.values.data(), t.values.size() * sizeof(float));
+    copy_from(val_.data(), t.values.data(), t.values.size() * sizeof(float));
   }
   size_t bytes() const override { return index_.bytes() + val_.bytes(); }
   const char* layout() const override { return "csr_f32"; }
@@ -168,7 +173,7 @@ class CodebookWeight final : public PackedWeight {
     } else {
       lut_ = make_lut(t);
       idx_.resize(t.indices.size());
-      std::memcpy(idx_.data(), t.indices.data(), t.indices.size());
+      copy_from(idx_.data(), t.indices.data(), t.indices.size());
     }
   }
   size_t bytes() const override { return idx_.bytes() + k_ * sizeof(float); }
@@ -217,7 +222,7 @@ class CsrCodebookWeight final : public PackedWeight {
       }
     } else {
       idx_.resize(t.indices.size());
-      std::memcpy(idx_.data(), t.indices.data(), t.indices.size());
+      copy_from(idx_.data(), t.indices.data(), t.indices.size());
     }
   }
   size_t bytes() const override { return index_.bytes() + goff_.bytes() + idx_.bytes() + k_ * sizeof(float); }
