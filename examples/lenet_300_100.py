@@ -53,7 +53,7 @@ QUICK = Schedule(dense_epochs=3, prune_epochs=4, sparsity={"1": 0.94, "3": 0.91,
 
 
 def build_net():
-    import torch.nn as nn
+    from torch import nn
 
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
                          nn.Linear(100, 10))
@@ -70,10 +70,10 @@ def run(data_dir: str | os.PathLike[str], *, quick: bool = False, out: str | Non
         threads: int | None = None, log=print) -> dict[str, Any]:
     """Runs the pipeline; returns the result row (sizes in bytes, accuracies in [0, 1], seconds)."""
     import torch
-    import torch.nn as nn
+    from torch import nn
 
-    from pyruntime.convert import from_torch
     from pyruntime.convert import finetune as ft
+    from pyruntime.convert import from_torch
 
     if threads:
         torch.set_num_threads(threads)
@@ -138,7 +138,7 @@ def format_row(row: dict[str, Any]) -> str:
             f"{row['ratio']:>5.1f}x {100 * row['dense_acc']:>8.2f}% {100 * row['compressed_acc']:>9.2f}% "
             f"{row['seconds']:>5.0f}s")
     paper = f"{'paper (Han 2016)':<16} {1070.0:>9.1f} {27.0:>8.1f} {40.0:>5.1f}x {98.36:>8.2f}% {98.42:>9.2f}%"
-    return "\n".join([head, line, paper])
+    return f"{head}\n{line}\n{paper}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,7 +114,7 @@ def load_digits(*, normalize: bool = True, test_fraction: float = 0.25, seed: in
     x = (bunch.images.astype(np.float32) / np.float32(16)).astype(np.float32)
     y = bunch.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(y))
-    n_test = int(round(test_fraction * len(y)))
+    n_test = round(test_fraction * len(y))
     test, train = order[:n_test], order[n_test:]
     xtr, xte = x[train], x[test]
     if normalize:

@@ -18,12 +18,12 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .kmeans import kmeans_share
 
@@ -32,7 +32,7 @@ Masks = dict[str, torch.Tensor]
 Codebooks = dict[str, tuple[torch.Tensor, torch.Tensor]]  # name -> (centroids [k], indices [out, in])
 Log = Callable[[str], None]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-PerLayer = Union[float, int, Mapping[str, float]]
+PerLayer = float | int | Mapping[str, float]
 
 
 def linear_layers(net: nn.Module) -> dict[str, nn.Linear]:
@@ -120,7 +120,7 @@ def _fit(net: nn.Module, data: Data, *, steps: int, lr: float, batch_size: int, 
 
 
 def _steps(epochs: float, n: int, batch_size: int) -> int:
-    return max(1, int(math.ceil(epochs * n / batch_size)))
+    return max(1, math.ceil(epochs * n / batch_size))
 
 
 def train(
@@ -201,7 +201,7 @@ def magnitude_masks(net: nn.Module, sparsity: PerLayer, masks: Masks | None = No
         w = layer.weight.detach()
         if masks and name in masks:
             w = w * masks[name]
-        n_drop = int(round(float(s) * w.numel()))
+        n_drop = round(float(s) * w.numel())
         keep = torch.ones(w.numel(), dtype=torch.bool)
         if n_drop > 0:
             order = torch.argsort(w.abs().flatten(), stable=True)
@@ -229,21 +229,17 @@ def prune_iteratively(
     ``schedule="geometric"`` removes the same fraction of the remaining weights every round (density
     ``d**(t/steps)``), so the last rounds, where each weight matters more, cut least.
     """
+    def at(s: float, frac: float) -> float:
+        return 1.0 - (1.0 - s) ** frac if schedule == "geometric" else s * frac
+
     masks: Masks = {}
     for t in range(1, steps + 1):
-        frac = t / steps
-
-        def at(s: float | None) -> float | None:
-            if s is None:
-                return None
-            if schedule == "geometric":
-                return 1.0 - (1.0 - s) ** frac
-            return s * frac
-
-        step_sparsity = ({n: at(_per_layer(sparsity, n)) for n in linear_layers(net)}
-                         if not isinstance(sparsity, (int, float)) else at(float(sparsity)))
-        step_sparsity = {k: v for k, v in step_sparsity.items() if v is not None} \
-            if isinstance(step_sparsity, dict) else step_sparsity
+        step_sparsity: PerLayer
+        if isinstance(sparsity, (int, float)):
+            step_sparsity = at(float(sparsity), t / steps)
+        else:
+            step_sparsity = {n: at(float(v), t / steps) for n in linear_layers(net)
+                             if (v := _per_layer(sparsity, n)) is not None}
         masks = magnitude_masks(net, step_sparsity, masks)
         apply_masks(net, masks)
         msg = f"prune round {t}/{steps}: density " + ", ".join(
@@ -308,7 +304,7 @@ def finetune_centroids(
     linear_ids = {id(p) for l in layers.values() for p in l.parameters()}
     others += [p for p in net.parameters() if id(p) not in linear_ids]
     opt = torch.optim.Adam([{"params": list(cents.values())}, {"params": others}], lr=lr)
-    steps = max(1, int(math.ceil(epochs * n / batch_size)))
+    steps = max(1, math.ceil(epochs * n / batch_size))
 
     def refresh() -> None:
         with torch.no_grad():

@@ -7,12 +7,11 @@ layer to a higher sparsity only removes more weights and never brings any back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Union
 
 import numpy as np
 
 #: A sparsity (or bit width) given either for every layer at once or per layer name.
-PerLayer = Union[None, float, int, Mapping[str, Union[float, int, None]]]
+PerLayer = None | float | int | Mapping[str, float | int | None]
 
 
 def magnitude_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
@@ -24,7 +23,7 @@ def magnitude_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
     if not 0.0 <= float(sparsity) <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
     w = np.asarray(w)
-    n_drop = int(round(float(sparsity) * w.size))
+    n_drop = round(float(sparsity) * w.size)
     keep = np.ones(w.size, dtype=bool)
     if n_drop > 0:
         order = np.argsort(np.abs(w).ravel(), kind="stable")

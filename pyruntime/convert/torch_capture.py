@@ -23,8 +23,8 @@ from .. import _core
 try:
     import torch
     import torch.fx
-    import torch.nn as nn
     import torch.nn.functional as F
+    from torch import nn
     from torch.fx.passes.shape_prop import ShapeProp
 except ImportError:  # pragma: no cover - exercised only without torch
     torch = None  # type: ignore[assignment]
@@ -117,7 +117,7 @@ def capture(module: Any, example_input: Any) -> tuple[list[int], list[tuple], di
         raise ValueError(f"example_input must have a batch dimension first, got shape {tuple(x.shape)}")
     try:
         gm = torch.fx.symbolic_trace(module)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds here
+    except Exception as e:
         raise _unsupported(f"could not trace {type(module).__name__} with torch.fx ({type(e).__name__}: {e}); "
                            "only straight-line forwards of supported ops can be converted") from e
     gm.graph.eliminate_dead_code()
@@ -136,7 +136,7 @@ def capture(module: Any, example_input: Any) -> tuple[list[int], list[tuple], di
     try:
         with torch.no_grad():
             ShapeProp(gm).propagate(torch.cat([x, x]).float() if x.is_floating_point() else torch.cat([x, x]))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ValueError(f"running {type(module).__name__} on the example input {tuple(x.shape)} failed: "
                          f"{type(e).__name__}: {e}") from e
     finally:

@@ -1,6 +1,7 @@
 """The numpy builder: graph, compression settings, report, save -> load -> run round trip."""
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -17,7 +18,7 @@ def rng() -> np.random.Generator:
 
 def _mlp(rng, sizes=(64, 48, 32, 10), softmax=True):
     layers: list[tuple] = [("flatten",)]
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         w = (rng.standard_normal((b, a)) / np.sqrt(a)).astype(np.float32)
         layers.append(("linear", w, (0.1 * rng.standard_normal(b)).astype(np.float32)))
         if i < len(sizes) - 2:

@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-import pyruntime  # noqa: E402
-from pyruntime.convert import assign_weights, from_torch  # noqa: E402
+import pyruntime
+from pyruntime.convert import assign_weights, from_torch
 
 
 class CustomNet(nn.Module):

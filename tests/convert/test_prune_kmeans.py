@@ -1,10 +1,19 @@
 """Magnitude pruning and k-means weight sharing (numba)."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from pyruntime.convert import kmeans_share, linear_init, magnitude_mask, prune_magnitude, shared_weights, sparsity_of
+from pyruntime.convert import (
+    kmeans_share,
+    linear_init,
+    magnitude_mask,
+    prune_magnitude,
+    shared_weights,
+    sparsity_of,
+)
 
 
 @pytest.fixture
@@ -72,7 +81,7 @@ def test_kmeans_error_decreases_with_bits(rng):
         c, idx = kmeans_share(w, bits)
         assert idx.max() < c.size <= 2**bits
         errs.append(float(np.mean((shared_weights(c, idx) - w) ** 2)))
-    assert all(a > b for a, b in zip(errs, errs[1:])), errs
+    assert all(a > b for a, b in itertools.pairwise(errs)), errs
     assert errs[-1] < 1e-4
 
 

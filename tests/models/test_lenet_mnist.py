@@ -13,8 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import pyruntime  # noqa: E402
-from pyruntime.datasets import MNIST_ENV, mnist_dir  # noqa: E402
+import pyruntime
+from pyruntime.datasets import MNIST_ENV, mnist_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
