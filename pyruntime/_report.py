@@ -9,12 +9,10 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = []
     for k, row in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if k and _numeric(c) else c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        # first column left-aligned (labels), the others right-aligned (figures)
+        lines.append("  ".join(c.ljust(w) if i == 0 or k == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
-
-def _numeric(cell: str) -> bool:
-    stripped = cell.rstrip("x%").replace(".", "", 1).replace(",", "")
-    return stripped.isdigit()
