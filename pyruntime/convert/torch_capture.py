@@ -7,6 +7,7 @@ Supported (everything else raises ``pyruntime.UnsupportedError`` naming the op a
   flatten   nn.Flatten, torch.flatten, x.flatten / x.view / x.reshape whose result is (batch, -1)
   softmax   nn.Softmax, F.softmax, torch.softmax, x.softmax() over dim 1 / -1 of a flat input
   identity  nn.Identity, nn.Dropout (and F.dropout: conversion is for inference), x.contiguous()
+  (folded)  nn.BatchNorm1d right after a Linear: its running statistics are folded into the Linear
 
 Shapes are propagated with the example input (twice its batch, so a reshape that hard-codes the
 batch size is caught), so size arithmetic such as ``x.view(x.size(0), -1)`` is understood.
@@ -185,6 +186,13 @@ def capture(module: Any, example_input: Any) -> tuple[list[int], list[tuple], di
                 raise _unsupported(f"softmax in {_where(node, module)} on a {in_shape} input: only softmax over "
                                    "the features of a flat (batch, features) input is supported")
             layers.append(("softmax",))
+        elif kind == "batchnorm":
+            if not layers or layers[-1][0] != "linear" or in_shape is None or len(in_shape) != 2:
+                raise _unsupported(f"batch norm {_where(node, module)} must directly follow a Linear layer on a "
+                                   "(batch, features) input, to be folded into it")
+            layers[-1] = _fold_batchnorm(layers[-1], gm.get_submodule(node.target))
+            value_of[node] = last
+            continue
         elif kind == "linear":
             if in_shape is None or len(in_shape) != 2:
                 raise _unsupported(f"linear {_where(node, module)} applied to a {in_shape} input: flatten to "
@@ -202,6 +210,21 @@ def capture(module: Any, example_input: Any) -> tuple[list[int], list[tuple], di
     return [int(s) for s in x.shape[1:]], layers, masks
 
 
+def _fold_batchnorm(linear: tuple, bn: Any) -> tuple:
+    """Linear followed by eval-mode BatchNorm1d == one Linear with rows scaled and the bias shifted:
+    W' = W * g, b' = (b - mean) * g + beta, g = gamma / sqrt(var + eps). Pruned zeros stay zero."""
+    _, w, b, name = linear
+    var = bn.running_var.detach().double().cpu().numpy()
+    mean = bn.running_mean.detach().double().cpu().numpy()
+    gamma = bn.weight.detach().double().cpu().numpy() if bn.weight is not None else np.ones_like(var)
+    beta = bn.bias.detach().double().cpu().numpy() if bn.bias is not None else np.zeros_like(var)
+    g = gamma / np.sqrt(var + bn.eps)
+    b0 = np.zeros_like(mean) if b is None else b.astype(np.float64)
+    w2 = (w.astype(np.float64) * g[:, None]).astype(np.float32)
+    b2 = ((b0 - mean) * g + beta).astype(np.float32)
+    return ("linear", w2, b2, name)
+
+
 def _node_label(node: Any) -> str:
     if node.op == "call_module":
         return node.target
@@ -211,7 +234,8 @@ def _node_label(node: Any) -> str:
 
 
 def _classify(node: Any, gm: Any, root: Any, *, shapes_known: bool) -> str:
-    """linear | relu | flatten | softmax | identity | aux (size arithmetic) | param | io; raises otherwise."""
+    """linear | relu | flatten | softmax | batchnorm | identity | aux (size arithmetic) | param | io; raises
+    otherwise."""
     op = node.op
     if op in ("placeholder", "output"):
         return "io"
@@ -224,6 +248,10 @@ def _classify(node: Any, gm: Any, root: Any, *, shapes_known: bool) -> str:
             return "linear"
         if cls is nn.ReLU:
             return "relu"
+        if cls is nn.BatchNorm1d:
+            if not mod.track_running_stats or mod.running_mean is None:
+                raise _unsupported(f"batch norm module '{node.target}' has no running statistics to fold")
+            return "batchnorm"
         if cls is nn.Flatten:
             if shapes_known:
                 _check_flatten(node, root)
@@ -235,7 +263,7 @@ def _classify(node: Any, gm: Any, root: Any, *, shapes_known: bool) -> str:
         if cls.__name__ in _IDENTITY_MODULES and cls.__module__.startswith("torch.nn"):
             return "identity"
         raise _unsupported(f"unsupported module '{node.target}' ({cls.__module__}.{cls.__name__}); "
-                           "supported: Linear, ReLU, Flatten, Softmax, Dropout, Identity")
+                           "supported: Linear, ReLU, Flatten, Softmax, Dropout, Identity, BatchNorm1d after Linear")
     if op == "call_method":
         name = node.target
         if name in ("size", "dim"):

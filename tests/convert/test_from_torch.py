@@ -181,3 +181,25 @@ def test_save_load_run_round_trip(tmp_path):
     got, _ = _parity(net, cm, x)
     np.testing.assert_array_equal(m.run(x.numpy()), got)
     assert m.inputs[0]["shape"] == (None, 1, 8, 8)
+
+
+def test_batchnorm_after_linear_is_folded():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(16, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 4, bias=False),
+                        nn.BatchNorm1d(4, affine=False))
+    net.train()
+    with torch.no_grad():  # give the running statistics something to remember
+        for _ in range(20):
+            net(torch.randn(32, 16) * 3 + 1)
+    net.eval()
+    x = torch.randn(5, 16)
+    cm = from_torch(net, x)
+    assert [r.name for r in cm.layers] == ["0", "3"]
+    with torch.no_grad():
+        ref = net(x).numpy()
+    np.testing.assert_allclose(cm.load().run(x.numpy()), ref, rtol=1e-5, atol=1e-5)
+    # pruning applies to the folded weights, and the runtime still matches them
+    cm = from_torch(net, x, sparsity=0.5, bits=4)
+    np.testing.assert_allclose(cm.load().run(x.numpy()), cm.run_numpy(x.numpy()), rtol=1e-5, atol=1e-5)
+    with pytest.raises(pyruntime.UnsupportedError, match="batch norm"):
+        from_torch(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.BatchNorm1d(4)).eval(), torch.zeros(2, 4))
