@@ -254,9 +254,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
             r0 = next(r for r in rows if r["layer"] == layer)
             ax.set_title(f"{r0['rows']}x{r0['cols']}, batch {batch}")
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7)
+    # One legend for all panels, outside them, so no data point hides behind it.
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    order = [lab for lab in labels if lab in handles]
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.legend(
+        [handles[lab] for lab in order], order, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8
+    )
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"report: plot written to {path}", file=sys.stderr)
     return True
