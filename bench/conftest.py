@@ -52,6 +52,10 @@ def timed_isas(config: pytest.Config) -> list[str]:
         raise pytest.UsageError(str(e)) from None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    timed_isas(config)  # a bad --pyrt-isa is a usage error before anything is collected
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     scipy, torch = harness.scipy, harness.torch
     return [
