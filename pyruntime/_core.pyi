@@ -1,5 +1,5 @@
 """Type stubs for pyruntime._core, the pybind11 layer over the C++ core."""
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +29,7 @@ class PackedWeight:
     @property
     def layout(self) -> str: ...
     def gemm(
-        self, x: npt.ArrayLike, bias: Optional[npt.ArrayLike] = None, isa: Optional[str] = None
+        self, x: npt.ArrayLike, bias: npt.ArrayLike | None = None, isa: str | None = None
     ) -> npt.NDArray[np.float32]: ...
 
 # file format
@@ -43,9 +43,9 @@ def huffman_code_lengths(freqs: list[int]) -> list[int]: ...
 # models
 class Model:
     @staticmethod
-    def from_bytes(data: bytes | bytearray | memoryview) -> "Model": ...
+    def from_bytes(data: bytes | bytearray | memoryview) -> Model: ...
     @staticmethod
-    def from_file(path: str) -> "Model": ...
+    def from_file(path: str) -> Model: ...
     @property
     def input_shape(self) -> list[int]: ...
     @property

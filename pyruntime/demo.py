@@ -6,6 +6,7 @@ loads it in the C++ runtime and compares size, accuracy and batch-1 latency with
 """
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -40,7 +41,7 @@ class MLP:
     """A ReLU MLP trained with Adam on cross-entropy; masks keep pruned weights at zero."""
 
     def __init__(self, sizes: tuple[int, ...], rng: np.random.Generator) -> None:
-        self.w = [(rng.standard_normal((o, i)) * np.sqrt(2.0 / i)).astype(np.float32) for i, o in zip(sizes, sizes[1:])]
+        self.w = [(rng.standard_normal((o, i)) * np.sqrt(2.0 / i)).astype(np.float32) for i, o in itertools.pairwise(sizes)]
         self.b = [np.zeros(o, np.float32) for o in sizes[1:]]
         self.masks = [np.ones_like(w) for w in self.w]
         self.codebooks: list[tuple[np.ndarray, np.ndarray]] = []  # (centroids, indices) once shared
@@ -137,6 +138,7 @@ class MLP:
 
 def run_demo(seed: int = 0, out_path: str | None = None, quiet: bool = False) -> dict[str, Any]:
     import pyruntime
+
     from .convert import from_numpy
 
     def say(msg: str) -> None:
@@ -193,7 +195,7 @@ def run_demo(seed: int = 0, out_path: str | None = None, quiet: bool = False) ->
         "sparsity": SPARSITY_SCHEDULE[-1],
         "bits": BITS,
         "dense_bytes": int(dense_bytes),
-        "file_bytes": int(len(data)),
+        "file_bytes": len(data),
         "compression_ratio": dense_bytes / len(data),
         "dense_accuracy": dense_acc,
         "pruned_accuracy": pruned_acc,
