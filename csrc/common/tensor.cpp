@@ -19,6 +19,16 @@ bool has_codebook(Encoding e) { return e == Encoding::codebook || e == Encoding:
 
 uint64_t DecodedTensor::nnz() const { return is_sparse(encoding) ? colidx.size() : numel(); }
 
+uint64_t DecodedTensor::count_nonzero() const {
+  uint64_t n = 0;
+  if (has_codebook(encoding)) {
+    for (uint8_t i : indices) n += centroids[i] != 0.0f;
+  } else {
+    for (float v : values) n += v != 0.0f;
+  }
+  return n;
+}
+
 void DecodedTensor::validate(int status_int) const {
   const auto status = static_cast<pyrt_status>(status_int);
   const std::string& n = name;

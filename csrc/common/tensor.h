@@ -43,7 +43,8 @@ struct DecodedTensor {
     return c;
   }
   uint64_t numel() const { return rows() * cols(); }
-  uint64_t nnz() const;            // stored nonzeros (numel for dense encodings)
+  uint64_t nnz() const;            // stored entries (numel for dense encodings)
+  uint64_t count_nonzero() const;  // weights that are not zero, whatever the encoding
 
   // Checks internal consistency (sizes, ranges, ordering); throws pyrt::Error naming the tensor.
   void validate(int status) const;

@@ -65,7 +65,7 @@ Model::Model(ModelDef def, const format::FileInfo& info)
       li.name = w.name;
       li.encoding = encoding_name(w.encoding);
       li.shape = w.shape;
-      li.nnz = w.nnz();
+      li.nnz = w.count_nonzero();
       li.bits = has_codebook(w.encoding) ? w.index_bits : 32;
       li.file_bytes = n.tensors[0] < info.tensor_bytes.size() ? info.tensor_bytes[n.tensors[0]] : 0;
       li.exec_bytes = s.weight->bytes();

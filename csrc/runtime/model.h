@@ -20,7 +20,7 @@ struct LayerInfo {
   std::string op, name, encoding;     // name/encoding of the weight, empty for ops without weights
   std::vector<uint32_t> shape;        // weight shape; empty for ops without weights
   std::vector<uint32_t> output_shape; // per sample
-  uint64_t nnz = 0;                   // stored nonzeros of the weight
+  uint64_t nnz = 0;                   // weights that are not zero
   uint32_t bits = 0;                  // bits per stored value: index_bits for codebooks, 32 for f32
   uint64_t file_bytes = 0;            // weight + bias tensor payloads in the file
   uint64_t exec_bytes = 0;            // weight + bias in their execution layouts
