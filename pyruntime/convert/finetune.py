@@ -10,7 +10,9 @@ and on in-memory tensors (``x``: float32 batch-first, ``y``: int64 labels)::
     cm = pyruntime.convert.from_torch(net, x[:1])              # shared values become the codebook
 
 :func:`compress` runs the whole pipeline with a per-stage log; ``examples/lenet_300_100.py`` and the
-CLI demo use it.
+CLI demo use it. Small MLPs like these train fastest on one torch thread (``torch.set_num_threads(1)``):
+the matrices are too small to gain from more, and OpenMP barriers on a busy machine cost several times
+what they save.
 """
 from __future__ import annotations
 
