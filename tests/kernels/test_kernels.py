@@ -354,8 +354,10 @@ def test_pyrt_isa_env_selects_ref():
     env = dict(
         os.environ, PYRT_ISA="ref", PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
     )
+    # `python -c` puts its working directory first on sys.path: run where the package was found, so a
+    # source checkout in the current directory cannot shadow an installed package.
     out = subprocess.run(
-        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=60, cwd=root
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
