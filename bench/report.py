@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns a pytest-benchmark JSON of bench/ into markdown tables and a plot.
 
-    python -m pytest bench --benchmark-json=bench.json
+    pytest bench --benchmark-json=bench.json
     python bench/report.py bench.json                  # tables to stdout, plot to bench.png
     python bench/report.py bench.json -o bench.md --plot speed.png
     python bench/report.py bench.json --no-plot
