@@ -12,6 +12,20 @@ import numba
 import numpy as np
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _nearest(v: float, bounds: np.ndarray, k: int) -> int:
+    """Index of the nearest of k ascending centroids: binary search among the midpoints ``bounds``."""
+    lo = 0
+    hi = k - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if v > bounds[mid]:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @numba.njit(cache=True, nogil=True)
 def _lloyd_1d(x: np.ndarray, centroids: np.ndarray, iters: int, tol: float) -> np.ndarray:
     """Lloyd iterations in 1-D. ``centroids`` (float64, ascending) is refined in place; returns the
@@ -23,21 +37,13 @@ def _lloyd_1d(x: np.ndarray, centroids: np.ndarray, iters: int, tol: float) -> n
     counts = np.zeros(k, dtype=np.int64)
     bounds = np.zeros(max(k - 1, 1), dtype=np.float64)
     for _ in range(iters + 1):
-        # Nearest centroid of sorted centroids = binary search among the midpoints.
         for j in range(k - 1):
             bounds[j] = 0.5 * (centroids[j] + centroids[j + 1])
         sums[:] = 0.0
         counts[:] = 0
         for i in range(n):
             v = x[i]
-            lo = 0
-            hi = k - 1
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if v > bounds[mid]:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            lo = _nearest(v, bounds, k)
             idx[i] = lo
             sums[lo] += v
             counts[lo] += 1
@@ -53,16 +59,7 @@ def _lloyd_1d(x: np.ndarray, centroids: np.ndarray, iters: int, tol: float) -> n
     for j in range(k - 1):
         bounds[j] = 0.5 * (centroids[j] + centroids[j + 1])
     for i in range(n):
-        v = x[i]
-        lo = 0
-        hi = k - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if v > bounds[mid]:
-                lo = mid + 1
-            else:
-                hi = mid
-        idx[i] = lo
+        idx[i] = _nearest(x[i], bounds, k)
     return idx
 
 
