@@ -3,4 +3,4 @@ from ._core import FormatError, UnsupportedError
 from ._model import Model, load
 
 __version__ = "0.1.0"
-__all__ = ["FormatError", "Model", "UnsupportedError", "load", "__version__"]
+__all__ = ["FormatError", "Model", "UnsupportedError", "__version__", "load"]
