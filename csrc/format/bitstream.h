@@ -50,6 +50,19 @@ class BitReader {
     for (unsigned i = 0; i < n; ++i, ++pos_) v |= uint32_t((p_[pos_ >> 3] >> (pos_ & 7)) & 1u) << i;
     return v;
   }
+  // The next n (<= 24) bits without consuming them, first stream bit in bit 0; bits past the end read
+  // as 0 (callers check with skip() that what they use is really there).
+  uint32_t peek(unsigned n) const {
+    uint32_t v = 0;
+    const uint64_t byte = pos_ >> 3;
+    const uint64_t nbytes = nbits_ >> 3;
+    for (unsigned k = 0; k < 4 && byte + k < nbytes; ++k) v |= uint32_t(p_[byte + k]) << (8 * k);
+    return (v >> (pos_ & 7)) & ((1u << n) - 1);
+  }
+  void skip(unsigned n) {
+    PYRT_CHECK(pos_ + n <= nbits_, PYRT_BAD_FORMAT, what_, ": bit stream ends early (", nbits_ / 8, " bytes)");
+    pos_ += n;
+  }
   uint64_t position() const { return pos_; }
 
  private:

@@ -96,9 +96,23 @@ HuffmanDecoder::HuffmanDecoder(const std::vector<uint8_t>& lengths, const char* 
     for (size_t s = 0; s < lengths.size(); ++s)
       if (lengths[s] == len) sorted_.push_back(static_cast<uint16_t>(s));
   PYRT_CHECK(!sorted_.empty(), PYRT_BAD_FORMAT, what, ": Huffman table has no codes");
+
+  // Lookup table over the next kTableBits stream bits. The stream holds a code's first (most
+  // significant) bit first, i.e. in bit 0 of peek(): index by the reversed code, and fill every
+  // combination of the bits that follow it.
+  table_.assign(size_t(1) << kTableBits, 0);
+  const HuffmanEncoder enc(lengths);
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    const unsigned len = lengths[s];
+    if (len == 0 || len > kTableBits) continue;
+    uint32_t code = enc.code(static_cast<uint32_t>(s)), reversed = 0;
+    for (unsigned i = 0; i < len; ++i, code >>= 1) reversed = (reversed << 1) | (code & 1);
+    for (uint32_t fill = 0; fill < (1u << (kTableBits - len)); ++fill)
+      table_[reversed | (fill << len)] = static_cast<uint16_t>((len << 12) | s);
+  }
 }
 
-uint32_t HuffmanDecoder::get(BitReader& r) const {
+uint32_t HuffmanDecoder::get_slow(BitReader& r) const {
   // Canonical decode (as zlib's puff): walk lengths, comparing the code read so far with the
   // first code of each length.
   int32_t code = 0, first = 0, index = 0;

@@ -27,6 +27,7 @@ class HuffmanEncoder {
  public:
   explicit HuffmanEncoder(const std::vector<uint8_t>& lengths);
   void put(BitWriter& w, uint32_t symbol) const { w.put_msb(codes_[symbol], lengths_[symbol]); }
+  uint32_t code(uint32_t symbol) const { return codes_[symbol]; }
 
  private:
   std::vector<uint32_t> codes_;
@@ -38,11 +39,24 @@ class HuffmanDecoder {
   // Validates the table (lengths <= kMaxCodeLength, not over-subscribed, at least one code);
   // throws PYRT_BAD_FORMAT naming `what` otherwise.
   HuffmanDecoder(const std::vector<uint8_t>& lengths, const char* what);
-  uint32_t get(BitReader& r) const;
+  uint32_t get(BitReader& r) const {
+    // Fast path: codes of up to kTableBits bits are resolved by one lookup of the next kTableBits
+    // stream bits (the table is indexed by the bit-reversed code, as codes are written MSB first).
+    const uint16_t e = table_[r.peek(kTableBits)];
+    if (e != 0) {
+      r.skip(e >> 12);
+      return e & 0x1FF;
+    }
+    return get_slow(r);
+  }
 
  private:
+  static constexpr unsigned kTableBits = 10;
+  uint32_t get_slow(BitReader& r) const;
+
   uint32_t count_[kMaxCodeLength + 1] = {};  // codes of each length
   std::vector<uint16_t> sorted_;             // symbols in canonical order
+  std::vector<uint16_t> table_;              // (length << 12) | symbol, or 0: longer code / no code
   const char* what_;
 };
 

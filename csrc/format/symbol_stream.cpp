@@ -98,7 +98,10 @@ std::vector<uint8_t> read_symbol_stream(ByteReader& r, unsigned bits, uint64_t m
     r.skip_to_multiple(4);
     out.resize(count);
     BitReader br(p, payload_bytes, w);
-    for (uint32_t i = 0; i < count; ++i) out[i] = static_cast<uint8_t>(br.get_lsb(bits));
+    for (uint32_t i = 0; i < count; ++i) {  // payload size checked above: every symbol is there
+      out[i] = static_cast<uint8_t>(br.peek(bits));
+      br.skip(bits);
+    }
     return out;
   }
   const uint8_t* lp = r.take(size_t(1) << bits);
