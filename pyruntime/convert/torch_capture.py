@@ -268,33 +268,16 @@ def _classify(node: Any, gm: Any, root: Any, *, shapes_known: bool) -> str:
         name = node.target
         if name in ("size", "dim"):
             return "aux"
-        if name in _RELU_METHODS:
-            return "relu"
-        if name in _FLATTEN_METHODS:
-            if shapes_known:
-                _check_flatten(node, root)
-            return "flatten"
-        if name in _SOFTMAX_METHODS:
-            if shapes_known:
-                _check_softmax_dim(node, _softmax_dim(node), root)
-            return "softmax"
-        if name in _IDENTITY_METHODS:
-            return "identity"
+        kind = _activation_kind(node, root, shapes_known, name,
+                                (_RELU_METHODS, _FLATTEN_METHODS, _SOFTMAX_METHODS, _IDENTITY_METHODS))
+        if kind:
+            return kind
         raise _unsupported(f"unsupported op 'Tensor.{name}' in {_where(node, root)}")
     if op == "call_function":
         fn = node.target
-        if fn in _RELU_FNS:
-            return "relu"
-        if fn in _FLATTEN_FNS:
-            if shapes_known:
-                _check_flatten(node, root)
-            return "flatten"
-        if fn in _SOFTMAX_FNS:
-            if shapes_known:
-                _check_softmax_dim(node, _softmax_dim(node), root)
-            return "softmax"
-        if fn in _IDENTITY_FNS:
-            return "identity"
+        kind = _activation_kind(node, root, shapes_known, fn, (_RELU_FNS, _FLATTEN_FNS, _SOFTMAX_FNS, _IDENTITY_FNS))
+        if kind:
+            return kind
         if fn is F.linear:
             return "linear"
         if fn in _AUX_FNS:
@@ -303,6 +286,25 @@ def _classify(node: Any, gm: Any, root: Any, *, shapes_known: bool) -> str:
             return "aux"
         raise _unsupported(f"unsupported op '{_qualname(fn)}' in {_where(node, root)}")
     raise _unsupported(f"unsupported fx node kind '{op}' ({node.target}) in {_where(node, root)}")
+
+
+def _activation_kind(node: Any, root: Any, shapes_known: bool, key: Any, tables: tuple) -> str | None:
+    """relu / flatten / softmax / identity for a Tensor method name or a function, checking the
+    flatten and softmax axes when shapes are known; None if ``key`` is none of them."""
+    relu, flatten, softmax, identity = tables
+    if key in relu:
+        return "relu"
+    if key in flatten:
+        if shapes_known:
+            _check_flatten(node, root)
+        return "flatten"
+    if key in softmax:
+        if shapes_known:
+            _check_softmax_dim(node, _softmax_dim(node), root)
+        return "softmax"
+    if key in identity:
+        return "identity"
+    return None
 
 
 def _check_flatten(node: Any, root: Any) -> None:
