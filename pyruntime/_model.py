@@ -32,6 +32,11 @@ class Model:
         return int(self._core.file_bytes)
 
     @property
+    def in_place_bytes(self) -> int:
+        """Bytes of weights read in place from a memory-mapped file (``load(path, mmap=True)``), else 0."""
+        return int(self._core.in_place_bytes)
+
+    @property
     def metadata(self) -> str:
         return str(self._core.metadata)
 
@@ -93,15 +98,23 @@ class Model:
                 f"layers={len(self._core.layers)} file_bytes={self.file_bytes}>")
 
 
-def load(source: PathOrBytes) -> Model:
+def load(source: PathOrBytes, *, mmap: bool = False) -> Model:
     """Loads a model from a file path or from the bytes of a .pyrt file.
 
-    The file is validated (checksums, sizes, graph) and its entropy-coded streams are decoded once
-    into execution layouts. Raises ``pyruntime.FormatError`` for a bad file, ``OSError`` if the path
-    cannot be read.
+    The file is validated in full (checksums, sizes, graph) before anything is built, and its
+    entropy-coded streams are decoded once into execution layouts. Raises ``pyruntime.FormatError``
+    for a bad file (whatever is wrong with it, a newer format version included) and ``OSError`` if
+    the path cannot be read.
+
+    ``mmap=True`` (paths only) maps the file instead of reading it: dense float32 weights and biases
+    are then used in place, without a copy, and the mapping lives as long as the model. The file must
+    not be rewritten or truncated while such a model is alive. Compressed layers are decoded into
+    memory either way, so for a fully compressed model the mapping is released right after loading.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
+        if mmap:
+            raise ValueError("mmap=True needs a file path, not bytes")
         return Model(_core.Model.from_bytes(source))
     if isinstance(source, (str, os.PathLike)):
-        return Model(_core.Model.from_file(os.fspath(source)))
+        return Model(_core.Model.from_file(os.fspath(source), mmap=bool(mmap)))
     raise TypeError(f"load() takes a path or bytes, got {type(source).__name__}")

@@ -82,6 +82,7 @@ py::list layers_list(const runtime::Model& m) {
     d["file_bytes"] = l.file_bytes;
     d["exec_bytes"] = l.exec_bytes;
     d["dense_bytes"] = l.dense_bytes;
+    d["in_place"] = l.in_place;
     out.append(d);
   }
   return out;
@@ -104,19 +105,21 @@ void bind_model(py::module_& m) {
           py::arg("data"))
       .def_static(
           "from_file",
-          [](const std::string& path) {
+          [](const std::string& path, bool mmap) {
             auto pm = std::make_unique<PyModel>();
             py::gil_scoped_release release;
-            pm->model = runtime::Model::load_file(path.c_str());
+            pm->model = runtime::Model::load_file(
+                path.c_str(), mmap ? format::FileBuffer::Mode::map : format::FileBuffer::Mode::read);
             return pm;
           },
-          py::arg("path"))
+          py::arg("path"), py::arg("mmap") = false)
       .def_property_readonly("input_shape", [](const PyModel& p) { return p.model->input_shape(); })
       .def_property_readonly("output_shape", [](const PyModel& p) { return p.model->output_shape(); })
       .def_property_readonly("layers", [](const PyModel& p) { return layers_list(*p.model); })
       .def_property_readonly("metadata", [](const PyModel& p) { return text_to_py(p.model->metadata()); })
       .def_property_readonly("file_bytes", [](const PyModel& p) { return p.model->file_bytes(); })
       .def_property_readonly("weight_bytes", [](const PyModel& p) { return p.model->weight_bytes(); })
+      .def_property_readonly("in_place_bytes", [](const PyModel& p) { return p.model->in_place_bytes(); })
       .def_property_readonly("format_version", [](const PyModel& p) { return p.model->format_version(); })
       .def("run", &PyModel::run, py::arg("x"));
 }

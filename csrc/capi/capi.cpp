@@ -71,6 +71,17 @@ pyrt_status pyrt_model_load_file(const char* path, pyrt_model** out_model) {
   })
 }
 
+pyrt_status pyrt_model_load_file_mapped(const char* path, pyrt_model** out_model) {
+  PYRT_CAPI_GUARD({
+    PYRT_REQUIRE(path);
+    PYRT_REQUIRE(out_model);
+    *out_model = nullptr;
+    auto m = std::make_unique<pyrt_model>();
+    m->impl = pyrt::runtime::Model::load_file(path, pyrt::format::FileBuffer::Mode::map);
+    *out_model = m.release();
+  })
+}
+
 pyrt_status pyrt_model_load_buffer(const void* data, size_t size, pyrt_model** out_model) {
   PYRT_CAPI_GUARD({
     PYRT_REQUIRE(data);
@@ -107,6 +118,8 @@ size_t pyrt_model_input_size(const pyrt_model* model) { return model ? model->im
 size_t pyrt_model_output_size(const pyrt_model* model) { return model ? model->impl->output_size() : 0; }
 size_t pyrt_model_num_layers(const pyrt_model* model) { return model ? model->impl->layers().size() : 0; }
 size_t pyrt_model_weight_bytes(const pyrt_model* model) { return model ? model->impl->weight_bytes() : 0; }
+
+size_t pyrt_model_in_place_bytes(const pyrt_model* model) { return model ? model->impl->in_place_bytes() : 0; }
 
 size_t pyrt_session_arena_bytes(const pyrt_model* model, size_t max_batch) {
   return model ? pyrt::runtime::Session::arena_bytes(*model->impl, max_batch) : 0;

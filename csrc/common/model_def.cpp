@@ -84,7 +84,7 @@ std::vector<std::vector<uint32_t>> check_graph(const ModelDef& m, pyrt_status st
         out = {static_cast<uint32_t>(shape_numel(in))};
         break;
       default:
-        fail(PYRT_UNSUPPORTED, who, ": unknown op ", static_cast<int>(n.op));
+        fail(st, who, ": unknown op ", static_cast<int>(n.op));
     }
     shapes.push_back(out);
   }

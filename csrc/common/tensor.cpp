@@ -24,7 +24,8 @@ uint64_t DecodedTensor::count_nonzero() const {
   if (has_codebook(encoding)) {
     for (uint8_t i : indices) n += centroids[i] != 0.0f;
   } else {
-    for (float v : values) n += v != 0.0f;
+    const float* v = value_data();
+    for (uint64_t i = 0, e = value_count(); i < e; ++i) n += v[i] != 0.0f;
   }
   return n;
 }
@@ -51,7 +52,7 @@ void DecodedTensor::validate(int status_int) const {
   }
   switch (encoding) {
     case Encoding::dense_f32:
-      PYRT_CHECK(values.size() == r * c, status, "tensor '", n, "': ", values.size(),
+      PYRT_CHECK(value_count() == r * c, status, "tensor '", n, "': ", value_count(),
                  " values for a dense tensor of ", r * c, " elements");
       break;
     case Encoding::codebook:

@@ -28,13 +28,21 @@ struct DecodedTensor {
   Encoding encoding = Encoding::dense_f32;
   std::vector<uint32_t> shape;     // rank 1..4; a 2-D view is rows = shape[0], cols = product of the rest
 
-  std::vector<float> values;       // dense_f32: numel; csr: nnz
+  std::vector<float> values;       // dense_f32: numel; csr: nnz (empty when borrowed_values is set)
   std::vector<uint32_t> rowptr;    // csr, csr_codebook: rows + 1, rowptr[0] = 0, non-decreasing
   std::vector<uint32_t> colidx;    // csr, csr_codebook: nnz, strictly increasing within a row
   std::vector<uint8_t> indices;    // codebook: numel; csr_codebook: nnz; each < centroids.size()
   std::vector<float> centroids;    // codebook, csr_codebook: k (1..256)
   uint32_t index_bits = 0;         // codebook*: bits per index (1..8), 2^bits >= k
   uint32_t gap_bits = 0;           // csr*: bits per relative column gap in the file (1..8); 0 = writer chooses
+
+  // dense_f32 only: numel floats that live in a buffer this tensor does not own (a memory-mapped file),
+  // used instead of `values`. Whoever sets it keeps that buffer alive as long as the tensor or anything
+  // packed from it (runtime::Model holds the mapping).
+  const float* borrowed_values = nullptr;
+
+  const float* value_data() const { return borrowed_values ? borrowed_values : values.data(); }
+  uint64_t value_count() const { return borrowed_values ? numel() : values.size(); }
 
   uint64_t rows() const { return shape.empty() ? 0 : shape[0]; }
   uint64_t cols() const {

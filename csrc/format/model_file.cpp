@@ -1,7 +1,5 @@
 #include "format/model_file.h"
 
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "common/error.h"
@@ -56,7 +54,7 @@ void parse_graph(const uint8_t* p, size_t size, ModelDef* m) {
     const uint8_t n_in = r.get<uint8_t>();
     const uint8_t n_t = r.get<uint8_t>();
     const uint32_t attr = r.get<uint32_t>();
-    PYRT_CHECK(op >= 1 && op <= 4, PYRT_UNSUPPORTED, "graph section: node ", i, " has unknown op code ", op,
+    PYRT_CHECK(op >= 1 && op <= 4, PYRT_BAD_FORMAT, "graph section: node ", i, " has unknown op code ", op,
                " (this reader knows 1..4)");
     n.op = static_cast<Op>(op);
     PYRT_CHECK(n_in <= kMaxNodeInputs && n_t <= kMaxNodeTensors, PYRT_BAD_FORMAT, "graph section: node ", i,
@@ -126,7 +124,7 @@ std::vector<uint8_t> write_model(const ModelDef& m) {
   return std::move(bytes);
 }
 
-ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info) {
+ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info, bool borrow_dense) {
   PYRT_CHECK(data != nullptr || size == 0, PYRT_INVALID_ARGUMENT, "model buffer is null");
   PYRT_CHECK(size >= kHeaderSize, PYRT_BAD_FORMAT, "file header: file is ", size, " bytes, shorter than the ",
              kHeaderSize, "-byte header");
@@ -142,10 +140,11 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info) {
   h.take(28);
   const uint32_t header_crc = h.get<uint32_t>();
   PYRT_CHECK(version >= 1, PYRT_BAD_FORMAT, "file header: version 0 is not a valid version");
-  PYRT_CHECK(version <= kVersion, PYRT_UNSUPPORTED, "file header: file format version ", version,
+  PYRT_CHECK(version <= kVersion, PYRT_BAD_FORMAT, "file header: file format version ", version,
              " is newer than this reader (reads versions 1..", kVersion, "); upgrade pyruntime");
   PYRT_CHECK(crc32(data, 60) == header_crc, PYRT_BAD_FORMAT, "file header: checksum mismatch (header corrupted)");
-  PYRT_CHECK(flags == 0, PYRT_UNSUPPORTED, "file header: unknown flags 0x", std::hex, flags);
+  PYRT_CHECK(flags == 0, PYRT_BAD_FORMAT, "file header: flags 0x", std::hex, flags,
+             " are not defined in format version 1 (this reader knows none)");
   PYRT_CHECK(file_size == size, PYRT_BAD_FORMAT, "file header: file should be ", file_size, " bytes, got ", size,
              file_size > size ? " (truncated)" : " (trailing data)");
   PYRT_CHECK(count >= 1 && count <= kMaxSections, PYRT_BAD_FORMAT, "file header: section count ", count,
@@ -192,7 +191,7 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info) {
       case kSectionTensor: {
         ByteReader r(p, s.size, who);
         try {
-          m.tensors.push_back(decode_tensor(r, static_cast<uint32_t>(m.tensors.size())));
+          m.tensors.push_back(decode_tensor(r, static_cast<uint32_t>(m.tensors.size()), borrow_dense));
         } catch (const Error& e) {  // say which section too: a damaged name alone may not
           throw Error(e.status(), who + " (tensor #" + std::to_string(m.tensors.size()) + "): " + e.what());
         }
@@ -203,7 +202,8 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info) {
         m.metadata.assign(reinterpret_cast<const char*>(p), s.size);
         break;
       default:
-        PYRT_CHECK(!(s.flags & kSectionRequired), PYRT_UNSUPPORTED, who, ": unknown required section type ", s.type);
+        PYRT_CHECK(!(s.flags & kSectionRequired), PYRT_BAD_FORMAT, who, ": unknown required section type ", s.type,
+                   " (this reader knows 1..3; optional sections of unknown type are skipped)");
         break;  // unknown optional section: skipped
     }
   }
@@ -212,20 +212,6 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info) {
   check_graph(m, PYRT_BAD_FORMAT);
   if (info) *info = std::move(fi);
   return m;
-}
-
-std::vector<uint8_t> read_file(const char* path) {
-  PYRT_CHECK(path != nullptr, PYRT_INVALID_ARGUMENT, "path is null");
-  std::FILE* f = std::fopen(path, "rb");
-  PYRT_CHECK(f != nullptr, PYRT_IO_ERROR, "cannot open '", path, "': ", std::strerror(errno));
-  std::vector<uint8_t> buf;
-  uint8_t chunk[1 << 16];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) buf.insert(buf.end(), chunk, chunk + n);
-  const bool err = std::ferror(f);
-  std::fclose(f);
-  PYRT_CHECK(!err, PYRT_IO_ERROR, "error reading '", path, "'");
-  return buf;
 }
 
 }  // namespace pyrt::format

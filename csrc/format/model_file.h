@@ -24,11 +24,9 @@ struct FileInfo {
 // Checks the graph (PYRT_INVALID_ARGUMENT) and serializes the model.
 std::vector<uint8_t> write_model(const ModelDef& m);
 
-// Parses, verifies every checksum and decodes a file; throws PYRT_BAD_FORMAT / PYRT_UNSUPPORTED with a
-// message naming the part that is wrong. The buffer is not referenced after the call.
-ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info = nullptr);
-
-// Reads a whole file into memory (PYRT_IO_ERROR if it cannot).
-std::vector<uint8_t> read_file(const char* path);
+// Parses, verifies every checksum and decodes a file; throws PYRT_BAD_FORMAT (whatever is wrong, a newer version included) with a
+// message naming the part that is wrong. The buffer is not referenced after the call, unless
+// borrow_dense is set: then dense tensors point into it (decode_tensor) and it must outlive them.
+ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info = nullptr, bool borrow_dense = false);
 
 }  // namespace pyrt::format

@@ -1,5 +1,7 @@
 #include "format/tensor_codec.h"
 
+#include <cstring>
+
 #include "common/utf8.h"
 #include "format/symbol_stream.h"
 
@@ -76,7 +78,7 @@ void encode_tensor(ByteWriter& w, const DecodedTensor& t) {
   switch (t.encoding) {
     case Encoding::dense_f32:
       while ((w.size() - start) % 64) w.put<uint8_t>(0);
-      put_floats(w, t.values);
+      w.put_bytes(t.value_data(), t.value_count() * sizeof(float));
       break;
     case Encoding::codebook:
       w.put<uint32_t>(static_cast<uint32_t>(t.centroids.size()));
@@ -117,7 +119,7 @@ size_t encoded_tensor_bytes(const DecodedTensor& t) {
   return w.size();
 }
 
-DecodedTensor decode_tensor(ByteReader& r, uint32_t index) {
+DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
   DecodedTensor t;
   const std::string fallback = "tensor #" + std::to_string(index);
   const uint32_t enc = r.get<uint32_t>();
@@ -132,7 +134,7 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index) {
   PYRT_CHECK(is_valid_utf8(t.name), PYRT_BAD_FORMAT, fallback, ": name is not valid UTF-8");
   r.skip_to_multiple(8);
   const std::string what = "tensor '" + t.name + "'";
-  PYRT_CHECK(enc <= static_cast<uint32_t>(Encoding::csr_codebook), PYRT_UNSUPPORTED, what, ": unknown encoding ", enc,
+  PYRT_CHECK(enc <= static_cast<uint32_t>(Encoding::csr_codebook), PYRT_BAD_FORMAT, what, ": unknown encoding ", enc,
              " (this reader knows 0..3)");
   t.encoding = static_cast<Encoding>(enc);
   PYRT_CHECK(rank >= 1 && rank <= 4, PYRT_BAD_FORMAT, what, ": rank ", rank, " not in 1..4");
@@ -161,6 +163,18 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index) {
   switch (t.encoding) {
     case Encoding::dense_f32:
       r.skip_to_multiple(64);
+      if (borrow_dense && numel > 0) {
+        PYRT_CHECK(numel * 4 <= r.remaining(), PYRT_BAD_FORMAT, what, ": dense values need ", numel * 4,
+                   " bytes, ", r.remaining(), " left");
+        const uint8_t* p = r.take(numel * 4);
+        if (reinterpret_cast<uintptr_t>(p) % alignof(float) == 0) {
+          t.borrowed_values = reinterpret_cast<const float*>(p);
+          break;
+        }
+        t.values.resize(numel);
+        std::memcpy(t.values.data(), p, numel * 4);
+        break;
+      }
       get_floats(t.values, numel, "dense values");
       break;
     case Encoding::codebook: {

@@ -29,7 +29,9 @@ void encode_tensor(ByteWriter& w, const DecodedTensor& t);
 size_t encoded_tensor_bytes(const DecodedTensor& t);
 
 // Decodes and validates a tensor payload; errors name the tensor (or its index if the name is unreadable).
-DecodedTensor decode_tensor(ByteReader& r, uint32_t index);
+// With borrow_dense, a dense tensor whose values are 4-byte aligned in memory is not copied: it points
+// into the reader's buffer (DecodedTensor::borrowed_values), which the caller keeps alive.
+DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense = false);
 
 // Relative column gaps of a CSR index for a given gap width (fillers included).
 std::vector<uint8_t> column_gaps(const DecodedTensor& t, unsigned gap_bits);

@@ -50,8 +50,10 @@ extern "C" {
 typedef enum pyrt_status {
   PYRT_OK = 0,
   PYRT_INVALID_ARGUMENT = 1, /* a null pointer, wrong shape, batch out of range, too small a buffer */
-  PYRT_BAD_FORMAT = 2,       /* the model file is truncated, corrupted or inconsistent */
-  PYRT_UNSUPPORTED = 3,      /* a valid file that asks for something this build cannot do */
+  PYRT_BAD_FORMAT = 2,       /* the model file cannot be loaded: truncated, corrupted, inconsistent, or
+                                written by a newer format version; every problem with a file's content */
+  PYRT_UNSUPPORTED = 3,      /* a request this build cannot serve (an ISA the CPU lacks, an op the
+                                converter cannot express); never returned for a file's content */
   PYRT_OUT_OF_MEMORY = 4,    /* an allocation failed */
   PYRT_IO_ERROR = 5,         /* the file could not be opened or read */
   PYRT_INTERNAL = 6          /* a bug: please report it with the message */
@@ -69,6 +71,13 @@ PYRT_API const char* pyrt_status_name(pyrt_status status);
  * layouts; the file or buffer is not referenced after the call returns. */
 PYRT_API pyrt_status pyrt_model_load_file(const char* path, pyrt_model** out_model);
 PYRT_API pyrt_status pyrt_model_load_buffer(const void* data, size_t size, pyrt_model** out_model);
+/* Loads a model from a memory-mapped file (POSIX; elsewhere it reads the file). The file is validated
+ * in full as by pyrt_model_load_file, but dense f32 tensors are then used in place, without a copy:
+ * the mapping is kept until pyrt_model_free, and the file must not be truncated or rewritten while
+ * the model is loaded. A file without dense tensors is unmapped before this returns. */
+PYRT_API pyrt_status pyrt_model_load_file_mapped(const char* path, pyrt_model** out_model);
+/* Bytes of weights and biases a model reads in place from its mapped file (0 when not mapped). */
+PYRT_API size_t pyrt_model_in_place_bytes(const pyrt_model* model);
 PYRT_API void pyrt_model_free(pyrt_model* model);
 
 /* Input / output shape without the batch dimension: *rank in 1..4, dims[0..rank). */

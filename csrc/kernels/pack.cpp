@@ -68,20 +68,30 @@ void run(const Layout& view, Isa isa, const float* x, size_t batch, float* y, co
 
 // ---- dense f32: as stored ----
 
+// Borrowed values (a memory-mapped file, DecodedTensor::borrowed_values) are used in place when they are
+// 64-byte aligned, which format payloads are; the kernels never read past the last weight.
 class DenseWeight final : public PackedWeight {
  public:
   explicit DenseWeight(const DecodedTensor& t)
-      : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.numel()), w_(t.numel()) {
-    copy_from(w_.data(), t.values.data(), t.values.size() * sizeof(float));
+      : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.numel()) {
+    if (t.borrowed_values && reinterpret_cast<uintptr_t>(t.borrowed_values) % kAlignment == 0) {
+      w_ = t.borrowed_values;
+      return;
+    }
+    owned_.resize(t.numel());
+    copy_from(owned_.data(), t.value_data(), t.value_count() * sizeof(float));
+    w_ = owned_.data();
   }
-  size_t bytes() const override { return w_.bytes(); }
+  size_t bytes() const override { return size_t(rows()) * cols() * sizeof(float); }
+  bool in_place() const override { return w_ != owned_.data(); }
   const char* layout() const override { return "dense_f32"; }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
-    run(DenseF32{w_.data(), rows(), cols()}, isa, x, batch, y, bias);
+    run(DenseF32{w_, rows(), cols()}, isa, x, batch, y, bias);
   }
 
  private:
-  AlignedArray<float> w_;
+  const float* w_ = nullptr;
+  AlignedArray<float> owned_;
 };
 
 // ---- CSR structure shared by csr and csr+codebook: row pointers, 16-bit columns when cols <= 65536 ----

@@ -32,6 +32,9 @@ class PackedWeight {
   // "csr_lut8"; the encoding's name for a layout that does not say.
   virtual const char* layout() const { return encoding_name(encoding_); }
 
+  // True when the weights are read in place from the model file's memory (a mapped file), not copied.
+  virtual bool in_place() const { return false; }
+
   // isa must be supported (isa_supported); a level without a dedicated kernel for this layout runs the
   // next lower one. Single-threaded; may use a per-thread scratch buffer (allocated on a thread's first
   // batched call, reused afterwards).

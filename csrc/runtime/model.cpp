@@ -44,12 +44,14 @@ std::unique_ptr<Model> Model::load_buffer(const uint8_t* data, size_t size) {
   return std::make_unique<Model>(std::move(def), info);
 }
 
-std::unique_ptr<Model> Model::load_file(const char* path) {
-  const std::vector<uint8_t> bytes = format::read_file(path);
-  return load_buffer(bytes.data(), bytes.size());
+std::unique_ptr<Model> Model::load_file(const char* path, format::FileBuffer::Mode mode) {
+  std::shared_ptr<const format::FileBuffer> file = format::FileBuffer::open(path, mode);
+  format::FileInfo info;
+  ModelDef def = format::read_model(file->data(), file->size(), &info, file->mapped());
+  return std::make_unique<Model>(std::move(def), info, file->mapped() ? std::move(file) : nullptr);
 }
 
-Model::Model(ModelDef def, const format::FileInfo& info)
+Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing)
     : metadata_(std::move(def.metadata)), file_bytes_(info.file_size), format_version_(info.version) {
   shapes_ = check_graph(def, PYRT_BAD_FORMAT);
   for (size_t i = 0; i < def.nodes.size(); ++i) {
@@ -70,20 +72,29 @@ Model::Model(ModelDef def, const format::FileInfo& info)
       li.file_bytes = n.tensors[0] < info.tensor_bytes.size() ? info.tensor_bytes[n.tensors[0]] : 0;
       li.exec_bytes = s.weight->bytes();
       li.dense_bytes = w.numel() * sizeof(float);
+      li.in_place = s.weight->in_place();
+      if (li.in_place) in_place_bytes_ += li.exec_bytes;
       if (n.tensors.size() == 2) {
         const DecodedTensor& b = def.tensors[n.tensors[1]];
-        s.bias.resize(b.values.size());
-        std::memcpy(s.bias.data(), b.values.data(), b.values.size() * sizeof(float));
-        s.has_bias = true;
+        const size_t nb = b.value_count();
+        if (b.borrowed_values) {  // 4-byte aligned in the file: no kernel needs more for a bias
+          s.bias = b.borrowed_values;
+          in_place_bytes_ += nb * sizeof(float);
+        } else {
+          s.bias_owned.resize(nb);
+          if (nb) std::memcpy(s.bias_owned.data(), b.values.data(), nb * sizeof(float));
+          s.bias = s.bias_owned.data();
+        }
         li.file_bytes += n.tensors[1] < info.tensor_bytes.size() ? info.tensor_bytes[n.tensors[1]] : 0;
-        li.exec_bytes += b.values.size() * sizeof(float);
-        li.dense_bytes += b.values.size() * sizeof(float);
+        li.exec_bytes += nb * sizeof(float);
+        li.dense_bytes += nb * sizeof(float);
       }
     }
     steps_.push_back(std::move(s));
     layers_.push_back(std::move(li));
   }
   plan(def);
+  if (in_place_bytes_ > 0) backing_ = std::move(backing);  // else the mapping is released right here
 }
 
 void Model::plan(const ModelDef& def) {
@@ -140,7 +151,7 @@ void Model::run(const float* input, size_t batch, float* output, float* arena) c
     float* y = at(s.out_offset);
     switch (s.op) {
       case Op::linear:
-        s.weight->gemm(x, batch, y, s.has_bias ? s.bias.data() : nullptr);
+        s.weight->gemm(x, batch, y, s.bias);
         break;
       case Op::relu:
         if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));

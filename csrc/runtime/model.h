@@ -11,6 +11,7 @@
 
 #include "common/aligned.h"
 #include "common/model_def.h"
+#include "format/file_buffer.h"
 #include "format/model_file.h"
 #include "kernels/packed_weight.h"
 
@@ -25,13 +26,20 @@ struct LayerInfo {
   uint64_t file_bytes = 0;            // weight + bias tensor payloads in the file
   uint64_t exec_bytes = 0;            // weight + bias in their execution layouts
   uint64_t dense_bytes = 0;           // weight + bias as dense fp32
+  bool in_place = false;              // weight read in place from a memory-mapped file (dense only)
 };
 
 class Model {
  public:
+  // Copies what it needs: `data` is not referenced after the call.
   static std::unique_ptr<Model> load_buffer(const uint8_t* data, size_t size);
-  static std::unique_ptr<Model> load_file(const char* path);
-  Model(ModelDef def, const format::FileInfo& info);
+  // Mode::read reads the file into memory and releases it after decoding. Mode::map maps it: dense f32
+  // tensors are used in place and the mapping is kept while the model lives (released at once when no
+  // tensor is dense); everything else is decoded into execution layouts as with read.
+  static std::unique_ptr<Model> load_file(const char* path,
+                                          format::FileBuffer::Mode mode = format::FileBuffer::Mode::read);
+  // `backing` owns the memory that borrowed tensors of `def` point into (null when none do).
+  Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing = nullptr);
 
   const std::vector<uint32_t>& input_shape() const { return shapes_.front(); }
   const std::vector<uint32_t>& output_shape() const { return shapes_.back(); }
@@ -42,6 +50,8 @@ class Model {
   uint64_t file_bytes() const { return file_bytes_; }
   uint32_t format_version() const { return format_version_; }
   size_t weight_bytes() const;
+  // Bytes of weights and biases used in place from a mapped file (0 unless loaded with Mode::map).
+  size_t in_place_bytes() const { return in_place_bytes_; }
 
   // Floats of arena needed for `batch` samples (arena must be 64-byte aligned).
   size_t arena_floats(size_t batch) const { return arena_per_sample_ * batch; }
@@ -54,8 +64,8 @@ class Model {
     int64_t in_offset = -1, out_offset = -1;  // per-sample float offsets into the arena; -1 = graph input
     uint32_t in_size = 0, out_size = 0;       // floats per sample
     std::unique_ptr<kernels::PackedWeight> weight;
-    AlignedArray<float> bias;
-    bool has_bias = false;
+    const float* bias = nullptr;  // bias_owned, or in place in the mapped file
+    AlignedArray<float> bias_owned;
   };
   void plan(const ModelDef& def);
 
@@ -67,6 +77,8 @@ class Model {
   std::string metadata_;
   uint64_t file_bytes_ = 0;
   uint32_t format_version_ = 0;
+  size_t in_place_bytes_ = 0;
+  std::shared_ptr<const void> backing_;  // the mapped file, while any weight is used in place
 };
 
 // Execution state for one thread: an arena for up to max_batch samples, owned or borrowed.

@@ -316,7 +316,7 @@ def test_corrupt_buffer(ffi, lib, model_bytes):
         assert words in last_error(ffi, lib)
 
 
-def test_newer_version_is_unsupported(ffi, lib, model_bytes):
+def test_newer_version_is_a_format_error(ffi, lib, model_bytes):
     import struct
     import zlib
 
@@ -324,7 +324,7 @@ def test_newer_version_is_unsupported(ffi, lib, model_bytes):
     struct.pack_into("<I", data, 8, 2)
     struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
     out = ffi.new("pyrt_model**")
-    assert lib.pyrt_model_load_buffer(ffi.from_buffer(bytes(data)), len(data), out) == lib.PYRT_UNSUPPORTED
+    assert lib.pyrt_model_load_buffer(ffi.from_buffer(bytes(data)), len(data), out) == lib.PYRT_BAD_FORMAT
     msg = last_error(ffi, lib)
     assert "version 2" in msg and "1..1" in msg
 
