@@ -106,10 +106,11 @@ def load(source: PathOrBytes, *, mmap: bool = False) -> Model:
     for a bad file (whatever is wrong with it, a newer format version included) and ``OSError`` if
     the path cannot be read.
 
-    ``mmap=True`` (paths only) maps the file instead of reading it: dense float32 weights and biases
-    are then used in place, without a copy, and the mapping lives as long as the model. The file must
-    not be rewritten or truncated while such a model is alive. Compressed layers are decoded into
-    memory either way, so for a fully compressed model the mapping is released right after loading.
+    ``mmap=True`` (paths only) maps the file instead of reading it. When dense float32 tensors make
+    up at least half of the file, they are used in place, without a copy, and the mapping lives as
+    long as the model (``in_place_bytes`` says how much): the file must then not be rewritten or
+    truncated while the model is alive. Compressed layers are decoded into memory either way, so for
+    a compressed model the mapping is released before ``load`` returns.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         if mmap:

@@ -164,8 +164,8 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
     case Encoding::dense_f32:
       r.skip_to_multiple(64);
       if (borrow_dense && numel > 0) {
-        PYRT_CHECK(numel * 4 <= r.remaining(), PYRT_BAD_FORMAT, what, ": dense values need ", numel * 4,
-                   " bytes, ", r.remaining(), " left");
+        PYRT_CHECK(numel * 4 <= r.remaining(), PYRT_BAD_FORMAT, what, ": dense values needs ", numel * 4,
+                   " bytes, ", r.remaining(), " left");  // the same words as get_floats
         const uint8_t* p = r.take(numel * 4);
         if (reinterpret_cast<uintptr_t>(p) % alignof(float) == 0) {
           t.borrowed_values = reinterpret_cast<const float*>(p);

@@ -72,9 +72,10 @@ PYRT_API const char* pyrt_status_name(pyrt_status status);
 PYRT_API pyrt_status pyrt_model_load_file(const char* path, pyrt_model** out_model);
 PYRT_API pyrt_status pyrt_model_load_buffer(const void* data, size_t size, pyrt_model** out_model);
 /* Loads a model from a memory-mapped file (POSIX; elsewhere it reads the file). The file is validated
- * in full as by pyrt_model_load_file, but dense f32 tensors are then used in place, without a copy:
- * the mapping is kept until pyrt_model_free, and the file must not be truncated or rewritten while
- * the model is loaded. A file without dense tensors is unmapped before this returns. */
+ * in full as by pyrt_model_load_file. When dense f32 tensors make up at least half of the file they
+ * are then used in place, without a copy: the mapping is kept until pyrt_model_free, and the file must
+ * not be truncated or rewritten while the model is loaded. Otherwise (a compressed model) everything
+ * is decoded into owned memory and the file is unmapped before this returns. */
 PYRT_API pyrt_status pyrt_model_load_file_mapped(const char* path, pyrt_model** out_model);
 /* Bytes of weights and biases a model reads in place from its mapped file (0 when not mapped). */
 PYRT_API size_t pyrt_model_in_place_bytes(const pyrt_model* model);

@@ -68,13 +68,14 @@ void run(const Layout& view, Isa isa, const float* x, size_t batch, float* y, co
 
 // ---- dense f32: as stored ----
 
-// Borrowed values (a memory-mapped file, DecodedTensor::borrowed_values) are used in place when they are
-// 64-byte aligned, which format payloads are; the kernels never read past the last weight.
+// With in_place, borrowed values (a memory-mapped file, DecodedTensor::borrowed_values) are used where
+// they lie when they are 64-byte aligned, which format payloads are; the kernels never read past the
+// last weight. Otherwise they are copied into owned, aligned memory.
 class DenseWeight final : public PackedWeight {
  public:
-  explicit DenseWeight(const DecodedTensor& t)
+  DenseWeight(const DecodedTensor& t, bool in_place)
       : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.numel()) {
-    if (t.borrowed_values && reinterpret_cast<uintptr_t>(t.borrowed_values) % kAlignment == 0) {
+    if (in_place && t.borrowed_values && reinterpret_cast<uintptr_t>(t.borrowed_values) % kAlignment == 0) {
       w_ = t.borrowed_values;
       return;
     }
@@ -255,9 +256,9 @@ class CsrCodebookWeight final : public PackedWeight {
 
 }  // namespace
 
-std::unique_ptr<PackedWeight> pack(const DecodedTensor& t) {
+std::unique_ptr<PackedWeight> pack(const DecodedTensor& t, bool in_place) {
   switch (t.encoding) {
-    case Encoding::dense_f32: return std::make_unique<DenseWeight>(t);
+    case Encoding::dense_f32: return std::make_unique<DenseWeight>(t, in_place);
     case Encoding::csr: return std::make_unique<CsrWeight>(t);
     case Encoding::codebook: return std::make_unique<CodebookWeight>(t);
     case Encoding::csr_codebook: return std::make_unique<CsrCodebookWeight>(t);

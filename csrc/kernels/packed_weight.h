@@ -54,6 +54,8 @@ class PackedWeight {
 };
 
 // Builds the execution layout for a validated 2-D view of `t` (rows = shape[0], cols = the rest).
-std::unique_ptr<PackedWeight> pack(const DecodedTensor& t);
+// in_place: a dense tensor with borrowed, 64-byte aligned values keeps pointing at them (the caller
+// keeps that memory alive as long as the PackedWeight); otherwise every layout owns its memory.
+std::unique_ptr<PackedWeight> pack(const DecodedTensor& t, bool in_place = false);
 
 }  // namespace pyrt::kernels

@@ -39,21 +39,38 @@ class SlotAllocator {
 }  // namespace
 
 std::unique_ptr<Model> Model::load_buffer(const uint8_t* data, size_t size) {
-  format::FileInfo info;
-  ModelDef def = format::read_model(data, size, &info);
+  format::FileInfo info;  // dense values are borrowed while decoding and copied once, when packed
+  ModelDef def = format::read_model(data, size, &info, /*borrow_dense=*/true);
   return std::make_unique<Model>(std::move(def), info);
 }
 
 std::unique_ptr<Model> Model::load_file(const char* path, format::FileBuffer::Mode mode) {
   std::shared_ptr<const format::FileBuffer> file = format::FileBuffer::open(path, mode);
   format::FileInfo info;
-  ModelDef def = format::read_model(file->data(), file->size(), &info, file->mapped());
-  return std::make_unique<Model>(std::move(def), info, file->mapped() ? std::move(file) : nullptr);
+  ModelDef def = format::read_model(file->data(), file->size(), &info, /*borrow_dense=*/true);
+  if (!file->mapped()) return std::make_unique<Model>(std::move(def), info);  // copies; the buffer goes
+  return std::make_unique<Model>(std::move(def), info, std::move(file));
 }
 
 Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing)
     : metadata_(std::move(def.metadata)), file_bytes_(info.file_size), format_version_(info.version) {
   shapes_ = check_graph(def, PYRT_BAD_FORMAT);
+  // Keep a mapped file only for a model that is mostly dense: then its dense tensors are used in place.
+  // Otherwise (say 100 KB of dense biases in a 10 MB compressed file) copying them costs less than
+  // keeping the whole mapping resident. `backing` itself stays alive to the end of this constructor:
+  // borrowed values are read from it while they are copied.
+  bool in_place = false;
+  if (backing) {
+    uint64_t borrowable = 0;
+    std::vector<bool> seen(def.tensors.size(), false);
+    for (const NodeDef& n : def.nodes)
+      for (uint32_t t : n.tensors)
+        if (!seen[t] && def.tensors[t].borrowed_values) {
+          seen[t] = true;
+          borrowable += def.tensors[t].numel() * sizeof(float);
+        }
+    in_place = borrowable * 2 >= info.file_size;
+  }
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     const NodeDef& n = def.nodes[i];
     LayerInfo li;
@@ -63,7 +80,7 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
     s.op = n.op;
     if (n.op == Op::linear) {
       const DecodedTensor& w = def.tensors[n.tensors[0]];
-      s.weight = kernels::pack(w);
+      s.weight = kernels::pack(w, in_place);
       li.name = w.name;
       li.encoding = encoding_name(w.encoding);
       li.shape = w.shape;
@@ -77,12 +94,12 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
       if (n.tensors.size() == 2) {
         const DecodedTensor& b = def.tensors[n.tensors[1]];
         const size_t nb = b.value_count();
-        if (b.borrowed_values) {  // 4-byte aligned in the file: no kernel needs more for a bias
+        if (b.borrowed_values && in_place) {  // 4-byte aligned in the file: no kernel needs more for a bias
           s.bias = b.borrowed_values;
           in_place_bytes_ += nb * sizeof(float);
         } else {
           s.bias_owned.resize(nb);
-          if (nb) std::memcpy(s.bias_owned.data(), b.values.data(), nb * sizeof(float));
+          if (nb) std::memcpy(s.bias_owned.data(), b.value_data(), nb * sizeof(float));
           s.bias = s.bias_owned.data();
         }
         li.file_bytes += n.tensors[1] < info.tensor_bytes.size() ? info.tensor_bytes[n.tensors[1]] : 0;

@@ -33,12 +33,14 @@ class Model {
  public:
   // Copies what it needs: `data` is not referenced after the call.
   static std::unique_ptr<Model> load_buffer(const uint8_t* data, size_t size);
-  // Mode::read reads the file into memory and releases it after decoding. Mode::map maps it: dense f32
-  // tensors are used in place and the mapping is kept while the model lives (released at once when no
-  // tensor is dense); everything else is decoded into execution layouts as with read.
+  // Mode::read reads the file into memory and releases it after decoding. Mode::map maps it; when dense
+  // f32 tensors make up at least half of the file they are used in place and the mapping is kept while
+  // the model lives, else it is released before this returns. Everything else is decoded into execution
+  // layouts as with read.
   static std::unique_ptr<Model> load_file(const char* path,
                                           format::FileBuffer::Mode mode = format::FileBuffer::Mode::read);
-  // `backing` owns the memory that borrowed tensors of `def` point into (null when none do).
+  // Borrowed tensors of `def` (DecodedTensor::borrowed_values) are used in place when `backing` is given
+  // (it owns the memory they point into and is kept while any is used), and copied when it is null.
   Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing = nullptr);
 
   const std::vector<uint32_t>& input_shape() const { return shapes_.front(); }

@@ -146,11 +146,15 @@ def model_dict(helpers):
     )
 
 
-@pytest.fixture(scope="module")
-def model_bytes(model_dict) -> bytes:
+def model_bytes_of(model_dict) -> bytes:
     from pyruntime import _core  # the writer only
 
     return _core.write_model(model_dict)
+
+
+@pytest.fixture(scope="module")
+def model_bytes(model_dict) -> bytes:
+    return model_bytes_of(model_dict)
 
 
 @pytest.fixture
@@ -433,3 +437,33 @@ def test_one_model_many_threads(model, model_dict, helpers):
 def test_arena_bytes_out_of_range_batch(lib, model, max_batch):
     """A max_batch no session accepts gets 0 (as a null model does) or SIZE_MAX, never a wrapped size."""
     assert lib.pyrt_session_arena_bytes(model.h, max_batch) in (0, 2**64 - 1)
+
+
+def test_load_file_mapped(ffi, lib, model_bytes, tmp_path, helpers):
+    rng = np.random.default_rng(2)
+    dense_dict = helpers.mlp(rng, [30, 20, 10], ["dense", "dense"])
+    dense_bytes = model_bytes_of(dense_dict)
+    for name, data, in_place in (("dense.pyrt", dense_bytes, 4 * (20 * 30 + 20 + 10 * 20 + 10)),
+                                 ("compressed.pyrt", model_bytes, 0)):  # mostly compressed: copied, unmapped
+        path = tmp_path / name
+        path.write_bytes(data)
+        out = ffi.new("pyrt_model**")
+        ok(ffi, lib, lib.pyrt_model_load_file_mapped(str(path).encode(), out))
+        mapped = Model(ffi, lib, out[0])
+        reference = Model.from_bytes(ffi, lib, data)
+        try:
+            assert lib.pyrt_model_in_place_bytes(mapped.h) == in_place
+            assert lib.pyrt_model_in_place_bytes(reference.h) == 0
+            x = rng.standard_normal((4, *mapped.shape("input"))).astype(np.float32)
+            np.testing.assert_array_equal(mapped.run(mapped.session(4), x), reference.run(reference.session(4), x))
+        finally:
+            mapped.close()
+            reference.close()
+    out = ffi.new("pyrt_model**")
+    assert lib.pyrt_model_in_place_bytes(ffi.NULL) == 0
+    assert lib.pyrt_model_load_file_mapped(str(tmp_path / "missing.pyrt").encode(), out) == lib.PYRT_IO_ERROR
+    assert "missing.pyrt" in last_error(ffi, lib)
+    (tmp_path / "cut.pyrt").write_bytes(model_bytes[:-3])
+    assert lib.pyrt_model_load_file_mapped(str(tmp_path / "cut.pyrt").encode(), out) == lib.PYRT_BAD_FORMAT
+    assert "truncated" in last_error(ffi, lib)
+    assert lib.pyrt_model_load_file_mapped(ffi.NULL, out) == lib.PYRT_INVALID_ARGUMENT
