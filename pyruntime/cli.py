@@ -8,10 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._report import format_table
-
-SECTION_NAMES = {1: "graph", 2: "tensor", 3: "metadata"}
-
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import print_result, run_demo
@@ -25,39 +21,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from . import FormatError, UnsupportedError, _core
+    from ._inspect import inspect_bytes, render
 
-    data = Path(args.file).read_bytes()
-    try:
-        info = _core.read_model(data)
-    except (FormatError, UnsupportedError) as e:
-        print(f"{args.file}: INVALID ({type(e).__name__}): {e}")
-        return 1
-    print(f"{args.file}: pyruntime model, format version {info['version']}, {info['file_size']} bytes, "
-          "all checksums OK")
-    print("\nsections:")
-    rows = [[i, SECTION_NAMES.get(s["type"], f"unknown({s['type']})"), "required" if s["flags"] & 1 else "optional",
-             s["offset"], s["size"], f"{s['crc']:08x}"] for i, s in enumerate(info["sections"])]
-    print(format_table(["#", "type", "flags", "offset", "bytes", "crc32"], rows))
-    print("\ntensors:")
-    rows = []
-    for i, t in enumerate(info["tensors"]):
-        numel = int(np.prod(t["shape"]))
-        nnz = len(t["colidx"]) if "colidx" in t else numel
-        bits = t.get("index_bits", 32)
-        extra = f"gap_bits={t['gap_bits']}" if "gap_bits" in t else ""
-        if "centroids" in t:
-            extra = (extra + " " if extra else "") + f"k={len(t['centroids'])}"
-        rows.append([i, t["name"], t["encoding"], "x".join(map(str, t["shape"])), nnz, bits, t["file_bytes"],
-                     f"{numel * 4 / max(1, t['file_bytes']):.1f}x", extra])
-    print(format_table(["#", "name", "encoding", "shape", "nonzeros", "bits", "bytes", "vs fp32", "coding"], rows))
-    print(f"\ngraph: input {tuple(info['input_shape'])}")
-    for i, n in enumerate(info["nodes"]):
-        tensors = ", ".join(info["tensors"][t]["name"] for t in n["tensors"])
-        print(f"  v{i + 1} = {n['op']}(v{n['inputs'][0]}{', ' + tensors if tensors else ''})")
-    if info["metadata"]:
-        print(f"\nmetadata: {info['metadata']}")
-    return 0
+    report = inspect_bytes(Path(args.file).read_bytes(), args.file)
+    print(render(report))
+    return 0 if report.valid else 1
 
 
 def _load_input(args: argparse.Namespace, model) -> np.ndarray:

@@ -1,11 +1,13 @@
 #include "format/file_buffer.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "common/error.h"
+#include "format/format.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #define PYRT_HAVE_MMAP 1
@@ -20,7 +22,8 @@
 namespace pyrt::format {
 namespace {
 
-// Reads the rest of a stream in chunks (pipes, devices, platforms without POSIX I/O).
+#if !PYRT_HAVE_MMAP
+// Reads a whole file in chunks (platforms without POSIX I/O).
 std::vector<uint8_t> read_stdio(const char* path) {
   std::FILE* f = std::fopen(path, "rb");
   PYRT_CHECK(f != nullptr, PYRT_IO_ERROR, "cannot open '", path, "': ", std::strerror(errno));
@@ -34,6 +37,7 @@ std::vector<uint8_t> read_stdio(const char* path) {
   PYRT_CHECK(!err, PYRT_IO_ERROR, "error reading '", path, "': ", std::strerror(e));
   return buf;
 }
+#endif
 
 }  // namespace
 
@@ -70,17 +74,38 @@ std::shared_ptr<const FileBuffer> FileBuffer::open(const char* path, Mode mode) 
       got += static_cast<size_t>(n);
     }
     fb->owned_.resize(got);
-    fb->data_ = fb->owned_.data();
-    fb->size_ = got;
-    return fb;
+  } else {
+    // A pipe, a device or an empty file, read from this descriptor. It may never end (/dev/zero), so
+    // read the header first and then no more than the size it declares, plus one byte to show
+    // trailing data; a stream that is not a model stops after 64 bytes (the reader names the problem).
+    auto read_upto = [&](uint64_t want) {
+      uint8_t chunk[1 << 16];
+      while (fb->owned_.size() < want) {
+        const size_t ask = static_cast<size_t>(std::min<uint64_t>(sizeof chunk, want - fb->owned_.size()));
+        const ssize_t n = ::read(fd, chunk, ask);
+        if (n < 0 && errno == EINTR) continue;
+        PYRT_CHECK(n >= 0, PYRT_IO_ERROR, "error reading '", path, "': ", std::strerror(errno));
+        if (n == 0) return;
+        fb->owned_.insert(fb->owned_.end(), chunk, chunk + n);
+      }
+    };
+    read_upto(kHeaderSize);
+    if (fb->owned_.size() == kHeaderSize && std::memcmp(fb->owned_.data(), kMagic, sizeof kMagic) == 0) {
+      uint64_t declared = 0;
+      std::memcpy(&declared, fb->owned_.data() + 16, sizeof declared);
+      read_upto(std::max<uint64_t>(declared, kHeaderSize) + 1);
+    }
   }
-#else
-  (void)mode;
-#endif
-  fb->owned_ = read_stdio(path);  // a pipe or device, an empty file, or no POSIX I/O
   fb->data_ = fb->owned_.data();
   fb->size_ = fb->owned_.size();
   return fb;
+#else
+  (void)mode;
+  fb->owned_ = read_stdio(path);
+  fb->data_ = fb->owned_.data();
+  fb->size_ = fb->owned_.size();
+  return fb;
+#endif
 }
 
 FileBuffer::~FileBuffer() {

@@ -207,6 +207,8 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info, bool borro
         break;  // unknown optional section: skipped
     }
   }
+  PYRT_CHECK(prev_end == size, PYRT_BAD_FORMAT, "file: ", size - prev_end,
+             " bytes after the end of the last section (section ", count - 1, ")");
   PYRT_CHECK(have_graph, PYRT_BAD_FORMAT, "file has no graph section");
   parse_graph(graph_p, graph_size, &m);
   check_graph(m, PYRT_BAD_FORMAT);

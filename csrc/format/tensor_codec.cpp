@@ -249,6 +249,8 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
       break;
     }
   }
+  PYRT_CHECK(r.remaining() == 0, PYRT_BAD_FORMAT, what, ": ", r.remaining(), " bytes after the end of the ",
+             encoding_name(t.encoding), " body");
   t.validate(PYRT_BAD_FORMAT);
   return t;
 }

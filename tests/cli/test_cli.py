@@ -71,3 +71,82 @@ def test_convert_a_saved_torch_module(tmp_path, capsys):
     summary = model.summary()
     assert [row["bits"] for row in summary] == [4, 4]
     assert all(row["density"] <= 0.5 + 1e-9 for row in summary)
+
+
+def _inspect_bad(path, data: bytes, capsys) -> str:
+    path.write_bytes(data)
+    assert main(["inspect", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: INVALID (FormatError): ")
+    return out
+
+
+def test_inspect_explains_truncation(model_file, capsys):
+    data = model_file.read_bytes()
+    out = _inspect_bad(model_file, data[:-100], capsys)
+    assert "100 bytes shorter than its header says" in out and "truncated" in out
+    assert "header checksum OK" in out  # what is intact is shown too
+    out = _inspect_bad(model_file, data[:30], capsys)
+    assert "only 30 bytes of the 64-byte header" in out
+
+
+def test_inspect_names_the_damaged_section_and_keeps_the_others(model_file, capsys):
+    import pyruntime
+    from pyruntime._inspect import inspect_bytes
+
+    data = bytearray(model_file.read_bytes())
+    report = inspect_bytes(bytes(data))
+    victim = next(s for s in report.sections if s.type == 2 and s.size > 100)
+    data[victim.offset + victim.size // 2] ^= 0x01
+    out = _inspect_bad(model_file, bytes(data), capsys)
+    line = next(ln for ln in out.splitlines() if ln.startswith(f"{victim.index} "))
+    assert line.rstrip().endswith("checksum mismatch")
+    assert f"section {victim.index} (tensor" in out and "the other sections are intact" in out
+    bad = inspect_bytes(bytes(data))
+    assert [s.status for s in bad.sections].count("ok") == len(bad.sections) - 1
+    with pytest.raises(pyruntime.FormatError, match=f"section {victim.index}"):
+        pyruntime.load(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        (b"", "the file is empty"),
+        (b"PK\x03\x04" + bytes(100), "ZIP archive"),
+        (b"\x93NUMPY\x01\x00" + bytes(100), "NumPy .npy"),
+        (b"hello, world\n" * 10, "not a pyruntime model file"),
+        (b"PYRT\r\n", "first 6 bytes of a model file"),
+    ],
+)
+def test_inspect_recognises_other_files(tmp_path, capsys, content, words):
+    assert words in _inspect_bad(tmp_path / "x.pyrt", content, capsys)
+
+
+def test_inspect_explains_a_newer_version(model_file, capsys):
+    import struct
+    import zlib
+
+    data = bytearray(model_file.read_bytes())
+    struct.pack_into("<I", data, 8, 3)
+    struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
+    out = _inspect_bad(model_file, bytes(data), capsys)
+    assert "format version 3, newer than this pyruntime reads (version 1): upgrade pyruntime" in out
+
+
+def test_inspect_explains_a_consistent_but_wrong_file(model_file, capsys):
+    """Every checksum matches but the graph is wrong: the writer, not the storage, is to blame."""
+    import struct
+    import zlib
+
+    from pyruntime._inspect import inspect_bytes
+
+    data = bytearray(model_file.read_bytes())
+    graph = next(s for s in inspect_bytes(bytes(data)).sections if s.type == 1)
+    struct.pack_into("<H", data, graph.offset + 28, 77)  # node 0: op code
+    payload = bytes(data[graph.offset:graph.offset + graph.size])
+    struct.pack_into("<I", data, 64 + 32 * graph.index + 24, zlib.crc32(payload))
+    count = struct.unpack_from("<I", data, 24)[0]
+    struct.pack_into("<I", data, 28, zlib.crc32(bytes(data[64:64 + 32 * count])))
+    struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
+    out = _inspect_bad(model_file, bytes(data), capsys)
+    assert "unknown op code 77" in out and "every checksum matches" in out

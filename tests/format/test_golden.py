@@ -87,7 +87,7 @@ def test_golden_outputs_follow_from_the_tensors(expected):
     w = {k.split(":", 1)[1]: v.astype(np.float64) for k, v in expected.items() if k.startswith("tensor:")}
     h = expected["input"].reshape(len(expected["input"]), -1).astype(np.float64)
     for i in range(4):
-        h = h @ w[f"fc{i}.weight"].T + (w[f"fc{i}.bias"] if f"fc{i}.bias" in w else 0)
+        h = h @ w[f"fc{i}.weight"].T + w.get(f"fc{i}.bias", 0)
         h = np.maximum(h, 0)
     h = h @ w["fc4.weight"].T
     h = h @ w["fc5.weight"].T + w["fc5.bias"]

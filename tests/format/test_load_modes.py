@@ -16,6 +16,14 @@ from pyruntime import _core
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+def mapped_files() -> str:
+    """This process's memory map (Linux), "" elsewhere."""
+    if not os.path.exists("/proc/self/maps"):
+        return ""
+    with open("/proc/self/maps") as f:
+        return f.read()
+
+
 def write(tmp_path, model: dict, name: str = "m.pyrt") -> tuple[str, bytes]:
     data = _core.write_model(model)
     path = tmp_path / name
@@ -64,8 +72,7 @@ def test_compressed_model_releases_the_mapping(tmp_path, helpers, bias):
     assert 2 * weight_and_bias_bytes(model) < len(data)
     m = pyruntime.load(path, mmap=True)
     assert m.in_place_bytes == 0
-    maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
-    assert path not in maps
+    assert path not in mapped_files()
     x = helpers.random_input(rng, model, 2)
     np.testing.assert_array_equal(m.run(x), pyruntime.load(data).run(x))
 
@@ -76,9 +83,9 @@ def test_mapping_lives_exactly_as_long_as_the_model(tmp_path, helpers):
     model = helpers.mlp(rng, [64, 32, 10], ["dense", "dense"])
     path, _ = write(tmp_path, model)
     m = pyruntime.load(path, mmap=True)
-    assert path in open("/proc/self/maps").read()
+    assert path in mapped_files()
     del m
-    assert path not in open("/proc/self/maps").read()
+    assert path not in mapped_files()
 
 
 def test_mapped_model_survives_unlink(tmp_path, helpers):
@@ -161,3 +168,10 @@ def test_load_from_a_pipe(tmp_path, helpers):
     x = helpers.random_input(np.random.default_rng(0), model, 2)
     np.testing.assert_array_equal(m.run(x), pyruntime.load(data).run(x))
     assert m.in_place_bytes == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+@pytest.mark.parametrize("mmap", [False, True])
+def test_endless_stream_is_refused_not_read_forever(mmap):
+    with pytest.raises(pyruntime.FormatError, match="wrong magic"):
+        pyruntime.load("/dev/zero", mmap=mmap)

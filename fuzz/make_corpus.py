@@ -1,0 +1,474 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the loader fuzzer (fuzz/load_fuzzer.cpp) into fuzz/corpus/.
+
+Seeds are small .pyrt files: most come from pyruntime's own writer (``pyruntime._core.write_model``)
+so they are valid and reach the kernels; a few are assembled here by hand (sections in an unusual
+order, an unknown optional section, an empty metadata section) and a few are damaged on purpose
+(truncated, a flipped payload byte). Everything is deterministic (fixed seeds), so re-running the script
+gives byte-identical files unless the writer changes.
+
+Usage:  python3 fuzz/make_corpus.py [--out DIR]      (needs numpy and an importable pyruntime)
+
+The model dicts follow tests/conftest.py (tensor encodings dense / csr / codebook / csr+codebook).
+Each seed's stream codings (packed "P" or Huffman "H") are printed and checked, so a change in the
+writer's choice of coding does not silently turn a Huffman seed into a packed one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import struct
+import sys
+import zlib
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+try:
+    from pyruntime import _core
+except ImportError:  # not installed: the source tree, with _core built in place
+    sys.path.insert(0, str(HERE.parent))
+    from pyruntime import _core
+MAX_SEED_BYTES = 4096  # libFuzzer runs with -max_len=8192; keep every seed well under it
+MAX_TOTAL_BYTES = 100 * 1024
+
+MAGIC = b"PYRT\r\n\x1a\n"
+GRAPH, TENSOR, METADATA = 1, 2, 3
+OPS = {"linear": 1, "relu": 2, "softmax": 3, "flatten": 4}
+
+
+# ---- tensors (as tests/conftest.py builds them) -------------------------------------------------------
+
+
+def rows_cols(shape) -> tuple[int, int]:
+    return int(shape[0]), int(math.prod(shape[1:]))
+
+
+def dense(rng, shape, name="w") -> dict:
+    v = rng.standard_normal(tuple(shape)).astype(np.float32)
+    return {"name": name, "encoding": "dense", "shape": list(shape), "values": v.ravel()}
+
+
+def csr_index(mask: np.ndarray):
+    rowptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.uint32)
+    colidx = np.nonzero(mask)[1].astype(np.uint32)
+    return rowptr, colidx
+
+
+def mask_of(rng, shape, density) -> np.ndarray:
+    return rng.random(rows_cols(shape)) < density
+
+
+def csr(rng, shape, density=0.3, name="w", *, mask=None, gap_bits=None) -> dict:
+    mask = mask_of(rng, shape, density) if mask is None else mask
+    rowptr, colidx = csr_index(mask)
+    t = {
+        "name": name,
+        "encoding": "csr",
+        "shape": list(shape),
+        "rowptr": rowptr,
+        "colidx": colidx,
+        "values": rng.standard_normal(colidx.size).astype(np.float32),
+    }
+    if gap_bits is not None:
+        t["gap_bits"] = gap_bits
+    return t
+
+
+def codebook(rng, shape, k=16, name="w", *, indices=None, index_bits=None) -> dict:
+    rows, cols = rows_cols(shape)
+    if indices is None:
+        indices = rng.integers(0, k, rows * cols)
+    t = {
+        "name": name,
+        "encoding": "codebook",
+        "shape": list(shape),
+        "centroids": np.sort(rng.standard_normal(k)).astype(np.float32),
+        "indices": np.asarray(indices).astype(np.uint8),
+    }
+    if index_bits is not None:
+        t["index_bits"] = index_bits
+    return t
+
+
+def csr_codebook(
+    rng, shape, density=0.3, k=16, name="w", *, mask=None, indices=None, gap_bits=None, index_bits=None
+) -> dict:
+    mask = mask_of(rng, shape, density) if mask is None else mask
+    rowptr, colidx = csr_index(mask)
+    if indices is None:
+        indices = rng.integers(0, k, colidx.size)
+    t = {
+        "name": name,
+        "encoding": "csr+codebook",
+        "shape": list(shape),
+        "rowptr": rowptr,
+        "colidx": colidx,
+        "centroids": np.sort(rng.standard_normal(k)).astype(np.float32),
+        "indices": np.asarray(indices).astype(np.uint8),
+    }
+    if gap_bits is not None:
+        t["gap_bits"] = gap_bits
+    if index_bits is not None:
+        t["index_bits"] = index_bits
+    return t
+
+
+def skewed(rng, n: int, k: int, p: float = 0.6) -> np.ndarray:
+    """Geometric symbols in 0..k-1: a skewed distribution, so the writer picks Huffman coding."""
+    return np.minimum(rng.geometric(p, n) - 1, k - 1)
+
+
+def linear_model(weight: dict, bias: dict | None = None, final: str | None = None, metadata=None) -> dict:
+    tensors = [weight] + ([bias] if bias is not None else [])
+    nodes = [{"op": "linear", "inputs": [0], "tensors": list(range(len(tensors)))}]
+    if final:
+        nodes.append({"op": final, "inputs": [1]})
+    m = {"input_shape": [int(math.prod(weight["shape"][1:]))], "nodes": nodes, "tensors": tensors}
+    if metadata is not None:
+        m["metadata"] = metadata
+    return m
+
+
+# ---- hand-built files (docs/FORMAT.md; CRC-32 as zlib computes it) --------------------------------------
+
+
+def crc32(b: bytes) -> int:
+    return zlib.crc32(b) & 0xFFFFFFFF
+
+
+def align(n: int, a: int = 64) -> int:
+    return (n + a - 1) // a * a
+
+
+def build_file(sections: list[tuple[int, int, bytes]]) -> bytes:
+    """A file from (type, flags, payload) sections: header, table, 64-byte aligned payloads."""
+    n = len(sections)
+    offset = align(64 + 32 * n)
+    table, body, start = b"", bytearray(), offset
+    for typ, flags, payload in sections:
+        table += struct.pack("<IIQQII", typ, flags, offset, len(payload), crc32(payload), 0)
+        body += bytes(offset - start - len(body)) + payload
+        offset = align(offset + len(payload))
+    head = bytearray(MAGIC + struct.pack("<IIQII", 1, 0, 0, n, crc32(table)) + bytes(32))
+    out = bytearray(head + table + bytes(start - 64 - len(table)) + body)
+    struct.pack_into("<Q", out, 16, len(out))
+    struct.pack_into("<I", out, 60, crc32(bytes(out[:60])))
+    return bytes(out)
+
+
+def split_sections(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(type, flags, payload) of every section of a file, in table order."""
+    (count,) = struct.unpack_from("<I", data, 24)
+    out = []
+    for i in range(count):
+        typ, flags, off, size, _, _ = struct.unpack_from("<IIQQII", data, 64 + 32 * i)
+        out.append((typ, flags, data[off : off + size]))
+    return out
+
+
+def graph_payload(input_shape: list[int], nodes: list[dict]) -> bytes:
+    dims = list(input_shape) + [0] * (4 - len(input_shape))
+    out = struct.pack("<I4III", len(input_shape), *dims, len(nodes), 0)
+    for n in nodes:
+        ins, ts = n["inputs"], n.get("tensors", [])
+        out += struct.pack("<HBBI", OPS[n["op"]], len(ins), len(ts), 0)
+        out += struct.pack(f"<{len(ins)}I", *ins) + struct.pack(f"<{len(ts)}I", *ts)
+    return out
+
+
+# ---- reading back which coding each stream got -----------------------------------------------------------
+
+
+def stream_codings(data: bytes) -> str:
+    """'P'/'H' per symbol stream of every tensor section, e.g. 'csr[P]' or 'csr+codebook[HP]'."""
+    out = []
+    for typ, _, pl in split_sections(data):
+        if typ != TENSOR:
+            continue
+        enc, rank, *dims = struct.unpack_from("<II4I", pl, 0)
+        name_len = struct.unpack_from("<I", pl, 24)[0]
+        pos = align(32 + name_len, 8)
+        shape = dims[:rank]
+        rows, _ = rows_cols(shape)
+        kind = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook"}[enc]
+        codings = ""
+
+        def stream(p: int, pl: bytes = pl) -> int:
+            nonlocal codings
+            coding, bits, _, _, nbytes, _ = struct.unpack_from("<BBHIII", pl, p)
+            codings += "PH"[coding]
+            p += 16
+            if coding == 1:
+                p = align(p + (1 << bits), 4)
+            return align(p + nbytes, 4)
+
+        if enc == 2:
+            k, _ = struct.unpack_from("<II", pl, pos)
+            stream(pos + 8 + 4 * k)
+        elif enc in (1, 3):
+            _, _, width = struct.unpack_from("<III", pl, pos)
+            pos += 12
+            k = 0
+            if enc == 3:
+                k, _ = struct.unpack_from("<II", pl, pos)
+                pos += 8
+            pos += 4 + 4 * k
+            pos = align(pos + rows * width, 4)
+            pos = stream(pos)
+            if enc == 3:
+                stream(pos)
+        out.append(f"{kind}[{codings}]" if codings else kind)
+    return " ".join(out)
+
+
+# ---- the seeds ---------------------------------------------------------------------------------------------
+
+
+def seeds() -> list[tuple[str, bytes, str | None]]:
+    """(file name, bytes, required coding pattern or None) for every seed."""
+    rng = np.random.default_rng(20240521)
+    out: list[tuple[str, bytes, str | None]] = []
+
+    def add(name: str, model_or_bytes, expect: str | None = None) -> bytes:
+        data = model_or_bytes if isinstance(model_or_bytes, bytes) else _core.write_model(model_or_bytes)
+        out.append((name, data, expect))
+        return data
+
+    # one linear layer per encoding, uniform symbols: packed streams
+    add("dense_linear_bias.pyrt", linear_model(dense(rng, (3, 5), "fc.weight"), dense(rng, (3,), "fc.bias")))
+    add("dense_linear_nobias_softmax.pyrt", linear_model(dense(rng, (4, 3), "fc"), final="softmax"))
+    add(
+        "csr_packed_gaps.pyrt",
+        linear_model(csr(rng, (5, 12), 0.35, "fc.weight"), dense(rng, (5,), "fc.bias")),
+        "csr[P]",
+    )
+    add(
+        "codebook_k4_packed.pyrt",
+        linear_model(codebook(rng, (4, 6), k=4, name="cb"), final="softmax"),
+        "codebook[P]",
+    )
+    add(
+        "csr_codebook_k8_packed.pyrt",
+        linear_model(csr_codebook(rng, (6, 10), 0.5, k=8, name="cc"), dense(rng, (6,), "b")),
+        "csr+codebook[PP]",
+    )
+
+    # skewed symbols: Huffman-coded streams
+    add(
+        "codebook_k16_huffman.pyrt",
+        linear_model(codebook(rng, (8, 48), k=16, name="cbh", indices=skewed(rng, 8 * 48, 16))),
+        "codebook[H]",
+    )
+    # every index 0 of 4: a single-symbol Huffman table (one 1-bit code)
+    add(
+        "codebook_single_symbol_huffman.pyrt",
+        linear_model(codebook(rng, (4, 32), k=4, name="one", indices=np.zeros(128, int))),
+        "codebook[H]",
+    )
+    # Fibonacci frequencies over 13 symbols: codes up to 12 bits, past the 10-bit lookup table
+    fib = [1, 1]
+    while len(fib) < 13:
+        fib.append(fib[-1] + fib[-2])
+    idx = np.concatenate([np.full(f, s) for s, f in enumerate(fib)])
+    idx = rng.permutation(idx)  # 609 symbols = 3 x 203
+    add(
+        "codebook_long_huffman_codes.pyrt",
+        linear_model(codebook(rng, (3, 203), k=16, name="deep", indices=idx)),
+        "codebook[H]",
+    )
+    # dense-ish mask: gaps are mostly 0 (Huffman gaps), skewed indices (Huffman indices)
+    m = rng.random((6, 40)) < 0.85
+    add(
+        "csr_codebook_huffman_gaps_and_indices.pyrt",
+        linear_model(
+            csr_codebook(
+                rng, (6, 40), k=16, mask=m, indices=skewed(rng, int(m.sum()), 16), name="hh", gap_bits=4
+            )
+        ),
+        "csr+codebook[HH]",
+    )
+    m = rng.random((4, 60)) < 0.8
+    add("csr_huffman_gaps.pyrt", linear_model(csr(rng, (4, 60), mask=m, name="hg", gap_bits=3)), "csr[H]")
+
+    # forced gap widths, each with filler symbols (gaps longer than 2^b - 1)
+    for b in (1, 2, 5, 8):
+        cols = 300 if b == 8 else 40
+        mask = np.zeros((3, cols), bool)
+        mask[0, [0, cols - 1]] = True  # the widest gap a row can have
+        mask[1, [1, 2, 3, cols // 2]] = True
+        mask[2, min((1 << b) - 1, cols - 1)] = True  # exactly M: one filler, then 0
+        enc = csr if b % 2 else csr_codebook
+        kw = {} if enc is csr else {"k": 2, "index_bits": 1}
+        add(
+            f"{'csr' if enc is csr else 'csr_codebook'}_gap_bits_{b}_fillers.pyrt",
+            linear_model(enc(rng, (3, cols), mask=mask, gap_bits=b, name=f"g{b}", **kw)),
+        )
+
+    # forced index widths: 1-bit (k=2) and 8-bit (k=3, very wasteful) indices
+    add("codebook_index_bits_1.pyrt", linear_model(codebook(rng, (2, 9), k=2, name="i1", index_bits=1)))
+    add(
+        "csr_codebook_index_bits_8.pyrt",
+        linear_model(csr_codebook(rng, (3, 9), 0.6, k=3, name="i8", index_bits=8), final="softmax"),
+    )
+    # more than 16 centroids: the 8-bit lookup-table kernels (Lut8 / CsrLut8) instead of the 4-bit ones
+    add(
+        "codebook_k32_index_bits_5.pyrt",
+        linear_model(codebook(rng, (4, 40), k=32, name="k32"), dense(rng, (4,), "b")),
+    )
+    add(
+        "csr_codebook_k24_index_bits_5.pyrt",
+        linear_model(csr_codebook(rng, (5, 30), 0.5, k=24, name="k24"), final="softmax"),
+    )
+    add("codebook_k256_index_bits_8.pyrt", linear_model(codebook(rng, (2, 64), k=256, name="k256")))
+    # a row with 256 nonzeros: 2-byte row counts
+    mask = np.zeros((2, 300), bool)
+    mask[0, :256] = True
+    mask[1, ::29] = True
+    add(
+        "csr_codebook_row_count_width_2.pyrt",
+        linear_model(csr_codebook(rng, (2, 300), k=2, mask=mask, name="w2")),
+    )
+    # more than 65536 columns: 32-bit column indices in the execution layout (one seed only: an input
+    # this wide makes every run of it ~30x slower than the other seeds)
+    wide = np.zeros((2, 65600), bool)
+    wide[0, [5, 40000, 65599]] = True
+    wide[1, [65535, 65536]] = True
+    add(
+        "csr_codebook_wide_65600_columns_k20.pyrt",
+        linear_model(csr_codebook(rng, (2, 65600), k=20, mask=wide, name="wide"), dense(rng, (2,), "b")),
+    )
+    # a sparse matrix with no nonzero at all: the output is the bias
+    add(
+        "csr_empty_matrix.pyrt",
+        linear_model(csr(rng, (4, 7), mask=np.zeros((4, 7), bool), name="empty"), dense(rng, (4,), "b")),
+    )
+
+    # graphs
+    mlp = {
+        "input_shape": [2, 3, 2],
+        "nodes": [
+            {"op": "flatten", "inputs": [0]},
+            {"op": "linear", "inputs": [1], "tensors": [0, 1]},
+            {"op": "relu", "inputs": [2]},
+            {"op": "linear", "inputs": [3], "tensors": [2, 3]},
+            {"op": "relu", "inputs": [4]},
+            {"op": "linear", "inputs": [5], "tensors": [4, 5]},
+            {"op": "softmax", "inputs": [6]},
+        ],
+        "tensors": [
+            csr(rng, (8, 12), 0.4, "fc0.weight"),
+            dense(rng, (8,), "fc0.bias"),
+            codebook(rng, (6, 8), k=5, name="fc1.weight"),
+            dense(rng, (6,), "fc1.bias"),
+            csr_codebook(rng, (4, 6), 0.5, k=4, name="fc2.weight"),
+            dense(rng, (4,), "fc2.bias"),
+        ],
+    }
+    mlp_bytes = add("mlp_flatten_relu_softmax_all_encodings.pyrt", mlp)
+    add("mlp_with_metadata.pyrt", {**mlp, "metadata": '{"producer": "fuzz/make_corpus.py", "classes": 4}'})
+    add(
+        "activations_only_rank4.pyrt",
+        {
+            "input_shape": [2, 1, 3, 2],
+            "nodes": [
+                {"op": "relu", "inputs": [0]},
+                {"op": "flatten", "inputs": [1]},
+                {"op": "softmax", "inputs": [2]},
+            ],
+            "tensors": [],
+        },
+    )
+    # values read twice and long after they are made: exercises the arena planner's liveness
+    add(
+        "graph_reuses_values.pyrt",
+        {
+            "input_shape": [4],
+            "nodes": [
+                {"op": "relu", "inputs": [0]},  # v1
+                {"op": "linear", "inputs": [0], "tensors": [0]},  # v2 (reads the input again)
+                {"op": "softmax", "inputs": [2]},  # v3
+                {"op": "linear", "inputs": [1], "tensors": [1, 2]},  # v4
+                {"op": "relu", "inputs": [3]},  # v5
+                {"op": "softmax", "inputs": [4]},  # v6 = output
+            ],
+            "tensors": [
+                dense(rng, (4, 4), "a"),
+                codebook(rng, (3, 4), k=3, name="b"),
+                dense(rng, (3,), "b.bias"),
+            ],
+        },
+    )
+    # tensors no node uses, ranks 3 and 4 (the file keeps them; the loader must still decode them)
+    add(
+        "unused_rank3_rank4_tensors.pyrt",
+        {
+            "input_shape": [3],
+            "nodes": [{"op": "relu", "inputs": [0]}],
+            "tensors": [
+                csr(rng, (2, 3, 4), 0.4, "r3"),
+                codebook(rng, (2, 1, 2, 3), k=3, name="r4"),
+                dense(rng, (1, 2, 1, 2), "d4"),
+            ],
+        },
+    )
+
+    # hand-built: graph section last, an unknown optional section, an empty metadata section
+    sec = split_sections(mlp_bytes)
+    graph, tensors = sec[0], sec[1:]
+    add(
+        "handmade_graph_last_unknown_optional_section.pyrt",
+        build_file(tensors + [(77, 0, b"skip me"), (METADATA, 0, b""), graph]),
+    )
+    add(
+        "handmade_activations_only.pyrt",
+        build_file(
+            [
+                (
+                    GRAPH,
+                    1,
+                    graph_payload([5], [{"op": "relu", "inputs": [0]}, {"op": "softmax", "inputs": [1]}]),
+                )
+            ]
+        ),
+    )
+
+    # damaged on purpose
+    add("bad_truncated_header.pyrt", mlp_bytes[:40])
+    add("bad_truncated_in_payload.pyrt", mlp_bytes[: len(mlp_bytes) - 100])
+    flipped = bytearray(mlp_bytes)
+    flipped[sec_offset(mlp_bytes, 2) + 40] ^= 0x10  # a byte inside tensor fc1.weight: payload CRC mismatch
+    add("bad_payload_crc.pyrt", bytes(flipped))
+    return out
+
+
+def sec_offset(data: bytes, index: int) -> int:
+    return struct.unpack_from("<Q", data, 64 + 32 * index + 8)[0]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=pathlib.Path, default=HERE / "corpus")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for old in args.out.glob("*.pyrt"):
+        old.unlink()
+    total = 0
+    all_seeds = seeds()
+    for name, data, expect in all_seeds:
+        assert len(data) <= MAX_SEED_BYTES, (name, len(data))
+        codings = stream_codings(data) if not name.startswith("bad_") else "(damaged)"
+        if expect is not None:
+            assert expect in codings, f"{name}: expected {expect}, the writer produced {codings}"
+        (args.out / name).write_bytes(data)
+        total += len(data)
+        print(f"{len(data):6d}  {name:50s} {codings}")
+    assert total <= MAX_TOTAL_BYTES, total
+    print(f"{total} bytes in {len(all_seeds)} seeds under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,542 @@
+"""An independent reader of the ``.pyrt`` model file, written from docs/FORMAT.md alone.
+
+It exists to show that the document is a complete spec: numpy and the standard library only, no code
+shared with (or read from) the C++ implementation. Section numbers in comments and error messages are
+those of docs/FORMAT.md.
+
+    model = read_file(data)          # every check of FORMAT.md 6 (and each "a reader refuses" sentence)
+    w = dense_matrix(model.tensors[0])
+    y = run(model, x)                # float64 numpy forward pass of the version-1 ops
+
+Where the document leaves a reader's behaviour open, the choice made here is marked ``ASSUMPTION``.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+READER_VERSION = 1
+MAGIC = b"PYRT\r\n\x1a\n"
+GRAPH, TENSOR, METADATA = 1, 2, 3
+REQUIRED = 1
+OPS = {1: "linear", 2: "relu", 3: "softmax", 4: "flatten"}
+ENCODINGS = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook"}
+CODINGS = {0: "packed", 1: "huffman"}
+MAX_CODE_LEN = 24
+# ASSUMPTION (gap): FORMAT.md sets no limit on the graph input's size; the C++ reader refuses more than
+# 2^31 elements per sample ("input too large"), so this reader does too.
+MAX_INPUT_ELEMENTS = 1 << 31
+
+
+class SpecError(ValueError):
+    """The file breaks docs/FORMAT.md; the message names the section, tensor or node."""
+
+
+@dataclass
+class Section:
+    type: int
+    flags: int
+    offset: int
+    size: int
+    crc: int
+
+
+@dataclass
+class Stream:
+    coding: str  # "packed" | "huffman"
+    symbol_bits: int
+    count: int
+    payload_bytes: int
+    symbols: np.ndarray  # uint8[count]
+    code_lengths: np.ndarray | None = None  # uint8[2^symbol_bits] for huffman
+
+
+@dataclass
+class Tensor:
+    name: str
+    encoding: str
+    shape: list[int]
+    rows: int
+    cols: int
+    values: np.ndarray | None = None  # dense: float32 of `shape`; csr: float32[nnz]
+    rowptr: np.ndarray | None = None  # uint32[rows + 1]
+    colidx: np.ndarray | None = None  # uint32[nnz]
+    indices: np.ndarray | None = None  # uint8[numel] (codebook) or uint8[nnz] (csr+codebook)
+    centroids: np.ndarray | None = None  # float32[k]
+    index_bits: int | None = None
+    gap_bits: int | None = None
+    count_width: int | None = None
+    streams: dict[str, Stream] = field(default_factory=dict)  # "gaps" / "indices"
+
+    @property
+    def coding(self) -> dict[str, str]:
+        return {k: s.coding for k, s in self.streams.items()}
+
+
+@dataclass
+class Node:
+    op: str
+    inputs: list[int]
+    tensors: list[int]
+    attrs: bytes = b""
+
+
+@dataclass
+class SpecModel:
+    version: int
+    flags: int
+    file_size: int
+    sections: list[Section]
+    input_shape: list[int]
+    nodes: list[Node]
+    tensors: list[Tensor]
+    metadata: str
+    value_shapes: list[list[int]]
+
+
+# ---- byte cursor ----------------------------------------------------------------------------------------
+
+
+class _Cursor:
+    """Reads little-endian fields from one payload; refuses to read past its end."""
+
+    def __init__(self, buf: bytes, where: str):
+        self.buf, self.pos, self.where = buf, 0, where
+
+    def fail(self, what: str) -> SpecError:
+        return SpecError(f"{self.where}: {what}")
+
+    def need(self, n: int, what: str) -> None:
+        if n > len(self.buf) - self.pos:
+            raise self.fail(
+                f"{what} needs {n} bytes at payload offset {self.pos}, {len(self.buf) - self.pos} left"
+            )
+
+    def take(self, n: int, what: str) -> bytes:
+        self.need(n, what)
+        self.pos += n
+        return self.buf[self.pos - n : self.pos]
+
+    def unpack(self, fmt: str, what: str) -> tuple:
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
+
+    def pad(self, to: int, what: str) -> None:
+        # ASSUMPTION (gap): padding bytes are skipped, not checked to be zero (the spec never says a
+        # reader checks them); the padding must be present in the payload.
+        self.take(-self.pos % to, f"padding after {what}")
+
+
+def _crc(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+# ---- 4. symbol streams ----------------------------------------------------------------------------------
+
+
+def _bits(payload: bytes) -> np.ndarray:
+    # 4.1: bit i is bit (i mod 8) of byte i // 8, least significant first
+    return np.unpackbits(np.frombuffer(payload, np.uint8), bitorder="little")
+
+
+def canonical_codes(lengths: np.ndarray, where: str) -> dict[tuple[int, int], int]:
+    """4.2: {(length, code): symbol} rebuilt from code lengths as in RFC 1951 3.2.2."""
+    lens = [int(v) for v in lengths]
+    if max(lens) > MAX_CODE_LEN:
+        raise SpecError(f"{where}: Huffman code length {max(lens)} > {MAX_CODE_LEN}")
+    count = [0] * (MAX_CODE_LEN + 1)
+    for n in lens:
+        if n:
+            count[n] += 1
+    if sum(count) == 0:
+        raise SpecError(f"{where}: Huffman table has no code")
+    if sum(count[n] << (MAX_CODE_LEN - n) for n in range(1, MAX_CODE_LEN + 1)) > 1 << MAX_CODE_LEN:
+        raise SpecError(f"{where}: Huffman table is over-subscribed")
+    nxt = [0] * (MAX_CODE_LEN + 1)
+    code = 0
+    for n in range(1, MAX_CODE_LEN + 1):
+        code = (code + count[n - 1]) << 1
+        nxt[n] = code
+    table = {}
+    for s, n in enumerate(lens):
+        if n:
+            table[(n, nxt[n])] = s
+            nxt[n] += 1
+    return table
+
+
+def _huffman_decode(payload: bytes, lengths: np.ndarray, count: int, where: str) -> np.ndarray:
+    table = canonical_codes(lengths, where)
+    longest = max(n for n, _ in table)
+    bits = _bits(payload).tolist()
+    out = np.empty(count, np.uint8)
+    pos = 0
+    for j in range(count):
+        code = n = 0
+        while True:  # one bit at a time, most significant bit of the code first (4.1)
+            if pos >= len(bits):
+                raise SpecError(f"{where}: Huffman payload ends inside symbol {j} of {count}")
+            code = (code << 1) | bits[pos]
+            pos += 1
+            n += 1
+            sym = table.get((n, code))
+            if sym is not None:
+                out[j] = sym
+                break
+            if n >= longest:
+                raise SpecError(f"{where}: symbol {j}: bits {code:0{n}b} are no code of the table")
+    if (pos + 7) // 8 != len(payload):
+        raise SpecError(
+            f"{where}: Huffman payload has {len(payload)} bytes, the symbols use {(pos + 7) // 8}"
+        )
+    return out
+
+
+def read_stream(cur: _Cursor, symbol_bits: int, what: str, count_ok) -> Stream:
+    """4: one symbol stream at the cursor; `count_ok(count)` returns an error text or None."""
+    where = f"{cur.where}: {what} stream"
+    coding, bits, _res0, count, payload_bytes, _res1 = cur.unpack("BBHIII", f"{what} stream header")
+    # ASSUMPTION (gap): the two reserved fields are not checked (FORMAT.md: "only where noted").
+    if coding not in CODINGS:
+        raise SpecError(f"{where}: unknown coding {coding}")
+    if bits != symbol_bits:
+        raise SpecError(f"{where}: symbol_bits {bits}, the field expects {symbol_bits}")
+    problem = count_ok(count)
+    if problem:
+        raise SpecError(f"{where}: count {count}: {problem}")
+    lengths = None
+    if coding == 0:
+        if payload_bytes != (count * bits + 7) // 8:
+            raise SpecError(f"{where}: packed payload_bytes {payload_bytes} != ceil({count} * {bits} / 8)")
+    else:
+        if count > 8 * payload_bytes:
+            raise SpecError(f"{where}: count {count} > 8 * payload_bytes {payload_bytes}")
+        lengths = np.frombuffer(cur.take(1 << bits, f"{what} code lengths"), np.uint8).copy()
+        cur.pad(4, f"{what} code lengths")
+    cur.need(payload_bytes, f"{what} payload")
+    payload = cur.take(payload_bytes, f"{what} payload")
+    cur.pad(4, f"{what} payload")
+    if coding == 0:
+        # 4.1 packed: symbol j is stream bits [j*b, j*b + b), least significant bit first
+        sym_bits = _bits(payload)[: count * bits].reshape(count, bits).astype(np.uint32)
+        symbols = (sym_bits << np.arange(bits, dtype=np.uint32)).sum(axis=1).astype(np.uint8)
+    else:
+        symbols = _huffman_decode(payload, lengths, count, where)
+    return Stream(CODINGS[coding], bits, count, payload_bytes, symbols, lengths)
+
+
+def decode_stream(data: bytes, symbol_bits: int) -> Stream:
+    """One stream on its own (4), as `_core.encode_symbol_stream` writes it; any count is allowed."""
+    cur = _Cursor(bytes(data), "stream")
+    s = read_stream(cur, symbol_bits, "symbol", lambda n: None)
+    if cur.pos != len(cur.buf):
+        raise cur.fail(f"{len(cur.buf) - cur.pos} bytes after the stream")
+    return s
+
+
+# ---- 3. tensors -----------------------------------------------------------------------------------------
+
+
+def _codebook_head(cur: _Cursor, k: int, index_bits: int) -> np.ndarray:
+    if not 1 <= k <= 256:
+        raise cur.fail(f"codebook size k = {k} not in 1..256")
+    if not 1 <= index_bits <= 8 or (1 << index_bits) < k:
+        raise cur.fail(f"index_bits {index_bits} cannot index k = {k} centroids (needs 1..8, 2^bits >= k)")
+    return np.frombuffer(cur.take(4 * k, "centroids"), "<f4").astype(np.float32)
+
+
+def _check_indices(cur: _Cursor, idx: np.ndarray, k: int) -> None:
+    bad = np.flatnonzero(idx >= k)
+    if bad.size:
+        raise cur.fail(f"index {int(idx[bad[0]])} at position {int(bad[0])} is >= k = {k}")
+
+
+def _row_counts(cur: _Cursor, t: Tensor, nnz: int, width: int) -> np.ndarray:
+    if width not in (1, 2, 4):
+        raise cur.fail(f"count_width {width} not 1, 2 or 4")
+    if nnz > t.rows * t.cols:
+        raise cur.fail(f"nnz {nnz} > rows * cols = {t.rows * t.cols}")
+    raw = cur.take(t.rows * width, "row_counts")
+    cur.pad(4, "row_counts")
+    counts = np.frombuffer(raw, {1: "<u1", 2: "<u2", 4: "<u4"}[width]).astype(np.int64)
+    over = np.flatnonzero(counts > t.cols)
+    if over.size:
+        raise cur.fail(f"row {int(over[0])} counts {int(counts[over[0]])} nonzeros > cols = {t.cols}")
+    if int(counts.sum()) != nnz:
+        raise cur.fail(f"row_counts sum to {int(counts.sum())}, nnz is {nnz}")
+    return counts
+
+
+def _columns(cur: _Cursor, gaps: np.ndarray, counts: np.ndarray, cols: int, gap_bits: int) -> np.ndarray:
+    """3.5: relative column indices with fillers -> absolute columns."""
+    m = (1 << gap_bits) - 1
+    out = np.empty(int(counts.sum()), np.uint32)
+    syms = gaps.tolist()
+    at = j = 0
+    for r, need in enumerate(counts.tolist()):
+        p = 0
+        while need:
+            if at >= len(syms):
+                raise cur.fail(f"gap stream: row {r} runs out of symbols")
+            g = syms[at]
+            at += 1
+            if g == m:  # filler
+                p += m
+                # ASSUMPTION (gap): "runs past the last column" read as p > cols - 1, i.e. no column left
+                # for the nonzero the row still owes (p == cols would be refused by the next symbol anyway).
+                if p >= cols:
+                    raise cur.fail(f"gap stream: row {r}: filler runs past the last column ({p} >= {cols})")
+                continue
+            if p + g >= cols:
+                raise cur.fail(f"gap stream: row {r}: column {p + g} past the last column {cols - 1}")
+            out[j] = p + g
+            j += 1
+            p += g + 1
+            need -= 1
+    if at != len(syms):
+        raise cur.fail(f"gap stream: {len(syms) - at} symbols left over after the last row")
+    return out
+
+
+def read_tensor(payload: bytes, where: str) -> Tensor:
+    cur = _Cursor(payload, where)
+    encoding, rank, d0, d1, d2, d3, name_len, _reserved = cur.unpack("8I", "tensor header")
+    # ASSUMPTION (gap): the reserved field is not checked (FORMAT.md: "only where noted").
+    if encoding not in ENCODINGS:
+        raise cur.fail(f"unknown encoding {encoding}")
+    if not 1 <= rank <= 4:
+        raise cur.fail(f"rank {rank} not in 1..4")
+    dims = [d0, d1, d2, d3]
+    if any(d == 0 for d in dims[:rank]) or any(dims[rank:]):
+        raise cur.fail(f"dims {dims} for rank {rank}: used entries must be > 0, unused 0")
+    if name_len > 255:
+        raise cur.fail(f"name_len {name_len} > 255")
+    raw_name = cur.take(name_len, "name")
+    try:
+        name = raw_name.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise cur.fail(f"name is not UTF-8 ({e})") from None
+    cur.pad(8, "name")
+    cur.where = f"{where} '{name}'"
+    shape = dims[:rank]
+    rows, cols = shape[0], math.prod(shape[1:])
+    if cols >= 1 << 32 or rows * cols > 1 << 40:
+        raise cur.fail(f"shape {shape} exceeds the limits (cols < 2^32, rows * cols <= 2^40)")
+    t = Tensor(name, ENCODINGS[encoding], shape, rows, cols)
+    numel = rows * cols
+    if encoding == 0:  # 3.1
+        cur.pad(64, "name (dense values are 64-byte aligned)")
+        t.values = np.frombuffer(cur.take(4 * numel, "values"), "<f4").astype(np.float32).reshape(shape)
+    elif encoding == 2:  # 3.2
+        k, t.index_bits = cur.unpack("2I", "codebook header")
+        t.centroids = _codebook_head(cur, k, t.index_bits)
+        s = read_stream(
+            cur, t.index_bits, "indices", lambda n: None if n == numel else f"rows*cols is {numel}"
+        )
+        _check_indices(cur, s.symbols, k)
+        t.streams["indices"], t.indices = s, s.symbols
+    else:  # 3.3 csr, 3.4 csr+codebook
+        if encoding == 1:
+            nnz, t.gap_bits, t.count_width, _reserved = cur.unpack("4I", "csr header")
+        else:
+            nnz, t.gap_bits, t.count_width, k, t.index_bits, _reserved = cur.unpack(
+                "6I", "csr+codebook header"
+            )
+            t.centroids = _codebook_head(cur, k, t.index_bits)
+        if not 1 <= t.gap_bits <= 8:
+            raise cur.fail(f"gap_bits {t.gap_bits} not in 1..8")
+        counts = _row_counts(cur, t, nnz, t.count_width)
+        s = read_stream(cur, t.gap_bits, "gaps", lambda n: None if n >= nnz else f"fewer than nnz = {nnz}")
+        t.streams["gaps"] = s
+        t.colidx = _columns(cur, s.symbols, counts, cols, t.gap_bits)
+        t.rowptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32)
+        if encoding == 1:
+            t.values = np.frombuffer(cur.take(4 * nnz, "values"), "<f4").astype(np.float32)
+        else:
+            s = read_stream(cur, t.index_bits, "indices", lambda n: None if n == nnz else f"nnz is {nnz}")
+            _check_indices(cur, s.symbols, k)
+            t.streams["indices"], t.indices = s, s.symbols
+    if cur.pos != len(cur.buf):  # FORMAT.md 3: the payload ends right after the body
+        raise cur.fail(f"{len(cur.buf) - cur.pos} bytes after the end of the body")
+    return t
+
+
+# ---- 2. graph -------------------------------------------------------------------------------------------
+
+
+def read_graph(payload: bytes, where: str) -> tuple[list[int], list[Node]]:
+    cur = _Cursor(payload, where)
+    rank, d0, d1, d2, d3, node_count, _reserved = cur.unpack("7I", "graph header")
+    # ASSUMPTION (gap): the reserved field is not checked (FORMAT.md: "only where noted").
+    dims = [d0, d1, d2, d3]
+    if not 1 <= rank <= 4:
+        raise cur.fail(f"input_rank {rank} not in 1..4")
+    # ASSUMPTION (gap): as for tensor dims, used input dims must be > 0 (the spec only says unused are 0).
+    if any(d == 0 for d in dims[:rank]) or any(dims[rank:]):
+        raise cur.fail(f"input_dims {dims} for rank {rank}: used entries must be > 0, unused 0")
+    if math.prod(dims[:rank]) > MAX_INPUT_ELEMENTS:
+        raise cur.fail(f"input_dims {dims[:rank]}: {math.prod(dims[:rank])} elements per sample > 2^31")
+    if not 1 <= node_count <= 65536:
+        raise cur.fail(f"node_count {node_count} not in 1..65536")
+    nodes = []
+    for i in range(node_count):
+        cur.where = f"{where}: node {i}"
+        op, n_in, n_t, attr_bytes = cur.unpack("HBBI", "node header")
+        if op not in OPS:
+            raise cur.fail(f"unknown op {op}")
+        if attr_bytes % 4 or attr_bytes > 1024:
+            raise cur.fail(f"attr_bytes {attr_bytes} not a multiple of 4 <= 1024")
+        inputs = list(cur.unpack(f"{n_in}I", "inputs"))
+        tensors = list(cur.unpack(f"{n_t}I", "tensors"))
+        attrs = cur.take(attr_bytes, "attrs")
+        nodes.append(Node(OPS[op], inputs, tensors, attrs))
+    cur.where = where
+    if cur.pos != len(payload):
+        raise cur.fail(f"{len(payload) - cur.pos} bytes after the last node")
+    return dims[:rank], nodes
+
+
+def check_graph(input_shape: list[int], nodes: list[Node], tensors: list[Tensor]) -> list[list[int]]:
+    """2: op arity, value and tensor references, shapes. Returns the shape of every value."""
+    shapes = [list(input_shape)]
+    for i, node in enumerate(nodes):
+        where = f"graph: node {i} ({node.op})"
+        # ASSUMPTION (gap): attr_bytes "0 for every version-1 op" is enforced (all version-1 ops are known).
+        if node.attrs:
+            raise SpecError(f"{where}: attr_bytes {len(node.attrs)}, version-1 ops take none")
+        if len(node.inputs) != 1:
+            raise SpecError(f"{where}: {len(node.inputs)} inputs, the op takes 1")
+        v = node.inputs[0]
+        if v > i:
+            raise SpecError(f"{where}: reads value {v}, only values 0..{i} exist before it")
+        for t in node.tensors:
+            if t >= len(tensors):
+                raise SpecError(f"{where}: tensor {t} does not exist ({len(tensors)} tensor sections)")
+        x = shapes[v]
+        if node.op == "linear":
+            if len(node.tensors) not in (1, 2):
+                raise SpecError(f"{where}: {len(node.tensors)} tensors, linear takes a weight and a bias")
+            w = tensors[node.tensors[0]]
+            # ASSUMPTION (gap): "weight [out, in]" means rank exactly 2 and the input rank exactly 1.
+            if len(x) != 1 or len(w.shape) != 2 or w.shape[1] != x[0]:
+                raise SpecError(f"{where}: weight '{w.name}' {w.shape} does not take input of shape {x}")
+            if len(node.tensors) == 2:
+                b = tensors[node.tensors[1]]
+                if b.encoding != "dense" or b.shape != [w.shape[0]]:
+                    raise SpecError(
+                        f"{where}: bias '{b.name}' ({b.encoding} {b.shape}) is not dense [{w.shape[0]}]"
+                    )
+            shapes.append([w.shape[0]])
+        else:
+            if node.tensors:
+                raise SpecError(f"{where}: {len(node.tensors)} tensors, the op takes none")
+            shapes.append([math.prod(x)] if node.op == "flatten" else list(x))
+    return shapes
+
+
+# ---- 1. file --------------------------------------------------------------------------------------------
+
+
+def read_file(buf: bytes) -> SpecModel:
+    """Parse and validate a whole .pyrt file (FORMAT.md 6, in that order); raise SpecError on any fault."""
+    buf = bytes(buf)
+    if len(buf) < 64:
+        raise SpecError(f"header: file has {len(buf)} bytes, fewer than the 64-byte header")
+    if buf[:8] != MAGIC:
+        raise SpecError(f"header: bad magic {buf[:8]!r}")
+    version, flags, file_size, count, table_crc = struct.unpack_from("<IIQII", buf, 8)
+    if not 1 <= version <= READER_VERSION:
+        raise SpecError(f"header: file version {version}, this reader reads versions 1..{READER_VERSION}")
+    if struct.unpack_from("<I", buf, 60)[0] != _crc(buf[:60]):
+        raise SpecError("header: header_crc mismatch")
+    # ASSUMPTION (gap): the 28 reserved header bytes are not checked (FORMAT.md: "only where noted").
+    if flags:
+        raise SpecError(f"header: unknown flags 0x{flags:x}")
+    if file_size != len(buf):
+        raise SpecError(f"header: file_size {file_size}, the file has {len(buf)} bytes")
+    if not 1 <= count <= 65536:
+        raise SpecError(f"header: section_count {count} not in 1..65536")
+    table_end = 64 + 32 * count
+    if table_end > len(buf):
+        raise SpecError(f"section table: {count} entries need {table_end} bytes, the file has {len(buf)}")
+    if table_crc != _crc(buf[64:table_end]):
+        raise SpecError("section table: table_crc mismatch")
+    sections, end = [], table_end
+    for i in range(count):
+        s = Section(*struct.unpack_from("<IIQQI", buf, 64 + 32 * i))
+        # ASSUMPTION (gap): the entry's reserved u32 is not checked (FORMAT.md: "only where noted").
+        where = f"section {i} (type {s.type})"
+        if s.offset % 64:
+            raise SpecError(f"{where}: offset {s.offset} not a multiple of 64")
+        if s.offset < end:
+            raise SpecError(f"{where}: offset {s.offset} before the end {end} of the previous payload/table")
+        if s.offset + s.size > len(buf):
+            raise SpecError(f"{where}: payload [{s.offset}, {s.offset + s.size}) past the end of the file")
+        if _crc(buf[s.offset : s.offset + s.size]) != s.crc:
+            raise SpecError(f"{where}: payload crc mismatch")
+        sections.append(s)
+        end = s.offset + s.size
+    if end != len(buf):  # FORMAT.md 1: the file ends right after the last payload
+        raise SpecError(f"file: {len(buf) - end} bytes after the end of the last section")
+    graphs = [i for i, s in enumerate(sections) if s.type == GRAPH]
+    if len(graphs) != 1:
+        raise SpecError(f"section table: {len(graphs)} graph sections, exactly one is required")
+    tensors, metadata = [], ""
+    for i, s in enumerate(sections):
+        payload = buf[s.offset : s.offset + s.size]
+        if s.type == TENSOR:
+            tensors.append(read_tensor(payload, f"section {i}: tensor {len(tensors)}"))
+        elif s.type == METADATA:
+            # ASSUMPTION (gap): metadata is decoded leniently (readers may ignore it); a second one wins.
+            metadata = payload.decode("utf-8", errors="replace")
+        elif s.type != GRAPH and s.flags & REQUIRED:
+            raise SpecError(f"section {i}: unknown type {s.type} is marked required")
+    g = sections[graphs[0]]
+    input_shape, nodes = read_graph(buf[g.offset : g.offset + g.size], f"section {graphs[0]}: graph")
+    shapes = check_graph(input_shape, nodes, tensors)
+    return SpecModel(version, flags, file_size, sections, input_shape, nodes, tensors, metadata, shapes)
+
+
+# ---- meaning --------------------------------------------------------------------------------------------
+
+
+def dense_matrix(t: Tensor) -> np.ndarray:
+    """The weight as a float32 (rows, cols) matrix, whatever its encoding."""
+    if t.encoding == "dense":
+        return t.values.reshape(t.rows, t.cols)
+    if t.encoding == "codebook":
+        return t.centroids[t.indices.astype(np.int64)].reshape(t.rows, t.cols)
+    out = np.zeros((t.rows, t.cols), np.float32)
+    row_of = np.repeat(np.arange(t.rows), np.diff(t.rowptr.astype(np.int64)))
+    vals = t.values if t.encoding == "csr" else t.centroids[t.indices.astype(np.int64)]
+    out[row_of, t.colidx.astype(np.int64)] = vals
+    return out
+
+
+def run(model: SpecModel, x: np.ndarray) -> np.ndarray:
+    """Forward pass of the graph in float64 (batch first); returns float32 like the runtime."""
+    x = np.asarray(x)
+    if x.shape[1:] != tuple(model.input_shape):
+        raise ValueError(f"input shape {x.shape}, expected (batch, {', '.join(map(str, model.input_shape))})")
+    batch = x.shape[0]
+    values = [x.astype(np.float64)]
+    for node in model.nodes:
+        v = values[node.inputs[0]]
+        if node.op == "linear":
+            y = v @ dense_matrix(model.tensors[node.tensors[0]]).astype(np.float64).T
+            if len(node.tensors) == 2:
+                y = y + model.tensors[node.tensors[1]].values.astype(np.float64)
+        elif node.op == "relu":
+            y = np.maximum(v, 0.0)
+        elif node.op == "softmax":
+            flat = v.reshape(batch, -1)
+            e = np.exp(flat - flat.max(axis=1, keepdims=True))
+            y = (e / e.sum(axis=1, keepdims=True)).reshape(v.shape)
+        else:  # flatten
+            y = v.reshape(batch, -1)
+        values.append(y)
+    return values[-1].astype(np.float32)

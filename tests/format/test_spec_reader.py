@@ -1,0 +1,605 @@
+"""docs/FORMAT.md is a complete spec: spec_reader.py, written from that page alone, reads what the C++ writer
+writes exactly as the C++ reader does, computes the same outputs, and accepts and refuses the same files.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import spec_reader as sr
+
+import pyruntime
+from pyruntime import _core
+
+ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
+FIELDS = {
+    "dense": ["values"],
+    "csr": ["rowptr", "colidx", "values"],
+    "codebook": ["indices", "centroids"],
+    "csr+codebook": ["rowptr", "colidx", "indices", "centroids"],
+}
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+
+
+# ---- comparing the two readers --------------------------------------------------------------------------
+
+
+def assert_same_model(spec: sr.SpecModel, cpp: dict) -> None:
+    """The spec reader's model equals the C++ reader's (read_model) exactly: arrays bit for bit."""
+    assert (spec.version, spec.file_size) == (cpp["version"], cpp["file_size"])
+    assert [(s.type, s.flags, s.offset, s.size, s.crc) for s in spec.sections] == [
+        (s["type"], s["flags"], s["offset"], s["size"], s["crc"]) for s in cpp["sections"]
+    ]
+    assert spec.input_shape == cpp["input_shape"]
+    assert [(n.op, n.inputs, n.tensors) for n in spec.nodes] == [
+        (n["op"], n["inputs"], n["tensors"]) for n in cpp["nodes"]
+    ]
+    assert spec.metadata == cpp["metadata"]
+    assert len(spec.tensors) == len(cpp["tensors"])
+    for t, want in zip(spec.tensors, cpp["tensors"]):
+        assert (t.name, t.encoding, t.shape) == (want["name"], want["encoding"], want["shape"])
+        for f in FIELDS[t.encoding]:
+            got, exp = getattr(t, f).ravel(), np.asarray(want[f])
+            assert got.dtype == exp.dtype and got.shape == exp.shape, (t.name, f, got.dtype, exp.dtype)
+            if got.dtype == np.float32:  # bit-exact: -0.0 and NaN payloads count
+                got, exp = got.view(np.uint32), exp.view(np.uint32)
+            assert np.array_equal(got, exp), (t.name, f)
+        for f in ("gap_bits", "index_bits"):
+            assert getattr(t, f) == want.get(f), (t.name, f)
+
+
+def verdict(read, data: bytes, refusal: type[Exception]) -> tuple[bool, object]:
+    try:
+        return True, read(data)
+    except refusal as e:
+        return False, str(e)
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    """1e-5 relative, measured against the output's scale (an output near 0 has no relative precision)."""
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+# ---- models the C++ writer writes -----------------------------------------------------------------------
+
+
+def holder(tensors: list[dict]) -> dict:
+    """A model that stores tensors no node uses: the file keeps them anyway."""
+    return {"input_shape": [4], "nodes": [{"op": "relu", "inputs": [0]}], "tensors": tensors}
+
+
+def skewed(rng: np.random.Generator, n: int, k: int, p: float = 0.5) -> np.ndarray:
+    """Geometric symbol frequencies: the writer Huffman-codes them."""
+    return np.minimum(rng.geometric(p, n) - 1, k - 1).astype(np.uint8)
+
+
+def with_far_column(mask: np.ndarray) -> np.ndarray:
+    """Row 0 holds only its last column: every gap_bits up to 8 needs fillers (gap cols-1 >= 255)."""
+    mask[0, :] = False
+    mask[0, -1] = True
+    return mask
+
+
+def case_codebook(h, rng, k, skew, index_bits=None):
+    t = h.codebook(rng, (20, 50), k=k, name="cb", index_bits=index_bits)
+    if skew:
+        t["indices"] = skewed(rng, 1000, k, skew)
+    return holder([t])
+
+
+def case_sparse(h, rng, encoding, density, gap_bits=None, skew=None, cols=300, far=True):
+    mask = h.sparse_mask(rng, (6, cols), density, empty_rows=[3])
+    if far:
+        mask = with_far_column(mask)
+    t = h.tensor(rng, encoding, (6, cols), name="sp", mask=mask, gap_bits=gap_bits)
+    if skew:
+        t["indices"] = skewed(rng, t["colidx"].size, 16, skew)
+    return holder([t])
+
+
+def case_count_widths(h, rng):
+    tensors = []
+    for encoding in ("csr", "csr+codebook"):
+        for row_nnz in (256, 65536):
+            mask = np.zeros((2, row_nnz), bool)
+            mask[1] = True
+            tensors.append(h.tensor(rng, encoding, (2, row_nnz), name=f"{encoding}{row_nnz}", mask=mask))
+    return holder(tensors)
+
+
+def case_ranks(h, rng):
+    shapes = [(6,), (3, 4, 5), (2, 3, 4, 5), (1, 1, 1, 1), (7, 1, 3)]
+    return holder([h.tensor(rng, e, s, name=f"{e}{s}") for e in ENCODINGS for s in shapes])
+
+
+def case_empty(h, rng):
+    tensors = []
+    for e in ("csr", "csr+codebook"):
+        for name, mask in [("empty", np.zeros((5, 9), bool)), ("full", np.ones((5, 9), bool))]:
+            tensors.append(h.tensor(rng, e, (5, 9), name=f"{e}-{name}", mask=mask))
+    return holder(tensors)
+
+
+def case_every_encoding(h, rng, metadata='{"producer": "tests", "layers": [1, 2]}'):
+    model = h.mlp(rng, [30, 24, 20, 16, 10], list(ENCODINGS), input_shape=[2, 3, 5], metadata=metadata)
+    model["tensors"][2] = h.csr(rng, (20, 24), 0.3, name="fc1.weight", empty_rows=[0, 7, 19])
+    model["tensors"][4] = h.codebook(rng, (16, 20), k=5, name="fc2.weight")
+    return model
+
+
+# id -> (builder, {tensor name: {stream: coding the writer must have chosen}})
+CASES = {
+    "every-encoding": (case_every_encoding, {}),
+    "every-encoding-unicode-metadata": (lambda h, r: case_every_encoding(h, r, "ünïcødé ✓ 中文 nul\0"), {}),
+    "no-metadata": (lambda h, r: case_every_encoding(h, r, None), {}),
+    "codebook-packed": (lambda h, r: case_codebook(h, r, 16, None), {"cb": {"indices": "packed"}}),
+    "codebook-huffman": (lambda h, r: case_codebook(h, r, 16, 0.5), {"cb": {"indices": "huffman"}}),
+    "codebook-one-code": (lambda h, r: case_codebook(h, r, 1, None, 8), {"cb": {"indices": "huffman"}}),
+    "codebook-long-codes": (lambda h, r: case_codebook(h, r, 256, 0.4), {"cb": {"indices": "huffman"}}),
+    "csr-huffman-gaps": (lambda h, r: case_sparse(h, r, "csr", 0.1, 3), {"sp": {"gaps": "huffman"}}),
+    "csr-packed-gaps": (lambda h, r: case_sparse(h, r, "csr", 0.5, far=False), {"sp": {"gaps": "packed"}}),
+    "csr+codebook-packed": (
+        lambda h, r: case_sparse(h, r, "csr+codebook", 0.5, far=False),
+        {"sp": {"gaps": "packed", "indices": "packed"}},
+    ),
+    "csr+codebook-huffman": (
+        lambda h, r: case_sparse(h, r, "csr+codebook", 0.1, 3, skew=0.5),
+        {"sp": {"gaps": "huffman", "indices": "huffman"}},
+    ),
+    "count-widths": (case_count_widths, {}),
+    "ranks-1-to-4": (case_ranks, {}),
+    "empty-and-full": (case_empty, {}),
+}
+CASES.update(
+    {
+        f"{e}-gap_bits-{b}": (lambda h, r, e=e, b=b: case_sparse(h, r, e, 0.03, b, cols=300), {})
+        for e in ("csr", "csr+codebook")
+        for b in range(1, 9)
+    }
+)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_tensors_as_cpp_reader(helpers, rng, case):
+    build, codings = CASES[case]
+    model = build(helpers, rng)
+    data = _core.write_model(model)
+    spec = sr.read_file(data)
+    assert_same_model(spec, _core.read_model(data))
+    by_name = {t.name: t for t in spec.tensors}
+    for name, want in codings.items():
+        assert by_name[name].coding == want, name
+    for t in spec.tensors:
+        assert np.array_equal(
+            sr.dense_matrix(t), helpers.densify(next(w for w in model["tensors"] if w["name"] == t.name))
+        )
+        if "gaps" in t.streams:
+            assert t.streams["gaps"].symbol_bits == t.gap_bits
+            if case.endswith(f"gap_bits-{t.gap_bits}"):  # the far column of row 0 took fillers
+                assert (1 << t.gap_bits) - 1 in t.streams["gaps"].symbols
+        if "indices" in t.streams:
+            assert t.streams["indices"].symbol_bits == t.index_bits
+    if case == "codebook-long-codes":
+        assert spec.tensors[0].streams["indices"].code_lengths.max() >= 12
+
+
+def test_every_encoding_fixture(every_encoding_bytes):
+    spec = sr.read_file(every_encoding_bytes)
+    assert_same_model(spec, _core.read_model(every_encoding_bytes))
+    assert {c for t in spec.tensors for c in t.coding.values()} == {"packed", "huffman"}
+
+
+def test_long_canonical_codes_decode_like_cpp(rng):
+    """Code lengths 1, 2, .., 24, 24 (a complete table): the spec's canonical codes, checked by C++."""
+    lengths = list(range(1, 25)) + [24] + [0] * 7
+    symbols = np.concatenate([np.arange(25), rng.integers(0, 25, 200)]).astype(np.uint8)
+    data = stream_bytes(symbols, 5, lengths)
+    assert np.array_equal(_core.decode_symbol_stream(data, 5, symbols.size), symbols)
+    got = sr.decode_stream(data, 5)
+    assert got.coding == "huffman" and np.array_equal(got.symbols, symbols)
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8])
+def test_writer_streams_decode(rng, bits):
+    for symbols in (rng.integers(0, 1 << bits, 500), skewed(rng, 500, 1 << bits), np.zeros(7, int)):
+        symbols = symbols.astype(np.uint8)
+        data = _core.encode_symbol_stream(symbols, bits)
+        got = sr.decode_stream(data, bits)
+        assert np.array_equal(got.symbols, symbols) and got.count == symbols.size
+
+
+def test_spec_examples():
+    # 4.1: b = 3, symbols 5, 1, 6 -> bytes 0x8D 0x01
+    assert stream_bytes([5, 1, 6], 3)[16:18] == b"\x8d\x01"
+    s = sr.decode_stream(_core.encode_symbol_stream(np.array([5, 1, 6], np.uint8), 3), 3)
+    assert s.coding == "packed" and s.symbols.tolist() == [5, 1, 6]
+    # 3.5: gap_bits 2, nonzeros at columns 1, 2, 9 -> symbols 1 0 3 3 0
+    mask = np.zeros((1, 12), bool)
+    mask[0, [1, 2, 9]] = True
+    w = {
+        "name": "w",
+        "encoding": "csr",
+        "shape": [1, 12],
+        "gap_bits": 2,
+        "rowptr": np.array([0, 3], np.uint32),
+    }
+    w.update(colidx=np.array([1, 2, 9], np.uint32), values=np.ones(3, np.float32))
+    t = sr.read_file(_core.write_model(holder([w]))).tensors[0]
+    assert t.streams["gaps"].symbols.tolist() == [1, 0, 3, 3, 0] and t.colidx.tolist() == [1, 2, 9]
+
+
+# ---- the file's meaning ---------------------------------------------------------------------------------
+
+
+def dag_model(h, rng):
+    """Skip connections, a value read twice, a dead value, softmax on a 3-D value."""
+    nodes = [
+        {"op": "softmax", "inputs": [0]},  # 1: [2, 3, 4]
+        {"op": "flatten", "inputs": [1]},  # 2: [24]
+        {"op": "flatten", "inputs": [0]},  # 3: [24]
+        {"op": "linear", "inputs": [3], "tensors": [0, 1]},  # 4: [9]
+        {"op": "relu", "inputs": [2]},  # 5: dead
+        {"op": "linear", "inputs": [2], "tensors": [2]},  # 6: [9]
+        {"op": "relu", "inputs": [4]},  # 7
+        {"op": "linear", "inputs": [7], "tensors": [3, 4]},  # 8: [5]
+    ]
+    tensors = [
+        h.csr_codebook(rng, (9, 24), 0.4, name="a"),
+        h.dense(rng, (9,), name="ab"),
+        h.codebook(rng, (9, 24), k=3, name="b"),
+        h.csr(rng, (5, 9), 0.5, name="c"),
+        h.dense(rng, (5,), name="cb"),
+    ]
+    return {"input_shape": [2, 3, 4], "nodes": nodes, "tensors": tensors}
+
+
+RUN_MODELS = {
+    **{e: lambda h, r, e=e: h.mlp(r, [37, 19, 10], [e, e]) for e in ENCODINGS},
+    "mixed-no-bias-no-softmax": lambda h, r: h.mlp(
+        r, [12, 9, 3], ["csr+codebook", "csr"], bias=False, final=None
+    ),
+    "every-encoding": case_every_encoding,
+    "dag": dag_model,
+}
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("name", list(RUN_MODELS))
+def test_run_matches_runtime(helpers, rng, name, batch):
+    model = RUN_MODELS[name](helpers, rng)
+    data = _core.write_model(model)
+    x = helpers.random_input(rng, model, batch)
+    got = sr.run(sr.read_file(data), x)
+    assert got.dtype == np.float32
+    assert_close(got, pyruntime.load(data).run(x))
+
+
+def test_golden_file():
+    path, expected = DATA / "golden_v1.pyrt", DATA / "golden_v1_expected.npz"
+    if not path.exists() or not expected.exists():
+        pytest.skip(f"{path.name} / {expected.name} not in tests/data yet")
+    data = path.read_bytes()
+    spec = sr.read_file(data)
+    assert_same_model(spec, _core.read_model(data))
+    with np.load(expected) as npz:
+        assert_close(sr.run(spec, npz["input"]), npz["output"])
+
+
+# ---- files built by hand from the spec: the cases where FORMAT.md leaves a reader's behaviour open ---------
+
+
+def pad(b: bytes, n: int) -> bytes:
+    return b + bytes(-len(b) % n)
+
+
+def stream_bytes(symbols, bits: int, lengths=None, *, res=(0, 0), tail: int = 0, extra: bytes = b"") -> bytes:
+    """4: a packed stream, or a Huffman stream with the canonical codes of `lengths`."""
+    symbols = [int(s) for s in symbols]
+    if lengths is None:
+        code_bits = [(s >> i) & 1 for s in symbols for i in range(bits)]
+        coding, table = 0, b""
+    else:
+        codes = {s: (n, c) for (n, c), s in sr.canonical_codes(np.array(lengths), "test").items()}
+        code_bits = [(codes[s][1] >> (codes[s][0] - 1 - i)) & 1 for s in symbols for i in range(codes[s][0])]
+        coding, table = 1, pad(bytes(lengths), 4)
+    payload = np.packbits(np.array(code_bits, np.uint8), bitorder="little").tobytes()
+    payload = payload[:-1] + bytes([payload[-1] | tail]) + extra if payload else payload
+    return (
+        struct.pack("<BBHIII", coding, bits, res[0], len(symbols), len(payload), res[1])
+        + table
+        + pad(payload, 4)
+    )
+
+
+def tensor_head(encoding: int, shape, name: bytes = b"t", reserved: int = 0) -> bytes:
+    dims = list(shape) + [0] * (4 - len(shape))
+    return pad(struct.pack("<8I", encoding, len(shape), *dims, len(name), reserved) + name, 8)
+
+
+def dense_bytes(shape, name: bytes = b"t", fill: int = 0) -> bytes:
+    head = tensor_head(0, shape, name)
+    return head + bytes([fill]) * (-len(head) % 64) + np.arange(math.prod(shape), dtype="<f4").tobytes()
+
+
+def codebook_bytes(shape, k: int, stream: bytes, index_bits: int = 2) -> bytes:
+    return (
+        tensor_head(2, shape)
+        + struct.pack("<2I", k, index_bits)
+        + np.arange(k, dtype="<f4").tobytes()
+        + stream
+    )
+
+
+def csr_bytes(shape, counts, gaps, gap_bits: int) -> bytes:
+    nnz = sum(counts)
+    head = tensor_head(1, shape) + struct.pack("<4I", nnz, gap_bits, 1, 0) + pad(bytes(counts), 4)
+    return head + stream_bytes(gaps, gap_bits) + np.ones(nnz, "<f4").tobytes()
+
+
+def graph_bytes(input_shape, nodes, dims=None) -> bytes:
+    ops = {"linear": 1, "relu": 2, "softmax": 3, "flatten": 4}
+    out = struct.pack(
+        "<7I", len(input_shape), *(dims or list(input_shape) + [0] * (4 - len(input_shape))), len(nodes), 0
+    )
+    for op, inputs, tensors, *attrs in nodes:
+        attrs = attrs[0] if attrs else b""
+        out += struct.pack("<HBBI", ops[op], len(inputs), len(tensors), len(attrs))
+        out += struct.pack(f"<{len(inputs) + len(tensors)}I", *inputs, *tensors) + attrs
+    return out
+
+
+def file_bytes(
+    sections, *, version=1, header_reserved: bytes = b"", entry_reserved: int = 0, trailing: bytes = b""
+) -> bytes:
+    """1: header, table, payloads at the next multiples of 64. sections: [(type, flags, payload)]."""
+    n = len(sections)
+    at = -(-(64 + 32 * n) // 64) * 64
+    table, body = b"", b""
+    for typ, flags, payload in sections:
+        body = pad(body, 64)
+        table += struct.pack(
+            "<IIQQII", typ, flags, at + len(body), len(payload), zlib.crc32(payload), entry_reserved
+        )
+        body += payload
+    size = at + len(body) + len(trailing)
+    head = (
+        b"PYRT\r\n\x1a\n"
+        + struct.pack("<IIQII", version, 0, size, n, zlib.crc32(table))
+        + header_reserved.ljust(28, b"\0")
+    )
+    return head + struct.pack("<I", zlib.crc32(head)) + pad(table, 64) + body + trailing
+
+
+LINEAR = [("linear", [0], [0, 1])]
+RELU = graph_bytes([4], [("relu", [0], [])])
+
+
+def linear_file(weight: bytes, cols: int = 4, rows: int = 3, **kw) -> bytes:
+    return file_bytes(
+        [(1, 1, graph_bytes([cols], LINEAR)), (2, 1, weight), (2, 1, dense_bytes([rows]))], **kw
+    )
+
+
+IDX = [0, 1, 2, 3, 0, 0, 0, 0, 1, 1, 2, 3]  # 12 indices of a [3, 4] codebook weight
+EDGE_CASES = {  # id -> (file, accepted): both readers must agree with the verdict
+    "reference": (linear_file(dense_bytes([3, 4])), True),
+    "header-reserved-nonzero": (linear_file(dense_bytes([3, 4]), header_reserved=b"\1"), True),
+    "entry-reserved-nonzero": (linear_file(dense_bytes([3, 4]), entry_reserved=7), True),
+    "tensor-reserved-nonzero": (
+        linear_file(tensor_head(0, [3, 4], reserved=1) + dense_bytes([3, 4])[40:]),
+        True,
+    ),
+    "nonzero-alignment-padding": (linear_file(dense_bytes([3, 4], fill=9)), True),
+    "bytes-after-last-payload": (linear_file(dense_bytes([3, 4]), trailing=bytes(8)), False),
+    "bytes-after-tensor-body": (linear_file(dense_bytes([3, 4]) + bytes(4)), False),
+    "name-not-utf8": (linear_file(dense_bytes([3, 4], name=b"\xff")), False),
+    "graph-after-tensors": (
+        file_bytes([(2, 1, dense_bytes([3, 4])), (2, 1, dense_bytes([3])), (1, 1, graph_bytes([4], LINEAR))]),
+        True,
+    ),
+    "sections-not-flagged-required": (
+        file_bytes([(1, 0, graph_bytes([4], LINEAR)), (2, 0, dense_bytes([3, 4])), (2, 6, dense_bytes([3]))]),
+        True,
+    ),
+    "unknown-optional-section": (
+        file_bytes(
+            [
+                (1, 1, graph_bytes([4], LINEAR)),
+                (9, 0, b"x"),
+                (2, 1, dense_bytes([3, 4])),
+                (2, 1, dense_bytes([3])),
+            ]
+        ),
+        True,
+    ),
+    "unknown-required-section": (
+        file_bytes(
+            [
+                (1, 1, graph_bytes([4], LINEAR)),
+                (2, 1, dense_bytes([3, 4])),
+                (2, 1, dense_bytes([3])),
+                (0, 1, b""),
+            ]
+        ),
+        False,
+    ),
+    "stream-reserved-nonzero": (
+        linear_file(codebook_bytes([3, 4], 4, stream_bytes(IDX, 2, res=(1, 1)))),
+        True,
+    ),
+    "packed-nonzero-tail-bits": (
+        linear_file(codebook_bytes([3, 4], 4, stream_bytes(IDX, 3, tail=0xF0), 3)),
+        True,
+    ),
+    "huffman-nonzero-tail-bits": (
+        linear_file(codebook_bytes([3, 4], 4, stream_bytes(IDX, 2, [1, 2, 3, 3], tail=0x80))),
+        True,
+    ),
+    "huffman-whole-trailing-byte": (
+        linear_file(codebook_bytes([3, 4], 4, stream_bytes(IDX, 2, [1, 2, 3, 3], extra=b"\0"))),
+        False,
+    ),
+    "huffman-one-code-of-length-5": (
+        linear_file(codebook_bytes([3, 4], 4, stream_bytes([2] * 12, 2, [0, 0, 5, 0]))),
+        True,
+    ),
+    "huffman-incomplete-table": (
+        linear_file(codebook_bytes([3, 4], 3, stream_bytes(IDX[:3] * 4, 2, [1, 2, 3, 0]))),
+        True,
+    ),
+    "huffman-code-for-symbol-beyond-k": (
+        linear_file(codebook_bytes([3, 4], 3, stream_bytes([0, 1, 2] * 4, 2, [1, 2, 3, 3]))),
+        True,
+    ),
+    "index-bits-wider-than-needed": (linear_file(codebook_bytes([3, 4], 4, stream_bytes(IDX, 3), 3)), True),
+    "filler-reaching-last-column": (linear_file(csr_bytes([3, 3], [1, 0, 0], [3, 0], 2), cols=3), False),
+    "filler-before-last-column": (linear_file(csr_bytes([3, 4], [1, 0, 0], [3, 0], 2), cols=4), True),
+    "trailing-filler": (linear_file(csr_bytes([3, 4], [1, 0, 0], [0, 3], 2), cols=4), False),
+    "attrs-on-a-version-1-op": (
+        file_bytes([(1, 1, graph_bytes([4], [("relu", [0], [], b"\0" * 4)]))]),
+        False,
+    ),
+    "linear-on-unflattened-input": (
+        file_bytes(
+            [(1, 1, graph_bytes([2, 2], LINEAR)), (2, 1, dense_bytes([3, 4])), (2, 1, dense_bytes([3]))]
+        ),
+        False,
+    ),
+    "rank-3-weight": (
+        file_bytes([(1, 1, graph_bytes([4], [("linear", [0], [0])])), (2, 1, dense_bytes([3, 2, 2]))]),
+        False,
+    ),
+    "rank-2-bias": (
+        file_bytes(
+            [(1, 1, graph_bytes([4], LINEAR)), (2, 1, dense_bytes([3, 4])), (2, 1, dense_bytes([3, 1]))]
+        ),
+        False,
+    ),
+    "input-2^31-elements": (file_bytes([(1, 1, graph_bytes([1 << 16, 1 << 15], [("relu", [0], [])]))]), True),
+    "input-over-2^31-elements": (
+        file_bytes([(1, 1, graph_bytes([1 << 16, 1 << 16], [("relu", [0], [])]))]),
+        False,
+    ),
+    "input-dim-0": (file_bytes([(1, 1, graph_bytes([0], [("relu", [0], [])]))]), False),
+    "version-0": (file_bytes([(1, 1, RELU)], version=0), False),
+    "version-2": (file_bytes([(1, 1, RELU)], version=2), False),
+    "no-graph": (file_bytes([(2, 1, dense_bytes([3]))]), False),
+    "two-graphs": (file_bytes([(1, 1, RELU), (1, 1, RELU)]), False),
+    "rank-1-csr": (file_bytes([(1, 1, RELU), (2, 1, csr_bytes([5], [1, 0, 1, 0, 0], [0, 0], 1))]), True),
+}
+
+
+@pytest.mark.parametrize("case", list(EDGE_CASES))
+def test_edge_cases_agree(case):
+    data, accepted = EDGE_CASES[case]
+    cpp_ok, cpp = verdict(_core.read_model, data, pyruntime.FormatError)
+    spec_ok, spec = verdict(sr.read_file, data, sr.SpecError)
+    assert (cpp_ok, spec_ok) == (accepted, accepted), (cpp, spec)
+    if accepted:
+        assert_same_model(spec, cpp)
+
+
+def test_metadata_sections():
+    body = [(1, 1, graph_bytes([4], [("relu", [0], [])]))]
+    for metas, text in [([b"a", b"b"], "b"), ([b"x\xff\xfey"], "x\ufffd\ufffdy"), ([b""], "")]:
+        data = file_bytes(body + [(3, 0, m) for m in metas])
+        assert sr.read_file(data).metadata == _core.read_model(data)["metadata"] == text
+
+
+def test_hand_built_file_equals_writer():
+    """The spec is enough to write a file, too: byte for byte what the C++ writer writes."""
+    w = {"name": "w", "encoding": "dense", "shape": [3, 4], "values": np.arange(12, dtype=np.float32)}
+    b = {"name": "b", "encoding": "dense", "shape": [3], "values": np.arange(3, dtype=np.float32)}
+    model = {
+        "input_shape": [4],
+        "nodes": [{"op": "linear", "inputs": [0], "tensors": [0, 1]}],
+        "tensors": [w, b],
+    }
+    sections = [
+        (1, 1, graph_bytes([4], LINEAR)),
+        (2, 1, dense_bytes([3, 4], b"w")),
+        (2, 1, dense_bytes([3], b"b")),
+    ]
+    assert _core.write_model(model) == file_bytes(sections)
+    assert _core.write_model({**model, "metadata": "{}"}) == file_bytes(sections + [(3, 0, b"{}")])
+
+
+# ---- corrupted files: both readers accept and refuse the same ------------------------------------------
+
+
+def refresh_crcs(buf: bytes) -> bytes:
+    """Recompute every CRC (payloads, table, header) that the corrupted bytes still let one locate."""
+    b = bytearray(buf)
+    if len(b) < 64:
+        return bytes(b)
+    n = struct.unpack_from("<I", b, 24)[0]
+    if 64 + 32 * n <= len(b):
+        for i in range(n):
+            offset, size = struct.unpack_from("<QQ", b, 64 + 32 * i + 8)
+            if offset + size <= len(b):
+                struct.pack_into("<I", b, 64 + 32 * i + 24, zlib.crc32(b[offset : offset + size]))
+        struct.pack_into("<I", b, 28, zlib.crc32(b[64 : 64 + 32 * n]))
+    struct.pack_into("<I", b, 60, zlib.crc32(b[:60]))
+    return bytes(b)
+
+
+@pytest.fixture(scope="module")
+def small_file(helpers) -> bytes:
+    """Every encoding, Huffman gaps and indices, packed gaps, metadata: ~3 KB, mostly structure."""
+    rng = np.random.default_rng(2024)
+    model = helpers.mlp(rng, [12, 10, 40, 6, 24], list(ENCODINGS), input_shape=[3, 4], metadata='{"k": 1}')
+    model["tensors"][2] = helpers.csr(rng, (40, 10), 0.3, name="fc1.weight", gap_bits=4)
+    model["tensors"][4]["indices"] = skewed(rng, 240, 16)
+    fc3 = model["tensors"][6] = helpers.csr_codebook(rng, (24, 6), 0.5, k=4, name="fc3.weight", gap_bits=1)
+    fc3["indices"] = skewed(rng, fc3["colidx"].size, 4, 0.7)
+    data = _core.write_model(model)
+    codings = {t.name: t.coding for t in sr.read_file(data).tensors}
+    assert codings["fc1.weight"] == {"gaps": "huffman"}
+    assert codings["fc3.weight"] == {"gaps": "packed", "indices": "huffman"}
+    return data
+
+
+def variants(data: bytes, kind: str, n: int, seed: int) -> list[bytes]:
+    """n corrupted copies: truncations, or 1-2 changed bytes with the CRCs stale ("flip") or recomputed."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        if kind == "truncate":
+            out.append(data[: int(rng.integers(0, len(data)))])
+            continue
+        b = bytearray(data)
+        for pos in rng.integers(0, len(b), int(rng.integers(1, 3))):
+            if kind == "nudge-recrc":  # +-1 or 2: a count, size or index just off, so deep checks fire
+                b[pos] = (b[pos] + int(rng.choice([-2, -1, 1, 2]))) % 256
+            else:
+                b[pos] ^= int(rng.integers(1, 256))
+        out.append(bytes(b) if kind == "flip" else refresh_crcs(bytes(b)))
+    return out
+
+
+@pytest.mark.parametrize("base", ["small_file", "every_encoding_bytes"])
+@pytest.mark.parametrize(
+    "kind,n", [("flip", 100), ("truncate", 50), ("flip-recrc", 400), ("nudge-recrc", 300)]
+)
+def test_corrupted_files_agree(request, base, kind, n):
+    """Whenever the C++ reader raises FormatError the spec reader raises SpecError, and vice versa; where
+    both accept a corrupted file (a flipped float, padding) they read the same model."""
+    disagree, refused = [], 0
+    for i, data in enumerate(variants(request.getfixturevalue(base), kind, n, seed=len(kind) + len(base))):
+        cpp_ok, cpp = verdict(_core.read_model, data, pyruntime.FormatError)
+        spec_ok, spec = verdict(sr.read_file, data, sr.SpecError)
+        if cpp_ok != spec_ok:
+            disagree.append(
+                f"variant {i}: C++ {'accepts' if cpp_ok else cpp!r}, spec {'accepts' if spec_ok else spec!r}"
+            )
+        elif cpp_ok:
+            assert_same_model(spec, cpp)
+        refused += not cpp_ok
+    assert not disagree, "\n".join(disagree)
+    assert refused >= (n // 5 if kind.endswith("recrc") else n * 0.9)  # the checks were reached
