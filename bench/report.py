@@ -45,6 +45,43 @@ def load(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return data, rows
 
 
+def load_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The loading benchmarks (bench/test_load.py): one row per model form and mode."""
+    rows = []
+    for b in data.get("benchmarks", []):
+        info = dict(b.get("extra_info") or {})
+        if info.get("kind") == "load":
+            info["median"] = b["stats"]["median"]
+            rows.append(info)
+    return rows
+
+
+def load_table(rows: list[dict[str, Any]]) -> str:
+    """Load time and memory per model form (rows) and mode (bytes / read / mmap)."""
+    modes = ("bytes", "read", "mmap")
+    by_form: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        by_form[r["form"]][r["mode"]] = r
+    body = []
+    def cells(m: dict[str, dict[str, Any]], key: str, unit: str, scale: float = 1.0) -> str:
+        return " / ".join(f"{m[x][key] * scale:.0f} {unit}" if key in m.get(x, {}) else "-" for x in modes)
+
+    for form, m in by_form.items():
+        first = next(iter(m.values()))
+        body.append([
+            form,
+            fmt_bytes(first["file_bytes"]),
+            cells(m, "median", "ms", 1e3),
+            cells(m, "peak_extra_mb", "MiB"),
+            cells(m, "anon_extra_mb", "MiB"),
+            cells(m, "resident_extra_mb", "MiB"),
+        ])
+    dense = fmt_bytes(rows[0]["dense_bytes"])
+    return (f"Model of {dense} as dense fp32; each cell is bytes / read / mmap. Peak and private memory: "
+            "growth of the process during the load (VmHWM, RssAnon).\n\n"
+            + md_table(["stored as", "file", "load time", "peak extra", "private after", "resident after"], body))
+
+
 def group_key(rows: list[dict[str, Any]]) -> tuple:
     """Sort groups: layer (largest first), batch, sparsity."""
     r = rows[0]
@@ -279,15 +316,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     data, rows = load(args.json)
-    if not rows:
+    loads = load_rows(data)
+    if not rows and not loads:
         print(f"report: no pyruntime bench results in {args.json}", file=sys.stderr)
         return 1
-    text = render(data, rows)
+    text = render(data, rows) if rows else f"# pyruntime benchmarks\n\n{machine_line(data)}\n"
+    if loads:
+        text += "\n## Loading (bench/test_load.py)\n\n" + load_table(loads) + "\n"
     if args.output:
         args.output.write_text(text + "\n")
     else:
         print(text)
-    if not args.no_plot:
+    if rows and not args.no_plot:
         plot(rows, args.plot or args.json.with_suffix(".png"))
     return 0
 
