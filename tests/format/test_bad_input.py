@@ -107,9 +107,9 @@ def test_trailing_data(small):
     assert "trailing data" in load_error(small + b"\0")
 
 
-@pytest.mark.parametrize("xor", [0xFF, 0x01, 0x80])
-def test_every_byte_flip(small_model, small, xor):
-    """Each checksum-protected byte, flipped, is refused. (The version field is read before the header
+@pytest.mark.parametrize("xor", [1 << b for b in range(8)] + [0xFF])
+def test_every_bit_flip(small_model, small, xor):
+    """Every single-bit flip (and every whole-byte flip) of a checksum-protected byte is refused. (The version field is read before the header
     CRC, as docs/FORMAT.md orders the checks, so a flip there reads as a newer version.) Padding between
     sections is not checksummed: a flip there must leave the model unchanged."""
     covered = spec.covered_bytes(small)
@@ -133,10 +133,10 @@ def test_every_byte_flip(small_model, small, xor):
             assert back["sections"] == original["sections"]
 
 
-def test_byte_flips_behind_valid_checksums(small):
-    """Flip every byte, then fix every CRC, so the decoder's own checks are what stands in the way."""
+def test_bit_flips_behind_valid_checksums(small):
+    """Flip every bit, then fix every CRC, so the decoder's own checks are what stands in the way."""
     for off in range(spec.HEADER_SIZE, len(small)):
-        for xor in (0xFF, 0x01):
+        for xor in (0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFF):
             data = bytearray(small)
             data[off] ^= xor
             loads_or_refuses(bytes(spec.refresh_crcs(data)))
