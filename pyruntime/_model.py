@@ -37,6 +37,11 @@ class Model:
         return int(self._core.in_place_bytes)
 
     @property
+    def threads(self) -> int:
+        """Threads a run may use, the caller's included (``load(..., threads=)``)."""
+        return int(self._core.threads)
+
+    @property
     def metadata(self) -> str:
         return str(self._core.metadata)
 
@@ -98,7 +103,7 @@ class Model:
                 f"layers={len(self._core.layers)} file_bytes={self.file_bytes}>")
 
 
-def load(source: PathOrBytes, *, mmap: bool = False) -> Model:
+def load(source: PathOrBytes, *, mmap: bool = False, threads: int = 1) -> Model:
     """Loads a model from a file path or from the bytes of a .pyrt file.
 
     The file is validated in full (checksums, sizes, graph) before anything is built, and its
@@ -111,11 +116,17 @@ def load(source: PathOrBytes, *, mmap: bool = False) -> Model:
     long as the model (``in_place_bytes`` says how much): the file must then not be rewritten or
     truncated while the model is alive. Compressed layers are decoded into memory either way, so for
     a compressed model the mapping is released before ``load`` returns.
+
+    ``threads`` is how many threads a run may use, the caller's included: 1 (default) runs on the
+    calling thread only, 0 uses one per hardware thread. The pool is started here and kept with the
+    model; layers large enough to pay for it are split across it (rows at batch 1, samples above).
     """
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= 1024:
+        raise ValueError(f"threads must be an int in 0..1024 (0: one per hardware thread), got {threads!r}")
     if isinstance(source, (bytes, bytearray, memoryview)):
         if mmap:
             raise ValueError("mmap=True needs a file path, not bytes")
-        return Model(_core.Model.from_bytes(source))
+        return Model(_core.Model.from_bytes(source, threads=threads))
     if isinstance(source, (str, os.PathLike)):
-        return Model(_core.Model.from_file(os.fspath(source), mmap=bool(mmap)))
+        return Model(_core.Model.from_file(os.fspath(source), mmap=bool(mmap), threads=threads))
     raise TypeError(f"load() takes a path or bytes, got {type(source).__name__}")

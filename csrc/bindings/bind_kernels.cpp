@@ -1,6 +1,9 @@
 // pyruntime bindings: direct access to the kernels, for tests and benchmarks.
 //   _core.supported_isas() -> ["ref", "avx2", ...]; _core.active_isa(); _core.set_isa(name)
-//   _core.PackedWeight(tensor_dict).gemm(x, bias=None, isa=None) -> y
+//   _core.PackedWeight(tensor_dict).gemm(x, bias=None, isa=None) -> y; .gemv_rows(x, r0, r1); .row_splits(n)
+#include <algorithm>
+#include <limits>
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -66,7 +69,34 @@ void bind_kernels(py::module_& m) {
             }
             return y;
           },
-          py::arg("x"), py::arg("bias") = py::none(), py::arg("isa") = py::none());
+          py::arg("x"), py::arg("bias") = py::none(), py::arg("isa") = py::none())
+      .def(
+          "gemv_rows",
+          [](const kernels::PackedWeight& w, py::array_t<float, py::array::c_style | py::array::forcecast> x,
+             uint32_t r0, uint32_t r1, py::object bias, py::object isa_name) {
+            PYRT_CHECK(x.ndim() == 1 && x.shape(0) == static_cast<py::ssize_t>(w.cols()), PYRT_INVALID_ARGUMENT,
+                       "x must have shape (", w.cols(), ",)");
+            PYRT_CHECK(r0 < r1 && r1 <= w.rows(), PYRT_INVALID_ARGUMENT, "rows [", r0, ", ", r1, ") not in [0, ",
+                       w.rows(), ")");
+            const Isa isa = isa_arg(isa_name);
+            std::vector<float> b;
+            if (!bias.is_none()) {
+              auto ba = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(bias);
+              PYRT_CHECK(ba && ba.size() == static_cast<py::ssize_t>(w.rows()), PYRT_INVALID_ARGUMENT,
+                         "bias must have ", w.rows(), " elements");
+              b.assign(ba.data(), ba.data() + ba.size());
+            }
+            py::array_t<float> y(static_cast<py::ssize_t>(w.rows()));
+            float* yp = y.mutable_data();
+            std::fill(yp, yp + w.rows(), std::numeric_limits<float>::quiet_NaN());  // rows not asked stay NaN
+            {
+              py::gil_scoped_release release;
+              w.gemv_rows(isa, x.data(), yp, b.empty() ? nullptr : b.data(), r0, r1);
+            }
+            return y;
+          },
+          py::arg("x"), py::arg("r0"), py::arg("r1"), py::arg("bias") = py::none(), py::arg("isa") = py::none())
+      .def("row_splits", &kernels::PackedWeight::row_splits, py::arg("parts"), py::arg("align") = 16);
 }
 
 }  // namespace pyrt::bindings

@@ -83,6 +83,7 @@ py::list layers_list(const runtime::Model& m) {
     d["exec_bytes"] = l.exec_bytes;
     d["dense_bytes"] = l.dense_bytes;
     d["in_place"] = l.in_place;
+    d["row_tasks"] = l.row_tasks;
     out.append(d);
   }
   return out;
@@ -94,25 +95,27 @@ void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model")
       .def_static(
           "from_bytes",
-          [](const py::buffer& data) {
+          [](const py::buffer& data, unsigned threads) {
             py::buffer_info info;
             const std::string_view b = buffer_bytes(data, info);
             auto pm = std::make_unique<PyModel>();
             py::gil_scoped_release release;
             pm->model = runtime::Model::load_buffer(reinterpret_cast<const uint8_t*>(b.data()), b.size());
+            pm->model->set_threads(threads);
             return pm;
           },
-          py::arg("data"))
+          py::arg("data"), py::arg("threads") = 1)
       .def_static(
           "from_file",
-          [](const std::string& path, bool mmap) {
+          [](const std::string& path, bool mmap, unsigned threads) {
             auto pm = std::make_unique<PyModel>();
             py::gil_scoped_release release;
             pm->model = runtime::Model::load_file(
                 path.c_str(), mmap ? format::FileBuffer::Mode::map : format::FileBuffer::Mode::read);
+            pm->model->set_threads(threads);
             return pm;
           },
-          py::arg("path"), py::arg("mmap") = false)
+          py::arg("path"), py::arg("mmap") = false, py::arg("threads") = 1)
       .def_property_readonly("input_shape", [](const PyModel& p) { return p.model->input_shape(); })
       .def_property_readonly("output_shape", [](const PyModel& p) { return p.model->output_shape(); })
       .def_property_readonly("layers", [](const PyModel& p) { return layers_list(*p.model); })
@@ -120,6 +123,7 @@ void bind_model(py::module_& m) {
       .def_property_readonly("file_bytes", [](const PyModel& p) { return p.model->file_bytes(); })
       .def_property_readonly("weight_bytes", [](const PyModel& p) { return p.model->weight_bytes(); })
       .def_property_readonly("in_place_bytes", [](const PyModel& p) { return p.model->in_place_bytes(); })
+      .def_property_readonly("threads", [](const PyModel& p) { return p.model->threads(); })
       .def_property_readonly("format_version", [](const PyModel& p) { return p.model->format_version(); })
       .def("run", &PyModel::run, py::arg("x"));
 }

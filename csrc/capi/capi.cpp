@@ -119,6 +119,16 @@ size_t pyrt_model_output_size(const pyrt_model* model) { return model ? model->i
 size_t pyrt_model_num_layers(const pyrt_model* model) { return model ? model->impl->layers().size() : 0; }
 size_t pyrt_model_weight_bytes(const pyrt_model* model) { return model ? model->impl->weight_bytes() : 0; }
 
+pyrt_status pyrt_model_set_threads(pyrt_model* model, size_t threads) {
+  PYRT_CAPI_GUARD({
+    PYRT_REQUIRE(model);
+    PYRT_CHECK(threads <= 1024, PYRT_INVALID_ARGUMENT, "threads ", threads, " not in 0..1024");
+    model->impl->set_threads(static_cast<unsigned>(threads));
+  })
+}
+
+size_t pyrt_model_threads(const pyrt_model* model) { return model ? model->impl->threads() : 0; }
+
 size_t pyrt_model_in_place_bytes(const pyrt_model* model) { return model ? model->impl->in_place_bytes() : 0; }
 
 size_t pyrt_session_arena_bytes(const pyrt_model* model, size_t max_batch) {

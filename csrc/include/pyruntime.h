@@ -77,6 +77,14 @@ PYRT_API pyrt_status pyrt_model_load_buffer(const void* data, size_t size, pyrt_
  * not be truncated or rewritten while the model is loaded. Otherwise (a compressed model) everything
  * is decoded into owned memory and the file is unmapped before this returns. */
 PYRT_API pyrt_status pyrt_model_load_file_mapped(const char* path, pyrt_model** out_model);
+/* Threads a run of this model may use, the calling thread included: 1 (the default after loading) runs
+ * everything on the caller; 0 means one per hardware thread; at most 1024. The workers are started
+ * here and kept until pyrt_model_free; layers big enough to pay for it are split across them (by rows
+ * at batch 1, by samples above; batch-1 results are bit-identical to one thread's). Sessions running
+ * the same model at the same time share the pool: one of them gets it, the others run on their own
+ * thread. Not to be called while any session of the model runs. */
+PYRT_API pyrt_status pyrt_model_set_threads(pyrt_model* model, size_t threads);
+PYRT_API size_t pyrt_model_threads(const pyrt_model* model); /* 0 for a null model */
 /* Bytes of weights and biases a model reads in place from its mapped file (0 when not mapped). */
 PYRT_API size_t pyrt_model_in_place_bytes(const pyrt_model* model);
 PYRT_API void pyrt_model_free(pyrt_model* model);

@@ -66,6 +66,27 @@ void run(const Layout& view, Isa isa, const float* x, size_t batch, float* y, co
   kernel_for<Layout>(isa)(view, x, batch, y, bias);
 }
 
+// Boundaries splitting [0, rows) into at most `parts` pieces of about equal cost(r0, r1), a monotone
+// prefix cost; boundaries are multiples of `align` (but the last).
+template <class Cost>
+std::vector<uint32_t> split_by_cost(uint32_t rows, unsigned parts, uint32_t align, Cost prefix) {
+  std::vector<uint32_t> b{0};
+  const double total = static_cast<double>(prefix(rows));
+  for (unsigned p = 1; p < parts && b.back() < rows; ++p) {
+    const double want = total * p / parts;
+    uint32_t lo = b.back(), hi = rows;  // first row r with prefix(r) >= want
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (static_cast<double>(prefix(mid)) < want) lo = mid + 1;
+      else hi = mid;
+    }
+    const uint32_t r = (lo + align / 2) / align * align;
+    if (r > b.back() && r < rows) b.push_back(r);
+  }
+  b.push_back(rows);
+  return b;
+}
+
 // ---- dense f32: as stored ----
 
 // With in_place, borrowed values (a memory-mapped file, DecodedTensor::borrowed_values) are used where
@@ -88,6 +109,9 @@ class DenseWeight final : public PackedWeight {
   const char* layout() const override { return "dense_f32"; }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
     run(DenseF32{w_, rows(), cols()}, isa, x, batch, y, bias);
+  }
+  void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
+    run(DenseF32{w_ + size_t(r0) * cols(), r1 - r0, cols()}, isa, x, 1, y + r0, bias ? bias + r0 : nullptr);
   }
 
  private:
@@ -116,6 +140,17 @@ struct CsrStorage {
   CsrIndex view(uint32_t rows, uint32_t cols) const {
     return CsrIndex{rowptr.data(), wide ? nullptr : col16.data(), wide ? col32.data() : nullptr, rows, cols};
   }
+  // Rows [r0, r1): row pointers stay absolute, so the entry arrays need no offset.
+  CsrIndex view(uint32_t r0, uint32_t r1, uint32_t cols) const {
+    CsrIndex ix = view(r1 - r0, cols);
+    ix.rowptr += r0;
+    return ix;
+  }
+  // Any row may start a piece (the sparse kernels take rows one by one): `align` is ignored.
+  std::vector<uint32_t> splits(uint32_t rows, unsigned parts) const {
+    // cost of a row: its nonzeros plus a fixed per-row overhead worth a few entries
+    return split_by_cost(rows, parts, 1, [&](uint32_t r) { return uint64_t(rowptr[r]) + 4ull * r; });
+  }
   size_t bytes() const { return rowptr.bytes() + col16.bytes() + col32.bytes(); }
 };
 
@@ -129,6 +164,12 @@ class CsrWeight final : public PackedWeight {
   const char* layout() const override { return "csr_f32"; }
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
     run(CsrF32{index_.view(rows(), cols()), val_.data()}, isa, x, batch, y, bias);
+  }
+  void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
+    run(CsrF32{index_.view(r0, r1, cols()), val_.data()}, isa, x, 1, y + r0, bias ? bias + r0 : nullptr);
+  }
+  std::vector<uint32_t> row_splits(unsigned parts, uint32_t /*align*/) const override {
+    return index_.splits(rows(), parts);
   }
 
  private:
@@ -202,6 +243,19 @@ class CodebookWeight final : public PackedWeight {
       default: return run(Lut8{idx, lut, k_, rows(), cols()}, isa, x, batch, y, bias);
     }
   }
+  void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
+    const float* lut = lut_.data();
+    const uint32_t n = r1 - r0;
+    y += r0;
+    if (bias) bias += r0;
+    const uint8_t* idx = idx_.data() + (bits_ < 8 ? lutb_row_bytes(bits_, cols()) : size_t(cols())) * r0;
+    switch (bits_) {
+      case 1: return run(Lut1{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
+      case 2: return run(Lut2{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
+      case 4: return run(Lut4{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
+      default: return run(Lut8{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
+    }
+  }
 
  private:
   uint32_t k_;
@@ -245,6 +299,18 @@ class CsrCodebookWeight final : public PackedWeight {
     else
       run(CsrLut8{ix, idx_.data(), lut_.data(), k_}, isa, x, batch, y, bias);
   }
+  void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
+    const CsrIndex ix = index_.view(r0, r1, cols());
+    y += r0;
+    if (bias) bias += r0;
+    if (k_ <= kMaxNibbleK)
+      run(CsrLut4{ix, goff_.data() + r0, idx_.data(), lut_.data(), k_}, isa, x, 1, y, bias);
+    else
+      run(CsrLut8{ix, idx_.data(), lut_.data(), k_}, isa, x, 1, y, bias);
+  }
+  std::vector<uint32_t> row_splits(unsigned parts, uint32_t /*align*/) const override {
+    return index_.splits(rows(), parts);
+  }
 
  private:
   CsrStorage index_;
@@ -255,6 +321,10 @@ class CsrCodebookWeight final : public PackedWeight {
 };
 
 }  // namespace
+
+std::vector<uint32_t> PackedWeight::row_splits(unsigned parts, uint32_t align) const {
+  return split_by_cost(rows(), parts, align, [](uint32_t r) { return uint64_t(r); });
+}
 
 std::unique_ptr<PackedWeight> pack(const DecodedTensor& t, bool in_place) {
   switch (t.encoding) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common/tensor.h"
 #include "kernels/isa.h"
@@ -42,6 +43,16 @@ class PackedWeight {
   void gemm(const float* x, size_t batch, float* y, const float* bias) const {
     gemm(active_isa(), x, batch, y, bias);
   }
+
+  // Batch 1 restricted to output rows [r0, r1): y[r] = W[r] . x + bias[r] for those rows only (y and
+  // bias indexed by absolute row). The same kernel on a view of the rows, so the results are
+  // bit-identical to gemm()'s; threads split a layer this way at batch 1.
+  virtual void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const = 0;
+
+  // Row boundaries 0 = b[0] < b[1] < ... < b[n] = rows splitting the work into at most `parts` pieces
+  // of about equal cost: nonzeros for the sparse layouts (split at any row), rows otherwise (boundaries
+  // multiples of `align`, so register tiles of rows stay whole).
+  virtual std::vector<uint32_t> row_splits(unsigned parts, uint32_t align = 16) const;
 
  protected:
   PackedWeight(Encoding e, uint32_t rows, uint32_t cols, uint64_t nnz)

@@ -12,6 +12,10 @@ namespace {
 
 constexpr uint32_t kSlotAlign = 16;  // floats: keeps every activation 64-byte aligned
 
+// A layer is split across threads when one pass streams at least this many weight bytes per task: waking
+// the pool costs a few microseconds, about what a core needs to stream this much.
+constexpr size_t kMinBytesPerTask = 64 * 1024;
+
 uint32_t round_slot(uint64_t n) { return static_cast<uint32_t>((n + kSlotAlign - 1) / kSlotAlign * kSlotAlign); }
 
 // First-fit allocator over per-sample offsets.
@@ -155,6 +159,21 @@ void Model::plan(const ModelDef& def) {
   arena_per_sample_ = slots.peak();
 }
 
+void Model::set_threads(unsigned threads) {
+  if (threads == 0) threads = ThreadPool::hardware_threads();
+  pool_ = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& s = steps_[i];
+    s.splits.clear();
+    layers_[i].row_tasks = 1;
+    if (!s.weight || !pool_) continue;
+    const unsigned parts = static_cast<unsigned>(std::min<size_t>(threads, s.weight->bytes() / kMinBytesPerTask));
+    if (parts >= 2) s.splits = s.weight->row_splits(parts);
+    if (s.splits.size() < 3) s.splits.clear();  // one piece: not worth the pool
+    if (!s.splits.empty()) layers_[i].row_tasks = static_cast<uint32_t>(s.splits.size() - 1);
+  }
+}
+
 size_t Model::weight_bytes() const {
   size_t total = 0;
   for (const auto& l : layers_) total += l.exec_bytes;
@@ -163,12 +182,25 @@ size_t Model::weight_bytes() const {
 
 void Model::run(const float* input, size_t batch, float* output, float* arena) const {
   auto at = [&](int64_t offset) -> float* { return offset < 0 ? const_cast<float*>(input) : arena + offset * batch; };
+  const kernels::Isa isa = kernels::active_isa();
   for (const Step& s : steps_) {
     const float* x = at(s.in_offset);
     float* y = at(s.out_offset);
     switch (s.op) {
       case Op::linear:
-        s.weight->gemm(x, batch, y, s.bias);
+        if (pool_ && batch == 1 && !s.splits.empty()) {  // rows split by cost; bit-identical to one thread
+          pool_->run(static_cast<unsigned>(s.splits.size() - 1), [&](unsigned i) {
+            s.weight->gemv_rows(isa, x, y, s.bias, s.splits[i], s.splits[i + 1]);
+          });
+        } else if (pool_ && batch > 1 && s.weight->bytes() * batch >= 2 * kMinBytesPerTask) {  // samples split
+          const unsigned parts = static_cast<unsigned>(std::min<size_t>(pool_->threads(), batch));
+          pool_->run(parts, [&](unsigned i) {
+            const size_t b0 = batch * i / parts, b1 = batch * (i + 1) / parts;
+            s.weight->gemm(isa, x + b0 * s.in_size, b1 - b0, y + b0 * s.out_size, s.bias);
+          });
+        } else {
+          s.weight->gemm(isa, x, batch, y, s.bias);
+        }
         break;
       case Op::relu:
         if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));

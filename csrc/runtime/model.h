@@ -14,6 +14,7 @@
 #include "format/file_buffer.h"
 #include "format/model_file.h"
 #include "kernels/packed_weight.h"
+#include "runtime/thread_pool.h"
 
 namespace pyrt::runtime {
 
@@ -27,6 +28,7 @@ struct LayerInfo {
   uint64_t exec_bytes = 0;            // weight + bias in their execution layouts
   uint64_t dense_bytes = 0;           // weight + bias as dense fp32
   bool in_place = false;              // weight read in place from a memory-mapped file (dense only)
+  uint32_t row_tasks = 1;             // pieces of rows the thread pool splits this layer into at batch 1
 };
 
 class Model {
@@ -55,6 +57,12 @@ class Model {
   // Bytes of weights and biases used in place from a mapped file (0 unless loaded with Mode::map).
   size_t in_place_bytes() const { return in_place_bytes_; }
 
+  // Threads a run may use, the caller's included (1 = no pool; 0 = one per hardware thread). Layers big
+  // enough to pay for it are split across the pool: by rows at batch 1, by samples above. Not to be
+  // called while the model runs.
+  void set_threads(unsigned threads);
+  unsigned threads() const { return pool_ ? pool_->threads() : 1; }
+
   // Floats of arena needed for `batch` samples (arena must be 64-byte aligned).
   size_t arena_floats(size_t batch) const { return arena_per_sample_ * batch; }
   // input: batch * input_size(), output: batch * output_size(); no allocation.
@@ -68,6 +76,7 @@ class Model {
     std::unique_ptr<kernels::PackedWeight> weight;
     const float* bias = nullptr;  // bias_owned, or in place in the mapped file
     AlignedArray<float> bias_owned;
+    std::vector<uint32_t> splits;  // batch-1 row boundaries for the pool (empty: too small to split)
   };
   void plan(const ModelDef& def);
 
@@ -81,6 +90,7 @@ class Model {
   uint32_t format_version_ = 0;
   size_t in_place_bytes_ = 0;
   std::shared_ptr<const void> backing_;  // the mapped file, while any weight is used in place
+  std::unique_ptr<ThreadPool> pool_;     // null for one thread
 };
 
 // Execution state for one thread: an arena for up to max_batch samples, owned or borrowed.

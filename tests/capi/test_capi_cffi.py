@@ -467,3 +467,29 @@ def test_load_file_mapped(ffi, lib, model_bytes, tmp_path, helpers):
     assert lib.pyrt_model_load_file_mapped(str(tmp_path / "cut.pyrt").encode(), out) == lib.PYRT_BAD_FORMAT
     assert "truncated" in last_error(ffi, lib)
     assert lib.pyrt_model_load_file_mapped(ffi.NULL, out) == lib.PYRT_INVALID_ARGUMENT
+
+
+def test_threads(ffi, lib, helpers):
+    rng = np.random.default_rng(4)
+    data = model_bytes_of(helpers.mlp(rng, [512, 384, 10], ["dense", "csr"], final=None))
+    one, many = Model.from_bytes(ffi, lib, data), Model.from_bytes(ffi, lib, data)
+    try:
+        assert lib.pyrt_model_threads(one.h) == 1  # the default after loading
+        ok(ffi, lib, lib.pyrt_model_set_threads(many.h, 3))
+        assert lib.pyrt_model_threads(many.h) == 3
+        for batch in (1, 4):
+            x = rng.standard_normal((batch, 512)).astype(np.float32)
+            got, want = many.run(many.session(batch), x), one.run(one.session(batch), x)
+            if batch == 1:
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+        ok(ffi, lib, lib.pyrt_model_set_threads(many.h, 1))
+        assert lib.pyrt_model_threads(many.h) == 1
+        assert lib.pyrt_model_set_threads(many.h, 5000) == lib.PYRT_INVALID_ARGUMENT
+        assert "threads 5000" in last_error(ffi, lib)
+        assert lib.pyrt_model_set_threads(ffi.NULL, 2) == lib.PYRT_INVALID_ARGUMENT
+        assert lib.pyrt_model_threads(ffi.NULL) == 0
+    finally:
+        one.close()
+        many.close()

@@ -1,0 +1,50 @@
+// pyruntime: a persistent pool of worker threads for splitting one layer's work (rows of a weight, or
+// samples of a batch) across cores.
+//
+// Created once per model (threads= at load) and reused by every run: no thread is started or joined
+// while running. run(n, fn) calls fn(0..n-1) on the workers and on the calling thread and returns when
+// all calls are done. One run uses the pool at a time; a caller that finds it busy (another thread
+// running the same model through its own session) does its tasks alone, so concurrent sessions never
+// block each other or deadlock.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace pyrt::runtime {
+
+class ThreadPool {
+ public:
+  // `threads` includes the calling thread: threads - 1 workers are started (none for 1).
+  explicit ThreadPool(unsigned threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  unsigned threads() const { return static_cast<unsigned>(workers_.size()) + 1; }
+
+  // fn must not throw. Tasks are handed out dynamically, so uneven tasks balance themselves.
+  void run(unsigned n, const std::function<void(unsigned)>& fn);
+
+  // The number of hardware threads (at least 1): what threads = 0 means.
+  static unsigned hardware_threads();
+
+ private:
+  void worker();
+  void drain();  // takes tasks of the current job until none is left
+
+  std::vector<std::thread> workers_;
+  std::mutex busy_;  // held for the whole of one run()
+  std::mutex m_;
+  std::condition_variable wake_, done_;
+  const std::function<void(unsigned)>* fn_ = nullptr;
+  unsigned n_ = 0, next_ = 0, working_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace pyrt::runtime
