@@ -10,6 +10,8 @@ Each (case, batch) of shapes.CASES x shapes.BATCHES is one pytest-benchmark grou
   scipy-csr          W_csr @ x.T (scipy.sparse, single-threaded)          sparse cases only
   torch-sparse-csr   W.to_sparse_csr() @ x.T, 1 thread                   sparse cases only
   pyrt-<encoding>    PackedWeight.gemm(x, isa=...), 1 thread, per selected ISA (--pyrt-isa)
+  pyrt-<encoding>-mt a one-layer model loaded with threads = the default thread count (Model.run; the
+                     pool splits rows at batch 1, samples above), at the last selected ISA
 
 Every method is checked against a float64 reference once before it is timed. extra_info carries what
 bench/report.py needs: method, encoding, sparsity, bits, batch, rows, cols, nnz, the weight bytes the
@@ -27,6 +29,9 @@ import pytest
 from conftest import timed_isas
 from harness import CHECK_TOL, DEFAULT_THREADS, Built, scipy, thread_limit, torch
 from shapes import BATCHES, CASES, Case, group_name
+
+import pyruntime
+from pyruntime import _core
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,10 @@ def methods_for(case: Case, isas: list[str]) -> list[Method]:
     for isa in isas:
         for key, enc, bits in variants:
             out.append(Method(f"pyrt-{key}", "pyruntime", enc, 1, variant=key, bits=bits, isa=isa))
+    if DEFAULT_THREADS > 1:  # a one-layer model with a thread pool, at the best ISA
+        for key, enc, bits in variants:
+            out.append(Method(f"pyrt-{key}-mt", "pyruntime", enc, DEFAULT_THREADS, variant=key, bits=bits,
+                              isa=isas[-1]))
     return out
 
 
@@ -114,11 +123,26 @@ def make_call(
         sx = built.x[batch][0] if batch == 1 else built.xt[batch]
         nbytes = s.data.nbytes + s.indices.nbytes + s.indptr.nbytes
         return (lambda: s @ sx), (lambda y: np.asarray(y).reshape(rows, batch).T), nbytes
+    if m.peer == "pyruntime" and m.threads and m.threads > 1:  # Model.run with a pool of m.threads
+        v = built.variants[m.variant]
+        model = pyruntime.load(one_layer_model(v.tensor), threads=m.threads)
+        x, isa = built.x[batch], m.isa
+
+        def call_mt():
+            _core.set_isa(isa)
+            return model.run(x)
+
+        return call_mt, (lambda y: y), int(v.packed.bytes)
     if m.peer == "pyruntime":
         v = built.variants[m.variant]
         pw, x, isa = v.packed, built.x[batch], m.isa
         return (lambda: pw.gemm(x, isa=isa)), (lambda y: y), int(pw.bytes)
     raise AssertionError(f"unknown method {m}")
+
+
+def one_layer_model(tensor: dict[str, Any]) -> bytes:
+    return _core.write_model({"input_shape": [int(tensor["shape"][1])], "tensors": [tensor],
+                              "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}]})
 
 
 def check(built: Built, m: Method, batch: int, y: np.ndarray) -> None:
