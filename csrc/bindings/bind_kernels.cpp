@@ -28,6 +28,17 @@ static Isa isa_arg(const py::object& name) {
   return isa;
 }
 
+// An optional bias of `rows` floats from Python (None: empty, no bias).
+static std::vector<float> bias_arg(const py::object& bias, uint32_t rows) {
+  std::vector<float> b;
+  if (bias.is_none()) return b;
+  auto ba = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(bias);
+  PYRT_CHECK(ba && ba.size() == static_cast<py::ssize_t>(rows), PYRT_INVALID_ARGUMENT, "bias must have ", rows,
+             " elements");
+  b.assign(ba.data(), ba.data() + ba.size());
+  return b;
+}
+
 void bind_kernels(py::module_& m) {
   m.def("supported_isas", [] {
     std::vector<std::string> out;
@@ -52,13 +63,7 @@ void bind_kernels(py::module_& m) {
             PYRT_CHECK(x.ndim() == 2 && x.shape(1) == static_cast<py::ssize_t>(w.cols()), PYRT_INVALID_ARGUMENT,
                        "x must have shape (batch, ", w.cols(), ")");
             const Isa isa = isa_arg(isa_name);
-            std::vector<float> b;
-            if (!bias.is_none()) {
-              auto ba = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(bias);
-              PYRT_CHECK(ba && ba.size() == static_cast<py::ssize_t>(w.rows()), PYRT_INVALID_ARGUMENT,
-                         "bias must have ", w.rows(), " elements");
-              b.assign(ba.data(), ba.data() + ba.size());
-            }
+            const std::vector<float> b = bias_arg(bias, w.rows());
             const size_t batch = static_cast<size_t>(x.shape(0));
             py::array_t<float> y({static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(w.rows())});
             const float* xp = x.data();
@@ -79,13 +84,7 @@ void bind_kernels(py::module_& m) {
             PYRT_CHECK(r0 < r1 && r1 <= w.rows(), PYRT_INVALID_ARGUMENT, "rows [", r0, ", ", r1, ") not in [0, ",
                        w.rows(), ")");
             const Isa isa = isa_arg(isa_name);
-            std::vector<float> b;
-            if (!bias.is_none()) {
-              auto ba = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(bias);
-              PYRT_CHECK(ba && ba.size() == static_cast<py::ssize_t>(w.rows()), PYRT_INVALID_ARGUMENT,
-                         "bias must have ", w.rows(), " elements");
-              b.assign(ba.data(), ba.data() + ba.size());
-            }
+            const std::vector<float> b = bias_arg(bias, w.rows());
             py::array_t<float> y(static_cast<py::ssize_t>(w.rows()));
             float* yp = y.mutable_data();
             std::fill(yp, yp + w.rows(), std::numeric_limits<float>::quiet_NaN());  // rows not asked stay NaN

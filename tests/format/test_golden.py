@@ -33,33 +33,18 @@ def expected() -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def dense_matrix(t: dict) -> np.ndarray:
-    """A decoded tensor dict (pyruntime._core.read_model) as its full float32 matrix."""
-    shape = [int(d) for d in t["shape"]]
-    rows, cols = shape[0], int(np.prod(shape[1:]))
-    if t["encoding"] == "dense":
-        return np.asarray(t["values"], np.float32).reshape(shape)
-    if t["encoding"] == "codebook":
-        return np.asarray(t["centroids"])[t["indices"]].reshape(rows, cols)
-    w = np.zeros((rows, cols), np.float32)
-    vals = np.asarray(t["values"]) if t["encoding"] == "csr" else np.asarray(t["centroids"])[t["indices"]]
-    rowptr = np.asarray(t["rowptr"], np.int64)
-    for r in range(rows):
-        w[r, t["colidx"][rowptr[r]:rowptr[r + 1]]] = vals[rowptr[r]:rowptr[r + 1]]
-    return w
-
-
 def test_golden_bytes_are_unchanged(golden):
     assert hashlib.sha256(golden).hexdigest() == SHA256, "tests/data/golden_v1.pyrt was modified"
 
 
-def test_golden_decodes_to_the_same_tensors(golden, expected):
+def test_golden_decodes_to_the_same_tensors(helpers, golden, expected):
     info = _core.read_model(golden)
     assert info["version"] == 1
     names = [t["name"] for t in info["tensors"]]
     assert sorted(f"tensor:{n}" for n in names) == sorted(k for k in expected if k.startswith("tensor:"))
     for t in info["tensors"]:
-        np.testing.assert_array_equal(dense_matrix(t), expected[f"tensor:{t['name']}"], err_msg=t["name"])
+        want = expected[f"tensor:{t['name']}"]
+        np.testing.assert_array_equal(helpers.densify(t).reshape(want.shape), want, err_msg=t["name"])
     assert [t["encoding"] for t in info["tensors"]].count("codebook") == 3
     assert [n["op"] for n in info["nodes"]] == ["flatten", "linear", "relu", "linear", "relu", "linear", "relu",
                                                 "linear", "relu", "linear", "linear", "softmax"]
