@@ -1,6 +1,7 @@
 """Loading and running .pyrt models."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Union
 
@@ -57,50 +58,83 @@ class Model:
         """Per layer: op, weight name, encoding, shape, nnz, bits, file/exec/dense bytes."""
         return list(self._core.layers)
 
-    def summary(self) -> list[dict[str, Any]]:
-        """Per layer with weights: encoding, shape, nonzeros, bits, bytes in the file, ratio vs dense fp32.
+    def summary(self, batch: int = 1, threads: int | None = None, cost_model: Any = None) -> list[dict[str, Any]]:
+        """Per layer with weights: encoding and execution layout, shape, nonzeros, bits, bytes in the file
+        and in memory, ratio vs dense fp32, the cost model's predicted seconds per call at ``batch`` on
+        ``threads`` (default: the model's) threads, and why the converter chose the encoding (``why``;
+        empty for files from other writers).
 
-        ``str(pyruntime.summary_table(model.summary()))`` or ``print(model.summary_text())`` shows a table.
+        ``print(model.summary_text())`` shows it as a table.
         """
+        from .cost import default_cost_model
+
+        model = cost_model or default_cost_model()
+        threads = self.threads if threads is None else int(threads)
+        why = self._choice_reasons()
         rows = []
         for layer in self._core.layers:
             if not layer["encoding"]:
                 continue
             dense = layer["dense_bytes"]
+            shape = tuple(layer["shape"])
+            rows_, cols = int(shape[0]), int(np.prod(shape[1:]))
             rows.append(
                 {
                     "layer": layer["name"],
                     "op": layer["op"],
                     "encoding": layer["encoding"],
-                    "shape": tuple(layer["shape"]),
+                    "layout": layer["layout"],
+                    "shape": shape,
                     "nonzeros": int(layer["nnz"]),
-                    "density": layer["nnz"] / max(1, int(np.prod(layer["shape"]))),
+                    "density": layer["nnz"] / max(1, rows_ * cols),
                     "bits": int(layer["bits"]),
+                    "codebook_size": int(layer["codebook_size"]),
                     "bytes": int(layer["file_bytes"]),
                     "exec_bytes": int(layer["exec_bytes"]),
                     "dense_bytes": int(dense),
                     "ratio": dense / max(1, layer["file_bytes"]),
+                    "predicted_s": model.seconds(layer["encoding"], rows_, cols, int(layer["nnz"]),
+                                                 int(layer["codebook_size"]), batch=batch, threads=threads,
+                                                 nbytes=int(layer["exec_bytes"])),
+                    "why": why.get(_weight_layer_name(layer["name"]), ""),
                 }
             )
         return rows
 
-    def summary_text(self) -> str:
+    def _choice_reasons(self) -> dict[str, str]:
+        try:
+            meta = json.loads(self.metadata)
+            reasons = meta["encoding_choice"]["why"]
+        except (ValueError, KeyError, TypeError):
+            return {}
+        return {str(k): str(v) for k, v in reasons.items()} if isinstance(reasons, dict) else {}
+
+    def summary_text(self, batch: int = 1, threads: int | None = None) -> str:
         from ._report import format_table
 
-        rows = self.summary()
+        rows = self.summary(batch=batch, threads=threads)
         total_dense = sum(r["dense_bytes"] for r in rows)
         table = [
-            [r["layer"], r["encoding"], "x".join(map(str, r["shape"])), f"{r['nonzeros']}",
-             f"{100 * r['density']:.1f}%", str(r["bits"]), f"{r['bytes']}", f"{r['ratio']:.1f}x"]
+            [r["layer"], r["encoding"], r["layout"], "x".join(map(str, r["shape"])), f"{r['nonzeros']}",
+             f"{100 * r['density']:.1f}%", str(r["bits"]), f"{r['bytes']}", f"{r['ratio']:.1f}x",
+             f"{r['predicted_s'] * 1e6:.1f}"]
             for r in rows
         ]
-        table.append(["total (file)", "", "", "", "", "", f"{self.file_bytes}",
-                      f"{total_dense / max(1, self.file_bytes):.1f}x"])
-        return format_table(["layer", "encoding", "shape", "nonzeros", "density", "bits", "bytes", "vs fp32"], table)
+        table.append(["total (file)", "", "", "", "", "", "", f"{self.file_bytes}",
+                      f"{total_dense / max(1, self.file_bytes):.1f}x", f"{sum(r['predicted_s'] for r in rows) * 1e6:.1f}"])
+        out = format_table(["layer", "encoding", "layout", "shape", "nonzeros", "density", "bits", "bytes", "vs fp32",
+                            f"us@b{batch} (pred)"], table)
+        why = [f"  {r['layer']}: {r['why']}" for r in rows if r["why"]]
+        return out + ("\nwhy this encoding:\n" + "\n".join(why) if why else "")
 
     def __repr__(self) -> str:
         return (f"<pyruntime.Model input={self.inputs[0]['shape']} output={self.outputs[0]['shape']} "
                 f"layers={len(self._core.layers)} file_bytes={self.file_bytes}>")
+
+
+def _weight_layer_name(tensor_name: str) -> str:
+    """'fc1.weight' -> 'fc1' (the converter names a layer's weight tensor '<layer>.weight')."""
+    return tensor_name.removesuffix(".weight")
 
 
 def load(source: PathOrBytes, *, mmap: bool = False, threads: int = 1) -> Model:

@@ -1,4 +1,4 @@
-"""The ``pyruntime`` command: demo, convert, inspect, run, bench."""
+"""The ``pyruntime`` command: demo, convert, inspect, run, bench, calibrate."""
 from __future__ import annotations
 
 import argparse
@@ -57,11 +57,35 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from . import _core, load
     from ._timing import time_call
 
-    model = load(args.file)
-    print(model.summary_text())
+    model = load(args.file, threads=args.threads)
     x = _load_input(args, model)
+    print(model.summary_text(batch=x.shape[0]))
     seconds = time_call(lambda: model.run(x), min_time=args.seconds)
-    print(f"\nbatch {x.shape[0]}: {seconds * 1e6:.1f} us per run ({_core.active_isa()} kernels)")
+    predicted = sum(r["predicted_s"] for r in model.summary(batch=x.shape[0]))
+    print(f"\nbatch {x.shape[0]}, {model.threads} thread{'s' if model.threads > 1 else ''}: "
+          f"{seconds * 1e6:.1f} us per run ({_core.active_isa()} kernels); the cost model predicts "
+          f"{predicted * 1e6:.1f} us for the weight layers ({seconds / max(predicted, 1e-12):.2f}x)")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from . import _core
+    from .cost.calibrate import calibrate, fit_errors
+
+    if args.isa:
+        _core.set_isa(args.isa)
+    print(f"measuring the {_core.active_isa()} kernels: ", end="", flush=True)
+    model, samples = calibrate(budget_s=args.budget, threads=args.threads,
+                               progress=lambda cls: print(cls, end=" ", flush=True))
+    if args.name:
+        model.name = args.name
+    ratios = np.array(fit_errors(model, samples))
+    print(f"\n{len(samples)} timings; predicted / measured: median {np.median(ratios):.2f}, "
+          f"range {ratios.min():.2f} .. {ratios.max():.2f}")
+    bw = ", ".join(f"{t} thread{'s' if t > 1 else ''} {v / 1e9:.1f} GB/s" for t, v in sorted(model.read_bandwidth.items()))
+    print(f"read bandwidth: {bw}; last-level cache {model.llc_bytes >> 20} MiB")
+    model.save(args.output)
+    print(f"wrote {args.output}; use it with PYRUNTIME_COST_PROFILE={args.output}")
     return 0
 
 
@@ -89,7 +113,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     shape = tuple(int(s) for s in args.input_shape.split(","))
     example = torch.zeros((1, *shape))
     cm = from_torch(module, example, sparsity=_parse_dict_or_float(args.sparsity, float),
-                    bits=_parse_dict_or_float(args.bits, int))
+                    bits=_parse_dict_or_float(args.bits, int), optimize=args.optimize, batch=args.batch,
+                    threads=args.threads, size_budget=args.size_budget, speed_budget=args.speed_budget)
     cm.save(args.output)
     print(cm.report() if hasattr(cm, "report") else "")
     print(f"wrote {args.output}: {Path(args.output).stat().st_size} bytes")
@@ -121,7 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
             r.add_argument("--output", help="write the output to this .npy file")
         else:
             r.add_argument("--seconds", type=float, default=1.0, help="time to spend measuring")
+            r.add_argument("--threads", type=int, default=1, help="threads per run (0: one per hardware thread)")
         r.set_defaults(func=func)
+
+    k = sub.add_parser("calibrate", help="measure this machine's kernels for the cost model (about 20 s)")
+    k.add_argument("-o", "--output", default="pyruntime-cost.json", help="profile to write (JSON)")
+    k.add_argument("--isa", help="ISA level to measure (default: the active one)")
+    k.add_argument("--budget", type=float, default=0.05, help="seconds of repetitions per timed call")
+    k.add_argument("--threads", type=int, help="thread count to measure the read bandwidth at, besides 1")
+    k.add_argument("--name", help="name recorded in the profile")
+    k.set_defaults(func=_cmd_calibrate)
 
     c = sub.add_parser("convert", help="convert a saved torch.nn.Module (torch.save(model)) to .pyrt")
     c.add_argument("model")
@@ -129,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-shape", required=True, help="without batch, e.g. 784 or 1,28,28")
     c.add_argument("--sparsity", help="0.9, or per layer: fc1=0.92,fc2=0.9")
     c.add_argument("--bits", help="5, or per layer: fc1=5,fc2=6")
+    c.add_argument("--optimize", choices=("size", "speed"), default="size",
+                   help="per layer, the smallest file (default) or the fastest kernel (cost model)")
+    c.add_argument("--batch", type=int, default=1, help="expected batch size, for --optimize speed")
+    c.add_argument("--threads", type=int, default=1, help="expected threads per run, for --optimize speed")
+    c.add_argument("--size-budget", type=float, help="with --optimize speed: file <= this x the smallest")
+    c.add_argument("--speed-budget", type=float, help="with --optimize size: time <= this x the fastest")
     c.set_defaults(func=_cmd_convert)
     return p
 

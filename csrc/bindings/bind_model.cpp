@@ -79,6 +79,8 @@ py::list layers_list(const runtime::Model& m) {
     d["output_shape"] = l.output_shape;
     d["nnz"] = l.nnz;
     d["bits"] = l.bits;
+    d["layout"] = l.layout;
+    d["codebook_size"] = l.codebook_size;
     d["file_bytes"] = l.file_bytes;
     d["exec_bytes"] = l.exec_bytes;
     d["dense_bytes"] = l.dense_bytes;

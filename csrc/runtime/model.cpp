@@ -90,6 +90,8 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
       li.shape = w.shape;
       li.nnz = w.count_nonzero();
       li.bits = has_codebook(w.encoding) ? w.index_bits : 32;
+      li.layout = s.weight->layout();
+      li.codebook_size = has_codebook(w.encoding) ? uint32_t(w.centroids.size()) : 0;
       li.file_bytes = n.tensors[0] < info.tensor_bytes.size() ? info.tensor_bytes[n.tensors[0]] : 0;
       li.exec_bytes = s.weight->bytes();
       li.dense_bytes = w.numel() * sizeof(float);

@@ -20,6 +20,8 @@ namespace pyrt::runtime {
 
 struct LayerInfo {
   std::string op, name, encoding;     // name/encoding of the weight, empty for ops without weights
+  std::string layout;                 // execution layout (PackedWeight::layout), empty without weights
+  uint32_t codebook_size = 0;         // centroids of a codebook encoding (k), else 0
   std::vector<uint32_t> shape;        // weight shape; empty for ops without weights
   std::vector<uint32_t> output_shape; // per sample
   uint64_t nnz = 0;                   // weights that are not zero

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .choose import Choice, Objective, choose
 from .encode import candidates, choose_encoding, decode_tensor, encode_layer, encoded_bytes
 from .kmeans import kmeans_share, linear_init, shared_weights
 from .model import CompressedModel, LayerReport, from_numpy
@@ -29,6 +30,7 @@ def from_torch(
     sparsity: PerLayer = None,
     bits: PerLayer = None,
     metadata: dict[str, Any] | None = None,
+    **choice: Any,
 ) -> CompressedModel:
     """Converts a PyTorch network of Linear / ReLU / Flatten / Softmax (Sequential or any forward that
     chains them, traced with torch.fx) into a :class:`CompressedModel`.
@@ -38,6 +40,8 @@ def from_torch(
     ``torch.nn.utils.prune``); a number, or a mapping layer-path -> number, prunes that fraction of
     each layer by magnitude. ``bits``: None keeps fp32 values; a number (or mapping) shares each
     layer's weights among ``2**bits`` k-means centroids. Linear layers are named by module path.
+    ``choice``: the encoding objective of :func:`from_numpy` (``optimize``, ``batch``, ``threads``,
+    ``size_budget``, ``speed_budget``, ``cost_model``).
 
     Raises ``pyruntime.UnsupportedError`` naming the op and module path of anything else.
     """
@@ -46,7 +50,8 @@ def from_torch(
     input_shape, layers, masks = capture(module, example_input)
     meta = {"source": f"torch:{type(module).__name__}"}
     meta.update(metadata or {})
-    return from_numpy(layers, input_shape, sparsity=sparsity, bits=bits, masks=masks or None, metadata=meta)
+    return from_numpy(layers, input_shape, sparsity=sparsity, bits=bits, masks=masks or None, metadata=meta,
+                      **choice)
 
 
 def assign_weights(module: Any, compressed: CompressedModel) -> None:
@@ -57,10 +62,13 @@ def assign_weights(module: Any, compressed: CompressedModel) -> None:
 
 
 __all__ = [
+    "Choice",
     "CompressedModel",
     "LayerReport",
+    "Objective",
     "assign_weights",
     "candidates",
+    "choose",
     "choose_encoding",
     "decode_tensor",
     "encode_layer",

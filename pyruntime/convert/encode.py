@@ -2,7 +2,9 @@
 
 Every candidate represents exactly the same weights; they differ only in how many bytes the file
 needs, which the C++ writer reports (``_core.encoded_tensor_bytes``, gap width and packed-vs-Huffman
-coding of the index streams chosen as the writer does). The converter keeps the smallest.
+coding of the index streams chosen as the writer does), and in how fast the runtime streams them
+(the cost model of :mod:`pyruntime.cost`). The converter keeps the smallest by default, or what an
+:class:`.choose.Objective` asks for.
 
   dense         f32 values, rows*cols
   csr           rows' nonzero counts + relative column gaps + f32 value per nonzero
@@ -18,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from ..cost import CostModel
+from .choose import Choice, Objective, choose
 from .kmeans import kmeans_share
 
 TensorDict = dict[str, Any]
@@ -131,8 +135,12 @@ def encode_layer(
     indices: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     return_sizes: bool = False,
-) -> TensorDict | tuple[TensorDict, dict[str, int]]:
-    """Encodes the 2-D weight ``w`` as the smallest tensor dict that represents the compressed weights.
+    objective: Objective | None = None,
+    cost_model: CostModel | None = None,
+    return_choice: bool = False,
+) -> TensorDict | tuple[TensorDict, dict[str, int]] | tuple[TensorDict, Choice]:
+    """Encodes the 2-D weight ``w`` as the tensor dict, among those that represent the compressed
+    weights, that ``objective`` prefers (default: the smallest file; see :mod:`.choose`).
 
     - ``centroids``/``indices`` given: that codebook is used as is (the weights become
       ``centroids[indices]`` at ``mask``, zero elsewhere).
@@ -142,8 +150,9 @@ def encode_layer(
       values; nothing is rounded.
 
     ``mask`` (default ``w != 0``) says which weights survived pruning. Every candidate decodes to the
-    same weights, so the choice only changes the file size. With ``return_sizes`` also returns the
-    file bytes of every candidate, by encoding.
+    same weights, so the choice only changes size and speed. With ``return_sizes`` also returns the
+    file bytes of every candidate, by encoding; with ``return_choice`` the :class:`.choose.Choice`
+    (sizes, predicted times and the reason).
     """
     w = np.asarray(w, dtype=np.float32)
     mask = (w != 0) if mask is None else np.asarray(mask, dtype=bool)
@@ -157,7 +166,15 @@ def encode_layer(
         raise ValueError(f"tensor '{name}': centroids given without indices")
     if centroids is not None:
         w = np.where(mask, np.asarray(centroids, dtype=np.float32)[indices], np.float32(0)).astype(np.float32)
-    best, sizes = choose_encoding(candidates(name, w, mask=mask, centroids=centroids, indices=indices))
+    cands = candidates(name, w, mask=mask, centroids=centroids, indices=indices)
+    if objective is None and not return_choice:
+        best, sizes = choose_encoding(cands)
+        return (best, sizes) if return_sizes else best
+    sizes = {enc: encoded_bytes(t) for enc, t in cands.items()}
+    choice = choose(cands, sizes, objective or Objective(), cost_model)
+    best = cands[choice.encoding]
+    if return_choice:
+        return best, choice
     return (best, sizes) if return_sizes else best
 
 

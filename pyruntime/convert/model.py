@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import _core
+from ..cost import CostModel
+from .choose import Objective
 from .encode import TensorDict, decode_tensor, dense_tensor, encode_layer, nonzeros
 from .prune import PerLayer, check_layer_names, magnitude_mask, per_layer
 
@@ -41,6 +43,8 @@ class LayerReport:
     file_bytes: int           # weight + bias tensors in the file (headers included)
     dense_bytes: int          # the same as dense fp32
     candidate_bytes: dict[str, int]  # weight tensor bytes of every candidate encoding
+    predicted_seconds: dict[str, float] = field(default_factory=dict)  # per candidate, at the objective's batch
+    why: str = ""             # why this encoding (the objective, the numbers it compared)
 
     @property
     def density(self) -> float:
@@ -119,8 +123,10 @@ class CompressedModel:
                  str(r.bits), str(r.file_bytes), str(r.dense_bytes), f"{r.ratio:.1f}x"] for r in self.layers]
         rows.append(["total (file)", "", "", str(sum(r.nonzeros for r in self.layers)), "", "",
                      str(self.file_bytes), str(self.dense_bytes), f"{self.ratio:.1f}x"])
-        return format_table(["layer", "encoding", "shape", "nonzeros", "density", "bits", "bytes", "dense bytes",
-                             "ratio"], rows)
+        table = format_table(["layer", "encoding", "shape", "nonzeros", "density", "bits", "bytes", "dense bytes",
+                              "ratio"], rows)
+        why = [f"  {r.name}: {r.encoding}: {r.why}" for r in self.layers if r.why]
+        return table + ("\nencoding choice:\n" + "\n".join(why) if why else "")
 
     def report_rows(self) -> list[dict[str, Any]]:
         """The report as dicts (with ``density`` and ``ratio``)."""
@@ -178,6 +184,12 @@ def from_numpy(
     bits: PerLayer = None,
     masks: dict[str, np.ndarray] | None = None,
     metadata: dict[str, Any] | None = None,
+    optimize: str = "size",
+    batch: int = 1,
+    threads: int = 1,
+    size_budget: float | None = None,
+    speed_budget: float | None = None,
+    cost_model: CostModel | None = None,
 ) -> CompressedModel:
     """Builds a :class:`CompressedModel` from a layer list (see the module docstring).
 
@@ -185,9 +197,22 @@ def from_numpy(
     weights; a number (or per-layer mapping) prunes that fraction by magnitude. ``bits=None`` keeps the
     fp32 values; a number (or mapping) shares each layer's surviving weights among ``2**bits``
     k-means centroids. ``masks`` (layer name -> boolean array) marks weights that were pruned (False)
-    even if their value is not zero. Each weight tensor is stored in whichever encoding is smallest;
-    biases stay dense fp32.
+    even if their value is not zero. Biases stay dense fp32.
+
+    Each weight tensor is stored in the encoding the objective prefers among those that represent it
+    exactly (:mod:`pyruntime.convert.choose`): ``optimize="size"`` (default) the smallest file, within
+    ``speed_budget`` (a factor over the fastest candidate's predicted time) if given;
+    ``optimize="speed"`` the fastest at ``batch`` samples on ``threads`` threads, within
+    ``size_budget`` (a factor over the smallest candidate's file bytes) if given. Times come from
+    ``cost_model`` (default :func:`pyruntime.cost.default_cost_model`). The choice and its reason are
+    in the layer reports and in the file's metadata, where ``Model.summary()`` finds them.
     """
+    objective = Objective(optimize=optimize, batch=batch, threads=threads, size_budget=size_budget,
+                          speed_budget=speed_budget)
+    if cost_model is None:
+        from ..cost import default_cost_model
+
+        cost_model = default_cost_model()
     input_shape = [int(s) for s in input_shape]
     if not input_shape or any(s <= 0 for s in input_shape):
         raise ValueError(f"input_shape must be the non-empty shape of one sample, got {input_shape}")
@@ -238,7 +263,8 @@ def from_numpy(
             if not np.all(np.isfinite(w)) or (b is not None and not np.all(np.isfinite(b))):
                 raise ValueError(f"layer '{name}': weights contain NaN or infinity")
             report, wt, bt = _compress_linear(name, w, b, per_layer(sparsity, name, "sparsity"),
-                                              per_layer(bits, name, "bits"), (masks or {}).get(name))
+                                              per_layer(bits, name, "bits"), (masks or {}).get(name),
+                                              objective, cost_model)
             node["tensors"] = [len(tensors)] + ([len(tensors) + 1] if bt is not None else [])
             tensors.append(wt)
             if bt is not None:
@@ -250,26 +276,30 @@ def from_numpy(
         nodes.append(node)
     if not nodes:
         raise ValueError("a model needs at least one layer")
-    meta = {"producer": "pyruntime.convert", "layers": [r.name for r in reports]}
+    meta = {"producer": "pyruntime.convert", "layers": [r.name for r in reports],
+            "encoding_choice": {**objective.to_dict(), "cost_model": cost_model.name,
+                                "why": {r.name: r.why for r in reports}}}
     meta.update(metadata or {})
     return CompressedModel(input_shape, nodes, tensors, reports, meta)
 
 
 def _compress_linear(name: str, w: np.ndarray, b: np.ndarray | None, sparsity: float | None, bits: int | None,
-                     mask: np.ndarray | None) -> tuple[LayerReport, TensorDict, TensorDict | None]:
+                     mask: np.ndarray | None, objective: Objective,
+                     cost_model: CostModel) -> tuple[LayerReport, TensorDict, TensorDict | None]:
     keep = (w != 0) if mask is None else (np.asarray(mask, dtype=bool) & (w != 0))
     if keep.shape != w.shape:
         raise ValueError(f"layer '{name}': mask shape {keep.shape} differs from weight shape {w.shape}")
     if sparsity is not None:
         keep &= magnitude_mask(np.where(keep, w, 0), float(sparsity))
     w = np.where(keep, w, np.float32(0)).astype(np.float32)
-    wt, sizes = encode_layer(f"{name}.weight", w, bits=None if bits is None else int(bits), mask=keep,
-                             return_sizes=True)
+    wt, choice = encode_layer(f"{name}.weight", w, bits=None if bits is None else int(bits), mask=keep,
+                              objective=objective, cost_model=cost_model, return_choice=True)
+    sizes = choice.file_bytes
     bt = dense_tensor(f"{name}.bias", b) if b is not None else None
     file_bytes = sizes[wt["encoding"]] + (int(_core.encoded_tensor_bytes(bt)) if bt is not None else 0)
     n_bias = 0 if b is None else b.size
     report = LayerReport(
         name=name, encoding=wt["encoding"], shape=tuple(int(s) for s in w.shape), nonzeros=nonzeros(wt),
         bits=int(wt["index_bits"]) if "index_bits" in wt else 32, file_bytes=file_bytes,
-        dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes)
+        dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes, predicted_seconds=choice.seconds, why=choice.why)
     return report, wt, bt

@@ -1,0 +1,141 @@
+"""Per-layer encoding choice: the smallest file, or the fastest kernel, within a budget on the other.
+
+Every candidate of :func:`pyruntime.convert.encode.candidates` represents exactly the same weights,
+so the choice changes size and speed, never the results. Sizes are the C++ writer's (file bytes of
+the tensor); speeds are the cost model's prediction (:mod:`pyruntime.cost`) for the expected batch
+and thread count.
+
+  Objective("size")                       smallest file (the default; Deep Compression's choice)
+  Objective("size", speed_budget=1.5)     smallest whose predicted time is <= 1.5x the fastest's
+  Objective("speed", batch=64)            fastest at batch 64
+  Objective("speed", size_budget=1.25)    fastest whose file is <= 1.25x the smallest
+
+Ties go to the earlier encoding in dense, csr, codebook, csr+codebook (the simpler).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..cost import CostModel, default_cost_model
+from ..cost.layouts import ENCODINGS, exec_bytes
+
+TensorDict = dict[str, Any]
+OPTIMIZE = ("size", "speed")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the converter optimises per layer; see the module docstring."""
+
+    optimize: str = "size"
+    batch: int = 1
+    threads: int = 1
+    size_budget: float | None = None   # optimize="speed": file bytes <= this x the smallest candidate's
+    speed_budget: float | None = None  # optimize="size": predicted time <= this x the fastest candidate's
+
+    def __post_init__(self) -> None:
+        if self.optimize not in OPTIMIZE:
+            raise ValueError(f"optimize must be one of {OPTIMIZE}, got {self.optimize!r}")
+        for name in ("batch", "threads"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        for name in ("size_budget", "speed_budget"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 1.0):
+                raise ValueError(f"{name} must be a factor >= 1.0 (1.0: no slack) or None, got {v!r}")
+        if self.optimize == "size" and self.size_budget is not None:
+            raise ValueError("size_budget bounds optimize='speed'; for optimize='size' give speed_budget")
+        if self.optimize == "speed" and self.speed_budget is not None:
+            raise ValueError("speed_budget bounds optimize='size'; for optimize='speed' give size_budget")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"optimize": self.optimize, "batch": int(self.batch), "threads": int(self.threads),
+                "size_budget": self.size_budget, "speed_budget": self.speed_budget}
+
+
+@dataclass(frozen=True)
+class Choice:
+    encoding: str
+    why: str
+    file_bytes: dict[str, int]      # per candidate encoding
+    seconds: dict[str, float]       # predicted per call at the objective's batch and threads
+
+
+def tensor_cost_args(t: TensorDict) -> dict[str, Any]:
+    """rows, cols, nnz (stored entries), k and exec bytes of a tensor dict, for the cost model."""
+    shape = [int(s) for s in t["shape"]]
+    rows, cols = shape[0], int(np.prod(shape[1:]))
+    enc = t["encoding"]
+    k = int(np.asarray(t["centroids"]).size) if "centroids" in t else 0
+    if enc in ("csr", "csr+codebook"):
+        rowptr = np.asarray(t["rowptr"], dtype=np.int64)
+        nnz, counts = int(rowptr[-1]), np.diff(rowptr)
+    else:
+        nnz, counts = rows * cols, None
+    return {"rows": rows, "cols": cols, "nnz": nnz, "k": k,
+            "nbytes": exec_bytes(enc, rows, cols, nnz, k, row_counts=counts)}
+
+
+def _fmt_bytes(n: float) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB" if n >= 1e3 else f"{int(n)} B"
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s * 1e3:.2f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} us"
+
+
+def choose(cands: dict[str, TensorDict], sizes: dict[str, int], objective: Objective,
+           cost_model: CostModel | None = None) -> Choice:
+    """Picks one of ``cands`` (encoding -> tensor dict, file bytes in ``sizes``) for ``objective``."""
+    model = cost_model or default_cost_model()
+    secs = {}
+    for enc, t in cands.items():
+        a = tensor_cost_args(t)
+        secs[enc] = model.seconds(enc, a["rows"], a["cols"], a["nnz"], a["k"], batch=objective.batch,
+                                  threads=objective.threads, nbytes=a["nbytes"])
+    order = {e: i for i, e in enumerate(ENCODINGS)}
+    encs = sorted(cands, key=lambda e: order.get(e, len(order)))
+    smallest = min(encs, key=lambda e: sizes[e])
+    fastest = min(encs, key=lambda e: secs[e])
+    at = f"batch {objective.batch}" + (f", {objective.threads} threads" if objective.threads > 1 else "")
+
+    def others(pick: str, key: dict[str, float], fmt) -> str:
+        rest = sorted((e for e in encs if e != pick), key=lambda e: key[e])
+        return ", ".join(f"{e} {fmt(key[e])}" for e in rest)
+
+    if objective.optimize == "size":
+        allowed = encs
+        if objective.speed_budget is not None:
+            limit = secs[fastest] * objective.speed_budget
+            allowed = [e for e in encs if secs[e] <= limit * (1 + 1e-12)]
+        pick = min(allowed, key=lambda e: sizes[e])
+        why = f"smallest file ({_fmt_bytes(sizes[pick])}"
+        if objective.speed_budget is not None:
+            why += f", predicted {_fmt_s(secs[pick])} at {at}, within {objective.speed_budget:g}x of the fastest"
+            if pick != smallest:
+                why += (f"; {smallest} is smaller ({_fmt_bytes(sizes[smallest])}) but predicted "
+                        f"{_fmt_s(secs[smallest])}")
+        why += ")"
+        if len(encs) > 1:
+            why += f"; others: {others(pick, sizes, _fmt_bytes)}"
+    else:
+        allowed = encs
+        if objective.size_budget is not None:
+            limit = sizes[smallest] * objective.size_budget
+            allowed = [e for e in encs if sizes[e] <= limit]
+        pick = min(allowed, key=lambda e: secs[e])
+        why = f"fastest at {at} (predicted {_fmt_s(secs[pick])}"
+        if objective.size_budget is not None:
+            why += f", {_fmt_bytes(sizes[pick])}, within {objective.size_budget:g}x of the smallest file"
+            if pick != fastest:
+                why += (f"; {fastest} is faster ({_fmt_s(secs[fastest])}) but "
+                        f"{sizes[fastest] / sizes[smallest]:.1f}x the smallest")
+        why += ")"
+        if len(encs) > 1:
+            why += f"; others: {others(pick, secs, _fmt_s)}"
+    return Choice(encoding=pick, why=why, file_bytes={e: int(sizes[e]) for e in encs},
+                  seconds={e: float(secs[e]) for e in encs})

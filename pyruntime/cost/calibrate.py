@@ -1,0 +1,208 @@
+"""Measuring the cost model's coefficients on this machine (``pyruntime calibrate``).
+
+Every kernel class (:func:`pyruntime.cost.layouts.kernel_class`) is timed on random weights of a few
+shapes and densities that fit in the last-level cache, at batch 1, 8 and 64, on one thread; a
+non-negative least-squares fit per class and batch gives
+``call + per_visit * visits + per_row * rows + per_col * cols``
+(relative error minimised, so small and large layers count alike). The read bandwidth is the rate of
+the dense batch-1 kernel over a weight four times the size of the last-level cache, on 1 thread and on
+every thread (through a one-layer model with a thread pool). The fit's own errors are returned with the
+model, so a calibration says how far to trust it.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layouts import exec_bytes, kernel_class, visits
+from .model import BATCH_POINTS, Coef, CostModel
+
+# (rows, cols, density) per family, from LeNet-sized to 8192 columns; each fits in 8 MiB as dense f32.
+DENSE_SHAPES = ((64, 256), (128, 1024), (512, 1024), (1024, 1024), (256, 2048), (96, 8192))
+SPARSE_SHAPES = ((128, 512, 0.1), (300, 784, 0.1), (512, 512, 0.3), (1024, 2048, 0.3), (1024, 2048, 0.1),
+                 (1024, 2048, 0.02), (4096, 1024, 0.03), (256, 4096, 0.2), (256, 8192, 0.1))
+# (encoding, k) per kernel class; k = 2^bits
+CLASSES = (
+    ("dense", 0), ("codebook", 2), ("codebook", 4), ("codebook", 16),
+    ("codebook", 32), ("codebook", 64), ("codebook", 128), ("codebook", 256),
+    ("csr", 0), ("csr+codebook", 16),
+    ("csr+codebook", 32), ("csr+codebook", 64), ("csr+codebook", 128), ("csr+codebook", 256),
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    cls: str
+    encoding: str
+    rows: int
+    cols: int
+    nnz: int
+    k: int
+    batch: int
+    nbytes: int
+    seconds: float
+
+
+def llc_bytes() -> int:
+    """The last-level cache of CPU 0 (sysfs, then getconf), 32 MiB when neither tells."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    best = 0
+    try:
+        for entry in os.listdir(base):
+            try:
+                with open(os.path.join(base, entry, "size")) as f:
+                    text = f.read().strip().upper()
+            except OSError:
+                continue
+            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            digits = text.rstrip("KMG")
+            if digits.isdigit():
+                best = max(best, int(digits) * mult)
+    except OSError:
+        pass
+    if not best:
+        try:
+            best = int(os.sysconf("SC_LEVEL3_CACHE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            best = 0
+    return best if best > 0 else 32 << 20
+
+
+def random_tensor(encoding: str, rows: int, cols: int, density: float, k: int,
+                  rng: np.random.Generator) -> dict:
+    """A tensor dict of random weights in ``encoding`` (timings depend on shape and pattern only)."""
+    shape = [rows, cols]
+    if encoding == "dense":
+        return {"name": "w", "encoding": "dense", "shape": shape,
+                "values": rng.standard_normal(rows * cols, dtype=np.float32)}
+    centroids = np.linspace(-1.0, 1.0, max(k, 1), dtype=np.float32)
+    bits = max(1, int(np.ceil(np.log2(max(k, 2)))))
+    if encoding == "codebook":
+        return {"name": "w", "encoding": "codebook", "shape": shape, "centroids": centroids, "index_bits": bits,
+                "indices": rng.integers(0, k, rows * cols, dtype=np.uint8)}
+    mask = rng.random((rows, cols)) < density
+    rowptr = np.zeros(rows + 1, dtype=np.uint32)
+    np.cumsum(mask.sum(axis=1), out=rowptr[1:])
+    colidx = np.nonzero(mask)[1].astype(np.uint32)
+    nnz = int(colidx.size)
+    if encoding == "csr":
+        return {"name": "w", "encoding": "csr", "shape": shape, "rowptr": rowptr, "colidx": colidx,
+                "values": rng.standard_normal(nnz, dtype=np.float32)}
+    return {"name": "w", "encoding": "csr+codebook", "shape": shape, "rowptr": rowptr, "colidx": colidx,
+            "centroids": centroids, "index_bits": bits, "indices": rng.integers(0, k, nnz, dtype=np.uint8)}
+
+
+def best_time(call: Callable[[], object], budget_s: float, min_reps: int = 3) -> float:
+    """Fastest of repeated calls within about ``budget_s`` (after one warm-up call)."""
+    call()
+    best, n, start = float("inf"), 0, time.perf_counter()
+    while n < min_reps or time.perf_counter() - start < budget_s:
+        t0 = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - t0)
+        n += 1
+        if n >= 1000:
+            break
+    return best
+
+
+def _nnls_rel(X: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """argmin over c >= 0 of sum(((X c - t) / t)^2), by trying every support (a handful of unknowns)."""
+    A = X / t[:, None]
+    ones = np.ones_like(t)
+    best, best_res = np.zeros(X.shape[1]), float("inf")
+    for m in range(1, X.shape[1] + 1):
+        for support in itertools.combinations(range(X.shape[1]), m):
+            cols = list(support)
+            sol, *_ = np.linalg.lstsq(A[:, cols], ones, rcond=None)
+            if np.any(sol < 0):
+                continue
+            c = np.zeros(X.shape[1])
+            c[cols] = sol
+            res = float(np.sum((A @ c - ones) ** 2))
+            if res < best_res:
+                best, best_res = c, res
+    return best
+
+
+def fit(samples: Iterable[Sample]) -> dict[str, dict[int, Coef]]:
+    by: dict[tuple[str, int], list[Sample]] = {}
+    for s in samples:
+        by.setdefault((s.cls, s.batch), []).append(s)
+    coef: dict[str, dict[int, Coef]] = {}
+    for (cls, batch), group in sorted(by.items()):
+        X = np.array([[1.0, visits(s.encoding, s.rows, s.cols, s.nnz), s.rows, s.cols] for s in group])
+        t = np.array([s.seconds for s in group])
+        call, per_visit, per_row, per_col = _nnls_rel(X, t)
+        coef.setdefault(cls, {})[batch] = Coef(call=float(call), per_visit=float(per_visit), per_row=float(per_row),
+                                                per_col=float(per_col))
+    return coef
+
+
+def measure_bandwidth(threads: int, llc: int, budget_s: float, rng: np.random.Generator) -> float:
+    """Bytes/s of the dense batch-1 kernel over a weight of 4x the last-level cache (at most 1 GiB)."""
+    from .. import _core, load
+
+    cols = 4096
+    rows = max(256, min(4 * llc, 1 << 30) // (4 * cols))
+    t = random_tensor("dense", rows, cols, 1.0, 0, rng)
+    model = load(_core.write_model({"input_shape": [cols], "tensors": [t],
+                                    "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}]}), threads=threads)
+    x = rng.standard_normal((1, cols), dtype=np.float32)
+    return rows * cols * 4 / best_time(lambda: model.run(x), budget_s, min_reps=5)
+
+
+def calibrate(*, budget_s: float = 0.05, threads: int | None = None, seed: int = 0,
+              progress: Callable[[str], None] | None = None,
+              classes: Iterable[tuple[str, int]] = CLASSES) -> tuple[CostModel, list[Sample]]:
+    """Measures this machine at the active ISA; returns the fitted model and the samples it was fitted to.
+
+    ``budget_s`` is the time spent repeating each timed call (the whole run takes about 200 of them,
+    plus building the weights). ``threads``: the thread count to measure the read bandwidth at besides 1
+    (default: the CPUs this process may use). ``classes``: (encoding, k) pairs to measure, one per
+    kernel class (default: all of them).
+    """
+    from .. import _core
+
+    rng = np.random.default_rng(seed)
+    llc = llc_bytes()
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    samples: list[Sample] = []
+    for encoding, k in classes:
+        cls = kernel_class(encoding, k)
+        if progress:
+            progress(cls)
+        sparse = encoding in ("csr", "csr+codebook")
+        shapes = SPARSE_SHAPES if sparse else tuple((r, c, 1.0) for r, c in DENSE_SHAPES)
+        for rows, cols, density in shapes:
+            t = random_tensor(encoding, rows, cols, density, k, rng)
+            pw = _core.PackedWeight(t)
+            nnz = int(pw.nnz)
+            for batch in BATCH_POINTS:
+                x = rng.standard_normal((batch, cols), dtype=np.float32)
+                sec = best_time(lambda: pw.gemm(x), budget_s)  # noqa: B023 (called before the next iteration)
+                samples.append(Sample(cls, encoding, rows, cols, nnz, k, batch, int(pw.bytes), sec))
+    bw = {1: measure_bandwidth(1, llc, 4 * budget_s, rng)}
+    if threads > 1:
+        bw[threads] = measure_bandwidth(threads, llc, 4 * budget_s, rng)
+    model = CostModel(name=f"calibrated at {_core.active_isa()}", isa=_core.active_isa(),
+                      llc_bytes=llc, read_bandwidth=bw, coef=fit(samples))
+    return model, samples
+
+
+def fit_errors(model: CostModel, samples: Iterable[Sample]) -> list[float]:
+    """predicted / measured for each sample."""
+    return [model.seconds(s.encoding, s.rows, s.cols, s.nnz, s.k, batch=s.batch, nbytes=s.nbytes) / s.seconds
+            for s in samples]
+
+
+def check_exec_bytes(samples: Iterable[Sample]) -> list[str]:
+    """Samples whose layout bytes differ from the mirror in layouts.py (none, unless pack.cpp changed)."""
+    return [f"{s.cls} {s.rows}x{s.cols}" for s in samples
+            if s.encoding != "csr+codebook" and exec_bytes(s.encoding, s.rows, s.cols, s.nnz, s.k) != s.nbytes]

@@ -1,0 +1,92 @@
+"""What a weight costs to stream: its execution layout and bytes, as the loader builds them.
+
+A mirror of ``csrc/kernels/pack.cpp`` (tests check it against ``_core.PackedWeight`` for every
+encoding), so that the converter can price an encoding without building it:
+
+  dense          dense_f32   4 bytes per weight
+  csr            csr_f32     row pointers + per entry a 16-bit column (32-bit past 65536 columns) + f32
+  codebook       lut1/2/4    k <= 2 / 4 / 16: 1-, 2- or 4-bit indices in 16-byte groups per row
+                 lut8        k <= 256: one index byte per weight
+  csr+codebook   csr_lut4    k <= 16: CSR + 4-bit indices in 8-byte groups of 16 entries per row
+                 csr_lut8    k <= 256: CSR + one index byte per entry
+
+The byte-index kernels decode through a tree of table permutes whose depth grows with k (5, 6, 7 or 8
+bits), so their speed depends on k as well: :func:`kernel_class` names that finer class.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
+SPARSE_ENCODINGS = ("csr", "csr+codebook")
+MAX_NIBBLE_K = 16
+
+
+def packed_bits(k: int) -> int:
+    """Bits per packed codebook index for ``k`` centroids (8: one byte per index)."""
+    return 1 if k <= 2 else 2 if k <= 4 else 4 if k <= MAX_NIBBLE_K else 8
+
+
+def layout_of(encoding: str, k: int = 0) -> str:
+    """The execution layout the loader builds for ``encoding`` with ``k`` centroids."""
+    if encoding == "dense":
+        return "dense_f32"
+    if encoding == "csr":
+        return "csr_f32"
+    if encoding == "codebook":
+        return f"lut{packed_bits(max(k, 1))}"
+    if encoding == "csr+codebook":
+        return "csr_lut4" if k <= MAX_NIBBLE_K else "csr_lut8"
+    raise ValueError(f"unknown encoding '{encoding}' (known: {', '.join(ENCODINGS)})")
+
+
+def kernel_class(encoding: str, k: int = 0) -> str:
+    """The layout, refined by the table size for byte indices: 'lut8/k64' decodes k <= 64."""
+    layout = layout_of(encoding, k)
+    if layout in ("lut8", "csr_lut8"):
+        kk = 32
+        while kk < k:
+            kk *= 2
+        return f"{layout}/k{kk}"
+    return layout
+
+
+def visits(encoding: str, rows: int, cols: int, nnz: int) -> int:
+    """Weights a kernel touches per sample: every weight for dense layouts, the entries for CSR."""
+    return int(nnz) if encoding in SPARSE_ENCODINGS else int(rows) * int(cols)
+
+
+def _lutb_row_bytes(bits: int, cols: int) -> int:
+    group = 128 // bits
+    return (cols + group - 1) // group * 16
+
+
+def exec_bytes(encoding: str, rows: int, cols: int, nnz: int, k: int = 0,
+               row_counts: Sequence[int] | np.ndarray | None = None) -> int:
+    """Bytes of the execution layout one pass over the weight streams (``PackedWeight.bytes``).
+
+    ``nnz`` is the number of stored entries for the CSR encodings. The 4-bit csr+codebook layout pads
+    each row to whole groups of 16 entries: exact with ``row_counts`` (entries per row), otherwise
+    estimated as half a group of padding per non-empty row.
+    """
+    rows, cols, nnz, k = int(rows), int(cols), int(nnz), int(k)
+    if encoding == "dense":
+        return rows * cols * 4
+    if encoding == "codebook":
+        bits = packed_bits(max(k, 1))
+        idx = rows * _lutb_row_bytes(bits, cols) if bits < 8 else rows * cols
+        return idx + 4 * k
+    if encoding not in SPARSE_ENCODINGS:
+        raise ValueError(f"unknown encoding '{encoding}' (known: {', '.join(ENCODINGS)})")
+    csr = 4 * (rows + 1) + nnz * (2 if cols <= 65536 else 4)
+    if encoding == "csr":
+        return csr + 4 * nnz
+    if k > MAX_NIBBLE_K:
+        return csr + nnz + 4 * k
+    if row_counts is not None:
+        groups = int(((np.asarray(row_counts, dtype=np.int64) + 15) // 16).sum())
+    else:
+        groups = (nnz + 8 * min(rows, nnz) + 15) // 16
+    return csr + 4 * (rows + 1) + 8 * groups + 4 * k

@@ -1,0 +1,40 @@
+"""Built-in cost profiles: coefficients measured by ``pyruntime calibrate`` on a reference machine, one
+JSON file per ISA level in ``profiles/`` (a 2-core AMD EPYC, Zen 4, 32 MiB L3, 2 threads; written with
+``pyruntime calibrate --isa <level> -o pyruntime/cost/profiles/<level>.json``).
+
+On another machine the absolute times differ, but the ranking of encodings, which is what the
+converter's choice needs, follows from the kernels' structure and mostly carries over; calibrate to
+get this machine's own numbers.
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from .model import CostModel
+
+ISA_ORDER = ("ref", "avx2", "avx512")
+
+
+def available() -> list[str]:
+    """ISA levels with a built-in profile."""
+    folder = resources.files(__package__) / "profiles"
+    return [isa for isa in ISA_ORDER if (folder / f"{isa}.json").is_file()]
+
+
+def builtin_profile(isa: str) -> CostModel:
+    """The built-in profile for ``isa``, else for the nearest level below it that has one (then above)."""
+    have = available()
+    if not have:
+        raise FileNotFoundError("no built-in cost profiles are installed (pyruntime/cost/profiles/*.json)")
+    if isa in have:
+        pick = isa
+    else:
+        rank = ISA_ORDER.index(isa) if isa in ISA_ORDER else len(ISA_ORDER)
+        below = [p for p in have if ISA_ORDER.index(p) <= rank]
+        pick = below[-1] if below else have[0]
+    text = (resources.files(__package__) / "profiles" / f"{pick}.json").read_text()
+    model = CostModel.from_dict(json.loads(text))
+    if pick != isa:
+        model.name += f" (used for {isa}: no profile of its own)"
+    return model
