@@ -1,0 +1,146 @@
+"""Per-layer encoding choice: objectives, budgets, the recorded reason, and that a choice never changes
+the results (every candidate represents the same weights)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import pyruntime
+from pyruntime.convert import Objective, candidates, choose, encoded_bytes, from_numpy
+from pyruntime.cost import Coef, CostModel
+
+
+def _model(per_visit: dict[str, float]) -> CostModel:
+    """Batch-independent toy costs: per_visit seconds per weight touched, by kernel class prefix."""
+    classes = ["dense_f32", "csr_f32", "lut1", "lut2", "lut4", "csr_lut4"] + [
+        f"{p}/k{k}" for p in ("lut8", "csr_lut8") for k in (32, 64, 128, 256)]
+    coef = {}
+    for c in classes:
+        a = per_visit[c.split("/")[0]]
+        coef[c] = {b: Coef(0.0, a * b, 0.0) for b in (1, 8, 64)}
+    return CostModel(name="toy", isa="ref", llc_bytes=1 << 40, read_bandwidth={1: 1e10}, coef=coef)
+
+
+# dense-layout kernels cheap per weight, sparse ones dear per entry (the shape of the real profiles)
+TOY = _model({"dense_f32": 1e-10, "lut1": 0.6e-10, "lut2": 0.6e-10, "lut4": 0.6e-10, "lut8": 1.3e-10,
+              "csr_f32": 5e-10, "csr_lut4": 4e-10, "csr_lut8": 5e-10})
+
+
+def _layer(rng, density: float, bits: int = 4, shape=(64, 256)):
+    from pyruntime.convert import kmeans_share
+
+    w = rng.standard_normal(shape).astype(np.float32)
+    mask = rng.random(shape) < density
+    w[~mask] = 0
+    cent, idx = kmeans_share(w, bits, mask=mask)
+    w = np.where(mask, cent[idx], 0).astype(np.float32)
+    cands = candidates("w", w, mask=mask, centroids=cent, indices=idx)
+    return cands, {e: encoded_bytes(t) for e, t in cands.items()}
+
+
+def test_size_objective_is_the_smallest(rng):
+    cands, sizes = _layer(rng, 0.1)
+    c = choose(cands, sizes, Objective(), TOY)
+    assert c.encoding == min(sizes, key=sizes.get) == "csr+codebook"
+    assert c.file_bytes == sizes and set(c.seconds) == set(cands)
+    assert c.why.startswith("smallest file") and "others:" in c.why
+
+
+@pytest.mark.parametrize("density,want", [(0.05, "csr+codebook"), (1.0, "codebook")])
+def test_speed_objective_is_the_fastest_predicted(rng, density, want):
+    # toy costs: csr_lut4 0.05 * 4e-10 per weight beats lut4's 0.6e-10; with no pruning lut4 wins
+    cands, sizes = _layer(rng, density)
+    c = choose(cands, sizes, Objective("speed"), TOY)
+    assert c.encoding == min(c.seconds, key=c.seconds.get) == want
+    assert c.why.startswith("fastest at batch 1 (predicted")
+
+
+def test_size_budget_excludes_big_fast_encodings(rng):
+    cands, sizes = _layer(rng, 0.5)
+    fastest = choose(cands, sizes, Objective("speed"), TOY)
+    within = choose(cands, sizes, Objective("speed", size_budget=1.0), TOY)
+    assert within.encoding == min(sizes, key=sizes.get)
+    big = max(sizes, key=sizes.get)
+    loose = choose(cands, sizes, Objective("speed", size_budget=sizes[big] / min(sizes.values())), TOY)
+    assert loose.encoding == fastest.encoding
+    for c in (within, loose):
+        assert sizes[c.encoding] <= min(sizes.values()) * (sizes[big] / min(sizes.values()))
+
+
+def test_speed_budget_trades_bytes_for_time(rng):
+    cands, sizes = _layer(rng, 0.3)
+    secs = choose(cands, sizes, Objective(), TOY).seconds
+    fastest = min(secs, key=secs.get)
+    tight = choose(cands, sizes, Objective("size", speed_budget=1.0), TOY)
+    assert tight.encoding == fastest
+    budget = 1.5
+    c = choose(cands, sizes, Objective("size", speed_budget=budget), TOY)
+    allowed = [e for e in secs if secs[e] <= budget * secs[fastest]]
+    assert c.encoding == min(allowed, key=sizes.get)
+    assert "within 1.5x of the fastest" in c.why
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"optimize": "latency"}, "optimize must be one of"),
+    ({"batch": 0}, "batch must be an int >= 1"),
+    ({"threads": 1.5}, "threads must be an int >= 1"),
+    ({"optimize": "speed", "size_budget": 0.5}, "size_budget must be a factor >= 1.0"),
+    ({"optimize": "size", "speed_budget": float("nan")}, "speed_budget must be a factor"),
+    ({"optimize": "size", "size_budget": 2.0}, "size_budget bounds optimize='speed'"),
+    ({"optimize": "speed", "speed_budget": 2.0}, "speed_budget bounds optimize='size'"),
+])
+def test_bad_objectives_are_refused(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        Objective(**kw)
+
+
+def _mlp(rng):
+    w1 = rng.standard_normal((96, 200)).astype(np.float32)
+    w2 = rng.standard_normal((10, 96)).astype(np.float32)
+    return [("linear", w1, rng.standard_normal(96).astype(np.float32)), ("relu",),
+            ("linear", w2, None)]
+
+
+@pytest.mark.parametrize("kw", [{}, {"optimize": "speed"}, {"optimize": "speed", "batch": 64},
+                                {"optimize": "speed", "size_budget": 1.1}, {"speed_budget": 2.0},
+                                {"optimize": "speed", "batch": 8, "threads": 2}])
+def test_every_objective_computes_the_same_function(rng, kw):
+    layers = _mlp(rng)
+    x = rng.standard_normal((7, 200)).astype(np.float32)
+    ref = from_numpy(layers, [200], sparsity={"fc1": 0.6, "fc2": 0.2}, bits=4)
+    cm = from_numpy(layers, [200], sparsity={"fc1": 0.6, "fc2": 0.2}, bits=4, **kw)
+    y_ref, y = ref.load().run(x), cm.load().run(x)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5 * float(np.abs(y_ref).max()))
+    for r in cm.layers:
+        assert r.encoding in r.candidate_bytes and r.predicted_seconds.keys() == r.candidate_bytes.keys()
+        objective = kw.get("optimize", "size")
+        if objective == "speed" and "size_budget" not in kw:
+            assert r.predicted_seconds[r.encoding] == min(r.predicted_seconds.values())
+        if objective == "size" and "speed_budget" not in kw:
+            assert r.candidate_bytes[r.encoding] == min(r.candidate_bytes.values())
+
+
+def test_choice_is_recorded_in_the_file_and_shown_by_summary(rng):
+    cm = from_numpy(_mlp(rng), [200], sparsity=0.9, bits=4, optimize="speed", batch=8, cost_model=TOY)
+    meta = json.loads(pyruntime.load(cm.to_bytes()).metadata)
+    choice = meta["encoding_choice"]
+    assert choice["optimize"] == "speed" and choice["batch"] == 8 and choice["cost_model"] == "toy"
+    assert choice["why"] == {r.name: r.why for r in cm.layers}
+    model = cm.load()
+    rows = model.summary(batch=8, cost_model=TOY)
+    assert [r["why"] for r in rows] == [r.why for r in cm.layers]
+    assert all(r["why"].startswith("fastest at batch 8") for r in rows)
+    for r, rep in zip(rows, cm.layers):
+        assert r["predicted_s"] == pytest.approx(rep.predicted_seconds[rep.encoding], rel=1e-9)
+    text = model.summary_text(batch=8)
+    assert "why this encoding:" in text and "us@b8 (pred)" in text
+    assert "encoding choice:" in cm.report()
+
+
+def test_summary_of_a_file_from_another_writer_has_no_reason(every_encoding_bytes):
+    rows = pyruntime.load(every_encoding_bytes).summary()
+    assert [r["why"] for r in rows] == [""] * len(rows)
+    assert [r["layout"] for r in rows] == ["dense_f32", "csr_f32", "lut4", "csr_lut4"]  # k = 5: 4-bit
+    assert all(r["predicted_s"] > 0 for r in rows)
