@@ -150,3 +150,38 @@ def test_inspect_explains_a_consistent_but_wrong_file(model_file, capsys):
     struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
     out = _inspect_bad(model_file, bytes(data), capsys)
     assert "unknown op code 77" in out and "every checksum matches" in out
+
+
+def test_bench_compares_the_measured_time_with_the_cost_model(model_file, capsys):
+    assert main(["bench", str(model_file), "--seconds", "0.05", "--batch", "8", "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "us@b8 (pred)" in out and "batch 8, 2 threads" in out and "the cost model predicts" in out
+    assert "why this encoding:" in out and "smallest file" in out
+
+
+def test_convert_for_speed_records_the_objective(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.ReLU(), torch.nn.Linear(48, 3))
+    torch.save(net, tmp_path / "net.pt")
+    out_path = tmp_path / "net.pyrt"
+    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--input-shape", "64", "--sparsity", "0.5",
+                 "--bits", "4", "--optimize", "speed", "--batch", "16", "--size-budget", "1.5"]) == 0
+    assert "fastest at batch 16" in capsys.readouterr().out
+    assert all(r["why"].startswith("fastest at batch 16") for r in load(out_path).summary())
+    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--input-shape", "64",
+                 "--optimize", "size", "--size-budget", "1.5"]) == 1
+    assert "size_budget bounds optimize='speed'" in capsys.readouterr().err
+
+
+def test_calibrate_writes_a_profile_the_converter_can_use(tmp_path, capsys, monkeypatch):
+    from pyruntime.cost import CostModel, default_cost_model
+
+    path = tmp_path / "prof.json"
+    assert main(["calibrate", "-o", str(path), "--budget", "0", "--threads", "1", "--name", "here"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted / measured: median" in out and "read bandwidth: 1 thread" in out
+    model = CostModel.load(path)
+    assert model.name == "here" and len(model.coef) == 14
+    monkeypatch.setenv("PYRUNTIME_COST_PROFILE", str(path))
+    assert default_cost_model().name == "here"
