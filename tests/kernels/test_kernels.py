@@ -111,13 +111,33 @@ def test_edge_shapes(helpers, rng, isa, encoding, shape, batch):
     check(helpers, rng, make(helpers, rng, encoding, shape, density=0.4, k=13), isa, batch)
 
 
-# Batch paths: 1 = GEMV; small batches = dot-product tiles (4, 6, 8 rows); from 4 / 8 on, dense and codebook
-# switch to the batch-in-lanes GEMM (tiles of 8, 16, 32 lanes); CSR SpMM tiles of 8 / 16 lanes.
+# Batch paths: 1 = GEMV; from 2 on, dot-product tiles in passes of up to 8 (AVX-512) / 4 or 6 (AVX2) batch
+# rows; dense from 32 (AVX-512) / 16 (AVX2) batch-in-lanes GEMM tiles of 32 / 16 lanes with the rest in dot
+# tiles, AVX2 4-bit codebooks (k > 8) batch-in-lanes from 16; CSR SpMM tiles of 8, 16 and 32 lanes.
 @pytest.mark.parametrize("batch", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 32, 33, 64])
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("isa", ISAS)
 def test_batch_sizes(helpers, rng, isa, encoding, batch):
     check(helpers, rng, make(helpers, rng, encoding, (67, 300), density=0.2, k=16), isa, batch)
+
+
+# Batch >= 2 dot tiles (x86/dot_batch_avx512.h): passes of at most 8 batch rows (balanced), blocks of
+# weight rows reused by every pass (dense in place: 96 rows of 1000 columns; byte codebooks decoded in the
+# tile: 252 rows; k > 64: 12 decoded rows), tiles of 1..6 rows with single rows left over at block ends.
+@pytest.mark.parametrize("batch", [2, 9, 17, 31])
+@pytest.mark.parametrize("k", [None, 4, 16, 32, 100, 256], ids=lambda k: "dense" if k is None else f"k{k}")
+@pytest.mark.parametrize("isa", FAST_ISAS)
+def test_row_blocks(helpers, rng, isa, k, batch):
+    encoding = "dense" if k is None else "codebook"
+    check(helpers, rng, make(helpers, rng, encoding, (601, 1000), k=k or 16), isa, batch)
+
+
+@pytest.mark.parametrize("batch", [130, 257])
+@pytest.mark.parametrize("encoding, k", [("dense", 16), ("codebook", 16), ("codebook", 40), ("codebook", 200)])
+@pytest.mark.parametrize("isa", ISAS)
+def test_batch_chunks(helpers, rng, isa, encoding, k, batch):
+    # codebook kernels pack x in chunks of at most 128 batch rows
+    check(helpers, rng, make(helpers, rng, encoding, (21, 50), k=k), isa, batch)
 
 
 @pytest.mark.parametrize("k", [16, 200])
@@ -199,11 +219,12 @@ def test_empty_matrix(helpers, rng, isa, encoding, batch):
 
 
 @pytest.mark.parametrize("cols", [65536, 70001])
-@pytest.mark.parametrize("batch", [1, 6, 20])
+@pytest.mark.parametrize("batch", [1, 6, 20, 30])
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("isa", ISAS)
 def test_wide_columns(helpers, rng, isa, encoding, batch, cols):
-    # 65536 columns: the last one still fits a 16-bit index; more: 32-bit column indices in the CSR layouts
+    # 65536 columns: the last one still fits a 16-bit index; more: 32-bit column indices in the CSR layouts;
+    # batch 30: the dot-tile kernels pack x in chunks of 24 batch rows at these widths
     t = make(helpers, rng, encoding, (3, cols), density=0.05, k=9)
     if encoding in ("csr", "csr+codebook"):
         t["colidx"][-1] = cols - 1  # make sure the largest column index is used

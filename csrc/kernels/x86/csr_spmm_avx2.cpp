@@ -5,9 +5,10 @@
 // Batch 1 (SpMV): per row, 16 entries per step: the 16 weights as two float vectors (loaded or decoded
 // through the codebook), x at the 16 columns (scalar loads, see gather8), two FMA chains, one horizontal
 // sum per row; the row's last 1..15 entries in a scalar loop.
-// Batch > 1 (SpMM): x is transposed per tile of 8 batch rows into xt[col][8], so each entry costs one
-// broadcast of its weight and one aligned 8-float load of xt[col] (no gather), with the 8 batch rows of
-// the output in the lanes of 4 rotating accumulators. The weights stream once per 8 batch rows.
+// Batch > 1 (SpMM): x is transposed per tile of 16 batch rows (8 when at most 8 are left) into
+// xt[col][16], so each entry costs one broadcast of its weight and two aligned 8-float loads of xt[col]
+// (no gather), with the batch rows of the output in the lanes of 4 rotating pairs of accumulators. The
+// weights stream once per tile; their streams are prefetched ahead in software.
 #include <algorithm>
 
 #include "kernels/kernels.h"
@@ -19,11 +20,12 @@ namespace {
 using namespace avx2;
 
 constexpr size_t kStep = 16;   // entries per SpMV step (= one CsrLut4 group)
-constexpr size_t kTile = 8;    // batch rows per SpMM tile (one ymm of lanes)
+constexpr size_t kTile = 8;    // batch rows per ymm of lanes in an SpMM tile (tiles of 1 or 2 ymm)
 
 // ---- weight sources: the weights of entries [e, e + 16) of the current row ----
 // vec(): as two float vectors; scalars(): as 16 floats in memory (for broadcasting). Both may read past
-// the row's last entry (padded arrays, see kernels.h); callers discard those lanes.
+// the row's last entry (padded arrays, see kernels.h); callers discard those lanes. prefetch(): the
+// weights of entries about 256 ahead into L1.
 
 struct F32Weights {
   const float* val;
@@ -34,6 +36,7 @@ struct F32Weights {
     v1 = _mm256_loadu_ps(row + e + 8);
   }
   const float* scalars(size_t e, float* /*buf*/) const { return row + e; }
+  void prefetch(size_t e) const { _mm_prefetch(reinterpret_cast<const char*>(row + e + 256), _MM_HINT_T0); }
 };
 
 template <class Dec>
@@ -42,6 +45,7 @@ struct Lut8Weights {
   Dec dec;
   const uint8_t* row = nullptr;
   void start(uint32_t /*r*/, size_t j0) { row = idx + j0; }
+  void prefetch(size_t e) const { _mm_prefetch(reinterpret_cast<const char*>(row + e + 1024), _MM_HINT_T0); }
   void vec(size_t e, __m256& v0, __m256& v1) const {
     v0 = dec(load_u8x8(row + e));
     v1 = dec(load_u8x8(row + e + 8));
@@ -62,6 +66,7 @@ struct Lut4Weights {
   Dec dec;
   const uint8_t* row = nullptr;
   void start(uint32_t r, size_t /*j0*/) { row = idx + size_t(goff[r]) * 8; }
+  void prefetch(size_t e) const { _mm_prefetch(reinterpret_cast<const char*>(row + e / 2 + 512), _MM_HINT_T0); }
   void vec(size_t e, __m256& v0, __m256& v1) const {
     // group e / 16 is the 8 bytes at e / 2; byte j = entry j (low nibble) | entry 8 + j (high nibble).
     const __m256i b = load_u8x8(row + e / 2);
@@ -117,56 +122,90 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
   }
 }
 
-// ---- SpMM: batch > 1, tiles of 8 batch rows over a transposed copy of x ----
+// ---- SpMM: batch > 1, tiles of 16 (or, for at most 8 left, 8) batch rows over a transposed copy of x ----
 
-// xt[c * 8 + t] = x[b0 + t][c] for t < bt, 0 for the unused lanes.
-void transpose_tile(const float* x, size_t cols, size_t bt, float* xt) {
-  if (bt < kTile) std::fill(xt, xt + cols * kTile, 0.0f);
+// xt[c * lanes + t] = x[b0 + t][c] for t < bt, 0 for the unused lanes.
+void transpose_tile(const float* x, size_t cols, size_t bt, size_t lanes, float* xt) {
+  if (bt < lanes) std::fill(xt, xt + cols * lanes, 0.0f);
   for (size_t t = 0; t < bt; ++t) {
     const float* xs = x + t * cols;
-    for (size_t c = 0; c < cols; ++c) xt[c * kTile + t] = xs[c];
+    for (size_t c = 0; c < cols; ++c) xt[c * lanes + t] = xs[c];
   }
 }
 
+// acc[v] += w * xt[c][8 v .. 8 v + 8) for the NV vectors of lanes (one broadcast).
+template <int NV, class Col>
+inline void fma_entry(__m256 (&acc)[NV], float w, const float* xt, Col c) {
+  const __m256 wb = _mm256_set1_ps(w);
+  const float* p = xt + size_t(c) * (8 * NV);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) acc[v] = _mm256_fmadd_ps(wb, _mm256_load_ps(p + 8 * v), acc[v]);
+}
+
 template <class Col>
-inline void fma_entry(__m256& acc, float w, const float* xt, Col c) {
-  acc = _mm256_fmadd_ps(_mm256_set1_ps(w), _mm256_load_ps(xt + size_t(c) * kTile), acc);
+inline void prefetch_cols(const Col* c) {
+  _mm_prefetch(reinterpret_cast<const char*>(c + 512 / sizeof(Col)), _MM_HINT_T0);
+}
+
+// One tile: y[b0 + t][r] for t < bt <= 8 NV, all rows.
+template <int NV, class Col, class W>
+void spmm_tile(const CsrIndex& ix, const Col* col, W& wsrc, const float* xt, size_t bt, float* y, size_t b0,
+               const float* bias) {
+  constexpr size_t L = 8 * NV;
+  const size_t rows = ix.rows;
+  alignas(32) float buf[kStep];
+  alignas(32) float out[L];
+  for (uint32_t r = 0; r < rows; ++r) {
+    const size_t j0 = ix.rowptr[r], n = ix.rowptr[r + 1] - j0;
+    const Col* cr = col + j0;
+    wsrc.start(r, j0);
+    // 4 accumulators so consecutive FMAs do not wait on each other's latency
+    __m256 a0[NV], a1[NV], a2[NV], a3[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) a0[v] = a1[v] = a2[v] = a3[v] = _mm256_setzero_ps();
+    size_t e = 0;
+    for (; e + kStep <= n; e += kStep) {
+      // this row's weight and column streams ahead (prefetches never fault): the hardware prefetchers
+      // lose them among the x tile reads
+      wsrc.prefetch(e);
+      prefetch_cols(cr + e);
+      const float* w = wsrc.scalars(e, buf);
+      const Col* c = cr + e;
+#pragma GCC unroll 4
+      for (size_t k = 0; k < kStep; k += 4) {
+        fma_entry(a0, w[k], xt, c[k]);
+        fma_entry(a1, w[k + 1], xt, c[k + 1]);
+        fma_entry(a2, w[k + 2], xt, c[k + 2]);
+        fma_entry(a3, w[k + 3], xt, c[k + 3]);
+      }
+    }
+    if (e < n) {
+      const float* w = wsrc.scalars(e, buf);
+      for (size_t k = 0; e + k < n; ++k) fma_entry(a0, w[k], xt, cr[e + k]);
+    }
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      _mm256_store_ps(out + 8 * v, _mm256_add_ps(_mm256_add_ps(a0[v], a1[v]), _mm256_add_ps(a2[v], a3[v])));
+    const float b = bias ? bias[r] : 0.0f;
+    for (size_t t = 0; t < bt; ++t) y[(b0 + t) * rows + r] = out[t] + b;
+  }
 }
 
 template <class Col, class W>
 void spmm(const CsrIndex& ix, const Col* col, W wsrc, const float* x, size_t batch, float* y, const float* bias) {
-  const size_t rows = ix.rows, cols = ix.cols;
-  float* xt = thread_scratch(cols * kTile);
-  alignas(32) float buf[kStep];
-  alignas(32) float out[kTile];
-  for (size_t b0 = 0; b0 < batch; b0 += kTile) {
-    const size_t bt = std::min(kTile, batch - b0);
-    transpose_tile(x + b0 * cols, cols, bt, xt);
-    for (uint32_t r = 0; r < rows; ++r) {
-      const size_t j0 = ix.rowptr[r], n = ix.rowptr[r + 1] - j0;
-      const Col* cr = col + j0;
-      wsrc.start(r, j0);
-      // 4 accumulators so consecutive FMAs do not wait on each other's latency
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      size_t e = 0;
-      for (; e + kStep <= n; e += kStep) {
-        const float* w = wsrc.scalars(e, buf);
-        const Col* c = cr + e;
-#pragma GCC unroll 4
-        for (size_t k = 0; k < kStep; k += 4) {
-          fma_entry(a0, w[k], xt, c[k]);
-          fma_entry(a1, w[k + 1], xt, c[k + 1]);
-          fma_entry(a2, w[k + 2], xt, c[k + 2]);
-          fma_entry(a3, w[k + 3], xt, c[k + 3]);
-        }
-      }
-      if (e < n) {
-        const float* w = wsrc.scalars(e, buf);
-        for (size_t k = 0; e + k < n; ++k) fma_entry(a0, w[k], xt, cr[e + k]);
-      }
-      _mm256_store_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-      const float b = bias ? bias[r] : 0.0f;
-      for (size_t t = 0; t < bt; ++t) y[(b0 + t) * rows + r] = out[t] + b;
+  const size_t cols = ix.cols;
+  float* xt = thread_scratch(cols * 2 * kTile);
+  for (size_t b0 = 0; b0 < batch;) {
+    const size_t left = batch - b0;
+    if (left > kTile) {
+      const size_t bt = std::min(2 * kTile, left);
+      transpose_tile(x + b0 * cols, cols, bt, 2 * kTile, xt);
+      spmm_tile<2>(ix, col, wsrc, xt, bt, y, b0, bias);
+      b0 += bt;
+    } else {
+      transpose_tile(x + b0 * cols, cols, left, kTile, xt);
+      spmm_tile<1>(ix, col, wsrc, xt, left, y, b0, bias);
+      b0 += left;
     }
   }
 }

@@ -1,14 +1,16 @@
 // pyruntime: dense f32 GEMV / GEMM, AVX2 + FMA.
 //   pyrt_f32_gemm__avx2: y[b][r] = W[r] . x[b] + bias[r]
-// Batch 1 and small batches: both operands are contiguous along the reduction, so each output is a vector
-// dot product: a register tile of R weight rows x T batch rows keeps R*T accumulators, loads each W and x
-// vector once per tile and reduces horizontally at the end; columns are blocked (kColBlock) so the x
-// block of all batch rows stays in L2 while W streams from memory once. From kBcastMinBatch on, the
-// batch-in-lanes GEMM of gemm_bcast_avx2.h (broadcast W, x transposed per tile) is faster.
+// Batch 1: both operands are contiguous along the reduction, so each output is a vector dot product: a
+// register tile of 8 weight rows shares each x vector and reduces horizontally at the end. Batches
+// 2 .. kBcastMinBatch - 1: dot-product tiles of R weight rows x up to 6 batch rows on packed x
+// (dot_batch_avx2.h). From kBcastMinBatch on, whole tiles of 16 batch rows go through the batch-in-lanes
+// GEMM of gemm_bcast_avx2.h (broadcast W, x transposed per tile) and the remaining rows through the dot
+// tiles again.
 #include <algorithm>
 
 #include "kernels/kernels.h"
 #include "kernels/x86/avx2_util.h"
+#include "kernels/x86/dot_batch_avx2.h"
 #include "kernels/x86/gemm_bcast_avx2.h"
 
 namespace pyrt::kernels {
@@ -16,11 +18,10 @@ namespace {
 
 using avx2::tail_mask;
 
-constexpr int kGemvRows = 8;       // batch 1: 8 rows share each x vector; 8 independent FMA chains
-constexpr int kTileRows = 2;       // batch > 1: 2 x 4 tile = 8 accumulators, 6 loads per 8 FMAs
-constexpr int kTileBatch = 4;
-constexpr size_t kColBlock = 1024; // floats: 4 KB per row, x block of 64 rows = 256 KB
-constexpr size_t kBcastMinBatch = 4;  // from here the batch-in-lanes GEMM (gemm_bcast_avx2.h) is faster
+constexpr int kGemvRows = 8;  // batch 1: 8 rows share each x vector; 8 independent FMA chains
+// Zen 4, 4096 x 4096: dot tiles vs batch-in-lanes at batch 8: 5.0 vs 5.5 ms, 12: 6.1 vs 6.8, 16: 8.1 vs
+// 6.9, 32: 15.3 vs 13.2.
+constexpr size_t kBcastMinBatch = 16;
 
 // out[r * ldo + t] = sum_{c in [c0, c1)} w[r * ldw + c] * x[t * ldx + c]
 template <int R, int T>
@@ -61,27 +62,14 @@ inline void dot_tile(const float* w, size_t ldw, const float* x, size_t ldx, siz
     for (int t = 0; t < T; ++t) out[r * ldo + t] = avx2::hsum(acc[r][t]);
 }
 
-// dot_tile<R, t> for a run-time t in 1..T.
-template <int R, int T>
-inline void dot_rt(size_t bt, const float* w, size_t ldw, const float* x, size_t ldx, size_t c0, size_t c1,
-                   float* out, size_t ldo) {
-  if constexpr (T > 1) {
-    if (bt < size_t(T)) return dot_rt<R, T - 1>(bt, w, ldw, x, ldx, c0, c1, out, ldo);
-  }
-  dot_tile<R, T>(w, ldw, x, ldx, c0, c1, out, ldo);
-}
-
-// A tile of rr <= R rows and bt <= T batch rows; out[r * T + t].
-template <int R, int T>
-void dot_any(size_t rr, size_t bt, const float* w, size_t ldw, const float* x, size_t ldx, size_t c0, size_t c1,
-             float* out) {
-  if (rr == size_t(R)) return dot_rt<R, T>(bt, w, ldw, x, ldx, c0, c1, out, T);
-  for (size_t r = 0; r < rr; ++r) dot_rt<1, T>(bt, w + r * ldw, ldw, x, ldx, c0, c1, out + r * T, T);
-}
-
-// W rows for gemm_bcast: the dense weight itself.
+// W rows for gemm_bcast and dot_gemm: the dense weight itself.
 struct DenseRows {
+  static constexpr bool kInPlace = true;
   const DenseF32& w;
+  const float* rows(size_t r0, size_t /*m*/, float* /*buf*/, size_t* ld) const {
+    *ld = w.cols;
+    return w.w + r0 * w.cols;
+  }
   const float* rows(size_t r0, size_t /*m*/, size_t c0, size_t /*c1*/, float* /*buf*/, size_t* ld) const {
     *ld = w.cols;
     return w.w + r0 * w.cols + c0;
@@ -106,27 +94,16 @@ void gemv(const DenseF32& L, const float* x, float* y, const float* bias) {
 
 void pyrt_f32_gemm__avx2(const DenseF32& L, const float* x, size_t batch, float* y, const float* bias) {
   if (batch == 1) return gemv(L, x, y, bias);
-  if (batch >= kBcastMinBatch) return avx2::gemm_bcast(DenseRows{L}, L.rows, L.cols, x, batch, y, bias);
-  const size_t rows = L.rows, cols = L.cols;
-  for (size_t c0 = 0; c0 < cols; c0 += kColBlock) {
-    const size_t c1 = std::min(cols, c0 + kColBlock);
-    const bool first = c0 == 0;
-    for (size_t r0 = 0; r0 < rows; r0 += kTileRows) {
-      const size_t rr = std::min<size_t>(kTileRows, rows - r0);
-      for (size_t b0 = 0; b0 < batch; b0 += kTileBatch) {
-        const size_t bt = std::min<size_t>(kTileBatch, batch - b0);
-        float out[kTileRows * kTileBatch];
-        dot_any<kTileRows, kTileBatch>(rr, bt, L.w + r0 * cols, cols, x + b0 * cols, cols, c0, c1, out);
-        for (size_t r = 0; r < rr; ++r) {
-          for (size_t t = 0; t < bt; ++t) {
-            float& dst = y[(b0 + t) * rows + r0 + r];
-            const float s = out[r * kTileBatch + t];
-            dst = first ? s + (bias ? bias[r0 + r] : 0.0f) : dst + s;
-          }
-        }
-      }
-    }
+  if (batch >= kBcastMinBatch) {
+    const size_t nb = batch / 16 * 16;
+    avx2::gemm_bcast(DenseRows{L}, L.rows, L.cols, x, nb, y, bias);
+    x += nb * L.cols;
+    y += nb * L.rows;
+    batch -= nb;
+    if (batch == 0) return;
+    if (batch == 1) return gemv(L, x, y, bias);
   }
+  avx2::dot_gemm(DenseRows{L}, L.rows, L.cols, x, batch, y, bias);
 }
 
 }  // namespace pyrt::kernels

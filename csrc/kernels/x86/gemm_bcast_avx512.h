@@ -1,4 +1,5 @@
-// pyruntime: AVX-512 GEMM driver for larger batches, shared by the dense and codebook kernels.
+// pyruntime: AVX-512 GEMM driver for larger batches (used by the dense kernel for whole tiles of 32
+// batch rows; the codebook kernels use the dot tiles of dot_batch_avx512.h at every batch).
 //
 //   y[b][r] = sum_c W[r][c] * x[b][c] + bias[r]
 //

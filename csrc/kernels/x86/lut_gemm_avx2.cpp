@@ -3,16 +3,22 @@
 //   pyrt_lut8_f32_gemm__avx2         Lut8 layout: one index byte per weight, k <= 256
 // Weights are decoded in registers, never expanded in memory: each 8 indices become 8 floats through
 // vpermps on the table held in registers (k <= 8: one register; k <= 16: two and a blend; k <= 32: four
-// and two levels of blend) or, for larger tables, through eight scalar table loads. A register tile of
-// R weight rows x T batch rows shares every decoded weight vector between T batch rows and every x
-// vector between R weight rows; the weights stream once per T batch rows. From kBcastMinBatch on, each
-// block of weight rows is decoded once per 16 batch rows into a buffer and multiplied by the batch-in-
-// lanes GEMM of gemm_bcast_avx2.h.
+// and two levels of blend) or, for larger tables, through eight scalar table loads.
+//
+// Batch 1: a register tile of kGemvRows weight rows shares every x vector.
+// Batch >= 2: dot tiles of R weight rows x T batch rows on packed x (dot_batch_avx2.h): every decoded
+// weight vector feeds T batch rows, every x vector R weight rows; passes of at most T batch rows. The
+// cheap decoders (k <= 16) decode in the tile on every pass; the byte decoders (k > 16) do so for a
+// single pass and otherwise decode each block of rows once into a buffer that every pass reads as dense
+// rows (dot_gemm). DotPlan holds the choices per decoder; only k <= 16 with two table registers switches
+// to the batch-in-lanes GEMM of gemm_bcast_avx2.h (rows decoded once per 16 batch rows) from batch 16.
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 #include "kernels/kernels.h"
 #include "kernels/x86/avx2_util.h"
+#include "kernels/x86/dot_batch_avx2.h"
 #include "kernels/x86/gemm_bcast_avx2.h"
 
 namespace pyrt::kernels {
@@ -21,8 +27,7 @@ namespace {
 using namespace avx2;
 
 constexpr int kGemvRows = 4;           // batch 1: 4 weight rows per pass over x
-constexpr int kTileBatch = 4;          // batch 2..7: 1 weight row x 4 batch rows (decode once, 4 FMAs)
-constexpr size_t kBcastMinBatch = 8;   // from here: decode row blocks once per 16 batch rows, gemm_bcast
+constexpr size_t kBlockBytes = 256 << 10;  // in-tile decoding, several passes: index bytes per row block
 
 // x[t][c .. c+8), zero-filled past `cols` when masked (Tail).
 template <bool Tail>
@@ -187,22 +192,217 @@ struct LutBitsRows {
   }
 };
 
+// ---- batch >= 2: dot tiles on packed x (dot_batch_avx2.h) ----
+
+// Decoder plan (16 registers; measured on Zen 4 at 4096 x 4096): passes of at most kMaxT batch rows,
+// tiles of rows<T>() weight rows decoding in the tile; batches above kDecodeAbove decode each block of
+// rows once into a buffer that every pass reads as dense rows (dot_gemm); from kBcastMin on, the batch-
+// in-lanes GEMM (gemm_bcast_avx2.h) is faster.
 template <class Dec>
-struct Lut8Rows {
-  const Lut8& w;
+struct DotPlan;
+template <>
+struct DotPlan<Lut8Reg> {  // one table register, one vpermps per 8 weights
+  static constexpr size_t kMaxT = 4, kDecodeAbove = SIZE_MAX, kBcastMin = SIZE_MAX;
+  template <int T>
+  static constexpr int rows() { return T <= 2 ? 3 : 2; }
+};
+template <>
+struct DotPlan<Lut16Reg> {  // two table registers, two vpermps and a blend per 8 weights
+  static constexpr size_t kMaxT = 4, kDecodeAbove = SIZE_MAX, kBcastMin = 16;
+  template <int T>
+  static constexpr int rows() { return 2; }
+};
+template <class Dec>
+struct DotPlan<RegBytes<Dec>> {  // Lut32Reg: four table registers, two levels of blends
+  static constexpr size_t kMaxT = 6, kDecodeAbove = 6, kBcastMin = SIZE_MAX;
+  template <int T>
+  static constexpr int rows() { return 1; }
+};
+template <>
+struct DotPlan<ScalarBytes> {  // eight scalar table loads per 8 weights
+  static constexpr size_t kMaxT = 6, kDecodeAbove = 6, kBcastMin = SIZE_MAX;
+  template <int T>
+  static constexpr int rows() { return 1; }
+};
+
+// acc[r][t] += w[r] * x[t][chunk]; xk: the chunk's T packed vectors.
+template <int R, int T>
+inline void fma_packed(__m256 (&acc)[R][T], const __m256 (&w)[R], const float* xk) {
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+    const __m256 xv = _mm256_load_ps(xk + 8 * t);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(w[r], xv, acc[r][t]);
+  }
+}
+
+// One step of R rows from column c (a multiple of kCols) against packed x (zero past cols); Tail: the
+// step holds column cols - 1: vectors past cols are skipped, the weights of columns >= cols zeroed.
+template <class L>
+struct PStep;
+
+template <int B>
+struct PStep<LutBits<B>> {
+  static constexpr size_t kCols = LutBits<B>::kGroup;
+  static constexpr size_t kBytes = 16;  // index bytes per row and step
+  template <int R, int T, bool Tail, class Dec>
+  static void run(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const (&p)[R], const float* xs, size_t c,
+                  size_t cols) {
+#pragma GCC unroll 2
+    for (size_t h = 0; h < 2; ++h) {  // bytes 8h .. 8h+7 of the group: columns 16 f + 8h .. +7
+      __m256i b[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) b[r] = load_u8x8(p[r] + c * B / 8 + 8 * h);
+#pragma GCC unroll 8
+      for (int f = 0; f < 8 / B; ++f) {
+        const size_t cf = c + 16 * size_t(f) + 8 * h;
+        if (Tail && cf >= cols) break;  // the rest of this half is padding
+        if (f > 0) {
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) b[r] = _mm256_srli_epi32(b[r], B);  // next field to the low bits
+        }
+        __m256 w[R];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) w[r] = mask_w<Tail>(dec(b[r]), cf, cols);  // the decoder ignores the bits above
+        fma_packed<R, T>(acc, w, xs + cf * T);
+      }
+    }
+  }
+};
+
+template <>
+struct PStep<Lut8> {
+  static constexpr size_t kCols = 8;
+  static constexpr size_t kBytes = 8;
+  template <int R, int T, bool Tail, class Dec>
+  static void run(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const (&p)[R], const float* xs, size_t c,
+                  size_t cols) {
+    __m256 w[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) w[r] = mask_w<Tail>(dec(p[r] + c), c, cols);  // the tail reads index bytes past
+    fma_packed<R, T>(acc, w, xs + c * T);                                     // the row (padded), zeroed here
+  }
+};
+
+template <class L>
+size_t index_stride(const L& w) {
+  if constexpr (IsLutBits<L>::value)
+    return lutb_row_bytes(L::kBits, w.cols);
+  else
+    return w.cols;
+}
+
+// out[r * T + t] = W[r0 + r] . x[t], x packed (pass of T rows, padded to a multiple of kCols). The next
+// R rows (contiguous) are prefetched into L2 as the steps advance.
+template <int R, int T, class L, class Dec>
+void dot_packed(const L& w, const Dec& dec, size_t r0, const float* xs, float* out) {
+  const size_t cols = w.cols, stride = index_stride(w);
+  const uint8_t* p[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) p[r] = w.idx + (r0 + r) * stride;
+  const uint8_t* next = p[0] + R * stride;
+  __m256 acc[R][T];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  constexpr size_t G = PStep<L>::kCols, kB = PStep<L>::kBytes;
+  const size_t full = cols / G;
+  for (size_t s = 0; s < full; ++s) {
+    if ((s * R * kB) % 64 < R * kB) prefetch_l2<1>(next + s * R * kB);  // one line per 64 bytes of progress
+    PStep<L>::template run<R, T, false>(acc, dec, p, xs, s * G, cols);
+  }
+  if (full * G < cols) PStep<L>::template run<R, T, true>(acc, dec, p, xs, full * G, cols);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) out[r * T + t] = hsum(acc[r][t]);
+}
+
+// One pass of T batch rows over the weight rows [ra, rb): tiles of R rows, then single rows.
+template <int T, class L, class Dec>
+void lut_pass(const L& w, const Dec& dec, const float* xs, size_t b0, size_t ra, size_t rb, float* y,
+              const float* bias) {
+  constexpr int R = DotPlan<Dec>::template rows<T>();
+  float out[R * T];
+  size_t r0 = ra;
+  for (; r0 + R <= rb; r0 += R) {
+    dot_packed<R, T>(w, dec, r0, xs, out);
+    store_tile<T>(out, R, r0, b0, w.rows, y, bias);
+  }
+  for (; r0 < rb; ++r0) {
+    dot_packed<1, T>(w, dec, r0, xs, out);
+    store_tile<T>(out, 1, r0, b0, w.rows, y, bias);
+  }
+}
+
+// lut_pass for a run-time bt in 1..T.
+template <int T, class L, class Dec>
+void lut_pass_any(size_t bt, const L& w, const Dec& dec, const float* xs, size_t b0, size_t ra, size_t rb, float* y,
+                  const float* bias) {
+  if constexpr (T > 1) {
+    if (bt < size_t(T)) return lut_pass_any<T - 1>(bt, w, dec, xs, b0, ra, rb, y, bias);
+  }
+  lut_pass<T>(w, dec, xs, b0, ra, rb, y, bias);
+}
+
+// Decoding in the tile, on every pass; with several passes the rows go in blocks of about kBlockBytes of
+// indices, so that the later passes find them in L2.
+template <class L, class Dec>
+void lut_dot_gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, const float* bias) {
+  const size_t rows = w.rows, cols = w.cols;
+  const size_t padded = (cols + PStep<L>::kCols - 1) / PStep<L>::kCols * PStep<L>::kCols;
+  const size_t chunk = dot_chunk_rows(padded);
+  float* xs = thread_scratch(std::min(batch, chunk) * padded);
+  for (size_t c0 = 0; c0 < batch; c0 += chunk) {
+    const DotPasses ps(std::min(chunk, batch - c0), DotPlan<Dec>::kMaxT);
+    pack_passes(ps, x + c0 * cols, cols, padded, xs);
+    const size_t block = ps.passes == 1 ? rows : std::max<size_t>(12, kBlockBytes / index_stride(w) / 12 * 12);
+    for (size_t ra = 0; ra < rows; ra += block) {
+      const size_t rb = std::min(rows, ra + block);
+      for (size_t p = 0; p < ps.passes; ++p)
+        lut_pass_any<int(DotPlan<Dec>::kMaxT)>(ps.size(p), w, dec, xs + ps.begin(p) * padded, c0 + ps.begin(p), ra,
+                                               rb, y, bias);
+    }
+  }
+}
+
+// W rows for dot_gemm: rows [r0, r0 + m), all columns, decoded into buf (row stride: cols rounded up to
+// 8); only the 8-column vectors holding a column < cols are written (dense_dot masks the rest).
+template <class L, class Dec>
+struct DecodedRows {
+  static constexpr bool kInPlace = false;
+  const L& w;
   const Dec& dec;
-  const float* rows(size_t r0, size_t m, size_t c0, size_t c1, float* buf, size_t* ld) const {
-    *ld = kColBlock;
+  const float* rows(size_t r0, size_t m, float* buf, size_t* ld) const {
+    const size_t cols = w.cols, padded = (cols + 7) / 8 * 8, stride = index_stride(w);
+    *ld = padded;
     for (size_t i = 0; i < m; ++i) {
-      const uint8_t* p = w.idx + (r0 + i) * w.cols;
-      float* out = buf + i * kColBlock - c0;
-      for (size_t c = c0; c < c1; c += 8) _mm256_store_ps(out + c, dec(p + c));  // past the row: padded, unused
+      const uint8_t* p = w.idx + (r0 + i) * stride;
+      float* out = buf + i * padded;
+      if constexpr (!IsLutBits<L>::value) {
+        // may read up to 7 index bytes past the row (padded array); those lanes are masked when used
+        for (size_t c = 0; c < cols; c += 8) _mm256_store_ps(out + c, dec(p + c));
+      } else {
+        constexpr int B = L::kBits;
+        for (size_t c = 0; c < cols; c += L::kGroup) {
+#pragma GCC unroll 2
+          for (size_t h = 0; h < 2; ++h) {
+            __m256i b = load_u8x8(p + c * B / 8 + 8 * h);
+#pragma GCC unroll 8
+            for (int f = 0; f < 8 / B; ++f, b = _mm256_srli_epi32(b, B)) {
+              if (c + 16 * f + 8 * h >= cols) break;
+              _mm256_store_ps(out + c + 16 * f + 8 * h, dec(b));
+            }
+          }
+        }
+      }
     }
     return buf;
   }
 };
 
-// ---- drivers: batch 1 in tiles of kGemvRows rows; batch > 1 in tiles of kTileBatch batch rows ----
+// ---- driver ----
 
 template <int R, int T, class L, class Dec>
 void tile(const L& w, const Dec& dec, size_t r0, const float* x, float* out) {
@@ -228,26 +428,12 @@ void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, co
     }
     return;
   }
-  if (batch >= kBcastMinBatch) {
-    if constexpr (IsLutBits<L>::value)
+  if constexpr (IsLutBits<L>::value) {
+    if (batch >= DotPlan<Dec>::kBcastMin)
       return gemm_bcast(LutBitsRows<L::kBits, Dec>{w, dec}, rows, cols, x, batch, y, bias);
-    else
-      return gemm_bcast(Lut8Rows<Dec>{w, dec}, rows, cols, x, batch, y, bias);
   }
-  for (size_t b0 = 0; b0 < batch; b0 += kTileBatch) {
-    const size_t bt = std::min<size_t>(kTileBatch, batch - b0);
-    const float* xb = x + b0 * cols;
-    for (size_t r = 0; r < rows; ++r) {
-      float out[kTileBatch];
-      if (bt == kTileBatch) {
-        tile<1, kTileBatch>(w, dec, r, xb, out);
-      } else {
-        for (size_t t = 0; t < bt; ++t) tile<1, 1>(w, dec, r, xb + t * cols, out + t);
-      }
-      const float b = bias ? bias[r] : 0.0f;
-      for (size_t t = 0; t < bt; ++t) y[(b0 + t) * rows + r] = out[t] + b;
-    }
-  }
+  if (batch > DotPlan<Dec>::kDecodeAbove) return dot_gemm(DecodedRows<L, Dec>{w, dec}, rows, cols, x, batch, y, bias);
+  lut_dot_gemm(w, dec, x, batch, y, bias);
 }
 
 }  // namespace
