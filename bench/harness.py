@@ -1,17 +1,21 @@
 """Shared by the linear-layer benchmarks: optional peers, thread control, weights built once per case.
 
 Weights are generated, not trained: Gaussian fp32 with a fixed seed per case, magnitude-pruned to the
-case's sparsity, and weight-shared by a 1-D k-means (linear init, as Deep Compression) for the codebook
-encodings. The timing of every method depends only on the shape, the sparsity pattern and the encoding,
-not on the values, so generated weights measure what a trained, pruned model would.
+case's sparsity, and weight-shared by a 1-D k-means (linear init, as Deep Compression; Lloyd steps on a
+sample, see kmeans_1d) for the codebook encodings. The timing of every method depends only on the shape,
+the sparsity pattern and the encoding, not on the values, so generated weights measure what a trained,
+pruned model would.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import warnings
 import zlib
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +32,22 @@ try:
     import torch
 except ImportError:  # the torch peers are skipped
     torch = None
+# torch's dynamic int8 quantization (torch.ao.quantization.quantize_dynamic): the int8 peer. Deprecated in
+# favour of torchao but still shipped; None, with the reason in INT8_UNAVAILABLE, when it cannot run here.
+quantize_dynamic = None
+INT8_UNAVAILABLE: str | None = "torch is not installed"
+if torch is not None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torch.ao.quantization import quantize_dynamic
+        if not any(e != "none" for e in torch.backends.quantized.supported_engines):
+            quantize_dynamic = None
+            INT8_UNAVAILABLE = "torch has no quantized CPU engine (fbgemm / onednn / x86)"
+        else:
+            INT8_UNAVAILABLE = None
+    except ImportError as e:
+        INT8_UNAVAILABLE = f"torch.ao.quantization is unavailable ({e})"
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
 except ImportError:  # numpy's BLAS then runs at its default thread count ("numpy-dense" says so)
@@ -39,6 +59,11 @@ DEFAULT_THREADS: int = torch.get_num_threads() if torch is not None else (os.cpu
 # Max |y - y_ref| / max |y_ref| accepted before a method is timed (y_ref in float64). fp32 sums of
 # 4096 products stay near 1e-6; a wrong layout or transposition gives O(1).
 CHECK_TOL = 1e-3
+# The same check for torch's dynamic int8 peer, which quantizes the weight (per tensor, 8 bits) and every
+# input row (per tensor, 7 or 8 bits) before an integer GEMM: its error against the fp32 result is about
+# 2e-2 on these Gaussian weights, every shape and sparsity. 5e-2 keeps a 2x margin and still fails a
+# wrong layout or transposition (O(1)).
+INT8_CHECK_TOL = 5e-2
 
 
 def selected_isas(opt: str) -> list[str]:
@@ -64,6 +89,28 @@ def blas_summary() -> str:
         if p.get("user_api") == "blas"
     ]
     return "; ".join(parts) or "none found"
+
+
+def llc_bytes() -> int:
+    """Size of the last-level cache (L3) seen by CPU 0: sysfs, then getconf, else 32 MiB. sysfs gives the
+    L3 a core shares (one CCX on AMD); getconf may report the whole package's total, so it comes second."""
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        if text and text[-1].upper() in units:
+            return int(text[:-1]) * units[text[-1].upper()]
+        return int(text)
+    except (OSError, ValueError):
+        pass
+    try:
+        out = subprocess.run(["getconf", "LEVEL3_CACHE_SIZE"], check=False, capture_output=True, text=True,
+                             timeout=10)
+        n = int(out.stdout.strip() or 0)
+        if n > 0:
+            return n
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    return 32 << 20
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,15 +156,24 @@ def magnitude_prune(w: np.ndarray, sparsity: float) -> np.ndarray:
     return w
 
 
+# Lloyd steps of kmeans_1d run on an evenly strided sample of at most this many weights; the final
+# assignment covers every weight. On i.i.d. weights the sample's centroids match the full k-means to a
+# fraction of a quantization step, and a 4096 x 4096 layer at 7 codebook widths builds in seconds, not
+# the minute 8 full passes over 16.7 M weights per width take.
+KMEANS_SAMPLE = 1 << 20
+
+
 def kmeans_1d(values: np.ndarray, bits: int, iters: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Weight sharing: 2^bits centroids (linear init over [min, max], Lloyd steps) and uint8 indices."""
+    """Weight sharing: 2^bits centroids (linear init over [min, max], Lloyd steps on a sample of at most
+    KMEANS_SAMPLE weights) and every weight's uint8 index (nearest centroid)."""
     k = 1 << bits
     v = values.astype(np.float32, copy=False).ravel()
     lo, hi = float(v.min()), float(v.max())
     cent = np.linspace(lo, hi, k, dtype=np.float64)
+    sample = v[:: max(1, v.size // KMEANS_SAMPLE)]
     for _ in range(iters):
-        idx = np.searchsorted((cent[1:] + cent[:-1]) * 0.5, v)
-        sums = np.bincount(idx, weights=v, minlength=k)
+        idx = np.searchsorted((cent[1:] + cent[:-1]) * 0.5, sample)
+        sums = np.bincount(idx, weights=sample, minlength=k)
         counts = np.bincount(idx, minlength=k)
         nonempty = counts > 0
         cent[nonempty] = sums[nonempty] / counts[nonempty]
@@ -155,6 +211,8 @@ class Built:
     torch_csr: Any = None
     torch_x: dict[int, Any] = field(default_factory=dict)
     torch_xt: dict[int, Any] = field(default_factory=dict)
+    torch_int8: Any = None  # quantize_dynamic'd nn.Sequential(nn.Linear) holding the pruned weight
+    models: dict[tuple[str, int], Any] = field(default_factory=dict)  # (variant, threads) -> pyruntime.Model
     _refs: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
     @property
@@ -256,4 +314,31 @@ def build_case(case: Case, batches: tuple[int, ...]) -> Built:
         built.torch_xt = {b: torch.from_numpy(xt[b]) for b in batches}
         if case.sparsity > 0.0:
             built.torch_csr = built.torch_w.to_sparse_csr()
+        if quantize_dynamic is not None:
+            built.torch_int8 = torch_int8_dynamic(w)
     return built
+
+
+def torch_int8_dynamic(w: np.ndarray) -> Any:
+    """torch's dynamic int8 linear for the fp32 weight w: an nn.Linear (no bias) holding w, converted by
+    quantize_dynamic to qint8 weights (per-tensor scale, the default qconfig) with activations quantized
+    on the fly at every call. The pruned weight stays dense (one byte per weight, zeros included)."""
+    rows, cols = w.shape
+    lin = torch.nn.Linear(cols, rows, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w))
+    with warnings.catch_warnings():  # torch's deprecation notices for torch.ao and quantized tensors
+        warnings.simplefilter("ignore")
+        q = quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8)
+    return q.eval()
+
+
+def int8_weight_bytes(qmodel: Any) -> int:
+    """Bytes of the weight torch's dynamic int8 linear streams per call: one int8 per weight plus, per
+    output channel or per tensor, an fp32 scale and an int32 zero point."""
+    qw = qmodel[0].weight()
+    if qw.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        n_scales = int(qw.q_per_channel_scales().numel())
+    else:
+        n_scales = 1
+    return int(qw.numel()) * qw.element_size() + 8 * n_scales
