@@ -5,8 +5,8 @@ shapes and densities that fit in the last-level cache, at batch 1, 8 and 64, on 
 non-negative least-squares fit per class and batch gives
 ``call + per_visit * visits + per_row * rows + per_col * cols``
 (relative error minimised, so small and large layers count alike). The read bandwidth is the rate of
-the dense batch-1 kernel over a weight four times the size of the last-level cache, on 1 thread and on
-every thread (through a one-layer model with a thread pool). The fit's own errors are returned with the
+the dense batch-1 kernel (at the best ISA level) over a weight four times the size of the last-level
+cache, on 1 thread and on every thread (through a one-layer model with a thread pool). The fit's own errors are returned with the
 model, so a calibration says how far to trust it.
 """
 from __future__ import annotations
@@ -145,7 +145,19 @@ def fit(samples: Iterable[Sample]) -> dict[str, dict[int, Coef]]:
 
 
 def measure_bandwidth(threads: int, llc: int, budget_s: float, rng: np.random.Generator) -> float:
-    """Bytes/s of the dense batch-1 kernel over a weight of 4x the last-level cache (at most 1 GiB)."""
+    """Bytes/s of the dense batch-1 kernel over a weight of 4x the last-level cache (at most 1 GiB), at
+    the best ISA level whatever level is being calibrated: it measures the memory, not a kernel."""
+    from .. import _core
+
+    active = _core.active_isa()
+    _core.set_isa(_core.supported_isas()[-1])
+    try:
+        return _measure_bandwidth(threads, llc, budget_s, rng)
+    finally:
+        _core.set_isa(active)
+
+
+def _measure_bandwidth(threads: int, llc: int, budget_s: float, rng: np.random.Generator) -> float:
     from .. import _core, load
 
     cols = 4096
