@@ -99,43 +99,27 @@ def choose(cands: dict[str, TensorDict], sizes: dict[str, int], objective: Objec
                                   threads=objective.threads, nbytes=a["nbytes"])
     order = {e: i for i, e in enumerate(ENCODINGS)}
     encs = sorted(cands, key=lambda e: order.get(e, len(order)))
-    smallest = min(encs, key=lambda e: sizes[e])
-    fastest = min(encs, key=lambda e: secs[e])
     at = f"batch {objective.batch}" + (f", {objective.threads} threads" if objective.threads > 1 else "")
+    by_size = objective.optimize == "size"
+    # the quantity optimised, the one the budget bounds, and the budget (a factor over the bound's best)
+    key, bound = (sizes, secs) if by_size else (secs, sizes)
+    budget = objective.speed_budget if by_size else objective.size_budget
+    fmt_key, fmt_bound = (_fmt_bytes, _fmt_s) if by_size else (_fmt_s, _fmt_bytes)
+    limit = None if budget is None else min(bound.values()) * budget * (1 + 1e-12)
+    pick = min((e for e in encs if limit is None or bound[e] <= limit), key=key.__getitem__)
+    best = min(encs, key=key.__getitem__)  # unbounded optimum (ties: the earlier encoding)
 
-    def others(pick: str, key: dict[str, float], fmt) -> str:
-        rest = sorted((e for e in encs if e != pick), key=lambda e: key[e])
-        return ", ".join(f"{e} {fmt(key[e])}" for e in rest)
-
-    if objective.optimize == "size":
-        allowed = encs
-        if objective.speed_budget is not None:
-            limit = secs[fastest] * objective.speed_budget
-            allowed = [e for e in encs if secs[e] <= limit * (1 + 1e-12)]
-        pick = min(allowed, key=lambda e: sizes[e])
-        why = f"smallest file ({_fmt_bytes(sizes[pick])}"
-        if objective.speed_budget is not None:
-            why += f", predicted {_fmt_s(secs[pick])} at {at}, within {objective.speed_budget:g}x of the fastest"
-            if pick != smallest:
-                why += (f"; {smallest} is smaller ({_fmt_bytes(sizes[smallest])}) but predicted "
-                        f"{_fmt_s(secs[smallest])}")
-        why += ")"
-        if len(encs) > 1:
-            why += f"; others: {others(pick, sizes, _fmt_bytes)}"
-    else:
-        allowed = encs
-        if objective.size_budget is not None:
-            limit = sizes[smallest] * objective.size_budget
-            allowed = [e for e in encs if sizes[e] <= limit]
-        pick = min(allowed, key=lambda e: secs[e])
-        why = f"fastest at {at} (predicted {_fmt_s(secs[pick])}"
-        if objective.size_budget is not None:
-            why += f", {_fmt_bytes(sizes[pick])}, within {objective.size_budget:g}x of the smallest file"
-            if pick != fastest:
-                why += (f"; {fastest} is faster ({_fmt_s(secs[fastest])}) but "
-                        f"{sizes[fastest] / sizes[smallest]:.1f}x the smallest")
-        why += ")"
-        if len(encs) > 1:
-            why += f"; others: {others(pick, secs, _fmt_s)}"
+    why = f"smallest file ({fmt_key(key[pick])}" if by_size else f"fastest at {at} (predicted {fmt_key(key[pick])}"
+    if budget is not None:
+        within = f"within {budget:g}x of the fastest" if by_size else f"within {budget:g}x of the smallest file"
+        why += f", {'predicted ' if by_size else ''}{fmt_bound(bound[pick])}{f' at {at}' if by_size else ''}, {within}"
+        if pick != best:
+            why += (f"; {best} is {'smaller' if by_size else 'faster'} ({fmt_key(key[best])}) but "
+                    + (f"predicted {fmt_bound(bound[best])}" if by_size
+                       else f"{bound[best] / min(bound.values()):.1f}x the smallest"))
+    why += ")"
+    if len(encs) > 1:
+        rest = sorted((e for e in encs if e != pick), key=key.__getitem__)
+        why += "; others: " + ", ".join(f"{e} {fmt_key(key[e])}" for e in rest)
     return Choice(encoding=pick, why=why, file_bytes={e: int(sizes[e]) for e in encs},
                   seconds={e: float(secs[e]) for e in encs})
