@@ -1,0 +1,83 @@
+// pyruntime: 2-D convolution over compressed weights (NCHW activations, any weight encoding).
+//
+// A conv weight [out_c, in_c / groups, kh, kw] is the matrix W of rows = out_c and cols = K =
+// in_c / groups * kh * kw (row-major, column index (c * kh + ky) * kw + kx), exactly the 2-D view every
+// encoding already stores. Group g owns the rows [g * out_c / groups, (g + 1) * out_c / groups) and reads
+// the input channels [g * in_c / groups, (g + 1) * in_c / groups).
+//
+//   y[b][o][oy][ox] = bias[o] + sum_{c, ky, kx} W[o][(c * kh + ky) * kw + kx]
+//                                 * x[b][g * Cg + c][oy * sh - pt + ky * dh][ox * sw - pl + kx * dw]
+//
+// where taps outside the input read zero (padding). The weights stay in their compressed execution layout:
+// no conv inflates W to dense fp32 at run time (the scalar oracle decodes one row at a time).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/tensor.h"
+#include "kernels/isa.h"
+#include "kernels/packed_weight.h"
+
+namespace pyrt::kernels {
+
+struct Conv2dGeometry {
+  uint32_t in_c = 0, in_h = 0, in_w = 0;     // input per sample [in_c, in_h, in_w]
+  uint32_t out_c = 0, out_h = 0, out_w = 0;  // output per sample [out_c, out_h, out_w]
+  uint32_t kh = 1, kw = 1;
+  uint32_t stride_h = 1, stride_w = 1;
+  uint32_t pad_top = 0, pad_left = 0;        // bottom / right padding are implied by out_h / out_w
+  uint32_t dilation_h = 1, dilation_w = 1;
+  uint32_t groups = 1;
+
+  uint32_t group_in() const { return in_c / groups; }    // input channels per group
+  uint32_t group_out() const { return out_c / groups; }  // output channels per group
+  uint32_t patch() const { return group_in() * kh * kw; }  // K: columns of W
+  size_t in_size() const { return size_t(in_c) * in_h * in_w; }
+  size_t out_size() const { return size_t(out_c) * out_h * out_w; }
+};
+
+// A conv layer ready to run: its weights packed once (at load time) into the layout of the method chosen
+// for this geometry and encoding, immutable afterwards (any number of threads may run it).
+class Conv2d {
+ public:
+  virtual ~Conv2d() = default;
+
+  // How to run: kAuto picks the faster method for this geometry and encoding (the rule, and the
+  // measurements behind it, are in conv2d.cpp); the others force one (tests, benchmarks).
+  enum class Method { kAuto, kIm2col, kDirect };
+
+  // Packs `w` (shape [out_c, in_c / groups, kh, kw], any encoding; validated) for geometry `g` (already
+  // checked: shapes agree, groups divide the channels). in_place as for pack().
+  static std::unique_ptr<Conv2d> create(const Conv2dGeometry& g, const DecodedTensor& w, bool in_place = false,
+                                        Method method = Method::kAuto);
+
+  const Conv2dGeometry& geometry() const { return geom_; }
+
+  // Computes output rows [oy0, oy1) of every output channel of `batch` samples: x is [batch, in_c, in_h,
+  // in_w], y is [batch, out_c, out_h, out_w] (only the rows asked for are written), bias [out_c] or null.
+  // isa must be supported; Isa::ref runs the scalar oracle on the same packed weights. Threads split a
+  // layer by samples, or at batch 1 by output rows; results are bit-identical to one call over all rows.
+  virtual void run(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t oy0,
+                   uint32_t oy1) const = 0;
+  void run(Isa isa, const float* x, size_t batch, float* y, const float* bias) const {
+    run(isa, x, batch, y, bias, 0, geom_.out_h);
+  }
+
+  // Bytes of the packed weights one pass streams (as PackedWeight::bytes()).
+  virtual size_t bytes() const = 0;
+  // Execution layout of the weights (PackedWeight::layout() names, e.g. "csr_lut4").
+  virtual const char* layout() const = 0;
+  // How the conv runs: "im2col" (patches fed to the GEMM kernels) or "direct" (sparse direct convolution).
+  virtual const char* method() const = 0;
+  virtual bool in_place() const { return false; }
+
+ protected:
+  explicit Conv2d(const Conv2dGeometry& g) : geom_(g) {}
+  Conv2dGeometry geom_;
+};
+
+}  // namespace pyrt::kernels
