@@ -53,10 +53,11 @@ template GemmFn<Lut8> kernel_for<Lut8>(Isa);
 template GemmFn<CsrLut4> kernel_for<CsrLut4>(Isa);
 template GemmFn<CsrLut8> kernel_for<CsrLut8>(Isa);
 
-float* thread_scratch(size_t n) {
-  thread_local AlignedArray<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+float* thread_scratch(size_t n, Scratch slot) {
+  thread_local AlignedArray<float> buf[2];
+  AlignedArray<float>& b = buf[slot == Scratch::kConv ? 1 : 0];
+  if (b.size() < n) b.resize(n);
+  return b.data();
 }
 
 namespace {
@@ -113,6 +114,9 @@ class DenseWeight final : public PackedWeight {
   void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
     run(DenseF32{w_ + size_t(r0) * cols(), r1 - r0, cols()}, isa, x, 1, y + r0, bias ? bias + r0 : nullptr);
   }
+  void decode_row(uint32_t r, float* out) const override {
+    copy_from(out, w_ + size_t(r) * cols(), size_t(cols()) * sizeof(float));
+  }
 
  private:
   const float* w_ = nullptr;
@@ -152,6 +156,7 @@ struct CsrStorage {
     return split_by_cost(rows, parts, 1, [&](uint32_t r) { return uint64_t(rowptr[r]) + 4ull * r; });
   }
   size_t bytes() const { return rowptr.bytes() + col16.bytes() + col32.bytes(); }
+  uint32_t col(size_t j) const { return wide ? col32[j] : col16[j]; }
 };
 
 class CsrWeight final : public PackedWeight {
@@ -170,6 +175,10 @@ class CsrWeight final : public PackedWeight {
   }
   std::vector<uint32_t> row_splits(unsigned parts, uint32_t /*align*/) const override {
     return index_.splits(rows(), parts);
+  }
+  void decode_row(uint32_t r, float* out) const override {
+    std::fill(out, out + cols(), 0.0f);
+    for (uint32_t j = index_.rowptr[r]; j < index_.rowptr[r + 1]; ++j) out[index_.col(j)] = val_[j];
   }
 
  private:
@@ -256,6 +265,20 @@ class CodebookWeight final : public PackedWeight {
       default: return run(Lut8{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
     }
   }
+  void decode_row(uint32_t r, float* out) const override {
+    if (bits_ == 8) {
+      const uint8_t* ir = idx_.data() + size_t(r) * cols();
+      for (uint32_t c = 0; c < cols(); ++c) out[c] = lut_[ir[c]];
+      return;
+    }
+    // LutBits layout (kernels.h): column c -> group c / G, byte (c % G) % 16, field (c % G) / 16
+    const uint32_t group = 128u / uint32_t(bits_), mask = (1u << bits_) - 1u;
+    const uint8_t* ir = idx_.data() + lutb_row_bytes(bits_, cols()) * r;
+    for (uint32_t c = 0; c < cols(); ++c) {
+      const uint32_t j = c % group;
+      out[c] = lut_[(ir[c / group * 16 + j % 16] >> (j / 16 * uint32_t(bits_))) & mask];
+    }
+  }
 
  private:
   uint32_t k_;
@@ -310,6 +333,23 @@ class CsrCodebookWeight final : public PackedWeight {
   }
   std::vector<uint32_t> row_splits(unsigned parts, uint32_t /*align*/) const override {
     return index_.splits(rows(), parts);
+  }
+  void decode_row(uint32_t r, float* out) const override {
+    std::fill(out, out + cols(), 0.0f);
+    const uint32_t j0 = index_.rowptr[r];
+    const uint8_t* ir = idx_.data() + (k_ <= kMaxNibbleK ? size_t(goff_[r]) * 8 : size_t(j0));
+    for (uint32_t j = j0; j < index_.rowptr[r + 1]; ++j) {
+      const uint32_t e = j - j0;
+      uint32_t i;
+      if (k_ <= kMaxNibbleK) {  // CsrLut4 (kernels.h): group e / 16, byte (e % 16) % 8, high nibble from 8
+        const uint32_t g = e % kCsrLut4Group;
+        const uint8_t byte = ir[e / kCsrLut4Group * 8 + g % 8];
+        i = g < 8 ? byte & 0x0Fu : byte >> 4;
+      } else {
+        i = ir[e];
+      }
+      out[index_.col(j)] = lut_[i];
+    }
   }
 
  private:

@@ -49,6 +49,10 @@ class PackedWeight {
   // bit-identical to gemm()'s; threads split a layer this way at batch 1.
   virtual void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const = 0;
 
+  // Writes the cols() weights of row r (r < rows()) to out, zeros for pruned entries. For the scalar
+  // oracles only (the conv reference decodes one row at a time instead of inflating W); not a hot path.
+  virtual void decode_row(uint32_t r, float* out) const = 0;
+
   // Row boundaries 0 = b[0] < b[1] < ... < b[n] = rows splitting the work into at most `parts` pieces
   // of about equal cost: nonzeros for the sparse layouts (split at any row), rows otherwise (boundaries
   // multiples of `align`, so register tiles of rows stay whole).

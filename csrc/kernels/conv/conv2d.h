@@ -38,6 +38,17 @@ struct Conv2dGeometry {
   uint32_t patch() const { return group_in() * kh * kw; }  // K: columns of W
   size_t in_size() const { return size_t(in_c) * in_h * in_w; }
   size_t out_size() const { return size_t(out_c) * out_h * out_w; }
+
+  // Checks the geometry alone, throwing pyrt::Error(status) with a message naming the field: every size,
+  // stride, dilation and group count >= 1, groups dividing both channel counts, and out_h / out_w
+  // consistent with the output-size formula
+  //     out = (in + pad_begin + pad_end - dilation * (k - 1) - 1) / stride + 1      (integer division)
+  // for some implied pad_end >= 0, with the last window starting inside the top/left-padded input
+  // ((out - 1) * stride < pad_begin + in); sizes small enough for the 32-bit offsets of the kernels.
+  void validate(int status) const;
+  // validate(status), and the weight's shape: [out_c, in_c / groups, kh, kw] (rank 4) or its 2-D view
+  // [out_c, in_c / groups * kh * kw] (rank 2); the tensor itself is validated by DecodedTensor::validate.
+  void validate(const DecodedTensor& w, int status) const;
 };
 
 // A conv layer ready to run: its weights packed once (at load time) into the layout of the method chosen
@@ -50,8 +61,9 @@ class Conv2d {
   // measurements behind it, are in conv2d.cpp); the others force one (tests, benchmarks).
   enum class Method { kAuto, kIm2col, kDirect };
 
-  // Packs `w` (shape [out_c, in_c / groups, kh, kw], any encoding; validated) for geometry `g` (already
-  // checked: shapes agree, groups divide the channels). in_place as for pack().
+  // Packs `w` (shape [out_c, in_c / groups, kh, kw], any encoding; validated) for geometry `g`. Checks
+  // g.validate(w, PYRT_INVALID_ARGUMENT) again (cheap), so a caller that validated with its own status
+  // never sees this one. in_place as for pack() (dense weights read where they lie).
   static std::unique_ptr<Conv2d> create(const Conv2dGeometry& g, const DecodedTensor& w, bool in_place = false,
                                         Method method = Method::kAuto);
 
@@ -79,5 +91,17 @@ class Conv2d {
   explicit Conv2d(const Conv2dGeometry& g) : geom_(g) {}
   Conv2dGeometry geom_;
 };
+
+namespace ref {
+
+// The scalar oracle: naive direct convolution in natural order (f32 sums over c, ky, kx as in the formula
+// at the top, bias added last), output rows [oy0, oy1) only, weight rows decoded one at a time with
+// PackedWeight::decode_row into a small buffer (never the whole W). The weight is given as `nparts`
+// PackedWeights of out_c / nparts consecutive rows each: 1 (the whole weight) or groups (one per group,
+// as the im2col conv packs them). Conv2d::run(Isa::ref) of the im2col method runs this.
+void conv2d(const Conv2dGeometry& g, const PackedWeight* const* parts, uint32_t nparts, const float* x, size_t batch,
+            float* y, const float* bias, uint32_t oy0, uint32_t oy1);
+
+}  // namespace ref
 
 }  // namespace pyrt::kernels

@@ -1,0 +1,83 @@
+// pyruntime: Conv2d::create — geometry checks and the choice between the im2col and the direct method.
+#include "kernels/conv/conv2d.h"
+
+#include <string>
+
+#include "common/error.h"
+#include "kernels/conv/direct.h"
+#include "kernels/conv/im2col.h"
+
+namespace pyrt::kernels {
+namespace {
+
+constexpr uint64_t kMaxFloats = uint64_t(1) << 31;  // any array a conv indexes: 32-bit offsets stay valid
+
+// One spatial axis: out consistent with in, pad, k, stride, dilation (see Conv2dGeometry::validate).
+void check_axis(pyrt_status st, const char* axis, uint32_t in, uint32_t out, uint32_t k, uint32_t stride,
+                uint32_t pad, uint32_t dil) {
+  const uint64_t ext = uint64_t(dil) * (k - 1) + 1;  // extent of the dilated kernel
+  const uint64_t padded = uint64_t(in) + pad;         // input plus the leading padding
+  // the largest out whose last window still starts inside the top/left-padded input
+  const uint64_t max_out = (padded - 1) / stride + 1;
+  // the smallest: no trailing padding at all (any out in between implies a trailing padding >= 0)
+  const uint64_t min_out = padded >= ext ? (padded - ext) / stride + 1 : 1;
+  PYRT_CHECK(out >= min_out && out <= max_out, st, "conv2d: out_", axis, " = ", out, " is inconsistent with in_",
+             axis, " = ", in, ", k", axis, " = ", k, ", stride_", axis, " = ", stride, ", dilation_", axis, " = ", dil,
+             ", leading padding ", pad, " (expected ", min_out, " .. ", max_out, ")");
+  PYRT_CHECK((out - 1) * uint64_t(stride) + ext + padded < kMaxFloats, st, "conv2d: ", axis, " extent too large");
+}
+
+}  // namespace
+
+void Conv2dGeometry::validate(int status) const {
+  const auto st = static_cast<pyrt_status>(status);
+  const struct {
+    const char* name;
+    uint32_t v;
+  } fields[] = {{"in_c", in_c},         {"in_h", in_h},         {"in_w", in_w},
+                {"out_c", out_c},       {"out_h", out_h},       {"out_w", out_w},
+                {"kh", kh},             {"kw", kw},             {"stride_h", stride_h},
+                {"stride_w", stride_w}, {"dilation_h", dilation_h}, {"dilation_w", dilation_w},
+                {"groups", groups}};
+  for (const auto& f : fields) PYRT_CHECK(f.v >= 1, st, "conv2d: ", f.name, " must be >= 1 (got ", f.v, ")");
+  PYRT_CHECK(in_c % groups == 0 && out_c % groups == 0, st, "conv2d: groups = ", groups,
+             " must divide in_c = ", in_c, " and out_c = ", out_c);
+  check_axis(st, "h", in_h, out_h, kh, stride_h, pad_top, dilation_h);
+  check_axis(st, "w", in_w, out_w, kw, stride_w, pad_left, dilation_w);
+  // sizes of the arrays the kernels index with 32-bit offsets: input / output per sample, the weight,
+  // the padded input of the direct method (at most (in + pad + stride + extent) per axis, checked above)
+  const uint64_t hp = uint64_t(out_h - 1) * stride_h + uint64_t(dilation_h) * (kh - 1) + 1 + pad_top + in_h;
+  const uint64_t wp = uint64_t(out_w - 1) * stride_w + uint64_t(dilation_w) * (kw - 1) + 1 + pad_left + in_w + stride_w;
+  const uint64_t k = uint64_t(in_c / groups) * kh * kw;
+  PYRT_CHECK(uint64_t(in_c) * in_h * in_w < kMaxFloats && uint64_t(out_c) * out_h * out_w < kMaxFloats &&
+                 k * out_c < kMaxFloats && uint64_t(in_c) * hp < kMaxFloats && uint64_t(in_c) * hp * wp < kMaxFloats,
+             st, "conv2d: layer too large");
+}
+
+void Conv2dGeometry::validate(const DecodedTensor& w, int status) const {
+  validate(status);
+  const auto st = static_cast<pyrt_status>(status);
+  const std::vector<uint32_t> want4 = {out_c, in_c / groups, kh, kw}, want2 = {out_c, patch()};
+  if (w.shape != want4 && w.shape != want2) {
+    std::string got;
+    for (size_t i = 0; i < w.shape.size(); ++i) got += (i ? ", " : "") + std::to_string(w.shape[i]);
+    fail(st, "conv2d: weight '", w.name, "' has shape [", got, "], expected [", out_c, ", ", in_c / groups, ", ", kh,
+         ", ", kw, "] (out_c, in_c / groups, kh, kw)");
+  }
+}
+
+std::unique_ptr<Conv2d> Conv2d::create(const Conv2dGeometry& g, const DecodedTensor& w, bool in_place,
+                                       Method method) {
+  g.validate(w, PYRT_INVALID_ARGUMENT);
+  w.validate(PYRT_INVALID_ARGUMENT);
+  if (method == Method::kAuto) {
+    // TODO(measure): placeholder until the measurements below are in
+    const bool depthwise = g.group_in() == 1;
+    const bool sparse = is_sparse(w.encoding) && double(w.nnz()) <= 0.3 * double(w.numel());
+    method = depthwise || sparse ? Method::kDirect : Method::kIm2col;
+  }
+  if (method == Method::kDirect) return make_direct_conv(g, w);
+  return make_im2col_conv(g, w, in_place);
+}
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,71 @@
+// pyruntime: direct convolution over a list of weight entries (kernels/conv/conv2d.h, method "direct").
+//
+// Made for sparse weights (csr, csr+codebook: only the stored nonzeros are touched) and depthwise convs
+// (K = kh * kw: too short a reduction for a GEMM); dense and codebook weights run it too, every entry
+// counting as a nonzero.
+//
+// Input: per sample, the rows of the input that the requested output rows read are copied once into a
+// zero-padded, phase-split plane per channel (scratch, Scratch::kConv):
+//
+//     xp[c][r][phase][j] = x[c][r - pad_top][j * stride_w + phase - pad_left]   (0 outside the input)
+//
+// r in [0, hp), phase in [0, stride_w), j in [0, wph); a padded row holds rs = stride_w * wph floats. Then
+// output (oy, ox) of weight entry (c, ky, kx) reads xp at
+//
+//     off(c, ky, kx) + oy * stride_h * rs + ox,     off = c * plane + ky * dh * rs + (kx * dw % sw) * wph
+//                                                          + kx * dw / sw
+//
+// so every tap is contiguous in ox, whatever the stride, and padding needs no bounds checks. off is
+// precomputed per entry at create() time (16-bit when a group's padded input has <= 65536 floats), next
+// to the entry's f32 value (dense, csr) or codebook index (codebook, csr+codebook, with the centroid
+// table: no weight is expanded to a float).
+//
+// Kernel: for each output channel, for tiles of R output rows x NC vectors of output columns held in
+// registers (initialised to the bias), for each entry of the channel: broadcast the weight and FMA it with
+// the R x NC shifted input vectors. Each output is one FMA chain over the entries in order, so any split
+// into row ranges gives bit-identical results.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "common/tensor.h"
+#include "kernels/conv/conv2d.h"
+
+namespace pyrt::kernels {
+
+// The packed entries and the padded-input geometry the kernels run on (views; owned by the conv).
+struct DirectConvLayout {
+  // entries of output channel o: [rowptr[o], rowptr[o + 1]); offsets relative to the group's channel 0
+  const uint32_t* rowptr;
+  const uint16_t* off16;  // exactly one of off16 / off32 is set
+  const uint32_t* off32;
+  const float* val;       // f32 weight per entry, or null
+  const uint8_t* idx;     // codebook index per entry (when val is null) into lut (256 floats)
+  const float* lut;
+  // geometry
+  uint32_t out_c, out_h, out_w, group_out;
+  uint32_t rs;            // floats per padded row (stride_w * wph)
+  size_t row_step;        // floats between the inputs of consecutive output rows: stride_h * rs
+  size_t group_in;        // floats of one group's padded input: group_in_channels * plane
+};
+
+// Computes output rows [oy0, oy1) of one sample: y [out_c][out_h][out_w], xp the padded input (see above),
+// bias [out_c] or null.
+using DirectConvFn = void (*)(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
+                              uint32_t oy1);
+
+void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
+                           uint32_t oy1);
+#if PYRT_HAVE_X86_KERNELS
+void pyrt_conv_direct__avx2(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
+                            uint32_t oy1);
+void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
+                              uint32_t oy1);
+#endif
+
+// A direct conv for geometry g (validated) and weight w, any encoding.
+std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedTensor& w);
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,34 @@
+// pyruntime: direct convolution, AVX2 + FMA (conv/direct.h, tiles in conv/direct_tiles.h). The last
+// vector of a tile is read with vmaskmovps (masked lanes read nothing, so no load crosses the end of the
+// padded input) and written with a masked store.
+#include <immintrin.h>
+
+#include "kernels/conv/direct_tiles.h"
+
+namespace pyrt::kernels {
+namespace {
+
+struct Ymm {
+  using vec = __m256;
+  using mask = __m256i;
+  static constexpr int kLanes = 8;
+  static mask tail(size_t n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n > 8 ? 8 : n)), lane);
+  }
+  static vec set1(float f) { return _mm256_set1_ps(f); }
+  static vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static vec load(const float* p, mask m) { return _mm256_maskload_ps(p, m); }
+  static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
+  static void store(float* p, vec v, mask m) { _mm256_maskstore_ps(p, m, v); }
+};
+
+}  // namespace
+
+void pyrt_conv_direct__avx2(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
+                            uint32_t oy1) {
+  direct_conv<Ymm>(L, xp, y, bias, oy0, oy1);
+}
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,45 @@
+// pyruntime: direct convolution, AVX-512 F/VL (conv/direct.h, tiles in conv/direct_tiles.h).
+// Output rows of at most 8 columns use 8-lane ymm tiles with AVX-512VL masks (a zmm would leave half its
+// lanes idle, and Zen 4 splits a zmm operation into two ymm halves anyway); wider rows use zmm.
+#include "kernels/x86/avx512_util.h"
+
+#include "kernels/conv/direct_tiles.h"
+
+namespace pyrt::kernels {
+namespace {
+
+struct Zmm {
+  using vec = __m512;
+  using mask = __mmask16;
+  static constexpr int kLanes = 16;
+  static mask tail(size_t n) { return avx512::tail_mask(n); }
+  static vec set1(float f) { return _mm512_set1_ps(f); }
+  static vec load(const float* p) { return _mm512_loadu_ps(p); }
+  static vec load(const float* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+  static void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
+  static void store(float* p, vec v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
+};
+
+struct YmmVL {
+  using vec = __m256;
+  using mask = __mmask8;
+  static constexpr int kLanes = 8;
+  static mask tail(size_t n) { return n >= 8 ? mask(0xFF) : mask((1u << n) - 1u); }
+  static vec set1(float f) { return _mm256_set1_ps(f); }
+  static vec load(const float* p) { return _mm256_loadu_ps(p); }
+  static vec load(const float* p, mask m) { return _mm256_maskz_loadu_ps(m, p); }
+  static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
+  static void store(float* p, vec v, mask m) { _mm256_mask_storeu_ps(p, m, v); }
+};
+
+}  // namespace
+
+void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
+                              uint32_t oy1) {
+  if (L.out_w <= 8) direct_conv<YmmVL>(L, xp, y, bias, oy0, oy1);
+  else direct_conv<Zmm>(L, xp, y, bias, oy0, oy1);
+}
+
+}  // namespace pyrt::kernels
