@@ -1,19 +1,38 @@
-"""CompressedModel (a converted graph + encoded tensors) and the numpy builder ``from_numpy``.
+"""CompressedModel (a converted graph + encoded tensors), ``from_graph`` and the chain builder ``from_numpy``.
 
-Layer list accepted by :func:`from_numpy` (also what the torch capture produces), one tuple per op::
+A network is a :class:`~pyruntime.convert.graph.Graph` (any DAG of the runtime's ops: residual adds,
+concats, values read by several nodes), compressed by :func:`from_graph`. :func:`from_numpy` takes the
+common case, a chain, as a list with one tuple per op; each tuple is the op name, its positional
+arguments, then optionally a layer name (a str) and a dict of keyword arguments of the matching
+``Graph`` method::
 
-    ("flatten",)                       (batch, *shape) -> (batch, prod(shape))
-    ("linear", W, b)                   W: (out, in) like torch.nn.Linear, b: (out,) or None
-    ("linear", W, b, "fc1")            ... with a layer name (default "fc<i>", counting linears from 1)
+    ("flatten",)                            (batch, *shape) -> (batch, prod(shape))
+    ("linear", W, b)                        W: (out, in) like torch.nn.Linear, b: (out,) or None
+    ("linear", W, b, "fc1")                 ... with a layer name (default "fc<i>", counting linears from 1)
+    ("conv2d", W, b)                        W: (out_c, in_c / groups, kh, kw), b: (out_c,) or None; stride 1,
+                                            no padding (default name "conv<i>", counting convs from 1)
+    ("conv2d", W, b, "conv1", {"stride": 2, "padding": 1, "dilation": 1, "groups": 1})
+                                            padding: int, (h, w), (top, left, bottom, right), "same", "valid"
+    ("max_pool2d", k)                       kernel k (int or (kh, kw)); stride k, no padding
+    ("max_pool2d", k, {"stride": s, "padding": p, "ceil_mode": True})
+    ("avg_pool2d", k[, {... "count_include_pad": False}])
+    ("global_avg_pool",)                    [C, H, W] -> [C, 1, 1]
     ("relu",)
-    ("softmax",)                       over the features of a flat input
+    ("relu6",)  ("hardtanh", lo, hi)  ("clamp", lo, hi)     all stored as clamp
+    ("reshape", (d0, d1, ...))              per-sample shape, 1..4 dims (one may be -1)
+    ("softmax",)                            over the features of a flat input
 
-Compression is applied per linear layer, in Deep Compression's order: prune (``sparsity``), share
-(``bits``), then pick the smallest encoding. Both settings take a number for every layer or a
-mapping layer-name -> number (a missing name or ``None`` leaves that layer alone).
+(add and concat read several values: build those networks with ``Graph``.)
+
+Compression is applied per weighted layer (linear and conv2d), in Deep Compression's order: prune
+(``sparsity``, by magnitude over the whole weight), share (``bits``), then encode. Both settings take
+a number for every layer or a mapping layer-name -> number (a missing name or ``None`` leaves that
+layer alone). A conv weight [O, C/g, kh, kw] is compressed and encoded as the matrix [O, C/g*kh*kw]
+(what every encoding stores; the file keeps the 4-D shape).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -24,20 +43,24 @@ import numpy as np
 
 from .. import _core
 from ..cost import CostModel
+from . import reference
 from .choose import Objective
 from .encode import TensorDict, decode_tensor, dense_tensor, encode_layer, nonzeros
+from .graph import OPS, WEIGHTED_OPS, Graph
 from .prune import PerLayer, check_layer_names, magnitude_mask, per_layer
 
-SUPPORTED_OPS = ("flatten", "linear", "relu", "softmax")
+#: ops of from_numpy's tuples (relu6 and hardtanh become clamp)
+SUPPORTED_OPS = ("flatten", "linear", "relu", "softmax", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool",
+                 "relu6", "hardtanh", "clamp", "reshape")
 
 
 @dataclass(frozen=True)
 class LayerReport:
-    """Compression of one linear layer (weight + bias) in the file."""
+    """Compression of one weighted layer (linear or conv2d: weight + bias) in the file."""
 
     name: str
     encoding: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]    # the weight's shape: (out, in), or (out_c, in_c / groups, kh, kw)
     nonzeros: int
     bits: int                 # bits per stored value: codebook index bits, or 32 for f32 values
     file_bytes: int           # weight + bias tensors in the file (headers included)
@@ -45,6 +68,7 @@ class LayerReport:
     candidate_bytes: dict[str, int]  # weight tensor bytes of every candidate encoding
     predicted_seconds: dict[str, float] = field(default_factory=dict)  # per candidate, at the objective's batch
     why: str = ""             # why this encoding (the objective, the numbers it compared)
+    op: str = "linear"
 
     @property
     def density(self) -> float:
@@ -59,7 +83,8 @@ class CompressedModel:
     """A converted network: graph, encoded tensors, and a per-layer report. Immutable once built.
 
     ``to_bytes()``/``save(path)`` write the .pyrt file (through the C++ writer), ``load()`` runs it in
-    the runtime, ``dense_weights()`` gives the weights the runtime computes with, for parity checks.
+    the runtime, ``dense_weights()`` gives the weights the runtime computes with, for parity checks,
+    and ``run_numpy()`` a float64 numpy forward pass over them (a reference).
     """
 
     def __init__(self, input_shape: Sequence[int], nodes: list[dict[str, Any]], tensors: list[TensorDict],
@@ -76,7 +101,7 @@ class CompressedModel:
         """The model dict of ``pyruntime._core.write_model`` (input_shape, nodes, tensors, metadata)."""
         return {
             "input_shape": list(self.input_shape),
-            "nodes": [dict(n) for n in self._nodes],
+            "nodes": [{**n, **({"attrs": dict(n["attrs"])} if "attrs" in n else {})} for n in self._nodes],
             "tensors": [dict(t) for t in self._tensors],
             "metadata": json.dumps(self.metadata, sort_keys=True),
         }
@@ -116,7 +141,7 @@ class CompressedModel:
         return self.dense_bytes / max(1, self.file_bytes)
 
     def report(self) -> str:
-        """A text table, one row per linear layer, plus the whole file."""
+        """A text table, one row per weighted layer, plus the whole file."""
         from .._report import format_table
 
         rows = [[r.name, r.encoding, "x".join(map(str, r.shape)), str(r.nonzeros), f"{100 * r.density:.1f}%",
@@ -133,39 +158,31 @@ class CompressedModel:
         return [{**asdict(r), "density": r.density, "ratio": r.ratio} for r in self.layers]
 
     # -- weights --------------------------------------------------------------------------------------
-    def dense_weights(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-        """Per linear layer name: ``(W, b)`` as dense float32, exactly the compressed weights
-        (pruned zeros, shared values) the runtime computes with."""
-        out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        names = iter(r.name for r in self.layers)
+    def _node_weights(self) -> list[tuple[np.ndarray, np.ndarray | None] | None]:
+        out: list[tuple[np.ndarray, np.ndarray | None] | None] = []
         for n in self._nodes:
-            if n["op"] != "linear":
-                continue
             t = n["tensors"]
+            if not t:
+                out.append(None)
+                continue
             w = decode_tensor(self._tensors[t[0]])
             b = decode_tensor(self._tensors[t[1]]) if len(t) > 1 else None
-            out[next(names)] = (w, b)
+            out.append((w, b))
         return out
 
+    def dense_weights(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        """Per weighted layer name: ``(W, b)`` as dense float32, exactly the compressed weights (pruned
+        zeros, shared values) the runtime computes with; conv weights are 4-D [O, C/g, kh, kw]."""
+        weighted = [wb for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["op"] in WEIGHTED_OPS]
+        return {r.name: wb for r, wb in zip(self.layers, weighted, strict=True)}  # type: ignore[misc]
+
     def run_numpy(self, x: np.ndarray) -> np.ndarray:
-        """A plain numpy forward pass over :meth:`dense_weights` (float64 accumulation): a reference."""
-        weights = iter(self.dense_weights().values())
-        values = [np.asarray(x, dtype=np.float64)]
-        for n in self._nodes:
-            v = values[n["inputs"][0]]
-            op = n["op"]
-            if op == "flatten":
-                y = v.reshape(v.shape[0], -1)
-            elif op == "linear":
-                w, b = next(weights)
-                y = v @ w.astype(np.float64).T + (0 if b is None else b.astype(np.float64))
-            elif op == "relu":
-                y = np.maximum(v, 0)
-            else:
-                e = np.exp(v - v.max(axis=-1, keepdims=True))
-                y = e / e.sum(axis=-1, keepdims=True)
-            values.append(y)
-        return values[-1].astype(np.float32)
+        """A plain numpy forward pass over :meth:`dense_weights` (float64 accumulation), as float32: a
+        reference for the runtime. ``x`` is a batch (batch first) of ``input_shape`` samples."""
+        x = np.asarray(x)
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"input of shape {x.shape}: expected (batch, {', '.join(map(str, self.input_shape))})")
+        return reference.forward(self._nodes, self._node_weights(), x).astype(np.float32)
 
     def __repr__(self) -> str:
         return (f"<CompressedModel input={self.input_shape} layers={len(self.layers)} "
@@ -174,6 +191,46 @@ class CompressedModel:
 
 def _unsupported(msg: str) -> Exception:
     return _core.UnsupportedError(msg)
+
+
+# Per op of from_numpy's tuples: the Graph method and how many positional arguments it takes (min, max).
+_TUPLE_OPS: dict[str, tuple[str, int, int]] = {
+    "flatten": ("flatten", 0, 0), "linear": ("linear", 1, 2), "relu": ("relu", 0, 0), "softmax": ("softmax", 0, 0),
+    "conv2d": ("conv2d", 1, 2), "max_pool2d": ("max_pool2d", 1, 1), "avg_pool2d": ("avg_pool2d", 1, 1),
+    "global_avg_pool": ("global_avg_pool", 0, 0), "relu6": ("relu6", 0, 0), "hardtanh": ("hardtanh", 0, 2),
+    "clamp": ("clamp", 0, 2), "reshape": ("reshape", 1, 1),
+}
+
+
+def graph_from_layers(layers: Sequence[tuple], input_shape: Sequence[int]) -> Graph:
+    """The chain of :func:`from_numpy`'s layer tuples (see the module docstring) as a :class:`Graph`."""
+    g = Graph(input_shape)
+    v = g.input
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, (tuple, list)) or not layer or not isinstance(layer[0], str):
+            raise TypeError(f"layer {i}: expected a tuple like ('linear', W, b), got {layer!r}")
+        op, rest = layer[0], list(layer[1:])
+        if op not in _TUPLE_OPS:
+            raise _unsupported(f"layer {i}: unsupported op '{op}' (supported: {', '.join(SUPPORTED_OPS)}; add and "
+                               "concat need a Graph)")
+        method, lo, hi = _TUPLE_OPS[op]
+        kwargs: dict[str, Any] = {}
+        if rest and isinstance(rest[-1], dict):
+            kwargs = dict(rest.pop())
+        name = rest.pop() if rest and isinstance(rest[-1], str) and len(rest) > lo else None
+        if not lo <= len(rest) <= hi or any(isinstance(r, (str, dict)) for r in rest):
+            args = ", ".join(["W", "b"][:hi] if op in WEIGHTED_OPS else [f"arg{j}" for j in range(hi)])
+            raise TypeError(f"layer {i}: expected ('{op}'{', ' + args if args else ''}[, name][, {{kwargs}}]), got "
+                            f"{len(layer)} items")
+        if name is not None:
+            kwargs["name"] = name
+        if "name" in kwargs and op not in WEIGHTED_OPS and kwargs["name"] is not None:
+            kwargs["name"] = str(kwargs["name"])
+        try:
+            v = getattr(g, method)(v, *rest, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"layer {i} ({op}): {e}") from e
+    return g
 
 
 def from_numpy(
@@ -191,39 +248,58 @@ def from_numpy(
     speed_budget: float | None = None,
     cost_model: CostModel | None = None,
 ) -> CompressedModel:
-    """Builds a :class:`CompressedModel` from a layer list (see the module docstring).
+    """Builds a :class:`CompressedModel` from a chain of layer tuples (see the module docstring).
 
-    ``input_shape`` excludes the batch dimension. ``sparsity=None`` keeps the zeros already in the
-    weights; a number (or per-layer mapping) prunes that fraction by magnitude. ``bits=None`` keeps the
-    fp32 values; a number (or mapping) shares each layer's surviving weights among ``2**bits``
-    k-means centroids. ``masks`` (layer name -> boolean array) marks weights that were pruned (False)
-    even if their value is not zero. Biases stay dense fp32.
+    ``input_shape`` excludes the batch dimension. The other arguments are those of :func:`from_graph`.
+    """
+    graph = graph_from_layers(layers, input_shape)
+    return from_graph(graph, sparsity=sparsity, bits=bits, masks=masks, metadata=metadata, optimize=optimize,
+                      batch=batch, threads=threads, size_budget=size_budget, speed_budget=speed_budget,
+                      cost_model=cost_model)
+
+
+def from_graph(
+    graph: Graph,
+    *,
+    sparsity: PerLayer = None,
+    bits: PerLayer = None,
+    masks: dict[str, np.ndarray] | None = None,
+    metadata: dict[str, Any] | None = None,
+    optimize: str = "size",
+    batch: int = 1,
+    threads: int = 1,
+    size_budget: float | None = None,
+    speed_budget: float | None = None,
+    cost_model: CostModel | None = None,
+) -> CompressedModel:
+    """Compresses the weighted layers of ``graph`` and builds a :class:`CompressedModel`.
+
+    ``sparsity=None`` keeps the zeros already in the weights; a number (or per-layer mapping) prunes
+    that fraction of each weight by magnitude. ``bits=None`` keeps the fp32 values; a number (or
+    mapping) shares each layer's surviving weights among ``2**bits`` k-means centroids. ``masks``
+    (layer name -> boolean array of the weight's shape) marks weights that were pruned (False) even if
+    their value is not zero. Biases stay dense fp32.
 
     Each weight tensor is stored in the encoding the objective prefers among those that represent it
     exactly (:mod:`pyruntime.convert.choose`): ``optimize="size"`` (default) the smallest file, within
     ``speed_budget`` (a factor over the fastest candidate's predicted time) if given;
     ``optimize="speed"`` the fastest at ``batch`` samples on ``threads`` threads, within
     ``size_budget`` (a factor over the smallest candidate's file bytes) if given. Times come from
-    ``cost_model`` (default :func:`pyruntime.cost.default_cost_model`). The choice and its reason are
-    in the layer reports and in the file's metadata, where ``Model.summary()`` finds them.
+    ``cost_model`` (default :func:`pyruntime.cost.default_cost_model`); a conv layer is predicted as
+    the im2col product it runs as, its matrix [O, C/g*kh*kw] times ``batch * OH * OW`` patch columns.
+    The choice and its reason are in the layer reports and in the file's metadata, where
+    ``Model.summary()`` finds them.
     """
+    if not isinstance(graph, Graph):
+        raise TypeError(f"from_graph expects a pyruntime.convert.Graph, got {type(graph).__name__}")
     objective = Objective(optimize=optimize, batch=batch, threads=threads, size_budget=size_budget,
                           speed_budget=speed_budget)
     if cost_model is None:
         from ..cost import default_cost_model
 
         cost_model = default_cost_model()
-    input_shape = [int(s) for s in input_shape]
-    if not input_shape or any(s <= 0 for s in input_shape):
-        raise ValueError(f"input_shape must be the non-empty shape of one sample, got {input_shape}")
-    names: list[str] = []
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, (tuple, list)) or not layer or not isinstance(layer[0], str):
-            raise TypeError(f"layer {i}: expected a tuple like ('linear', W, b), got {layer!r}")
-        if layer[0] == "linear":
-            names.append(str(layer[3]) if len(layer) > 3 else f"fc{len(names) + 1}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate layer names {names}")
+    graph.check_complete()
+    names = graph.layer_names
     check_layer_names(sparsity, names, "sparsity")
     check_layer_names(bits, names, "bits")
     if masks:
@@ -232,74 +308,56 @@ def from_numpy(
     nodes: list[dict[str, Any]] = []
     tensors: list[TensorDict] = []
     reports: list[LayerReport] = []
-    shape = list(input_shape)
-    lin = 0
-    for i, layer in enumerate(layers):
-        op = layer[0]
-        node: dict[str, Any] = {"op": op, "inputs": [i], "tensors": []}
-        if op == "flatten":
-            shape = [int(np.prod(shape))]
-        elif op in ("relu", "softmax"):
-            if op == "softmax" and len(shape) != 1:
-                raise _unsupported(f"layer {i} (softmax): input shape {tuple(shape)} is not flat; the runtime "
-                                   "takes softmax over the features of a flat input (add a flatten before it)")
-        elif op == "linear":
-            if len(layer) not in (3, 4):
-                raise TypeError(f"layer {i}: expected ('linear', W, b[, name]), got {len(layer)} items")
-            name = names[lin]
-            lin += 1
-            w = np.asarray(layer[1], dtype=np.float32)
-            b = None if layer[2] is None else np.asarray(layer[2], dtype=np.float32).ravel()
-            if w.ndim != 2:
-                raise ValueError(f"layer '{name}': weight must be 2-D (out, in), got shape {w.shape}")
-            if len(shape) != 1:
-                raise _unsupported(f"layer '{name}' (linear): input shape {tuple(shape)} is not flat "
-                                   "(add a flatten before it)")
-            if w.shape[1] != shape[0]:
-                raise ValueError(f"layer '{name}': weight {w.shape} expects {w.shape[1]} inputs, "
-                                 f"the input has {shape[0]}")
-            if b is not None and b.shape != (w.shape[0],):
-                raise ValueError(f"layer '{name}': bias {b.shape} does not match {w.shape[0]} outputs")
-            if not np.all(np.isfinite(w)) or (b is not None and not np.all(np.isfinite(b))):
-                raise ValueError(f"layer '{name}': weights contain NaN or infinity")
-            report, wt, bt = _compress_linear(name, w, b, per_layer(sparsity, name, "sparsity"),
-                                              per_layer(bits, name, "bits"), (masks or {}).get(name),
-                                              objective, cost_model)
-            node["tensors"] = [len(tensors)] + ([len(tensors) + 1] if bt is not None else [])
+    for node in graph.nodes:
+        if node.op not in OPS:  # pragma: no cover - the builder only makes known ops
+            raise _unsupported(f"unsupported op '{node.op}'")
+        d: dict[str, Any] = {"op": node.op, "inputs": list(node.inputs), "tensors": []}
+        if node.attrs:
+            d["attrs"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in node.attrs.items()}
+        if node.op in WEIGHTED_OPS:
+            name = str(node.name)
+            obj = objective
+            if node.op == "conv2d":  # im2col: one product over batch * OH * OW patch columns
+                obj = dataclasses.replace(objective, batch=objective.batch * node.shape[1] * node.shape[2])
+            report, wt, bt = _compress_layer(node.op, name, node.weight, node.bias,  # type: ignore[arg-type]
+                                             per_layer(sparsity, name, "sparsity"), per_layer(bits, name, "bits"),
+                                             (masks or {}).get(name), obj, cost_model)
+            d["tensors"] = [len(tensors)] + ([len(tensors) + 1] if bt is not None else [])
             tensors.append(wt)
             if bt is not None:
                 tensors.append(bt)
             reports.append(report)
-            shape = [int(w.shape[0])]
-        else:
-            raise _unsupported(f"layer {i}: unsupported op '{op}' (supported: {', '.join(SUPPORTED_OPS)})")
-        nodes.append(node)
-    if not nodes:
-        raise ValueError("a model needs at least one layer")
+        nodes.append(d)
     meta = {"producer": "pyruntime.convert", "layers": [r.name for r in reports],
             "encoding_choice": {**objective.to_dict(), "cost_model": cost_model.name,
                                 "why": {r.name: r.why for r in reports}}}
     meta.update(metadata or {})
-    return CompressedModel(input_shape, nodes, tensors, reports, meta)
+    return CompressedModel(graph.input_shape, nodes, tensors, reports, meta)
 
 
-def _compress_linear(name: str, w: np.ndarray, b: np.ndarray | None, sparsity: float | None, bits: int | None,
-                     mask: np.ndarray | None, objective: Objective,
-                     cost_model: CostModel) -> tuple[LayerReport, TensorDict, TensorDict | None]:
+def _compress_layer(op: str, name: str, w: np.ndarray, b: np.ndarray | None, sparsity: float | None,
+                    bits: int | None, mask: np.ndarray | None, objective: Objective,
+                    cost_model: CostModel) -> tuple[LayerReport, TensorDict, TensorDict | None]:
+    """Prune, share and encode one weight (any rank: encoded as its 2-D view [d0, d1*d2*...], stored with
+    its own shape); the bias stays dense."""
+    shape = tuple(int(s) for s in w.shape)
+    if mask is not None and np.shape(mask) != shape:
+        raise ValueError(f"layer '{name}': mask shape {np.shape(mask)} differs from weight shape {shape}")
     keep = (w != 0) if mask is None else (np.asarray(mask, dtype=bool) & (w != 0))
-    if keep.shape != w.shape:
-        raise ValueError(f"layer '{name}': mask shape {keep.shape} differs from weight shape {w.shape}")
     if sparsity is not None:
         keep &= magnitude_mask(np.where(keep, w, 0), float(sparsity))
-    w = np.where(keep, w, np.float32(0)).astype(np.float32)
-    wt, choice = encode_layer(f"{name}.weight", w, bits=None if bits is None else int(bits), mask=keep,
-                              objective=objective, cost_model=cost_model, return_choice=True)
+    w2 = np.where(keep, w, np.float32(0)).astype(np.float32).reshape(shape[0], -1)
+    wt, choice = encode_layer(f"{name}.weight", w2, bits=None if bits is None else int(bits),
+                              mask=keep.reshape(w2.shape), objective=objective, cost_model=cost_model,
+                              return_choice=True)
+    wt = {**wt, "shape": list(shape)}  # same rows and columns: the encoded bytes do not change
     sizes = choice.file_bytes
     bt = dense_tensor(f"{name}.bias", b) if b is not None else None
     file_bytes = sizes[wt["encoding"]] + (int(_core.encoded_tensor_bytes(bt)) if bt is not None else 0)
     n_bias = 0 if b is None else b.size
     report = LayerReport(
-        name=name, encoding=wt["encoding"], shape=tuple(int(s) for s in w.shape), nonzeros=nonzeros(wt),
+        name=name, encoding=wt["encoding"], shape=shape, nonzeros=nonzeros(wt),
         bits=int(wt["index_bits"]) if "index_bits" in wt else 32, file_bytes=file_bytes,
-        dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes, predicted_seconds=choice.seconds, why=choice.why)
+        dense_bytes=4 * (w2.size + n_bias), candidate_bytes=sizes, predicted_seconds=choice.seconds, why=choice.why,
+        op=op)
     return report, wt, bt

@@ -1,0 +1,379 @@
+"""Graph builder: a network as a DAG of runtime ops, with per-sample shapes checked as it is built.
+
+::
+
+    g = Graph((1, 28, 28))                                  # per-sample input shape (no batch), NCHW
+    v = g.conv2d(g.input, W1, b1, padding=2, name="conv1")  # every method returns a value id
+    v = g.max_pool2d(g.relu(v), 2)                           # pool stride defaults to the kernel (torch)
+    v = g.linear(g.flatten(v), W2, b2, name="fc")
+    cm = from_graph(g, sparsity=0.8, bits=4)                 # pyruntime.convert.from_graph
+
+Value 0 (``g.input``) is the graph input, value ``i + 1`` the output of node ``i``; the graph output
+is the last node's output. Shapes are per sample: ``[features]`` for linear/softmax, ``[C, H, W]``
+for the 2-D ops. Ops (the file's op table, ``csrc/common/op_schema.h``):
+
+  linear           x [in] -> [out]; weight [out, in], optional bias [out]
+  conv2d           [C, H, W] -> [O, OH, OW]; weight [O, C/groups, kh, kw], optional bias [O];
+                   stride, padding, dilation, groups
+  max_pool2d       [C, H, W] -> [C, OH, OW]; kernel, stride (default: kernel), padding, ceil_mode
+  avg_pool2d       the same + count_include_pad (torch's divisor rules)
+  global_avg_pool  [C, H, W] -> [C, 1, 1]
+  relu, clamp      elementwise; relu6 = clamp(0, 6), hardtanh(a, b) = clamp(a, b)
+  softmax          over the features of a flat input
+  flatten          [d0, d1, ...] -> [d0 * d1 * ...]
+  reshape          same number of elements, 1..4 dims (one may be -1)
+  add              two values of the same shape
+  concat           2.. values along a per-sample axis (channels = 0), other dims equal
+
+``padding`` is an int (all sides), a pair ``(h, w)`` (top = bottom = h, left = right = w), a
+4-tuple ``(top, left, bottom, right)``, or for conv2d ``"valid"`` / ``"same"`` (torch's rule: the
+odd pixel goes to the bottom / right). Errors name the layer: ``ValueError`` for inconsistent
+shapes or settings, ``pyruntime.UnsupportedError`` where the op cannot take that input at all.
+
+Weighted layers (linear, conv2d) carry a name, unique in the graph: the ``name`` given, else
+``fc<k>`` / ``conv<k>`` counting that op's layers from 1. Compression settings, masks, reports and
+``CompressedModel.dense_weights()`` refer to layers by these names.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+
+OPS = ("linear", "conv2d", "relu", "clamp", "softmax", "flatten", "reshape", "max_pool2d", "avg_pool2d",
+       "global_avg_pool", "add", "concat")
+WEIGHTED_OPS = ("linear", "conv2d")
+MAX_CONCAT_INPUTS = 16
+MAX_RANK = 4
+
+
+@dataclass
+class Node:
+    """One op of a :class:`Graph`: value ids it reads, its attrs (as the file stores them), its output
+    shape (per sample), and for weighted layers the weight (float32) and optional bias."""
+
+    op: str
+    inputs: list[int]
+    attrs: dict[str, Any]
+    shape: tuple[int, ...]
+    name: str | None = None
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _unsupported(msg: str) -> Exception:
+    return _core.UnsupportedError(msg)
+
+
+def _int(v: Any, what: str, who: str, lo: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{who}: {what} must be an int, got {v!r}")
+    if int(v) < lo:
+        raise ValueError(f"{who}: {what} must be >= {lo}, got {int(v)}")
+    return int(v)
+
+
+def _pair(v: Any, what: str, who: str, lo: int) -> list[int]:
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{who}: {what} must be an int or a pair (h, w), got {v!r}")
+        return [_int(v[0], what, who, lo), _int(v[1], what, who, lo)]
+    x = _int(v, what, who, lo)
+    return [x, x]
+
+
+def _padding4(v: Any, who: str) -> list[int]:
+    """[top, left, bottom, right] from an int, a pair (h, w) or a 4-tuple (top, left, bottom, right)."""
+    if isinstance(v, (tuple, list)) and len(v) == 4:
+        return [_int(p, "padding", who) for p in v]
+    if isinstance(v, (tuple, list)) and len(v) != 2:
+        raise ValueError(f"{who}: padding must be an int, a pair (h, w) or (top, left, bottom, right), got {v!r}")
+    h, w = _pair(v, "padding", who, 0)
+    return [h, w, h, w]
+
+
+def conv_out(size: int, pad_a: int, pad_b: int, kernel: int, stride: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (may be < 1: no valid output)."""
+    return (size + pad_a + pad_b - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pool_out(size: int, pad_a: int, pad_b: int, kernel: int, stride: int, ceil_mode: bool) -> int:
+    """Output length of a pooling along one axis (torch's rule; may be < 1)."""
+    span = size + pad_a + pad_b - kernel
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + pad_a:  # the last window would start in the bottom/right padding
+        out -= 1
+    return out
+
+
+class Graph:
+    """A network under construction; see the module docstring."""
+
+    input = 0
+
+    def __init__(self, input_shape: Sequence[int]) -> None:
+        shape = tuple(int(s) for s in input_shape) if isinstance(input_shape, (tuple, list)) else None
+        if not shape or len(shape) > MAX_RANK or any(s <= 0 for s in shape):
+            raise ValueError(f"input_shape must be the shape of one sample (1..{MAX_RANK} positive dims, no "
+                             f"batch), got {input_shape!r}")
+        self.input_shape = shape
+        self.nodes: list[Node] = []
+        self._counts: dict[str, int] = {}
+
+    # -- queries --------------------------------------------------------------------------------------
+    @property
+    def output(self) -> int:
+        """The graph output: the last node's value."""
+        if not self.nodes:
+            raise ValueError("the graph has no nodes")
+        return len(self.nodes)
+
+    def shape(self, value: int) -> tuple[int, ...]:
+        """Per-sample shape of a value."""
+        self._check_value(value, "shape()")
+        return self.input_shape if value == 0 else self.nodes[value - 1].shape
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Names of the weighted layers (linear, conv2d), in graph order."""
+        return [n.name for n in self.nodes if n.op in WEIGHTED_OPS]  # type: ignore[misc]
+
+    def node_label(self, index: int) -> str:
+        n = self.nodes[index]
+        return f"layer '{n.name}' ({n.op})" if n.name else f"node {index} ({n.op})"
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __repr__(self) -> str:
+        return f"<Graph input={self.input_shape} nodes={len(self.nodes)} layers={self.layer_names}>"
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _check_value(self, v: Any, who: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= int(v) <= len(self.nodes):
+            raise ValueError(f"{who}: {v!r} is not a value of this graph (0 = input, 1..{len(self.nodes)} = "
+                             "outputs of the nodes so far)")
+        return int(v)
+
+    def _who(self, op: str, name: str | None) -> str:
+        return f"layer '{name}' ({op})" if name else f"node {len(self.nodes)} ({op})"
+
+    def _add(self, op: str, inputs: list[int], attrs: dict[str, Any], shape: Sequence[int], name: str | None,
+             **extra: Any) -> int:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) > MAX_RANK:
+            raise _unsupported(f"{self._who(op, name)}: output shape {shape} has more than {MAX_RANK} dims")
+        self.nodes.append(Node(op, list(inputs), attrs, shape, name, **extra))
+        return len(self.nodes)
+
+    def _layer_name(self, op: str, name: str | None, default_prefix: str) -> str:
+        k = self._counts.get(op, 0) + 1
+        self._counts[op] = k
+        nm = str(name) if name is not None else f"{default_prefix}{k}"
+        if not nm:
+            raise ValueError(f"{op} layer {k}: the name must not be empty")
+        if nm in self.layer_names:
+            raise ValueError(f"duplicate layer name '{nm}' (layers so far: {self.layer_names})")
+        return nm
+
+    def _in(self, x: Any, op: str, name: str | None, rank: int | None = None) -> tuple[int, tuple[int, ...], str]:
+        who = self._who(op, name)
+        v = self._check_value(x, who)
+        s = self.shape(v)
+        if rank == 3 and len(s) != 3:
+            raise _unsupported(f"{who}: input shape {s} is not [C, H, W]")
+        if rank == 1 and len(s) != 1:
+            raise _unsupported(f"{who}: input shape {s} is not flat (add a flatten before it)")
+        return v, s, who
+
+    @staticmethod
+    def _weights(who: str, w: Any, b: Any, rank: int) -> tuple[np.ndarray, np.ndarray | None]:
+        w = np.array(w, dtype=np.float32)
+        b = None if b is None else np.array(b, dtype=np.float32).ravel()
+        if w.ndim != rank:
+            what = "(out, in)" if rank == 2 else "(out_channels, in_channels / groups, kh, kw)"
+            raise ValueError(f"{who}: weight must be {rank}-D {what}, got shape {w.shape}")
+        if min(w.shape) < 1:
+            raise ValueError(f"{who}: weight shape {w.shape} has an empty dimension")
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"{who}: bias {b.shape} does not match {w.shape[0]} outputs")
+        if not np.all(np.isfinite(w)) or (b is not None and not np.all(np.isfinite(b))):
+            raise ValueError(f"{who}: weights contain NaN or infinity")
+        return w, b
+
+    # -- weighted layers ------------------------------------------------------------------------------
+    def linear(self, x: int, weight: Any, bias: Any = None, *, name: str | None = None) -> int:
+        """``y = W x + b`` on a flat input; ``weight`` is (out, in) like torch.nn.Linear."""
+        nm = self._layer_name("linear", name, "fc")
+        v, s, who = self._in(x, "linear", nm, rank=1)
+        w, b = self._weights(who, weight, bias, 2)
+        if w.shape[1] != s[0]:
+            raise ValueError(f"{who}: weight {w.shape} expects {w.shape[1]} inputs, the input has {s[0]}")
+        return self._add("linear", [v], {}, (w.shape[0],), nm, weight=w, bias=b)
+
+    def conv2d(self, x: int, weight: Any, bias: Any = None, *, stride: Any = 1, padding: Any = 0,
+               dilation: Any = 1, groups: int = 1, name: str | None = None) -> int:
+        """2-D convolution (cross-correlation, as torch) of a [C, H, W] input with zero padding."""
+        nm = self._layer_name("conv2d", name, "conv")
+        v, s, who = self._in(x, "conv2d", nm, rank=3)
+        w, b = self._weights(who, weight, bias, 4)
+        c, h, wd = s
+        o, cg, kh, kw = (int(d) for d in w.shape)
+        g = _int(groups, "groups", who, 1)
+        st = _pair(stride, "stride", who, 1)
+        dl = _pair(dilation, "dilation", who, 1)
+        if isinstance(padding, str):
+            if padding == "valid":
+                pad = [0, 0, 0, 0]
+            elif padding == "same":
+                th, tw = dl[0] * (kh - 1), dl[1] * (kw - 1)
+                pad = [th // 2, tw // 2, th - th // 2, tw - tw // 2]
+            else:
+                raise ValueError(f"{who}: padding must be a number, a tuple, 'valid' or 'same', got {padding!r}")
+        else:
+            pad = _padding4(padding, who)
+        if c % g or o % g:
+            raise ValueError(f"{who}: groups={g} must divide the {c} input and {o} output channels")
+        if cg != c // g:
+            raise ValueError(f"{who}: weight {tuple(w.shape)} expects {cg * g} input channels (groups={g}), the "
+                             f"input has {c}")
+        oh = conv_out(h, pad[0], pad[2], kh, st[0], dl[0])
+        ow = conv_out(wd, pad[1], pad[3], kw, st[1], dl[1])
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{who}: a {kh}x{kw} kernel (dilation {dl}) does not fit the {h}x{wd} input padded "
+                             f"by {pad} (top, left, bottom, right)")
+        attrs = {"stride": st, "padding": pad, "dilation": dl, "groups": g}
+        return self._add("conv2d", [v], attrs, (o, oh, ow), nm, weight=w, bias=b)
+
+    # -- elementwise ----------------------------------------------------------------------------------
+    def relu(self, x: int, *, name: str | None = None) -> int:
+        v, s, _ = self._in(x, "relu", name)
+        return self._add("relu", [v], {}, s, name)
+
+    def clamp(self, x: int, min: float = -math.inf, max: float = math.inf, *,
+              name: str | None = None) -> int:
+        """``min(max(x, min), max)``; the bounds are stored as float32 (+-inf allowed)."""
+        v, s, who = self._in(x, "clamp", name)
+        lo, hi = (float(np.float32(b if b is not None else d)) for b, d in ((min, -math.inf), (max, math.inf)))
+        if math.isnan(lo) or math.isnan(hi) or lo > hi:
+            raise ValueError(f"{who}: needs min <= max (no NaN), got min={min!r}, max={max!r}")
+        return self._add("clamp", [v], {"min": lo, "max": hi}, s, name)
+
+    def relu6(self, x: int, *, name: str | None = None) -> int:
+        return self.clamp(x, 0.0, 6.0, name=name)
+
+    def hardtanh(self, x: int, min_val: float = -1.0, max_val: float = 1.0, *, name: str | None = None) -> int:
+        return self.clamp(x, min_val, max_val, name=name)
+
+    def softmax(self, x: int, *, name: str | None = None) -> int:
+        v, s, _ = self._in(x, "softmax", name, rank=1)
+        return self._add("softmax", [v], {}, s, name)
+
+    def add(self, a: int, b: int, *, name: str | None = None) -> int:
+        """Elementwise sum of two values of the same shape (a residual connection)."""
+        va, sa, who = self._in(a, "add", name)
+        vb = self._check_value(b, who)
+        sb = self.shape(vb)
+        if sa != sb:
+            raise ValueError(f"{who}: shapes {sa} and {sb} differ (no broadcasting)")
+        return self._add("add", [va, vb], {}, sa, name)
+
+    # -- shapes ---------------------------------------------------------------------------------------
+    def flatten(self, x: int, *, name: str | None = None) -> int:
+        v, s, _ = self._in(x, "flatten", name)
+        return self._add("flatten", [v], {}, (math.prod(s),), name)
+
+    def reshape(self, x: int, shape: Sequence[int], *, name: str | None = None) -> int:
+        """Same elements, new per-sample shape (1..4 dims; one may be -1)."""
+        v, s, who = self._in(x, "reshape", name)
+        try:
+            dims = [int(d) for d in shape]
+        except (TypeError, ValueError):
+            raise ValueError(f"{who}: shape must be a sequence of ints, got {shape!r}") from None
+        n = math.prod(s)
+        if dims.count(-1) == 1:
+            rest = math.prod(d for d in dims if d != -1)
+            if rest > 0 and n % rest == 0:
+                dims[dims.index(-1)] = n // rest
+        if not 1 <= len(dims) <= MAX_RANK or any(d < 1 for d in dims) or math.prod(dims) != n:
+            raise ValueError(f"{who}: cannot reshape {s} ({n} elements) to {list(shape)} (1..{MAX_RANK} positive "
+                             "dims, the same number of elements)")
+        return self._add("reshape", [v], {"shape": dims}, dims, name)
+
+    def concat(self, values: Sequence[int], axis: int = 0, *, name: str | None = None) -> int:
+        """Concatenation along per-sample ``axis`` (0 = channels of [C, H, W]; negative counts from the
+        end). More than 16 values become nested concats."""
+        if isinstance(values, (int, np.integer)) or len(values) < 2:
+            raise ValueError(f"{self._who('concat', name)}: needs at least 2 values, got {values!r}")
+        vs = [self._check_value(x, self._who("concat", name)) for x in values]
+        shapes = [self.shape(x) for x in vs]
+        who = self._who("concat", name)
+        rank = len(shapes[0])
+        ax = _int(axis + rank if isinstance(axis, (int, np.integer)) and axis < 0 else axis, "axis", who)
+        if ax >= rank:
+            raise ValueError(f"{who}: axis {axis} out of range for rank-{rank} values")
+        for s in shapes[1:]:
+            if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0], strict=True)) if i != ax):
+                raise ValueError(f"{who}: shapes {shapes} differ outside axis {ax}")
+        while len(vs) > MAX_CONCAT_INPUTS:
+            head = self.concat(vs[:MAX_CONCAT_INPUTS], ax)
+            vs = [head, *vs[MAX_CONCAT_INPUTS:]]
+        out = list(self.shape(vs[0]))
+        out[ax] = sum(self.shape(x)[ax] for x in vs)
+        return self._add("concat", vs, {"axis": ax}, out, name)
+
+    # -- pooling --------------------------------------------------------------------------------------
+    def _pool(self, op: str, x: int, kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool,
+              name: str | None, extra: dict[str, Any]) -> int:
+        v, s, who = self._in(x, op, name, rank=3)
+        k = _pair(kernel_size, "kernel_size", who, 1)
+        st = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _pair(stride, "stride",
+                                                                                                   who, 1)
+        pad = _padding4(padding, who)
+        if pad[0] >= k[0] or pad[2] >= k[0] or pad[1] >= k[1] or pad[3] >= k[1]:
+            raise ValueError(f"{who}: padding {pad} (top, left, bottom, right) must be smaller than the kernel {k} "
+                             "on each side")
+        c, h, w = s
+        oh = pool_out(h, pad[0], pad[2], k[0], st[0], bool(ceil_mode))
+        ow = pool_out(w, pad[1], pad[3], k[1], st[1], bool(ceil_mode))
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{who}: a {k[0]}x{k[1]} window does not fit the {h}x{w} input padded by {pad}")
+        attrs = {"kernel": k, "stride": st, "padding": pad, "ceil_mode": int(bool(ceil_mode)), **extra}
+        return self._add(op, [v], attrs, (c, oh, ow), name)
+
+    def max_pool2d(self, x: int, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False, *,
+                   name: str | None = None) -> int:
+        """Max over windows (padding never wins); ``stride`` defaults to the kernel, as in torch."""
+        return self._pool("max_pool2d", x, kernel_size, stride, padding, ceil_mode, name, {})
+
+    def avg_pool2d(self, x: int, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+                   count_include_pad: bool = True, *, name: str | None = None) -> int:
+        """Mean over windows; the divisor counts the padding (``count_include_pad``) or not, as torch."""
+        return self._pool("avg_pool2d", x, kernel_size, stride, padding, ceil_mode, name,
+                          {"count_include_pad": int(bool(count_include_pad))})
+
+    def global_avg_pool(self, x: int, *, name: str | None = None) -> int:
+        """[C, H, W] -> [C, 1, 1] (follow with flatten for a linear head)."""
+        v, s, _ = self._in(x, "global_avg_pool", name, rank=3)
+        return self._add("global_avg_pool", [v], {}, (s[0], 1, 1), name)
+
+    # -- checks ---------------------------------------------------------------------------------------
+    def check_complete(self) -> None:
+        """Raises ValueError if the graph is empty or a node's output is never read (dead code)."""
+        if not self.nodes:
+            raise ValueError("a model needs at least one layer")
+        used = {v for n in self.nodes for v in n.inputs}
+        for i in range(len(self.nodes) - 1):
+            if i + 1 not in used:
+                raise ValueError(f"{self.node_label(i)}: its output (value {i + 1}) is never read and is not the "
+                                 "graph output (the last node's)")
