@@ -1,0 +1,404 @@
+"""2-D convolution (csrc/kernels/conv): both methods at every ISA against a float64 numpy oracle, the fast
+ISAs against the scalar reference of the same method, over encoding x geometry x batch; row ranges
+(bit-identical to one call over all rows), layouts and sizes, the automatic method choice, bad input.
+
+Tolerance as in test_kernels.py: |y - y_oracle| <= RTOL * (|W| * |x| + |bias|), the convolution of the
+magnitudes, elementwise.
+
+Methods (csrc/kernels/conv/conv2d.h):
+  im2col  patches of a fixed number of output positions through PackedWeight::gemm (every layout of
+          test_kernels.py); isa=ref runs the naive scalar oracle (kernels::ref::conv2d, decode_row)
+  direct  per-entry input offsets over a padded, phase-split input copy; isa=ref runs its scalar twin
+"""
+
+from __future__ import annotations
+
+import threading
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from pyruntime import _core
+
+RTOL = 1e-5
+ISAS = ("ref", "avx2", "avx512")
+METHODS = ("im2col", "direct")
+
+# (encoding, k): every execution layout: dense, csr, codebook 1/2/4/8-bit, csr+codebook 4/8-bit
+WEIGHTS = [
+    ("dense", None),
+    ("csr", None),
+    ("codebook", 2),
+    ("codebook", 4),
+    ("codebook", 16),
+    ("codebook", 64),
+    ("csr+codebook", 16),
+    ("csr+codebook", 64),
+]
+
+
+def need(isa: str) -> None:
+    if isa not in _core.supported_isas():
+        pytest.skip(f"{isa} is not supported by this CPU or build (supported: {_core.supported_isas()})")
+
+
+def geom(in_c, in_hw, out_c, k, *, stride=1, pad=0, dilation=1, groups=1, out_hw=None) -> dict:
+    """A geometry dict; pad = (top, left) or one int; out_hw defaults to the symmetric-padding size."""
+    kh, kw = (k, k) if isinstance(k, int) else k
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    pt, pl = (pad, pad) if isinstance(pad, int) else pad
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+    ih, iw = (in_hw, in_hw) if isinstance(in_hw, int) else in_hw
+    if out_hw is None:
+        out_hw = ((ih + 2 * pt - dh * (kh - 1) - 1) // sh + 1, (iw + 2 * pl - dw * (kw - 1) - 1) // sw + 1)
+    return {
+        "in_c": in_c, "in_h": ih, "in_w": iw, "out_c": out_c, "out_h": out_hw[0], "out_w": out_hw[1],
+        "kh": kh, "kw": kw, "stride_h": sh, "stride_w": sw, "pad_top": pt, "pad_left": pl,
+        "dilation_h": dh, "dilation_w": dw, "groups": groups,
+    }  # fmt: skip
+
+
+GEOMETRIES = {
+    "3x3": geom(5, (9, 10), 6, 3, pad=1),
+    "3x3_s2": geom(4, (11, 9), 6, 3, stride=2, pad=1),
+    "5x5_nopad": geom(3, (12, 12), 4, 5),
+    # pad top 2 / left 0, implied bottom 1 / right 2
+    "asym_pad": geom(3, (7, 12), 5, (3, 5), pad=(2, 0), out_hw=(8, 10)),
+    "dilation2": geom(4, 10, 5, 3, pad=2, dilation=2),
+    "groups2": geom(6, (8, 7), 4, 3, pad=1, groups=2),
+    "depthwise": geom(8, 12, 8, 3, pad=1, groups=8),
+    "depthwise_s2": geom(6, 13, 6, 3, stride=2, pad=1, groups=6),
+    "depthwise_x2": geom(4, 9, 8, 3, pad=1, groups=4),  # channel multiplier 2
+    "1x1": geom(16, (7, 9), 24, 1),
+    "1x1_s2": geom(8, 9, 16, 1, stride=2),
+    # non-square everything: kernel, stride, dilation, padding, input
+    "nonsquare": geom(3, (11, 23), 4, (2, 4), stride=(1, 3), pad=(1, 3), dilation=(2, 1)),
+    "wide_rows": geom(3, (6, 40), 5, 5),  # 36 output columns: several vectors per row, a partial one
+    "very_wide": geom(2, (5, 70), 3, 3, pad=1),  # 70: column blocks of 64 (AVX-512) / 32 (AVX2) + a rest
+    "narrow": geom(3, (9, 3), 4, 3, pad=1),  # 3 output columns
+    "multi_tile": geom(32, 20, 8, 3, pad=1),  # K = 288: two patch tiles of 200 positions
+}
+
+# geometries x weights is the full matrix for the small layers; the realistic ones get fewer weights
+BIG_GEOMETRIES = {
+    "lenet_conv1": geom(1, 28, 20, 5),
+    "resnet_3x3_s2": geom(16, 32, 32, 3, stride=2, pad=1),
+    "mobilenet_dw": geom(32, 14, 32, 3, pad=1, groups=32),
+    "off32": geom(80, 30, 4, 3, pad=1),  # 80 x 32 x 32 padded floats per group: 32-bit entry offsets
+}
+
+
+def make_weight(helpers, rng, g: dict, encoding: str, k, density: float = 0.5) -> dict:
+    shape = (g["out_c"], g["in_c"] // g["groups"], g["kh"], g["kw"])
+    kw = {}
+    if encoding in ("csr", "csr+codebook"):
+        kw["density"] = density
+    if encoding in ("codebook", "csr+codebook"):
+        kw["k"] = k
+    return helpers.tensor(rng, encoding, shape, **kw)
+
+
+def conv_numpy(g: dict, w: np.ndarray, x: np.ndarray, bias) -> np.ndarray:
+    """The formula of conv2d.h in float64: w [out_c, in_c / groups, kh, kw] dense, x [batch, in_c, h, w]."""
+    x = x.astype(np.float64)
+    oh, ow, kh, kw = g["out_h"], g["out_w"], g["kh"], g["kw"]
+    sh, sw, dh, dw = g["stride_h"], g["stride_w"], g["dilation_h"], g["dilation_w"]
+    pt, pl = g["pad_top"], g["pad_left"]
+    # zero-padded input covering every tap (the implied bottom / right padding included)
+    hp = max(pt + g["in_h"], (oh - 1) * sh + dh * (kh - 1) + 1)
+    wp = max(pl + g["in_w"], (ow - 1) * sw + dw * (kw - 1) + 1)
+    xp = np.zeros((x.shape[0], g["in_c"], hp, wp))
+    xp[:, :, pt : pt + g["in_h"], pl : pl + g["in_w"]] = x
+    cg, og = g["in_c"] // g["groups"], g["out_c"] // g["groups"]
+    y = np.zeros((x.shape[0], g["out_c"], oh, ow))
+    for grp in range(g["groups"]):
+        for ky in range(kh):
+            for kx in range(kw):
+                taps = xp[
+                    :,
+                    grp * cg : (grp + 1) * cg,
+                    ky * dh : ky * dh + (oh - 1) * sh + 1 : sh,
+                    kx * dw : kx * dw + (ow - 1) * sw + 1 : sw,
+                ]
+                y[:, grp * og : (grp + 1) * og] += np.einsum(
+                    "bchw,oc->bohw", taps, w[grp * og : (grp + 1) * og, :, ky, kx]
+                )
+    if bias is not None:
+        y += bias.astype(np.float64)[None, :, None, None]
+    return y
+
+
+def oracle(helpers, g: dict, t: dict, x: np.ndarray, bias):
+    w = helpers.densify(t).astype(np.float64).reshape(g["out_c"], g["in_c"] // g["groups"], g["kh"], g["kw"])
+    want = conv_numpy(g, w, x, bias)
+    scale = conv_numpy(g, np.abs(w), np.abs(x), None if bias is None else np.abs(bias))
+    return want, scale
+
+
+def assert_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, what: str) -> None:
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    err = np.abs(got.astype(np.float64) - want)
+    bound = RTOL * scale
+    bad = err > bound
+    if bad.any():
+        i = tuple(np.argwhere(bad)[0])
+        pytest.fail(
+            f"{what}: {bad.sum()} of {bad.size} outputs off, first at {i}: "
+            f"got {got[i]!r} want {want[i]!r} (bound {bound[i]:.3g})"
+        )
+
+
+def check(helpers, rng, g: dict, t: dict, method: str, isa: str, batch: int, with_bias: bool = True) -> None:
+    need(isa)
+    conv = _core.Conv2d(g, t, method)
+    assert conv.method == method
+    x = rng.standard_normal((batch, g["in_c"], g["in_h"], g["in_w"])).astype(np.float32)
+    bias = rng.standard_normal(g["out_c"]).astype(np.float32) if with_bias else None
+    want, scale = oracle(helpers, g, t, x, bias)
+    got = conv.run(x, bias=bias, isa=isa)
+    assert got.dtype == np.float32
+    assert np.isfinite(got).all()
+    assert_close(got, want, scale, f"{method} {isa} vs float64 oracle")
+    if isa != "ref":
+        ref = conv.run(x, bias=bias, isa="ref").astype(np.float64)
+        assert_close(got, ref, scale, f"{method} {isa} vs {method} ref")
+
+
+def wid(v) -> str:
+    return f"{v[0]}" if v[1] is None else f"{v[0]}-k{v[1]}"
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("gname", list(GEOMETRIES))
+@pytest.mark.parametrize("weight", WEIGHTS, ids=wid)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_conv_matches_oracle(helpers, rng, isa, method, weight, gname, batch):
+    g = GEOMETRIES[gname]
+    check(helpers, rng, g, make_weight(helpers, rng, g, *weight), method, isa, batch)
+
+
+@pytest.mark.parametrize("gname", list(BIG_GEOMETRIES))
+@pytest.mark.parametrize(
+    "weight", [("dense", None), ("csr", None), ("codebook", 16), ("csr+codebook", 16)], ids=wid
+)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_realistic_layers(helpers, rng, isa, method, weight, gname):
+    g = BIG_GEOMETRIES[gname]
+    check(helpers, rng, g, make_weight(helpers, rng, g, *weight, density=0.2), method, isa, 2)
+
+
+@pytest.mark.parametrize("encoding", ["dense", "csr", "codebook", "csr+codebook"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_no_bias(helpers, rng, isa, method, encoding):
+    g = GEOMETRIES["groups2"]
+    check(helpers, rng, g, make_weight(helpers, rng, g, encoding, 16), method, isa, 2, with_bias=False)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 1.0])
+@pytest.mark.parametrize("encoding", ["csr", "csr+codebook"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_density(helpers, rng, isa, method, encoding, density):
+    # 0: every output is its bias; empty output channels between full ones
+    g = GEOMETRIES["3x3_s2"]
+    check(helpers, rng, g, make_weight(helpers, rng, g, encoding, 16, density=density), method, isa, 2)
+
+
+@pytest.mark.parametrize("encoding, k", [("codebook", 16), ("codebook", 200), ("csr+codebook", 16)])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_unused_infinite_centroid(helpers, rng, isa, method, encoding, k):
+    # index 0 maps to +inf but no weight uses it: padding and unused lanes must not pick it up
+    g = GEOMETRIES["depthwise_s2"]
+    t = make_weight(helpers, rng, g, encoding, k, density=0.6)
+    t["centroids"][0] = np.inf
+    t["indices"] = np.maximum(t["indices"], 1).astype(np.uint8)
+    check(helpers, rng, g, t, method, isa, 2)
+
+
+# ---- row ranges: what one thread computes at batch 1 -----------------------------------------------
+
+
+@pytest.mark.parametrize("gname", ["3x3_s2", "depthwise", "multi_tile", "very_wide", "1x1"])
+@pytest.mark.parametrize(
+    "weight", [("dense", None), ("csr", None), ("codebook", 4), ("csr+codebook", 64)], ids=wid
+)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_row_ranges_are_bit_identical(helpers, rng, isa, method, weight, gname):
+    need(isa)
+    g = GEOMETRIES[gname]
+    conv = _core.Conv2d(g, make_weight(helpers, rng, g, *weight), method)
+    x = rng.standard_normal((2, g["in_c"], g["in_h"], g["in_w"])).astype(np.float32)
+    bias = rng.standard_normal(g["out_c"]).astype(np.float32)
+    full = conv.run(x, bias, isa)
+    oh = g["out_h"]
+    cuts = sorted({0, oh, *rng.integers(1, oh, size=min(oh - 1, 4)).tolist()})
+    got = np.zeros_like(full)
+    for r0, r1 in pairwise(cuts):
+        part = conv.run(x, bias, isa, rows=(r0, r1))
+        assert not part[:, :, :r0].any() and not part[:, :, r1:].any()  # nothing outside its rows
+        got[:, :, r0:r1] = part[:, :, r0:r1]
+    np.testing.assert_array_equal(got, full)
+    for r in range(oh):  # single rows too
+        np.testing.assert_array_equal(conv.run(x, bias, isa, rows=(r, r + 1))[:, :, r], full[:, :, r])
+
+
+def test_threads_share_a_conv(helpers, rng):
+    # one Conv2d, several threads at once (each has its own scratch): the same results as alone
+    g = GEOMETRIES["multi_tile"]
+    convs = [_core.Conv2d(g, make_weight(helpers, rng, g, "csr", None), m) for m in METHODS]
+    xs = [rng.standard_normal((2, g["in_c"], g["in_h"], g["in_w"])).astype(np.float32) for _ in range(4)]
+    want = [[c.run(x) for x in xs] for c in convs]
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        for _ in range(5):
+            for c, wc in zip(convs, want, strict=True):
+                if not np.array_equal(c.run(xs[i]), wc[i]):
+                    errors.append(f"thread {i} {c.method}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+# ---- layouts, sizes, method choice ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "weight, im2col_layout, direct_layout",
+    [
+        (("dense", None), "dense_f32", "direct_f32"),
+        (("csr", None), "csr_f32", "direct_csr_f32"),
+        (("codebook", 2), "lut1", "direct_lut8"),
+        (("codebook", 4), "lut2", "direct_lut8"),
+        (("codebook", 16), "lut4", "direct_lut8"),
+        (("codebook", 64), "lut8", "direct_lut8"),
+        (("csr+codebook", 16), "csr_lut4", "direct_csr_lut8"),
+        (("csr+codebook", 64), "csr_lut8", "direct_csr_lut8"),
+    ],
+    ids=lambda v: wid(v) if isinstance(v, tuple) else v,
+)
+def test_layouts(helpers, rng, weight, im2col_layout, direct_layout):
+    g = GEOMETRIES["3x3"]
+    t = make_weight(helpers, rng, g, *weight)
+    assert _core.Conv2d(g, t, "im2col").layout == im2col_layout
+    assert _core.Conv2d(g, t, "direct").layout == direct_layout
+
+
+def test_bytes(helpers, rng):
+    g = GEOMETRIES["3x3"]  # 5 x 11 x 12 padded floats per group: 16-bit offsets
+    t = make_weight(helpers, rng, g, "csr", None, density=0.3)
+    nnz = t["colidx"].size
+    assert _core.Conv2d(g, t, "im2col").bytes == _core.PackedWeight(t).bytes
+    assert _core.Conv2d(g, t, "direct").bytes == (g["out_c"] + 1) * 4 + nnz * (2 + 4)  # rowptr, offset, value
+    t = make_weight(helpers, rng, g, "csr+codebook", 16, density=0.3)
+    nnz = t["colidx"].size
+    # rowptr, offset, index, table
+    assert _core.Conv2d(g, t, "direct").bytes == (g["out_c"] + 1) * 4 + nnz * (2 + 1) + 16 * 4
+    g = GEOMETRIES["groups2"]
+    t = make_weight(helpers, rng, g, "dense", None)
+    assert _core.Conv2d(g, t, "im2col").bytes == t["values"].size * 4  # two halves, nothing duplicated
+
+
+def test_auto_method(helpers, rng):
+    dw = BIG_GEOMETRIES["mobilenet_dw"]
+    for enc, k in WEIGHTS:
+        assert _core.Conv2d(dw, make_weight(helpers, rng, dw, enc, k)).method == "direct", enc
+    g = geom(64, 16, 64, 3, pad=1)
+    assert _core.Conv2d(g, make_weight(helpers, rng, g, "dense", None)).method == "im2col"
+    assert _core.Conv2d(g, make_weight(helpers, rng, g, "codebook", 16)).method == "im2col"
+    assert _core.Conv2d(g, make_weight(helpers, rng, g, "csr", None, density=0.05)).method == "direct"
+
+
+def test_geometry_round_trip(helpers, rng):
+    g = GEOMETRIES["nonsquare"]
+    assert _core.Conv2d(g, make_weight(helpers, rng, g, "dense", None)).geometry == g
+
+
+def test_rank2_weight(helpers, rng):
+    # the 2-D view [out_c, in_c / groups * kh * kw] is accepted too
+    g = GEOMETRIES["groups2"]
+    t = make_weight(helpers, rng, g, "csr", None)
+    t["shape"] = [g["out_c"], int(np.prod(t["shape"][1:]))]
+    check(helpers, rng, g, t, "direct", "ref", 1)
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+
+def _dense(g: dict, shape=None) -> dict:
+    shape = shape or [g["out_c"], g["in_c"] // g["groups"], g["kh"], g["kw"]]
+    return {"encoding": "dense", "shape": shape, "values": np.ones(int(np.prod(shape)), np.float32)}
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"groups": 4}, "groups"),  # 4 does not divide in_c = 6
+        ({"groups": 0}, "groups"),
+        ({"stride_h": 0}, "stride_h"),
+        ({"dilation_w": 0}, "dilation_w"),
+        ({"kh": 0}, "kh"),
+        ({"out_h": 0}, "out_h"),
+        ({"out_h": 10}, "out_h"),  # the last window would start in the bottom padding
+        ({"out_w": 3}, "out_w"),  # too small for any bottom padding >= 0
+        ({"in_c": -1}, "in_c"),
+        ({"pad_top": 2**32}, "pad_top"),
+        ({"in_h": 2**31, "in_w": 2**31, "out_h": 2**31, "out_w": 2**31}, "large"),
+        ({"bogus": 1}, "unknown key"),
+    ],
+)
+def test_bad_geometry(change, match):
+    g = dict(GEOMETRIES["groups2"], **change)
+    base = GEOMETRIES["groups2"]
+    with pytest.raises(ValueError, match=match):
+        _core.Conv2d(g, _dense(base))
+
+
+def test_missing_geometry_key():
+    g = dict(GEOMETRIES["3x3"])
+    del g["kw"]
+    with pytest.raises(ValueError, match="kw"):
+        _core.Conv2d(g, _dense(GEOMETRIES["3x3"]))
+
+
+@pytest.mark.parametrize("shape", [[6, 5, 3, 4], [6, 5, 3], [6, 44], [5, 5, 3, 3], [6, 10, 3, 3]])
+def test_bad_weight_shape(shape):
+    with pytest.raises(ValueError, match="shape"):
+        _core.Conv2d(GEOMETRIES["3x3"], _dense(GEOMETRIES["3x3"], shape))
+
+
+def test_bad_method():
+    with pytest.raises(ValueError, match="method"):
+        _core.Conv2d(GEOMETRIES["3x3"], _dense(GEOMETRIES["3x3"]), "winograd")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_bad_run_arguments(method):
+    g = GEOMETRIES["3x3"]
+    conv = _core.Conv2d(g, _dense(g), method)
+    x = np.ones((2, 5, 9, 10), np.float32)
+    for bad in [
+        np.ones((2, 5, 9), np.float32),
+        np.ones((2, 4, 9, 10), np.float32),
+        np.ones((2, 5, 10, 9), np.float32),
+    ]:
+        with pytest.raises(ValueError, match="x must have shape"):
+            conv.run(bad)
+    with pytest.raises(ValueError, match="bias"):
+        conv.run(x, bias=np.ones(5, np.float32))
+    for rows in [(0, 0), (3, 2), (-1, 2), (0, 10), (1,), "ab"]:
+        with pytest.raises(ValueError, match="rows"):
+            conv.run(x, rows=rows)
+    with pytest.raises(ValueError, match="unknown ISA"):
+        conv.run(x, isa="sse9")
+    assert conv.run(np.ones((0, 5, 9, 10), np.float32)).shape == (0, 6, 9, 10)
