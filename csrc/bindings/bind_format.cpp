@@ -1,7 +1,11 @@
 // pyruntime bindings: the one writer and reader of the file format, plus the symbol-stream codec for
 // tests. Models cross as dicts:
-//   {"input_shape": [..], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0, 1]}, ...],
+//   {"input_shape": [..], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0, 1], "attrs": {..}}, ...],
 //    "tensors": [tensor dicts (tensor_dict.h)], "metadata": str}
+// Node attrs map the op table's fields (common/op_schema.h) by name: an int / float for a one-word field,
+// a list for the others ("shape" of reshape: 1..4 dims). Ops without fields take no "attrs" (or {}).
+#include <cstring>
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -18,6 +22,79 @@ namespace py = pybind11;
 namespace pyrt::bindings {
 namespace {
 
+uint32_t attr_word(const py::handle& v, const AttrField& f, const std::string& who) {
+  try {
+    if (f.is_float) {
+      const float x = py::cast<float>(v);
+      uint32_t w;
+      std::memcpy(&w, &x, 4);
+      return w;
+    }
+    const long long x = py::cast<long long>(v);
+    PYRT_CHECK(x >= 0 && x <= UINT32_MAX && !py::isinstance<py::float_>(v), PYRT_INVALID_ARGUMENT, who, ": '", f.name,
+               "' must be a non-negative integer, got ", std::string(py::repr(v)));
+    return static_cast<uint32_t>(x);
+  } catch (const py::cast_error&) {
+    fail(PYRT_INVALID_ARGUMENT, who, ": '", f.name, "' must be ", f.is_float ? "a number" : "an integer", ", got ",
+         std::string(py::repr(v)));
+  }
+}
+
+std::vector<uint32_t> attrs_from_dict(const OpSchema& s, const py::dict& nd, const std::string& who) {
+  std::vector<uint32_t> words;
+  py::dict a;
+  if (nd.contains("attrs") && !nd["attrs"].is_none()) {
+    PYRT_CHECK(py::isinstance<py::dict>(nd["attrs"]), PYRT_INVALID_ARGUMENT, who, ": 'attrs' must be a dict");
+    a = nd["attrs"];
+  }
+  for (auto item : a) {
+    const std::string key = py::cast<std::string>(py::str(item.first));
+    bool known = false;
+    for (const AttrField& f : s.attrs) known |= key == f.name;
+    PYRT_CHECK(known, PYRT_INVALID_ARGUMENT, who, ": op ", s.name, " has no attribute '", key, "'");
+  }
+  for (const AttrField& f : s.attrs) {
+    PYRT_CHECK(a.contains(f.name), PYRT_INVALID_ARGUMENT, who, ": op ", s.name, " needs attribute '", f.name, "'");
+    py::object v = a[f.name];
+    if (f.count == 1) {
+      words.push_back(attr_word(v, f, who));
+      continue;
+    }
+    PYRT_CHECK(py::isinstance<py::sequence>(v) && !py::isinstance<py::str>(v), PYRT_INVALID_ARGUMENT, who, ": '",
+               f.name, "' must be a list of ", int(f.count), " values");
+    const py::sequence seq = v;
+    const bool shape = std::string(f.name) == "shape";  // reshape: 1..4 dims, padded with zeros
+    PYRT_CHECK(shape ? seq.size() >= 1 && seq.size() <= f.count : seq.size() == f.count, PYRT_INVALID_ARGUMENT, who,
+               ": '", f.name, "' must have ", shape ? "1.." : "", int(f.count), " values, has ", seq.size());
+    for (size_t i = 0; i < f.count; ++i) words.push_back(i < seq.size() ? attr_word(seq[i], f, who) : 0u);
+  }
+  return words;
+}
+
+py::dict attrs_to_dict(const NodeDef& n) {
+  py::dict d;
+  size_t at = 0;
+  for (const AttrField& f : op_schema(n.op).attrs) {
+    auto value = [&](size_t i) -> py::object {
+      const uint32_t w = n.attrs[at + i];
+      if (!f.is_float) return py::int_(w);
+      float x;
+      std::memcpy(&x, &w, 4);
+      return py::float_(x);
+    };
+    if (f.count == 1) {
+      d[f.name] = value(0);
+    } else {
+      py::list l;
+      for (size_t i = 0; i < f.count; ++i)
+        if (!(std::string(f.name) == "shape" && n.attrs[at + i] == 0)) l.append(value(i));
+      d[f.name] = l;
+    }
+    at += f.count;
+  }
+  return d;
+}
+
 ModelDef model_from_dict(const py::dict& d) {
   ModelDef m;
   m.input_shape = dict_field<std::vector<uint32_t>>(d, "input_shape", "model input");
@@ -27,10 +104,11 @@ ModelDef model_from_dict(const py::dict& d) {
     const std::string who = "node " + std::to_string(i);
     NodeDef n;
     const std::string op = dict_field<std::string>(nd, "op", who);
-    PYRT_CHECK(op_from_name(op, &n.op), PYRT_UNSUPPORTED, who, ": unsupported op '", op,
-               "' (supported: linear, relu, softmax, flatten)");
+    PYRT_CHECK(op_from_name(op, &n.op), PYRT_UNSUPPORTED, who, ": unsupported op '", op, "' (supported: ",
+               op_names(), ")");
     n.inputs = dict_field<std::vector<uint32_t>>(nd, "inputs", who);
     if (nd.contains("tensors")) n.tensors = dict_field<std::vector<uint32_t>>(nd, "tensors", who);
+    n.attrs = attrs_from_dict(op_schema(n.op), nd, who + " (" + op + ")");
     m.nodes.push_back(std::move(n));
   }
   if (d.contains("tensors"))
@@ -49,6 +127,7 @@ py::dict model_to_dict(const ModelDef& m, const format::FileInfo& info) {
     nd["op"] = op_name(n.op);
     nd["inputs"] = n.inputs;
     nd["tensors"] = n.tensors;
+    nd["attrs"] = attrs_to_dict(n);
     nodes.append(nd);
   }
   d["nodes"] = nodes;

@@ -80,6 +80,7 @@ py::list layers_list(const runtime::Model& m) {
     d["nnz"] = l.nnz;
     d["bits"] = l.bits;
     d["layout"] = l.layout;
+    d["method"] = l.method;
     d["codebook_size"] = l.codebook_size;
     d["file_bytes"] = l.file_bytes;
     d["exec_bytes"] = l.exec_bytes;

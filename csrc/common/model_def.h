@@ -10,25 +10,17 @@
 #include <string>
 #include <vector>
 
+#include "common/op_schema.h"
 #include "common/tensor.h"
 #include "pyruntime.h"
 
 namespace pyrt {
 
-enum class Op : uint16_t {
-  linear = 1,   // inputs: x [features]; tensors: weight [out, in], optional bias [out]
-  relu = 2,     // elementwise max(x, 0)
-  softmax = 3,  // over all features of a sample
-  flatten = 4,  // [d0, d1, ...] -> [d0 * d1 * ...]
-};
-
-const char* op_name(Op op);
-bool op_from_name(const std::string& name, Op* out);
-
 struct NodeDef {
   Op op = Op::linear;
   std::vector<uint32_t> inputs;   // value ids
   std::vector<uint32_t> tensors;  // indices into ModelDef::tensors
+  std::vector<uint32_t> attrs;    // attribute words, as op_schema(op).attrs lays them out
 };
 
 struct ModelDef {
@@ -38,10 +30,20 @@ struct ModelDef {
   std::string metadata;               // UTF-8 JSON, optional
 };
 
-// Shapes of every value (without batch), after checking the graph: op arity, value and tensor
-// references, tensor encodings and shapes against the op. Throws pyrt::Error(status) naming the node.
+// Shapes of every value (without batch), after checking the graph: op arity and attributes against
+// the op table, value and tensor references, tensor encodings and shapes against the op, and every
+// value's size (< 2^31 floats per sample). Throws pyrt::Error(status) naming the node.
 std::vector<std::vector<uint32_t>> check_graph(const ModelDef& m, pyrt_status status);
 
 uint64_t shape_numel(const std::vector<uint32_t>& shape);
+std::string shape_str(const std::vector<uint32_t>& shape);
+
+// The lowest format version that can hold every op of the graph (what the writer writes).
+uint32_t graph_version(const ModelDef& m);
+
+// Output size of a window sweep along one axis: windows of extent `window` (>= 1) every `stride` over
+// `in` elements padded by `pad_lo` and `pad_hi`; ceil_mode as torch's pools (a last partial window that
+// starts inside the input or the low padding counts). 0 when not even one window fits.
+uint32_t sweep_out(uint64_t in, uint64_t pad_lo, uint64_t pad_hi, uint64_t window, uint64_t stride, bool ceil_mode);
 
 }  // namespace pyrt

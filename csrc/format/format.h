@@ -1,9 +1,9 @@
-// pyruntime model file (.pyrt), format version 1. The normative spec is docs/FORMAT.md; this is the
+// pyruntime model file (.pyrt), format versions 1 and 2. The normative spec is docs/FORMAT.md; this is the
 // summary the code is written against. All integers little-endian.
 //
 //  offset  size  file header (64 bytes)
 //  0       8     magic "PYRT\r\n\x1a\n" (50 59 52 54 0D 0A 1A 0A)
-//  8       4     u32 version (1). A reader accepts every version <= its own.
+//  8       4     u32 version (1: MLP ops; 2: conv ops). A reader accepts every version <= its own.
 //  12      4     u32 flags (0; reserved)
 //  16      8     u64 file_size: the whole file in bytes
 //  24      4     u32 section_count (1 .. kMaxSections)
@@ -30,7 +30,7 @@
 namespace pyrt::format {
 
 constexpr uint8_t kMagic[8] = {0x50, 0x59, 0x52, 0x54, 0x0D, 0x0A, 0x1A, 0x0A};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // the newest version this reader reads (and writer writes)
 constexpr uint32_t kHeaderSize = 64;
 constexpr uint32_t kSectionEntrySize = 32;
 constexpr uint32_t kPayloadAlign = 64;

@@ -23,14 +23,15 @@ std::vector<uint8_t> graph_payload(const ModelDef& m) {
     w.put<uint16_t>(static_cast<uint16_t>(n.op));
     w.put<uint8_t>(static_cast<uint8_t>(n.inputs.size()));
     w.put<uint8_t>(static_cast<uint8_t>(n.tensors.size()));
-    w.put<uint32_t>(0);  // attr_bytes: no v1 op has attributes
+    w.put<uint32_t>(static_cast<uint32_t>(n.attrs.size() * 4));
     for (uint32_t v : n.inputs) w.put<uint32_t>(v);
     for (uint32_t t : n.tensors) w.put<uint32_t>(t);
+    for (uint32_t a : n.attrs) w.put<uint32_t>(a);
   }
   return std::move(w.bytes());
 }
 
-void parse_graph(const uint8_t* p, size_t size, ModelDef* m) {
+void parse_graph(const uint8_t* p, size_t size, uint32_t version, ModelDef* m) {
   ByteReader r(p, size, "graph section");
   const uint32_t rank = r.get<uint32_t>();
   uint32_t dims[4];
@@ -54,17 +55,21 @@ void parse_graph(const uint8_t* p, size_t size, ModelDef* m) {
     const uint8_t n_in = r.get<uint8_t>();
     const uint8_t n_t = r.get<uint8_t>();
     const uint32_t attr = r.get<uint32_t>();
-    PYRT_CHECK(op >= 1 && op <= 4, PYRT_BAD_FORMAT, "graph section: node ", i, " has unknown op code ", op,
-               " (this reader knows 1..4)");
-    n.op = static_cast<Op>(op);
+    const OpSchema* schema = op_schema(op);
+    PYRT_CHECK(schema != nullptr, PYRT_BAD_FORMAT, "graph section: node ", i, " has unknown op code ", op,
+               " (this reader knows 1..", op_schemas().size(), ")");
+    PYRT_CHECK(schema->version <= version, PYRT_BAD_FORMAT, "graph section: node ", i, " (", schema->name,
+               ") needs format version ", schema->version, ", the file says ", version);
+    n.op = schema->op;
     PYRT_CHECK(n_in <= kMaxNodeInputs && n_t <= kMaxNodeTensors, PYRT_BAD_FORMAT, "graph section: node ", i,
                " has too many inputs or tensors");
     PYRT_CHECK(attr <= kMaxAttrBytes && attr % 4 == 0, PYRT_BAD_FORMAT, "graph section: node ", i,
                " has attribute size ", attr);
     for (uint32_t k = 0; k < n_in; ++k) n.inputs.push_back(r.get<uint32_t>());
     for (uint32_t k = 0; k < n_t; ++k) n.tensors.push_back(r.get<uint32_t>());
-    PYRT_CHECK(attr == 0, PYRT_BAD_FORMAT, "graph section: node ", i, " (", op_name(n.op),
-               ") has attributes, which no version-1 op takes");
+    PYRT_CHECK(attr == schema->attr_words() * 4, PYRT_BAD_FORMAT, "graph section: node ", i, " (", schema->name,
+               ") has ", attr, " attribute bytes, the op takes ", schema->attr_words() * 4);
+    for (uint32_t k = 0; k < attr / 4; ++k) n.attrs.push_back(r.get<uint32_t>());
   }
   PYRT_CHECK(r.remaining() == 0, PYRT_BAD_FORMAT, "graph section: ", r.remaining(), " trailing bytes");
 }
@@ -103,7 +108,7 @@ std::vector<uint8_t> write_model(const ModelDef& m) {
 
   ByteWriter out;
   out.put_bytes(kMagic, sizeof kMagic);
-  out.put<uint32_t>(kVersion);
+  out.put<uint32_t>(graph_version(m));  // the lowest version that holds every op: MLP files stay version 1
   out.put<uint32_t>(0);
   const size_t file_size_at = out.size();
   out.put<uint64_t>(0);  // file_size, patched below: the file ends right after the last payload
@@ -144,7 +149,7 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info, bool borro
              " is newer than this reader (reads versions 1..", kVersion, "); upgrade pyruntime");
   PYRT_CHECK(crc32(data, 60) == header_crc, PYRT_BAD_FORMAT, "file header: checksum mismatch (header corrupted)");
   PYRT_CHECK(flags == 0, PYRT_BAD_FORMAT, "file header: flags 0x", std::hex, flags,
-             " are not defined in format version 1 (this reader knows none)");
+             " are not defined (this reader knows none)");
   PYRT_CHECK(file_size == size, PYRT_BAD_FORMAT, "file header: file should be ", file_size, " bytes, got ", size,
              file_size > size ? " (truncated)" : " (trailing data)");
   PYRT_CHECK(count >= 1 && count <= kMaxSections, PYRT_BAD_FORMAT, "file header: section count ", count,
@@ -210,7 +215,7 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info, bool borro
   PYRT_CHECK(prev_end == size, PYRT_BAD_FORMAT, "file: ", size - prev_end,
              " bytes after the end of the last section (section ", count - 1, ")");
   PYRT_CHECK(have_graph, PYRT_BAD_FORMAT, "file has no graph section");
-  parse_graph(graph_p, graph_size, &m);
+  parse_graph(graph_p, graph_size, version, &m);
   check_graph(m, PYRT_BAD_FORMAT);
   if (info) *info = std::move(fi);
   return m;

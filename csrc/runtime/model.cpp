@@ -15,6 +15,9 @@ constexpr uint32_t kSlotAlign = 16;  // floats: keeps every activation 64-byte a
 // A layer is split across threads when one pass streams at least this many weight bytes per task: waking
 // the pool costs a few microseconds, about what a core needs to stream this much.
 constexpr size_t kMinBytesPerTask = 64 * 1024;
+// A conv (whose weights are reused at every output position) is split when a task gets at least this
+// many multiply-adds: about 20 us of work, several times the cost of waking the pool.
+constexpr uint64_t kMinMacsPerTask = 256 * 1024;
 
 uint32_t round_slot(uint64_t n) { return static_cast<uint32_t>((n + kSlotAlign - 1) / kSlotAlign * kSlotAlign); }
 
@@ -80,22 +83,42 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
     LayerInfo li;
     li.op = op_name(n.op);
     li.output_shape = shapes_[i + 1];
+    const std::vector<uint32_t>& in_shape = shapes_[n.inputs[0]];
+    const std::vector<uint32_t>& out_shape = shapes_[i + 1];
     Step s;
     s.op = n.op;
-    if (n.op == Op::linear) {
+    if (n.op == Op::linear || n.op == Op::conv2d) {
       const DecodedTensor& w = def.tensors[n.tensors[0]];
-      s.weight = kernels::pack(w, in_place);
+      if (n.op == Op::linear) {
+        s.weight = kernels::pack(w, in_place);
+        li.layout = s.weight->layout();
+        li.method = "gemm";
+        li.exec_bytes = s.weight->bytes();
+        li.in_place = s.weight->in_place();
+        s.work = w.count_nonzero();
+      } else {
+        const Conv2dAttrs a = conv2d_attrs(n.attrs);
+        kernels::Conv2dGeometry g;
+        g.in_c = in_shape[0], g.in_h = in_shape[1], g.in_w = in_shape[2];
+        g.out_c = out_shape[0], g.out_h = out_shape[1], g.out_w = out_shape[2];
+        g.kh = w.shape[2], g.kw = w.shape[3];
+        g.stride_h = a.stride_h, g.stride_w = a.stride_w, g.pad_top = a.pad_top, g.pad_left = a.pad_left;
+        g.dilation_h = a.dilation_h, g.dilation_w = a.dilation_w, g.groups = a.groups;
+        s.conv = kernels::Conv2d::create(g, w, in_place);
+        li.layout = s.conv->layout();
+        li.method = s.conv->method();
+        li.exec_bytes = s.conv->bytes();
+        li.in_place = s.conv->in_place();
+        s.work = w.count_nonzero() * uint64_t(g.out_h) * g.out_w;
+      }
       li.name = w.name;
       li.encoding = encoding_name(w.encoding);
       li.shape = w.shape;
       li.nnz = w.count_nonzero();
       li.bits = has_codebook(w.encoding) ? w.index_bits : 32;
-      li.layout = s.weight->layout();
       li.codebook_size = has_codebook(w.encoding) ? uint32_t(w.centroids.size()) : 0;
       li.file_bytes = n.tensors[0] < info.tensor_bytes.size() ? info.tensor_bytes[n.tensors[0]] : 0;
-      li.exec_bytes = s.weight->bytes();
       li.dense_bytes = w.numel() * sizeof(float);
-      li.in_place = s.weight->in_place();
       if (li.in_place) in_place_bytes_ += li.exec_bytes;
       if (n.tensors.size() == 2) {
         const DecodedTensor& b = def.tensors[n.tensors[1]];
@@ -112,6 +135,21 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
         li.exec_bytes += nb * sizeof(float);
         li.dense_bytes += nb * sizeof(float);
       }
+    } else if (n.op == Op::max_pool2d || n.op == Op::avg_pool2d || n.op == Op::global_avg_pool) {
+      kernels::ref::Pool2dGeometry& g = s.pool;
+      g.channels = in_shape[0], g.in_h = in_shape[1], g.in_w = in_shape[2];
+      g.out_h = out_shape[1], g.out_w = out_shape[2];
+      if (n.op != Op::global_avg_pool) {
+        const Pool2dAttrs a = pool2d_attrs(n.op, n.attrs);
+        g.kernel_h = a.kernel_h, g.kernel_w = a.kernel_w, g.stride_h = a.stride_h, g.stride_w = a.stride_w;
+        g.pad_top = a.pad_top, g.pad_left = a.pad_left, g.pad_bottom = a.pad_bottom, g.pad_right = a.pad_right;
+        g.count_include_pad = a.count_include_pad != 0;
+      }
+    } else if (n.op == Op::clamp) {
+      s.clamp = clamp_attrs(n.attrs);
+    } else if (n.op == Op::concat) {
+      const uint32_t axis = concat_attrs(n.attrs);
+      for (uint32_t d = 0; d < axis; ++d) s.concat_outer *= out_shape[d];
     }
     steps_.push_back(std::move(s));
     layers_.push_back(std::move(li));
@@ -127,21 +165,22 @@ void Model::plan(const ModelDef& def) {
     for (uint32_t v : def.nodes[i].inputs) last_use[v] = std::max(last_use[v], i);
   last_use[n_values - 1] = SIZE_MAX;  // the graph output stays live
 
-  // A buffer may back several values (flatten aliases); it is released when its last value dies.
+  // A buffer may back several values (flatten / reshape aliases); it is released when its last value dies.
   std::vector<int64_t> value_offset(n_values, -1);
   std::map<int64_t, size_t> buffer_last_use;  // offset -> last node that reads any alias
   SlotAllocator slots;
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     Step& s = steps_[i];
-    const uint32_t in = def.nodes[i].inputs[0];
     const size_t out = i + 1;
-    s.in_offset = value_offset[in];
-    s.in_size = static_cast<uint32_t>(shape_numel(shapes_[in]));
+    for (uint32_t in : def.nodes[i].inputs) {
+      s.in_offsets.push_back(value_offset[in]);
+      s.in_sizes.push_back(static_cast<uint32_t>(shape_numel(shapes_[in])));
+    }
     s.out_size = static_cast<uint32_t>(shape_numel(shapes_[out]));
-    if (s.op == Op::flatten) {
-      value_offset[out] = value_offset[in];
-      if (value_offset[in] >= 0)
-        buffer_last_use[value_offset[in]] = std::max(buffer_last_use[value_offset[in]], last_use[out]);
+    if (s.op == Op::flatten || s.op == Op::reshape) {
+      const int64_t in = value_offset[def.nodes[i].inputs[0]];
+      value_offset[out] = in;
+      if (in >= 0) buffer_last_use[in] = std::max(buffer_last_use[in], last_use[out]);
     } else {
       value_offset[out] = slots.alloc(s.out_size);
       buffer_last_use[value_offset[out]] = last_use[out];
@@ -168,9 +207,15 @@ void Model::set_threads(unsigned threads) {
     Step& s = steps_[i];
     s.splits.clear();
     layers_[i].row_tasks = 1;
-    if (!s.weight || !pool_) continue;
-    const unsigned parts = static_cast<unsigned>(std::min<size_t>(threads, s.weight->bytes() / kMinBytesPerTask));
-    if (parts >= 2) s.splits = s.weight->row_splits(parts);
+    if (!pool_) continue;
+    if (s.weight) {
+      const unsigned parts = static_cast<unsigned>(std::min<size_t>(threads, s.weight->bytes() / kMinBytesPerTask));
+      if (parts >= 2) s.splits = s.weight->row_splits(parts);
+    } else if (s.conv) {  // output rows, evenly: every row of a conv costs the same
+      const uint32_t rows = s.conv->geometry().out_h;
+      const unsigned parts = static_cast<unsigned>(std::min<uint64_t>({threads, rows, s.work / kMinMacsPerTask}));
+      for (unsigned k = 0; parts >= 2 && k <= parts; ++k) s.splits.push_back(uint32_t(uint64_t(rows) * k / parts));
+    }
     if (s.splits.size() < 3) s.splits.clear();  // one piece: not worth the pool
     if (!s.splits.empty()) layers_[i].row_tasks = static_cast<uint32_t>(s.splits.size() - 1);
   }
@@ -184,39 +229,91 @@ size_t Model::weight_bytes() const {
 
 void Model::run(const float* input, size_t batch, float* output, float* arena) const {
   auto at = [&](int64_t offset) -> float* { return offset < 0 ? const_cast<float*>(input) : arena + offset * batch; };
-  const kernels::Isa isa = kernels::active_isa();
+  const float* xs[16];  // inputs of one step (the format allows at most 16)
   for (const Step& s : steps_) {
-    const float* x = at(s.in_offset);
-    float* y = at(s.out_offset);
-    switch (s.op) {
-      case Op::linear:
-        if (pool_ && batch == 1 && !s.splits.empty()) {  // rows split by cost; bit-identical to one thread
-          pool_->run(static_cast<unsigned>(s.splits.size() - 1), [&](unsigned i) {
-            s.weight->gemv_rows(isa, x, y, s.bias, s.splits[i], s.splits[i + 1]);
-          });
-        } else if (pool_ && batch > 1 && s.weight->bytes() * batch >= 2 * kMinBytesPerTask) {  // samples split
-          const unsigned parts = static_cast<unsigned>(std::min<size_t>(pool_->threads(), batch));
-          pool_->run(parts, [&](unsigned i) {
-            const size_t b0 = batch * i / parts, b1 = batch * (i + 1) / parts;
-            s.weight->gemm(isa, x + b0 * s.in_size, b1 - b0, y + b0 * s.out_size, s.bias);
-          });
-        } else {
-          s.weight->gemm(isa, x, batch, y, s.bias);
-        }
-        break;
-      case Op::relu:
-        if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));
-        kernels::ref::relu_f32(y, batch * s.out_size);
-        break;
-      case Op::softmax:
-        if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));
-        kernels::ref::softmax_f32(y, batch, s.out_size);
-        break;
-      case Op::flatten:
-        break;  // an alias: same floats, new shape
-    }
+    for (size_t k = 0; k < s.in_offsets.size(); ++k) xs[k] = at(s.in_offsets[k]);
+    run_step(s, xs, batch, at(s.out_offset));
   }
   std::memcpy(output, at(output_offset_), batch * output_size() * sizeof(float));
+}
+
+void Model::run_step(const Step& s, const float* const* xs, size_t batch, float* y) const {
+  const kernels::Isa isa = kernels::active_isa();
+  const float* x = xs[0];
+  // Weighted ops split across the pool by rows at batch 1 (bit-identical to one thread) and by samples
+  // above, when the layer is big enough to pay for waking the pool.
+  const bool split_samples = pool_ && batch > 1 && s.work * batch >= 2 * kMinMacsPerTask;
+  auto by_samples = [&](auto&& fn) {
+    const unsigned parts = static_cast<unsigned>(std::min<size_t>(pool_->threads(), batch));
+    pool_->run(parts, [&](unsigned i) { fn(batch * i / parts, batch * (i + 1) / parts); });
+  };
+  switch (s.op) {
+    case Op::linear:
+      if (pool_ && batch == 1 && !s.splits.empty()) {
+        pool_->run(static_cast<unsigned>(s.splits.size() - 1), [&](unsigned i) {
+          s.weight->gemv_rows(isa, x, y, s.bias, s.splits[i], s.splits[i + 1]);
+        });
+      } else if (pool_ && batch > 1 && s.weight->bytes() * batch >= 2 * kMinBytesPerTask) {
+        by_samples([&](size_t b0, size_t b1) {
+          s.weight->gemm(isa, x + b0 * s.in_sizes[0], b1 - b0, y + b0 * s.out_size, s.bias);
+        });
+      } else {
+        s.weight->gemm(isa, x, batch, y, s.bias);
+      }
+      break;
+    case Op::conv2d:
+      if (pool_ && batch == 1 && !s.splits.empty()) {
+        pool_->run(static_cast<unsigned>(s.splits.size() - 1), [&](unsigned i) {
+          s.conv->run(isa, x, 1, y, s.bias, s.splits[i], s.splits[i + 1]);
+        });
+      } else if (split_samples) {
+        by_samples([&](size_t b0, size_t b1) {
+          s.conv->run(isa, x + b0 * s.in_sizes[0], b1 - b0, y + b0 * s.out_size, s.bias);
+        });
+      } else {
+        s.conv->run(isa, x, batch, y, s.bias);
+      }
+      break;
+    case Op::relu:
+      if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));
+      kernels::ref::relu_f32(y, batch * s.out_size);
+      break;
+    case Op::clamp:
+      if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));
+      kernels::ref::clamp_f32(y, batch * s.out_size, s.clamp.min, s.clamp.max);
+      break;
+    case Op::softmax:
+      if (y != x) std::memcpy(y, x, batch * s.out_size * sizeof(float));
+      kernels::ref::softmax_f32(y, batch, s.out_size);
+      break;
+    case Op::flatten:
+    case Op::reshape:
+      break;  // an alias: same floats, new shape
+    case Op::max_pool2d:
+      kernels::ref::max_pool2d_f32(s.pool, x, batch, y);
+      break;
+    case Op::avg_pool2d:
+      kernels::ref::avg_pool2d_f32(s.pool, x, batch, y);
+      break;
+    case Op::global_avg_pool:
+      kernels::ref::global_avg_pool_f32(x, batch, s.pool.channels, size_t(s.pool.in_h) * s.pool.in_w, y);
+      break;
+    case Op::add:
+      kernels::ref::add_f32(xs[0], xs[1], y, batch * s.out_size);
+      break;
+    case Op::concat: {
+      // Per sample and per outer index, the inputs' chunks follow one another.
+      float* out = y;
+      for (size_t b = 0; b < batch; ++b)
+        for (uint32_t o = 0; o < s.concat_outer; ++o)
+          for (size_t k = 0; k < s.in_offsets.size(); ++k) {
+            const size_t chunk = s.in_sizes[k] / s.concat_outer;
+            std::memcpy(out, xs[k] + b * s.in_sizes[k] + o * chunk, chunk * sizeof(float));
+            out += chunk;
+          }
+      break;
+    }
+  }
 }
 
 Session::Session(const Model& model, size_t max_batch, void* arena, size_t arena_bytes_given)

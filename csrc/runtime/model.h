@@ -1,6 +1,6 @@
 // pyruntime: a loaded model. Built once from a ModelDef: every weight is packed into its execution
 // layout, shapes are inferred, and the activation arena is planned (offsets per sample, liveness-based
-// first-fit reuse; flatten is an alias). Immutable afterwards: run() only reads the model and writes
+// first-fit reuse; flatten and reshape are aliases). Immutable afterwards: run() only reads the model and writes
 // into the caller's arena, so any number of threads may run one model through their own sessions.
 #pragma once
 
@@ -13,7 +13,9 @@
 #include "common/model_def.h"
 #include "format/file_buffer.h"
 #include "format/model_file.h"
+#include "kernels/conv/conv2d.h"
 #include "kernels/packed_weight.h"
+#include "kernels/ref/ref_kernels.h"
 #include "runtime/thread_pool.h"
 
 namespace pyrt::runtime {
@@ -21,6 +23,7 @@ namespace pyrt::runtime {
 struct LayerInfo {
   std::string op, name, encoding;     // name/encoding of the weight, empty for ops without weights
   std::string layout;                 // execution layout (PackedWeight::layout), empty without weights
+  std::string method;                 // conv2d: "im2col" or "direct"; linear: "gemm"; else empty
   uint32_t codebook_size = 0;         // centroids of a codebook encoding (k), else 0
   std::vector<uint32_t> shape;        // weight shape; empty for ops without weights
   std::vector<uint32_t> output_shape; // per sample
@@ -30,7 +33,8 @@ struct LayerInfo {
   uint64_t exec_bytes = 0;            // weight + bias in their execution layouts
   uint64_t dense_bytes = 0;           // weight + bias as dense fp32
   bool in_place = false;              // weight read in place from a memory-mapped file (dense only)
-  uint32_t row_tasks = 1;             // pieces of rows the thread pool splits this layer into at batch 1
+  uint32_t row_tasks = 1;             // pieces of rows (linear) or output rows (conv2d) the pool splits
+                                      // this layer into at batch 1
 };
 
 class Model {
@@ -73,14 +77,22 @@ class Model {
  private:
   struct Step {
     Op op = Op::flatten;
-    int64_t in_offset = -1, out_offset = -1;  // per-sample float offsets into the arena; -1 = graph input
-    uint32_t in_size = 0, out_size = 0;       // floats per sample
-    std::unique_ptr<kernels::PackedWeight> weight;
+    std::vector<int64_t> in_offsets;  // per input: per-sample float offset into the arena; -1 = graph input
+    std::vector<uint32_t> in_sizes;   // per input: floats per sample
+    int64_t out_offset = -1;
+    uint32_t out_size = 0;
+    std::unique_ptr<kernels::PackedWeight> weight;  // linear
+    std::unique_ptr<kernels::Conv2d> conv;          // conv2d
     const float* bias = nullptr;  // bias_owned, or in place in the mapped file
     AlignedArray<float> bias_owned;
-    std::vector<uint32_t> splits;  // batch-1 row boundaries for the pool (empty: too small to split)
+    std::vector<uint32_t> splits;  // batch-1 boundaries for the pool: linear rows, conv output rows
+    uint64_t work = 0;             // multiply-adds per sample (weighted ops), for the threading rule
+    kernels::ref::Pool2dGeometry pool;  // max / avg / global pools
+    ClampAttrs clamp{0.0f, 0.0f};
+    uint32_t concat_outer = 1;          // concat: product of the dims before the axis
   };
   void plan(const ModelDef& def);
+  void run_step(const Step& s, const float* const* x, size_t batch, float* y) const;
 
   std::vector<std::vector<uint32_t>> shapes_;  // per value
   std::vector<Step> steps_;

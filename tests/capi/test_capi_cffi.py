@@ -325,12 +325,12 @@ def test_newer_version_is_a_format_error(ffi, lib, model_bytes):
     import zlib
 
     data = bytearray(model_bytes)
-    struct.pack_into("<I", data, 8, 2)
+    struct.pack_into("<I", data, 8, 3)
     struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
     out = ffi.new("pyrt_model**")
     assert lib.pyrt_model_load_buffer(ffi.from_buffer(bytes(data)), len(data), out) == lib.PYRT_BAD_FORMAT
     msg = last_error(ffi, lib)
-    assert "version 2" in msg and "1..1" in msg
+    assert "version 3" in msg and "1..2" in msg
 
 
 def test_missing_file(ffi, lib, tmp_path):

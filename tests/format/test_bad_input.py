@@ -184,10 +184,10 @@ def test_other_file_types():
 # ---- versions and flags -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", [2, 7, 0xFFFFFFFF])
+@pytest.mark.parametrize("version", [3, 7, 0xFFFFFFFF])
 def test_newer_version_is_refused_naming_both_versions(small, version):
     msg = load_error(spec.patch(small, spec.OFF_VERSION, "<I", version))
-    assert str(version) in msg and "1..1" in msg and "newer" in msg
+    assert str(version) in msg and "1..2" in msg and "newer" in msg
 
 
 def test_version_0_is_bad(small):
@@ -454,7 +454,8 @@ def graph_field(data: bytes, offset: int, fmt: str, *values) -> bytes:
         (20, "<I", 0, "node count 0", pyruntime.FormatError),
         (20, "<I", 2**31, "node count", pyruntime.FormatError),
         (20, "<I", 65536, "cannot fit", pyruntime.FormatError),
-        (28, "<H", 9, "node 0 has unknown op code 9", pyruntime.FormatError),
+        (28, "<H", 99, "node 0 has unknown op code 99", pyruntime.FormatError),
+        (28, "<H", 5, "node 0 (conv2d) needs format version 2, the file says 1", pyruntime.FormatError),
         (30, "<B", 255, "node 0 has too many inputs", pyruntime.FormatError),
         (31, "<B", 17, "node 0 has too many inputs or tensors", pyruntime.FormatError),
         (32, "<I", 2**31, "node 0 has attribute size", pyruntime.FormatError),
@@ -621,8 +622,8 @@ def test_write_refuses_inconsistent_graph(helpers, rng, mutate, words):
 
 def test_write_refuses_unknown_op(helpers, rng):
     model = base_model(helpers, rng)
-    model["nodes"][1]["op"] = "conv2d"
-    with pytest.raises(pyruntime.UnsupportedError, match="unsupported op 'conv2d'"):
+    model["nodes"][1]["op"] = "deconv2d"
+    with pytest.raises(pyruntime.UnsupportedError, match="unsupported op 'deconv2d'"):
         _core.write_model(model)
 
 

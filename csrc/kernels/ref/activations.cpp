@@ -23,4 +23,12 @@ void softmax_f32(float* x, size_t rows, size_t cols) {
   }
 }
 
+void clamp_f32(float* x, size_t n, float lo, float hi) {
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]);
+}
+
+void add_f32(const float* a, const float* b, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
 }  // namespace pyrt::kernels::ref

@@ -37,5 +37,25 @@ void csr_lut4_f32_spmm(const uint32_t* rowptr, const uint16_t* col16, const uint
 // Activations over n contiguous floats / softmax over each row of a [rows x cols] matrix.
 void relu_f32(float* x, size_t n);
 void softmax_f32(float* x, size_t rows, size_t cols);
+// x[i] = min(max(x[i], lo), hi); NaN stays NaN.
+void clamp_f32(float* x, size_t n, float lo, float hi);
+// y[i] = a[i] + b[i] (y may be a or b).
+void add_f32(const float* a, const float* b, float* y, size_t n);
+
+// 2-D pools over [channels, in_h, in_w] planes (NCHW, one sample after another). Window (oy, ox) covers
+// input rows oy * stride_h - pad_top + [0, kernel_h) (columns likewise), clipped to the input; the pad
+// on each side is smaller than the kernel, so no window is empty. avg divides by the clipped window, or
+// with count_include_pad by the window clipped to the padded extent [-pad_top, in_h + pad_bottom) (as
+// torch). Global average pooling is an avg pool whose kernel is the whole plane.
+struct Pool2dGeometry {
+  uint32_t channels = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  uint32_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
+  uint32_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  bool count_include_pad = false;
+};
+void max_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y);
+void avg_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y);
+// y[b][c] = mean of plane c of sample b (planes of `plane` floats).
+void global_avg_pool_f32(const float* x, size_t batch, uint32_t channels, size_t plane, float* y);
 
 }  // namespace pyrt::kernels::ref

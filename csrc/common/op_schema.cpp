@@ -1,0 +1,91 @@
+#include "common/op_schema.h"
+
+#include <cstring>
+
+namespace pyrt {
+
+uint32_t OpSchema::attr_words() const {
+  uint32_t n = 0;
+  for (const AttrField& f : attrs) n += f.count;
+  return n;
+}
+
+const std::vector<OpSchema>& op_schemas() {
+  static const std::vector<OpSchema> table = {
+      {Op::linear, "linear", 1, 1, 1, 1, 2, {}},
+      {Op::relu, "relu", 1, 1, 1, 0, 0, {}},
+      {Op::softmax, "softmax", 1, 1, 1, 0, 0, {}},
+      {Op::flatten, "flatten", 1, 1, 1, 0, 0, {}},
+      {Op::conv2d, "conv2d", 2, 1, 1, 1, 2,
+       {{"stride", 2, false}, {"padding", 4, false}, {"dilation", 2, false}, {"groups", 1, false}}},
+      {Op::max_pool2d, "max_pool2d", 2, 1, 1, 0, 0,
+       {{"kernel", 2, false}, {"stride", 2, false}, {"padding", 4, false}, {"ceil_mode", 1, false}}},
+      {Op::avg_pool2d, "avg_pool2d", 2, 1, 1, 0, 0,
+       {{"kernel", 2, false},
+        {"stride", 2, false},
+        {"padding", 4, false},
+        {"ceil_mode", 1, false},
+        {"count_include_pad", 1, false}}},
+      {Op::global_avg_pool, "global_avg_pool", 2, 1, 1, 0, 0, {}},
+      {Op::add, "add", 2, 2, 2, 0, 0, {}},
+      {Op::concat, "concat", 2, 2, 16, 0, 0, {{"axis", 1, false}}},
+      {Op::reshape, "reshape", 2, 1, 1, 0, 0, {{"shape", 4, false}}},
+      {Op::clamp, "clamp", 2, 1, 1, 0, 0, {{"min", 1, true}, {"max", 1, true}}},
+  };
+  return table;
+}
+
+const OpSchema* op_schema(uint16_t code) {
+  const auto& t = op_schemas();
+  return code >= 1 && code <= t.size() ? &t[code - 1] : nullptr;
+}
+
+const OpSchema* op_schema(const std::string& name) {
+  for (const OpSchema& s : op_schemas())
+    if (name == s.name) return &s;
+  return nullptr;
+}
+
+const OpSchema& op_schema(Op op) { return *op_schema(static_cast<uint16_t>(op)); }
+
+const char* op_name(Op op) {
+  const OpSchema* s = op_schema(static_cast<uint16_t>(op));
+  return s ? s->name : "unknown";
+}
+
+bool op_from_name(const std::string& name, Op* out) {
+  const OpSchema* s = op_schema(name);
+  if (s) *out = s->op;
+  return s != nullptr;
+}
+
+std::string op_names() {
+  std::string out;
+  for (const OpSchema& s : op_schemas()) out += (out.empty() ? "" : ", ") + std::string(s.name);
+  return out;
+}
+
+Conv2dAttrs conv2d_attrs(const std::vector<uint32_t>& w) {
+  return {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]};
+}
+
+Pool2dAttrs pool2d_attrs(Op op, const std::vector<uint32_t>& w) {
+  return {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], op == Op::avg_pool2d ? w[9] : 0u};
+}
+
+ClampAttrs clamp_attrs(const std::vector<uint32_t>& w) {
+  ClampAttrs a;
+  std::memcpy(&a.min, &w[0], 4);
+  std::memcpy(&a.max, &w[1], 4);
+  return a;
+}
+
+std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& w) {
+  std::vector<uint32_t> shape;
+  for (size_t i = 0; i < 4 && w[i] != 0; ++i) shape.push_back(w[i]);
+  return shape;
+}
+
+uint32_t concat_attrs(const std::vector<uint32_t>& w) { return w[0]; }
+
+}  // namespace pyrt

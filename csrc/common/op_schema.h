@@ -1,0 +1,77 @@
+// pyruntime: the table of graph ops. One entry per op gives its code in the file, its name (in Python
+// dicts and messages), the first format version that has it, how many inputs and tensors it takes and
+// its attribute fields. The file stores attributes as 32-bit words in field order (floats as their
+// IEEE-754 bits); the bindings map them to and from dicts by field name. docs/FORMAT.md section 2 is the
+// same table in prose.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pyrt {
+
+enum class Op : uint16_t {
+  linear = 1,           // x [in] -> [out]; tensors: weight [out, in], optional bias [out]
+  relu = 2,             // elementwise max(x, 0)
+  softmax = 3,          // over all elements of a sample
+  flatten = 4,          // [d0, d1, ...] -> [d0 * d1 * ...] (an alias: no data moves)
+  conv2d = 5,           // x [C, H, W] -> [O, OH, OW]; tensors: weight [O, C / groups, kh, kw], optional bias [O]
+  max_pool2d = 6,       // [C, H, W] -> [C, OH, OW]
+  avg_pool2d = 7,       // [C, H, W] -> [C, OH, OW]
+  global_avg_pool = 8,  // [C, H, W] -> [C, 1, 1]
+  add = 9,              // a + b, same shapes
+  concat = 10,          // along one per-sample axis
+  reshape = 11,         // same elements, new per-sample shape (an alias)
+  clamp = 12,           // elementwise min(max(x, lo), hi): relu6, hardtanh
+};
+
+struct AttrField {
+  const char* name;
+  uint8_t count;  // words
+  bool is_float;  // f32 bits, else u32
+};
+
+struct OpSchema {
+  Op op;
+  const char* name;
+  uint32_t version;  // first format version with this op
+  uint8_t min_inputs, max_inputs;
+  uint8_t min_tensors, max_tensors;
+  std::vector<AttrField> attrs;
+  uint32_t attr_words() const;
+};
+
+// All ops, in code order.
+const std::vector<OpSchema>& op_schemas();
+// The schema of a code / name, or null when there is none.
+const OpSchema* op_schema(uint16_t code);
+const OpSchema* op_schema(const std::string& name);
+const OpSchema& op_schema(Op op);
+
+const char* op_name(Op op);
+bool op_from_name(const std::string& name, Op* out);
+// "linear, relu, ..." for messages.
+std::string op_names();
+
+// ---- typed views of the attribute words (the node's attrs were checked against the schema) ----
+
+struct Conv2dAttrs {  // stride[2], padding[4] (top, left, bottom, right), dilation[2], groups
+  uint32_t stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, dilation_h, dilation_w, groups;
+};
+struct Pool2dAttrs {  // kernel[2], stride[2], padding[4], ceil_mode, then count_include_pad (avg only)
+  uint32_t kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, ceil_mode;
+  uint32_t count_include_pad;  // 0 for max_pool2d
+};
+struct ClampAttrs {
+  float min, max;
+};
+
+Conv2dAttrs conv2d_attrs(const std::vector<uint32_t>& words);
+Pool2dAttrs pool2d_attrs(Op op, const std::vector<uint32_t>& words);
+ClampAttrs clamp_attrs(const std::vector<uint32_t>& words);
+// reshape: shape[4] = rank-many positive dims then zeros; concat: axis.
+std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& words);
+uint32_t concat_attrs(const std::vector<uint32_t>& words);
+
+}  // namespace pyrt

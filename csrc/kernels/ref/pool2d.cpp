@@ -1,0 +1,75 @@
+// pyruntime: 2-D max / average / global-average pools (NCHW). Scalar loops: a pool reads each input
+// about kernel^2 / stride^2 times and is bound by memory, not arithmetic, next to the convolutions
+// around it. The window bounds are computed once per output row / column, not per tap.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/ref/ref_kernels.h"
+
+namespace pyrt::kernels::ref {
+namespace {
+
+struct Span {
+  int64_t lo, hi;    // clipped to the input
+  int64_t padded;    // length clipped to the padded extent (count_include_pad divisor)
+};
+
+Span window(uint32_t o, uint32_t stride, uint32_t pad_lo, uint32_t pad_hi, uint32_t kernel, uint32_t in) {
+  const int64_t start = int64_t(o) * stride - pad_lo;
+  const int64_t end = std::min<int64_t>(start + kernel, int64_t(in) + pad_hi);
+  return {std::max<int64_t>(start, 0), std::min<int64_t>(end, in), end - start};
+}
+
+template <class Reduce>
+void pool(const Pool2dGeometry& g, const float* x, size_t batch, float* y, Reduce reduce) {
+  const size_t in_plane = size_t(g.in_h) * g.in_w, out_plane = size_t(g.out_h) * g.out_w;
+  for (size_t p = 0; p < batch * g.channels; ++p) {
+    const float* xp = x + p * in_plane;
+    float* yp = y + p * out_plane;
+    for (uint32_t oy = 0; oy < g.out_h; ++oy) {
+      const Span r = window(oy, g.stride_h, g.pad_top, g.pad_bottom, g.kernel_h, g.in_h);
+      for (uint32_t ox = 0; ox < g.out_w; ++ox) {
+        const Span c = window(ox, g.stride_w, g.pad_left, g.pad_right, g.kernel_w, g.in_w);
+        yp[size_t(oy) * g.out_w + ox] = reduce(xp, r, c);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void max_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y) {
+  pool(g, x, batch, y, [&](const float* xp, const Span& r, const Span& c) {
+    float m = -std::numeric_limits<float>::infinity();
+    bool nan = false;
+    for (int64_t iy = r.lo; iy < r.hi; ++iy)
+      for (int64_t ix = c.lo; ix < c.hi; ++ix) {
+        const float v = xp[iy * g.in_w + ix];
+        nan |= v != v;
+        m = v > m ? v : m;
+      }
+    return nan ? std::numeric_limits<float>::quiet_NaN() : m;  // as torch: a NaN in the window wins
+  });
+}
+
+void avg_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y) {
+  pool(g, x, batch, y, [&](const float* xp, const Span& r, const Span& c) {
+    float s = 0.0f;
+    for (int64_t iy = r.lo; iy < r.hi; ++iy)
+      for (int64_t ix = c.lo; ix < c.hi; ++ix) s += xp[iy * g.in_w + ix];
+    const int64_t n = g.count_include_pad ? r.padded * c.padded : (r.hi - r.lo) * (c.hi - c.lo);
+    return s / static_cast<float>(n);
+  });
+}
+
+void global_avg_pool_f32(const float* x, size_t batch, uint32_t channels, size_t plane, float* y) {
+  for (size_t p = 0; p < batch * channels; ++p) {
+    const float* xp = x + p * plane;
+    double s = 0.0;  // planes can be large (112 x 112): keep the mean exact to float precision
+    for (size_t i = 0; i < plane; ++i) s += xp[i];
+    y[p] = static_cast<float>(s / static_cast<double>(plane));
+  }
+}
+
+}  // namespace pyrt::kernels::ref
