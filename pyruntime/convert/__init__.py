@@ -7,7 +7,8 @@ One call::
     print(cm.report()); cm.save("lenet.pyrt")
     y = pyruntime.load("lenet.pyrt").run(x)
 
-or over numpy arrays with :func:`from_numpy`. The steps are also usable one by one:
+or over numpy arrays with :func:`from_numpy` (a chain of layer tuples) or :func:`from_graph` (a
+:class:`Graph`: any DAG of the runtime's ops, convolutions, pools, residual adds, concats). The steps are also usable one by one:
 :func:`prune_magnitude`, :func:`kmeans_share`, :func:`encode_layer` (smallest of the candidate
 encodings, as sized by the C++ writer). ``pyruntime.convert.finetune`` (needs torch) holds the
 training side: iterative pruning with retraining and centroid fine-tuning.
@@ -18,8 +19,9 @@ from typing import Any
 
 from .choose import Choice, Objective, choose
 from .encode import candidates, choose_encoding, decode_tensor, encode_layer, encoded_bytes
+from .graph import Graph
 from .kmeans import kmeans_share, linear_init, shared_weights
-from .model import CompressedModel, LayerReport, from_numpy
+from .model import CompressedModel, LayerReport, from_graph, from_numpy
 from .prune import PerLayer, magnitude_mask, prune_magnitude, sparsity_of
 
 
@@ -32,38 +34,52 @@ def from_torch(
     metadata: dict[str, Any] | None = None,
     **choice: Any,
 ) -> CompressedModel:
-    """Converts a PyTorch network of Linear / ReLU / Flatten / Softmax (Sequential or any forward that
-    chains them, traced with torch.fx) into a :class:`CompressedModel`.
+    """Converts a PyTorch network (traced with torch.fx: Sequential or any forward, branches and
+    residual connections included) into a :class:`CompressedModel`. Supported: Linear, Conv2d,
+    BatchNorm folded into the conv / Linear before it, ReLU / ReLU6 / Hardtanh / clamp, max / average
+    / global average pooling, adds, concatenation, flatten / reshape, Softmax, Dropout, Identity (the
+    list, with the functional forms, is in :mod:`pyruntime.convert.torch_capture`).
 
     ``example_input``: a batch (batch first) of the input the network takes; only its shape and dtype
     matter. ``sparsity``: None keeps the zeros the weights already have (and the masks of
     ``torch.nn.utils.prune``); a number, or a mapping layer-path -> number, prunes that fraction of
     each layer by magnitude. ``bits``: None keeps fp32 values; a number (or mapping) shares each
-    layer's weights among ``2**bits`` k-means centroids. Linear layers are named by module path.
-    ``choice``: the encoding objective of :func:`from_numpy` (``optimize``, ``batch``, ``threads``,
+    layer's weights among ``2**bits`` k-means centroids. Layers are named by module path.
+    ``choice``: the encoding objective of :func:`from_graph` (``optimize``, ``batch``, ``threads``,
     ``size_budget``, ``speed_budget``, ``cost_model``).
 
-    Raises ``pyruntime.UnsupportedError`` naming the op and module path of anything else.
+    Batch norms folded into a layer are listed in the metadata under ``"folded_batchnorm"`` (layer ->
+    batch norm path); :func:`assign_weights` uses it. Raises ``pyruntime.UnsupportedError`` naming the
+    op and module path of anything else.
     """
     from .torch_capture import capture
 
-    input_shape, layers, masks = capture(module, example_input)
-    meta = {"source": f"torch:{type(module).__name__}"}
+    cap = capture(module, example_input)
+    meta: dict[str, Any] = {"source": f"torch:{type(module).__name__}"}
+    if cap.folded:
+        meta["folded_batchnorm"] = dict(cap.folded)
     meta.update(metadata or {})
-    return from_numpy(layers, input_shape, sparsity=sparsity, bits=bits, masks=masks or None, metadata=meta,
-                      **choice)
+    return from_graph(cap.graph, sparsity=sparsity, bits=bits, masks=cap.masks or None, metadata=meta, **choice)
 
 
 def assign_weights(module: Any, compressed: CompressedModel) -> None:
-    """Loads the compressed weights (``compressed.dense_weights()``) into ``module``'s Linear layers."""
+    """Loads the compressed weights (``compressed.dense_weights()``) into ``module``'s Linear and Conv2d
+    layers (by module path), in place, so that torch computes what the runtime computes.
+
+    A batch norm that the conversion folded into the layer before it is made an exact identity in
+    eval mode (running mean 0, running var 1, eps 0, gamma 1, beta 0, or beta = the folded bias when
+    the layer has no bias) while the layer gets the folded weights: run the module in eval mode, and
+    ``copy.deepcopy`` it first to keep the original.
+    """
     from .torch_capture import assign_weights as _assign
 
-    _assign(module, compressed.dense_weights())
+    _assign(module, compressed.dense_weights(), compressed.metadata.get("folded_batchnorm"))
 
 
 __all__ = [
     "Choice",
     "CompressedModel",
+    "Graph",
     "LayerReport",
     "Objective",
     "assign_weights",
@@ -73,6 +89,7 @@ __all__ = [
     "decode_tensor",
     "encode_layer",
     "encoded_bytes",
+    "from_graph",
     "from_numpy",
     "from_torch",
     "kmeans_share",

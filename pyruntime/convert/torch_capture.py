@@ -1,25 +1,45 @@
-"""Capture of a PyTorch module into the converter's layer list (torch.fx symbolic tracing).
+"""Capture of a PyTorch module into a :class:`~pyruntime.convert.graph.Graph` (torch.fx symbolic tracing).
 
-Supported (everything else raises ``pyruntime.UnsupportedError`` naming the op and the module path):
+The traced forward may be any DAG of these ops (residual adds, concats, values read by several ops);
+everything else raises ``pyruntime.UnsupportedError`` naming the op and the module path:
 
-  linear    nn.Linear, F.linear with parameters
-  relu      nn.ReLU, F.relu, torch.relu, x.relu()
-  flatten   nn.Flatten, torch.flatten, x.flatten / x.view / x.reshape whose result is (batch, -1)
-  softmax   nn.Softmax, F.softmax, torch.softmax, x.softmax() over dim 1 / -1 of a flat input
-  identity  nn.Identity, nn.Dropout (and F.dropout: conversion is for inference), x.contiguous()
-  (folded)  nn.BatchNorm1d right after a Linear: its running statistics are folded into the Linear
+  linear      nn.Linear, F.linear with parameters
+  conv2d      nn.Conv2d (padding_mode "zeros"; int, tuple, "same" or "valid" padding; any groups),
+              F.conv2d with parameters
+  (folded)    nn.BatchNorm2d right after a conv, nn.BatchNorm1d right after a Linear, when that layer's
+              output is read by the batch norm only: W' = W * g per output channel, b' = (b - mean) *
+              g + beta, g = gamma / sqrt(var + eps) (eval-mode statistics)
+  max_pool2d  nn.MaxPool2d, F.max_pool2d (dilation 1, no return_indices)
+  avg_pool2d  nn.AvgPool2d, F.avg_pool2d (no divisor_override)
+  global_avg_pool  nn.AdaptiveAvgPool2d(1), F.adaptive_avg_pool2d(x, 1), x.mean((2, 3)) / torch.mean
+              over the last two dims of an NCHW input (+ a flatten unless keepdim=True)
+  relu        nn.ReLU, F.relu, torch.relu, x.relu() (and in-place forms)
+  clamp       nn.ReLU6, nn.Hardtanh, F.relu6, F.hardtanh, torch.clamp / clamp_min / clamp_max and the
+              Tensor methods, with constant bounds
+  add         x + y, x += y, torch.add, x.add(y) of two activations of the same shape (alpha 1)
+  concat      torch.cat of activations along a non-batch dim
+  flatten / reshape  nn.Flatten, nn.Unflatten, torch.flatten, torch.reshape, x.flatten / x.view /
+              x.reshape keeping the batch dim: (batch, -1) is a flatten, any other per-sample shape a reshape
+  softmax     nn.Softmax, F.softmax, torch.softmax, x.softmax() over dim 1 / -1 of a flat input
+  identity    nn.Identity, nn.Dropout* (and F.dropout: conversion is for inference), x.contiguous()
 
 Shapes are propagated with the example input (twice its batch, so a reshape that hard-codes the
-batch size is caught), so size arithmetic such as ``x.view(x.size(0), -1)`` is understood.
+batch size is caught), so size arithmetic such as ``x.view(x.size(0), -1)`` is understood, and every
+op's per-sample output shape in the graph is checked against torch's.
+
+Layers are named by module path (``"conv1"``, ``"0"``, ``"layer1.0.conv2"``); a functional layer by
+the path of its weight without ``.weight``.
 """
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import _core
+from .graph import Graph
 
 try:
     import torch
@@ -30,21 +50,68 @@ try:
 except ImportError:  # pragma: no cover - exercised only without torch
     torch = None  # type: ignore[assignment]
 
-_RELU_FNS: tuple[Any, ...] = ()
-_FLATTEN_FNS: tuple[Any, ...] = ()
-_SOFTMAX_FNS: tuple[Any, ...] = ()
-_IDENTITY_FNS: tuple[Any, ...] = ()
+# call_function targets, by kind (filled when torch is importable)
+_FNS: dict[Any, str] = {}
+# parameter names of the functions and Tensor methods whose arguments are read (self / input first)
+_PARAMS: dict[Any, tuple[str, ...]] = {}
 if torch is not None:
-    _RELU_FNS = (F.relu, torch.relu, torch.relu_, F.relu_)
-    _FLATTEN_FNS = (torch.flatten, torch.reshape)
-    _SOFTMAX_FNS = (F.softmax, torch.softmax)
-    _IDENTITY_FNS = (F.dropout,)
-_IDENTITY_MODULES = ("Identity", "Dropout", "AlphaDropout")
-_AUX_FNS = (getattr, operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub)
-_RELU_METHODS = ("relu", "relu_")
-_FLATTEN_METHODS = ("view", "reshape", "flatten")
-_SOFTMAX_METHODS = ("softmax",)
-_IDENTITY_METHODS = ("contiguous",)
+    for _kind, _fns in {
+        "relu": (F.relu, torch.relu, torch.relu_, F.relu_),
+        "clamp": (F.relu6, F.hardtanh, F.hardtanh_, torch.clamp, torch.clamp_, torch.clamp_min, torch.clamp_min_,
+                  torch.clamp_max, torch.clamp_max_, torch.clip),
+        "reshape": (torch.flatten, torch.reshape),
+        "softmax": (F.softmax, torch.softmax),
+        "identity": (F.dropout,),
+        "linear": (F.linear,),
+        "conv": (F.conv2d,),
+        "maxpool": (F.max_pool2d,),
+        "avgpool": (F.avg_pool2d,),
+        "gap": (F.adaptive_avg_pool2d, torch.mean),
+        "add": (operator.add, operator.iadd, torch.add),
+        "cat": tuple(f for f in (torch.cat, getattr(torch, "concat", None), getattr(torch, "concatenate", None)) if f),
+    }.items():
+        for _f in _fns:
+            _FNS[_f] = _kind
+    _PARAMS.update({
+        F.relu6: ("input", "inplace"), F.hardtanh: ("input", "min_val", "max_val", "inplace"),
+        F.hardtanh_: ("input", "min_val", "max_val"),
+        torch.clamp: ("input", "min", "max"), torch.clamp_: ("input", "min", "max"), torch.clip: ("input", "min", "max"),
+        torch.clamp_min: ("input", "min"), torch.clamp_min_: ("input", "min"),
+        torch.clamp_max: ("input", "max"), torch.clamp_max_: ("input", "max"),
+        F.linear: ("input", "weight", "bias"),
+        F.conv2d: ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+        F.max_pool2d: ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+        F.avg_pool2d: ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                       "divisor_override"),
+        F.adaptive_avg_pool2d: ("input", "output_size"), torch.mean: ("input", "dim", "keepdim"),
+        operator.add: ("input", "other"), operator.iadd: ("input", "other"), torch.add: ("input", "other", "alpha"),
+        F.softmax: ("input", "dim"), torch.softmax: ("input", "dim"),
+    })
+    for _f, _k in _FNS.items():
+        if _k == "cat":
+            _PARAMS[_f] = ("tensors", "dim")
+_METHODS = {"relu": "relu", "relu_": "relu", "clamp": "clamp", "clamp_": "clamp", "clip": "clamp", "clip_": "clamp",
+            "clamp_min": "clamp", "clamp_min_": "clamp", "clamp_max": "clamp", "clamp_max_": "clamp",
+            "view": "reshape", "reshape": "reshape", "flatten": "reshape", "softmax": "softmax",
+            "contiguous": "identity", "mean": "gap", "add": "add", "add_": "add", "size": "aux", "dim": "aux"}
+_METHOD_PARAMS = {"clamp": ("input", "min", "max"), "clip": ("input", "min", "max"), "clamp_min": ("input", "min"),
+                  "clamp_max": ("input", "max"), "mean": ("input", "dim", "keepdim"),
+                  "add": ("input", "other", "alpha"), "softmax": ("input", "dim")}
+_IDENTITY_MODULES = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+                     "FeatureAlphaDropout")
+_AUX_FNS = (getattr, operator.getitem, operator.mul, operator.floordiv, operator.sub, operator.add)
+_SUPPORTED_MODULES = ("Linear, Conv2d, BatchNorm2d after Conv2d, BatchNorm1d after Linear, ReLU, ReLU6, Hardtanh, "
+                      "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Unflatten, Softmax, Dropout, Identity")
+
+
+@dataclass
+class Capture:
+    """What :func:`capture` found: the graph, pruning masks by layer, and the batch norms folded into
+    a layer (layer name -> batch norm module path)."""
+
+    graph: Graph
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)
 
 
 def _require_torch() -> None:
@@ -76,20 +143,27 @@ def _where(node: Any, root: Any) -> str:
 
 
 def _shape(node: Any) -> tuple[int, ...] | None:
-    tm = node.meta.get("tensor_meta")
+    tm = node.meta.get("tensor_meta") if isinstance(node, torch.fx.Node) else None
     return tuple(int(s) for s in tm.shape) if tm is not None and hasattr(tm, "shape") else None
 
 
-def _softmax_dim(node: Any) -> Any:
+def _node_label(node: Any) -> str:
     if node.op == "call_module":
-        return None  # read from the module
-    if "dim" in node.kwargs:
-        return node.kwargs["dim"]
-    return node.args[1] if len(node.args) > 1 else None
+        return node.target
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    return _qualname(node.target)
 
 
-def _linear_weights(mod: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Effective weight, bias and pruning mask of an nn.Linear (honouring torch.nn.utils.prune)."""
+def _args(node: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The node's arguments by parameter name (positional ones mapped onto ``names``)."""
+    out = dict(zip(names, node.args, strict=False))
+    out.update(node.kwargs)
+    return out
+
+
+def _module_weights(mod: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Effective weight, bias and pruning mask of an nn.Linear / nn.Conv2d (honouring torch.nn.utils.prune)."""
     mask = None
     if hasattr(mod, "weight_orig") and hasattr(mod, "weight_mask"):
         m = mod.weight_mask.detach()
@@ -105,11 +179,59 @@ def _linear_weights(mod: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray
     return w_np, b_np, mask
 
 
-def capture(module: Any, example_input: Any) -> tuple[list[int], list[tuple], dict[str, np.ndarray]]:
-    """Traces ``module`` into ``(input_shape, layers, masks)`` for :func:`pyruntime.convert.from_numpy`.
+# -- classification ---------------------------------------------------------------------------------------
+def _kind(node: Any, gm: Any, root: Any) -> str:
+    """What a traced node is (a key of the emitters, or io / param / aux); raises for anything else."""
+    op = node.op
+    if op in ("placeholder", "output"):
+        return "io"
+    if op == "get_attr":
+        return "param"
+    if op == "call_module":
+        return _module_kind(node, gm.get_submodule(node.target))
+    if op == "call_method":
+        kind = _METHODS.get(node.target)
+        if kind is None:
+            raise _unsupported(f"unsupported op 'Tensor.{node.target}' in {_where(node, root)}")
+        return kind
+    if op == "call_function":
+        fn = node.target
+        if fn in _FNS:
+            return _FNS[fn]
+        if fn in _AUX_FNS:
+            return "aux"
+        raise _unsupported(f"unsupported op '{_qualname(fn)}' in {_where(node, root)}")
+    raise _unsupported(f"unsupported fx node kind '{op}' ({node.target}) in {_where(node, root)}")
 
-    Linear layers are named by their module path (``"fc1"``, ``"0"``, ``"body.2"``).
-    """
+
+def _module_kind(node: Any, mod: Any) -> str:
+    cls = type(mod)
+    if isinstance(mod, nn.Linear) and cls.forward is nn.Linear.forward:
+        return "linear"
+    if isinstance(mod, nn.Conv2d) and cls.forward is nn.Conv2d.forward:
+        if mod.padding_mode != "zeros":
+            raise _unsupported(f"conv module '{node.target}' has padding_mode '{mod.padding_mode}'; only zero "
+                               "padding is supported")
+        return "conv"
+    if cls in (nn.BatchNorm1d, nn.BatchNorm2d):
+        if not mod.track_running_stats or mod.running_mean is None:
+            raise _unsupported(f"batch norm module '{node.target}' ({cls.__name__}) has no running statistics "
+                               "to fold")
+        return "batchnorm"
+    table = {nn.ReLU: "relu", nn.ReLU6: "clamp", nn.Hardtanh: "clamp", nn.Flatten: "reshape", nn.Unflatten: "reshape",
+             nn.Softmax: "softmax", nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "gap"}
+    if cls in table:
+        return table[cls]
+    if cls.__name__ in _IDENTITY_MODULES and cls.__module__.startswith("torch.nn"):
+        return "identity"
+    raise _unsupported(f"unsupported module '{node.target}' ({cls.__module__}.{cls.__name__}); supported: "
+                       f"{_SUPPORTED_MODULES}")
+
+
+# -- capture ----------------------------------------------------------------------------------------------
+def capture(module: Any, example_input: Any) -> Capture:
+    """Traces ``module`` into a :class:`Capture` (graph, masks, folded batch norms) for
+    :func:`pyruntime.convert.from_graph`."""
     _require_torch()
     if not isinstance(module, nn.Module):
         raise TypeError(f"from_torch expects a torch.nn.Module, got {type(module).__name__}")
@@ -120,7 +242,8 @@ def capture(module: Any, example_input: Any) -> tuple[list[int], list[tuple], di
         gm = torch.fx.symbolic_trace(module)
     except Exception as e:
         raise _unsupported(f"could not trace {type(module).__name__} with torch.fx ({type(e).__name__}: {e}); "
-                           "only straight-line forwards of supported ops can be converted") from e
+                           "only forwards without data-dependent control flow, of supported ops, can be "
+                           "converted") from e
     gm.graph.eliminate_dead_code()
     gm.recompile()
 
@@ -130,7 +253,7 @@ def capture(module: Any, example_input: Any) -> tuple[list[int], list[tuple], di
                            "tensor input is supported")
     # Early, shape-free check so an unsupported op is named even if it would fail on the example input.
     for node in gm.graph.nodes:
-        _classify(node, gm, module, shapes_known=False)
+        _kind(node, gm, module)
 
     was_training = gm.training
     gm.eval()
@@ -142,229 +265,404 @@ def capture(module: Any, example_input: Any) -> tuple[list[int], list[tuple], di
                          f"{type(e).__name__}: {e}") from e
     finally:
         gm.train(was_training)
+    return _Builder(gm, module, [int(s) for s in x.shape[1:]], 2 * int(x.shape[0])).run(placeholders[0])
 
-    value_of: dict[Any, int] = {placeholders[0]: 0}
-    layers: list[tuple] = []
-    masks: dict[str, np.ndarray] = {}
-    last = 0  # value produced by the last emitted layer
-    output_value: int | None = None
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            continue
-        if node.op == "output":
-            out = node.args[0]
-            if not isinstance(out, torch.fx.Node) or out not in value_of:
-                raise _unsupported(f"{type(module).__name__}.forward must return a single tensor")
-            output_value = value_of[out]
-            continue
-        kind = _classify(node, gm, module, shapes_known=True)
-        if kind in ("aux", "param"):
-            continue
-        src = node.args[0] if node.args else None
-        if kind == "linear" and node.op == "call_function":
-            src = node.args[0]
-        if not isinstance(src, torch.fx.Node) or src not in value_of:
-            raise _unsupported(f"op '{_node_label(node)}' in {_where(node, module)} reads something other than "
-                               "the network's activations; only a chain of supported ops is supported")
-        v = value_of[src]
-        if kind == "identity":
-            value_of[node] = v
-            continue
-        if v != last:
-            raise _unsupported(f"op '{_node_label(node)}' in {_where(node, module)} reads an activation that is "
-                               "also used elsewhere; only a chain of ops (no branches) is supported")
-        in_shape = _shape(src)
-        if kind == "flatten":
-            if in_shape is not None and len(in_shape) == 2:
-                value_of[node] = v  # already flat: a no-op
+
+class _Builder:
+    """Walks the traced graph in order, emitting Graph ops (one method per kind)."""
+
+    def __init__(self, gm: Any, root: Any, input_shape: list[int], batch: int) -> None:
+        self.gm, self.root, self.batch = gm, root, batch
+        try:
+            self.g = Graph(input_shape)
+        except ValueError as e:
+            raise _unsupported(f"input of {type(root).__name__}: {e}") from e
+        self.cap = Capture(self.g)
+        self.value_of: dict[Any, int] = {}
+        self.folded_bn: set[Any] = set()
+
+    def where(self, node: Any) -> str:
+        return _where(node, self.root)
+
+    def src(self, node: Any, arg: Any = None) -> int:
+        """The value an op reads (its first argument unless ``arg`` is given)."""
+        a = node.args[0] if arg is None and node.args else arg
+        if not isinstance(a, torch.fx.Node) or a not in self.value_of:
+            raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)} reads something other than the "
+                               "network's activations (a constant, a parameter or a size); only ops on activations "
+                               "are supported")
+        return self.value_of[a]
+
+    def run(self, placeholder: Any) -> Capture:
+        self.value_of[placeholder] = self.g.input
+        output_value = None
+        for node in self.gm.graph.nodes:
+            if node.op == "placeholder":
                 continue
-            layers.append(("flatten",))
-        elif kind == "relu":
-            layers.append(("relu",))
-        elif kind == "softmax":
-            if in_shape is None or len(in_shape) != 2:
-                raise _unsupported(f"softmax in {_where(node, module)} on a {in_shape} input: only softmax over "
-                                   "the features of a flat (batch, features) input is supported")
-            layers.append(("softmax",))
-        elif kind == "batchnorm":
-            if not layers or layers[-1][0] != "linear" or in_shape is None or len(in_shape) != 2:
-                raise _unsupported(f"batch norm {_where(node, module)} must directly follow a Linear layer on a "
-                                   "(batch, features) input, to be folded into it")
-            layers[-1] = _fold_batchnorm(layers[-1], gm.get_submodule(node.target))
-            value_of[node] = last
-            continue
-        elif kind == "linear":
-            if in_shape is None or len(in_shape) != 2:
-                raise _unsupported(f"linear {_where(node, module)} applied to a {in_shape} input: flatten to "
-                                   "(batch, features) first")
-            name, w, b, mask = _linear_of(node, gm)
-            layers.append(("linear", w, b, name))
-            if mask is not None:
-                masks[name] = mask
-        last = len(layers)
-        value_of[node] = last
-    if output_value is None or not layers:
-        raise _unsupported(f"{type(module).__name__} computes no supported layer")
-    if output_value != last:
-        raise _unsupported(f"{type(module).__name__}.forward returns an intermediate activation")
-    return [int(s) for s in x.shape[1:]], layers, masks
+            if node.op == "output":
+                out = node.args[0]
+                if not isinstance(out, torch.fx.Node) or out not in self.value_of:
+                    raise _unsupported(f"{type(self.root).__name__}.forward must return a single tensor")
+                output_value = self.value_of[out]
+                continue
+            kind = _kind(node, self.gm, self.root)
+            if kind in ("param", "io"):
+                continue
+            if kind == "aux" or (kind == "add" and _shape(node) is None):
+                if _shape(node) is not None:
+                    raise _unsupported(f"unsupported op '{_node_label(node)}' on activations in {self.where(node)}")
+                continue
+            v = getattr(self, f"_{kind}")(node)
+            self.value_of[node] = v
+            if v != 0 and v == len(self.g.nodes):
+                self._check_shape(node, v)
+        if output_value is None or not self.g.nodes:
+            raise _unsupported(f"{type(self.root).__name__} computes no supported layer")
+        if output_value != self.g.output:
+            raise _unsupported(f"{type(self.root).__name__}.forward returns an intermediate activation")
+        return self.cap
+
+    def _check_shape(self, node: Any, v: int) -> None:
+        traced = _shape(node)
+        if traced is None:
+            raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)} does not produce a tensor")
+        if traced[0] != self.batch or tuple(traced[1:]) != self.g.shape(v):
+            raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)}: torch gives per-sample shape "
+                               f"{tuple(traced[1:])} (batch {traced[0]}), the conversion {self.g.shape(v)} (batch "
+                               f"{self.batch}); this use of the op is not supported")
+
+    # -- weighted layers ------------------------------------------------------------------------------
+    def _layer_name(self, node: Any, name: str) -> str:
+        if name in self.g.layer_names:
+            raise _unsupported(f"layer '{name}' in {self.where(node)} is called more than once; a module whose "
+                               "weights are used twice cannot be converted")
+        return name
+
+    def _fn_weights(self, node: Any, a: dict[str, Any], what: str) -> tuple[str, np.ndarray, np.ndarray | None]:
+        def fetch(n: Any) -> Any:
+            if n is None:
+                return None
+            if not isinstance(n, torch.fx.Node) or n.op != "get_attr":
+                raise _unsupported(f"{what} in {self.where(node)} with computed weights is not supported")
+            obj: Any = self.gm
+            for part in n.target.split("."):
+                obj = getattr(obj, part)
+            return obj.detach().cpu().float().numpy().astype(np.float32)
+
+        w_node = a.get("weight")
+        w, b = fetch(w_node), fetch(a.get("bias"))
+        if w is None:
+            raise _unsupported(f"{what} in {self.where(node)} without a weight")
+        t = w_node.target
+        default = "linear" if what == "F.linear" else "conv"
+        return (t[: -len(".weight")] if t.endswith(".weight") else (default if t == "weight" else t)), w, b
+
+    def _fold(self, node: Any, kind: str, w: np.ndarray, b: np.ndarray | None,
+              name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Folds the batch norm that reads this layer's output, if it is the layer's only reader."""
+        users = list(node.users)
+        bn_cls = nn.BatchNorm2d if kind == "conv" else nn.BatchNorm1d
+        if len(users) != 1 or users[0].op != "call_module":
+            return w, b
+        bn = self.gm.get_submodule(users[0].target)
+        if type(bn) is not bn_cls or not bn.track_running_stats or bn.running_mean is None:
+            return w, b
+        self.folded_bn.add(users[0])
+        self.cap.folded[name] = str(users[0].target)
+        return _fold_batchnorm(w, b, bn)
+
+    def _linear(self, node: Any) -> int:
+        x = self.src(node)
+        ins = _shape(node.args[0])
+        if ins is None or len(ins) != 2:
+            raise _unsupported(f"linear {self.where(node)} applied to a {ins} input: flatten to (batch, features) "
+                               "first")
+        if node.op == "call_module":
+            name = str(node.target)
+            w, b, mask = _module_weights(self.gm.get_submodule(node.target))
+        else:
+            name, w, b = self._fn_weights(node, _args(node, _PARAMS[F.linear]), "F.linear")
+            mask = None
+        name = self._layer_name(node, name)
+        w, b = self._fold(node, "linear", w, b, name)
+        if mask is not None:
+            self.cap.masks[name] = mask
+        return self.g.linear(x, w, b, name=name)
+
+    def _conv(self, node: Any) -> int:
+        x = self.src(node)
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(node.target)
+            name = str(node.target)
+            w, b, mask = _module_weights(mod)
+            stride, padding, dilation, groups = mod.stride, mod.padding, mod.dilation, mod.groups
+        else:
+            a = _args(node, _PARAMS[F.conv2d])
+            name, w, b = self._fn_weights(node, a, "F.conv2d")
+            mask = None
+            stride, padding, dilation, groups = (a.get("stride", 1), a.get("padding", 0), a.get("dilation", 1),
+                                                 a.get("groups", 1))
+        ins = _shape(node.args[0])
+        if ins is None or len(ins) != 4:
+            raise _unsupported(f"conv2d {self.where(node)} applied to a {ins} input: only (batch, C, H, W) inputs "
+                               "are supported")
+        name = self._layer_name(node, name)
+        w, b = self._fold(node, "conv", w, b, name)
+        if mask is not None:
+            self.cap.masks[name] = mask
+        try:
+            return self.g.conv2d(x, w, b, stride=_ints(stride), padding=padding if isinstance(padding, str)
+                                 else _ints(padding), dilation=_ints(dilation), groups=int(groups), name=name)
+        except (TypeError, ValueError) as e:
+            raise _unsupported(f"conv2d {self.where(node)}: {e}") from e
+
+    def _batchnorm(self, node: Any) -> int:
+        if node in self.folded_bn:
+            return self.src(node)
+        mod = self.gm.get_submodule(node.target)
+        prev = node.args[0]
+        layer = "Conv2d" if type(mod) is nn.BatchNorm2d else "Linear"
+        if isinstance(prev, torch.fx.Node) and prev.op in ("call_module", "call_function") and \
+                _kind(prev, self.gm, self.root) == ("conv" if layer == "Conv2d" else "linear") and len(prev.users) > 1:
+            others = ", ".join(f"'{_node_label(u)}'" for u in prev.users if u is not node)
+            why = f"the output of '{_node_label(prev)}' is also read by {others}"
+        elif isinstance(prev, torch.fx.Node):
+            why = f"it reads '{_node_label(prev)}', not a {layer}"
+        else:
+            why = f"it does not read a {layer}"
+        raise _unsupported(f"batch norm {self.where(node)} ({type(mod).__name__}) cannot be folded: {why}; a batch "
+                           f"norm is converted only right after a {layer} whose output it alone reads")
+
+    # -- elementwise ----------------------------------------------------------------------------------
+    def _identity(self, node: Any) -> int:
+        return self.src(node)
+
+    def _relu(self, node: Any) -> int:
+        return self.g.relu(self.src(node))
+
+    def _clamp(self, node: Any) -> int:
+        x = self.src(node)
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(node.target)
+            lo, hi = mod.min_val, mod.max_val
+        else:
+            key = node.target if node.op == "call_function" else node.target.rstrip("_")
+            a = _args(node, _PARAMS[key] if node.op == "call_function" else _METHOD_PARAMS[key])
+            if key is F.relu6:
+                lo, hi = 0.0, 6.0
+            elif key in (F.hardtanh, F.hardtanh_):
+                lo, hi = a.get("min_val", -1.0), a.get("max_val", 1.0)
+            else:
+                lo, hi = a.get("min"), a.get("max")
+        for bound in (lo, hi):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
+                raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} with bound {bound!r}: only constant "
+                                   "number bounds are supported")
+        if lo is None and hi is None:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} without bounds")
+        return self.g.clamp(x, -np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+
+    def _add(self, node: Any) -> int:
+        names = _PARAMS[node.target] if node.op == "call_function" else _METHOD_PARAMS["add"]
+        a = _args(node, names)
+        if a.get("alpha", 1) != 1:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} with alpha={a['alpha']}: only a plain "
+                               "sum of two activations is supported")
+        ia, ib = a.get("input"), a.get("other")
+        if not all(isinstance(t, torch.fx.Node) and t in self.value_of for t in (ia, ib)):
+            raise _unsupported(f"unsupported op '{_node_label(node)}' in {self.where(node)}: only the sum of two "
+                               "activations (a residual connection) is supported, not a constant or parameter")
+        sa, sb = _shape(ia), _shape(ib)
+        if sa != sb:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} adds shapes {sa} and {sb}: only "
+                               "activations of the same shape can be added (no broadcasting)")
+        return self.g.add(self.value_of[ia], self.value_of[ib])
+
+    # -- shapes ---------------------------------------------------------------------------------------
+    def _reshape(self, node: Any) -> int:
+        x = self.src(node)
+        ins, outs = _shape(node.args[0]), _shape(node)
+        if ins is None or outs is None:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} on a non-tensor")
+        if outs[0] != ins[0]:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} reshapes {ins} to {outs} (example "
+                               "batch doubled); only reshaping each sample, keeping the batch dim, is supported")
+        if outs == ins:
+            return x
+        if len(outs) == 2:
+            return self.g.flatten(x)
+        if len(outs) - 1 > 4:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} reshapes to {outs}: at most 4 dims per "
+                               "sample are supported")
+        return self.g.reshape(x, outs[1:])
+
+    def _softmax(self, node: Any) -> int:
+        if node.op == "call_module":
+            dim = self.gm.get_submodule(node.target).dim
+        else:
+            dim = _args(node, _PARAMS[node.target] if node.op == "call_function" else _METHOD_PARAMS["softmax"]) \
+                .get("dim")
+        ins = _shape(node.args[0])
+        rank = None if ins is None else len(ins)
+        if rank != 2 or (dim is not None and dim not in (1, -1)):
+            raise _unsupported(f"softmax in {self.where(node)} over dim {dim} of a rank-{rank} input: only "
+                               "softmax over the features of a (batch, features) input is supported")
+        return self.g.softmax(self.src(node))
+
+    def _cat(self, node: Any) -> int:
+        a = _args(node, ("tensors", "dim"))
+        ts = a.get("tensors")
+        if not isinstance(ts, (list, tuple)) or not ts:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)}: expected a list of activations")
+        vs = [self.src(node, t) for t in ts]
+        rank = len(_shape(ts[0]) or ())
+        dim = int(a.get("dim", 0))
+        d = dim + rank if dim < 0 else dim
+        if not 1 <= d < rank:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} along dim {dim}: only concatenation "
+                               "along a non-batch dim is supported")
+        if len(vs) == 1:
+            return vs[0]
+        return self.g.concat(vs, d - 1)
+
+    # -- pooling --------------------------------------------------------------------------------------
+    def _pool_args(self, node: Any, names: tuple[str, ...], attrs: tuple[str, ...]) -> dict[str, Any]:
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(node.target)
+            return {k: getattr(mod, k) for k in attrs}
+        return _args(node, names)
+
+    def _pool_check(self, node: Any) -> None:
+        ins = _shape(node.args[0])
+        if ins is None or len(ins) != 4:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} on a {ins} input: only (batch, C, H, "
+                               "W) inputs are supported")
+
+    def _maxpool(self, node: Any) -> int:
+        x = self.src(node)
+        self._pool_check(node)
+        a = self._pool_args(node, _PARAMS[F.max_pool2d], ("kernel_size", "stride", "padding", "dilation",
+                                                          "ceil_mode", "return_indices"))
+        if a.get("return_indices", False):
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} with return_indices is not supported")
+        if any(d != 1 for d in np.atleast_1d(_ints(a.get("dilation", 1)))):
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} with dilation {a['dilation']}: only "
+                               "dilation 1 is supported")
+        try:
+            return self.g.max_pool2d(x, _ints(a["kernel_size"]), _ints(a.get("stride")), _ints(a.get("padding", 0)),
+                                     bool(a.get("ceil_mode", False)))
+        except (TypeError, ValueError) as e:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)}: {e}") from e
+
+    def _avgpool(self, node: Any) -> int:
+        x = self.src(node)
+        self._pool_check(node)
+        a = self._pool_args(node, _PARAMS[F.avg_pool2d], ("kernel_size", "stride", "padding", "ceil_mode",
+                                                          "count_include_pad", "divisor_override"))
+        if a.get("divisor_override") is not None:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} with divisor_override is not supported")
+        try:
+            return self.g.avg_pool2d(x, _ints(a["kernel_size"]), _ints(a.get("stride")), _ints(a.get("padding", 0)),
+                                     bool(a.get("ceil_mode", False)), bool(a.get("count_include_pad", True)))
+        except (TypeError, ValueError) as e:
+            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)}: {e}") from e
+
+    def _gap(self, node: Any) -> int:
+        """AdaptiveAvgPool2d(1) / F.adaptive_avg_pool2d(x, 1) / x.mean over the last two dims of NCHW."""
+        x = self.src(node)
+        ins = _shape(node.args[0])
+        label = f"'{_node_label(node)}' in {self.where(node)}"
+        if ins is None or len(ins) != 4:
+            raise _unsupported(f"{label} on a {ins} input: only global average pooling of (batch, C, H, W) inputs "
+                               "is supported")
+        is_mean = (node.op == "call_method" and node.target == "mean") or node.target is torch.mean
+        if not is_mean:
+            size = (self.gm.get_submodule(node.target).output_size if node.op == "call_module"
+                    else _args(node, _PARAMS[F.adaptive_avg_pool2d]).get("output_size"))
+            if size not in (1, (1, 1), [1, 1]):
+                raise _unsupported(f"{label} with output size {size}: only output size 1 (global average pooling) "
+                                   "is supported")
+            return self.g.global_avg_pool(x)
+        a = _args(node, _METHOD_PARAMS["mean"])
+        dims = a.get("dim")
+        dims = [dims] if isinstance(dims, int) else list(dims) if isinstance(dims, (list, tuple)) else None
+        if a.get("dtype") is not None or dims is None or sorted(d % 4 for d in dims) != [2, 3]:
+            raise _unsupported(f"{label} over dims {a.get('dim')}: only the mean over the spatial dims (2, 3) of a "
+                               "(batch, C, H, W) input is supported")
+        v = self.g.global_avg_pool(x)
+        return v if a.get("keepdim", False) else self.g.flatten(v)
 
 
-def _fold_batchnorm(linear: tuple, bn: Any) -> tuple:
-    """Linear followed by eval-mode BatchNorm1d == one Linear with rows scaled and the bias shifted:
-    W' = W * g, b' = (b - mean) * g + beta, g = gamma / sqrt(var + eps). Pruned zeros stay zero."""
-    _, w, b, name = linear
+def _ints(v: Any) -> Any:
+    """torch's int-or-tuple settings as ints / lists of ints (None and strings unchanged)."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [int(t) for t in v]
+    return int(v)
+
+
+def _fold_batchnorm(w: np.ndarray, b: np.ndarray | None, bn: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Linear / conv followed by eval-mode batch norm == one layer with output channels scaled and the
+    bias shifted: W' = W * g, b' = (b - mean) * g + beta, g = gamma / sqrt(var + eps). Pruned zeros stay zero."""
     var = bn.running_var.detach().double().cpu().numpy()
     mean = bn.running_mean.detach().double().cpu().numpy()
     gamma = bn.weight.detach().double().cpu().numpy() if bn.weight is not None else np.ones_like(var)
     beta = bn.bias.detach().double().cpu().numpy() if bn.bias is not None else np.zeros_like(var)
     g = gamma / np.sqrt(var + bn.eps)
     b0 = np.zeros_like(mean) if b is None else b.astype(np.float64)
-    w2 = (w.astype(np.float64) * g[:, None]).astype(np.float32)
+    w2 = (w.astype(np.float64) * g.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
     b2 = ((b0 - mean) * g + beta).astype(np.float32)
-    return ("linear", w2, b2, name)
+    return w2, b2
 
 
-def _node_label(node: Any) -> str:
-    if node.op == "call_module":
-        return node.target
-    if node.op == "call_method":
-        return f"Tensor.{node.target}"
-    return _qualname(node.target)
+# -- back into torch --------------------------------------------------------------------------------------
+def _layer_module(module: Any, name: str) -> Any:
+    if name == "linear" and isinstance(module, nn.Linear):
+        return module
+    if name == "conv" and isinstance(module, nn.Conv2d):
+        return module
+    return module.get_submodule(name)
 
 
-def _classify(node: Any, gm: Any, root: Any, *, shapes_known: bool) -> str:
-    """linear | relu | flatten | softmax | batchnorm | identity | aux (size arithmetic) | param | io; raises
-    otherwise."""
-    op = node.op
-    if op in ("placeholder", "output"):
-        return "io"
-    if op == "get_attr":
-        return "param"
-    if op == "call_module":
-        mod = gm.get_submodule(node.target)
-        cls = type(mod)
-        if isinstance(mod, nn.Linear) and cls.forward is nn.Linear.forward:
-            return "linear"
-        if cls is nn.ReLU:
-            return "relu"
-        if cls is nn.BatchNorm1d:
-            if not mod.track_running_stats or mod.running_mean is None:
-                raise _unsupported(f"batch norm module '{node.target}' has no running statistics to fold")
-            return "batchnorm"
-        if cls is nn.Flatten:
-            if shapes_known:
-                _check_flatten(node, root)
-            return "flatten"
-        if cls is nn.Softmax:
-            if shapes_known:
-                _check_softmax_dim(node, mod.dim, root)
-            return "softmax"
-        if cls.__name__ in _IDENTITY_MODULES and cls.__module__.startswith("torch.nn"):
-            return "identity"
-        raise _unsupported(f"unsupported module '{node.target}' ({cls.__module__}.{cls.__name__}); "
-                           "supported: Linear, ReLU, Flatten, Softmax, Dropout, Identity, BatchNorm1d after Linear")
-    if op == "call_method":
-        name = node.target
-        if name in ("size", "dim"):
-            return "aux"
-        kind = _activation_kind(node, root, shapes_known, name,
-                                (_RELU_METHODS, _FLATTEN_METHODS, _SOFTMAX_METHODS, _IDENTITY_METHODS))
-        if kind:
-            return kind
-        raise _unsupported(f"unsupported op 'Tensor.{name}' in {_where(node, root)}")
-    if op == "call_function":
-        fn = node.target
-        kind = _activation_kind(node, root, shapes_known, fn, (_RELU_FNS, _FLATTEN_FNS, _SOFTMAX_FNS, _IDENTITY_FNS))
-        if kind:
-            return kind
-        if fn is F.linear:
-            return "linear"
-        if fn in _AUX_FNS:
-            if shapes_known and _shape(node) is not None:
-                raise _unsupported(f"unsupported op '{_qualname(fn)}' on activations in {_where(node, root)}")
-            return "aux"
-        raise _unsupported(f"unsupported op '{_qualname(fn)}' in {_where(node, root)}")
-    raise _unsupported(f"unsupported fx node kind '{op}' ({node.target}) in {_where(node, root)}")
+def assign_weights(module: Any, weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
+                   folded: dict[str, str] | None = None) -> None:
+    """Copies ``CompressedModel.dense_weights()`` back into the module's nn.Linear / nn.Conv2d layers (by
+    module path), so torch computes with exactly the compressed weights (parity checks, fine-tuning).
 
-
-def _activation_kind(node: Any, root: Any, shapes_known: bool, key: Any, tables: tuple) -> str | None:
-    """relu / flatten / softmax / identity for a Tensor method name or a function, checking the
-    flatten and softmax axes when shapes are known; None if ``key`` is none of them."""
-    relu, flatten, softmax, identity = tables
-    if key in relu:
-        return "relu"
-    if key in flatten:
-        if shapes_known:
-            _check_flatten(node, root)
-        return "flatten"
-    if key in softmax:
-        if shapes_known:
-            _check_softmax_dim(node, _softmax_dim(node), root)
-        return "softmax"
-    if key in identity:
-        return "identity"
-    return None
-
-
-def _check_flatten(node: Any, root: Any) -> None:
-    src = node.args[0]
-    ins, outs = _shape(src), _shape(node)
-    if ins is None or outs is None:
-        return
-    if outs != (ins[0], int(np.prod(ins[1:]))):
-        raise _unsupported(f"'{_node_label(node)}' in {_where(node, root)} reshapes {ins} to {outs} (example batch "
-                           "doubled); only flattening each sample, (batch, ...) -> (batch, features), is supported")
-
-
-def _check_softmax_dim(node: Any, dim: Any, root: Any) -> None:
-    ins = _shape(node.args[0]) if node.args else None
-    if ins is None:
-        return
-    rank = len(ins)
-    if rank != 2 or (dim is not None and dim not in (1, -1)):
-        raise _unsupported(f"softmax in {_where(node, root)} over dim {dim} of a rank-{rank} input: only "
-                           "softmax over the features of a (batch, features) input is supported")
-
-
-def _linear_of(node: Any, gm: Any) -> tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    if node.op == "call_module":
-        w, b, mask = _linear_weights(gm.get_submodule(node.target))
-        return str(node.target), w, b, mask
-    # F.linear(x, weight, bias) with get_attr parameters (a bare nn.Linear root, or functional code).
-    args = list(node.args) + [None] * 3
-    w_node = node.kwargs.get("weight", args[1])
-    b_node = node.kwargs.get("bias", args[2])
-
-    def fetch(n: Any) -> Any:
-        if n is None:
-            return None
-        if not isinstance(n, torch.fx.Node) or n.op != "get_attr":
-            raise _unsupported(f"F.linear in {_where(node, gm)} with computed weights is not supported")
-        obj: Any = gm
-        for part in n.target.split("."):
-            obj = getattr(obj, part)
-        return obj.detach().cpu().float().numpy().astype(np.float32)
-
-    w, b = fetch(w_node), fetch(b_node)
-    target = w_node.target
-    name = target[: -len(".weight")] if target.endswith(".weight") else ("linear" if target == "weight" else target)
-    return name, w, b, None
-
-
-def assign_weights(module: Any, weights: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> None:
-    """Copies ``CompressedModel.dense_weights()`` back into the module's nn.Linear layers (by module
-    path), so torch computes with exactly the compressed weights (parity checks, fine-tuning)."""
+    ``folded`` (layer -> batch norm path) names the batch norms folded into a layer: the layer gets the
+    folded weights and the batch norm becomes an exact identity in eval mode (mean 0, var 1, eps 0,
+    gamma 1, beta 0): y * 1 / sqrt(1 + 0) + 0 == y bit for bit. The folded bias goes to the layer's
+    bias, or, if it has none, to the batch norm's beta (y + beta, exact), or, for a non-affine batch
+    norm, to a new bias parameter of the layer. The module stays in whatever mode it was; run it in
+    eval mode.
+    """
     _require_torch()
+    folded = folded or {}
     with torch.no_grad():
         for name, (w, b) in weights.items():
-            mod = module if name == "linear" and isinstance(module, nn.Linear) else module.get_submodule(name)
-            tw = torch.as_tensor(w)
+            mod = _layer_module(module, name)
+            tw = torch.as_tensor(np.ascontiguousarray(w)).reshape(mod.weight.shape).to(mod.weight.dtype)
             if hasattr(mod, "weight_orig"):
                 mod.weight_orig.copy_(tw)
                 mod.weight_mask.copy_((tw != 0).to(mod.weight_mask.dtype))
                 mod.weight = mod.weight_orig * mod.weight_mask
             else:
                 mod.weight.copy_(tw)
-            if b is not None and mod.bias is not None:
-                mod.bias.copy_(torch.as_tensor(b))
+            bn = module.get_submodule(folded[name]) if name in folded else None
+            if bn is not None:
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0)
+                bn.eps = 0.0
+                if bn.weight is not None:
+                    bn.weight.fill_(1.0)
+                    bn.bias.zero_()
+            if b is None:
+                continue
+            tb = torch.as_tensor(np.ascontiguousarray(b))
+            if mod.bias is not None:
+                mod.bias.copy_(tb)
+            elif bn is not None and bn.bias is not None:
+                bn.bias.copy_(tb)
+            else:
+                mod.bias = nn.Parameter(tb.clone().to(mod.weight.dtype))
