@@ -84,6 +84,7 @@ class Model:
                     "op": layer["op"],
                     "encoding": layer["encoding"],
                     "layout": layer["layout"],
+                    "method": layer["method"],
                     "shape": shape,
                     "nonzeros": int(layer["nnz"]),
                     "density": layer["nnz"] / max(1, rows_ * cols),
@@ -93,9 +94,7 @@ class Model:
                     "exec_bytes": int(layer["exec_bytes"]),
                     "dense_bytes": int(dense),
                     "ratio": dense / max(1, layer["file_bytes"]),
-                    "predicted_s": model.seconds(layer["encoding"], rows_, cols, int(layer["nnz"]),
-                                                 int(layer["codebook_size"]), batch=batch, threads=threads,
-                                                 nbytes=int(layer["exec_bytes"])),
+                    "predicted_s": _predict(model, layer, batch, threads),
                     "why": why.get(_weight_layer_name(layer["name"]), ""),
                 }
             )
@@ -130,6 +129,22 @@ class Model:
     def __repr__(self) -> str:
         return (f"<pyruntime.Model input={self.inputs[0]['shape']} output={self.outputs[0]['shape']} "
                 f"layers={len(self._core.layers)} file_bytes={self.file_bytes}>")
+
+
+def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> float:
+    """The cost model's seconds for one call of a weighted layer. A conv is costed as its im2col GEMMs:
+    per group, the group's rows against one patch per output position and sample (an estimate for
+    convs that run as direct sparse convolutions, whose kernels the cost model does not calibrate)."""
+    shape = tuple(layer["shape"])
+    rows, cols = int(shape[0]), int(np.prod(shape[1:]))
+    nnz, k, nbytes = int(layer["nnz"]), int(layer["codebook_size"]), int(layer["exec_bytes"])
+    if layer["op"] != "conv2d":
+        return model.seconds(layer["encoding"], rows, cols, nnz, k, batch=batch, threads=threads, nbytes=nbytes)
+    groups = max(1, int(layer.get("groups", 1)))
+    positions = int(np.prod(layer["output_shape"][1:]))
+    per_group = model.seconds(layer["encoding"], max(1, rows // groups), cols, max(1, nnz // groups), k,
+                              batch=batch * positions, threads=threads, nbytes=max(1, nbytes // groups))
+    return groups * per_group
 
 
 def _weight_layer_name(tensor_name: str) -> str:

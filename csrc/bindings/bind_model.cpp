@@ -81,6 +81,7 @@ py::list layers_list(const runtime::Model& m) {
     d["bits"] = l.bits;
     d["layout"] = l.layout;
     d["method"] = l.method;
+    d["groups"] = l.groups;
     d["codebook_size"] = l.codebook_size;
     d["file_bytes"] = l.file_bytes;
     d["exec_bytes"] = l.exec_bytes;

@@ -107,6 +107,7 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
         s.conv = kernels::Conv2d::create(g, w, in_place);
         li.layout = s.conv->layout();
         li.method = s.conv->method();
+        li.groups = g.groups;
         li.exec_bytes = s.conv->bytes();
         li.in_place = s.conv->in_place();
         s.work = w.count_nonzero() * uint64_t(g.out_h) * g.out_w;

@@ -26,6 +26,7 @@ struct LayerInfo {
   std::string method;                 // conv2d: "im2col" or "direct"; linear: "gemm"; else empty
   uint32_t codebook_size = 0;         // centroids of a codebook encoding (k), else 0
   std::vector<uint32_t> shape;        // weight shape; empty for ops without weights
+  uint32_t groups = 1;                // conv2d groups
   std::vector<uint32_t> output_shape; // per sample
   uint64_t nnz = 0;                   // weights that are not zero
   uint32_t bits = 0;                  // bits per stored value: index_bits for codebooks, 32 for f32
