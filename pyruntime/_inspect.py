@@ -202,8 +202,9 @@ def render(r: Report) -> str:
                             rows))
     out.append(f"\ngraph: input {tuple(info['input_shape'])}")
     for i, n in enumerate(info["nodes"]):
-        tensors = ", ".join(info["tensors"][t]["name"] for t in n["tensors"])
-        out.append(f"  v{i + 1} = {n['op']}(v{n['inputs'][0]}{', ' + tensors if tensors else ''})")
+        args = [f"v{v}" for v in n["inputs"]] + [info["tensors"][t]["name"] for t in n["tensors"]]
+        args += [f"{k}={v}" for k, v in n.get("attrs", {}).items()]
+        out.append(f"  v{i + 1} = {n['op']}({', '.join(args)})")
     if info["metadata"]:
         out.append(f"\nmetadata: {info['metadata']}")
     return "\n".join(out)
