@@ -6,9 +6,11 @@ those of docs/FORMAT.md.
 
     model = read_file(data)          # every check of FORMAT.md 6 (and each "a reader refuses" sentence)
     w = dense_matrix(model.tensors[0])
-    y = run(model, x)                # float64 numpy forward pass of the version-1 ops
+    y = run(model, x)                # float64 numpy forward pass of every op (versions 1 and 2)
 
 Where the document leaves a reader's behaviour open, the choice made here is marked ``ASSUMPTION``.
+Convolutions are computed by an explicit im2col (2.3) and pools by a loop over the output positions with
+windows clipped as 2.4 says, so neither shares anything with the runtime's kernels.
 """
 
 from __future__ import annotations
@@ -20,16 +22,48 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-READER_VERSION = 1
+READER_VERSION = 2
 MAGIC = b"PYRT\r\n\x1a\n"
 GRAPH, TENSOR, METADATA = 1, 2, 3
 REQUIRED = 1
-OPS = {1: "linear", 2: "relu", 3: "softmax", 4: "flatten"}
+# 2.1: op code -> (name, the format version that introduced it)
+OP_TABLE = {
+    1: ("linear", 1),
+    2: ("relu", 1),
+    3: ("softmax", 1),
+    4: ("flatten", 1),
+    5: ("conv2d", 2),
+    6: ("max_pool2d", 2),
+    7: ("avg_pool2d", 2),
+    8: ("global_avg_pool", 2),
+    9: ("add", 2),
+    10: ("concat", 2),
+    11: ("reshape", 2),
+    12: ("clamp", 2),
+}
+OPS = {code: name for code, (name, _) in OP_TABLE.items()}
+OP_CODES = {name: code for code, name in OPS.items()}
+# 2.1: (min, max) inputs and tensors of each op
+N_INPUTS = {name: (1, 1) for name in OP_CODES} | {"add": (2, 2), "concat": (2, 16)}
+N_TENSORS = {name: (0, 0) for name in OP_CODES} | {"linear": (1, 2), "conv2d": (1, 2)}
+# 2.2: each op's attribute fields in file order: (name, words, "u32" | "f32"); a one-word field reads as a
+# number, a longer one as a list
+_POOL = [("kernel", 2, "u32"), ("stride", 2, "u32"), ("padding", 4, "u32"), ("ceil_mode", 1, "u32")]
+ATTRS: dict[str, list[tuple[str, int, str]]] = {
+    "conv2d": [("stride", 2, "u32"), ("padding", 4, "u32"), ("dilation", 2, "u32"), ("groups", 1, "u32")],
+    "max_pool2d": _POOL,
+    "avg_pool2d": _POOL + [("count_include_pad", 1, "u32")],
+    "concat": [("axis", 1, "u32")],
+    "reshape": [("shape", 4, "u32")],
+    "clamp": [("min", 1, "f32"), ("max", 1, "f32")],
+}
+MAX_WINDOW = 65536  # 2.2: strides, dilations, kernels (and conv kernel dims) are 1..65536
+# 2.1: "Every value a graph defines has 1 to 2^31 elements per sample"
+MAX_VALUE_ELEMENTS = 1 << 31
 ENCODINGS = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook"}
 CODINGS = {0: "packed", 1: "huffman"}
 MAX_CODE_LEN = 24
-# ASSUMPTION (gap): FORMAT.md sets no limit on the graph input's size; the C++ reader refuses more than
-# 2^31 elements per sample ("input too large"), so this reader does too.
+# 2: "at most 2^31 elements per sample" for the graph input
 MAX_INPUT_ELEMENTS = 1 << 31
 
 
@@ -83,7 +117,8 @@ class Node:
     op: str
     inputs: list[int]
     tensors: list[int]
-    attrs: bytes = b""
+    attrs: dict = field(default_factory=dict)  # 2.2 field -> int, float or list of ints
+    attr_bytes: bytes = b""
 
 
 @dataclass
@@ -368,14 +403,25 @@ def read_tensor(payload: bytes, where: str) -> Tensor:
 # ---- 2. graph -------------------------------------------------------------------------------------------
 
 
-def read_graph(payload: bytes, where: str) -> tuple[list[int], list[Node]]:
+def _decode_attrs(op: str, raw: bytes) -> dict:
+    """2.2: the op's attribute words, in file order, as {field: int | float | [int, ..]}."""
+    out, pos = {}, 0
+    for name, words, kind in ATTRS.get(op, []):
+        vals = list(struct.unpack_from(f"<{words}{'f' if kind == 'f32' else 'I'}", raw, pos))
+        pos += 4 * words
+        out[name] = vals[0] if words == 1 else vals
+    return out
+
+
+def read_graph(payload: bytes, where: str, version: int) -> tuple[list[int], list[Node]]:
+    """2: the graph header and the node list, with each node's op, version, arity and attr_bytes checked
+    (6.4); value and tensor references, attributes and shapes are check_graph's."""
     cur = _Cursor(payload, where)
     rank, d0, d1, d2, d3, node_count, _reserved = cur.unpack("7I", "graph header")
     # ASSUMPTION (gap): the reserved field is not checked (FORMAT.md: "only where noted").
     dims = [d0, d1, d2, d3]
     if not 1 <= rank <= 4:
         raise cur.fail(f"input_rank {rank} not in 1..4")
-    # ASSUMPTION (gap): as for tensor dims, used input dims must be > 0 (the spec only says unused are 0).
     if any(d == 0 for d in dims[:rank]) or any(dims[rank:]):
         raise cur.fail(f"input_dims {dims} for rank {rank}: used entries must be > 0, unused 0")
     if math.prod(dims[:rank]) > MAX_INPUT_ELEMENTS:
@@ -386,55 +432,173 @@ def read_graph(payload: bytes, where: str) -> tuple[list[int], list[Node]]:
     for i in range(node_count):
         cur.where = f"{where}: node {i}"
         op, n_in, n_t, attr_bytes = cur.unpack("HBBI", "node header")
-        if op not in OPS:
+        if op not in OP_TABLE:
             raise cur.fail(f"unknown op {op}")
-        if attr_bytes % 4 or attr_bytes > 1024:
-            raise cur.fail(f"attr_bytes {attr_bytes} not a multiple of 4 <= 1024")
+        name, op_version = OP_TABLE[op]
+        cur.where = f"{where}: node {i} ({name})"
+        if op_version > version:  # 2.1
+            raise cur.fail(f"needs format version {op_version}, the file says {version}")
+        lo, hi = N_INPUTS[name]
+        if not lo <= n_in <= hi:
+            raise cur.fail(f"{n_in} inputs, the op takes {lo}..{hi}")
+        lo, hi = N_TENSORS[name]
+        if not lo <= n_t <= hi:
+            raise cur.fail(f"{n_t} tensors, the op takes {lo}..{hi}")
+        words = sum(w for _, w, _ in ATTRS.get(name, []))
+        if attr_bytes != 4 * words:  # 2: "exactly 4 * the op's attribute words" (so also <= 1024, % 4)
+            raise cur.fail(f"attr_bytes {attr_bytes}, the op has {words} attribute words")
         inputs = list(cur.unpack(f"{n_in}I", "inputs"))
         tensors = list(cur.unpack(f"{n_t}I", "tensors"))
-        attrs = cur.take(attr_bytes, "attrs")
-        nodes.append(Node(OPS[op], inputs, tensors, attrs))
+        raw = cur.take(attr_bytes, "attrs")
+        nodes.append(Node(name, inputs, tensors, _decode_attrs(name, raw), raw))
     cur.where = where
     if cur.pos != len(payload):
         raise cur.fail(f"{len(payload) - cur.pos} bytes after the last node")
     return dims[:rank], nodes
 
 
+def conv_out(size: int, before: int, after: int, kernel: int, stride: int, dilation: int) -> int:
+    """2.3: OH = floor((H + top + bottom - dilation * (kh - 1) - 1) / stride) + 1 (may be < 1: refused)."""
+    return (size + before + after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pool_out(size: int, before: int, after: int, kernel: int, stride: int, ceil_mode: int) -> int:
+    """2.4: the output size along one axis (may be < 1: refused)."""
+    span = size + before + after - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    n = -(-span // stride) + 1  # ceil
+    if (n - 1) * stride >= size + before:  # no window starts in the bottom padding
+        n -= 1
+    return n
+
+
+def _in_range(where: str, what: str, vals, lo: int, hi: int) -> None:
+    vals = vals if isinstance(vals, list) else [vals]
+    if any(not lo <= v <= hi for v in vals):
+        raise SpecError(f"{where}: {what} {vals if len(vals) > 1 else vals[0]} not in {lo}..{hi}")
+
+
+def _check_conv(where: str, x: list[int], a: dict, w: Tensor, b: Tensor | None) -> list[int]:
+    if len(x) != 3:
+        raise SpecError(f"{where}: input of shape {x} is not an image [C, H, W]")
+    _in_range(where, "stride", a["stride"], 1, MAX_WINDOW)
+    _in_range(where, "padding", a["padding"], 0, MAX_WINDOW)
+    _in_range(where, "dilation", a["dilation"], 1, MAX_WINDOW)
+    if len(w.shape) != 4:
+        raise SpecError(f"{where}: weight '{w.name}' {w.shape} is not rank 4 [O, C / groups, kh, kw]")
+    o, cg, kh, kw = w.shape
+    _in_range(where, f"weight '{w.name}' kernel", [kh, kw], 1, MAX_WINDOW)
+    c, h, wd = x
+    g = a["groups"]
+    # ASSUMPTION (gap): groups 0 is refused ("groups divides C and O": 0 divides nothing).
+    if g == 0 or c % g or o % g:
+        raise SpecError(f"{where}: groups {g} does not divide C = {c} and O = {o}")
+    if cg != c // g:
+        raise SpecError(f"{where}: weight '{w.name}' {w.shape}: dim 1 is not C / groups = {c // g}")
+    if b is not None and (b.encoding != "dense" or b.shape != [o]):
+        raise SpecError(f"{where}: bias '{b.name}' ({b.encoding} {b.shape}) is not dense [{o}]")
+    (sh, sw), (top, left, bottom, right), (dh, dw) = a["stride"], a["padding"], a["dilation"]
+    oh, ow = conv_out(h, top, bottom, kh, sh, dh), conv_out(wd, left, right, kw, sw, dw)
+    # ASSUMPTION (gap): "at least 1" read as a requirement (6.4 "windows that fit"): a (dilated) kernel
+    # larger than the padded input is refused, not given one output row.
+    if oh < 1 or ow < 1:
+        raise SpecError(f"{where}: the kernel {kh}x{kw} (dilation {dh}, {dw}) does not fit the padded input")
+    return [o, oh, ow]
+
+
+def _check_pool(where: str, op: str, x: list[int], a: dict) -> list[int]:
+    if len(x) != 3:
+        raise SpecError(f"{where}: input of shape {x} is not an image [C, H, W]")
+    _in_range(where, "kernel", a["kernel"], 1, MAX_WINDOW)
+    _in_range(where, "stride", a["stride"], 1, MAX_WINDOW)
+    (kh, kw), (sh, sw), (top, left, bottom, right) = a["kernel"], a["stride"], a["padding"]
+    if max(top, bottom) >= kh or max(left, right) >= kw:
+        raise SpecError(f"{where}: padding {a['padding']} not smaller than the kernel {a['kernel']}")
+    _in_range(where, "ceil_mode", a["ceil_mode"], 0, 1)
+    if op == "avg_pool2d":
+        _in_range(where, "count_include_pad", a["count_include_pad"], 0, 1)
+    c, h, w = x
+    # ASSUMPTION (gap): 6.4's "windows that fit" read as kernel <= H + top + bottom (W likewise) whatever
+    # ceil_mode, so the output size is never below 1. Taken literally, 2.4's ceil_mode formula gives one
+    # output row for a kernel larger than the padded input by 1 .. stride - 1 (the ceil of a negative
+    # fraction is 0; PyTorch computes that size too), and "at least 1" would accept it.
+    if kh > h + top + bottom or kw > w + left + right:
+        raise SpecError(f"{where}: the window {kh}x{kw} does not fit the {h}x{w} input with padding")
+    oh = pool_out(h, top, bottom, kh, sh, a["ceil_mode"])
+    ow = pool_out(w, left, right, kw, sw, a["ceil_mode"])
+    assert oh >= 1 and ow >= 1
+    return [c, oh, ow]
+
+
+def _node_shape(where: str, node: Node, xs: list[list[int]], tensors: list[Tensor]) -> list[int]:
+    """2.1-2.4: the attributes' constraints and the node's output shape."""
+    op, a, x = node.op, node.attrs, xs[0]
+    ts = [tensors[t] for t in node.tensors]
+    if op == "linear":
+        w = ts[0]
+        # ASSUMPTION (gap): "weight [out, in]" means rank exactly 2 and the input rank exactly 1.
+        if len(x) != 1 or len(w.shape) != 2 or w.shape[1] != x[0]:
+            raise SpecError(f"{where}: weight '{w.name}' {w.shape} does not take input of shape {x}")
+        if len(ts) == 2 and (ts[1].encoding != "dense" or ts[1].shape != [w.shape[0]]):
+            b = ts[1]
+            raise SpecError(f"{where}: bias '{b.name}' ({b.encoding} {b.shape}) is not dense [{w.shape[0]}]")
+        return [w.shape[0]]
+    if op in ("relu", "softmax"):
+        return list(x)
+    if op == "flatten":
+        return [math.prod(x)]
+    if op == "conv2d":
+        return _check_conv(where, x, a, ts[0], ts[1] if len(ts) == 2 else None)
+    if op in ("max_pool2d", "avg_pool2d"):
+        return _check_pool(where, op, x, a)
+    if op == "global_avg_pool":
+        if len(x) != 3:
+            raise SpecError(f"{where}: input of shape {x} is not an image [C, H, W]")
+        return [x[0], 1, 1]
+    if op == "add":
+        if xs[0] != xs[1]:
+            raise SpecError(f"{where}: shapes {xs[0]} and {xs[1]} differ")
+        return list(x)
+    if op == "concat":
+        axis = a["axis"]
+        if axis >= len(x):
+            raise SpecError(f"{where}: axis {axis} not below the inputs' rank {len(x)}")
+        for y in xs[1:]:
+            if len(y) != len(x) or any(p != q for d, (p, q) in enumerate(zip(x, y)) if d != axis):
+                raise SpecError(f"{where}: input shapes {xs} differ other than along axis {axis}")
+        return [sum(y[axis] for y in xs) if d == axis else n for d, n in enumerate(x)]
+    if op == "reshape":
+        shape = a["shape"]
+        rank = next((d for d, n in enumerate(shape) if n == 0), 4)
+        if rank == 0 or any(shape[rank:]):
+            raise SpecError(f"{where}: shape {shape} is not 1 to 4 dims > 0 followed by zeros")
+        if math.prod(shape[:rank]) != math.prod(x):
+            raise SpecError(f"{where}: shape {shape[:rank]} does not hold the {math.prod(x)} elements of {x}")
+        a["shape"] = shape[:rank]  # kept as the list of its dims, as it means them
+        return shape[:rank]
+    assert op == "clamp", op
+    lo, hi = a["min"], a["max"]
+    if math.isnan(lo) or math.isnan(hi) or lo > hi:
+        raise SpecError(f"{where}: clamp bounds min {lo}, max {hi} (neither NaN, min <= max)")
+    return list(x)
+
+
 def check_graph(input_shape: list[int], nodes: list[Node], tensors: list[Tensor]) -> list[list[int]]:
-    """2: op arity, value and tensor references, shapes. Returns the shape of every value."""
+    """2: value and tensor references, each op's attributes and shapes. Returns the shape of every value."""
     shapes = [list(input_shape)]
     for i, node in enumerate(nodes):
         where = f"graph: node {i} ({node.op})"
-        # ASSUMPTION (gap): attr_bytes "0 for every version-1 op" is enforced (all version-1 ops are known).
-        if node.attrs:
-            raise SpecError(f"{where}: attr_bytes {len(node.attrs)}, version-1 ops take none")
-        if len(node.inputs) != 1:
-            raise SpecError(f"{where}: {len(node.inputs)} inputs, the op takes 1")
-        v = node.inputs[0]
-        if v > i:
-            raise SpecError(f"{where}: reads value {v}, only values 0..{i} exist before it")
+        for v in node.inputs:
+            if v > i:
+                raise SpecError(f"{where}: reads value {v}, only values 0..{i} exist before it")
         for t in node.tensors:
             if t >= len(tensors):
                 raise SpecError(f"{where}: tensor {t} does not exist ({len(tensors)} tensor sections)")
-        x = shapes[v]
-        if node.op == "linear":
-            if len(node.tensors) not in (1, 2):
-                raise SpecError(f"{where}: {len(node.tensors)} tensors, linear takes a weight and a bias")
-            w = tensors[node.tensors[0]]
-            # ASSUMPTION (gap): "weight [out, in]" means rank exactly 2 and the input rank exactly 1.
-            if len(x) != 1 or len(w.shape) != 2 or w.shape[1] != x[0]:
-                raise SpecError(f"{where}: weight '{w.name}' {w.shape} does not take input of shape {x}")
-            if len(node.tensors) == 2:
-                b = tensors[node.tensors[1]]
-                if b.encoding != "dense" or b.shape != [w.shape[0]]:
-                    raise SpecError(
-                        f"{where}: bias '{b.name}' ({b.encoding} {b.shape}) is not dense [{w.shape[0]}]"
-                    )
-            shapes.append([w.shape[0]])
-        else:
-            if node.tensors:
-                raise SpecError(f"{where}: {len(node.tensors)} tensors, the op takes none")
-            shapes.append([math.prod(x)] if node.op == "flatten" else list(x))
+        shape = _node_shape(where, node, [shapes[v] for v in node.inputs], tensors)
+        if math.prod(shape) > MAX_VALUE_ELEMENTS:
+            raise SpecError(f"{where}: output {shape} has {math.prod(shape)} elements per sample > 2^31")
+        shapes.append(shape)
     return shapes
 
 
@@ -496,7 +660,7 @@ def read_file(buf: bytes) -> SpecModel:
         elif s.type != GRAPH and s.flags & REQUIRED:
             raise SpecError(f"section {i}: unknown type {s.type} is marked required")
     g = sections[graphs[0]]
-    input_shape, nodes = read_graph(buf[g.offset : g.offset + g.size], f"section {graphs[0]}: graph")
+    input_shape, nodes = read_graph(buf[g.offset : g.offset + g.size], f"section {graphs[0]}: graph", version)
     shapes = check_graph(input_shape, nodes, tensors)
     return SpecModel(version, flags, file_size, sections, input_shape, nodes, tensors, metadata, shapes)
 
@@ -517,6 +681,48 @@ def dense_matrix(t: Tensor) -> np.ndarray:
     return out
 
 
+def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, a: dict) -> np.ndarray:
+    """2.3 by im2col, float64: x [N, C, H, W], w [O, C / groups, kh, kw] (the 2-D weight's view)."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    (sh, sw), (top, left, bottom, right), (dh, dw), g = a["stride"], a["padding"], a["dilation"], a["groups"]
+    oh, ow = conv_out(h, top, bottom, kh, sh, dh), conv_out(wd, left, right, kw, sw, dw)
+    xp = np.zeros((n, c, h + top + bottom, wd + left + right))  # zero padding
+    xp[:, :, top : top + h, left : left + wd] = x
+    # input row oy * stride_h - top + ky * dilation_h is padded row oy * stride_h + ky * dilation_h
+    rows = np.arange(kh)[:, None] * dh + np.arange(oh)[None, :] * sh  # [kh, OH]
+    cols = np.arange(kw)[:, None] * dw + np.arange(ow)[None, :] * sw  # [kw, OW]
+    patches = xp[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # [N, C, kh, kw, OH, OW]
+    patches = patches.reshape(n, g, cg * kh * kw, oh * ow)  # patch row (c * kh + ky) * kw + kx, as 2.3
+    wm = w.reshape(g, o // g, cg * kh * kw)  # group gi owns output channels [gi * O / g, (gi + 1) * O / g)
+    y = np.einsum("gok,ngkp->ngop", wm, patches).reshape(n, o, oh, ow)
+    return y if bias is None else y + bias[None, :, None, None]
+
+
+def pool2d(x: np.ndarray, op: str, a: dict) -> np.ndarray:
+    """2.4, float64, one window at a time: x [N, C, H, W]."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (top, left, bottom, right) = a["kernel"], a["stride"], a["padding"]
+    oh = pool_out(h, top, bottom, kh, sh, a["ceil_mode"])
+    ow = pool_out(w, left, right, kw, sw, a["ceil_mode"])
+    y = np.empty((n, c, oh, ow))
+    for oy in range(oh):
+        r0 = oy * sh - top
+        for ox in range(ow):
+            c0 = ox * sw - left
+            win = x[:, :, max(r0, 0) : min(r0 + kh, h), max(c0, 0) : min(c0 + kw, w)]
+            if op == "max_pool2d":
+                y[:, :, oy, ox] = win.max(axis=(2, 3))  # padding never wins; NaN propagates
+                continue
+            if a["count_include_pad"]:  # the window clipped to [-top, H + bottom) x [-left, W + right)
+                rows = min(r0 + kh, h + bottom) - max(r0, -top)
+                count = rows * (min(c0 + kw, w + right) - max(c0, -left))
+            else:
+                count = win.shape[2] * win.shape[3]
+            y[:, :, oy, ox] = win.sum(axis=(2, 3)) / count
+    return y
+
+
 def run(model: SpecModel, x: np.ndarray) -> np.ndarray:
     """Forward pass of the graph in float64 (batch first); returns float32 like the runtime."""
     x = np.asarray(x)
@@ -525,18 +731,36 @@ def run(model: SpecModel, x: np.ndarray) -> np.ndarray:
     batch = x.shape[0]
     values = [x.astype(np.float64)]
     for node in model.nodes:
-        v = values[node.inputs[0]]
-        if node.op == "linear":
-            y = v @ dense_matrix(model.tensors[node.tensors[0]]).astype(np.float64).T
-            if len(node.tensors) == 2:
-                y = y + model.tensors[node.tensors[1]].values.astype(np.float64)
-        elif node.op == "relu":
+        ins = [values[i] for i in node.inputs]
+        v, a, op = ins[0], node.attrs, node.op
+        ts = [model.tensors[t] for t in node.tensors]
+        bias = ts[1].values.astype(np.float64) if len(ts) == 2 else None
+        if op == "linear":
+            y = v @ dense_matrix(ts[0]).astype(np.float64).T
+            if bias is not None:
+                y = y + bias
+        elif op == "relu":
             y = np.maximum(v, 0.0)
-        elif node.op == "softmax":
+        elif op == "softmax":
             flat = v.reshape(batch, -1)
             e = np.exp(flat - flat.max(axis=1, keepdims=True))
             y = (e / e.sum(axis=1, keepdims=True)).reshape(v.shape)
-        else:  # flatten
+        elif op == "flatten":
             y = v.reshape(batch, -1)
+        elif op == "conv2d":
+            y = conv2d(v, dense_matrix(ts[0]).astype(np.float64).reshape(ts[0].shape), bias, a)
+        elif op in ("max_pool2d", "avg_pool2d"):
+            y = pool2d(v, op, a)
+        elif op == "global_avg_pool":
+            y = v.mean(axis=(2, 3), keepdims=True)
+        elif op == "add":
+            y = ins[0] + ins[1]
+        elif op == "concat":
+            y = np.concatenate(ins, axis=a["axis"] + 1)
+        elif op == "reshape":
+            y = v.reshape(batch, *a["shape"])
+        else:  # clamp: min(max(x, min), max)
+            # ASSUMPTION (gap): a NaN input stays NaN (the spec's min/max do not say what a NaN gives).
+            y = np.minimum(np.maximum(v, a["min"]), a["max"])
         values.append(y)
     return values[-1].astype(np.float32)

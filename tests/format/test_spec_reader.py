@@ -39,6 +39,8 @@ def assert_same_model(spec: sr.SpecModel, cpp: dict) -> None:
     assert [(n.op, n.inputs, n.tensors) for n in spec.nodes] == [
         (n["op"], n["inputs"], n["tensors"]) for n in cpp["nodes"]
     ]
+    for i, (n, want) in enumerate(zip(spec.nodes, cpp["nodes"])):
+        assert attr_bits(n.attrs) == attr_bits(want["attrs"]), (i, n.op, n.attrs, want["attrs"])
     assert spec.metadata == cpp["metadata"]
     assert len(spec.tensors) == len(cpp["tensors"])
     for t, want in zip(spec.tensors, cpp["tensors"]):
@@ -51,6 +53,11 @@ def assert_same_model(spec: sr.SpecModel, cpp: dict) -> None:
             assert np.array_equal(got, exp), (t.name, f)
         for f in ("gap_bits", "index_bits"):
             assert getattr(t, f) == want.get(f), (t.name, f)
+
+
+def attr_bits(attrs: dict) -> dict:
+    """Attributes with every float as its f32 bits (so -0.0, infinities and NaN compare exactly)."""
+    return {k: int(np.float32(v).view(np.uint32)) if isinstance(v, float) else v for k, v in attrs.items()}
 
 
 def verdict(read, data: bytes, refusal: type[Exception]) -> tuple[bool, object]:
@@ -342,14 +349,27 @@ def csr_bytes(shape, counts, gaps, gap_bits: int) -> bytes:
     return head + stream_bytes(gaps, gap_bits) + np.ones(nnz, "<f4").tobytes()
 
 
+def attr_words(op: str, attrs: dict) -> bytes:
+    """2.2: the attribute words of `op` in file order (f32 where the spec says; reshape's shape zero-filled)."""
+    out = b""
+    for name, words, kind in sr.ATTRS[op]:
+        v = attrs[name]
+        v = list(v) + [0] * (words - len(v)) if isinstance(v, (list, tuple)) else [v]
+        out += struct.pack(f"<{words}{'f' if kind == 'f32' else 'I'}", *v)
+    return out
+
+
 def graph_bytes(input_shape, nodes, dims=None) -> bytes:
-    ops = {"linear": 1, "relu": 2, "softmax": 3, "flatten": 4}
+    """2: nodes are (op, inputs, tensors[, attrs]); op a name or a raw code, attrs a dict (2.2) or bytes."""
     out = struct.pack(
         "<7I", len(input_shape), *(dims or list(input_shape) + [0] * (4 - len(input_shape))), len(nodes), 0
     )
     for op, inputs, tensors, *attrs in nodes:
         attrs = attrs[0] if attrs else b""
-        out += struct.pack("<HBBI", ops[op], len(inputs), len(tensors), len(attrs))
+        if isinstance(attrs, dict):
+            attrs = attr_words(op, attrs)
+        code = op if isinstance(op, int) else sr.OP_CODES[op]
+        out += struct.pack("<HBBI", code, len(inputs), len(tensors), len(attrs))
         out += struct.pack(f"<{len(inputs) + len(tensors)}I", *inputs, *tensors) + attrs
     return out
 
@@ -493,6 +513,201 @@ EDGE_CASES = {  # id -> (file, accepted): both readers must agree with the verdi
     "two-graphs": (file_bytes([(1, 1, RELU), (1, 1, RELU)]), False),
     "rank-1-csr": (file_bytes([(1, 1, RELU), (2, 1, csr_bytes([5], [1, 0, 1, 0, 0], [0, 0], 1))]), True),
 }
+
+
+# ---- version 2: ops with attributes (2.1 - 2.4) ----------------------------------------------------------
+
+
+def v2_file(input_shape, nodes, tensors=(), version: int = 2) -> bytes:
+    """A graph section (nodes as graph_bytes takes them) and dense tensor payloads, in that order."""
+    return file_bytes(
+        [(1, 1, graph_bytes(list(input_shape), nodes))] + [(2, 1, t) for t in tensors], version=version
+    )
+
+
+CONV = {"stride": [1, 1], "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}
+POOL = {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0, 0, 0], "ceil_mode": 0}
+
+
+def conv_file(x=(4, 6, 6), w=(6, 4, 3, 3), bias=None, version: int = 2, raw: bytes | None = None, **attrs):
+    tensors = [dense_bytes(list(w))] + ([dense_bytes(list(bias))] if bias else [])
+    a = raw if raw is not None else {**CONV, **attrs}
+    return v2_file(x, [("conv2d", [0], list(range(len(tensors))), a)], tensors, version)
+
+
+def pool_file(x=(2, 5, 5), op: str = "max_pool2d", **attrs):
+    a = {**POOL, **({"count_include_pad": 0} if op == "avg_pool2d" else {}), **attrs}
+    return v2_file(x, [(op, [0], [], a)])
+
+
+def one_op(x, op: str, n_inputs: int = 1, attrs=b"", **kw) -> bytes:
+    return v2_file(x, [(op, [0] * n_inputs, [], attrs)], **kw)
+
+
+RESHAPE_TO_2x2 = ("reshape", [0], [], {"shape": [2, 2]})
+EDGE_CASES_V2 = {
+    # versions (1.1, 2.1)
+    "v2-file-of-v1-ops": (file_bytes([(1, 1, RELU)], version=2), True),
+    "v2-file-linear": (
+        file_bytes(
+            [(1, 1, graph_bytes([4], LINEAR)), (2, 1, dense_bytes([3, 4])), (2, 1, dense_bytes([3]))],
+            version=2,
+        ),
+        True,
+    ),
+    "conv-in-v1-file": (conv_file(version=1), False),
+    "clamp-in-v1-file": (one_op([4], "clamp", attrs={"min": 0.0, "max": 1.0}, version=1), False),
+    "op-code-0": (one_op([4], 0), False),
+    "op-code-13": (one_op([4], 13), False),
+    "relu-attr-bytes-4-in-v2": (one_op([4], "relu", attrs=bytes(4)), False),
+    # conv2d (2.2, 2.3)
+    "conv": (conv_file(), True),
+    "conv-bias": (conv_file(bias=[6]), True),
+    "conv-attr-bytes-32": (conv_file(raw=attr_words("conv2d", CONV)[:32]), False),
+    "conv-attr-bytes-40": (conv_file(raw=attr_words("conv2d", CONV) + bytes(4)), False),
+    "conv-no-attrs": (conv_file(raw=b""), False),
+    "conv-no-weight": (v2_file([4, 6, 6], [("conv2d", [0], [], CONV)]), False),
+    "conv-3-tensors": (
+        v2_file([4, 6, 6], [("conv2d", [0], [0, 1, 1], CONV)], [dense_bytes([6, 4, 3, 3]), dense_bytes([6])]),
+        False,
+    ),
+    "conv-2-inputs": (
+        v2_file([4, 6, 6], [("conv2d", [0, 0], [0], CONV)], [dense_bytes([6, 4, 3, 3])]),
+        False,
+    ),
+    "conv-groups-2": (conv_file(w=(6, 2, 3, 3), groups=2), True),
+    "conv-depthwise": (conv_file(w=(8, 1, 3, 3), groups=4), True),
+    "conv-groups-0": (conv_file(groups=0), False),
+    "conv-groups-not-dividing-C": (conv_file(x=(6, 6, 6), w=(6, 1, 3, 3), groups=4), False),
+    "conv-groups-not-dividing-O": (conv_file(w=(6, 1, 3, 3), groups=4), False),
+    "conv-weight-dim1-not-C/groups": (conv_file(w=(6, 2, 3, 3)), False),
+    "conv-weight-rank-3": (conv_file(w=(6, 4, 9)), False),
+    "conv-on-rank-2-input": (conv_file(x=(4, 36)), False),
+    "conv-on-rank-4-input": (conv_file(x=(1, 4, 6, 6)), False),
+    "conv-bias-wrong-size": (conv_file(bias=[5]), False),
+    "conv-bias-rank-2": (conv_file(bias=[6, 1]), False),
+    "conv-bias-not-dense": (
+        v2_file(
+            [4, 6, 6],
+            [("conv2d", [0], [0, 1], CONV)],
+            [dense_bytes([6, 4, 3, 3]), csr_bytes([6], [1, 0, 0, 0, 0, 0], [0], 1)],
+        ),
+        False,
+    ),
+    "conv-stride-0": (conv_file(stride=[0, 1]), False),
+    "conv-stride-65536": (conv_file(stride=[65536, 1]), True),
+    "conv-stride-65537": (conv_file(stride=[1, 65537]), False),
+    "conv-dilation-0": (conv_file(dilation=[1, 0]), False),
+    "conv-dilation-65537": (conv_file(x=(4, 6, 70000), w=(6, 4, 1, 2), dilation=[1, 65537]), False),
+    "conv-padding-65536": (conv_file(x=(1, 1, 1), w=(1, 1, 1, 1), padding=[65536, 0, 65536, 0]), True),
+    "conv-padding-65537": (conv_file(x=(1, 1, 1), w=(1, 1, 1, 1), padding=[65537, 0, 0, 0]), False),
+    "conv-kernel-equal-to-padded-input": (conv_file(x=(4, 4, 6), w=(6, 4, 6, 3), padding=[1, 0, 1, 0]), True),
+    "conv-kernel-bigger-than-padded-input": (
+        conv_file(x=(4, 4, 6), w=(6, 4, 7, 3), padding=[1, 0, 1, 0]),
+        False,
+    ),
+    "conv-dilated-kernel-bigger-than-input": (conv_file(dilation=[3, 1]), False),
+    "conv-dilated-kernel-fits-input": (conv_file(x=(4, 7, 6), dilation=[3, 1]), True),
+    "conv-kernel-bigger-than-input-stride-2": (conv_file(w=(6, 4, 7, 3), stride=[2, 2]), False),
+    "conv-kernel-65537": (conv_file(x=(1, 65537, 1), w=(1, 1, 65537, 1)), False),
+    "conv-output-over-2^31-elements": (conv_file(x=(1, 1, 1), w=(1, 1, 1, 1), padding=[65536] * 4), False),
+    "conv-asymmetric-padding": (conv_file(padding=[0, 2, 1, 0], stride=[2, 3], dilation=[1, 2]), True),
+    # pools (2.2, 2.4)
+    "max-pool": (pool_file(), True),
+    "avg-pool": (pool_file(op="avg_pool2d", count_include_pad=1, padding=[1, 1, 1, 1]), True),
+    "max-pool-attr-bytes-40": (
+        v2_file([2, 5, 5], [("max_pool2d", [0], [], attr_words("max_pool2d", POOL) + bytes(4))]),
+        False,
+    ),
+    "avg-pool-attr-bytes-36": (
+        v2_file([2, 5, 5], [("avg_pool2d", [0], [], attr_words("max_pool2d", POOL))]),
+        False,
+    ),
+    "pool-with-a-tensor": (v2_file([2, 5, 5], [("max_pool2d", [0], [0], POOL)], [dense_bytes([2])]), False),
+    "pool-pad-kernel-minus-1": (pool_file(kernel=[3, 2], padding=[2, 1, 2, 1]), True),
+    "pool-pad-equal-kernel-top": (pool_file(padding=[2, 0, 0, 0]), False),
+    "pool-pad-equal-kernel-right": (pool_file(op="avg_pool2d", kernel=[3, 2], padding=[0, 0, 0, 2]), False),
+    "pool-kernel-0": (pool_file(kernel=[0, 2]), False),
+    "pool-kernel-65537": (pool_file(x=(1, 1, 70000), kernel=[1, 65537]), False),
+    "pool-kernel-65536": (pool_file(x=(1, 1, 65536), kernel=[1, 65536]), True),
+    "pool-stride-0": (pool_file(stride=[2, 0]), False),
+    "pool-stride-65537": (pool_file(stride=[65537, 1]), False),
+    "pool-ceil-mode-2": (pool_file(ceil_mode=2), False),
+    "avg-pool-count-include-pad-2": (pool_file(op="avg_pool2d", count_include_pad=2), False),
+    "pool-window-equal-to-input": (pool_file(kernel=[5, 5]), True),
+    "pool-window-bigger-than-input": (pool_file(kernel=[6, 2]), False),
+    "pool-window-bigger-than-padded-input": (
+        pool_file(kernel=[4, 2], padding=[0, 0, 0, 0], x=(1, 3, 4)),
+        False,
+    ),
+    "pool-ceil-window-bigger-by-1-stride-1": (
+        pool_file(x=(1, 3, 4), kernel=[4, 2], stride=[1, 1], ceil_mode=1),
+        False,
+    ),
+    # 2.4's formula gives ceil((3 - 4) / 2) + 1 = 1 output row here, but the window does not fit (6.4)
+    "pool-ceil-window-bigger-by-1-stride-2": (pool_file(x=(1, 3, 4), kernel=[4, 2], ceil_mode=1), False),
+    "pool-ceil-last-window-in-bottom-padding": (
+        pool_file(x=(1, 4, 4), kernel=[2, 2], stride=[3, 2], padding=[1, 0, 1, 0], ceil_mode=1),
+        True,
+    ),
+    "pool-on-rank-1-input": (pool_file(x=(25,)), False),
+    "global-avg-pool": (one_op([3, 4, 5], "global_avg_pool"), True),
+    "global-avg-pool-rank-2": (one_op([3, 20], "global_avg_pool"), False),
+    "global-avg-pool-attr": (one_op([3, 4, 5], "global_avg_pool", attrs=bytes(4)), False),
+    # add, concat (2.1)
+    "add-same-value-twice": (one_op([2, 3], "add", 2), True),
+    "add-one-input": (one_op([2, 3], "add", 1), False),
+    "add-three-inputs": (one_op([2, 3], "add", 3), False),
+    "add-shape-mismatch": (v2_file([4], [("relu", [0], []), RESHAPE_TO_2x2, ("add", [1, 2], [])]), False),
+    "add-reads-forward-value": (v2_file([4], [("add", [0, 1], [])]), False),
+    "concat-axis-0": (one_op([2, 3, 4], "concat", 2, {"axis": 0}), True),
+    "concat-axis-last": (one_op([2, 3, 4], "concat", 3, {"axis": 2}), True),
+    "concat-axis-equal-rank": (one_op([2, 3, 4], "concat", 2, {"axis": 3}), False),
+    "concat-1-input": (one_op([2, 3], "concat", 1, {"axis": 0}), False),
+    "concat-16-inputs": (one_op([2, 3], "concat", 16, {"axis": 1}), True),
+    "concat-17-inputs": (one_op([2, 3], "concat", 17, {"axis": 1}), False),
+    "relu-17-inputs": (one_op([4], "relu", 17), False),
+    "concat-mismatched-dims": (
+        v2_file(
+            [2, 3, 4],
+            [
+                ("max_pool2d", [0], [], {**POOL, "kernel": [1, 2], "stride": [1, 2]}),
+                ("concat", [0, 1], [], {"axis": 0}),
+            ],
+        ),
+        False,
+    ),
+    "concat-mismatched-dims-along-axis": (
+        v2_file(
+            [2, 3, 4],
+            [
+                ("max_pool2d", [0], [], {**POOL, "kernel": [1, 2], "stride": [1, 2]}),
+                ("concat", [0, 1], [], {"axis": 2}),
+            ],
+        ),
+        True,
+    ),
+    "concat-rank-mismatch": (v2_file([4], [RESHAPE_TO_2x2, ("concat", [0, 1], [], {"axis": 0})]), False),
+    "concat-2^31-elements": (one_op([1 << 30], "concat", 2, {"axis": 0}), True),
+    "concat-over-2^31-elements": (one_op([1 << 30], "concat", 3, {"axis": 0}), False),
+    # reshape
+    "reshape-4-dims": (one_op([24], "reshape", attrs={"shape": [1, 2, 3, 4]}), True),
+    "reshape-numel-mismatch": (one_op([24], "reshape", attrs={"shape": [5, 5]}), False),
+    "reshape-zero-then-nonzero": (one_op([24], "reshape", attrs={"shape": [4, 0, 6, 0]}), False),
+    "reshape-leading-zero": (one_op([24], "reshape", attrs={"shape": [0, 24]}), False),
+    "reshape-all-zero": (one_op([24], "reshape", attrs={"shape": []}), False),
+    "reshape-attr-bytes-8": (one_op([24], "reshape", attrs=struct.pack("<2I", 4, 6)), False),
+    # clamp
+    "clamp-relu6": (one_op([4], "clamp", attrs={"min": 0.0, "max": 6.0}), True),
+    "clamp-min-equals-max": (one_op([4], "clamp", attrs={"min": -0.5, "max": -0.5}), True),
+    "clamp-infinities": (one_op([4], "clamp", attrs={"min": -math.inf, "max": math.inf}), True),
+    "clamp-minus-zero-zero": (one_op([4], "clamp", attrs={"min": -0.0, "max": 0.0}), True),
+    "clamp-min-above-max": (one_op([4], "clamp", attrs={"min": 1.0, "max": 0.5}), False),
+    "clamp-nan-min": (one_op([4], "clamp", attrs={"min": math.nan, "max": 1.0}), False),
+    "clamp-nan-max": (one_op([4], "clamp", attrs={"min": 0.0, "max": math.nan}), False),
+    "clamp-inf-above-inf": (one_op([4], "clamp", attrs={"min": math.inf, "max": -math.inf}), False),
+}
+EDGE_CASES.update(EDGE_CASES_V2)
 
 
 @pytest.mark.parametrize("case", list(EDGE_CASES))
