@@ -125,9 +125,10 @@ def _unsupported(msg: str) -> Exception:
 
 def _qualname(target: Any) -> str:
     try:
-        return torch.fx.node._get_qualified_name(target)
+        name = torch.fx.node._get_qualified_name(target)
     except Exception:  # noqa: BLE001 - best effort for a message
         return getattr(target, "__name__", repr(target))
+    return name[1:] if name.startswith("_operator.") else name
 
 
 def _where(node: Any, root: Any) -> str:
@@ -427,7 +428,8 @@ class _Builder:
             others = ", ".join(f"'{_node_label(u)}'" for u in prev.users if u is not node)
             why = f"the output of '{_node_label(prev)}' is also read by {others}"
         elif isinstance(prev, torch.fx.Node):
-            why = f"it reads '{_node_label(prev)}', not a {layer}"
+            at = "" if prev.op == "call_module" else f" in {self.where(prev)}"
+            why = f"it reads '{_node_label(prev)}'{at}, not a {layer}"
         else:
             why = f"it does not read a {layer}"
         raise _unsupported(f"batch norm {self.where(node)} ({type(mod).__name__}) cannot be folded: {why}; a batch "
