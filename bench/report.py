@@ -21,6 +21,10 @@ Sections, each present when the JSON holds its benchmarks:
   weight bytes streamed per call and their rate in GB/s, dense-equivalent GFLOP/s and, for pyruntime,
   the model-file size.
 - Loading (test_load.py): load time and memory per model form and loading mode.
+- Convolutions (test_conv.py): per conv layer and batch, the crossover (the lowest sparsity from which
+  the best sparse pyruntime conv beats torch's dense conv2d, and pyruntime's own dense conv), time ratios
+  against both across sparsity, im2col against direct per case (and whether "auto" ran the faster), and
+  every median.
 
 The plot has, per layer run at several sparsities, one panel per batch of dense-equivalent GFLOP/s
 against sparsity (one line per method; of the codebook widths only the 4-bit one, solid lines for
@@ -377,6 +381,263 @@ def bandwidth_section(bw_rows: list[dict[str, Any]], large: list[dict[str, Any]]
     return "\n\n".join(parts)
 
 
+# --------------------------------------------------------------------------------------------------
+# Convolutions (bench/test_conv.py)
+
+# The dense references of the conv ratios, and the sparse pyruntime convs of the crossover: csr and
+# csr+codebook at any width, each with the method "auto" (what a loaded model runs).
+CONV_DENSE = ("torch-dense", "pyrt-dense")
+CONV_FORCED = ("pyrt-csr-im2col", "pyrt-csr-direct")
+
+
+def conv_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conv benchmarks (extra_info kind="conv"), with their group."""
+    rows = []
+    for b in data.get("benchmarks", []):
+        info = dict(b.get("extra_info") or {})
+        if info.get("kind") == "conv":
+            info["group"] = b.get("group") or "ungrouped"
+            info["median"] = b["stats"]["median"]
+            rows.append(info)
+    return rows
+
+
+def _is_auto_sparse(r: dict[str, Any]) -> bool:
+    return r["peer"] == "pyruntime" and r["encoding"] in ("csr", "csr+codebook") and r.get("forced") == "auto"
+
+
+def _conv_layer_order(rows: list[dict[str, Any]]) -> list[str]:
+    """Layers in bench/conv_shapes.py's order (LeNet-5, ResNet-20, MobileNet), unknown ones after."""
+    try:
+        from conv_shapes import CONV_LAYERS
+
+        known = [lay.name for lay in CONV_LAYERS]
+    except ImportError:
+        known = []
+    present = {r["layer"] for r in rows}
+    return [n for n in known if n in present] + sorted(present - set(known))
+
+
+def _conv_cases(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[float, dict[str, dict[str, Any]]]]:
+    """(layer, batch) -> sparsity -> method -> the fastest row of that method (over the timed ISAs)."""
+    out: dict[tuple[str, int], dict[float, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        cell = out[(r["layer"], r["batch"])][r["sparsity"]]
+        if r["method"] not in cell or r["median"] < cell[r["method"]]["median"]:
+            cell[r["method"]] = r
+    order = {name: i for i, name in enumerate(_conv_layer_order(rows))}
+    return dict(sorted(out.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])))
+
+
+def _best_sparse(methods: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    cands = [r for r in methods.values() if _is_auto_sparse(r)]
+    return min(cands, key=lambda r: r["median"]) if cands else None
+
+
+def conv_crossover(levels: dict[float, dict[str, dict[str, Any]]], dense: str) -> tuple[float | None, list[float]]:
+    """For one (layer, batch): (the lowest measured sparsity from which on, it and every higher one, the
+    best auto sparse pyruntime conv beats `dense` (None: it does not win at the highest), the sparsities
+    where it wins at all)."""
+    wins: list[tuple[float, bool]] = []
+    for s in sorted(levels):
+        sp, dn = _best_sparse(levels[s]), levels[s].get(dense)
+        if sp is not None and dn is not None:
+            wins.append((s, dn["median"] / sp["median"] > 1.0))
+    start = None
+    for s, won in reversed(wins):
+        if not won:
+            break
+        start = s
+    return start, [s for s, won in wins if won]
+
+
+def _crossover_cell(levels: dict[float, dict[str, dict[str, Any]]], dense: str) -> str:
+    measured = sorted(s for s in levels if _best_sparse(levels[s]) and dense in levels[s])
+    if not measured:
+        return "not run"
+    start, won = conv_crossover(levels, dense)
+    if start is None:
+        cell = f"none up to {measured[-1]:.2f}"
+        if won:
+            cell += " (wins only at " + ", ".join(f"{s:.2f}" for s in won) + ")"
+        return cell
+    best = _best_sparse(levels[start])
+    lowest = "lowest run; " if start == measured[0] else ""
+    return f"**{start:.2f}** ({lowest}{best['method']} {fmt_ratio(levels[start][dense]['median'] / best['median'])})"
+
+
+def _median_over(levels: dict[float, dict[str, dict[str, Any]]], method: str) -> float | None:
+    """The median of a method's medians over the sparsity groups (the dense convs do the same work in
+    each)."""
+    ts = sorted(levels[s][method]["median"] for s in levels if method in levels[s])
+    return ts[len(ts) // 2] if ts else None
+
+
+def _conv_intro(rows: list[dict[str, Any]]) -> str:
+    labels = sorted({r["label"] for r in rows})
+    return (
+        "bench/test_conv.py: 2-D convolutions of LeNet-5, ResNet-20 and MobileNet (pointwise), magnitude-pruned, "
+        "every method on 1 thread. Ratios are the reference's median / the method's median in the same "
+        "group (> 1: the method is faster). *Sparse* is the faster of pyrt-csr and pyrt-csr+codebook (method "
+        "\"auto\", as a loaded model runs them); torch-dense and pyrt-dense are timed in every sparsity's "
+        "group (their work does not depend on it) and each ratio uses the same group's. With several ISAs "
+        "timed, each method counts at its fastest. Methods: " + ", ".join(f"`{lab}`" for lab in labels) + "."
+    )
+
+
+def conv_crossover_table(cases: dict) -> str:
+    body = []
+    for (layer, batch), levels in cases.items():
+        r0 = next(iter(next(iter(levels.values())).values()))
+        top = max(levels)
+        sp, td, pd = _best_sparse(levels[top]), levels[top].get("torch-dense"), levels[top].get("pyrt-dense")
+        tdm, pdm = _median_over(levels, "torch-dense"), _median_over(levels, "pyrt-dense")
+        body.append([
+            layer,
+            r0.get("description", "?"),
+            str(batch),
+            fmt_time(tdm) if tdm is not None else "–",
+            fmt_time(pdm) if pdm is not None else "–",
+            _crossover_cell(levels, "torch-dense"),
+            _crossover_cell(levels, "pyrt-dense"),
+            (f"{fmt_ratio(td['median'] / sp['median'] if td and sp else None)} / "
+             f"{fmt_ratio(pd['median'] / sp['median'] if pd and sp else None)}"),
+        ])
+    top = max(s for levels in cases.values() for s in levels)
+    return md_table(["layer", "conv", "batch", "torch-dense", "pyrt-dense", "sparse beats torch-dense from",
+                     "sparse beats pyrt-dense from", f"at {top:.2f}: vs torch-dense / vs pyrt-dense"], body)
+
+
+def conv_ratio_tables(cases: dict) -> str:
+    """Per batch: rows layer x method, columns the sparsities, cells 'vs torch-dense / vs pyrt-dense'."""
+    sparsities = sorted({s for levels in cases.values() for s in levels})
+    batches = sorted({b for _, b in cases})
+    methods = sorted({m for levels in cases.values() for ms in levels.values() for m in ms if m != "torch-dense"},
+                     key=lambda m: (m != "pyrt-dense", not m.startswith("pyrt"), m in CONV_FORCED, m))
+    parts = []
+    for batch in batches:
+        body = []
+        for (layer, b), levels in cases.items():
+            if b != batch:
+                continue
+            for m in methods:
+                if not any(m in levels[s] for s in levels):
+                    continue
+                cells = []
+                for s in sparsities:
+                    r = levels.get(s, {}).get(m)
+                    if r is None:
+                        cells.append("–")
+                        continue
+                    td, pd = levels[s].get("torch-dense"), levels[s].get("pyrt-dense")
+                    vs_t = fmt_ratio(td["median"] / r["median"] if td else None)
+                    vs_p = fmt_ratio(pd["median"] / r["median"] if pd and m != "pyrt-dense" else None)
+                    cells.append(f"{vs_t} / {vs_p}")
+                body.append([layer, m, *cells])
+        parts.append(f"Batch {batch}: each cell is torch-dense / method and pyrt-dense / method (> 1: the "
+                     "method is faster).\n\n"
+                     + md_table(["layer", "method", *[f"{s:.2f}" for s in sparsities]], body))
+    return "\n\n".join(parts)
+
+
+def conv_method_table(cases: dict) -> str:
+    """im2col against direct (the forced pyrt-csr runs) per case, and the method "auto" ran."""
+    sparsities = sorted({s for levels in cases.values() for s in levels})
+    body = []
+    n = n_direct = n_auto = n_auto_known = 0
+    losses: list[float] = []
+    for (layer, batch), levels in cases.items():
+        cells, picks = [], []
+        for s in sparsities:
+            ms = levels.get(s, {})
+            im, di, auto = ms.get("pyrt-csr-im2col"), ms.get("pyrt-csr-direct"), ms.get("pyrt-csr")
+            if auto is not None:
+                picks.append((s, auto.get("conv_method") or "?"))
+            if im is None or di is None:
+                cells.append("–")
+                continue
+            fast, slow = (di, im) if di["median"] < im["median"] else (im, di)
+            name = "direct" if fast is di else "im2col"
+            n += 1
+            n_direct += name == "direct"
+            cell = f"{name} {fmt_ratio(slow['median'] / fast['median'])}"
+            if auto is not None and auto.get("conv_method") in ("im2col", "direct"):
+                n_auto_known += 1
+                if auto["conv_method"] == name:
+                    n_auto += 1
+                else:
+                    cell += " †"
+                    losses.append(slow["median"] / fast["median"])
+            cells.append(cell)
+        body.append([layer, str(batch), *cells, _picks(picks)])
+    text = ("Faster of pyrt-csr-im2col and pyrt-csr-direct per case, with slower / faster; † where pyrt-csr "
+            "(method \"auto\") ran the slower one.\n\n"
+            + md_table(["layer", "batch", *[f"{s:.2f}" for s in sparsities], "auto ran"], body))
+    if n:
+        text += (f"\n\ndirect was faster in {n_direct} of {n} cases, im2col in {n - n_direct}. ")
+        if n_auto_known:
+            text += f"\"auto\" ran the faster method in {n_auto} of {n_auto_known}"
+            text += (f"; where it did not, the faster one was {min(losses):.2f}x to {max(losses):.2f}x faster."
+                     if losses else ".")
+    return text
+
+
+def _picks(picks: list[tuple[float, str]]) -> str:
+    """'im2col at 0.50; direct from 0.70' from (sparsity, method) in ascending sparsity."""
+    if not picks:
+        return "–"
+    runs: list[tuple[str, list[float]]] = []
+    for s, m in picks:
+        if runs and runs[-1][0] == m:
+            runs[-1][1].append(s)
+        else:
+            runs.append((m, [s]))
+    if len(runs) == 1:
+        return f"{runs[0][0]} always"
+    return "; ".join(f"{m} {'at' if len(ss) == 1 else 'from'} {ss[0]:.2f}" for m, ss in runs)
+
+
+def conv_median_table(cases: dict) -> str:
+    methods = sorted({m for levels in cases.values() for ms in levels.values() for m in ms},
+                     key=lambda m: (not m.startswith("torch"), m in CONV_FORCED, m))
+    body = []
+    for (layer, batch), levels in cases.items():
+        for s in sorted(levels):
+            ms = levels[s]
+            nnz = next(iter(ms.values()))["nnz"]
+            cells = []
+            for m in methods:
+                r = ms.get(m)
+                if r is None:
+                    cells.append("–")
+                    continue
+                cell = fmt_time(r["median"])
+                if r["peer"] == "pyruntime" and r.get("forced") == "auto":
+                    cell += f" ({r.get('conv_method', '?')})"
+                cells.append(cell)
+            body.append([layer, str(batch), f"{s:.2f}", f"{nnz:,}", *cells])
+    return ("Median time per call; pyruntime's \"auto\" runs name the method they ran.\n\n"
+            + md_table(["layer", "batch", "sparsity", "nnz", *methods], body))
+
+
+def conv_section(rows: list[dict[str, Any]]) -> str:
+    cases = _conv_cases(rows)
+    return "\n\n".join([
+        "## Convolutions",
+        _conv_intro(rows),
+        "### Crossover",
+        ("The lowest measured sparsity from which on (there and at every higher level run) the sparse conv is "
+         "faster than each dense one, per layer and batch; the dense medians are over the sparsity groups."),
+        conv_crossover_table(cases),
+        "### Sparse against dense across sparsity",
+        conv_ratio_tables(cases),
+        "### im2col against direct",
+        conv_method_table(cases),
+        "### Medians",
+        conv_median_table(cases),
+    ])
+
+
 def machine_line(data: dict[str, Any]) -> str:
     mi = data.get("machine_info", {})
     cpu = mi.get("cpu", {}).get("brand_raw", "?")
@@ -596,7 +857,8 @@ def main(argv: list[str] | None = None) -> int:
     data, rows = load(args.json)
     loads = load_rows(data)
     bw_rows, large = kind_rows(data, "bandwidth"), kind_rows(data, "large_model")
-    if not rows and not loads and not bw_rows and not large:
+    convs = conv_rows(data)
+    if not rows and not loads and not bw_rows and not large and not convs:
         print(f"report: no pyruntime bench results in {args.json}", file=sys.stderr)
         return 1
     text = render(data, rows, bw_rows, large)
@@ -606,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
         from cost_check import cost_model_section
 
         text += "\n" + cost_model_section(rows, args.cost_profile)
+    if convs:
+        text += "\n" + conv_section(convs) + "\n"
     if args.output:
         args.output.write_text(text + "\n")
     else:
