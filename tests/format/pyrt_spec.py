@@ -1,5 +1,5 @@
 """An independent pure-Python reading of the .pyrt layout (csrc/format/format.h, tensor_codec.h,
-symbol_stream.h, huffman.h), for tests: it builds files by hand, patches fields and fixes their CRCs,
+symbol_stream.h, huffman.h; versions 1 and 2 of docs/FORMAT.md), for tests: it builds files by hand, patches fields and fixes their CRCs,
 and decodes tensors and symbol streams without the C++ core, so the writer is checked against the
 spec rather than against its own reader.
 """
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = b"PYRT\r\n\x1a\n"
-VERSION = 1
+VERSION = 1  # what build_file writes unless told: the version of a graph of version-1 ops
+NEWEST_VERSION = 2
 HEADER_SIZE = 64
 ENTRY_SIZE = 32
 ALIGN = 64
@@ -23,7 +24,29 @@ MAX_CODE_LENGTH = 24
 
 GRAPH, TENSOR, METADATA = 1, 2, 3
 REQUIRED = 1
-OPS = {"linear": 1, "relu": 2, "softmax": 3, "flatten": 4}
+OPS = {"linear": 1, "relu": 2, "softmax": 3, "flatten": 4}  # version 1
+OPS_V2 = {
+    "conv2d": 5,
+    "max_pool2d": 6,
+    "avg_pool2d": 7,
+    "global_avg_pool": 8,
+    "add": 9,
+    "concat": 10,
+    "reshape": 11,
+    "clamp": 12,
+}
+OPS.update(OPS_V2)
+OP_NAMES = {v: k for k, v in OPS.items()}
+# attribute words of each op, in file order (FORMAT.md 2.2): (field, words, struct code)
+_POOL_ATTRS = [("kernel", 2, "I"), ("stride", 2, "I"), ("padding", 4, "I"), ("ceil_mode", 1, "I")]
+ATTR_LAYOUT = {
+    "conv2d": [("stride", 2, "I"), ("padding", 4, "I"), ("dilation", 2, "I"), ("groups", 1, "I")],
+    "max_pool2d": _POOL_ATTRS,
+    "avg_pool2d": _POOL_ATTRS + [("count_include_pad", 1, "I")],
+    "concat": [("axis", 1, "I")],
+    "reshape": [("shape", 4, "I")],
+    "clamp": [("min", 1, "f"), ("max", 1, "f")],
+}
 ENCODINGS = {"dense": 0, "csr": 1, "codebook": 2, "csr+codebook": 3}
 ENCODING_NAMES = {v: k for k, v in ENCODINGS.items()}
 
@@ -126,15 +149,39 @@ def covered_bytes(buf: bytes) -> np.ndarray:
 # ---- graph and tensor payloads ------------------------------------------------------------------------
 
 
+def encode_attrs(op: str, attrs: dict) -> bytes:
+    """A node's attribute words (2.2) from the dict form write_model takes (reshape's shape 1..4 dims)."""
+    out = b""
+    for name, words, code in ATTR_LAYOUT.get(op, []):
+        v = attrs[name]
+        v = list(v) + [0] * (words - len(v)) if isinstance(v, (list, tuple)) else [v]
+        out += struct.pack(f"<{words}{code}", *v)
+    return out
+
+
+def decode_attrs(op: str, raw: bytes) -> dict:
+    out, pos = {}, 0
+    for name, words, code in ATTR_LAYOUT.get(op, []):
+        v = list(struct.unpack_from(f"<{words}{code}", raw, pos))
+        pos += 4 * words
+        out[name] = v[0] if words == 1 else [d for d in v if d] if name == "shape" else v
+    return out
+
+
 def graph_payload(input_shape: list[int], nodes: list[dict]) -> bytes:
+    """Nodes as write_model takes them; "attrs" is a dict (2.2) or raw bytes, "op" a name or a code."""
     dims = list(input_shape) + [0] * (4 - len(input_shape))
     out = struct.pack("<I4III", len(input_shape), *dims, len(nodes), 0)
     for n in nodes:
         tensors = n.get("tensors", [])
         op = OPS[n["op"]] if isinstance(n["op"], str) else n["op"]
-        out += struct.pack("<HBBI", op, len(n["inputs"]), len(tensors), 0)
+        attrs = n.get("attrs", b"")
+        if isinstance(attrs, dict):
+            attrs = encode_attrs(OP_NAMES[op], attrs)
+        out += struct.pack("<HBBI", op, len(n["inputs"]), len(tensors), len(attrs))
         out += struct.pack(f"<{len(n['inputs'])}I", *n["inputs"])
         out += struct.pack(f"<{len(tensors)}I", *tensors)
+        out += attrs
     return out
 
 
@@ -317,8 +364,12 @@ def parse_graph(pl: bytes) -> dict:
         inputs = list(struct.unpack_from(f"<{nin}I", pl, p))
         p += 4 * nin
         tensors = list(struct.unpack_from(f"<{nt}I", pl, p))
-        p += 4 * nt + attr
-        nodes.append({"op": {v: k for k, v in OPS.items()}[op], "inputs": inputs, "tensors": tensors})
+        p += 4 * nt
+        node = {"op": OP_NAMES[op], "inputs": inputs, "tensors": tensors}
+        if attr:  # only ops with attributes get the key, so version-1 nodes read as they always did
+            node["attrs"] = decode_attrs(node["op"], pl[p : p + attr])
+        p += attr
+        nodes.append(node)
     return {"input_shape": dims[:rank], "nodes": nodes, "end": p}
 
 
