@@ -1,26 +1,38 @@
-"""Writes tests/data/golden_v1.pyrt and golden_v1_expected.npz: the golden format-version-1 file.
+"""Writes the golden files of tests/data: golden_v1.pyrt + golden_v1_expected.npz (format version 1) and
+golden_v2.pyrt + golden_v2_expected.npz (format version 2, a small convolutional net).
 
-Run once, when the file was created; never again for version 1. The committed bytes are the contract:
-every later reader must load them to the same tensors and outputs (tests/format/test_golden.py), and
-the test pins the file's SHA-256 so that a regenerated file cannot slip in unnoticed.
+Each was run once, when its file was created; never again. The committed bytes are the contract: every
+later reader must load them to the same tensors and outputs (tests/format/test_golden.py), and the test
+pins each file's SHA-256 so that a regenerated file cannot slip in unnoticed. The script refuses to
+overwrite an existing golden file.
 
-The model touches every part of version 1: a rank-3 input with flatten, the four weight encodings,
+Version 1 touches every part of version 1: a rank-3 input with flatten, the four weight encodings,
 packed and Huffman-coded index streams, column gaps with fillers, an empty row, codebooks of 1..8-bit
 indices, relu, softmax and a metadata section.
 
-    python tests/data/make_golden.py        (needs the built package: pyruntime._core.write_model)
+Version 2 adds every version-2 op: a conv2d with a csr+codebook weight and a bias, relu, a 3x3/2 max
+pool with ceil_mode, a dilated depthwise conv (codebook weight) with asymmetric padding, a residual add,
+a 3x3/2 avg pool (count_include_pad = 0), a 1x1 conv (csr), a concat on the channel axis, a strided
+conv (dense, groups 2, no bias) pooled and concatenated on the last axis, global_avg_pool, flatten,
+a csr linear layer, a clamp, reshapes (one of a value no node reads).
+
+    python tests/data/make_golden.py 2      (needs the built package: pyruntime._core.write_model)
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from pyruntime import _core
-
 HERE = Path(__file__).resolve().parent
+try:
+    from pyruntime import _core
+except ImportError:  # not installed: the source tree, with _core built in place
+    sys.path.insert(0, str(HERE.parents[1]))
+    from pyruntime import _core
 
 
 def csr_index(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,17 +121,106 @@ def dense_matrix(t: dict) -> np.ndarray:
     return w
 
 
-def main() -> None:
+def build_v2() -> dict:
+    """input [3, 12, 12] -> ... -> [10]; value shapes in the comments."""
+    rng = np.random.default_rng(20261122)
+    tensors: list[dict] = []
+
+    def add(t: dict) -> int:
+        tensors.append(t)
+        return len(tensors) - 1
+
+    def bias(n: int, name: str) -> int:
+        return add({"name": name, "encoding": "dense", "shape": [n],
+                    "values": (0.1 * rng.standard_normal(n)).astype(np.float32)})
+
+    def conv(stride, padding, dilation, groups) -> dict:
+        return {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+    # conv0: csr+codebook [8, 3, 3, 3] (rows 8, cols 27), 50% dense, k = 8, with an empty row
+    mask = rng.random((8, 27)) < 0.5
+    mask[5] = False
+    rowptr, colidx = csr_index(mask)
+    c0 = add({"name": "conv0.weight", "encoding": "csr+codebook", "shape": [8, 3, 3, 3], "rowptr": rowptr,
+              "colidx": colidx, "centroids": np.sort(rng.standard_normal(8)).astype(np.float32) / 2,
+              "indices": rng.integers(0, 8, colidx.size).astype(np.uint8)})
+    c0b = bias(8, "conv0.bias")
+    # dw: depthwise codebook [8, 1, 3, 3], k = 4 (2-bit indices, Huffman-coded)
+    dw = add({"name": "dw.weight", "encoding": "codebook", "shape": [8, 1, 3, 3],
+              "centroids": np.array([-0.5, -0.1, 0.2, 0.6], np.float32),
+              "indices": rng.choice(4, 72, p=[0.05, 0.85, 0.05, 0.05]).astype(np.uint8)})  # skewed: Huffman
+    # pw: 1x1 csr [6, 8, 1, 1], 40% dense
+    mask = rng.random((6, 8)) < 0.4
+    rowptr, colidx = csr_index(mask)
+    pw = add({"name": "pw.weight", "encoding": "csr", "shape": [6, 8, 1, 1], "rowptr": rowptr, "colidx": colidx,
+              "values": rng.standard_normal(colidx.size).astype(np.float32)})
+    # sc: strided dense conv [6, 4, 2, 2], groups 2, no bias
+    sc = add({"name": "sc.weight", "encoding": "dense", "shape": [6, 4, 2, 2],
+              "values": (rng.standard_normal(96) / 4).astype(np.float32)})
+    # fc: csr [10, 14], 60% dense
+    mask = rng.random((10, 14)) < 0.6
+    rowptr, colidx = csr_index(mask)
+    fc = add({"name": "fc.weight", "encoding": "csr", "shape": [10, 14], "rowptr": rowptr, "colidx": colidx,
+              "values": (rng.standard_normal(colidx.size) / 3).astype(np.float32)})
+    fcb = bias(10, "fc.bias")
+
+    pool = {"kernel": [3, 3], "stride": [2, 2], "padding": [0, 0, 0, 0], "ceil_mode": 1}
+    nodes = [
+        {"op": "conv2d", "inputs": [0], "tensors": [c0, c0b], "attrs": conv([1, 1], [1, 1, 1, 1], [1, 1], 1)},
+        {"op": "relu", "inputs": [1]},                                                  # 2: [8, 12, 12]
+        {"op": "max_pool2d", "inputs": [2], "attrs": pool},                             # 3: [8, 6, 6]
+        {"op": "conv2d", "inputs": [3], "tensors": [dw],                                # 4: [8, 6, 6]
+         "attrs": conv([1, 1], [2, 1, 2, 3], [2, 2], 8)},
+        {"op": "add", "inputs": [3, 4]},                                                # 5: [8, 6, 6]
+        {"op": "avg_pool2d", "inputs": [5],                                             # 6: [8, 3, 3]
+         "attrs": {"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1, 1, 1], "ceil_mode": 0,
+                   "count_include_pad": 0}},
+        {"op": "conv2d", "inputs": [6], "tensors": [pw], "attrs": conv([1, 1], [0, 0, 0, 0], [1, 1], 1)},
+        {"op": "concat", "inputs": [6, 7], "attrs": {"axis": 0}},                       # 8: [14, 3, 3]
+        {"op": "global_avg_pool", "inputs": [8]},                                       # 9: [14, 1, 1]
+        {"op": "flatten", "inputs": [9]},                                               # 10: [14]
+        {"op": "linear", "inputs": [10], "tensors": [fc, fcb]},                         # 11: [10]
+        {"op": "clamp", "inputs": [11], "attrs": {"min": -0.8, "max": 1.0}},           # 12: [10]
+        # a second branch: the strided grouped conv of value 3, reshaped, joined on the last axis
+        {"op": "conv2d", "inputs": [3], "tensors": [sc], "attrs": conv([2, 2], [0, 0, 1, 1], [1, 1], 2)},
+        {"op": "reshape", "inputs": [13], "attrs": {"shape": [6, 9]}},                  # 14: [6, 9], unread
+        {"op": "reshape", "inputs": [12], "attrs": {"shape": [1, 10]}},                 # 15: [1, 10]
+        {"op": "global_avg_pool", "inputs": [13]},                                      # 16: [6, 1, 1]
+        {"op": "reshape", "inputs": [16], "attrs": {"shape": [1, 6]}},                  # 17: [1, 6]
+        {"op": "concat", "inputs": [15, 17], "attrs": {"axis": 1}},                     # 18: [1, 16]
+        {"op": "reshape", "inputs": [18], "attrs": {"shape": [16]}},                    # 19: [16]
+    ]
+    meta = {"producer": "pyruntime golden-file generator", "format_version": 2, "note": "do not regenerate"}
+    return {"input_shape": [3, 12, 12], "nodes": nodes, "tensors": tensors, "metadata": json.dumps(meta)}
+
+
+def write(version: int) -> None:
     import pyruntime
 
-    model = build()
+    path, expected = HERE / f"golden_v{version}.pyrt", HERE / f"golden_v{version}_expected.npz"
+    for p in (path, expected):
+        if p.exists():
+            raise SystemExit(f"{p} exists: golden files are never regenerated")
+    model = build() if version == 1 else build_v2()
     data = _core.write_model(model)
-    x = np.random.default_rng(7).standard_normal((8, 2, 4, 4)).astype(np.float32)
+    assert _core.read_model(data)["version"] == version
+    if version == 1:
+        x = np.random.default_rng(7).standard_normal((8, 2, 4, 4)).astype(np.float32)
+    else:
+        x = np.random.default_rng(8).standard_normal((5, 3, 12, 12)).astype(np.float32)
     y = pyruntime.load(data).run(x)
-    (HERE / "golden_v1.pyrt").write_bytes(data)
+    path.write_bytes(data)
     weights = {f"tensor:{t['name']}": dense_matrix(t) for t in model["tensors"]}
-    np.savez(HERE / "golden_v1_expected.npz", input=x, output=y, **weights)
-    print(f"golden_v1.pyrt: {len(data)} bytes")
+    np.savez(expected, input=x, output=y, **weights)
+    print(f"{path.name}: {len(data)} bytes")
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="write one golden file (never overwrites)")
+    ap.add_argument("version", type=int, choices=[1, 2])
+    write(ap.parse_args().version)
 
 
 if __name__ == "__main__":
