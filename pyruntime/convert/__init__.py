@@ -49,7 +49,8 @@ def from_torch(
     ``size_budget``, ``speed_budget``, ``cost_model``).
 
     Batch norms folded into a layer are listed in the metadata under ``"folded_batchnorm"`` (layer ->
-    batch norm path); :func:`assign_weights` uses it. Raises ``pyruntime.UnsupportedError`` naming the
+    batch norm path), the parameters of F.linear / F.conv2d layers under ``"functional_layers"``;
+    :func:`assign_weights` uses both. Raises ``pyruntime.UnsupportedError`` naming the
     op and module path of anything else.
     """
     from .torch_capture import capture
@@ -58,6 +59,8 @@ def from_torch(
     meta: dict[str, Any] = {"source": f"torch:{type(module).__name__}"}
     if cap.folded:
         meta["folded_batchnorm"] = dict(cap.folded)
+    if cap.functional:
+        meta["functional_layers"] = dict(cap.functional)
     meta.update(metadata or {})
     return from_graph(cap.graph, sparsity=sparsity, bits=bits, masks=cap.masks or None, metadata=meta, **choice)
 
@@ -73,7 +76,8 @@ def assign_weights(module: Any, compressed: CompressedModel) -> None:
     """
     from .torch_capture import assign_weights as _assign
 
-    _assign(module, compressed.dense_weights(), compressed.metadata.get("folded_batchnorm"))
+    _assign(module, compressed.dense_weights(), compressed.metadata.get("folded_batchnorm"),
+            compressed.metadata.get("functional_layers"))
 
 
 __all__ = [

@@ -224,8 +224,6 @@ def graph_from_layers(layers: Sequence[tuple], input_shape: Sequence[int]) -> Gr
                             f"{len(layer)} items")
         if name is not None:
             kwargs["name"] = name
-        if "name" in kwargs and op not in WEIGHTED_OPS and kwargs["name"] is not None:
-            kwargs["name"] = str(kwargs["name"])
         try:
             v = getattr(g, method)(v, *rest, **kwargs)
         except TypeError as e:

@@ -106,12 +106,14 @@ _SUPPORTED_MODULES = ("Linear, Conv2d, BatchNorm2d after Conv2d, BatchNorm1d aft
 
 @dataclass
 class Capture:
-    """What :func:`capture` found: the graph, pruning masks by layer, and the batch norms folded into
-    a layer (layer name -> batch norm module path)."""
+    """What :func:`capture` found: the graph, pruning masks by layer, the batch norms folded into a
+    layer (layer name -> batch norm module path), and the parameters of functional layers (layer name
+    -> {"weight": path, "bias": path or None})."""
 
     graph: Graph
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     folded: dict[str, str] = field(default_factory=dict)
+    functional: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
 
 def _require_torch() -> None:
@@ -339,7 +341,8 @@ class _Builder:
                                "weights are used twice cannot be converted")
         return name
 
-    def _fn_weights(self, node: Any, a: dict[str, Any], what: str) -> tuple[str, np.ndarray, np.ndarray | None]:
+    def _fn_weights(self, node: Any, a: dict[str, Any],
+                    what: str) -> tuple[str, np.ndarray, np.ndarray | None, dict[str, str | None]]:
         def fetch(n: Any) -> Any:
             if n is None:
                 return None
@@ -350,13 +353,14 @@ class _Builder:
                 obj = getattr(obj, part)
             return obj.detach().cpu().float().numpy().astype(np.float32)
 
-        w_node = a.get("weight")
-        w, b = fetch(w_node), fetch(a.get("bias"))
+        w_node, b_node = a.get("weight"), a.get("bias")
+        w, b = fetch(w_node), fetch(b_node)
         if w is None:
             raise _unsupported(f"{what} in {self.where(node)} without a weight")
         t = w_node.target
         default = "linear" if what == "F.linear" else "conv"
-        return (t[: -len(".weight")] if t.endswith(".weight") else (default if t == "weight" else t)), w, b
+        name = t[: -len(".weight")] if t.endswith(".weight") else (default if t == "weight" else t)
+        return name, w, b, {"weight": str(t), "bias": None if b_node is None else str(b_node.target)}
 
     def _fold(self, node: Any, kind: str, w: np.ndarray, b: np.ndarray | None,
               name: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -382,8 +386,9 @@ class _Builder:
             name = str(node.target)
             w, b, mask = _module_weights(self.gm.get_submodule(node.target))
         else:
-            name, w, b = self._fn_weights(node, _args(node, _PARAMS[F.linear]), "F.linear")
+            name, w, b, params = self._fn_weights(node, _args(node, _PARAMS[F.linear]), "F.linear")
             mask = None
+            self.cap.functional[self._layer_name(node, name)] = params
         name = self._layer_name(node, name)
         w, b = self._fold(node, "linear", w, b, name)
         if mask is not None:
@@ -399,7 +404,8 @@ class _Builder:
             stride, padding, dilation, groups = mod.stride, mod.padding, mod.dilation, mod.groups
         else:
             a = _args(node, _PARAMS[F.conv2d])
-            name, w, b = self._fn_weights(node, a, "F.conv2d")
+            name, w, b, params = self._fn_weights(node, a, "F.conv2d")
+            self.cap.functional[self._layer_name(node, name)] = params
             mask = None
             stride, padding, dilation, groups = (a.get("stride", 1), a.get("padding", 0), a.get("dilation", 1),
                                                  a.get("groups", 1))
@@ -628,7 +634,8 @@ def _layer_module(module: Any, name: str) -> Any:
 
 
 def assign_weights(module: Any, weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
-                   folded: dict[str, str] | None = None) -> None:
+                   folded: dict[str, str] | None = None,
+                   functional: dict[str, dict[str, str | None]] | None = None) -> None:
     """Copies ``CompressedModel.dense_weights()`` back into the module's nn.Linear / nn.Conv2d layers (by
     module path), so torch computes with exactly the compressed weights (parity checks, fine-tuning).
 
@@ -636,21 +643,31 @@ def assign_weights(module: Any, weights: dict[str, tuple[np.ndarray, np.ndarray 
     folded weights and the batch norm becomes an exact identity in eval mode (mean 0, var 1, eps 0,
     gamma 1, beta 0): y * 1 / sqrt(1 + 0) + 0 == y bit for bit. The folded bias goes to the layer's
     bias, or, if it has none, to the batch norm's beta (y + beta, exact), or, for a non-affine batch
-    norm, to a new bias parameter of the layer. The module stays in whatever mode it was; run it in
-    eval mode.
+    norm, to a new bias parameter of the layer. ``functional`` (layer -> {"weight": path, "bias": path
+    or None}) gives the parameters of layers computed by F.linear / F.conv2d. The module stays in
+    whatever mode it was; run it in eval mode.
     """
     _require_torch()
     folded = folded or {}
+    functional = functional or {}
     with torch.no_grad():
         for name, (w, b) in weights.items():
-            mod = _layer_module(module, name)
-            tw = torch.as_tensor(np.ascontiguousarray(w)).reshape(mod.weight.shape).to(mod.weight.dtype)
-            if hasattr(mod, "weight_orig"):
-                mod.weight_orig.copy_(tw)
-                mod.weight_mask.copy_((tw != 0).to(mod.weight_mask.dtype))
-                mod.weight = mod.weight_orig * mod.weight_mask
+            mod = None
+            if name in functional:
+                wp = module.get_parameter(str(functional[name]["weight"]))
+                bias_path = functional[name].get("bias")
+                bp = module.get_parameter(str(bias_path)) if bias_path else None
+                wp.copy_(torch.as_tensor(np.ascontiguousarray(w)).reshape(wp.shape))
             else:
-                mod.weight.copy_(tw)
+                mod = _layer_module(module, name)
+                tw = torch.as_tensor(np.ascontiguousarray(w)).reshape(mod.weight.shape).to(mod.weight.dtype)
+                if hasattr(mod, "weight_orig"):
+                    mod.weight_orig.copy_(tw)
+                    mod.weight_mask.copy_((tw != 0).to(mod.weight_mask.dtype))
+                    mod.weight = mod.weight_orig * mod.weight_mask
+                else:
+                    mod.weight.copy_(tw)
+                bp = mod.bias
             bn = module.get_submodule(folded[name]) if name in folded else None
             if bn is not None:
                 bn.running_mean.zero_()
@@ -662,9 +679,12 @@ def assign_weights(module: Any, weights: dict[str, tuple[np.ndarray, np.ndarray 
             if b is None:
                 continue
             tb = torch.as_tensor(np.ascontiguousarray(b))
-            if mod.bias is not None:
-                mod.bias.copy_(tb)
+            if bp is not None:
+                bp.copy_(tb)
             elif bn is not None and bn.bias is not None:
                 bn.bias.copy_(tb)
-            else:
+            elif mod is not None:
                 mod.bias = nn.Parameter(tb.clone().to(mod.weight.dtype))
+            else:
+                raise ValueError(f"layer '{name}' (functional, no bias parameter) cannot take the bias folded from "
+                                 f"batch norm '{folded.get(name)}'")

@@ -241,7 +241,7 @@ def test_layer_names_and_per_layer_settings():
         from_torch(net, x, sparsity={"features.9": 0.5})
 
 
-def test_functional_conv_and_bare_conv():
+def test_functional_layers_and_bare_conv():
     torch.manual_seed(6)
 
     class Functional(nn.Module):
@@ -249,13 +249,20 @@ def test_functional_conv_and_bare_conv():
             super().__init__()
             self.w = nn.Parameter(torch.randn(4, 2, 3, 3) * 0.3)
             self.b = nn.Parameter(torch.randn(4))
+            self.bn = nn.BatchNorm2d(4)
+            self.fc = nn.Parameter(torch.randn(3, 4 * 5 * 5) * 0.1)
 
         def forward(self, x):
-            return F.conv2d(x, self.w, self.b, stride=2, padding=1, groups=2).relu()
+            y = self.bn(F.conv2d(x, self.w, self.b, stride=2, padding=1, groups=2)).relu()
+            return F.linear(y.flatten(1), self.fc)
 
     x = torch.randn(2, 4, 9, 9)
-    cm = _check(Functional().eval(), x)
-    assert [r.name for r in cm.layers] == ["w"]
+    net = _randomize_bn(Functional())
+    cm = _check(net, x)
+    assert [r.name for r in cm.layers] == ["w", "fc"]
+    assert cm.metadata["functional_layers"] == {"w": {"weight": "w", "bias": "b"}, "fc": {"weight": "fc", "bias": None}}
+    assert cm.metadata["folded_batchnorm"] == {"w": "bn"}
+    _check(net, x, sparsity=0.5, bits=4)  # assign_weights through the parameter paths
     conv = nn.Conv2d(4, 3, 2, stride=2).eval()
     cm = _check(conv, x, sparsity=0.5)
     assert [r.name for r in cm.layers] == ["conv"]
