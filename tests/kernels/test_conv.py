@@ -77,6 +77,9 @@ GEOMETRIES = {
     "wide_rows": geom(3, (6, 40), 5, 5),  # 36 output columns: several vectors per row, a partial one
     "very_wide": geom(2, (5, 70), 3, 3, pad=1),  # 70: column blocks of 64 (AVX-512) / 32 (AVX2) + a rest
     "narrow": geom(3, (9, 3), 4, 3, pad=1),  # 3 output columns
+    "wide_s2": geom(2, (6, 75), 3, 3, stride=2, pad=1),  # 38 columns of a stride-2 row split in phases
+    "gaps_s3": geom(3, 13, 4, 2, stride=3),  # windows shorter than the stride: rows nobody reads
+    "dilated_s2": geom(3, 15, 4, 3, stride=2, pad=2, dilation=2),
     "multi_tile": geom(32, 20, 8, 3, pad=1),  # K = 288: two patch tiles of 200 positions
 }
 
@@ -310,13 +313,20 @@ def test_bytes(helpers, rng):
 
 
 def test_auto_method(helpers, rng):
+    # conv2d.cpp: depthwise -> direct; else im2col iff out_c / groups * density >= 128
     dw = BIG_GEOMETRIES["mobilenet_dw"]
     for enc, k in WEIGHTS:
         assert _core.Conv2d(dw, make_weight(helpers, rng, dw, enc, k)).method == "direct", enc
-    g = geom(64, 16, 64, 3, pad=1)
-    assert _core.Conv2d(g, make_weight(helpers, rng, g, "dense", None)).method == "im2col"
-    assert _core.Conv2d(g, make_weight(helpers, rng, g, "codebook", 16)).method == "im2col"
-    assert _core.Conv2d(g, make_weight(helpers, rng, g, "csr", None, density=0.05)).method == "direct"
+    pw = geom(32, 6, 256, 1)
+    for enc, k in [("dense", None), ("codebook", 16), ("codebook", 2)]:
+        assert _core.Conv2d(pw, make_weight(helpers, rng, pw, enc, k)).method == "im2col", enc
+    assert _core.Conv2d(pw, make_weight(helpers, rng, pw, "csr", None, density=0.6)).method == "im2col"
+    assert _core.Conv2d(pw, make_weight(helpers, rng, pw, "csr", None, density=0.3)).method == "direct"
+    assert _core.Conv2d(pw, make_weight(helpers, rng, pw, "csr+codebook", 16, density=0.1)).method == "direct"
+    small = geom(16, 8, 64, 3, pad=1)  # 64 output channels: direct even when dense
+    assert _core.Conv2d(small, make_weight(helpers, rng, small, "dense", None)).method == "direct"
+    grouped = geom(8, 6, 512, 1, groups=2)  # 256 output channels per group
+    assert _core.Conv2d(grouped, make_weight(helpers, rng, grouped, "dense", None)).method == "im2col"
 
 
 def test_geometry_round_trip(helpers, rng):

@@ -33,44 +33,6 @@ struct PaddedPlane {
   }
 };
 
-// Copies the padded rows that output rows [oy0, oy1) read, of every channel of one sample, into xp.
-// Rows outside that range are not touched (never read).
-void pad_input(const Conv2dGeometry& g, const PaddedPlane& pp, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
-  const uint32_t r_lo = oy0 * g.stride_h, r_hi = (oy1 - 1) * g.stride_h + (g.kh - 1) * g.dilation_h + 1;
-  const uint32_t sw = g.stride_w;
-  for (uint32_t c = 0; c < g.in_c; ++c) {
-    const float* xc = x + size_t(c) * g.in_h * g.in_w;
-    for (uint32_t r = r_lo; r < r_hi; ++r) {
-      float* dst = xp + c * pp.plane + size_t(r) * pp.rs;
-      const int64_t iy = int64_t(r) - g.pad_top;
-      if (iy < 0 || iy >= int64_t(g.in_h)) {
-        std::fill(dst, dst + pp.rs, 0.0f);
-        continue;
-      }
-      const float* src = xc + size_t(iy) * g.in_w;
-      if (sw == 1) {
-        const uint32_t n = std::min(g.in_w, pp.rs - g.pad_left);
-        std::fill(dst, dst + g.pad_left, 0.0f);
-        std::memcpy(dst + g.pad_left, src, n * sizeof(float));
-        std::fill(dst + g.pad_left + n, dst + pp.rs, 0.0f);
-        continue;
-      }
-      for (uint32_t ph = 0; ph < sw; ++ph) {
-        // column j of this phase reads x at ix = j * sw + ph - pad_left: inside for j in [j0, j1)
-        float* d = dst + size_t(ph) * pp.wph;
-        const int64_t first = int64_t(g.pad_left) - ph;  // smallest j * sw with ix >= 0
-        const uint32_t j0 = uint32_t(std::min<int64_t>(first <= 0 ? 0 : (first + sw - 1) / sw, pp.wph));
-        const int64_t last = int64_t(g.in_w) - 1 + g.pad_left - ph;  // largest j * sw with ix < in_w
-        const uint32_t j1 = last < 0 ? j0 : std::max(j0, uint32_t(std::min<int64_t>(last / sw + 1, pp.wph)));
-        std::fill(d, d + j0, 0.0f);
-        const float* s = src + (int64_t(j0) * sw + ph - g.pad_left);
-        for (uint32_t j = j0; j < j1; ++j) d[j] = s[size_t(j - j0) * sw];
-        std::fill(d + j1, d + pp.wph, 0.0f);
-      }
-    }
-  }
-}
-
 DirectConvFn direct_kernel(Isa isa) {
 #if PYRT_HAVE_X86_KERNELS
   if (isa == Isa::avx512) return &pyrt_conv_direct__avx512;
@@ -119,11 +81,8 @@ class DirectConv final : public Conv2d {
     if (oy0 >= oy1) return;
     const DirectConvLayout L = view();
     const DirectConvFn fn = direct_kernel(isa);
-    float* xp = thread_scratch(size_t(geom_.in_c) * pp_.plane, Scratch::kConv);
-    for (size_t b = 0; b < batch; ++b) {
-      pad_input(geom_, pp_, x + b * geom_.in_size(), xp, oy0, oy1);
-      fn(L, xp, y + b * geom_.out_size(), bias, oy0, oy1);
-    }
+    float* xp = thread_scratch(L.scratch, Scratch::kConv);
+    for (size_t b = 0; b < batch; ++b) fn(L, x + b * geom_.in_size(), xp, y + b * geom_.out_size(), bias, oy0, oy1);
   }
 
   size_t bytes() const override {
@@ -141,13 +100,27 @@ class DirectConv final : public Conv2d {
     L.val = k_ ? nullptr : val_.data();
     L.idx = idx_.data();
     L.lut = lut_.data();
-    L.out_c = geom_.out_c;
-    L.out_h = geom_.out_h;
-    L.out_w = geom_.out_w;
-    L.group_out = geom_.group_out();
+    const Conv2dGeometry& g = geom_;
+    L.out_c = g.out_c;
+    L.out_h = g.out_h;
+    L.out_w = g.out_w;
+    L.groups = g.groups;
+    L.group_out = g.group_out();
+    L.group_in_c = g.group_in();
+    L.in_h = g.in_h;
+    L.in_w = g.in_w;
+    L.pad_top = g.pad_top;
+    L.pad_left = g.pad_left;
+    L.stride_h = g.stride_h;
+    L.stride_w = g.stride_w;
+    L.taps_h = (g.kh - 1) * g.dilation_h + 1;
+    L.wph = pp_.wph;
     L.rs = pp_.rs;
-    L.row_step = size_t(geom_.stride_h) * pp_.rs;
-    L.group_in = size_t(geom_.group_in()) * pp_.plane;
+    L.plane = pp_.plane;
+    L.row_step = size_t(g.stride_h) * pp_.rs;
+    L.group_in = size_t(g.group_in()) * pp_.plane;
+    // the vector kernels build a strided row contiguously first: rs rounded up to 32 floats, plus 32
+    L.scratch = (L.group_in + 15) / 16 * 16 + (g.stride_w > 1 ? (size_t(pp_.rs) + 31) / 32 * 32 + 32 : 0);
     return L;
   }
 
@@ -163,20 +136,41 @@ class DirectConv final : public Conv2d {
   AlignedArray<float> lut_;
 };
 
+// Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp.
+// Rows outside that range are not touched (never read).
+void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
+  const uint32_t r_lo = oy0 * L.stride_h, r_hi = (oy1 - 1) * L.stride_h + L.taps_h, sw = L.stride_w;
+  for (uint32_t c = 0; c < L.group_in_c; ++c) {
+    for (uint32_t r = r_lo; r < r_hi; ++r) {
+      float* dst = xp + c * L.plane + size_t(r) * L.rs;
+      const int64_t iy = int64_t(r) - L.pad_top;
+      const bool row_in = iy >= 0 && iy < int64_t(L.in_h);
+      const float* src = row_in ? x + (size_t(c) * L.in_h + size_t(iy)) * L.in_w : nullptr;
+      for (uint32_t ph = 0; ph < sw; ++ph)
+        for (uint32_t j = 0; j < L.wph; ++j) {
+          const int64_t ix = int64_t(j) * sw + ph - L.pad_left;  // column of x, or padding
+          dst[ph * L.wph + j] = row_in && ix >= 0 && ix < int64_t(L.in_w) ? src[ix] : 0.0f;
+        }
+    }
+  }
+}
+
 template <class Off, class Weight>
-void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const float* xp, float* y,
+void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const float* x, float* xp, float* y,
                 const float* bias, uint32_t oy0, uint32_t oy1) {
-  const size_t plane = size_t(L.out_h) * L.out_w;
-  for (uint32_t o = 0; o < L.out_c; ++o) {
-    const float* xg = xp + size_t(o / L.group_out) * L.group_in;
-    float* yo = y + o * plane;
-    const uint32_t e0 = L.rowptr[o], e1 = L.rowptr[o + 1];
-    for (uint32_t oy = oy0; oy < oy1; ++oy) {
-      const float* xr = xg + oy * L.row_step;
-      for (uint32_t ox = 0; ox < L.out_w; ++ox) {
-        float acc = bias ? bias[o] : 0.0f;  // as the vector kernels: the chain starts at the bias
-        for (uint32_t e = e0; e < e1; ++e) acc += weight(e) * xr[off[e] + ox];
-        yo[size_t(oy) * L.out_w + ox] = acc;
+  const size_t plane = size_t(L.out_h) * L.out_w, in_group = size_t(L.group_in_c) * L.in_h * L.in_w;
+  for (uint32_t grp = 0; grp < L.groups; ++grp) {
+    pad_group_ref(L, x + grp * in_group, xp, oy0, oy1);
+    for (uint32_t o = grp * L.group_out; o < (grp + 1) * L.group_out; ++o) {
+      float* yo = y + o * plane;
+      const uint32_t e0 = L.rowptr[o], e1 = L.rowptr[o + 1];
+      for (uint32_t oy = oy0; oy < oy1; ++oy) {
+        const float* xr = xp + oy * L.row_step;
+        for (uint32_t ox = 0; ox < L.out_w; ++ox) {
+          float acc = bias ? bias[o] : 0.0f;  // as the vector kernels: the chain starts at the bias
+          for (uint32_t e = e0; e < e1; ++e) acc += weight(e) * xr[off[e] + ox];
+          yo[size_t(oy) * L.out_w + ox] = acc;
+        }
       }
     }
   }
@@ -185,11 +179,11 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
 }  // namespace
 
 // The scalar twin of the vector kernels: one output at a time, entries in order.
-void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
-                           uint32_t oy1) {
+void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                           uint32_t oy0, uint32_t oy1) {
   auto run = [&](const auto* off) {
-    if (L.val) direct_ref(L, off, [&](uint32_t e) { return L.val[e]; }, xp, y, bias, oy0, oy1);
-    else direct_ref(L, off, [&](uint32_t e) { return L.lut[L.idx[e]]; }, xp, y, bias, oy0, oy1);
+    if (L.val) direct_ref(L, off, [&](uint32_t e) { return L.val[e]; }, x, xp, y, bias, oy0, oy1);
+    else direct_ref(L, off, [&](uint32_t e) { return L.lut[L.idx[e]]; }, x, xp, y, bias, oy0, oy1);
   };
   if (L.off16) run(L.off16);
   else run(L.off32);

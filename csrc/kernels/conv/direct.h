@@ -4,7 +4,7 @@
 // (K = kh * kw: too short a reduction for a GEMM); dense and codebook weights run it too, every entry
 // counting as a nonzero.
 //
-// Input: per sample, the rows of the input that the requested output rows read are copied once into a
+// Input: per sample and group, the rows of the input that the requested output rows read are copied into a
 // zero-padded, phase-split plane per channel (scratch, Scratch::kConv):
 //
 //     xp[c][r][phase][j] = x[c][r - pad_top][j * stride_w + phase - pad_left]   (0 outside the input)
@@ -44,25 +44,32 @@ struct DirectConvLayout {
   const float* val;       // f32 weight per entry, or null
   const uint8_t* idx;     // codebook index per entry (when val is null) into lut (256 floats)
   const float* lut;
-  // geometry
-  uint32_t out_c, out_h, out_w, group_out;
-  uint32_t rs;            // floats per padded row (stride_w * wph)
+  // output
+  uint32_t out_c, out_h, out_w, groups, group_out;
+  // input [groups * group_in_c][in_h][in_w] and the padded copy of one group
+  uint32_t group_in_c, in_h, in_w, pad_top, pad_left, stride_h, stride_w;
+  uint32_t taps_h;        // padded rows one output row reads: (kh - 1) * dilation_h + 1
+  uint32_t wph, rs;       // floats per phase / per padded row (rs = stride_w * wph)
+  size_t plane;           // floats per padded channel: hp * rs
   size_t row_step;        // floats between the inputs of consecutive output rows: stride_h * rs
-  size_t group_in;        // floats of one group's padded input: group_in_channels * plane
+  size_t group_in;        // floats of one group's padded input: group_in_c * plane
+  size_t scratch;         // floats of scratch a kernel needs: group_in, plus a row buffer when stride_w > 1
 };
 
-// Computes output rows [oy0, oy1) of one sample: y [out_c][out_h][out_w], xp the padded input (see above),
-// bias [out_c] or null.
-using DirectConvFn = void (*)(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
-                              uint32_t oy1);
+// Output rows [oy0, oy1) of one sample: x [in_c][in_h][in_w], y [out_c][out_h][out_w], bias [out_c] or
+// null, xp a 64-byte aligned scratch of L.scratch floats. Group by group, the kernel copies the rows of
+// the group's input that those output rows read into xp (padded, phase-split) and runs the group's output
+// channels over it, so the copy is still in L1 / L2 when it is read.
+using DirectConvFn = void (*)(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                              uint32_t oy0, uint32_t oy1);
 
-void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
-                           uint32_t oy1);
+void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                           uint32_t oy0, uint32_t oy1);
 #if PYRT_HAVE_X86_KERNELS
-void pyrt_conv_direct__avx2(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
-                            uint32_t oy1);
-void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
-                              uint32_t oy1);
+void pyrt_conv_direct__avx2(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                            uint32_t oy0, uint32_t oy1);
+void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                              uint32_t oy0, uint32_t oy1);
 #endif
 
 // A direct conv for geometry g (validated) and weight w, any encoding.

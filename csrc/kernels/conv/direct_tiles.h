@@ -3,13 +3,13 @@
 // own V. Include only from those files (the traits use ISA intrinsics); everything here has internal
 // linkage, so the AVX2 and AVX-512 instantiations can never be merged by the linker.
 //
-// V provides: vec, mask, kLanes; tail(n) (lanes [0, n)); set1(f); load(p), load(p, m) (masked lanes read
-// nothing); fma(a, b, c) = a * b + c; store(p, v),
-// store(p, v, m).
+// V provides: vec, mask, kLanes, kCheapMasks (masked loads as fast as plain ones); tail(n) (lanes [0, n), n clamped to kLanes); zero(); set1(f); load(p),
+// load(p, m) (masked lanes read nothing); fma(a, b, c) = a * b + c; store(p, v), store(p, v, m) (masked
+// lanes written nothing); deinterleave2(p, &even, &odd) (the even / odd floats of p[0, 2 * kLanes)).
 //
 // Tile: R output rows x NC vectors of output columns, R * NC <= 8 accumulators (enough independent FMA
 // chains to cover the FMA latency, few enough to leave registers for the loads and the broadcast weight).
-// Only the last vector of a tile is masked. Rows left over below R go through tiles of R / 2, R / 4, ...
+// Only the last vector of a tile is masked (and only when it is partial, where masks cost extra). Rows left over below R go through tiles of R / 2, R / 4, ...
 #pragma once
 
 #include <algorithm>
@@ -34,7 +34,7 @@ struct LutEntries {
 
 // Output rows [oy, oy + R), columns [0, (NC - 1) * kLanes + popcount(last)) relative to x / y, where x is
 // the padded input of the row oy and first column, y the output of that row and column.
-template <class V, int R, int NC, class Off, class W>
+template <class V, int R, int NC, bool Masked, class Off, class W>
 inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, const float* x, size_t row_step,
                         float bias, float* y, size_t out_w, typename V::mask last) {
   constexpr int L = V::kLanes;
@@ -51,63 +51,139 @@ inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, co
     for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
       for (int c = 0; c < NC - 1; ++c) acc[r][c] = V::fma(wv, V::load(p + r * row_step + c * L), acc[r][c]);
-      acc[r][NC - 1] = V::fma(wv, V::load(p + r * row_step + (NC - 1) * L, last), acc[r][NC - 1]);
+      const float* q = p + r * row_step + (NC - 1) * L;
+      acc[r][NC - 1] = V::fma(wv, Masked ? V::load(q, last) : V::load(q), acc[r][NC - 1]);
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
     for (int c = 0; c < NC - 1; ++c) V::store(y + r * out_w + c * L, acc[r][c]);
-    V::store(y + r * out_w + (NC - 1) * L, acc[r][NC - 1], last);
+    if (Masked) V::store(y + r * out_w + (NC - 1) * L, acc[r][NC - 1], last);
+    else V::store(y + r * out_w + (NC - 1) * L, acc[r][NC - 1]);
   }
 }
 
 // Rows [oy, oy1) in tiles of R, the rest in tiles of R / 2, R / 4, ..., 1.
-template <class V, int R, int NC, class Off, class W>
+template <class V, int R, int NC, bool Masked, class Off, class W>
 inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
                         const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t oy1,
                         typename V::mask last) {
   for (; oy + R <= oy1; oy += R)
-    direct_tile<V, R, NC>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
+    direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
                           yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last);
   if constexpr (R > 1)
-    if (oy < oy1) direct_rows<V, R / 2, NC>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, oy1, last);
+    if (oy < oy1) direct_rows<V, R / 2, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, oy1, last);
 }
 
+// A column block of NC vectors: the last one masked unless it is full and masked loads cost more than
+// plain ones (AVX2 vmaskmovps; AVX-512 masks are free, so V::kCheapMasks skips the unmasked copy).
+template <class V, int R, int NC, class Off, class W>
+inline void direct_block(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
+                         const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy0, uint32_t oy1,
+                         uint32_t n_last) {
+  if constexpr (!V::kCheapMasks)
+    if (n_last == V::kLanes) return direct_rows<V, R, NC, false>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy0, oy1,
+                                                                V::tail(V::kLanes));
+  direct_rows<V, R, NC, true>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy0, oy1, V::tail(n_last));
+}
+
+// One padded row (conv/direct.h) from the input row src (null: a padding row): rs floats at dst.
+// stride_w 1: zeros, the row, zeros, in vectors. stride_w 2: the padded row is built contiguously in tmp
+// (zeros up to a multiple of 2 vectors past it), then split into its even and odd phase. Larger strides
+// (rare) split tmp with scalar copies.
+template <class V>
+inline void pad_row(const DirectConvLayout& Lw, const float* src, float* dst, float* tmp) {
+  constexpr uint32_t L = V::kLanes;
+  const uint32_t rs = Lw.rs;
+  if (src == nullptr) {
+    uint32_t j = 0;
+    for (; j + L <= rs; j += L) V::store(dst + j, V::zero());
+    if (j < rs) V::store(dst + j, V::zero(), V::tail(rs - j));
+    return;
+  }
+  float* row = Lw.stride_w == 1 ? dst : tmp;
+  const uint32_t end = Lw.stride_w == 1 ? rs : (rs + 2 * L - 1) / (2 * L) * (2 * L);
+  const uint32_t pl = std::min(Lw.pad_left, end), n = std::min(Lw.in_w, end - pl);
+  uint32_t j = 0;
+  for (; j + L <= pl; j += L) V::store(row + j, V::zero());
+  if (j < pl) V::store(row + j, V::zero(), V::tail(pl - j));
+  for (j = 0; j + L <= n; j += L) V::store(row + pl + j, V::load(src + j));
+  if (j < n) V::store(row + pl + j, V::load(src + j, V::tail(n - j)), V::tail(n - j));
+  for (j = pl + n; j + L <= end; j += L) V::store(row + j, V::zero());
+  if (j < end) V::store(row + j, V::zero(), V::tail(end - j));
+  if (Lw.stride_w == 1) return;
+  const uint32_t wph = Lw.wph;
+  if (Lw.stride_w == 2) {
+    for (j = 0; j < wph; j += L) {
+      typename V::vec even, odd;
+      V::deinterleave2(tmp + 2 * j, &even, &odd);
+      V::store(dst + j, even, V::tail(wph - j));
+      V::store(dst + wph + j, odd, V::tail(wph - j));
+    }
+    return;
+  }
+  for (uint32_t ph = 0; ph < Lw.stride_w; ++ph)
+    for (j = 0; j < wph; ++j) dst[ph * wph + j] = tmp[j * Lw.stride_w + ph];
+}
+
+// The padded rows that output rows [oy0, oy1) read, of the group's channels at x, into xp.
+template <class V>
+void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, float* tmp, uint32_t oy0, uint32_t oy1) {
+  const uint32_t r_lo = oy0 * Lw.stride_h, r_hi = (oy1 - 1) * Lw.stride_h + Lw.taps_h;
+  // windows shorter than the stride (1x1 stride 2) leave rows no output reads: skip them
+  const bool gaps = Lw.taps_h < Lw.stride_h;
+  for (uint32_t c = 0; c < Lw.group_in_c; ++c) {
+    const float* xc = x + size_t(c) * Lw.in_h * Lw.in_w;
+    for (uint32_t r = r_lo; r < r_hi; ++r) {
+      if (gaps && r % Lw.stride_h >= Lw.taps_h) continue;
+      const int64_t iy = int64_t(r) - Lw.pad_top;
+      const float* src = iy >= 0 && iy < int64_t(Lw.in_h) ? xc + size_t(iy) * Lw.in_w : nullptr;
+      pad_row<V>(Lw, src, xp + c * Lw.plane + size_t(r) * Lw.rs, tmp);
+    }
+  }
+}
+
+// Output channels [o0, o1) of one group over its padded input xg.
 template <class V, class Off, class W>
-void direct_channels(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xp, float* y,
-                     const float* bias, uint32_t oy0, uint32_t oy1) {
+void direct_channels(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, float* y,
+                     const float* bias, uint32_t o0, uint32_t o1, uint32_t oy0, uint32_t oy1) {
   constexpr uint32_t L = V::kLanes;
   const size_t plane = size_t(Lw.out_h) * Lw.out_w;
-  for (uint32_t o = 0; o < Lw.out_c; ++o) {
-    const float* xg = xp + size_t(o / Lw.group_out) * Lw.group_in;
+  for (uint32_t o = o0; o < o1; ++o) {
     float* yo = y + o * plane;
     const float b = bias ? bias[o] : 0.0f;
     const uint32_t e0 = Lw.rowptr[o], e1 = Lw.rowptr[o + 1];
     // column blocks of up to 4 vectors; a narrower last block takes fewer vectors and more rows
     for (uint32_t ox0 = 0; ox0 < Lw.out_w;) {
-      const uint32_t n = std::min(Lw.out_w - ox0, 4 * L), nc = (n + L - 1) / L;
-      const typename V::mask last = V::tail(n - (nc - 1) * L);
+      const uint32_t n = std::min(Lw.out_w - ox0, 4 * L), nc = (n + L - 1) / L, n_last = n - (nc - 1) * L;
       switch (nc) {
-        case 1: direct_rows<V, 8, 1>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, last); break;
-        case 2: direct_rows<V, 4, 2>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, last); break;
-        case 3: direct_rows<V, 2, 3>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, last); break;
-        default: direct_rows<V, 2, 4>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, last); break;
+        case 1: direct_block<V, 8, 1>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, n_last); break;
+        case 2: direct_block<V, 4, 2>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, n_last); break;
+        case 3: direct_block<V, 2, 3>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, n_last); break;
+        default: direct_block<V, 2, 4>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, n_last); break;
       }
       ox0 += n;
     }
   }
 }
 
-// The kernel of one ISA: picks the offset width and the weight source.
+// The kernel of one ISA (DirectConvFn): group by group, the padded copy, then the group's channels.
 template <class V>
-void direct_conv(const DirectConvLayout& Lw, const float* xp, float* y, const float* bias, uint32_t oy0, uint32_t oy1) {
-  if (Lw.off16) {
-    if (Lw.val) direct_channels<V>(Lw, Lw.off16, F32Entries{Lw.val}, xp, y, bias, oy0, oy1);
-    else direct_channels<V>(Lw, Lw.off16, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, oy0, oy1);
-  } else {
-    if (Lw.val) direct_channels<V>(Lw, Lw.off32, F32Entries{Lw.val}, xp, y, bias, oy0, oy1);
-    else direct_channels<V>(Lw, Lw.off32, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, oy0, oy1);
+void direct_conv(const DirectConvLayout& Lw, const float* x, float* xp, float* y, const float* bias, uint32_t oy0,
+                 uint32_t oy1) {
+  float* tmp = xp + (Lw.group_in + 15) / 16 * 16;  // row buffer for stride_w > 1 (see DirectConvLayout)
+  const size_t in_group = size_t(Lw.group_in_c) * Lw.in_h * Lw.in_w;
+  for (uint32_t grp = 0; grp < Lw.groups; ++grp) {
+    pad_group<V>(Lw, x + grp * in_group, xp, tmp, oy0, oy1);
+    const uint32_t o0 = grp * Lw.group_out, o1 = o0 + Lw.group_out;
+    if (Lw.off16) {
+      if (Lw.val) direct_channels<V>(Lw, Lw.off16, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);
+      else direct_channels<V>(Lw, Lw.off16, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, o0, o1, oy0, oy1);
+    } else {
+      if (Lw.val) direct_channels<V>(Lw, Lw.off32, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);
+      else direct_channels<V>(Lw, Lw.off32, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, o0, o1, oy0, oy1);
+    }
   }
 }
 

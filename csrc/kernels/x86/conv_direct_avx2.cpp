@@ -12,23 +12,32 @@ struct Ymm {
   using vec = __m256;
   using mask = __m256i;
   static constexpr int kLanes = 8;
+  static constexpr bool kCheapMasks = false;
   static mask tail(size_t n) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n > 8 ? 8 : n)), lane);
   }
+  static vec zero() { return _mm256_setzero_ps(); }
   static vec set1(float f) { return _mm256_set1_ps(f); }
   static vec load(const float* p) { return _mm256_loadu_ps(p); }
   static vec load(const float* p, mask m) { return _mm256_maskload_ps(p, m); }
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
   static void store(float* p, vec v, mask m) { _mm256_maskstore_ps(p, m, v); }
+  static void deinterleave2(const float* p, vec* even, vec* odd) {
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    // [a0 a2 b0 b2 | a4 a6 b4 b6] -> 64-bit lanes 0, 2, 1, 3 -> [a0 a2 a4 a6 b0 b2 b4 b6]
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xDD);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+  }
 };
 
 }  // namespace
 
-void pyrt_conv_direct__avx2(const DirectConvLayout& L, const float* xp, float* y, const float* bias, uint32_t oy0,
-                            uint32_t oy1) {
-  direct_conv<Ymm>(L, xp, y, bias, oy0, oy1);
+void pyrt_conv_direct__avx2(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                            uint32_t oy0, uint32_t oy1) {
+  direct_conv<Ymm>(L, x, xp, y, bias, oy0, oy1);
 }
 
 }  // namespace pyrt::kernels
