@@ -149,6 +149,33 @@ def test_dag_capture_inception_style():
     _check(net, x, sparsity={"mix": 0.5, "b": 0.3}, bits={"stem": 5, "c": 3})
 
 
+class Reshapes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.unflatten = nn.Unflatten(1, (4, 12, 12))
+
+    def forward(self, x):
+        y = self.conv(x)
+        y = torch.cat([y, F.relu(y)], dim=2)  # along H: concat axis 1
+        y = torch.concat((y, y), -1)  # along W: concat axis 2
+        z = y.reshape(y.size(0), 8, -1)  # a per-sample reshape, not a flatten
+        z = self.unflatten(z.flatten(1))
+        return F.softmax(z.mean((2, 3)), dim=-1)
+
+
+def test_reshapes_and_concat_along_other_axes():
+    torch.manual_seed(9)
+    net = Reshapes().eval()
+    x = torch.randn(3, 3, 6, 6)
+    cm = _check(net, x)
+    nodes = cm.to_dict()["nodes"]
+    assert [n["op"] for n in nodes] == ["conv2d", "relu", "concat", "concat", "reshape", "flatten", "reshape",
+                                        "global_avg_pool", "flatten", "softmax"]
+    assert [n["attrs"]["axis"] for n in nodes if n["op"] == "concat"] == [1, 2]
+    assert nodes[4]["attrs"]["shape"] == [8, 72] and nodes[6]["attrs"]["shape"] == [4, 12, 12]
+
+
 class ConvBN(nn.Module):
     def __init__(self, bias: bool, affine: bool) -> None:
         super().__init__()
