@@ -37,6 +37,19 @@ MAX_TOTAL_BYTES = 100 * 1024
 MAGIC = b"PYRT\r\n\x1a\n"
 GRAPH, TENSOR, METADATA = 1, 2, 3
 OPS = {"linear": 1, "relu": 2, "softmax": 3, "flatten": 4}
+OPS_V2 = {"conv2d": 5, "max_pool2d": 6, "avg_pool2d": 7, "global_avg_pool": 8, "add": 9, "concat": 10,
+          "reshape": 11, "clamp": 12}  # fmt: skip
+OPS.update(OPS_V2)
+# version-2 attribute words in file order (docs/FORMAT.md 2.2): (field, words, struct code)
+_POOL = [("kernel", 2, "I"), ("stride", 2, "I"), ("padding", 4, "I"), ("ceil_mode", 1, "I")]
+ATTRS = {
+    "conv2d": [("stride", 2, "I"), ("padding", 4, "I"), ("dilation", 2, "I"), ("groups", 1, "I")],
+    "max_pool2d": _POOL,
+    "avg_pool2d": _POOL + [("count_include_pad", 1, "I")],
+    "concat": [("axis", 1, "I")],
+    "reshape": [("shape", 4, "I")],
+    "clamp": [("min", 1, "f"), ("max", 1, "f")],
+}
 
 
 # ---- tensors (as tests/conftest.py builds them) -------------------------------------------------------
@@ -143,7 +156,7 @@ def align(n: int, a: int = 64) -> int:
     return (n + a - 1) // a * a
 
 
-def build_file(sections: list[tuple[int, int, bytes]]) -> bytes:
+def build_file(sections: list[tuple[int, int, bytes]], version: int = 1) -> bytes:
     """A file from (type, flags, payload) sections: header, table, 64-byte aligned payloads."""
     n = len(sections)
     offset = align(64 + 32 * n)
@@ -152,7 +165,7 @@ def build_file(sections: list[tuple[int, int, bytes]]) -> bytes:
         table += struct.pack("<IIQQII", typ, flags, offset, len(payload), crc32(payload), 0)
         body += bytes(offset - start - len(body)) + payload
         offset = align(offset + len(payload))
-    head = bytearray(MAGIC + struct.pack("<IIQII", 1, 0, 0, n, crc32(table)) + bytes(32))
+    head = bytearray(MAGIC + struct.pack("<IIQII", version, 0, 0, n, crc32(table)) + bytes(32))
     out = bytearray(head + table + bytes(start - 64 - len(table)) + body)
     struct.pack_into("<Q", out, 16, len(out))
     struct.pack_into("<I", out, 60, crc32(bytes(out[:60])))
@@ -169,14 +182,40 @@ def split_sections(data: bytes) -> list[tuple[int, int, bytes]]:
     return out
 
 
+def attr_words(op: str, attrs: dict) -> bytes:
+    out = b""
+    for name, words, code in ATTRS.get(op, []):
+        v = attrs[name]
+        v = list(v) + [0] * (words - len(v)) if isinstance(v, (list, tuple)) else [v]
+        out += struct.pack(f"<{words}{code}", *v)
+    return out
+
+
 def graph_payload(input_shape: list[int], nodes: list[dict]) -> bytes:
     dims = list(input_shape) + [0] * (4 - len(input_shape))
     out = struct.pack("<I4III", len(input_shape), *dims, len(nodes), 0)
     for n in nodes:
         ins, ts = n["inputs"], n.get("tensors", [])
-        out += struct.pack("<HBBI", OPS[n["op"]], len(ins), len(ts), 0)
-        out += struct.pack(f"<{len(ins)}I", *ins) + struct.pack(f"<{len(ts)}I", *ts)
+        attrs = attr_words(n["op"], n.get("attrs", {}))
+        out += struct.pack("<HBBI", OPS[n["op"]], len(ins), len(ts), len(attrs))
+        out += struct.pack(f"<{len(ins)}I", *ins) + struct.pack(f"<{len(ts)}I", *ts) + attrs
     return out
+
+
+def conv(stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1) -> dict:
+    return {"stride": list(stride), "padding": list(padding), "dilation": list(dilation), "groups": groups}
+
+
+def pool(kernel, stride=None, padding=(0, 0, 0, 0), ceil_mode=0, count_include_pad=None) -> dict:
+    a = {
+        "kernel": list(kernel),
+        "stride": list(stride or kernel),
+        "padding": list(padding),
+        "ceil_mode": ceil_mode,
+    }
+    if count_include_pad is not None:
+        a["count_include_pad"] = count_include_pad
+    return a
 
 
 # ---- reading back which coding each stream got -----------------------------------------------------------
@@ -434,6 +473,104 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
             ]
         ),
     )
+
+    # version 2: small convolutional graphs (every version-2 op, every weight encoding as a conv weight)
+    add(
+        "v2_conv_relu_maxpool_ceil_gap_linear.pyrt",
+        {
+            "input_shape": [2, 7, 7],
+            "nodes": [
+                {"op": "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": conv(padding=(1, 1, 1, 1))},
+                {"op": "relu", "inputs": [1]},  # [4, 7, 7]
+                {"op": "max_pool2d", "inputs": [2], "attrs": pool((2, 2), ceil_mode=1)},  # [4, 4, 4]
+                {"op": "global_avg_pool", "inputs": [3]},  # [4, 1, 1]
+                {"op": "flatten", "inputs": [4]},
+                {"op": "linear", "inputs": [5], "tensors": [2, 3]},
+                {"op": "softmax", "inputs": [6]},
+            ],
+            "tensors": [
+                csr_codebook(rng, (4, 2, 3, 3), 0.5, k=6, name="conv.weight"),
+                dense(rng, (4,), "conv.bias"),
+                dense(rng, (3, 4), "fc.weight"),
+                dense(rng, (3,), "fc.bias"),
+            ],
+        },
+        "csr+codebook[PP]",
+    )
+    add(
+        "v2_depthwise_dilated_residual_avgpool.pyrt",
+        {
+            "input_shape": [3, 6, 8],
+            "nodes": [
+                {
+                    "op": "conv2d",
+                    "inputs": [0],
+                    "tensors": [0],  # depthwise, dilated, asymmetric padding
+                    "attrs": conv(padding=(2, 1, 2, 3), dilation=(2, 2), groups=3),
+                },
+                {"op": "add", "inputs": [1, 0]},  # residual: [3, 6, 8]
+                {"op": "avg_pool2d", "inputs": [2], "attrs": pool((3, 3), (2, 2), (1, 1, 1, 0), 1, 1)},
+                {"op": "avg_pool2d", "inputs": [2], "attrs": pool((2, 3), (2, 3), (1, 0, 0, 2), 0, 0)},
+                {"op": "clamp", "inputs": [4], "attrs": {"min": 0.0, "max": 6.0}},  # relu6
+            ],
+            "tensors": [codebook(rng, (3, 1, 3, 3), k=4, name="dw.weight")],
+        },
+        "codebook[P]",
+    )
+    add(
+        "v2_grouped_strided_csr_conv_concat.pyrt",
+        {
+            "input_shape": [4, 9, 9],
+            "nodes": [
+                {
+                    "op": "conv2d",
+                    "inputs": [0],
+                    "tensors": [0, 1],
+                    "attrs": conv((2, 2), (1, 1, 1, 1), groups=2),
+                },
+                {"op": "conv2d", "inputs": [0], "tensors": [2], "attrs": conv((2, 2), (0, 0, 1, 1))},
+                {"op": "concat", "inputs": [1, 2, 1], "attrs": {"axis": 0}},  # [10, 5, 5]
+                {"op": "max_pool2d", "inputs": [3], "attrs": pool((3, 2), (1, 2), (1, 0, 1, 1))},
+                {"op": "concat", "inputs": [4, 4], "attrs": {"axis": 2}},
+                {"op": "reshape", "inputs": [5], "attrs": {"shape": [10, 5, 6]}},
+            ],
+            "tensors": [
+                csr(rng, (4, 2, 3, 3), 0.4, "g.weight"),
+                dense(rng, (4,), "g.bias"),
+                dense(rng, (2, 4, 2, 2), "s.weight"),
+            ],
+        },
+        "csr[P]",
+    )
+    add(
+        "v2_reshape_concat_clamp_mlp.pyrt",
+        {
+            "input_shape": [12],
+            "nodes": [
+                {"op": "reshape", "inputs": [0], "attrs": {"shape": [3, 2, 2]}},
+                {"op": "conv2d", "inputs": [1], "tensors": [0], "attrs": conv()},  # 1x1: [2, 2, 2]
+                {"op": "reshape", "inputs": [2], "attrs": {"shape": [8]}},
+                {"op": "concat", "inputs": [3, 0], "attrs": {"axis": 0}},  # [20]
+                {"op": "clamp", "inputs": [4], "attrs": {"min": -0.5, "max": float("inf")}},
+                {"op": "linear", "inputs": [5], "tensors": [1]},
+            ],
+            "tensors": [codebook(rng, (2, 3, 1, 1), k=2, name="pw.weight"), csr(rng, (4, 20), 0.3, "fc")],
+        },
+    )
+    # hand-built version-2 files: version-1 ops only in a version-2 file (accepted); a conv in a
+    # version-1 file (refused: the op needs version 2)
+    v2_graph = [
+        {"op": "reshape", "inputs": [0], "attrs": {"shape": [2, 2, 3]}},
+        {"op": "max_pool2d", "inputs": [1], "attrs": pool((2, 2), (1, 1), (1, 1, 0, 0), 1)},
+        {"op": "global_avg_pool", "inputs": [2]},
+        {"op": "add", "inputs": [3, 3]},
+    ]
+    add(
+        "handmade_v2_header_v1_ops.pyrt",
+        build_file([(GRAPH, 1, graph_payload([6], [{"op": "relu", "inputs": [0]}]))], 2),
+    )
+    add("handmade_v2_pools_no_tensors.pyrt", build_file([(GRAPH, 1, graph_payload([12], v2_graph))], 2))
+    add("bad_v2_op_in_v1_file.pyrt", build_file([(GRAPH, 1, graph_payload([12], v2_graph))], 1))
 
     # damaged on purpose
     add("bad_truncated_header.pyrt", mlp_bytes[:40])
