@@ -122,7 +122,10 @@ class Graph:
     input = 0
 
     def __init__(self, input_shape: Sequence[int]) -> None:
-        shape = tuple(int(s) for s in input_shape) if isinstance(input_shape, (tuple, list)) else None
+        try:
+            shape = None if isinstance(input_shape, str) else tuple(int(s) for s in input_shape)
+        except (TypeError, ValueError):
+            shape = None
         if not shape or len(shape) > MAX_RANK or any(s <= 0 for s in shape):
             raise ValueError(f"input_shape must be the shape of one sample (1..{MAX_RANK} positive dims, no "
                              f"batch), got {input_shape!r}")

@@ -32,7 +32,6 @@ layer alone). A conv weight [O, C/g, kh, kw] is compressed and encoded as the ma
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -202,6 +201,23 @@ _TUPLE_OPS: dict[str, tuple[str, int, int]] = {
 }
 
 
+class ConvCost:
+    """A cost model seen through a conv layer's im2col GEMMs, as ``Model.summary`` costs them: per
+    group, the group's rows of the [O, C/g*kh*kw] matrix against one patch per output position and
+    sample (``positions`` = OH * OW)."""
+
+    def __init__(self, base: CostModel, groups: int, positions: int) -> None:
+        self.base, self.groups, self.positions = base, max(1, int(groups)), max(1, int(positions))
+        self.name = base.name
+
+    def seconds(self, encoding: str, rows: int, cols: int, nnz: int, k: int = 0, *, batch: int = 1,
+                threads: int = 1, nbytes: int | None = None) -> float:
+        g = self.groups
+        return g * self.base.seconds(encoding, max(1, rows // g), cols, max(1, nnz // g), k,
+                                     batch=batch * self.positions, threads=threads,
+                                     nbytes=None if nbytes is None else max(1, nbytes // g))
+
+
 def graph_from_layers(layers: Sequence[tuple], input_shape: Sequence[int]) -> Graph:
     """The chain of :func:`from_numpy`'s layer tuples (see the module docstring) as a :class:`Graph`."""
     g = Graph(input_shape)
@@ -284,7 +300,7 @@ def from_graph(
     ``optimize="speed"`` the fastest at ``batch`` samples on ``threads`` threads, within
     ``size_budget`` (a factor over the smallest candidate's file bytes) if given. Times come from
     ``cost_model`` (default :func:`pyruntime.cost.default_cost_model`); a conv layer is predicted as
-    the im2col product it runs as, its matrix [O, C/g*kh*kw] times ``batch * OH * OW`` patch columns.
+    its im2col products (:class:`ConvCost`: per group, ``batch * OH * OW`` patch columns).
     The choice and its reason are in the layer reports and in the file's metadata, where
     ``Model.summary()`` finds them.
     """
@@ -314,12 +330,12 @@ def from_graph(
             d["attrs"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in node.attrs.items()}
         if node.op in WEIGHTED_OPS:
             name = str(node.name)
-            obj = objective
-            if node.op == "conv2d":  # im2col: one product over batch * OH * OW patch columns
-                obj = dataclasses.replace(objective, batch=objective.batch * node.shape[1] * node.shape[2])
+            cost: Any = cost_model
+            if node.op == "conv2d":
+                cost = ConvCost(cost_model, int(node.attrs["groups"]), node.shape[1] * node.shape[2])
             report, wt, bt = _compress_layer(node.op, name, node.weight, node.bias,  # type: ignore[arg-type]
                                              per_layer(sparsity, name, "sparsity"), per_layer(bits, name, "bits"),
-                                             (masks or {}).get(name), obj, cost_model)
+                                             (masks or {}).get(name), objective, cost)
             d["tensors"] = [len(tensors)] + ([len(tensors) + 1] if bt is not None else [])
             tensors.append(wt)
             if bt is not None:

@@ -335,13 +335,25 @@ def test_conv_masks_and_existing_zeros_are_kept(rng):
         from_graph(_convnet(rng), masks={"body": mask.reshape(16, -1)})
 
 
-def test_conv_speed_objective_predicts_the_im2col_product(rng):
-    cm = from_graph(_convnet(rng), sparsity=0.7, bits=4, optimize="speed")
-    stem, head = cm.layers[0], cm.layers[-1]
-    assert stem.predicted_seconds and stem.encoding in stem.candidate_bytes
+def test_conv_speed_objective_costs_like_model_summary(rng):
+    cm = from_graph(_convnet(rng), sparsity=0.7, bits=4, optimize="speed", batch=2)
     assert cm.metadata["encoding_choice"]["optimize"] == "speed"
-    assert "batch 256" in stem.why  # 1 sample x 16 x 16 output positions
-    assert "batch 1" in head.why
+    for r in cm.layers:
+        assert r.encoding == min(r.predicted_seconds, key=r.predicted_seconds.get)
+        assert "fastest at batch 2" in r.why
+    # per group, one patch column per output position and sample: a 16-group depthwise conv is costed as
+    # 16 calls of one row each
+    from pyruntime.convert.model import ConvCost
+    from pyruntime.cost import default_cost_model
+
+    base = default_cost_model()
+    dw = ConvCost(base, 16, 256)
+    assert dw.seconds("dense", 16, 9, 144, batch=2) == pytest.approx(
+        16 * base.seconds("dense", 1, 9, 9, batch=512))
+    needs_conv_runtime()
+    summary = {s["layer"]: s for s in cm.load().summary(batch=2, threads=1)}
+    for r in cm.layers:
+        assert summary[f"{r.name}.weight"]["predicted_s"] == pytest.approx(r.predicted_seconds[r.encoding], rel=0.05)
 
 
 # ---- the runtime against the reference ----------------------------------------------------------------------
