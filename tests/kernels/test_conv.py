@@ -313,20 +313,21 @@ def test_bytes(helpers, rng):
 
 
 def test_auto_method(helpers, rng):
-    # conv2d.cpp: depthwise -> direct; else im2col iff out_c / groups * density >= 128
+    # conv2d.cpp: depthwise or sparse -> direct; dense / codebook: im2col from 128 output channels per group
     dw = BIG_GEOMETRIES["mobilenet_dw"]
     for enc, k in WEIGHTS:
         assert _core.Conv2d(dw, make_weight(helpers, rng, dw, enc, k)).method == "direct", enc
-    pw = geom(32, 6, 256, 1)
+    pw = geom(32, 6, 128, 1)
     for enc, k in [("dense", None), ("codebook", 16), ("codebook", 2)]:
         assert _core.Conv2d(pw, make_weight(helpers, rng, pw, enc, k)).method == "im2col", enc
-    assert _core.Conv2d(pw, make_weight(helpers, rng, pw, "csr", None, density=0.6)).method == "im2col"
-    assert _core.Conv2d(pw, make_weight(helpers, rng, pw, "csr", None, density=0.3)).method == "direct"
-    assert _core.Conv2d(pw, make_weight(helpers, rng, pw, "csr+codebook", 16, density=0.1)).method == "direct"
+    for enc, k in [("csr", None), ("csr+codebook", 16)]:
+        assert _core.Conv2d(pw, make_weight(helpers, rng, pw, enc, k, density=0.9)).method == "direct", enc
     small = geom(16, 8, 64, 3, pad=1)  # 64 output channels: direct even when dense
     assert _core.Conv2d(small, make_weight(helpers, rng, small, "dense", None)).method == "direct"
-    grouped = geom(8, 6, 512, 1, groups=2)  # 256 output channels per group
+    grouped = geom(8, 6, 512, 1, groups=4)  # 128 output channels per group
     assert _core.Conv2d(grouped, make_weight(helpers, rng, grouped, "dense", None)).method == "im2col"
+    grouped = geom(16, 6, 512, 1, groups=8)  # 64 (and 2 input channels per group)
+    assert _core.Conv2d(grouped, make_weight(helpers, rng, grouped, "dense", None)).method == "direct"
 
 
 def test_geometry_round_trip(helpers, rng):

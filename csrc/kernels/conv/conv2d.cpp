@@ -66,32 +66,33 @@ void Conv2dGeometry::validate(const DecodedTensor& w, int status) const {
   }
 }
 
-// kAuto. Depthwise convs (one input channel per group) run direct: their K = kh * kw is too short a
-// reduction for a GEMM, and im2col would run one GEMM of group_out rows per group. Otherwise im2col pays
-// K patch floats per output position (written, then reordered by the GEMM kernel) and gets a GEMM that
-// reuses each patch float group_out * density times from registers; direct pays no patches but loads one
-// input vector per weight entry and output vector. So im2col wins once that reuse is high:
+// kAuto, from measurements (bench numbers in the comment below):
+//  - depthwise (one input channel per group): direct. K = kh * kw is too short a reduction for a GEMM,
+//    and im2col runs one GEMM of group_out rows per group: direct is 3-40x faster, any encoding.
+//  - csr, csr+codebook: direct. The SpMM kernel behind im2col does one x load per multiply-add, as direct
+//    does, so im2col only adds its patches (K floats per output position, written and then reordered by the
+//    kernel): direct is 1.5-20x faster at 50-95% sparsity on every shape measured (ties at worst).
+//  - dense, codebook: im2col iff group_out >= 128. The dense / codebook GEMMs reuse each patch value for
+//    many output channels from registers, which pays for the patches once there are enough of them; direct
+//    is faster below that (LeNet, ResNet-20's 16-64 channel convs), a tie at 128, im2col 1.2-2x faster
+//    from 256.
 //
-//     im2col  iff  group_in > 1  and  group_out * density >= 128       (density = stored / all weights)
-//
-// Measured (Zen 4, 1 thread, ms per call at batch 1 / 16, AVX-512, im2col vs direct; AVX2 alike):
-//   dense   MobileNet pw 256->256 14x14 (reuse 256)   0.37 / 10.8 vs 0.67 / 22.4  -> im2col
-//   dense   MobileNet pw 64->128 28x28  (reuse 128)   0.26 / 12.7 vs 0.29 /  9.9  (a tie)
-//   csr 50% MobileNet pw 256->256       (reuse 128)   0.31 / 10.1 vs 0.33 /  9.7  (a tie)
-//   csr 70% MobileNet pw 256->256       (reuse 77)    0.24 /  8.8 vs 0.20 /  4.1  -> direct
-//   dense   ResNet-20 64->64 3x3 8x8    (reuse 64)    0.095 / 1.52 vs 0.072 / 1.16 -> direct
-//   dense   ResNet-20 16->16 3x3 32x32  (reuse 16)    0.24 / 4.07 vs 0.079 / 1.36 -> direct
-//   dense   LeNet conv2 20->50 5x5 12x12              0.093 / 1.51 vs 0.054 / 0.91 -> direct
-//   csr 90% ResNet-20 32->32 3x3 16x16                0.10 / 1.65 vs 0.010 / 0.17  -> direct (10x)
-//   csr+codebook 90% MobileNet pw 64->128 28x28       0.19 / 9.8  vs 0.038 / 1.35  -> direct (5-7x)
-//   any     MobileNet dw 3x3 512 14x14 s1             1.0  / 33   vs 0.05-0.07 / 0.8-1.2 -> direct (15-40x)
-// Every sparse case at 50-95% sparsity ran direct 1.5-20x faster except the two ties above; the dense
-// 1x1 / 3x3 stride-2 ResNet downsampling convs (reuse 32-64) ran direct 1.1-1.8x faster with AVX-512 and
-// 1.2x slower with AVX2 (10-50 us layers; the rule does not look at the ISA).
+// ms per call, batch 1 / 16, one thread, Zen 4, AVX-512 (AVX2 alike), im2col vs direct:
+//   dense      MobileNet pw 256->256 14x14     0.37 / 10.8   vs 0.67 / 22.4   im2col
+//   dense      3x3 512->512 7x7                3.17 / 101    vs 4.47 / 143    im2col
+//   codebook16 3x3 128->128 28x28              3.21 / 106    vs 6.23 / 135    im2col
+//   dense      MobileNet pw 64->128 28x28      0.26 / 12.7   vs 0.29 / 9.9    (a tie)
+//   dense      ResNet-20 3x3 64->64 8x8        0.095 / 1.52  vs 0.072 / 1.16  direct
+//   dense      ResNet-20 3x3 16->16 32x32      0.24 / 4.07   vs 0.079 / 1.36  direct
+//   dense      LeNet conv2 20->50 5x5 12x12    0.093 / 1.51  vs 0.054 / 0.91  direct
+//   csr 50%    3x3 512->512 7x7                3.78 / 122    vs 2.12 / 67.3   direct
+//   csr 50%    MobileNet pw 256->256 14x14     0.31 / 10.1   vs 0.33 / 9.7    (a tie)
+//   csr 90%    ResNet-20 3x3 32->32 16x16      0.10 / 1.65   vs 0.010 / 0.17  direct
+//   csr+cb 90% MobileNet pw 64->128 28x28      0.19 / 9.8    vs 0.038 / 1.35  direct
+//   any        MobileNet dw 3x3 512 14x14      1.0 / 33      vs 0.05-0.07 / 0.8-1.2  direct
 static Conv2d::Method auto_method(const Conv2dGeometry& g, const DecodedTensor& w) {
-  if (g.group_in() == 1) return Conv2d::Method::kDirect;
-  const double density = w.numel() ? double(w.nnz()) / double(w.numel()) : 0.0;
-  return g.group_out() * density >= 128.0 ? Conv2d::Method::kIm2col : Conv2d::Method::kDirect;
+  if (g.group_in() == 1 || is_sparse(w.encoding)) return Conv2d::Method::kDirect;
+  return g.group_out() >= 128 ? Conv2d::Method::kIm2col : Conv2d::Method::kDirect;
 }
 
 std::unique_ptr<Conv2d> Conv2d::create(const Conv2dGeometry& g, const DecodedTensor& w, bool in_place,

@@ -9,7 +9,8 @@
 //
 // Tile: R output rows x NC vectors of output columns, R * NC <= 8 accumulators (enough independent FMA
 // chains to cover the FMA latency, few enough to leave registers for the loads and the broadcast weight).
-// Only the last vector of a tile is masked (and only when it is partial, where masks cost extra). Rows left over below R go through tiles of R / 2, R / 4, ...
+// Only the last vector of a tile is masked (and only when it is partial, where masks cost extra). The
+// rows left over below R make one shorter tile.
 #pragma once
 
 #include <algorithm>
@@ -64,16 +65,29 @@ inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, co
   }
 }
 
-// Rows [oy, oy1) in tiles of R, the rest in tiles of R / 2, R / 4, ..., 1.
+// The last t < R rows [oy, oy + t) in one tile of t rows (T counts down from R - 1 to find it), so a
+// short tail still has t independent FMA chains per vector (7 rows: one tile of 7, not 4 + 2 + 1).
+template <class V, int T, int NC, bool Masked, class Off, class W>
+inline void direct_tail(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
+                        const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t t,
+                        typename V::mask last) {
+  if constexpr (T >= 1) {
+    if (t == T)
+      return direct_tile<V, T, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
+                                           yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last);
+    direct_tail<V, T - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, t, last);
+  }
+}
+
+// Rows [oy, oy1) in tiles of R, the rest in one shorter tile.
 template <class V, int R, int NC, bool Masked, class Off, class W>
 inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
                         const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t oy1,
                         typename V::mask last) {
   for (; oy + R <= oy1; oy += R)
     direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
-                          yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last);
-  if constexpr (R > 1)
-    if (oy < oy1) direct_rows<V, R / 2, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, oy1, last);
+                                  yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last);
+  if (oy < oy1) direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, oy1 - oy, last);
 }
 
 // A column block of NC vectors: the last one masked unless it is full and masked loads cost more than

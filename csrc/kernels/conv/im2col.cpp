@@ -79,12 +79,13 @@ DecodedTensor slice_rows(const DecodedTensor& t, uint32_t r0, uint32_t r1) {
 namespace {
 
 constexpr size_t kPatchBytes = 256 * 1024;  // X of one tile stays in L2 (with the GEMM's own scratch)
+constexpr size_t kMinTile = 64;
 
 // Positions per GEMM call: as many as fit kPatchBytes (a multiple of 8, at least 8), then evened out so
 // that ceil(P / T) tiles cover the P positions of the plane with fewer than 8 positions to spare in all.
 size_t tile_positions(const Conv2dGeometry& g) {
   const size_t K = g.patch(), P = size_t(g.out_h) * g.out_w;
-  const size_t cap = std::max<size_t>(8, kPatchBytes / (K * sizeof(float)) / 8 * 8);
+  const size_t cap = std::max<size_t>(kMinTile, kPatchBytes / (K * sizeof(float)) / 8 * 8);
   const size_t tiles = (P + cap - 1) / cap;
   return ((P + tiles - 1) / tiles + 7) / 8 * 8;
 }
