@@ -36,6 +36,31 @@ class PackedWeight:
     ) -> npt.NDArray[np.float32]: ...
     def row_splits(self, parts: int, align: int = 16) -> list[int]: ...
 
+class Conv2d:
+    """A 2-D convolution over a compressed weight [out_c, in_c / groups, kh, kw], NCHW activations.
+
+    geometry keys: in_c, in_h, in_w, out_c, out_h, out_w, kh, kw (required); stride_h, stride_w, pad_top,
+    pad_left, dilation_h, dilation_w, groups (optional; bottom / right padding are implied by out_h / out_w).
+    method: "auto", "im2col" or "direct".
+    """
+
+    def __init__(self, geometry: dict[str, int], tensor: dict[str, Any], method: str = "auto") -> None: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def layout(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def geometry(self) -> dict[str, int]: ...
+    def run(
+        self,
+        x: npt.ArrayLike,
+        bias: npt.ArrayLike | None = None,
+        isa: str | None = None,
+        rows: tuple[int, int] | None = None,
+    ) -> npt.NDArray[np.float32]: ...
+
 # file format
 # model dict: {"input_shape": [..], "nodes": [{"op", "inputs", "tensors", "attrs"}], "tensors": [..], "metadata": str}.
 # Node attrs by op (docs/FORMAT.md 2.2): conv2d {stride: [h, w], padding: [top, left, bottom, right],
