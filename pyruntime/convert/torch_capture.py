@@ -23,6 +23,9 @@ everything else raises ``pyruntime.UnsupportedError`` naming the op and the modu
   softmax     nn.Softmax, F.softmax, torch.softmax, x.softmax() over dim 1 / -1 of a flat input
   identity    nn.Identity, nn.Dropout* (and F.dropout: conversion is for inference), x.contiguous()
 
+In-place ops (``x.relu_()``, ``inplace=True``, ``x.add_(y)``, ...) are followed as torch runs them:
+ops after one that read its input read the overwritten value.
+
 Shapes are propagated with the example input (twice its batch, so a reshape that hard-codes the
 batch size is caught), so size arithmetic such as ``x.view(x.size(0), -1)`` is understood, and every
 op's per-sample output shape in the graph is checked against torch's.
@@ -319,11 +322,28 @@ class _Builder:
             self.value_of[node] = v
             if v != 0 and v == len(self.g.nodes):
                 self._check_shape(node, v)
+            mutated = self._mutated(node)
+            if mutated is not None:  # ops after an in-place op read the new value of its input
+                self.value_of[mutated] = v
         if output_value is None or not self.g.nodes:
             raise _unsupported(f"{type(self.root).__name__} computes no supported layer")
         if output_value != self.g.output:
             raise _unsupported(f"{type(self.root).__name__}.forward returns an intermediate activation")
         return self.cap
+
+    def _mutated(self, node: Any) -> Any:
+        """The activation an in-place op (x.relu_(), F.relu(x, inplace=True), nn.ReLU(inplace=True),
+        x.add_(y), ...) overwrites, or None."""
+        if node.op == "call_module":
+            inplace = bool(getattr(self.gm.get_submodule(node.target), "inplace", False))
+        elif node.op == "call_method":
+            inplace = node.target.endswith("_")
+        else:
+            name = getattr(node.target, "__name__", "")
+            inplace = bool(node.kwargs.get("inplace", False)) or node.target is operator.iadd or (
+                name.endswith("_") and not name.startswith("_"))
+        a = node.args[0] if node.args else None
+        return a if inplace and isinstance(a, torch.fx.Node) and a in self.value_of else None
 
     def _check_shape(self, node: Any, v: int) -> None:
         traced = _shape(node)

@@ -176,6 +176,33 @@ def test_reshapes_and_concat_along_other_axes():
     assert nodes[4]["attrs"]["shape"] == [8, 72] and nodes[6]["attrs"]["shape"] == [4, 12, 12]
 
 
+class InPlace(nn.Module):
+    """In-place ops on values read again later: those reads see the new value, as in torch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = y.relu_()
+        a = y + z
+        b = F.relu6(a, inplace=True)
+        w = self.relu(a)
+        return w + b + a.clamp_(max=4.0)
+
+
+def test_in_place_ops_update_the_value_they_overwrite():
+    torch.manual_seed(10)
+    net = InPlace().eval()
+    x = torch.randn(3, 2, 4, 4) * 5
+    cm = from_torch(net, x)
+    ref = _torch(net, x.clone())
+    _close(cm.run_numpy(x.numpy()), ref)
+    _close(cm.load().run(x.numpy()), ref)
+
+
 class ConvBN(nn.Module):
     def __init__(self, bias: bool, affine: bool) -> None:
         super().__init__()
