@@ -63,7 +63,8 @@ class Conv2d {
 
   // Packs `w` (shape [out_c, in_c / groups, kh, kw], any encoding; validated) for geometry `g`. Checks
   // g.validate(w, PYRT_INVALID_ARGUMENT) again (cheap), so a caller that validated with its own status
-  // never sees this one. in_place as for pack() (dense weights read where they lie).
+  // never sees this one. in_place as for pack(): the im2col method reads dense weights where they lie;
+  // direct always copies (its entries interleave offsets with the values).
   static std::unique_ptr<Conv2d> create(const Conv2dGeometry& g, const DecodedTensor& w, bool in_place = false,
                                         Method method = Method::kAuto);
 
@@ -71,8 +72,10 @@ class Conv2d {
 
   // Computes output rows [oy0, oy1) of every output channel of `batch` samples: x is [batch, in_c, in_h,
   // in_w], y is [batch, out_c, out_h, out_w] (only the rows asked for are written), bias [out_c] or null.
-  // isa must be supported; Isa::ref runs the scalar oracle on the same packed weights. Threads split a
-  // layer by samples, or at batch 1 by output rows; results are bit-identical to one call over all rows.
+  // isa must be supported; Isa::ref runs a scalar reference on the same packed weights (im2col: the oracle
+  // ref::conv2d below; direct: the scalar twin of its vector kernels). Threads split a layer by samples,
+  // or at batch 1 by output rows; results are bit-identical to one call over all rows. Allocation-free
+  // after a thread's first call (per-thread scratch, Scratch::kConv).
   virtual void run(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t oy0,
                    uint32_t oy1) const = 0;
   void run(Isa isa, const float* x, size_t batch, float* y, const float* bias) const {
@@ -81,7 +84,8 @@ class Conv2d {
 
   // Bytes of the packed weights one pass streams (as PackedWeight::bytes()).
   virtual size_t bytes() const = 0;
-  // Execution layout of the weights (PackedWeight::layout() names, e.g. "csr_lut4").
+  // Execution layout of the weights: im2col the PackedWeight::layout() names (e.g. "csr_lut4"), direct
+  // "direct_f32", "direct_csr_f32", "direct_lut8", "direct_csr_lut8" (conv/direct.h).
   virtual const char* layout() const = 0;
   // How the conv runs: "im2col" (patches fed to the GEMM kernels) or "direct" (sparse direct convolution).
   virtual const char* method() const = 0;

@@ -15,10 +15,16 @@
 //     off(c, ky, kx) + oy * stride_h * rs + ox,     off = c * plane + ky * dh * rs + (kx * dw % sw) * wph
 //                                                          + kx * dw / sw
 //
-// so every tap is contiguous in ox, whatever the stride, and padding needs no bounds checks. off is
-// precomputed per entry at create() time (16-bit when a group's padded input has <= 65536 floats), next
-// to the entry's f32 value (dense, csr) or codebook index (codebook, csr+codebook, with the centroid
-// table: no weight is expanded to a float).
+// so every tap is contiguous in ox, whatever the stride, and padding needs no bounds checks. (Splitting
+// each output row into an inside part and border parts instead would need per-tap ranges in the inner
+// loop and, for stride 2, strided loads; the copy costs one pass over the input per sample, vectorized,
+// and is made group by group, so it is still in L1 / L2 when the group's channels read it.)
+//
+// Weights: off is precomputed per entry at create() time (16-bit when a group's padded input has <= 65536
+// floats, else 32-bit), next to the entry's f32 value (dense, csr: layouts "direct_f32", "direct_csr_f32")
+// or its codebook index, one byte, with the centroid table (codebook, csr+codebook: "direct_lut8",
+// "direct_csr_lut8"; no weight is expanded to a float). Entries of a channel are in column order
+// (c, ky, kx), so consecutive entries read nearby input.
 //
 // Kernel: for each output channel, for tiles of R output rows x NC vectors of output columns held in
 // registers (initialised to the bias), for each entry of the channel: broadcast the weight and FMA it with
