@@ -1,8 +1,12 @@
 """Training side of Deep Compression, in PyTorch: iterative magnitude pruning with retraining, then
 k-means weight sharing with centroid fine-tuning (the "shared gradient" trick). Needs torch.
 
-The functions work on any module whose weights live in ``nn.Linear`` layers (named by module path)
-and on in-memory tensors (``x``: float32 batch-first, ``y``: int64 labels)::
+The functions work on any module whose weights live in ``nn.Linear`` and ``nn.Conv2d`` layers (the
+"weighted layers", named by module path: :func:`weighted_layers`) and on in-memory tensors (``x``:
+float32 batch-first, ``y``: int64 labels). Masks and codebook indices have the full shape of a layer's
+weight (``[out, in]`` or ``[out, in/groups, kh, kw]``); sparsity and bits are given as one number for
+every weighted layer, or per layer as a mapping name -> number (:func:`per_kind` builds one by layer
+type, e.g. 8 bits for convolutions and 5 for fully connected layers)::
 
     masks = prune_iteratively(net, (x, y), {"1": 0.95, "3": 0.9}, steps=4, epochs_per_step=2)
     books = share_weights(net, bits=5, masks=masks)            # net now computes with shared weights
@@ -31,21 +35,56 @@ from .kmeans import kmeans_share
 
 Data = tuple[torch.Tensor, torch.Tensor]
 Masks = dict[str, torch.Tensor]
-Codebooks = dict[str, tuple[torch.Tensor, torch.Tensor]]  # name -> (centroids [k], indices [out, in])
+Codebooks = dict[str, tuple[torch.Tensor, torch.Tensor]]  # name -> (centroids [k], indices [weight.shape])
 Log = Callable[[str], None]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 PerLayer = float | int | Mapping[str, float]
 
 
+WEIGHTED_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
+"""The layer types whose weights are pruned and shared."""
+
+
+def weighted_layers(net: nn.Module) -> dict[str, nn.Linear | nn.Conv2d]:
+    """The nn.Linear and nn.Conv2d layers of ``net`` by module path (the names ``from_torch`` gives
+    them), in module order. Every function here prunes and shares these layers' weights."""
+    return {name: m for name, m in net.named_modules() if isinstance(m, WEIGHTED_TYPES)}
+
+
 def linear_layers(net: nn.Module) -> dict[str, nn.Linear]:
-    """The nn.Linear layers of ``net`` by module path (the names ``from_torch`` gives them)."""
+    """The nn.Linear layers only, by module path (the pipeline uses :func:`weighted_layers`, which also
+    includes nn.Conv2d; this older name keeps its meaning)."""
     return {name: m for name, m in net.named_modules() if isinstance(m, nn.Linear)}
+
+
+def per_kind(net: nn.Module, *, conv: float | None = None, linear: float | None = None) -> dict[str, float]:
+    """A per-layer mapping (for ``sparsity`` or ``bits``) by layer type: ``conv`` for every nn.Conv2d,
+    ``linear`` for every nn.Linear; a type given None is left out (not pruned / not shared)::
+
+        share_weights(net, per_kind(net, conv=8, linear=5), masks)   # Deep Compression's LeNet bits
+    """
+    out: dict[str, float] = {}
+    for name, m in weighted_layers(net).items():
+        v = conv if isinstance(m, nn.Conv2d) else linear
+        if v is not None:
+            out[name] = v
+    return out
 
 
 def _per_layer(value: PerLayer | None, name: str) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
     return value.get(name)
+
+
+def _check_names(value: PerLayer | None, layers: Mapping[str, nn.Module], what: str) -> None:
+    """A per-layer mapping must name weighted layers only (a typo would silently skip a layer)."""
+    if value is None or isinstance(value, (int, float)):
+        return
+    unknown = sorted(set(value) - set(layers))
+    if unknown:
+        raise ValueError(f"{what}: no nn.Linear or nn.Conv2d layer named {', '.join(map(repr, unknown))}; "
+                         f"the weighted layers are {', '.join(map(repr, layers)) or 'none'}")
 
 
 def shift_augment(max_shift: int = 2) -> Augment:
@@ -74,7 +113,7 @@ def evaluate(net: nn.Module, data: Data, batch_size: int = 2000) -> float:
 
 @torch.no_grad()
 def apply_masks(net: nn.Module, masks: Masks) -> None:
-    layers = linear_layers(net)
+    layers = weighted_layers(net)
     for name, m in masks.items():
         layers[name].weight.mul_(m)
 
@@ -88,7 +127,7 @@ def _fit(net: nn.Module, data: Data, *, steps: int, lr: float, batch_size: int, 
     n = len(y)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-    layers = linear_layers(net)
+    layers = weighted_layers(net)
     net.train()
     step = 0
     recent: list[float] = []
@@ -170,7 +209,8 @@ def prune_gradually(
     near the end); the rest of the time retrains at the final masks. Returns the final masks."""
     steps = _steps(epochs, len(data[1]), batch_size)
     ramp_steps = max(1, int(ramp * steps))
-    names = list(linear_layers(net))
+    names = list(weighted_layers(net))
+    _check_names(sparsity, weighted_layers(net), "sparsity")
     targets = {n: _per_layer(sparsity, n) for n in names}
     targets = {n: float(v) for n, v in targets.items() if v is not None}
     state: dict[str, Masks] = {"masks": {}}
@@ -196,7 +236,9 @@ def magnitude_masks(net: nn.Module, sparsity: PerLayer, masks: Masks | None = No
     """Per-layer masks keeping the largest weights: ``sparsity`` is the fraction of zeros per layer (a
     number, or a mapping name -> number; layers not named are not pruned). Never revives a pruned weight."""
     out: Masks = dict(masks or {})
-    for name, layer in linear_layers(net).items():
+    layers = weighted_layers(net)
+    _check_names(sparsity, layers, "sparsity")
+    for name, layer in layers.items():
         s = _per_layer(sparsity, name)
         if s is None:
             continue
@@ -234,13 +276,14 @@ def prune_iteratively(
     def at(s: float, frac: float) -> float:
         return 1.0 - (1.0 - s) ** frac if schedule == "geometric" else s * frac
 
+    _check_names(sparsity, weighted_layers(net), "sparsity")
     masks: Masks = {}
     for t in range(1, steps + 1):
         step_sparsity: PerLayer
         if isinstance(sparsity, (int, float)):
             step_sparsity = at(float(sparsity), t / steps)
         else:
-            step_sparsity = {n: at(float(v), t / steps) for n in linear_layers(net)
+            step_sparsity = {n: at(float(v), t / steps) for n in weighted_layers(net)
                              if (v := _per_layer(sparsity, n)) is not None}
         masks = magnitude_masks(net, step_sparsity, masks)
         apply_masks(net, masks)
@@ -259,9 +302,13 @@ def prune_iteratively(
 @torch.no_grad()
 def share_weights(net: nn.Module, bits: PerLayer, masks: Masks | None = None) -> Codebooks:
     """k-means (linear init, over the surviving weights) per layer; the net's weights become their
-    centroids. Returns name -> (centroids, indices) for :func:`finetune_centroids`."""
+    centroids. ``bits`` is one number for every weighted layer or a mapping name -> bits (layers not
+    named keep their weights), e.g. ``per_kind(net, conv=8, linear=5)``. Returns name -> (centroids,
+    indices with the weight's shape) for :func:`finetune_centroids`."""
     books: Codebooks = {}
-    for name, layer in linear_layers(net).items():
+    layers = weighted_layers(net)
+    _check_names(bits, layers, "bits")
+    for name, layer in layers.items():
         b = _per_layer(bits, name)
         if b is None:
             continue
@@ -284,12 +331,15 @@ def finetune_centroids(
     masks: Masks | None = None,
     augment: Augment | None = None,
     seed: int = 0,
+    optimizer: str = "adam",
     log: Log | None = None,
 ) -> Codebooks:
     """Fine-tunes the shared centroids (Deep Compression sec. 3.3): each centroid's gradient is the sum
     of its weights' gradients; biases and unshared layers train normally. The net keeps computing with
-    ``centroids[indices]`` (zero where pruned). Returns the updated codebooks."""
-    layers = linear_layers(net)
+    ``centroids[indices]`` (zero where pruned). ``optimizer``: ``"adam"`` or ``"sgd"`` (plain, no
+    momentum: one step moves a centroid by exactly ``-lr`` times its summed gradient). Returns the
+    updated codebooks."""
+    layers = weighted_layers(net)
     x, y = data
     n = len(y)
     gen = torch.Generator().manual_seed(seed)
@@ -303,9 +353,15 @@ def finetune_centroids(
         layers[name].weight.requires_grad_(True)
     others = [p for nme, l in layers.items() for pn, p in l.named_parameters()
               if not (nme in books and pn == "weight")]
-    linear_ids = {id(p) for l in layers.values() for p in l.parameters()}
-    others += [p for p in net.parameters() if id(p) not in linear_ids]
-    opt = torch.optim.Adam([{"params": list(cents.values())}, {"params": others}], lr=lr)
+    layer_ids = {id(p) for l in layers.values() for p in l.parameters()}
+    others += [p for p in net.parameters() if id(p) not in layer_ids]
+    groups = [{"params": list(cents.values())}, {"params": others}]
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=lr)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=lr)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     steps = max(1, math.ceil(epochs * n / batch_size))
 
     def refresh() -> None:
