@@ -30,6 +30,8 @@ uint32_t attr_word(const py::handle& v, const AttrField& f, const std::string& w
       std::memcpy(&w, &x, 4);
       return w;
     }
+    PYRT_CHECK(!py::isinstance<py::bool_>(v), PYRT_INVALID_ARGUMENT, who, ": '", f.name,
+               "' must be an integer, got a bool");
     const long long x = py::cast<long long>(v);
     PYRT_CHECK(x >= 0 && x <= UINT32_MAX && !py::isinstance<py::float_>(v), PYRT_INVALID_ARGUMENT, who, ": '", f.name,
                "' must be a non-negative integer, got ", std::string(py::repr(v)));

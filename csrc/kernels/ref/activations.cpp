@@ -5,7 +5,7 @@
 namespace pyrt::kernels::ref {
 
 void relu_f32(float* x, size_t n) {
-  for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] < 0.0f ? 0.0f : x[i];  // NaN stays NaN (as torch)
 }
 
 void softmax_f32(float* x, size_t rows, size_t cols) {
