@@ -64,7 +64,7 @@ class DirectConv final : public Conv2d {
     }
     if (codebook) {
       idx_.resize(n);
-      std::memcpy(idx_.data(), w.indices.data(), n);
+      if (n) std::memcpy(idx_.data(), w.indices.data(), n);  // (indices.data() may be null when empty)
       lut_.resize(256);
       std::copy(w.centroids.begin(), w.centroids.end(), lut_.data());
       k_ = uint32_t(w.centroids.size());

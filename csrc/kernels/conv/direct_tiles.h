@@ -3,9 +3,10 @@
 // own V. Include only from those files (the traits use ISA intrinsics); everything here has internal
 // linkage, so the AVX2 and AVX-512 instantiations can never be merged by the linker.
 //
-// V provides: vec, mask, kLanes, kCheapMasks (masked loads as fast as plain ones); tail(n) (lanes [0, n), n clamped to kLanes); zero(); set1(f); load(p),
-// load(p, m) (masked lanes read nothing); fma(a, b, c) = a * b + c; store(p, v), store(p, v, m) (masked
-// lanes written nothing); deinterleave2(p, &even, &odd) (the even / odd floats of p[0, 2 * kLanes)).
+// V provides: vec, mask, kLanes, kCheapMasks (masked loads as fast as plain ones); tail(n) (lanes [0, n),
+// n clamped to kLanes); zero(); set1(f); load(p), load(p, m) (masked lanes read nothing); fma(a, b, c) =
+// a * b + c; store(p, v), store(p, v, m) (masked lanes written nothing); deinterleave2(p, &even, &odd)
+// (the even / odd floats of p[0, 2 * kLanes)).
 //
 // Tile: R output rows x NC vectors of output columns, R * NC <= 8 accumulators (enough independent FMA
 // chains to cover the FMA latency, few enough to leave registers for the loads and the broadcast weight).
