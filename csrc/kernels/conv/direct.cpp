@@ -119,8 +119,7 @@ class DirectConv final : public Conv2d {
     L.plane = pp_.plane;
     L.row_step = size_t(g.stride_h) * pp_.rs;
     L.group_in = size_t(g.group_in()) * pp_.plane;
-    // the vector kernels build a strided row contiguously first: rs rounded up to 32 floats, plus 32
-    L.scratch = (L.group_in + 15) / 16 * 16 + (g.stride_w > 1 ? (size_t(pp_.rs) + 31) / 32 * 32 + 32 : 0);
+    L.scratch = L.group_in;
     return L;
   }
 

@@ -59,7 +59,7 @@ struct DirectConvLayout {
   size_t plane;           // floats per padded channel: hp * rs
   size_t row_step;        // floats between the inputs of consecutive output rows: stride_h * rs
   size_t group_in;        // floats of one group's padded input: group_in_c * plane
-  size_t scratch;         // floats of scratch a kernel needs: group_in, plus a row buffer when stride_w > 1
+  size_t scratch;         // floats of scratch a kernel needs (group_in)
 };
 
 // Output rows [oy0, oy1) of one sample: x [in_c][in_h][in_w], y [out_c][out_h][out_w], bias [out_c] or

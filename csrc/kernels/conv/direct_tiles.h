@@ -4,9 +4,9 @@
 // linkage, so the AVX2 and AVX-512 instantiations can never be merged by the linker.
 //
 // V provides: vec, mask, kLanes, kCheapMasks (masked loads as fast as plain ones); tail(n) (lanes [0, n),
-// n clamped to kLanes); zero(); set1(f); load(p), load(p, m) (masked lanes read nothing); fma(a, b, c) =
-// a * b + c; store(p, v), store(p, v, m) (masked lanes written nothing); deinterleave2(p, &even, &odd)
-// (the even / odd floats of p[0, 2 * kLanes)).
+// n clamped to kLanes); range(lo, hi) (lanes [lo, hi), any int64 bounds); zero(); set1(f); load(p),
+// load(p, m) (masked lanes read nothing and are zero); fma(a, b, c) = a * b + c; store(p, v), store(p, v, m)
+// (masked lanes written nothing); deinterleave2(a, b, &even, &odd) (the even / odd lanes of a then b).
 //
 // Tile: R output rows x NC vectors of output columns, R * NC <= 8 accumulators (enough independent FMA
 // chains to cover the FMA latency, few enough to leave registers for the loads and the broadcast weight).
@@ -103,48 +103,48 @@ inline void direct_block(const DirectConvLayout& Lw, const Off* off, const W& w,
   direct_rows<V, R, NC, true>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy0, oy1, V::tail(n_last));
 }
 
-// One padded row (conv/direct.h) from the input row src (null: a padding row): rs floats at dst.
-// stride_w 1: zeros, the row, zeros, in vectors. stride_w 2: the padded row is built contiguously in tmp
-// (zeros up to a multiple of 2 vectors past it), then split into its even and odd phase. Larger strides
-// (rare) split tmp with scalar copies.
+// One padded row (conv/direct.h) from the input row src (null: a padding row): rs floats at dst. Each
+// vector of dst is a masked load of the input (lanes over the padding read nothing and are zero), straight
+// from x: stride_w 1 as it is, stride_w 2 as two vectors split into their even and odd phase in registers
+// (a copy through memory would stall on store forwarding, 40 cycles a row). Larger strides (rare) copy
+// one float at a time.
 template <class V>
-inline void pad_row(const DirectConvLayout& Lw, const float* src, float* dst, float* tmp) {
-  constexpr uint32_t L = V::kLanes;
-  const uint32_t rs = Lw.rs;
+inline void pad_row(const DirectConvLayout& Lw, const float* src, float* dst) {
+  constexpr int64_t L = V::kLanes;
+  const int64_t rs = Lw.rs, pl = Lw.pad_left, w = Lw.in_w;
   if (src == nullptr) {
-    uint32_t j = 0;
-    for (; j + L <= rs; j += L) V::store(dst + j, V::zero());
-    if (j < rs) V::store(dst + j, V::zero(), V::tail(rs - j));
+    for (int64_t j = 0; j < rs; j += L) V::store(dst + j, V::zero(), V::tail(size_t(rs - j)));
     return;
   }
-  float* row = Lw.stride_w == 1 ? dst : tmp;
-  const uint32_t end = Lw.stride_w == 1 ? rs : (rs + 2 * L - 1) / (2 * L) * (2 * L);
-  const uint32_t pl = std::min(Lw.pad_left, end), n = std::min(Lw.in_w, end - pl);
-  uint32_t j = 0;
-  for (; j + L <= pl; j += L) V::store(row + j, V::zero());
-  if (j < pl) V::store(row + j, V::zero(), V::tail(pl - j));
-  for (j = 0; j + L <= n; j += L) V::store(row + pl + j, V::load(src + j));
-  if (j < n) V::store(row + pl + j, V::load(src + j, V::tail(n - j)), V::tail(n - j));
-  for (j = pl + n; j + L <= end; j += L) V::store(row + j, V::zero());
-  if (j < end) V::store(row + j, V::zero(), V::tail(end - j));
-  if (Lw.stride_w == 1) return;
-  const uint32_t wph = Lw.wph;
-  if (Lw.stride_w == 2) {
-    for (j = 0; j < wph; j += L) {
-      typename V::vec even, odd;
-      V::deinterleave2(tmp + 2 * j, &even, &odd);
-      V::store(dst + j, even, V::tail(wph - j));
-      V::store(dst + wph + j, odd, V::tail(wph - j));
+  if (Lw.stride_w == 1) {
+    for (int64_t j = 0; j < rs; j += L) {  // dst[j + t] = src[j + t - pl]
+      const int64_t s0 = j - pl;
+      V::store(dst + j, V::load(src + s0, V::range(-s0, w - s0)), V::tail(size_t(rs - j)));
     }
     return;
   }
-  for (uint32_t ph = 0; ph < Lw.stride_w; ++ph)
-    for (j = 0; j < wph; ++j) dst[ph * wph + j] = tmp[j * Lw.stride_w + ph];
+  const int64_t wph = Lw.wph;
+  if (Lw.stride_w == 2) {
+    for (int64_t j = 0; j < wph; j += L) {  // dst[ph * wph + j + t] = src[2 * (j + t) + ph - pl]
+      const int64_t s0 = 2 * j - pl, s1 = s0 + L;
+      typename V::vec even, odd;
+      V::deinterleave2(V::load(src + s0, V::range(-s0, w - s0)), V::load(src + s1, V::range(-s1, w - s1)), &even,
+                       &odd);
+      V::store(dst + j, even, V::tail(size_t(wph - j)));
+      V::store(dst + wph + j, odd, V::tail(size_t(wph - j)));
+    }
+    return;
+  }
+  for (int64_t ph = 0; ph < Lw.stride_w; ++ph)
+    for (int64_t j = 0; j < wph; ++j) {
+      const int64_t ix = j * Lw.stride_w + ph - pl;
+      dst[ph * wph + j] = ix >= 0 && ix < w ? src[ix] : 0.0f;
+    }
 }
 
 // The padded rows that output rows [oy0, oy1) read, of the group's channels at x, into xp.
 template <class V>
-void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, float* tmp, uint32_t oy0, uint32_t oy1) {
+void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
   const uint32_t r_lo = oy0 * Lw.stride_h, r_hi = (oy1 - 1) * Lw.stride_h + Lw.taps_h;
   // windows shorter than the stride (1x1 stride 2) leave rows no output reads: skip them
   const bool gaps = Lw.taps_h < Lw.stride_h;
@@ -154,7 +154,7 @@ void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, float* tmp
       if (gaps && r % Lw.stride_h >= Lw.taps_h) continue;
       const int64_t iy = int64_t(r) - Lw.pad_top;
       const float* src = iy >= 0 && iy < int64_t(Lw.in_h) ? xc + size_t(iy) * Lw.in_w : nullptr;
-      pad_row<V>(Lw, src, xp + c * Lw.plane + size_t(r) * Lw.rs, tmp);
+      pad_row<V>(Lw, src, xp + c * Lw.plane + size_t(r) * Lw.rs);
     }
   }
 }
@@ -187,10 +187,9 @@ void direct_channels(const DirectConvLayout& Lw, const Off* off, const W& w, con
 template <class V>
 void direct_conv(const DirectConvLayout& Lw, const float* x, float* xp, float* y, const float* bias, uint32_t oy0,
                  uint32_t oy1) {
-  float* tmp = xp + (Lw.group_in + 15) / 16 * 16;  // row buffer for stride_w > 1 (see DirectConvLayout)
   const size_t in_group = size_t(Lw.group_in_c) * Lw.in_h * Lw.in_w;
   for (uint32_t grp = 0; grp < Lw.groups; ++grp) {
-    pad_group<V>(Lw, x + grp * in_group, xp, tmp, oy0, oy1);
+    pad_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
     const uint32_t o0 = grp * Lw.group_out, o1 = o0 + Lw.group_out;
     if (Lw.off16) {
       if (Lw.val) direct_channels<V>(Lw, Lw.off16, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);

@@ -3,6 +3,8 @@
 // padded input) and written with a masked store.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels/conv/direct_tiles.h"
 
 namespace pyrt::kernels {
@@ -24,8 +26,13 @@ struct Ymm {
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
   static void store(float* p, vec v, mask m) { _mm256_maskstore_ps(p, m, v); }
-  static void deinterleave2(const float* p, vec* even, vec* odd) {
-    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  static mask range(int64_t lo, int64_t hi) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const int l = int(std::clamp<int64_t>(lo, -1, 8)), h = int(std::clamp<int64_t>(hi, 0, 8));
+    return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(h), lane),
+                            _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(l - 1)));
+  }
+  static void deinterleave2(vec a, vec b, vec* even, vec* odd) {
     // [a0 a2 b0 b2 | a4 a6 b4 b6] -> 64-bit lanes 0, 2, 1, 3 -> [a0 a2 a4 a6 b0 b2 b4 b6]
     const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xDD);
     *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));

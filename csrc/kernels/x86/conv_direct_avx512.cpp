@@ -1,6 +1,8 @@
 // pyruntime: direct convolution, AVX-512 F/VL (conv/direct.h, tiles in conv/direct_tiles.h).
 // Output rows of at most 8 columns use 8-lane ymm tiles with AVX-512VL masks (a zmm would leave half its
 // lanes idle, and Zen 4 splits a zmm operation into two ymm halves anyway); wider rows use zmm.
+#include <algorithm>
+
 #include "kernels/x86/avx512_util.h"
 
 #include "kernels/conv/direct_tiles.h"
@@ -21,8 +23,10 @@ struct Zmm {
   static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
   static void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
   static void store(float* p, vec v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
-  static void deinterleave2(const float* p, vec* even, vec* odd) {
-    const __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
+  static mask range(int64_t lo, int64_t hi) {
+    return tail(size_t(std::clamp<int64_t>(hi, 0, 16))) & mask(~tail(size_t(std::clamp<int64_t>(lo, 0, 16))));
+  }
+  static void deinterleave2(vec a, vec b, vec* even, vec* odd) {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     *even = _mm512_permutex2var_ps(a, ie, b);
     *odd = _mm512_permutex2var_ps(a, _mm512_add_epi32(ie, _mm512_set1_epi32(1)), b);
@@ -42,8 +46,10 @@ struct YmmVL {
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
   static void store(float* p, vec v, mask m) { _mm256_mask_storeu_ps(p, m, v); }
-  static void deinterleave2(const float* p, vec* even, vec* odd) {
-    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  static mask range(int64_t lo, int64_t hi) {
+    return tail(size_t(std::clamp<int64_t>(hi, 0, 8))) & mask(~tail(size_t(std::clamp<int64_t>(lo, 0, 8))));
+  }
+  static void deinterleave2(vec a, vec b, vec* even, vec* odd) {
     const __m256i ie = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     *even = _mm256_permutex2var_ps(a, ie, b);
     *odd = _mm256_permutex2var_ps(a, _mm256_add_epi32(ie, _mm256_set1_epi32(1)), b);
