@@ -89,7 +89,7 @@ void Conv2dGeometry::validate(const DecodedTensor& w, int status) const {
 //   csr 50%    MobileNet pw 256->256 14x14     0.31 / 10.1   vs 0.33 / 9.7    (a tie)
 //   csr 90%    ResNet-20 3x3 32->32 16x16      0.10 / 1.65   vs 0.010 / 0.17  direct
 //   csr+cb 90% MobileNet pw 64->128 28x28      0.19 / 9.8    vs 0.038 / 1.35  direct
-//   any        MobileNet dw 3x3 512 14x14      1.0 / 33      vs 0.05-0.07 / 0.8-1.2  direct
+//   any        MobileNet dw 3x3 512 14x14      0.86 / 14     vs 0.04-0.065 / 0.7-1.1  direct
 static Conv2d::Method auto_method(const Conv2dGeometry& g, const DecodedTensor& w) {
   if (g.group_in() == 1 || is_sparse(w.encoding)) return Conv2d::Method::kDirect;
   return g.group_out() >= 128 ? Conv2d::Method::kIm2col : Conv2d::Method::kDirect;
