@@ -429,13 +429,7 @@ def test_random_conv_graphs_agree(helpers, seed):
         assert_close(sr.run(spec, x), loaded.run(x))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="C++ reader accepts, pyruntime.load refuses (ValueError 'conv2d: out_h = 3 is inconsistent "
-    "with in_h = 2 ...'): an output row whose window lies wholly in the trailing padding (2.3 allows it: "
-    "it reads zeros and gives the bias)",
-)
-@pytest.mark.parametrize("padding", [[0, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 3]])
+@pytest.mark.parametrize("padding", [[0, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 3], [2, 0, 3, 1]])
 def test_conv_window_in_trailing_padding(helpers, rng, padding):
     model = {
         "input_shape": [2, 2, 3],

@@ -81,6 +81,9 @@ GEOMETRIES = {
     "gaps_s3": geom(3, 13, 4, 2, stride=3),  # windows shorter than the stride: rows nobody reads
     "dilated_s2": geom(3, 15, 4, 3, stride=2, pad=2, dilation=2),
     "multi_tile": geom(32, 20, 8, 3, pad=1),  # K = 288: two patch tiles of 200 positions
+    # output rows / columns whose windows lie wholly in the bottom / right padding: bias only (as torch)
+    "trailing_pad": geom(3, (5, 6), 4, 3, stride=2, pad=(1, 0), out_hw=(5, 5)),
+    "1x1_pad": geom(4, (3, 4), 5, 1, pad=1),
 }
 
 # geometries x weights is the full matrix for the small layers; the realistic ones get fewer weights
@@ -360,7 +363,6 @@ def _dense(g: dict, shape=None) -> dict:
         ({"dilation_w": 0}, "dilation_w"),
         ({"kh": 0}, "kh"),
         ({"out_h": 0}, "out_h"),
-        ({"out_h": 10}, "out_h"),  # the last window would start in the bottom padding
         ({"out_w": 3}, "out_w"),  # too small for any bottom padding >= 0
         ({"in_c": -1}, "in_c"),
         ({"pad_top": 2**32}, "pad_top"),
