@@ -48,10 +48,11 @@ constexpr size_t kMaxArenaBytes = size_t(64) << 20;  // activation arena for the
 
 bool load_status_allowed(pyrt_status st) {
   switch (st) {
-    case PYRT_BAD_FORMAT:        // truncated, corrupted or inconsistent: the expected answer
-    case PYRT_INVALID_ARGUMENT:  // documented for bad arguments; tolerated (data/out are never null here)
-    case PYRT_OUT_OF_MEMORY:     // an allocation failed
+    case PYRT_BAD_FORMAT:     // truncated, corrupted or inconsistent: the expected answer
+    case PYRT_OUT_OF_MEMORY:  // an allocation failed
       return true;
+    case PYRT_INVALID_ARGUMENT:  // for bad arguments, and data/out are never null here: a file that passed
+      return false;              // the reader's checks but not the runtime's is a bug (a model that loads runs)
     case PYRT_UNSUPPORTED:
       return PYRT_FUZZ_ALLOW_UNSUPPORTED != 0;
     default:  // PYRT_OK is handled by the caller; IO_ERROR has no business in a buffer load; INTERNAL is a bug

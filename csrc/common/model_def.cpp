@@ -136,6 +136,13 @@ class NodeChecker {
     const uint32_t ow = sweep_out(x[2], a.pad_left, a.pad_right, ew, a.stride_w, false);
     PYRT_CHECK(oh >= 1 && ow >= 1, st_, who_, ": a ", eh, "x", ew, " window (kernel dilated) does not fit the ",
                x[1], "x", x[2], " input with padding");
+    // What the kernels index with 32-bit offsets (FORMAT.md 2.3): the weight and the padded input.
+    PYRT_CHECK(w.numel() <= kMaxValueFloats, st_, who_, ": weight '", w.name, "' has ", w.numel(),
+               " elements, more than 2^31");
+    const uint64_t padded = uint64_t(x[0]) * (uint64_t(x[1]) + a.pad_top + a.pad_bottom) *
+                            (uint64_t(x[2]) + a.pad_left + a.pad_right + a.stride_w);
+    PYRT_CHECK(padded <= kMaxValueFloats, st_, who_, ": the padded input (", padded,
+               " floats, counting a stride of columns) is larger than 2^31");
     bias(w.shape[0]);
     return {w.shape[0], oh, ow};
   }

@@ -491,7 +491,6 @@ def _check_conv(where: str, x: list[int], a: dict, w: Tensor, b: Tensor | None) 
     _in_range(where, f"weight '{w.name}' kernel", [kh, kw], 1, MAX_WINDOW)
     c, h, wd = x
     g = a["groups"]
-    # ASSUMPTION (gap): groups 0 is refused ("groups divides C and O": 0 divides nothing).
     if g == 0 or c % g or o % g:
         raise SpecError(f"{where}: groups {g} does not divide C = {c} and O = {o}")
     if cg != c // g:
@@ -500,10 +499,12 @@ def _check_conv(where: str, x: list[int], a: dict, w: Tensor, b: Tensor | None) 
         raise SpecError(f"{where}: bias '{b.name}' ({b.encoding} {b.shape}) is not dense [{o}]")
     (sh, sw), (top, left, bottom, right), (dh, dw) = a["stride"], a["padding"], a["dilation"]
     oh, ow = conv_out(h, top, bottom, kh, sh, dh), conv_out(wd, left, right, kw, sw, dw)
-    # ASSUMPTION (gap): "at least 1" read as a requirement (6.4 "windows that fit"): a (dilated) kernel
-    # larger than the padded input is refused, not given one output row.
-    if oh < 1 or ow < 1:
+    if oh < 1 or ow < 1:  # 2.3: a dilated kernel longer than the padded input is refused
         raise SpecError(f"{where}: the kernel {kh}x{kw} (dilation {dh}, {dw}) does not fit the padded input")
+    if o * cg * kh * kw > 2**31:
+        raise SpecError(f"{where}: weight '{w.name}' has more than 2^31 elements")
+    if c * (h + top + bottom) * (wd + left + right + sw) > 2**31:
+        raise SpecError(f"{where}: padded input over 2^31 floats")
     return [o, oh, ow]
 
 

@@ -727,6 +727,19 @@ EDGE_CASES_V2 = {
         v2_file([4, 6, 6], [("conv2d", [0, 0], [0], CONV)], [dense_bytes([6, 4, 3, 3])]),
         False,
     ),
+    # 2.3: the weight and the padded input stay within 2^31 floats (32-bit offsets in the runtime)
+    "conv-padded-input-over-2^31": (
+        conv_file(x=(1, 1, 1), w=(1, 1, 1, 1), stride=[65536, 65536], padding=[65536, 65536, 65536, 65536]),
+        False,
+    ),
+    "conv-padded-input-under-2^31": (
+        conv_file(x=(1, 1, 1), w=(1, 1, 1, 1), stride=[65536, 32768], padding=[0, 0, 32767, 0]),
+        True,
+    ),
+    "conv-weight-over-2^31": (
+        v2_file([32768, 1, 1], [("conv2d", [0], [0], CONV)], [csr_bytes([65537, 32768, 1, 1], [0] * 65537, [], 1)]),
+        False,
+    ),
     "conv-groups-2": (conv_file(w=(6, 2, 3, 3), groups=2), True),
     "conv-depthwise": (conv_file(w=(8, 1, 3, 3), groups=4), True),
     "conv-groups-0": (conv_file(groups=0), False),

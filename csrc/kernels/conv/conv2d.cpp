@@ -1,6 +1,7 @@
 // pyruntime: Conv2d::create — geometry checks and the choice between the im2col and the direct method.
 #include "kernels/conv/conv2d.h"
 
+#include <algorithm>
 #include <string>
 
 #include "common/error.h"
@@ -23,7 +24,6 @@ void check_axis(pyrt_status st, const char* axis, uint32_t in, uint32_t out, uin
   PYRT_CHECK(out >= min_out, st, "conv2d: out_", axis, " = ", out, " is inconsistent with in_", axis, " = ", in,
              ", k", axis, " = ", k, ", stride_", axis, " = ", stride, ", dilation_", axis, " = ", dil,
              ", leading padding ", pad, " (expected at least ", min_out, ")");
-  PYRT_CHECK((out - 1) * uint64_t(stride) + ext + padded < kMaxFloats, st, "conv2d: ", axis, " extent too large");
 }
 
 }  // namespace
@@ -43,14 +43,18 @@ void Conv2dGeometry::validate(int status) const {
              " must divide in_c = ", in_c, " and out_c = ", out_c);
   check_axis(st, "h", in_h, out_h, kh, stride_h, pad_top, dilation_h);
   check_axis(st, "w", in_w, out_w, kw, stride_w, pad_left, dilation_w);
-  // sizes of the arrays the kernels index with 32-bit offsets: input / output per sample, the weight,
-  // the padded input of the direct method (at most (in + pad + stride + extent) per axis, checked above)
-  const uint64_t hp = uint64_t(out_h - 1) * stride_h + uint64_t(dilation_h) * (kh - 1) + 1 + pad_top + in_h;
-  const uint64_t wp = uint64_t(out_w - 1) * stride_w + uint64_t(dilation_w) * (kw - 1) + 1 + pad_left + in_w + stride_w;
+  // Sizes of the arrays the kernels index with 32-bit offsets: input and output per sample, the weight, and
+  // the direct method's padded input (its rows cover every tap: the input and the padding the output
+  // implies, plus up to a stride of phase-split columns). docs/FORMAT.md 2.3 bounds each by 2^31 floats
+  // (the padded input by C * (H + top + bottom) * (W + left + right + stride_w), at least as large), so
+  // a file the reader accepts always passes.
+  const uint64_t ext_h = uint64_t(dilation_h) * (kh - 1) + 1, ext_w = uint64_t(dilation_w) * (kw - 1) + 1;
+  const uint64_t hp = std::max<uint64_t>(uint64_t(pad_top) + in_h, uint64_t(out_h - 1) * stride_h + ext_h);
+  const uint64_t wp = std::max<uint64_t>(uint64_t(pad_left) + in_w, uint64_t(out_w - 1) * stride_w + ext_w);
   const uint64_t k = uint64_t(in_c / groups) * kh * kw;
-  PYRT_CHECK(uint64_t(in_c) * in_h * in_w < kMaxFloats && uint64_t(out_c) * out_h * out_w < kMaxFloats &&
-                 k * out_c < kMaxFloats && uint64_t(in_c) * hp < kMaxFloats && uint64_t(in_c) * hp * wp < kMaxFloats,
-             st, "conv2d: layer too large");
+  PYRT_CHECK(uint64_t(in_c) * in_h * in_w <= kMaxFloats && uint64_t(out_c) * out_h * out_w <= kMaxFloats &&
+                 k * out_c <= kMaxFloats && hp <= kMaxFloats && uint64_t(in_c) * hp * (wp + stride_w) <= kMaxFloats,
+             st, "conv2d: layer too large (input, output, weight or padded input over 2^31 floats)");
 }
 
 void Conv2dGeometry::validate(const DecodedTensor& w, int status) const {
