@@ -216,3 +216,19 @@ def test_compress_conv_net_on_digits_runs_in_the_runtime(digits):
     np.testing.assert_allclose(probs, ref, atol=1e-5)
     acc = float((probs.argmax(1) == test[1].numpy()).mean())
     assert acc == pytest.approx(res.finetuned_acc, abs=1e-9)  # runtime == torch on the same weights
+
+
+def test_channels_last_conv_net_prunes_and_shares_the_same(noise):
+    # the same weights in either memory format give the same masks and codebooks, and survive training
+    a, b = _conv_net(), _conv_net().to(memory_format=torch.channels_last)
+    assert b[0].weight.is_contiguous(memory_format=torch.channels_last)
+    sparsity = ft.per_kind(a, conv=0.5, linear=0.5)
+    ma, mb = ft.magnitude_masks(a, sparsity), ft.magnitude_masks(b, sparsity)
+    assert all(torch.equal(ma[n], mb[n]) for n in ma)
+    ft.apply_masks(b, mb)
+    ft.train(b, noise, epochs=1, batch_size=32, masks=mb)
+    books = ft.share_weights(b, 3, mb)
+    books = ft.finetune_centroids(b, books, noise, epochs=1, batch_size=32, lr=1e-2, masks=mb)
+    for name, (c, idx) in books.items():
+        w = b.get_submodule(name).weight.detach()
+        assert torch.equal(w, c[idx] * mb[name]) and torch.all(w[mb[name] == 0] == 0)
