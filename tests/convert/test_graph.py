@@ -2,7 +2,6 @@
 compression of conv layers, and the runtime against the reference."""
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -26,24 +25,6 @@ def _close(a, b, rel=1e-5):
     scale = max(1.0, float(np.abs(b).max()))
     assert a.shape == b.shape
     assert np.abs(a - b).max() <= rel * scale, np.abs(a - b).max()
-
-
-@functools.cache
-def _runtime_has_conv() -> bool:
-    g = Graph((1, 4, 4))
-    g.conv2d(g.input, np.ones((1, 1, 3, 3), np.float32))
-    try:
-        from_graph(g).load()
-    except pyruntime.UnsupportedError as e:
-        if "conv2d" in str(e):
-            return False
-        raise
-    return True
-
-
-def needs_conv_runtime():
-    if not _runtime_has_conv():
-        pytest.skip("the C++ runtime of this build has no conv2d yet")
 
 
 # ---- shapes ------------------------------------------------------------------------------------------------
@@ -350,7 +331,6 @@ def test_conv_speed_objective_costs_like_model_summary(rng):
     dw = ConvCost(base, 16, 256)
     assert dw.seconds("dense", 16, 9, 144, batch=2) == pytest.approx(
         16 * base.seconds("dense", 1, 9, 9, batch=512))
-    needs_conv_runtime()
     summary = {s["layer"]: s for s in cm.load().summary(batch=2, threads=1)}
     for r in cm.layers:
         assert summary[f"{r.name}.weight"]["predicted_s"] == pytest.approx(r.predicted_seconds[r.encoding], rel=0.05)
@@ -359,7 +339,6 @@ def test_conv_speed_objective_costs_like_model_summary(rng):
 # ---- the runtime against the reference ----------------------------------------------------------------------
 @pytest.mark.parametrize("sparsity,bits", [(None, None), (0.7, None), (0.7, 4), (None, 3)])
 def test_runtime_matches_reference(rng, sparsity, bits, tmp_path):
-    needs_conv_runtime()
     cm = from_graph(_convnet(rng), sparsity=sparsity, bits=bits)
     x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
     ref = cm.run_numpy(x)
@@ -371,7 +350,6 @@ def test_runtime_matches_reference(rng, sparsity, bits, tmp_path):
 
 @pytest.mark.parametrize("kind,kw", torch_ops, ids=[f"{k}-{i}" for i, (k, _) in enumerate(torch_ops)])
 def test_runtime_matches_reference_per_op(rng, kind, kw):
-    needs_conv_runtime()
     g = Graph((6, 11, 13))
     if kind == "conv":
         g.conv2d(g.input, _w(rng, 6, 6 // kw["groups"], 3, 3), _w(rng, 6), **kw)
@@ -385,7 +363,6 @@ def test_runtime_matches_reference_per_op(rng, kind, kw):
 
 
 def test_runtime_elementwise_and_shape_ops(rng):
-    needs_conv_runtime()
     g = Graph((4, 6, 6))
     a = g.relu6(g.input)
     s = g.add(a, g.clamp(g.input, -0.5, math.inf))

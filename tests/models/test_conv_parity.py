@@ -18,29 +18,9 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-import pyruntime
-from pyruntime.convert import Graph, assign_weights, from_graph, from_torch
+from pyruntime.convert import assign_weights, from_torch
 
 REL = 1e-4
-
-
-@functools.cache
-def _runtime_has_conv() -> bool:
-    g = Graph((1, 4, 4))
-    g.conv2d(g.input, np.ones((1, 1, 3, 3), np.float32))
-    try:
-        from_graph(g).load()
-    except pyruntime.UnsupportedError as e:
-        if "conv2d" in str(e):
-            return False
-        raise
-    return True
-
-
-@pytest.fixture(autouse=True)
-def _needs_conv_runtime():
-    if not _runtime_has_conv():
-        pytest.skip("the C++ runtime of this build has no conv2d yet")
 
 
 # ---- ResNet-20 (He et al. 2016, CIFAR-10 variant) ---------------------------------------------------------
