@@ -86,11 +86,15 @@ def build_net():
 
 
 def with_softmax(net):
-    """``net`` followed by a softmax (the exported model outputs probabilities), layer names kept."""
+    """A copy of ``net`` followed by a softmax (the exported model outputs probabilities), layer names kept,
+    in eval mode and the default memory format (``net`` itself stays channels-last)."""
+    import copy
+
     import torch
     from torch import nn
 
-    return nn.Sequential(OrderedDict([*net.named_children(), ("prob", nn.Softmax(dim=1))])).to(
+    layers = copy.deepcopy(OrderedDict(net.named_children()))
+    return nn.Sequential(OrderedDict([*layers.items(), ("prob", nn.Softmax(dim=1))])).to(
         memory_format=torch.contiguous_format).eval()
 
 
