@@ -1,7 +1,7 @@
 """LeNet-5 (Caffe's, Deep Compression's) on MNIST, end to end with examples/lenet5.py on a small schedule:
 train on a subset, prune conv and fc layers, share weights, convert, run in pyruntime. Needs torch and the
 MNIST idx files ($PYRUNTIME_MNIST, or ../shared/data/mnist next to the repository); skips with the reason
-otherwise. About 35 s on one core."""
+otherwise. About 30 s on one core."""
 from __future__ import annotations
 
 import importlib.util
@@ -45,13 +45,13 @@ def _example():
 def test_lenet5_small_schedule(tmp_path):
     data = _data_dir()
     ex = _example()
-    # the paper's layer densities with 4-bit codebooks, on a short schedule: 20k training images (no shifts,
-    # a higher learning rate), accuracy on the first 2k test images (harder than the rest: the full run
-    # scores about 0.2 points less on them than on all 10k)
+    # the paper's layer densities with 4-bit codebooks, on a short schedule: 20k training images (batches of
+    # 64, no shifts), accuracy on the first 2k test images (harder than the rest: the full run scores about
+    # 0.2 points less on them than on all 10k). Seeds 0, 1, 2 gave 97.85%, 98.05%, 98.05%.
     density = {"conv1": 0.66, "conv2": 0.12, "fc1": 0.08, "fc2": 0.19}
     bits = {"conv1": 4, "conv2": 4, "fc1": 4, "fc2": 4}
     sched = ex.Schedule(dense_epochs=1.5, prune_epochs=2.5, density=density, bits=bits, centroid_epochs=0.3,
-                        dense_lr=3e-3, retrain_lr=2e-3, train_limit=20000, test_limit=2000, shift=0)
+                        dense_lr=2e-3, retrain_lr=2e-3, batch_size=64, train_limit=20000, test_limit=2000, shift=0)
     out = tmp_path / "lenet5.pyrt"
     row = ex.run(data, out=str(out), threads=1, schedule=sched, log=None)
 
