@@ -4,9 +4,6 @@ MNIST idx files ($PYRUNTIME_MNIST, or ../shared/data/mnist next to the repositor
 otherwise. About 30 s on one core."""
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,37 +11,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from model_data import load_example, mnist_data_dir
+
 import pyruntime
-from pyruntime.datasets import MNIST_ENV, load_mnist, mnist_dir
+from pyruntime.datasets import load_mnist
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _data_dir() -> Path:
-    env = os.environ.get(MNIST_ENV)
-    if env:
-        d = mnist_dir(env)
-        if d is None:
-            pytest.skip(f"${MNIST_ENV}={env} does not hold the four MNIST idx files")
-        return d
-    d = mnist_dir(REPO.parent / "shared" / "data" / "mnist")
-    if d is None:
-        pytest.skip(f"MNIST not found: set ${MNIST_ENV} to a directory with the four idx files "
-                    f"(also looked in {REPO.parent / 'shared' / 'data' / 'mnist'})")
-    return d
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("lenet5", REPO / "examples" / "lenet5.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_lenet5_small_schedule(tmp_path):
-    data = _data_dir()
-    ex = _example()
+    data = mnist_data_dir()
+    ex = load_example("lenet5")
     # the paper's layer densities with 4-bit codebooks, on a short schedule: 20k training images (batches of
     # 64, no shifts), accuracy on the first 2k test images (harder than the rest: the full run scores about
     # 0.2 points less on them than on all 10k). Seeds 0, 1, 2 gave 97.85%, 98.05%, 98.05%.

@@ -3,9 +3,6 @@ run in pyruntime. Needs torch and the MNIST idx files ($PYRUNTIME_MNIST, or ../s
 the repository); skips with the reason otherwise. Takes about a minute on 2 cores."""
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,38 +10,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from model_data import load_example, mnist_data_dir
+
 import pyruntime
-from pyruntime.datasets import MNIST_ENV, mnist_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _data_dir() -> Path:
-    env = os.environ.get(MNIST_ENV)
-    if env:
-        d = mnist_dir(env)
-        if d is None:
-            pytest.skip(f"${MNIST_ENV}={env} does not hold the four MNIST idx files")
-        return d
-    d = mnist_dir(REPO.parent / "shared" / "data" / "mnist")
-    if d is None:
-        pytest.skip(f"MNIST not found: set ${MNIST_ENV} to a directory with the four idx files "
-                    f"(also looked in {REPO.parent / 'shared' / 'data' / 'mnist'})")
-    return d
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("lenet_300_100", REPO / "examples" / "lenet_300_100.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_lenet_300_100_quick(tmp_path):
-    data = _data_dir()
+    data = mnist_data_dir()
     out = tmp_path / "lenet.pyrt"
-    row = _example().run(data, quick=True, out=str(out), threads=1, log=None)
+    row = load_example("lenet_300_100").run(data, quick=True, out=str(out), threads=1, log=None)
     assert row["compressed_acc"] >= 0.97, row
     assert row["ratio"] >= 30, row
     assert row["file_bytes"] == out.stat().st_size
