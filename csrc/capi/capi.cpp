@@ -118,6 +118,7 @@ size_t pyrt_model_input_size(const pyrt_model* model) { return model ? model->im
 size_t pyrt_model_output_size(const pyrt_model* model) { return model ? model->impl->output_size() : 0; }
 size_t pyrt_model_num_layers(const pyrt_model* model) { return model ? model->impl->layers().size() : 0; }
 size_t pyrt_model_weight_bytes(const pyrt_model* model) { return model ? model->impl->weight_bytes() : 0; }
+uint64_t pyrt_model_work(const pyrt_model* model) { return model ? model->impl->work_per_sample() : 0; }
 
 pyrt_status pyrt_model_set_threads(pyrt_model* model, size_t threads) {
   PYRT_CAPI_GUARD({

@@ -95,7 +95,7 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
         li.method = "gemm";
         li.exec_bytes = s.weight->bytes();
         li.in_place = s.weight->in_place();
-        s.work = w.count_nonzero();
+        s.work = w.nnz();  // stored entries: what the kernel visits
       } else {
         const Conv2dAttrs a = conv2d_attrs(n.attrs);
         kernels::Conv2dGeometry g;
@@ -110,7 +110,7 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
         li.groups = g.groups;
         li.exec_bytes = s.conv->bytes();
         li.in_place = s.conv->in_place();
-        s.work = w.count_nonzero() * uint64_t(g.out_h) * g.out_w;
+        s.work = w.nnz() * uint64_t(g.out_h) * g.out_w;
       }
       li.name = w.name;
       li.encoding = encoding_name(w.encoding);
@@ -151,6 +151,15 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
     } else if (n.op == Op::concat) {
       const uint32_t axis = concat_attrs(n.attrs);
       for (uint32_t d = 0; d < axis; ++d) s.concat_outer *= out_shape[d];
+    }
+    if (!s.weight && !s.conv) {  // what the op reads or writes per sample (aliases: nothing)
+      const uint64_t out = shape_numel(out_shape);
+      if (n.op == Op::max_pool2d || n.op == Op::avg_pool2d)
+        s.work = out * s.pool.kernel_h * s.pool.kernel_w;
+      else if (n.op == Op::global_avg_pool)
+        s.work = shape_numel(in_shape);
+      else if (n.op != Op::flatten && n.op != Op::reshape)
+        s.work = out;
     }
     steps_.push_back(std::move(s));
     layers_.push_back(std::move(li));
@@ -220,6 +229,12 @@ void Model::set_threads(unsigned threads) {
     if (s.splits.size() < 3) s.splits.clear();  // one piece: not worth the pool
     if (!s.splits.empty()) layers_[i].row_tasks = static_cast<uint32_t>(s.splits.size() - 1);
   }
+}
+
+uint64_t Model::work_per_sample() const {
+  uint64_t total = 0;
+  for (const Step& s : steps_) total += s.work;
+  return total;
 }
 
 size_t Model::weight_bytes() const {

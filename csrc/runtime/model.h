@@ -61,6 +61,9 @@ class Model {
   uint64_t file_bytes() const { return file_bytes_; }
   uint32_t format_version() const { return format_version_; }
   size_t weight_bytes() const;
+  // Operations per sample (pyrt_model_work): multiply-adds of weighted layers, pool window reads, and the
+  // elements other ops write.
+  uint64_t work_per_sample() const;
   // Bytes of weights and biases used in place from a mapped file (0 unless loaded with Mode::map).
   size_t in_place_bytes() const { return in_place_bytes_; }
 
@@ -87,7 +90,7 @@ class Model {
     const float* bias = nullptr;  // bias_owned, or in place in the mapped file
     AlignedArray<float> bias_owned;
     std::vector<uint32_t> splits;  // batch-1 boundaries for the pool: linear rows, conv output rows
-    uint64_t work = 0;             // multiply-adds per sample (weighted ops), for the threading rule
+    uint64_t work = 0;             // operations per sample: multiply-adds (weighted ops), window reads (pools)
     kernels::ref::Pool2dGeometry pool;  // max / avg / global pools
     ClampAttrs clamp{0.0f, 0.0f};
     uint32_t concat_outer = 1;          // concat: product of the dims before the axis

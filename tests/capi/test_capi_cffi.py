@@ -185,6 +185,30 @@ def test_load_from_buffer_shapes(ffi, lib, model, model_dict):
     assert last_error(ffi, lib) == ""
 
 
+def test_model_work_counts_multiply_adds_and_window_reads(ffi, lib, helpers, rng):
+    # conv 3->4 3x3 pad 1 on 6x6 (36 positions, csr weight), relu, 2x2 max pool (9 windows of 4), flatten
+    w = helpers.tensor(rng, "csr", (4, 3, 3, 3), density=0.5)
+    nnz = len(w["colidx"])
+    model = {
+        "input_shape": [3, 6, 6],
+        "nodes": [
+            {"op": "conv2d", "inputs": [0], "tensors": [0],
+             "attrs": {"stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 1}},
+            {"op": "relu", "inputs": [1]},
+            {"op": "max_pool2d", "inputs": [2],
+             "attrs": {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0, 0, 0], "ceil_mode": 0}},
+            {"op": "flatten", "inputs": [3]},
+        ],
+        "tensors": [w],
+    }  # fmt: skip
+    m = Model.from_bytes(ffi, lib, model_bytes_of(model))
+    try:
+        assert lib.pyrt_model_work(m.h) == nnz * 36 + 4 * 36 + 4 * 9 * 4
+    finally:
+        m.close()
+    assert lib.pyrt_model_work(ffi.NULL) == 0
+
+
 def test_load_from_file(ffi, lib, tmp_path, model_bytes, model_dict, helpers):
     path = tmp_path / "model.pyrt"
     path.write_bytes(model_bytes)
