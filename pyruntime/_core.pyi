@@ -34,6 +34,10 @@ class PackedWeight:
     def gemv_rows(
         self, x: npt.ArrayLike, r0: int, r1: int, bias: npt.ArrayLike | None = None, isa: str | None = None
     ) -> npt.NDArray[np.float32]: ...
+    def gemm_rows(
+        self, x: npt.ArrayLike, r0: int, r1: int, bias: npt.ArrayLike | None = None, isa: str | None = None
+    ) -> npt.NDArray[np.float32]:
+        """gemm restricted to rows [r0, r1): shape (batch, r1 - r0), bit-identical to those columns of gemm."""
     def row_splits(self, parts: int, align: int = 16) -> list[int]: ...
 
 class Conv2d:

@@ -1,6 +1,6 @@
 // pyruntime bindings: direct access to the kernels, for tests and benchmarks.
 //   _core.supported_isas() -> ["ref", "avx2", ...]; _core.active_isa(); _core.set_isa(name)
-//   _core.PackedWeight(tensor_dict).gemm(x, bias=None, isa=None) -> y; .gemv_rows(x, r0, r1); .row_splits(n)
+//   _core.PackedWeight(tensor_dict).gemm(x, bias=None, isa=None) -> y; .gemv_rows(x, r0, r1); .gemm_rows(x, r0, r1); .row_splits(n)
 //   _core.Conv2d(geometry_dict, tensor_dict, method="auto").run(x, bias=None, isa=None, rows=None) -> y
 #include <algorithm>
 #include <limits>
@@ -125,7 +125,27 @@ void bind_kernels(py::module_& m) {
             std::fill(yp, yp + w.rows(), std::numeric_limits<float>::quiet_NaN());  // rows not asked stay NaN
             {
               py::gil_scoped_release release;
-              w.gemv_rows(isa, x.data(), yp, b.empty() ? nullptr : b.data(), r0, r1);
+              w.gemm_rows(isa, x.data(), 1, yp + r0, b.empty() ? nullptr : b.data(), r0, r1);
+            }
+            return y;
+          },
+          py::arg("x"), py::arg("r0"), py::arg("r1"), py::arg("bias") = py::none(), py::arg("isa") = py::none())
+      .def(
+          "gemm_rows",
+          [](const kernels::PackedWeight& w, py::array_t<float, py::array::c_style | py::array::forcecast> x,
+             uint32_t r0, uint32_t r1, py::object bias, py::object isa_name) {
+            PYRT_CHECK(x.ndim() == 2 && x.shape(1) == static_cast<py::ssize_t>(w.cols()), PYRT_INVALID_ARGUMENT,
+                       "x must have shape (batch, ", w.cols(), ")");
+            PYRT_CHECK(r0 < r1 && r1 <= w.rows(), PYRT_INVALID_ARGUMENT, "rows [", r0, ", ", r1, ") not in [0, ",
+                       w.rows(), ")");
+            const Isa isa = isa_arg(isa_name);
+            const std::vector<float> b = bias_arg(bias, w.rows());
+            const size_t batch = static_cast<size_t>(x.shape(0));
+            py::array_t<float> y({static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(r1 - r0)});
+            float* yp = y.mutable_data();
+            {
+              py::gil_scoped_release release;
+              if (batch > 0) w.gemm_rows(isa, x.data(), batch, yp, b.empty() ? nullptr : b.data(), r0, r1);
             }
             return y;
           },

@@ -40,6 +40,11 @@ struct DecodedTensor {
   // used instead of `values`. Whoever sets it keeps that buffer alive as long as the tensor or anything
   // packed from it (runtime::Model holds the mapping).
   const float* borrowed_values = nullptr;
+  // dense_f32 only, set by the loader of a memory-mapped file: where the same numel floats lie in the
+  // mapping. pack(..., in_place) keeps pointing there; nothing reads them while loading (every check and
+  // count reads borrowed_values, a copy read from the file), so a file truncated during the load cannot
+  // fault it. The loader keeps the mapping alive as long as anything packed from it.
+  const float* mapped_values = nullptr;
 
   const float* value_data() const { return borrowed_values ? borrowed_values : values.data(); }
   uint64_t value_count() const { return borrowed_values ? numel() : values.size(); }

@@ -126,8 +126,9 @@ GemmFn<Layout> kernel_for(Isa isa);
 // Per-thread scratch of at least n floats, 64-byte aligned. Grows on first use in a thread and is reused
 // afterwards (no allocation in steady state); contents are unspecified. One buffer per slot, so that a
 // caller may keep data in its slot while calling code that uses another: the GEMM kernels reorder x in
-// kGemm; the convolutions (kernels/conv) keep their patches / padded input in kConv across the GEMM calls.
-enum class Scratch : int { kGemm = 0, kConv = 1 };
+// kGemm; the convolutions (kernels/conv) keep their patches / padded input in kConv across the GEMM calls;
+// the runtime gathers a thread's block of output rows in kRows (runtime/model.cpp).
+enum class Scratch : int { kGemm = 0, kConv = 1, kRows = 2 };
 float* thread_scratch(size_t n, Scratch slot = Scratch::kGemm);
 
 }  // namespace pyrt::kernels

@@ -54,8 +54,8 @@ template GemmFn<CsrLut4> kernel_for<CsrLut4>(Isa);
 template GemmFn<CsrLut8> kernel_for<CsrLut8>(Isa);
 
 float* thread_scratch(size_t n, Scratch slot) {
-  thread_local AlignedArray<float> buf[2];
-  AlignedArray<float>& b = buf[slot == Scratch::kConv ? 1 : 0];
+  thread_local AlignedArray<float> buf[3];
+  AlignedArray<float>& b = buf[static_cast<int>(slot)];
   if (b.size() < n) b.resize(n);
   return b.data();
 }
@@ -90,15 +90,15 @@ std::vector<uint32_t> split_by_cost(uint32_t rows, unsigned parts, uint32_t alig
 
 // ---- dense f32: as stored ----
 
-// With in_place, borrowed values (a memory-mapped file, DecodedTensor::borrowed_values) are used where
-// they lie when they are 64-byte aligned, which format payloads are; the kernels never read past the
-// last weight. Otherwise they are copied into owned, aligned memory.
+// With in_place, values in a memory-mapped file (DecodedTensor::mapped_values) are used where they lie
+// when they are 64-byte aligned, which format payloads are; the kernels never read past the last weight.
+// Otherwise they are copied into owned, aligned memory.
 class DenseWeight final : public PackedWeight {
  public:
   DenseWeight(const DecodedTensor& t, bool in_place)
       : PackedWeight(t.encoding, uint32_t(t.rows()), uint32_t(t.cols()), t.numel()) {
-    if (in_place && t.borrowed_values && reinterpret_cast<uintptr_t>(t.borrowed_values) % kAlignment == 0) {
-      w_ = t.borrowed_values;
+    if (in_place && t.mapped_values && reinterpret_cast<uintptr_t>(t.mapped_values) % kAlignment == 0) {
+      w_ = t.mapped_values;  // not read here
       return;
     }
     owned_.resize(t.numel());
@@ -111,8 +111,9 @@ class DenseWeight final : public PackedWeight {
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
     run(DenseF32{w_, rows(), cols()}, isa, x, batch, y, bias);
   }
-  void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
-    run(DenseF32{w_ + size_t(r0) * cols(), r1 - r0, cols()}, isa, x, 1, y + r0, bias ? bias + r0 : nullptr);
+  void gemm_rows(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t r0,
+                 uint32_t r1) const override {
+    run(DenseF32{w_ + size_t(r0) * cols(), r1 - r0, cols()}, isa, x, batch, y, bias ? bias + r0 : nullptr);
   }
   void decode_row(uint32_t r, float* out) const override {
     copy_from(out, w_ + size_t(r) * cols(), size_t(cols()) * sizeof(float));
@@ -170,8 +171,9 @@ class CsrWeight final : public PackedWeight {
   void gemm(Isa isa, const float* x, size_t batch, float* y, const float* bias) const override {
     run(CsrF32{index_.view(rows(), cols()), val_.data()}, isa, x, batch, y, bias);
   }
-  void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
-    run(CsrF32{index_.view(r0, r1, cols()), val_.data()}, isa, x, 1, y + r0, bias ? bias + r0 : nullptr);
+  void gemm_rows(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t r0,
+                 uint32_t r1) const override {
+    run(CsrF32{index_.view(r0, r1, cols()), val_.data()}, isa, x, batch, y, bias ? bias + r0 : nullptr);
   }
   std::vector<uint32_t> row_splits(unsigned parts, uint32_t /*align*/) const override {
     return index_.splits(rows(), parts);
@@ -252,17 +254,17 @@ class CodebookWeight final : public PackedWeight {
       default: return run(Lut8{idx, lut, k_, rows(), cols()}, isa, x, batch, y, bias);
     }
   }
-  void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
+  void gemm_rows(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t r0,
+                 uint32_t r1) const override {
     const float* lut = lut_.data();
     const uint32_t n = r1 - r0;
-    y += r0;
     if (bias) bias += r0;
     const uint8_t* idx = idx_.data() + (bits_ < 8 ? lutb_row_bytes(bits_, cols()) : size_t(cols())) * r0;
     switch (bits_) {
-      case 1: return run(Lut1{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
-      case 2: return run(Lut2{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
-      case 4: return run(Lut4{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
-      default: return run(Lut8{idx, lut, k_, n, cols()}, isa, x, 1, y, bias);
+      case 1: return run(Lut1{idx, lut, k_, n, cols()}, isa, x, batch, y, bias);
+      case 2: return run(Lut2{idx, lut, k_, n, cols()}, isa, x, batch, y, bias);
+      case 4: return run(Lut4{idx, lut, k_, n, cols()}, isa, x, batch, y, bias);
+      default: return run(Lut8{idx, lut, k_, n, cols()}, isa, x, batch, y, bias);
     }
   }
   void decode_row(uint32_t r, float* out) const override {
@@ -322,14 +324,14 @@ class CsrCodebookWeight final : public PackedWeight {
     else
       run(CsrLut8{ix, idx_.data(), lut_.data(), k_}, isa, x, batch, y, bias);
   }
-  void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const override {
+  void gemm_rows(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t r0,
+                 uint32_t r1) const override {
     const CsrIndex ix = index_.view(r0, r1, cols());
-    y += r0;
     if (bias) bias += r0;
     if (k_ <= kMaxNibbleK)
-      run(CsrLut4{ix, goff_.data() + r0, idx_.data(), lut_.data(), k_}, isa, x, 1, y, bias);
+      run(CsrLut4{ix, goff_.data() + r0, idx_.data(), lut_.data(), k_}, isa, x, batch, y, bias);
     else
-      run(CsrLut8{ix, idx_.data(), lut_.data(), k_}, isa, x, 1, y, bias);
+      run(CsrLut8{ix, idx_.data(), lut_.data(), k_}, isa, x, batch, y, bias);
   }
   std::vector<uint32_t> row_splits(unsigned parts, uint32_t /*align*/) const override {
     return index_.splits(rows(), parts);

@@ -44,10 +44,12 @@ class PackedWeight {
     gemm(active_isa(), x, batch, y, bias);
   }
 
-  // Batch 1 restricted to output rows [r0, r1): y[r] = W[r] . x + bias[r] for those rows only (y and
-  // bias indexed by absolute row). The same kernel on a view of the rows, so the results are
-  // bit-identical to gemm()'s; threads split a layer this way at batch 1.
-  virtual void gemv_rows(Isa isa, const float* x, float* y, const float* bias, uint32_t r0, uint32_t r1) const = 0;
+  // gemm() restricted to output rows [r0, r1): y[b][r - r0] = W[r] . x[b] + bias[r] for those rows only,
+  // y being a [batch x (r1 - r0)] block (so at batch 1, y + r0 of the whole output) and bias indexed by
+  // absolute row. The same kernel on a view of the rows: every output is bit-identical to gemm()'s at the
+  // same batch (row_splits keeps register tiles of rows whole). Threads split a layer this way.
+  virtual void gemm_rows(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t r0,
+                         uint32_t r1) const = 0;
 
   // Writes the cols() weights of row r (r < rows()) to out, zeros for pruned entries. For the scalar
   // oracles only (the conv reference decodes one row at a time instead of inflating W); not a hot path.
@@ -69,7 +71,7 @@ class PackedWeight {
 };
 
 // Builds the execution layout for a validated 2-D view of `t` (rows = shape[0], cols = the rest).
-// in_place: a dense tensor with borrowed, 64-byte aligned values keeps pointing at them (the caller
+// in_place: a dense tensor with mapped, 64-byte aligned values (mapped_values) keeps pointing at them (the caller
 // keeps that memory alive as long as the PackedWeight); otherwise every layout owns its memory.
 std::unique_ptr<PackedWeight> pack(const DecodedTensor& t, bool in_place = false);
 

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "kernels/kernels.h"
 #include "kernels/ref/ref_kernels.h"
 
 namespace pyrt::runtime {
@@ -52,22 +53,16 @@ std::unique_ptr<Model> Model::load_buffer(const uint8_t* data, size_t size) {
 }
 
 std::unique_ptr<Model> Model::load_file(const char* path, format::FileBuffer::Mode mode) {
+  // The file is read (never mapped) for validation and decoding, so nothing here can fault when another
+  // process truncates it meanwhile (file_buffer.h). Dense values are borrowed from that copy while
+  // decoding; for Mode::map they are then used in place from a mapping of the same file when dense
+  // tensors make up at least half of it. Otherwise (say 100 KB of dense biases in a 10 MB compressed
+  // file) copying them costs less than keeping the whole mapping resident.
   std::shared_ptr<const format::FileBuffer> file = format::FileBuffer::open(path, mode);
   format::FileInfo info;
   ModelDef def = format::read_model(file->data(), file->size(), &info, /*borrow_dense=*/true);
-  if (!file->mapped()) return std::make_unique<Model>(std::move(def), info);  // copies; the buffer goes
-  return std::make_unique<Model>(std::move(def), info, std::move(file));
-}
-
-Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing)
-    : metadata_(std::move(def.metadata)), file_bytes_(info.file_size), format_version_(info.version) {
-  shapes_ = check_graph(def, PYRT_BAD_FORMAT);
-  // Keep a mapped file only for a model that is mostly dense: then its dense tensors are used in place.
-  // Otherwise (say 100 KB of dense biases in a 10 MB compressed file) copying them costs less than
-  // keeping the whole mapping resident. `backing` itself stays alive to the end of this constructor:
-  // borrowed values are read from it while they are copied.
-  bool in_place = false;
-  if (backing) {
+  std::shared_ptr<const format::MappedFile> mapping;
+  if (file->mappable()) {
     uint64_t borrowable = 0;
     std::vector<bool> seen(def.tensors.size(), false);
     for (const NodeDef& n : def.nodes)
@@ -76,8 +71,25 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
           seen[t] = true;
           borrowable += def.tensors[t].numel() * sizeof(float);
         }
-    in_place = borrowable * 2 >= info.file_size;
+    if (borrowable * 2 >= info.file_size) {
+      mapping = file->map();
+      if (mapping) {
+        for (DecodedTensor& t : def.tensors)
+          if (t.borrowed_values) {
+            const size_t at = reinterpret_cast<const uint8_t*>(t.borrowed_values) - file->data();
+            t.mapped_values = reinterpret_cast<const float*>(mapping->data() + at);
+          }
+      }
+    }
   }
+  // Borrowed values are read from `file` (alive to the end of this statement) while they are copied.
+  return std::make_unique<Model>(std::move(def), info, std::move(mapping));
+}
+
+Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing)
+    : metadata_(std::move(def.metadata)), file_bytes_(info.file_size), format_version_(info.version) {
+  shapes_ = check_graph(def, PYRT_BAD_FORMAT);
+  const bool in_place = backing != nullptr;
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     const NodeDef& n = def.nodes[i];
     LayerInfo li;
@@ -124,8 +136,8 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
       if (n.tensors.size() == 2) {
         const DecodedTensor& b = def.tensors[n.tensors[1]];
         const size_t nb = b.value_count();
-        if (b.borrowed_values && in_place) {  // 4-byte aligned in the file: no kernel needs more for a bias
-          s.bias = b.borrowed_values;
+        if (b.mapped_values && in_place) {  // 4-byte aligned in the file: no kernel needs more for a bias
+          s.bias = b.mapped_values;
           in_place_bytes_ += nb * sizeof(float);
         } else {
           s.bias_owned.resize(nb);
@@ -253,11 +265,40 @@ void Model::run(const float* input, size_t batch, float* output, float* arena) c
   std::memcpy(output, at(output_offset_), batch * output_size() * sizeof(float));
 }
 
+// A linear layer's batch is computed in chunks of kBatchChunk samples, one kernel call per chunk, whatever
+// the thread count: the kernels pick their method (and so their order of additions) by batch size, so a
+// sample's outputs depend on its chunk only, and the threads take whole chunks. A single chunk is split
+// by output rows instead (gemm_rows: the same kernel on a view of the rows, bit-identical), each thread
+// gathering its rows for every sample in a scratch block and copying them into place.
+void Model::run_linear(const Step& s, kernels::Isa isa, const float* x, size_t batch, float* y) const {
+  const kernels::PackedWeight& w = *s.weight;
+  const size_t rows = s.out_size, cols = s.in_sizes[0];
+  const size_t chunks = (batch + kBatchChunk - 1) / kBatchChunk;
+  auto chunk = [&](size_t c) {
+    const size_t b0 = c * kBatchChunk, n = std::min(batch - b0, kBatchChunk);
+    w.gemm(isa, x + b0 * cols, n, y + b0 * rows, s.bias);
+  };
+  if (pool_ && chunks == 1 && !s.splits.empty()) {
+    pool_->run(static_cast<unsigned>(s.splits.size() - 1), [&](unsigned i) {
+      const uint32_t r0 = s.splits[i], r1 = s.splits[i + 1], n = r1 - r0;
+      if (batch == 1) return w.gemm_rows(isa, x, 1, y + r0, s.bias, r0, r1);
+      float* block = kernels::thread_scratch(batch * n, kernels::Scratch::kRows);
+      w.gemm_rows(isa, x, batch, block, s.bias, r0, r1);
+      for (size_t b = 0; b < batch; ++b) std::memcpy(y + b * rows + r0, block + b * n, n * sizeof(float));
+    });
+  } else if (pool_ && chunks >= 2 && w.bytes() * batch >= 2 * kMinBytesPerTask) {
+    pool_->run(static_cast<unsigned>(chunks), [&](unsigned c) { chunk(c); });
+  } else {
+    for (size_t c = 0; c < chunks; ++c) chunk(c);
+  }
+}
+
 void Model::run_step(const Step& s, const float* const* xs, size_t batch, float* y) const {
   const kernels::Isa isa = kernels::active_isa();
   const float* x = xs[0];
-  // Weighted ops split across the pool by rows at batch 1 (bit-identical to one thread) and by samples
-  // above, when the layer is big enough to pay for waking the pool.
+  // Weighted ops split across the pool when the layer is big enough to pay for waking it, so that every
+  // output is bit-identical to one thread's: linear layers as run_linear says; convolutions by output rows
+  // at batch 1 and by samples above (they compute sample by sample).
   const bool split_samples = pool_ && batch > 1 && s.work * batch >= 2 * kMinMacsPerTask;
   auto by_samples = [&](auto&& fn) {
     const unsigned parts = static_cast<unsigned>(std::min<size_t>(pool_->threads(), batch));
@@ -265,17 +306,7 @@ void Model::run_step(const Step& s, const float* const* xs, size_t batch, float*
   };
   switch (s.op) {
     case Op::linear:
-      if (pool_ && batch == 1 && !s.splits.empty()) {
-        pool_->run(static_cast<unsigned>(s.splits.size() - 1), [&](unsigned i) {
-          s.weight->gemv_rows(isa, x, y, s.bias, s.splits[i], s.splits[i + 1]);
-        });
-      } else if (pool_ && batch > 1 && s.weight->bytes() * batch >= 2 * kMinBytesPerTask) {
-        by_samples([&](size_t b0, size_t b1) {
-          s.weight->gemm(isa, x + b0 * s.in_sizes[0], b1 - b0, y + b0 * s.out_size, s.bias);
-        });
-      } else {
-        s.weight->gemm(isa, x, batch, y, s.bias);
-      }
+      run_linear(s, isa, x, batch, y);
       break;
     case Op::conv2d:
       if (pool_ && batch == 1 && !s.splits.empty()) {

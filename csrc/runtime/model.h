@@ -42,14 +42,14 @@ class Model {
  public:
   // Copies what it needs: `data` is not referenced after the call.
   static std::unique_ptr<Model> load_buffer(const uint8_t* data, size_t size);
-  // Mode::read reads the file into memory and releases it after decoding. Mode::map maps it; when dense
-  // f32 tensors make up at least half of the file they are used in place and the mapping is kept while
-  // the model lives, else it is released before this returns. Everything else is decoded into execution
-  // layouts as with read.
+  // Both modes read the file into memory, validate and decode it from there, and release it before this
+  // returns. Mode::map then maps the file when dense f32 tensors make up at least half of it: those are
+  // used in place and the mapping is kept while the model lives (the file must not be truncated or
+  // rewritten meanwhile: file_buffer.h). Nothing touches the mapping during the load.
   static std::unique_ptr<Model> load_file(const char* path,
                                           format::FileBuffer::Mode mode = format::FileBuffer::Mode::read);
-  // Borrowed tensors of `def` (DecodedTensor::borrowed_values) are used in place when `backing` is given
-  // (it owns the memory they point into and is kept while any is used), and copied when it is null.
+  // Tensors of `def` with mapped_values are used in place when `backing` is given (it owns the memory
+  // they point into and is kept while any is used); everything else is copied.
   Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing = nullptr);
 
   const std::vector<uint32_t>& input_shape() const { return shapes_.front(); }
@@ -72,6 +72,10 @@ class Model {
   // called while the model runs.
   void set_threads(unsigned threads);
   unsigned threads() const { return pool_ ? pool_->threads() : 1; }
+
+  // Samples a linear layer's kernel call covers (run_linear): results depend on the batch's chunks of this
+  // many samples, never on the thread count.
+  static constexpr size_t kBatchChunk = 64;
 
   // Floats of arena needed for `batch` samples (arena must be 64-byte aligned).
   size_t arena_floats(size_t batch) const { return arena_per_sample_ * batch; }
@@ -97,6 +101,7 @@ class Model {
   };
   void plan(const ModelDef& def);
   void run_step(const Step& s, const float* const* x, size_t batch, float* y) const;
+  void run_linear(const Step& s, kernels::Isa isa, const float* x, size_t batch, float* y) const;
 
   std::vector<std::vector<uint32_t>> shapes_;  // per value
   std::vector<Step> steps_;

@@ -1,9 +1,9 @@
 """Multi-threaded execution: row views of every layout (what one thread computes at batch 1), how a
 layer is split, and whole models run with a thread pool against the same models on one thread.
 
-Batch 1 splits rows, and each row is computed by the same kernel as on one thread, so the results are
-bit-identical. Larger batches split samples, which can move a sample between the batched and the
-single-sample kernels: equal to 1e-5 relative then.
+Every result is bit-identical to one thread's, at every batch: a linear layer computes its batch in
+chunks of 64 samples whatever the thread count (threads take whole chunks), and splits a single chunk by
+rows, each row computed by the same kernel as on one thread; a convolution computes sample by sample.
 """
 
 from __future__ import annotations
@@ -57,6 +57,22 @@ def test_row_views_match_the_whole_matrix(helpers, isa, encoding, shape, k):
     np.testing.assert_array_equal(w.gemv_rows(x, 0, rows, None, isa), w.gemm(x[None], None, isa)[0])
 
 
+@pytest.mark.parametrize("encoding,shape,k", ROW_VIEW_CASES[::3], ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else str(v))
+@pytest.mark.parametrize("batch", [2, 3, 9, 33, 64])
+@pytest.mark.parametrize("isa", ISAS)
+def test_row_views_match_the_whole_matrix_at_every_batch(helpers, isa, batch, encoding, shape, k):
+    """What a thread computes when a chunk of samples is split by rows: bit-identical to gemm's columns."""
+    rng = np.random.default_rng(shape[0] * 11 + k + batch)
+    w = _core.PackedWeight(make(helpers, rng, encoding, shape, k=k, density=0.05 if shape[1] > 1000 else 0.3))
+    x = rng.standard_normal((batch, shape[1])).astype(np.float32)
+    bias = rng.standard_normal(shape[0]).astype(np.float32)
+    want = w.gemm(x, bias, isa)
+    rows = shape[0]
+    splits = w.row_splits(3) if rows >= 48 else [0, rows]
+    got = np.concatenate([w.gemm_rows(x, r0, r1, bias, isa) for r0, r1 in pairwise(splits)], axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_gemv_rows_checks_its_arguments(helpers):
     w = _core.PackedWeight(make(helpers, np.random.default_rng(0), "csr", (8, 6)))
     x = np.zeros(6, np.float32)
@@ -65,6 +81,10 @@ def test_gemv_rows_checks_its_arguments(helpers):
             w.gemv_rows(x, r0, r1)
     with pytest.raises(ValueError, match="shape"):
         w.gemv_rows(np.zeros(5, np.float32), 0, 8)
+    with pytest.raises(ValueError, match="shape"):
+        w.gemm_rows(np.zeros((2, 5), np.float32), 0, 8)
+    with pytest.raises(ValueError, match="rows"):
+        w.gemm_rows(np.zeros((2, 6), np.float32), 4, 2)
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -122,14 +142,26 @@ def test_threaded_models_match_one_thread(helpers, threads, encodings):
         previous = _core.active_isa()
         try:
             _core.set_isa(isa)
-            x1 = helpers.random_input(rng, model, 1)
-            np.testing.assert_array_equal(many.run(x1), one.run(x1))
-            for batch in (2, 5, 64):
+            for batch in (1, 2, 3, 5, 16, 64, 65, 200):
                 x = helpers.random_input(rng, model, batch)
-                assert_close(many.run(x), one.run(x))
+                np.testing.assert_array_equal(many.run(x), one.run(x), err_msg=f"{isa} batch {batch}")
         finally:
             _core.set_isa(previous)
     assert_close(many.run(x), helpers.forward(model, x))
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_small_layers_at_large_batches_match_one_thread(helpers, encoding):
+    """Layers too small to split by rows: threads take whole chunks of samples (LeNet-300-100 sizes)."""
+    rng = np.random.default_rng(5)
+    model = helpers.mlp(rng, [784, 300, 100, 10], [encoding] * 3, final=None)
+    data = _core.write_model(model)
+    one, many = pyruntime.load(data), pyruntime.load(data, threads=2)
+    for batch in (3, 63, 64, 65, 129, 1000):
+        x = helpers.random_input(rng, model, batch)
+        np.testing.assert_array_equal(many.run(x), one.run(x), err_msg=f"batch {batch}")
+    for part in (x[:1], x[1:4], x[100:164]):  # each sample's chunk decides, not its neighbours beyond it
+        assert_close(one.run(part), helpers.forward(model, part))
 
 
 def test_sessions_in_several_threads_share_the_pool(helpers):

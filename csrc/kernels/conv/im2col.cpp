@@ -70,6 +70,7 @@ DecodedTensor slice_rows(const DecodedTensor& t, uint32_t r0, uint32_t r1) {
     s.indices.assign(t.indices.begin() + r0 * cols, t.indices.begin() + r1 * cols);
   } else if (t.borrowed_values) {
     s.borrowed_values = t.borrowed_values + r0 * cols;
+    if (t.mapped_values) s.mapped_values = t.mapped_values + r0 * cols;
   } else {
     s.values.assign(t.values.begin() + r0 * cols, t.values.begin() + r1 * cols);
   }
