@@ -63,6 +63,7 @@ class Report:
     error: str | None = None                   # the C++ reader's message; None for a valid file
     reasons: list[str] = field(default_factory=list)  # plain-words explanations for a bad file
     model: dict[str, Any] | None = None        # _core.read_model's dict for a valid file
+    cost: str | None = None                    # Model.cost_text() of a valid file: memory and work of a run
 
     @property
     def valid(self) -> bool:
@@ -157,6 +158,12 @@ def inspect_bytes(data: bytes, path: str = "<bytes>") -> Report:
     except FormatError as e:
         r.error = str(e)
         _explain(data, r)
+        return r
+    from ._model import Model
+
+    # Loading builds the execution layouts (memory as the file's weights need) but runs nothing: the
+    # arena and the work are figures, so a file that asks for gigabytes or hours is shown, not run.
+    r.cost = Model(_core.Model.from_bytes(data)).cost_text()
     return r
 
 
@@ -207,4 +214,6 @@ def render(r: Report) -> str:
         out.append(f"  v{i + 1} = {n['op']}({', '.join(args)})")
     if info["metadata"]:
         out.append(f"\nmetadata: {info['metadata']}")
+    if r.cost:
+        out.append("\n" + r.cost)
     return "\n".join(out)

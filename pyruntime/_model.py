@@ -46,8 +46,33 @@ class Model:
     def metadata(self) -> str:
         return str(self._core.metadata)
 
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of all weights and biases in their execution layouts (what the loaded model holds)."""
+        return int(self._core.weight_bytes)
+
+    @property
+    def work(self) -> int:
+        """Operations one sample costs, roughly: multiply-adds of the linear and conv layers (stored weights
+        times output positions), inputs read by the pools, elements written by the other ops. A model that
+        loads always runs, but a small file can describe a lot of work (``load(..., max_work=)``)."""
+        return int(self._core.work)
+
+    def arena_bytes(self, batch: int = 1) -> int:
+        """Bytes of activation memory (the arena) one run of ``batch`` samples needs. ``run`` computes a
+        batch in pieces whose arena fits in 64 MiB when a sample allows, and keeps at most that much
+        between calls, so this is what a call costs at most ``min(batch, piece)`` samples at a time."""
+        if not isinstance(batch, int) or isinstance(batch, bool):
+            raise TypeError(f"batch must be an int, got {type(batch).__name__}")
+        return int(self._core.arena_bytes(batch))
+
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Runs a batch: ``x`` has shape ``(batch, *input_shape)`` and dtype float32."""
+        """Runs a batch: ``x`` has shape ``(batch, *input_shape)`` and dtype float32.
+
+        The outputs are the same, bit for bit, whatever the ``threads`` of ``load``. Activations live in an
+        arena: a batch whose arena exceeds 64 MiB runs in pieces that fit (whole chunks of 64 samples, so
+        the results do not change), and the model keeps at most 64 MiB of arena between calls.
+        """
         if not isinstance(x, np.ndarray):
             raise TypeError(f"input must be a numpy array, got {type(x).__name__}")
         return self._core.run(x)
@@ -124,7 +149,16 @@ class Model:
         out = format_table(["layer", "encoding", "layout", "shape", "nonzeros", "density", "bits", "bytes", "vs fp32",
                             f"us@b{batch} (pred)"], table)
         why = [f"  {r['layer']}: {r['why']}" for r in rows if r["why"]]
-        return out + ("\nwhy this encoding:\n" + "\n".join(why) if why else "")
+        out += ("\nwhy this encoding:\n" + "\n".join(why) if why else "")
+        return out + "\n" + self.cost_text(batch)
+
+    def cost_text(self, batch: int = 1) -> str:
+        """Memory and work of a run, as ``summary_text`` and ``pyruntime inspect`` end with them."""
+        mapped = (f", {_bytes_text(self.in_place_bytes)} of them read in place from the mapped file "
+                  "(it must not be truncated or rewritten while the model lives)") if self.in_place_bytes else ""
+        return (f"memory: weights {_bytes_text(self.weight_bytes)}{mapped}; activation arena "
+                f"{_bytes_text(self.arena_bytes(batch))} at batch {batch}\n"
+                f"work: {self.work:,} operations per sample")
 
     def __repr__(self) -> str:
         return (f"<pyruntime.Model input={self.inputs[0]['shape']} output={self.outputs[0]['shape']} "
@@ -147,35 +181,78 @@ def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> flo
     return groups * per_group
 
 
+def _bytes_text(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit} ({n:,} bytes)"
+    return f"{n} bytes"
+
+
 def _weight_layer_name(tensor_name: str) -> str:
     """'fc1.weight' -> 'fc1' (the converter names a layer's weight tensor '<layer>.weight')."""
     return tensor_name.removesuffix(".weight")
 
 
-def load(source: PathOrBytes, *, mmap: bool = False, threads: int = 1) -> Model:
+def load(
+    source: PathOrBytes,
+    *,
+    mmap: bool = False,
+    threads: int = 1,
+    max_memory: int | None = None,
+    max_work: int | None = None,
+) -> Model:
     """Loads a model from a file path or from the bytes of a .pyrt file.
 
     The file is validated in full (checksums, sizes, graph) before anything is built, and its
     entropy-coded streams are decoded once into execution layouts. Raises ``pyruntime.FormatError``
-    for a bad file (whatever is wrong with it, a newer format version included) and ``OSError`` if
-    the path cannot be read.
+    for a bad file (whatever is wrong with it, a newer format version included), ``OSError`` if
+    the path cannot be read, and ``ValueError`` for a path with a null byte.
 
-    ``mmap=True`` (paths only) maps the file instead of reading it. When dense float32 tensors make
-    up at least half of the file, they are used in place, without a copy, and the mapping lives as
-    long as the model (``in_place_bytes`` says how much): the file must then not be rewritten or
-    truncated while the model is alive. Compressed layers are decoded into memory either way, so for
-    a compressed model the mapping is released before ``load`` returns.
+    ``mmap=True`` (paths only): the file is still read, validated and decoded from memory (so that
+    nothing can fault while it loads); then, when dense float32 tensors make up at least half of it,
+    the file is memory-mapped and those tensors are used in place, without a copy, for as long as the
+    model lives (``in_place_bytes`` says how much; 0 means no mapping was kept). **The file must then
+    not be truncated or rewritten in place while the model is alive**: a truncated file kills the
+    process with SIGBUS at the next ``run``, and a rewritten one changes its weights. Replace a model
+    file by writing a new file and renaming it over the old one; the mapping keeps the old file.
 
     ``threads`` is how many threads a run may use, the caller's included: 1 (default) runs on the
     calling thread only, 0 uses one per hardware thread. The pool is started here and kept with the
-    model; layers large enough to pay for it are split across it (rows at batch 1, samples above).
+    model; layers large enough to pay for it are split across it. The outputs are bit-identical for
+    every thread count.
+
+    ``max_memory`` (bytes) and ``max_work`` (operations per sample, ``Model.work``) refuse, with a
+    ``ValueError`` naming both figures, a model whose weights plus batch-1 activation arena, or whose
+    work, exceed them: a small file can describe a network that needs gigabytes or hours.
     """
     if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= 1024:
         raise ValueError(f"threads must be an int in 0..1024 (0: one per hardware thread), got {threads!r}")
+    for name, value in (("max_memory", max_memory), ("max_work", max_work)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError(f"{name} must be None or an int >= 0, got {value!r}")
     if isinstance(source, (bytes, bytearray, memoryview)):
         if mmap:
             raise ValueError("mmap=True needs a file path, not bytes")
-        return Model(_core.Model.from_bytes(source, threads=threads))
-    if isinstance(source, (str, os.PathLike)):
-        return Model(_core.Model.from_file(os.fspath(source), mmap=bool(mmap), threads=threads))
-    raise TypeError(f"load() takes a path or bytes, got {type(source).__name__}")
+        model = Model(_core.Model.from_bytes(source, threads=threads))
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if "\0" in path:
+            raise ValueError(f"embedded null byte in the path {path!r}")
+        model = Model(_core.Model.from_file(path, mmap=bool(mmap), threads=threads))
+    else:
+        raise TypeError(f"load() takes a path or bytes, got {type(source).__name__}")
+    _check_budget(model, max_memory, max_work)
+    return model
+
+
+def _check_budget(model: Model, max_memory: int | None, max_work: int | None) -> None:
+    if max_memory is not None:
+        need = model.weight_bytes + model.arena_bytes(1)
+        if need > max_memory:
+            raise ValueError(
+                f"the model needs {_bytes_text(need)} at batch 1 (weights {_bytes_text(model.weight_bytes)}, "
+                f"activation arena {_bytes_text(model.arena_bytes(1))}), more than max_memory={max_memory:,}")
+    if max_work is not None and model.work > max_work:
+        raise ValueError(f"the model costs {model.work:,} operations per sample, more than max_work={max_work:,}")

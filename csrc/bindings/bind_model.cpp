@@ -1,6 +1,9 @@
-// pyruntime bindings: a loaded model. Model.run keeps one cached session (grown to the largest batch
-// seen) under a mutex; a call that finds it busy (another Python thread) runs in a session of its own.
-// The GIL is released while the model runs.
+// pyruntime bindings: a loaded model. Model.run runs a batch in pieces whose arena fits in
+// kMaxCachedArena (64 MiB; pieces are whole chunks of Model::kBatchChunk samples, so the results are
+// those of one session over the whole batch) and keeps one session of at most that size cached between
+// calls, under a mutex; a call that finds it busy (another Python thread), or whose single sample needs
+// more, runs in a session of its own that is freed before it returns. The GIL is released while the
+// model runs.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -18,6 +21,10 @@ namespace pyrt::bindings {
 std::string_view buffer_bytes(const py::buffer& b, py::buffer_info& info);
 
 namespace {
+
+// The most activation memory Model.run keeps between calls, and the most one piece of a batch uses
+// when a sample fits in it.
+constexpr size_t kMaxCachedArena = size_t(64) << 20;
 
 struct PyModel {
   std::unique_ptr<runtime::Model> model;
@@ -44,16 +51,38 @@ struct PyModel {
     float* yp = y.mutable_data();
     {
       py::gil_scoped_release release;
+      const size_t piece = piece_samples(batch);
+      const size_t in = model->input_size(), out = model->output_size();
+      auto run_all = [&](runtime::Session& sess) {
+        for (size_t b0 = 0; b0 < batch; b0 += piece)
+          sess.run(xp + b0 * in, std::min(piece, batch - b0), yp + b0 * out);
+      };
       std::unique_lock<std::mutex> lock(mu, std::try_to_lock);
-      if (lock.owns_lock()) {
-        if (!session || session->max_batch() < batch) session = std::make_unique<runtime::Session>(*model, batch);
-        session->run(xp, batch, yp);
+      if (lock.owns_lock() && runtime::Session::arena_bytes(*model, piece) <= kMaxCachedArena) {
+        if (!session || session->max_batch() < piece) {
+          session.reset();  // the old arena goes before the new one is allocated
+          session = std::make_unique<runtime::Session>(*model, piece);
+        }
+        run_all(*session);
       } else {
-        runtime::Session own(*model, batch);
-        own.run(xp, batch, yp);
+        runtime::Session own(*model, piece);
+        run_all(own);
       }
     }
     return y;
+  }
+
+  // Samples per piece of a batch: all of it if its arena fits in kMaxCachedArena, else as many whole
+  // chunks of Model::kBatchChunk as fit (at least one chunk, or fewer samples if one chunk does not fit).
+  size_t piece_samples(size_t batch) const {
+    if (runtime::Session::arena_bytes(*model, std::min(batch, runtime::Session::kMaxBatch)) <= kMaxCachedArena &&
+        batch <= runtime::Session::kMaxBatch)
+      return batch;
+    const size_t per_sample = std::max<size_t>(1, model->arena_floats(1) * sizeof(float));
+    const size_t fit = kMaxCachedArena / per_sample;
+    const size_t chunk = runtime::Model::kBatchChunk;
+    if (fit >= chunk) return std::min(fit / chunk * chunk, runtime::Session::kMaxBatch);
+    return std::max<size_t>(1, fit);
   }
 
   static std::string shape_str(const std::vector<uint32_t>& s) {
@@ -93,6 +122,10 @@ py::list layers_list(const runtime::Model& m) {
   return out;
 }
 
+void check_threads(unsigned threads) {
+  PYRT_CHECK(threads <= 1024, PYRT_INVALID_ARGUMENT, "threads ", threads, " not in 0..1024");
+}
+
 }  // namespace
 
 void bind_model(py::module_& m) {
@@ -100,6 +133,7 @@ void bind_model(py::module_& m) {
       .def_static(
           "from_bytes",
           [](const py::buffer& data, unsigned threads) {
+            check_threads(threads);
             py::buffer_info info;
             const std::string_view b = buffer_bytes(data, info);
             auto pm = std::make_unique<PyModel>();
@@ -112,6 +146,9 @@ void bind_model(py::module_& m) {
       .def_static(
           "from_file",
           [](const std::string& path, bool mmap, unsigned threads) {
+            check_threads(threads);
+            // A C string ends at the first NUL: "model.pyrt\0.x" would open another file than the one named.
+            PYRT_CHECK(path.find('\0') == std::string::npos, PYRT_INVALID_ARGUMENT, "path has an embedded null byte");
             auto pm = std::make_unique<PyModel>();
             py::gil_scoped_release release;
             pm->model = runtime::Model::load_file(
@@ -129,6 +166,16 @@ void bind_model(py::module_& m) {
       .def_property_readonly("in_place_bytes", [](const PyModel& p) { return p.model->in_place_bytes(); })
       .def_property_readonly("threads", [](const PyModel& p) { return p.model->threads(); })
       .def_property_readonly("format_version", [](const PyModel& p) { return p.model->format_version(); })
+      .def_property_readonly("work", [](const PyModel& p) { return p.model->work_per_sample(); })
+      .def(
+          "arena_bytes",
+          [](const PyModel& p, size_t batch) {
+            PYRT_CHECK(batch >= 1 && batch <= runtime::Session::kMaxBatch, PYRT_INVALID_ARGUMENT, "batch ", batch,
+                       " not in 1..", runtime::Session::kMaxBatch);
+            return runtime::Session::arena_bytes(*p.model, batch);
+          },
+          py::arg("batch") = 1)
+      .def_property_readonly_static("max_cached_arena_bytes", [](py::object) { return kMaxCachedArena; })
       .def("run", &PyModel::run, py::arg("x"));
 }
 

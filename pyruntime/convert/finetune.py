@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kmeans import kmeans_share
+from .prune import check_setting
 
 Data = tuple[torch.Tensor, torch.Tensor]
 Masks = dict[str, torch.Tensor]
@@ -73,10 +74,10 @@ def per_kind(net: nn.Module, *, conv: float | None = None, linear: float | None 
     return out
 
 
-def _per_layer(value: PerLayer | None, name: str) -> float | None:
+def _per_layer(value: PerLayer | None, name: str, what: str = "sparsity") -> float | None:
     if value is None or isinstance(value, (int, float)):
-        return value
-    return value.get(name)
+        return check_setting(value, what)
+    return check_setting(value.get(name), what, name)
 
 
 def _check_names(value: PerLayer | None, layers: Mapping[str, nn.Module], what: str) -> None:
@@ -311,7 +312,7 @@ def share_weights(net: nn.Module, bits: PerLayer, masks: Masks | None = None) ->
     layers = weighted_layers(net)
     _check_names(bits, layers, "bits")
     for name, layer in layers.items():
-        b = _per_layer(bits, name)
+        b = _per_layer(bits, name, "bits")
         if b is None:
             continue
         w = layer.weight.detach().cpu().numpy()

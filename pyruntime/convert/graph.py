@@ -202,7 +202,7 @@ class Graph:
     @staticmethod
     def _weights(who: str, w: Any, b: Any, rank: int) -> tuple[np.ndarray, np.ndarray | None]:
         w = np.array(w, dtype=np.float32)
-        b = None if b is None else np.array(b, dtype=np.float32).ravel()
+        b = None if b is None else np.array(b, dtype=np.float32)
         if w.ndim != rank:
             what = "(out, in)" if rank == 2 else "(out_channels, in_channels / groups, kh, kw)"
             raise ValueError(f"{who}: weight must be {rank}-D {what}, got shape {w.shape}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .prune import check_setting
+
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _nearest(v: float, bounds: np.ndarray, k: int) -> int:
@@ -91,8 +93,8 @@ def kmeans_share(
     values (a layer shared before, e.g. after centroid fine-tuning), those values are the centroids
     and the sharing is exact. With ``drop_empty`` the clusters that end up empty are removed.
     """
-    if not 1 <= int(bits) <= 8:
-        raise ValueError(f"bits must be in 1..8, got {bits}")
+    if check_setting(bits, "bits") is None:
+        raise ValueError("bits must be an integer in 1..8, got None")
     w = np.asarray(w, dtype=np.float32)
     mask = (w != 0) if mask is None else np.asarray(mask, dtype=bool)
     if mask.shape != w.shape:

@@ -20,8 +20,7 @@ def magnitude_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
     Exactly ``round(sparsity * w.size)`` entries are dropped: the smallest by absolute value, ties broken
     by position so the result is deterministic. Entries that are already zero are dropped first.
     """
-    if not 0.0 <= float(sparsity) <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    check_setting(sparsity, "sparsity")
     w = np.asarray(w)
     n_drop = round(float(sparsity) * w.size)
     keep = np.ones(w.size, dtype=bool)
@@ -46,12 +45,34 @@ def sparsity_of(w: np.ndarray) -> float:
 
 
 def per_layer(value: PerLayer, name: str, what: str) -> float | int | None:
-    """Resolves a setting given globally (a number) or per layer (a mapping name -> number or None)."""
+    """Resolves a setting given globally (a number) or per layer (a mapping name -> number or None), and
+    checks it (:func:`check_setting`)."""
     if value is None or isinstance(value, (int, float, np.integer, np.floating)):
-        return value  # type: ignore[return-value]
+        return check_setting(value, what)  # type: ignore[arg-type]
     if isinstance(value, Mapping):
-        return value.get(name)
+        return check_setting(value.get(name), what, name)
     raise TypeError(f"{what} must be a number, a mapping layer-name -> number, or None; got {type(value).__name__}")
+
+
+def check_setting(value: object, what: str, layer: str | None = None) -> float | int | None:
+    """A sparsity must be a real number in [0, 1] and a bit width an integer in 1..8 (``what`` is
+    "sparsity" or "bits"); None means "not for this layer". A bool, a NaN, a fractional bit width or a
+    value out of range is refused with a ValueError naming the argument (and the layer), never rounded
+    or taken as 0 / 1."""
+    if value is None:
+        return None
+    where = f"{what}" if layer is None else f"{what} for layer '{layer}'"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{where} must be a number, got {value!r} ({type(value).__name__})")  # noqa: TRY004
+    if what == "bits":
+        if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+            raise ValueError(f"{where} must be an integer in 1..8, got {value!r}")
+        if not np.isfinite(float(value)) or not 1 <= float(value) <= 8:
+            raise ValueError(f"{where} must be an integer in 1..8, got {value!r}")
+        return int(value)
+    if not np.isfinite(float(value)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{where} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def check_layer_names(value: PerLayer, names: list[str], what: str) -> None:

@@ -123,9 +123,10 @@ def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights], x: np.n
             y = np.maximum(v, 0)
         elif op == "clamp":
             y = np.minimum(np.maximum(v, a["min"]), a["max"])
-        elif op == "softmax":
-            e = np.exp(v - v.max(axis=-1, keepdims=True))
-            y = e / e.sum(axis=-1, keepdims=True)
+        elif op == "softmax":  # over all of a sample's elements, whatever its rank (FORMAT.md 2.1)
+            flat = v.reshape(n, -1)
+            e = np.exp(flat - flat.max(axis=1, keepdims=True))
+            y = (e / e.sum(axis=1, keepdims=True)).reshape(v.shape)
         elif op == "flatten":
             y = v.reshape(n, -1)
         elif op == "reshape":

@@ -107,3 +107,39 @@ def test_bad_graphs_are_rejected(rng):
     with pytest.raises(ValueError, match="NaN"):
         from_numpy([("linear", np.full((4, 64), np.nan, np.float32), None)], (64,))
     assert issubclass(pyruntime.UnsupportedError, ValueError)
+
+
+@pytest.mark.parametrize("bad,words", [
+    ({"bits": 3.5}, r"bits must be an integer in 1\.\.8, got 3\.5"),
+    ({"bits": True}, r"bits must be a number, got True"),
+    ({"bits": float("nan")}, r"bits must be an integer in 1\.\.8, got nan"),
+    ({"bits": 0}, r"bits must be an integer in 1\.\.8, got 0"),
+    ({"bits": 9}, r"bits must be an integer in 1\.\.8, got 9"),
+    ({"bits": {"fc2": 2.5}}, r"bits for layer 'fc2' must be an integer in 1\.\.8, got 2\.5"),
+    ({"sparsity": True}, r"sparsity must be a number, got True"),
+    ({"sparsity": float("nan")}, r"sparsity must be a number in \[0, 1\], got nan"),
+    ({"sparsity": 1.5}, r"sparsity must be a number in \[0, 1\], got 1\.5"),
+    ({"sparsity": -0.1}, r"sparsity must be a number in \[0, 1\], got -0\.1"),
+    ({"sparsity": {"fc1": np.bool_(True)}}, r"sparsity for layer 'fc1' must be a number, got "),
+])
+def test_bad_compression_settings_are_refused_by_name(rng, bad, words):
+    """bits=3.5 was taken as 3, bits=True as 1 bit, sparsity=True pruned every weight: all refused now."""
+    with pytest.raises(ValueError, match=words):
+        from_numpy(_mlp(rng), (8, 8), **bad)
+
+
+def test_integral_settings_of_any_numeric_type_are_taken(rng):
+    layers = _mlp(rng)
+    a = from_numpy(layers, (8, 8), sparsity=0.5, bits=4)
+    b = from_numpy(layers, (8, 8), sparsity=np.float32(0.5), bits=np.int64(4))
+    assert [(r.encoding, r.nonzeros, r.bits) for r in a.layers] == [(r.encoding, r.nonzeros, r.bits) for r in b.layers]
+    assert [r.bits for r in b.layers] == [4, 4, 4]
+    assert from_numpy(_mlp(rng), (8, 8), bits=4.0).layers[0].bits == 4
+
+
+@pytest.mark.parametrize("bias_shape", [(48, 1), (1, 48), (47,), (49,), ()])
+def test_bias_of_the_wrong_shape_is_refused(rng, bias_shape):
+    layers = _mlp(rng)
+    layers[1] = ("linear", layers[1][1], np.zeros(bias_shape, np.float32))
+    with pytest.raises(ValueError, match=r"bias .* does not match 48 outputs"):
+        from_numpy(layers, (8, 8))

@@ -373,3 +373,21 @@ def test_runtime_elementwise_and_shape_ops(rng):
     cm = from_graph(g)
     x = (rng.standard_normal((3, 4, 6, 6)) * 4).astype(np.float32)
     _close(cm.load().run(x), cm.run_numpy(x))
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 5), (12,)])
+def test_reference_softmax_is_over_all_of_a_sample(rng, shape):
+    """FORMAT.md 2.1: softmax over all elements of a sample, whatever the value's rank; the float64
+    reference follows the spec (it took the last axis for rank > 1) and the runtime agrees with it."""
+    from pyruntime import _core
+    from pyruntime.convert.reference import forward
+
+    nodes = [{"op": "softmax", "inputs": [0]}]
+    x = (rng.standard_normal((4, *shape)) * 3).astype(np.float32)
+    ref = forward(nodes, [None], x)
+    np.testing.assert_allclose(ref.reshape(4, -1).sum(axis=1), 1.0, rtol=1e-12)
+    flat = x.reshape(4, -1).astype(np.float64)
+    e = np.exp(flat - flat.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(ref, (e / e.sum(axis=1, keepdims=True)).reshape(x.shape), rtol=1e-12)
+    model = pyruntime.load(_core.write_model({"input_shape": list(shape), "nodes": nodes, "tensors": []}))
+    _close(model.run(x), ref)

@@ -175,3 +175,161 @@ def test_load_from_a_pipe(tmp_path, helpers):
 def test_endless_stream_is_refused_not_read_forever(mmap):
     with pytest.raises(pyruntime.FormatError, match="wrong magic"):
         pyruntime.load("/dev/zero", mmap=mmap)
+
+
+def mapping_rss_kib(path: str) -> int:
+    """Resident KiB of this process's mappings of `path` (/proc/self/smaps): the pages touched through them."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                inside = line.rstrip("\n").endswith(path)
+            elif inside and head[0] == "Rss:":
+                total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs /proc/self/smaps")
+def test_mmap_load_never_touches_the_mapping(tmp_path, helpers):
+    """The file is read, validated and decoded from memory; the mapping is made afterwards for the dense
+    tensors used in place and not touched until a run reads them. So a file truncated while it loads gives
+    a short read (a FormatError), never SIGBUS."""
+    rng = np.random.default_rng(11)
+    model = helpers.mlp(rng, [1024, 512, 10], ["dense", "dense"], final=None)
+    path, data = write(tmp_path, model)
+    m = pyruntime.load(path, mmap=True)
+    assert m.in_place_bytes == weight_and_bias_bytes(model) and path in mapped_files()
+    assert mapping_rss_kib(path) == 0
+    x = helpers.random_input(rng, model, 2)
+    np.testing.assert_array_equal(m.run(x), pyruntime.load(data).run(x))
+    assert mapping_rss_kib(path) * 1024 >= 512 * 1024 * 4 * 0.9  # the run read the weights through it
+
+
+TRUNCATE_WHILE_LOADING = r"""
+import os, sys, threading, time
+import pyruntime
+path, data = sys.argv[1], open(sys.argv[1], "rb").read()
+outcomes = {"loaded": 0, "refused": 0}
+for i in range(int(sys.argv[2])):
+    with open(path, "wb") as f:
+        f.write(data)
+    cut = threading.Thread(target=lambda: (time.sleep(0.0002 * (i % 10)), os.truncate(path, 4096)))
+    cut.start()
+    try:
+        m = pyruntime.load(path, mmap=True)
+        m.run  # a model that loaded uses a mapping of a file now cut: it is not run here
+        outcomes["loaded"] += 1
+    except (pyruntime.FormatError, OSError):
+        outcomes["refused"] += 1
+    cut.join()
+print(outcomes)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "truncate"), reason="needs os.truncate")
+def test_truncating_the_file_during_a_mapped_load_is_never_fatal(tmp_path, helpers):
+    """Another process (here a thread) truncating the file during load(path, mmap=True): the load either
+    finishes or raises, and the process lives (it was SIGBUS 12 times in 60 before the load was made to
+    read instead of touching the mapping)."""
+    import subprocess
+    import sys
+
+    model = helpers.mlp(np.random.default_rng(12), [1024, 1024, 10], ["dense", "dense"], final=None)
+    path, _ = write(tmp_path, model)
+    r = subprocess.run([sys.executable, "-c", TRUNCATE_WHILE_LOADING, path, "60"], check=False, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    assert "refused" in r.stdout
+
+
+def test_replacing_the_file_by_rename_keeps_the_mapped_model(tmp_path, helpers):
+    """The documented way to update a model file under a mapped model: write a new file, rename it over."""
+    rng = np.random.default_rng(13)
+    old_model = helpers.mlp(rng, [64, 32, 10], ["dense", "dense"], final=None)
+    path, old_data = write(tmp_path, old_model)
+    m = pyruntime.load(path, mmap=True)
+    assert m.in_place_bytes > 0
+    new_path, _ = write(tmp_path, helpers.mlp(rng, [64, 32, 10], ["dense", "dense"], final=None), "new.pyrt")
+    os.replace(new_path, path)
+    x = helpers.random_input(rng, old_model, 3)
+    np.testing.assert_array_equal(m.run(x), pyruntime.load(old_data).run(x))
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_a_path_with_a_null_byte_is_refused(tmp_path, helpers, mmap):
+    """"m.pyrt\0.ignored" would open m.pyrt through a C string: refused, as Python's open() refuses it."""
+    path, _ = write(tmp_path, helpers.mlp(np.random.default_rng(14), [8, 4], ["dense"]))
+    for bad in (path + "\0.ignored", os.fsencode(path) + b"\0x"):
+        with pytest.raises(ValueError, match="null byte"):
+            pyruntime.load(bad if isinstance(bad, str) else _BytesPath(bad), mmap=mmap)
+    with pytest.raises(ValueError, match="null byte"):
+        _core.Model.from_file(path + "\0.ignored", mmap)
+
+
+class _BytesPath:
+    """An os.PathLike whose path is bytes."""
+
+    def __init__(self, p: bytes) -> None:
+        self.p = p
+
+    def __fspath__(self) -> bytes:
+        return self.p
+
+
+ZEROS_AT_MOST = 256 << 20
+
+
+def _pipe_bytes(tmp_path, content: bytes, mmap: bool, sent: list[int]):
+    """Loads from a FIFO fed `content` and then zeros (up to 256 MiB) until the reader closes it; `sent`
+    gets the bytes the writer got through."""
+    import threading
+
+    fifo = tmp_path / "stream.fifo"
+    if fifo.exists():
+        os.unlink(fifo)
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        n = 0
+        try:
+            with open(fifo, "wb") as f:
+                n += f.write(content)
+                zeros = bytes(1 << 16)
+                while n < ZEROS_AT_MOST:
+                    n += f.write(zeros)
+                    f.flush()
+        except BrokenPipeError:
+            pass
+        sent.append(n)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        return pyruntime.load(str(fifo), mmap=mmap)
+    finally:
+        writer.join(timeout=60)
+
+
+def _header(declared: int, *, fix_crc: bool) -> bytes:
+    import struct
+    import zlib
+
+    h = bytearray(64)
+    h[:8] = b"PYRT\r\n\x1a\n"
+    struct.pack_into("<IIQII", h, 8, 2, 0, declared, 1, 0)
+    struct.pack_into("<I", h, 60, zlib.crc32(bytes(h[:60])) if fix_crc else 0x12345678)
+    return bytes(h)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("mmap", [False, True])
+def test_a_stream_declaring_a_terabyte_is_refused_after_its_header(tmp_path, mmap):
+    """A pipe sending a header that declares 2^40 bytes, then zeros: refused on the header alone (its
+    checksum when forged, its size when the checksum is right), not after buffering the declared size."""
+    sent: list[int] = []
+    with pytest.raises(pyruntime.FormatError, match="header: checksum mismatch"):
+        _pipe_bytes(tmp_path, _header(1 << 40, fix_crc=False), mmap, sent)
+    with pytest.raises(OSError, match=r"not a regular file and its header declares 1099511627776 bytes"):
+        _pipe_bytes(tmp_path, _header(1 << 40, fix_crc=True), mmap, sent)
+    assert len(sent) == 2 and max(sent) < 8 << 20, sent  # the reader stopped at the header

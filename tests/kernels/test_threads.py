@@ -201,3 +201,6 @@ def test_threads_argument(helpers, tmp_path):
     for bad in (-1, 1025, 1.5, "2", True):
         with pytest.raises(ValueError, match="threads"):
             pyruntime.load(data, threads=bad)
+    for private in (lambda: _core.Model.from_bytes(data, 5000), lambda: _core.Model.from_file(str(path), True, 1025)):
+        with pytest.raises(ValueError, match=r"threads (5000|1025) not in 0\.\.1024"):
+            private()
