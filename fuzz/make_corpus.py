@@ -475,7 +475,7 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
     )
 
     # version 2: small convolutional graphs (every version-2 op, every weight encoding as a conv weight)
-    add(
+    conv_bytes = add(
         "v2_conv_relu_maxpool_ceil_gap_linear.pyrt",
         {
             "input_shape": [2, 7, 7],
@@ -572,6 +572,32 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
     add("handmade_v2_pools_no_tensors.pyrt", build_file([(GRAPH, 1, graph_payload([12], v2_graph))], 2))
     add("bad_v2_op_in_v1_file.pyrt", build_file([(GRAPH, 1, graph_payload([12], v2_graph))], 1))
 
+    # what an outside attack tried beyond byte flips, every checksum valid: sections duplicated, removed,
+    # swapped and spliced between two models, a shape field forged huge, and a valid model of a few hundred
+    # bytes whose arena is 7.9 GiB at batch 1 (the harness loads it and skips running it by its work)
+    ms, cs = split_sections(mlp_bytes), split_sections(conv_bytes)
+    add("attack_duplicated_tensor_section.pyrt", build_file(ms[:2] + ms[1:]))
+    add("attack_removed_tensor_section.pyrt", build_file(ms[:1] + ms[2:]))
+    add("attack_swapped_sections.pyrt", build_file([ms[1], ms[0]] + ms[2:]))
+    add("attack_conv_graph_mlp_tensors.pyrt", build_file([s for s in cs if s[0] == GRAPH] +
+                                                          [s for s in ms if s[0] != GRAPH], 2))
+    add("attack_mlp_with_a_conv_tensor_spliced.pyrt", build_file(ms[:2] + [cs[1]] + ms[3:], 2))
+    typ, flags, pl = ms[1]
+    forged = bytearray(pl)
+    struct.pack_into("<I", forged, 8, 1 << 31)  # dims[0] of the first tensor
+    add("attack_forged_huge_dim.pyrt", build_file([ms[0], (typ, flags, bytes(forged))] + ms[2:]))
+    add(
+        "attack_tiny_file_huge_arena.pyrt",
+        {
+            "input_shape": [1, 1, 1],
+            "nodes": [
+                {"op": "conv2d", "inputs": [0], "tensors": [0], "attrs": conv(padding=(23000,) * 4)},
+                {"op": "global_avg_pool", "inputs": [1]},
+            ],
+            "tensors": [dense(rng, (1, 1, 1, 1), "w")],
+        },
+    )
+
     # damaged on purpose
     add("bad_truncated_header.pyrt", mlp_bytes[:40])
     add("bad_truncated_in_payload.pyrt", mlp_bytes[: len(mlp_bytes) - 100])
@@ -596,7 +622,7 @@ def main() -> int:
     all_seeds = seeds()
     for name, data, expect in all_seeds:
         assert len(data) <= MAX_SEED_BYTES, (name, len(data))
-        codings = stream_codings(data) if not name.startswith("bad_") else "(damaged)"
+        codings = stream_codings(data) if not name.startswith(("bad_", "attack_forged")) else "(damaged)"
         if expect is not None:
             assert expect in codings, f"{name}: expected {expect}, the writer produced {codings}"
         (args.out / name).write_bytes(data)

@@ -100,6 +100,12 @@ class Model:
     @property
     def in_place_bytes(self) -> int: ...
     @property
+    def work(self) -> int:
+        """Operations one sample costs (pyrt_model_work)."""
+    def arena_bytes(self, batch: int = 1) -> int:
+        """Bytes of activation arena a session of `batch` samples needs (pyrt_session_arena_bytes)."""
+    max_cached_arena_bytes: int  # the most arena run() keeps between calls (and uses per piece of a batch)
+    @property
     def threads(self) -> int: ...
     @property
     def format_version(self) -> int: ...

@@ -68,19 +68,26 @@ PYRT_API const char* pyrt_last_error(void);
 PYRT_API const char* pyrt_status_name(pyrt_status status);
 
 /* Loads and validates a model. The entropy-coded streams are decoded once, here, into execution
- * layouts; the file or buffer is not referenced after the call returns. */
+ * layouts; the file or buffer is not referenced after the call returns. A path that is not a regular
+ * file (a pipe, a device) is read header first: a damaged header, or one declaring more than 2 GiB
+ * (PYRT_IO_ERROR), stops the read after 64 bytes. The entry points take NUL-terminated paths only. */
 PYRT_API pyrt_status pyrt_model_load_file(const char* path, pyrt_model** out_model);
 PYRT_API pyrt_status pyrt_model_load_buffer(const void* data, size_t size, pyrt_model** out_model);
-/* Loads a model from a memory-mapped file (POSIX; elsewhere it reads the file). The file is validated
- * in full as by pyrt_model_load_file. When dense f32 tensors make up at least half of the file they
- * are then used in place, without a copy: the mapping is kept until pyrt_model_free, and the file must
- * not be truncated or rewritten while the model is loaded. Otherwise (a compressed model) everything
- * is decoded into owned memory and the file is unmapped before this returns. */
+/* Loads a model from a file and, when dense f32 tensors make up at least half of it, uses those in place
+ * from a memory mapping of the file (POSIX; elsewhere it is pyrt_model_load_file). The file is read,
+ * validated and decoded as by pyrt_model_load_file first, and only then mapped (after checking that it
+ * is still the file that was read, PYRT_IO_ERROR otherwise); no mapped page is touched before the first
+ * run, so a file truncated while it loads gives an error, never a fault. The mapping is kept until
+ * pyrt_model_free, and THE FILE MUST NOT THEN BE TRUNCATED OR REWRITTEN IN PLACE: a truncated file
+ * faults (SIGBUS) at the next run, a rewritten one changes the weights. Replace a model file by writing
+ * a new one and renaming it over the old one. pyrt_model_in_place_bytes is 0 when no mapping was kept
+ * (a compressed model: everything decoded into owned memory). */
 PYRT_API pyrt_status pyrt_model_load_file_mapped(const char* path, pyrt_model** out_model);
 /* Threads a run of this model may use, the calling thread included: 1 (the default after loading) runs
  * everything on the caller; 0 means one per hardware thread; at most 1024. The workers are started
- * here and kept until pyrt_model_free; layers big enough to pay for it are split across them (by rows
- * at batch 1, by samples above; batch-1 results are bit-identical to one thread's). Sessions running
+ * here and kept until pyrt_model_free; layers big enough to pay for it are split across them, and every
+ * output is bit-identical to one thread's at every batch (linear layers compute a batch in chunks of 64
+ * samples whatever the thread count; threads take whole chunks or split one chunk by rows). Sessions running
  * the same model at the same time share the pool: one of them gets it, the others run on their own
  * thread. Not to be called while any session of the model runs. */
 PYRT_API pyrt_status pyrt_model_set_threads(pyrt_model* model, size_t threads);
