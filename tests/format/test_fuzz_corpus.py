@@ -30,9 +30,9 @@ def corpus_files() -> list[pathlib.Path]:
     return files[:MAX_FILES]
 
 
-def outcome(load) -> tuple[str, object]:
+def outcome(source, **kw) -> tuple[str, object]:
     try:
-        return "loaded", load()
+        return "loaded", pyruntime.load(source, **kw)
     except pyruntime.FormatError as e:
         assert str(e)
         return "refused", str(e)
@@ -45,11 +45,11 @@ def test_every_corpus_file_loads_and_runs_or_is_refused_alike(tmp_path):
     counts = {"loaded": 0, "refused": 0, "ran": 0}
     for f in files:
         data = f.read_bytes()
-        kind, by_bytes = outcome(lambda: pyruntime.load(data))
+        kind, by_bytes = outcome(data)
         path = tmp_path / "m.pyrt"
         path.write_bytes(data)
         for mmap in (False, True):
-            k2, other = outcome(lambda: pyruntime.load(path, mmap=mmap, threads=2))
+            k2, other = outcome(path, mmap=mmap, threads=2)
             assert k2 == kind, f"{f.name}: bytes {kind}, path (mmap={mmap}) {k2}: {other}"
             if kind == "refused":
                 assert other == by_bytes, f.name  # the same message
