@@ -597,6 +597,20 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
             "tensors": [dense(rng, (1, 1, 1, 1), "w")],
         },
     )
+    # found by the fuzzer: the same strided down the rows, a small arena and work, but a direct conv would
+    # pad 8 GB (the method choice keeps a kernel's scratch in proportion: im2col)
+    add(
+        "attack_strided_huge_padding.pyrt",
+        {
+            "input_shape": [1, 1, 1],
+            "nodes": [
+                {"op": "conv2d", "inputs": [0], "tensors": [0],
+                 "attrs": conv(stride=(2305, 1), padding=(23000,) * 4)},
+                {"op": "global_avg_pool", "inputs": [1]},
+            ],
+            "tensors": [dense(rng, (1, 1, 1, 1), "w")],
+        },
+    )
 
     # damaged on purpose
     add("bad_truncated_header.pyrt", mlp_bytes[:40])

@@ -78,7 +78,7 @@ struct PyModel {
     if (runtime::Session::arena_bytes(*model, std::min(batch, runtime::Session::kMaxBatch)) <= kMaxCachedArena &&
         batch <= runtime::Session::kMaxBatch)
       return batch;
-    const size_t per_sample = std::max<size_t>(1, model->arena_floats(1) * sizeof(float));
+    const size_t per_sample = std::max<size_t>(1, model->arena_bytes(1));
     const size_t fit = kMaxCachedArena / per_sample;
     const size_t chunk = runtime::Model::kBatchChunk;
     if (fit >= chunk) return std::min(fit / chunk * chunk, runtime::Session::kMaxBatch);

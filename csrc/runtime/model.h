@@ -1,7 +1,8 @@
-// pyruntime: a loaded model. Built once from a ModelDef: every weight is packed into its execution
-// layout, shapes are inferred, and the activation arena is planned (offsets per sample, liveness-based
-// first-fit reuse; flatten and reshape are aliases). Immutable afterwards: run() only reads the model and writes
-// into the caller's arena, so any number of threads may run one model through their own sessions.
+// pyruntime: a loaded model. Built once from a ModelDef: every node becomes a Step of its op family
+// (runtime/ops/, through the registry in step.cpp), which packs its weights into their execution layouts;
+// the plan (plan.h) adds conversions between value types and lays out the activation arena in bytes.
+// Immutable afterwards: run() only reads the model and writes into the caller's arena, so any number of
+// threads may run one model through their own sessions. docs/RUNTIME.md describes the design.
 #pragma once
 
 #include <cstdint>
@@ -13,30 +14,11 @@
 #include "common/model_def.h"
 #include "format/file_buffer.h"
 #include "format/model_file.h"
-#include "kernels/conv/conv2d.h"
-#include "kernels/packed_weight.h"
-#include "kernels/ref/ref_kernels.h"
+#include "runtime/plan.h"
+#include "runtime/step.h"
 #include "runtime/thread_pool.h"
 
 namespace pyrt::runtime {
-
-struct LayerInfo {
-  std::string op, name, encoding;     // name/encoding of the weight, empty for ops without weights
-  std::string layout;                 // execution layout (PackedWeight::layout), empty without weights
-  std::string method;                 // conv2d: "im2col" or "direct"; linear: "gemm"; else empty
-  uint32_t codebook_size = 0;         // centroids of a codebook encoding (k), else 0
-  std::vector<uint32_t> shape;        // weight shape; empty for ops without weights
-  uint32_t groups = 1;                // conv2d groups
-  std::vector<uint32_t> output_shape; // per sample
-  uint64_t nnz = 0;                   // weights that are not zero
-  uint32_t bits = 0;                  // bits per stored value: index_bits for codebooks, 32 for f32
-  uint64_t file_bytes = 0;            // weight + bias tensor payloads in the file
-  uint64_t exec_bytes = 0;            // weight + bias in their execution layouts
-  uint64_t dense_bytes = 0;           // weight + bias as dense fp32
-  bool in_place = false;              // weight read in place from a memory-mapped file (dense only)
-  uint32_t row_tasks = 1;             // pieces of rows (linear) or output rows (conv2d) the pool splits
-                                      // this layer into at batch 1
-};
 
 class Model {
  public:
@@ -73,41 +55,20 @@ class Model {
   void set_threads(unsigned threads);
   unsigned threads() const { return pool_ ? pool_->threads() : 1; }
 
-  // Samples a linear layer's kernel call covers (run_linear): results depend on the batch's chunks of this
-  // many samples, never on the thread count.
+  // Samples a linear layer's kernel call covers (ops/linear.cpp): results depend on the batch's chunks of
+  // this many samples, never on the thread count.
   static constexpr size_t kBatchChunk = 64;
 
-  // Floats of arena needed for `batch` samples (arena must be 64-byte aligned).
-  size_t arena_floats(size_t batch) const { return arena_per_sample_ * batch; }
-  // input: batch * input_size(), output: batch * output_size(); no allocation.
-  void run(const float* input, size_t batch, float* output, float* arena) const;
+  // Bytes of arena needed for `batch` samples (the arena must be 64-byte aligned).
+  size_t arena_bytes(size_t batch) const { return plan_.bytes_per_sample * batch; }
+  // input: batch * input_size() floats, output: batch * output_size(); no allocation.
+  void run(const float* input, size_t batch, float* output, void* arena) const;
 
  private:
-  struct Step {
-    Op op = Op::flatten;
-    std::vector<int64_t> in_offsets;  // per input: per-sample float offset into the arena; -1 = graph input
-    std::vector<uint32_t> in_sizes;   // per input: floats per sample
-    int64_t out_offset = -1;
-    uint32_t out_size = 0;
-    std::unique_ptr<kernels::PackedWeight> weight;  // linear
-    std::unique_ptr<kernels::Conv2d> conv;          // conv2d
-    const float* bias = nullptr;  // bias_owned, or in place in the mapped file
-    AlignedArray<float> bias_owned;
-    std::vector<uint32_t> splits;  // batch-1 boundaries for the pool: linear rows, conv output rows
-    uint64_t work = 0;             // operations per sample: multiply-adds (weighted ops), window reads (pools)
-    kernels::ref::Pool2dGeometry pool;  // max / avg / global pools
-    ClampAttrs clamp{0.0f, 0.0f};
-    uint32_t concat_outer = 1;          // concat: product of the dims before the axis
-  };
-  void plan(const ModelDef& def);
-  void run_step(const Step& s, const float* const* x, size_t batch, float* y) const;
-  void run_linear(const Step& s, kernels::Isa isa, const float* x, size_t batch, float* y) const;
-
-  std::vector<std::vector<uint32_t>> shapes_;  // per value
-  std::vector<Step> steps_;
-  std::vector<LayerInfo> layers_;
-  int64_t output_offset_ = -1;
-  size_t arena_per_sample_ = 0;
+  std::vector<std::vector<uint32_t>> shapes_;  // per graph value
+  std::vector<std::unique_ptr<Step>> steps_;   // per node
+  std::vector<LayerInfo> layers_;              // per node
+  Plan plan_;
   std::string metadata_;
   uint64_t file_bytes_ = 0;
   uint32_t format_version_ = 0;
@@ -124,7 +85,7 @@ class Session {
   // Bytes of caller memory for a session of max_batch samples; 0 if max_batch is not in 1..kMaxBatch.
   static size_t arena_bytes(const Model& model, size_t max_batch) {
     if (max_batch < 1 || max_batch > kMaxBatch) return 0;
-    return model.arena_floats(max_batch) * sizeof(float) + kAlignment;
+    return model.arena_bytes(max_batch) + kAlignment;
   }
   void run(const float* input, size_t batch, float* output);
   size_t max_batch() const { return max_batch_; }
@@ -133,8 +94,8 @@ class Session {
  private:
   const Model& model_;
   size_t max_batch_;
-  AlignedArray<float> owned_;
-  float* arena_ = nullptr;
+  AlignedArray<uint8_t> owned_;
+  uint8_t* arena_ = nullptr;
 };
 
 }  // namespace pyrt::runtime

@@ -126,3 +126,24 @@ def test_work_counts_multiply_adds(helpers, rng):
     m = pyruntime.load(_core.write_model(model))
     nnz = int(np.count_nonzero(helpers.densify(model["tensors"][2])))
     assert m.work == 30 * 20 + 20 + nnz  # linear, relu (20 elements), csr linear (its stored entries)
+
+
+def test_padding_far_beyond_the_kernel_does_not_pad_gigabytes():
+    """Found by the fuzzer: a 1x1 conv padded by 23000 and strided 2305 down the rows has a 3.5 MiB arena
+    and 1.8 million operations, but the direct method's padded copy of its input would be 8 GB. The
+    method choice keeps a kernel's scratch proportional to the layer (im2col here), and the run is right."""
+    model = huge_arena_model()
+    model["nodes"][0]["attrs"]["stride"] = [2305, 1]
+    m = pyruntime.load(_core.write_model(model))
+    assert m.layers()[0]["method"] == "im2col"
+    assert m.arena_bytes(1) < 4 * MiB and m.work < 2 * 10**6
+    x = np.full((1, 1, 1, 1), 3.0, np.float32)
+    # 20 x 46001 outputs; no output row's window reads input row 0 (23000 / 2305 is not whole): all 0
+    y = m.run(x)
+    assert y.shape == (1, 1, 1, 1) and y[0, 0, 0, 0] == 0.0
+    model["nodes"][0]["attrs"]["padding"] = [2305 * 10, 23000, 23000, 23000]  # row 10 reads the input
+    m = pyruntime.load(_core.write_model(model))
+    _, oh, ow = m.layers()[0]["output_shape"]
+    assert (oh, ow) == (20, 46001)
+    w = float(model["tensors"][0]["values"][0])
+    np.testing.assert_allclose(m.run(x)[0, 0, 0, 0], 3.0 * w / (oh * ow), rtol=1e-5)

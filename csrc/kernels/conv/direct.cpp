@@ -188,6 +188,10 @@ void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* x, float* xp,
   else run(L.off32);
 }
 
+uint64_t direct_conv_scratch_floats(const Conv2dGeometry& g) {
+  return uint64_t(g.group_in()) * PaddedPlane(g).plane;
+}
+
 std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedTensor& w) {
   return std::make_unique<DirectConv>(g, w);
 }

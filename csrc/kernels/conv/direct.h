@@ -80,5 +80,7 @@ void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* x, float* 
 
 // A direct conv for geometry g (validated) and weight w, any encoding.
 std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedTensor& w);
+// Floats of the per-thread scratch the direct method needs: one group's padded, phase-split input.
+uint64_t direct_conv_scratch_floats(const Conv2dGeometry& g);
 
 }  // namespace pyrt::kernels

@@ -1,0 +1,29 @@
+// pyruntime: the quantization arithmetic of int8 values (docs/RUNTIME.md "int8 numerics"), the definition
+// every int8 kernel follows bit for bit.
+//
+//   quantize:    q = clamp(round_half_even(x * inv_scale), -127, 127), NaN -> 0
+//   dequantize:  x = scale * q
+//   requantize:  q' = quantize(scale * q, inv_scale')
+//
+// inv_scale is 1 / scale computed once in f32 by the caller (a multiply, not a divide, per element).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+namespace pyrt::kernels::ref {
+
+inline int8_t quantize_one(float x, float inv_scale) {
+  float v = x * inv_scale;
+  if (v != v) return 0;
+  v = std::min(std::max(v, -127.0f), 127.0f);
+  return static_cast<int8_t>(std::nearbyint(v));  // the default rounding mode: half to even
+}
+
+void quantize_s8(const float* x, size_t n, float inv_scale, int8_t* q);
+void dequantize_s8(const int8_t* q, size_t n, float scale, float* x);
+void requantize_s8(const int8_t* q, size_t n, float scale, float inv_scale, int8_t* out);
+
+}  // namespace pyrt::kernels::ref

@@ -1,0 +1,62 @@
+// pyruntime: shape ops. flatten and reshape are aliases (the same bytes under a new shape, any type);
+// concat copies each input's chunks after one another, per sample and per index before the axis (f32).
+#include <cstring>
+
+#include "runtime/step.h"
+
+namespace pyrt::runtime {
+namespace {
+
+class AliasStep final : public Step {
+ public:
+  void run(const RunContext&, const void* const*, size_t, void*) const override {}
+  bool alias() const override { return true; }
+  uint64_t work() const override { return 0; }
+};
+
+class ConcatStep final : public Step {
+ public:
+  ConcatStep(std::vector<uint64_t> in_sizes, uint32_t outer, uint64_t out_size)
+      : in_sizes_(std::move(in_sizes)), outer_(outer), out_size_(out_size) {}
+
+  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+    float* y = static_cast<float*>(out);
+    for (size_t b = 0; b < batch; ++b)
+      for (uint32_t o = 0; o < outer_; ++o)
+        for (size_t k = 0; k < in_sizes_.size(); ++k) {
+          const size_t chunk = in_sizes_[k] / outer_;
+          std::memcpy(y, static_cast<const float*>(in[k]) + b * in_sizes_[k] + o * chunk, chunk * sizeof(float));
+          y += chunk;
+        }
+  }
+
+  uint64_t work() const override { return out_size_; }
+
+ private:
+  std::vector<uint64_t> in_sizes_;  // elements per sample of each input
+  uint32_t outer_;                  // product of the dims before the axis
+  uint64_t out_size_;
+};
+
+}  // namespace
+
+StepSpec build_shape(const BuildContext& ctx) {
+  StepSpec s;
+  if (ctx.node.op == Op::concat) {
+    std::vector<uint64_t> sizes;
+    for (const auto* shape : ctx.in_shapes) sizes.push_back(shape_numel(*shape));
+    uint32_t outer = 1;
+    const uint32_t axis = concat_attrs(ctx.node.attrs);
+    for (uint32_t d = 0; d < axis; ++d) outer *= ctx.out_shape[d];
+    s.step = std::make_unique<ConcatStep>(std::move(sizes), outer, shape_numel(ctx.out_shape));
+    s.takes.assign(ctx.node.inputs.size(), ValueType::f32());
+    s.gives = ValueType::f32();
+    return s;
+  }
+  s.step = std::make_unique<AliasStep>();
+  s.takes = {ctx.in_types[0]};
+  s.gives = ctx.in_types[0];
+  return s;
+}
+
+}  // namespace pyrt::runtime

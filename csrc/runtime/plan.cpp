@@ -1,0 +1,122 @@
+#include "runtime/plan.h"
+
+#include <algorithm>
+#include <map>
+
+#include "common/aligned.h"
+
+namespace pyrt::runtime {
+namespace {
+
+uint64_t round_slot(uint64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+
+// First-fit allocator over per-sample byte offsets.
+class SlotAllocator {
+ public:
+  int64_t alloc(uint64_t size) {
+    size = round_slot(size);
+    int64_t at = 0;
+    for (const auto& [off, len] : live_) {
+      if (uint64_t(at) + size <= uint64_t(off)) break;
+      at = std::max<int64_t>(at, off + int64_t(len));
+    }
+    live_[at] = size;
+    peak_ = std::max<uint64_t>(peak_, uint64_t(at) + size);
+    return at;
+  }
+  void release(int64_t off) { live_.erase(off); }
+  uint64_t peak() const { return peak_; }
+
+ private:
+  std::map<int64_t, uint64_t> live_;
+  uint64_t peak_ = 0;
+};
+
+// A step of the run order over value ids (before offsets are known).
+struct Item {
+  const Step* step;
+  std::vector<uint32_t> ins;
+  uint32_t out;
+  bool alias;
+};
+
+}  // namespace
+
+Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& shapes,
+               const std::vector<StepSpec>& specs) {
+  Plan plan;
+  // Values: the graph input, every node's output, every conversion's output.
+  std::vector<ValueType> types{ValueType::f32()};
+  std::vector<uint64_t> elements{shape_numel(shapes[0])};
+  std::vector<uint32_t> node_value{0};  // graph value id -> plan value id
+  std::vector<std::pair<uint32_t, uint32_t>> converted;  // (value, that value converted to another type)
+  std::vector<Item> items;
+  auto new_value = [&](ValueType t, uint64_t n) {
+    types.push_back(t);
+    elements.push_back(n);
+    return uint32_t(types.size() - 1);
+  };
+  // Value v in type `want`: v itself, or its conversion (made once, reused by every later reader).
+  auto in_type = [&](uint32_t v, ValueType want) -> uint32_t {
+    if (types[v] == want) return v;
+    for (const auto& [from, to] : converted)
+      if (from == v && types[to] == want) return to;
+    plan.conversions.push_back(make_conversion(types[v], want, elements[v]));
+    const uint32_t w = new_value(want, elements[v]);
+    items.push_back({plan.conversions.back().get(), {v}, w, false});
+    converted.emplace_back(v, w);
+    return w;
+  };
+  for (size_t i = 0; i < def.nodes.size(); ++i) {
+    const StepSpec& spec = specs[i];
+    Item item{spec.step.get(), {}, 0, spec.step->alias()};
+    for (size_t k = 0; k < def.nodes[i].inputs.size(); ++k)
+      item.ins.push_back(in_type(node_value[def.nodes[i].inputs[k]], spec.takes[k]));
+    item.out = new_value(spec.gives, shape_numel(shapes[i + 1]));
+    node_value.push_back(item.out);
+    items.push_back(std::move(item));
+  }
+  const uint32_t output = in_type(node_value.back(), ValueType::f32());
+
+  // Liveness over the run order; the graph output stays live to the end.
+  const size_t n_values = types.size();
+  std::vector<size_t> last_use(n_values, 0);
+  for (size_t i = 0; i < items.size(); ++i)
+    for (uint32_t v : items[i].ins) last_use[v] = std::max(last_use[v], i);
+  last_use[output] = SIZE_MAX;
+
+  // A slot may back several values (aliases); it is released when its last value dies.
+  std::vector<int64_t> offset(n_values, -1);
+  std::map<int64_t, size_t> slot_last_use;  // offset -> last item that reads any value in it
+  SlotAllocator slots;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& it = items[i];
+    PlannedStep ps;
+    ps.step = it.step;
+    ps.alias = it.alias;
+    for (uint32_t v : it.ins) ps.in_offsets.push_back(offset[v]);
+    if (it.alias) {
+      offset[it.out] = offset[it.ins[0]];
+      if (offset[it.out] >= 0) slot_last_use[offset[it.out]] = std::max(slot_last_use[offset[it.out]], last_use[it.out]);
+    } else {
+      offset[it.out] = slots.alloc(elements[it.out] * dtype_bytes(types[it.out].dtype));
+      slot_last_use[offset[it.out]] = last_use[it.out];
+    }
+    ps.out_offset = offset[it.out];
+    plan.steps.push_back(std::move(ps));
+    // Release slots whose every value is dead after this item (never the one just written).
+    for (auto s = slot_last_use.begin(); s != slot_last_use.end();) {
+      if (s->second <= i && s->first != offset[it.out]) {
+        slots.release(s->first);
+        s = slot_last_use.erase(s);
+      } else {
+        ++s;
+      }
+    }
+  }
+  plan.output_offset = offset[output];
+  plan.bytes_per_sample = slots.peak();
+  return plan;
+}
+
+}  // namespace pyrt::runtime

@@ -1,0 +1,100 @@
+// pyruntime: one op of a plan (a Step), what building one needs (BuildContext), and the registry that maps
+// every graph op to its family's build function (one file per family in runtime/ops/). docs/RUNTIME.md
+// describes the design: typed values, conversions where neighbours disagree, the arena in bytes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/model_def.h"
+#include "format/model_file.h"
+#include "kernels/isa.h"
+#include "runtime/thread_pool.h"
+#include "runtime/value_type.h"
+
+namespace pyrt::runtime {
+
+// What Model::layers() says of one graph node.
+struct LayerInfo {
+  std::string op, name, encoding;     // name/encoding of the weight, empty for ops without weights
+  std::string layout;                 // execution layout (PackedWeight::layout), empty without weights
+  std::string method;                 // conv2d: "im2col" or "direct"; linear: "gemm"; else empty
+  uint32_t codebook_size = 0;         // centroids of a codebook encoding (k), else 0
+  std::vector<uint32_t> shape;        // weight shape; empty for ops without weights
+  uint32_t groups = 1;                // conv2d groups
+  std::vector<uint32_t> output_shape; // per sample
+  uint64_t nnz = 0;                   // weights that are not zero
+  uint32_t bits = 0;                  // bits per stored value: index_bits for codebooks, 32 for f32
+  uint64_t file_bytes = 0;            // weight + bias tensor payloads in the file
+  uint64_t exec_bytes = 0;            // weight + bias in their execution layouts
+  uint64_t dense_bytes = 0;           // weight + bias as dense fp32
+  bool in_place = false;              // weight read in place from a memory-mapped file (dense only)
+  uint32_t row_tasks = 1;             // pieces of rows (linear) or output rows (conv2d) the pool splits
+                                      // this layer into at batch 1
+  std::string output_type = "f32";    // dtype of the node's output value ("f32", "i8")
+};
+
+struct RunContext {
+  kernels::Isa isa;
+  ThreadPool* pool = nullptr;  // null: the calling thread only
+};
+
+// One op of a plan, immutable after set_threads: run() may be called from many threads at once.
+class Step {
+ public:
+  virtual ~Step() = default;
+  // in[k]: `batch` samples of input k, in the type the step takes; out: `batch` samples of its output.
+  // Allocates nothing (a per-thread kernel scratch grows on a thread's first call only).
+  virtual void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const = 0;
+  // An alias (flatten, reshape): its output is its input's memory, and run() is never called.
+  virtual bool alias() const { return false; }
+  // Operations per sample (pyrt_model_work): multiply-adds of weighted ops (stored weights times output
+  // positions), window reads of pools, elements written by the others.
+  virtual uint64_t work() const = 0;
+  // Prepares the split for a pool of `threads` (the caller's included; 1 = none). Every output must stay
+  // bit-identical to one thread's. Returns the pieces a batch-1 run is split into (LayerInfo::row_tasks).
+  virtual uint32_t set_threads(unsigned threads) { return 1; }
+  // Bytes of weights and biases read in place from a mapped file.
+  virtual size_t in_place_bytes() const { return 0; }
+};
+
+// What a build function gets for one node.
+struct BuildContext {
+  const NodeDef& node;
+  const ModelDef& def;
+  const format::FileInfo& info;
+  std::vector<const std::vector<uint32_t>*> in_shapes;  // per input, without batch
+  const std::vector<uint32_t>& out_shape;
+  std::vector<ValueType> in_types;  // per input: the type its producer gives
+  bool in_place;                    // dense tensors with mapped_values may be used in place
+
+  const DecodedTensor& tensor(size_t k) const { return def.tensors[node.tensors[k]]; }
+  uint64_t tensor_file_bytes(size_t k) const {
+    const uint32_t t = node.tensors[k];
+    return t < info.tensor_bytes.size() ? info.tensor_bytes[t] : 0;
+  }
+};
+
+struct StepSpec {
+  std::unique_ptr<Step> step;
+  std::vector<ValueType> takes;  // per input: the type run() needs (the plan converts where it differs)
+  ValueType gives;               // the type of the output
+  LayerInfo layer;               // op, output_shape and output_type are filled by the model
+};
+
+// Builds the step of ctx.node through its op family (the registry, step.cpp).
+StepSpec build_step(const BuildContext& ctx);
+
+// The conversion step from one value type to another over `elements` per sample (ops/quantize.cpp).
+std::unique_ptr<Step> make_conversion(ValueType from, ValueType to, uint64_t elements);
+
+// ---- the op families (runtime/ops/) ----
+StepSpec build_linear(const BuildContext& ctx);       // ops/linear.cpp
+StepSpec build_conv2d(const BuildContext& ctx);       // ops/conv.cpp
+StepSpec build_pool(const BuildContext& ctx);         // ops/pool.cpp: max_pool2d, avg_pool2d, global_avg_pool
+StepSpec build_elementwise(const BuildContext& ctx);  // ops/elementwise.cpp: relu, clamp, softmax, add
+StepSpec build_shape(const BuildContext& ctx);        // ops/shape.cpp: flatten, reshape, concat
+
+}  // namespace pyrt::runtime
