@@ -118,9 +118,11 @@ def _explain(data: bytes, r: Report) -> None:
     if r.header_crc_ok is False:
         r.reasons.append("the header's checksum does not match: the first 64 bytes were damaged")
         return
-    if r.version is not None and r.version > 1:
+    from . import _core
+
+    if r.version is not None and r.version > _core.FORMAT_VERSION:
         r.reasons.append(f"the file was written for format version {r.version}, newer than this pyruntime "
-                         "reads (version 1): upgrade pyruntime")
+                         f"reads (versions 1..{_core.FORMAT_VERSION}): upgrade pyruntime")
         return
     if r.declared_size is not None and r.declared_size != len(data):
         if r.declared_size > len(data):

@@ -141,11 +141,11 @@ class Model:
         table = [
             [r["layer"], r["encoding"], r["layout"], "x".join(map(str, r["shape"])), f"{r['nonzeros']}",
              f"{100 * r['density']:.1f}%", str(r["bits"]), f"{r['bytes']}", f"{r['ratio']:.1f}x",
-             f"{r['predicted_s'] * 1e6:.1f}"]
+             _us(r["predicted_s"])]
             for r in rows
         ]
         table.append(["total (file)", "", "", "", "", "", "", f"{self.file_bytes}",
-                      f"{total_dense / max(1, self.file_bytes):.1f}x", f"{sum(r['predicted_s'] for r in rows) * 1e6:.1f}"])
+                      f"{total_dense / max(1, self.file_bytes):.1f}x", _us(sum(r["predicted_s"] for r in rows))])
         out = format_table(["layer", "encoding", "layout", "shape", "nonzeros", "density", "bits", "bytes", "vs fp32",
                             f"us@b{batch} (pred)"], table)
         why = [f"  {r['layer']}: {r['why']}" for r in rows if r["why"]]
@@ -172,6 +172,8 @@ def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> flo
     shape = tuple(layer["shape"])
     rows, cols = int(shape[0]), int(np.prod(shape[1:]))
     nnz, k, nbytes = int(layer["nnz"]), int(layer["codebook_size"]), int(layer["exec_bytes"])
+    if not model.knows(layer["encoding"], k):
+        return float("nan")  # a kernel class the profile has no timings for (the int8 kernels, for now)
     if layer["op"] != "conv2d":
         return model.seconds(layer["encoding"], rows, cols, nnz, k, batch=batch, threads=threads, nbytes=nbytes)
     groups = max(1, int(layer.get("groups", 1)))
@@ -179,6 +181,11 @@ def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> flo
     per_group = model.seconds(layer["encoding"], max(1, rows // groups), cols, max(1, nnz // groups), k,
                               batch=batch * positions, threads=threads, nbytes=max(1, nbytes // groups))
     return groups * per_group
+
+
+def _us(seconds: float) -> str:
+    """Microseconds with one decimal; "-" where the cost model has no prediction."""
+    return "-" if seconds != seconds else f"{seconds * 1e6:.1f}"
 
 
 def _bytes_text(n: int) -> str:

@@ -22,12 +22,12 @@ namespace pyrt::bindings {
 
 using kernels::Isa;
 
-static Isa isa_arg(const py::object& name) {
+Isa isa_arg(const py::object& name) {
   if (name.is_none()) return kernels::active_isa();
   Isa isa;
   const std::string s = py::cast<std::string>(name);
   PYRT_CHECK(kernels::isa_from_name(s.c_str(), &isa), PYRT_INVALID_ARGUMENT, "unknown ISA '", s,
-             "' (expected ref, avx2 or avx512)");
+             "' (expected ref, avx2, avx512 or avx512vnni)");
   PYRT_CHECK(kernels::isa_supported(isa), PYRT_UNSUPPORTED, "ISA ", s, " is not supported by this CPU or build");
   return isa;
 }

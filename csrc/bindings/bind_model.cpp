@@ -117,6 +117,7 @@ py::list layers_list(const runtime::Model& m) {
     d["dense_bytes"] = l.dense_bytes;
     d["in_place"] = l.in_place;
     d["row_tasks"] = l.row_tasks;
+    d["output_type"] = l.output_type;
     out.append(d);
   }
   return out;

@@ -17,6 +17,18 @@ std::vector<T> take(const py::dict& d, const char* key) {
   return std::vector<T>(arr.data(), arr.data() + arr.size());
 }
 
+// int8 values given as any integer array: checked to be in -127..127 (a cast would wrap 200 to -56).
+std::vector<int8_t> take_int8(const py::dict& d, const char* key, const std::string& who) {
+  const std::vector<int64_t> wide = take<int64_t>(d, key);
+  std::vector<int8_t> out(wide.size());
+  for (size_t i = 0; i < wide.size(); ++i) {
+    PYRT_CHECK(wide[i] >= -127 && wide[i] <= 127, PYRT_INVALID_ARGUMENT, who, ": '", key, "'[", i, "] = ", wide[i],
+               " is not in -127..127 (symmetric int8)");
+    out[i] = static_cast<int8_t>(wide[i]);
+  }
+  return out;
+}
+
 template <typename T>
 py::array_t<T> give(const std::vector<T>& v) {
   py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
@@ -44,9 +56,11 @@ template std::vector<uint32_t> dict_field<std::vector<uint32_t>>(const py::dict&
 template std::vector<py::dict> dict_field<std::vector<py::dict>>(const py::dict&, const char*, const std::string&);
 
 Encoding encoding_from_name(const std::string& name) {
-  for (Encoding e : {Encoding::dense_f32, Encoding::csr, Encoding::codebook, Encoding::csr_codebook})
+  for (Encoding e : {Encoding::dense_f32, Encoding::csr, Encoding::codebook, Encoding::csr_codebook, Encoding::int8,
+                     Encoding::csr_int8})
     if (name == encoding_name(e)) return e;
-  fail(PYRT_INVALID_ARGUMENT, "unknown encoding '", name, "' (expected dense, csr, codebook or csr+codebook)");
+  fail(PYRT_INVALID_ARGUMENT, "unknown encoding '", name,
+       "' (expected dense, csr, codebook, csr+codebook, int8 or csr+int8)");
 }
 
 DecodedTensor tensor_from_dict(const py::dict& d) {
@@ -66,6 +80,8 @@ DecodedTensor tensor_from_dict(const py::dict& d) {
   t.colidx = take<uint32_t>(d, "colidx");
   t.indices = take<uint8_t>(d, "indices");
   t.centroids = take<float>(d, "centroids");
+  t.qvalues = take_int8(d, "qvalues", who);
+  t.scales = take<float>(d, "scales");
   if (d.contains("index_bits")) t.index_bits = dict_field<uint32_t>(d, "index_bits", who);
   if (d.contains("gap_bits")) t.gap_bits = dict_field<uint32_t>(d, "gap_bits", who);
   if (has_codebook(t.encoding) && t.index_bits == 0) {
@@ -92,6 +108,10 @@ py::dict tensor_to_dict(const DecodedTensor& t) {
     d["rowptr"] = give(t.rowptr);
     d["colidx"] = give(t.colidx);
     d["gap_bits"] = t.gap_bits;
+  }
+  if (is_int8(t.encoding)) {
+    d["qvalues"] = give(t.qvalues);
+    d["scales"] = give(t.scales);
   }
   if (has_codebook(t.encoding)) {
     d["indices"] = give(t.indices);

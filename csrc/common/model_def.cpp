@@ -21,6 +21,7 @@ std::string shape_str(const std::vector<uint32_t>& s) {
 uint32_t graph_version(const ModelDef& m) {
   uint32_t v = 1;
   for (const NodeDef& n : m.nodes) v = std::max(v, op_schema(n.op).version);
+  for (const DecodedTensor& t : m.tensors) v = std::max(v, encoding_version(t.encoding));
   return v;
 }
 
@@ -50,6 +51,7 @@ class NodeChecker {
     const OpSchema& s = op_schema(n_.op);
     switch (n_.op) {
       case Op::linear: return linear();
+      case Op::qlinear: return qlinear();
       case Op::relu:
       case Op::softmax: return in(0);
       case Op::flatten: return {static_cast<uint32_t>(shape_numel(in(0)))};
@@ -110,14 +112,35 @@ class NodeChecker {
     PYRT_CHECK(in(0).size() == 1, st_, who_, ": input shape ", shape_str(in(0)), " is not flat (add a flatten)");
     PYRT_CHECK(w.shape[1] == in(0)[0], st_, who_, ": weight '", w.name, "' ", shape_str(w.shape), " expects ",
                w.shape[1], " input features, the input has ", in(0)[0]);
+    PYRT_CHECK(!is_int8(w.encoding) || w.shape[1] <= kMaxInt8Inputs, st_, who_, ": int8 weight '", w.name, "' has ",
+               w.shape[1], " inputs, more than the ", kMaxInt8Inputs, " an int32 sum of int8 products holds");
     bias(w.shape[0]);
     return {w.shape[0]};
+  }
+
+  // An int8 layer's sum of up to K products of two int8 in -127..127 stays in int32 (RUNTIME.md).
+  static constexpr uint64_t kMaxInt8Inputs = ((uint64_t(1) << 31) - 1) / (127 * 127);  // 133,144
+
+  std::vector<uint32_t> qlinear() {
+    const DecodedTensor& w = tensor(0);
+    PYRT_CHECK(is_int8(w.encoding), st_, who_, ": weight '", w.name, "' must be int8 or csr+int8, is ",
+               encoding_name(w.encoding));
+    const QLinearAttrs a = qlinear_attrs(n_.attrs);
+    PYRT_CHECK(std::isfinite(a.input_scale) && a.input_scale > 0, st_, who_, ": input_scale ", a.input_scale,
+               " must be finite and > 0");
+    PYRT_CHECK(std::isfinite(a.output_scale) && a.output_scale >= 0, st_, who_, ": output_scale ", a.output_scale,
+               " must be finite and >= 0 (0: a float output)");
+    PYRT_CHECK(!std::isnan(a.min) && !std::isnan(a.max) && a.min <= a.max, st_, who_, ": bounds [", a.min, ", ",
+               a.max, "] are not an interval");
+    return linear();
   }
 
   std::vector<uint32_t> conv2d() {
     const auto& x = chw(0);
     const Conv2dAttrs a = conv2d_attrs(n_.attrs);
     const DecodedTensor& w = tensor(0);
+    PYRT_CHECK(!is_int8(w.encoding), st_, who_, ": weight '", w.name, "' is ", encoding_name(w.encoding),
+               ": conv2d has no int8 form yet (int8 runs linear and qlinear layers)");
     PYRT_CHECK(w.shape.size() == 4, st_, who_, ": weight '", w.name, "' has rank ", w.shape.size(),
                ", expected 4 [out_channels, in_channels / groups, kh, kw]");
     window_attr("stride", a.stride_h, 1);

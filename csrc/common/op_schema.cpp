@@ -31,6 +31,8 @@ const std::vector<OpSchema>& op_schemas() {
       {Op::concat, "concat", 2, 2, 16, 0, 0, {{"axis", 1, false}}},
       {Op::reshape, "reshape", 2, 1, 1, 0, 0, {{"shape", 4, false}}},
       {Op::clamp, "clamp", 2, 1, 1, 0, 0, {{"min", 1, true}, {"max", 1, true}}},
+      {Op::qlinear, "qlinear", 3, 1, 1, 1, 2,
+       {{"input_scale", 1, true}, {"output_scale", 1, true}, {"min", 1, true}, {"max", 1, true}}},
   };
   return table;
 }
@@ -71,6 +73,15 @@ Conv2dAttrs conv2d_attrs(const std::vector<uint32_t>& w) {
 
 Pool2dAttrs pool2d_attrs(Op op, const std::vector<uint32_t>& w) {
   return {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], op == Op::avg_pool2d ? w[9] : 0u};
+}
+
+QLinearAttrs qlinear_attrs(const std::vector<uint32_t>& w) {
+  QLinearAttrs a;
+  std::memcpy(&a.input_scale, &w[0], 4);
+  std::memcpy(&a.output_scale, &w[1], 4);
+  std::memcpy(&a.min, &w[2], 4);
+  std::memcpy(&a.max, &w[3], 4);
+  return a;
 }
 
 ClampAttrs clamp_attrs(const std::vector<uint32_t>& w) {

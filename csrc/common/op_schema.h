@@ -24,6 +24,8 @@ enum class Op : uint16_t {
   concat = 10,          // along one per-sample axis
   reshape = 11,         // same elements, new per-sample shape (an alias)
   clamp = 12,           // elementwise min(max(x, lo), hi): relu6, hardtanh
+  qlinear = 13,         // int8 linear with static activation scales (format version 3); tensors: int8 or
+                        // csr+int8 weight [out, in], optional bias [out]
 };
 
 struct AttrField {
@@ -70,6 +72,10 @@ struct ClampAttrs {
 Conv2dAttrs conv2d_attrs(const std::vector<uint32_t>& words);
 Pool2dAttrs pool2d_attrs(Op op, const std::vector<uint32_t>& words);
 ClampAttrs clamp_attrs(const std::vector<uint32_t>& words);
+struct QLinearAttrs {  // input_scale, output_scale (0: f32 output), min, max (a clamp before the output)
+  float input_scale, output_scale, min, max;
+};
+QLinearAttrs qlinear_attrs(const std::vector<uint32_t>& words);
 // reshape: shape[4] = rank-many positive dims then zeros; concat: axis.
 std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& words);
 uint32_t concat_attrs(const std::vector<uint32_t>& words);

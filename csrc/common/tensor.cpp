@@ -1,5 +1,7 @@
 #include "common/tensor.h"
 
+#include <cmath>
+
 #include "common/error.h"
 
 namespace pyrt {
@@ -10,12 +12,16 @@ const char* encoding_name(Encoding e) {
     case Encoding::csr: return "csr";
     case Encoding::codebook: return "codebook";
     case Encoding::csr_codebook: return "csr+codebook";
+    case Encoding::int8: return "int8";
+    case Encoding::csr_int8: return "csr+int8";
   }
   return "unknown";
 }
 
-bool is_sparse(Encoding e) { return e == Encoding::csr || e == Encoding::csr_codebook; }
+bool is_sparse(Encoding e) { return e == Encoding::csr || e == Encoding::csr_codebook || e == Encoding::csr_int8; }
 bool has_codebook(Encoding e) { return e == Encoding::codebook || e == Encoding::csr_codebook; }
+bool is_int8(Encoding e) { return e == Encoding::int8 || e == Encoding::csr_int8; }
+uint32_t encoding_version(Encoding e) { return is_int8(e) ? 3 : 1; }
 
 uint64_t DecodedTensor::nnz() const { return is_sparse(encoding) ? colidx.size() : numel(); }
 
@@ -23,6 +29,13 @@ uint64_t DecodedTensor::count_nonzero() const {
   uint64_t n = 0;
   if (has_codebook(encoding)) {
     for (uint8_t i : indices) n += centroids[i] != 0.0f;
+  } else if (is_int8(encoding)) {
+    for (uint64_t r = 0; r < rows(); ++r) {
+      if (scales[r] == 0.0f) continue;
+      const uint64_t j0 = encoding == Encoding::int8 ? r * cols() : rowptr[r];
+      const uint64_t j1 = encoding == Encoding::int8 ? j0 + cols() : rowptr[r + 1];
+      for (uint64_t j = j0; j < j1; ++j) n += qvalues[j] != 0;
+    }
   } else {
     const float* v = value_data();
     for (uint64_t i = 0, e = value_count(); i < e; ++i) n += v[i] != 0.0f;
@@ -50,7 +63,20 @@ void DecodedTensor::validate(int status_int) const {
       PYRT_CHECK(i <= k, status, "tensor '", n, "': codebook index ", int(i), " >= codebook size ",
                  centroids.size());
   }
+  if (is_int8(encoding)) {
+    PYRT_CHECK(scales.size() == r, status, "tensor '", n, "': ", scales.size(), " scales for ", r, " rows");
+    for (uint64_t i = 0; i < r; ++i)
+      PYRT_CHECK(std::isfinite(scales[i]) && scales[i] >= 0.0f, status, "tensor '", n, "': scale of row ", i,
+                 " is ", scales[i], " (must be finite and >= 0)");
+    for (size_t j = 0; j < qvalues.size(); ++j)
+      PYRT_CHECK(qvalues[j] != -128, status, "tensor '", n, "': int8 value -128 at position ", j,
+                 " (symmetric int8 is -127..127)");
+  }
   switch (encoding) {
+    case Encoding::int8:
+      PYRT_CHECK(qvalues.size() == r * c, status, "tensor '", n, "': ", qvalues.size(),
+                 " int8 values for a tensor of ", r * c, " elements");
+      break;
     case Encoding::dense_f32:
       PYRT_CHECK(value_count() == r * c, status, "tensor '", n, "': ", value_count(),
                  " values for a dense tensor of ", r * c, " elements");
@@ -60,7 +86,8 @@ void DecodedTensor::validate(int status_int) const {
                  " indices for a codebook tensor of ", r * c, " elements");
       break;
     case Encoding::csr:
-    case Encoding::csr_codebook: {
+    case Encoding::csr_codebook:
+    case Encoding::csr_int8: {
       PYRT_CHECK(rowptr.size() == r + 1, status, "tensor '", n, "': rowptr has ", rowptr.size(),
                  " entries, expected rows + 1 = ", r + 1);
       PYRT_CHECK(rowptr[0] == 0, status, "tensor '", n, "': rowptr[0] must be 0");
@@ -78,6 +105,9 @@ void DecodedTensor::validate(int status_int) const {
       if (encoding == Encoding::csr)
         PYRT_CHECK(values.size() == colidx.size(), status, "tensor '", n, "': ", values.size(), " values for ",
                    colidx.size(), " nonzeros");
+      else if (encoding == Encoding::csr_int8)
+        PYRT_CHECK(qvalues.size() == colidx.size(), status, "tensor '", n, "': ", qvalues.size(),
+                   " int8 values for ", colidx.size(), " nonzeros");
       else
         PYRT_CHECK(indices.size() == colidx.size(), status, "tensor '", n, "': ", indices.size(),
                    " indices for ", colidx.size(), " nonzeros");

@@ -17,11 +17,16 @@ enum class Encoding : uint32_t {
   csr = 1,           // rowptr, colidx, values (f32 per nonzero)
   codebook = 2,      // indices: rows*cols codebook indices, centroids
   csr_codebook = 3,  // rowptr, colidx, indices (one per nonzero), centroids
+  int8 = 4,          // qvalues: rows*cols int8 in -127..127, scales: one per row (format version 3)
+  csr_int8 = 5,      // rowptr, colidx, qvalues (one per nonzero), scales: one per row (format version 3)
 };
 
 const char* encoding_name(Encoding e);
 bool is_sparse(Encoding e);
 bool has_codebook(Encoding e);
+bool is_int8(Encoding e);
+// The first format version that has the encoding.
+uint32_t encoding_version(Encoding e);
 
 struct DecodedTensor {
   std::string name;
@@ -35,6 +40,9 @@ struct DecodedTensor {
   std::vector<float> centroids;    // codebook, csr_codebook: k (1..256)
   uint32_t index_bits = 0;         // codebook*: bits per index (1..8), 2^bits >= k
   uint32_t gap_bits = 0;           // csr*: bits per relative column gap in the file (1..8); 0 = writer chooses
+  std::vector<int8_t> qvalues;     // int8: numel; csr_int8: nnz; each in -127..127 (symmetric)
+  std::vector<float> scales;       // int8, csr_int8: one per row (output channel), finite, >= 0:
+                                   // W[r][c] = scales[r] * q[r][c]
 
   // dense_f32 only: numel floats that live in a buffer this tensor does not own (a memory-mapped file),
   // used instead of `values`. Whoever sets it keeps that buffer alive as long as the tensor or anything

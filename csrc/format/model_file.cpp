@@ -197,6 +197,10 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info, bool borro
         ByteReader r(p, s.size, who);
         try {
           m.tensors.push_back(decode_tensor(r, static_cast<uint32_t>(m.tensors.size()), borrow_dense));
+          const DecodedTensor& t = m.tensors.back();
+          PYRT_CHECK(encoding_version(t.encoding) <= version, PYRT_BAD_FORMAT, "tensor '", t.name, "': encoding ",
+                     encoding_name(t.encoding), " needs format version ", encoding_version(t.encoding),
+                     ", the file says ", version);
         } catch (const Error& e) {  // say which section too: a damaged name alone may not
           throw Error(e.status(), who + " (tensor #" + std::to_string(m.tensors.size()) + "): " + e.what());
         }

@@ -86,9 +86,14 @@ void encode_tensor(ByteWriter& w, const DecodedTensor& t) {
       put_floats(w, t.centroids);
       write_symbol_stream(w, t.indices.data(), t.indices.size(), t.index_bits);
       break;
+    case Encoding::int8:
+      put_floats(w, t.scales);
+      write_symbol_stream(w, reinterpret_cast<const uint8_t*>(t.qvalues.data()), t.qvalues.size(), 8);
+      break;
     case Encoding::csr:
-    case Encoding::csr_codebook: {
-      const bool cb = t.encoding == Encoding::csr_codebook;
+    case Encoding::csr_codebook:
+    case Encoding::csr_int8: {
+      const bool cb = t.encoding == Encoding::csr_codebook, q8 = t.encoding == Encoding::csr_int8;
       const unsigned gap_bits = best_gap_bits(t);
       PYRT_CHECK(gap_bits >= 1 && gap_bits <= 8, PYRT_INVALID_ARGUMENT, "tensor '", t.name, "': gap_bits ", gap_bits,
                  " not in 1..8");
@@ -102,10 +107,12 @@ void encode_tensor(ByteWriter& w, const DecodedTensor& t) {
       }
       w.put<uint32_t>(0);
       if (cb) put_floats(w, t.centroids);
+      if (q8) put_floats(w, t.scales);
       put_row_counts(w, t, width);
       const auto gaps = column_gaps(t, gap_bits);
       write_symbol_stream(w, gaps.data(), gaps.size(), gap_bits);
       if (cb) write_symbol_stream(w, t.indices.data(), t.indices.size(), t.index_bits);
+      else if (q8) write_symbol_stream(w, reinterpret_cast<const uint8_t*>(t.qvalues.data()), t.qvalues.size(), 8);
       else put_floats(w, t.values);
       break;
     }
@@ -134,8 +141,8 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
   PYRT_CHECK(is_valid_utf8(t.name), PYRT_BAD_FORMAT, fallback, ": name is not valid UTF-8");
   r.skip_to_multiple(8);
   const std::string what = "tensor '" + t.name + "'";
-  PYRT_CHECK(enc <= static_cast<uint32_t>(Encoding::csr_codebook), PYRT_BAD_FORMAT, what, ": unknown encoding ", enc,
-             " (this reader knows 0..3)");
+  PYRT_CHECK(enc <= static_cast<uint32_t>(Encoding::csr_int8), PYRT_BAD_FORMAT, what, ": unknown encoding ", enc,
+             " (this reader knows 0..5)");
   t.encoding = static_cast<Encoding>(enc);
   PYRT_CHECK(rank >= 1 && rank <= 4, PYRT_BAD_FORMAT, what, ": rank ", rank, " not in 1..4");
   for (uint32_t i = 0; i < 4; ++i) {
@@ -185,9 +192,16 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
       t.indices = read_symbol_stream(r, bits, numel, numel, what + " indices");
       break;
     }
+    case Encoding::int8: {
+      get_floats(t.scales, rows, "scales");
+      const auto q = read_symbol_stream(r, 8, numel, numel, what + " int8 values");
+      t.qvalues.assign(reinterpret_cast<const int8_t*>(q.data()), reinterpret_cast<const int8_t*>(q.data()) + q.size());
+      break;
+    }
     case Encoding::csr:
-    case Encoding::csr_codebook: {
-      const bool cb = t.encoding == Encoding::csr_codebook;
+    case Encoding::csr_codebook:
+    case Encoding::csr_int8: {
+      const bool cb = t.encoding == Encoding::csr_codebook, q8 = t.encoding == Encoding::csr_int8;
       const uint32_t nnz = r.get<uint32_t>();
       const uint32_t gap_bits = r.get<uint32_t>();
       const uint32_t width = r.get<uint32_t>();
@@ -205,6 +219,7 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
         get_codebook_header(k, bits);
         get_floats(t.centroids, k, "centroids");
       }
+      if (q8) get_floats(t.scales, rows, "scales");
       const uint8_t* counts = r.take(rows * width);
       r.skip_to_multiple(4);
       t.rowptr.resize(rows + 1);
@@ -244,8 +259,14 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
       }
       PYRT_CHECK(gi == gaps.size(), PYRT_BAD_FORMAT, what, ": ", gaps.size() - gi, " unused column gaps");
       t.gap_bits = gap_bits;
-      if (cb) t.indices = read_symbol_stream(r, bits, nnz, nnz, what + " indices");
-      else get_floats(t.values, nnz, "csr values");
+      if (cb) {
+        t.indices = read_symbol_stream(r, bits, nnz, nnz, what + " indices");
+      } else if (q8) {
+        const auto q = read_symbol_stream(r, 8, nnz, nnz, what + " int8 values");
+        t.qvalues.assign(reinterpret_cast<const int8_t*>(q.data()), reinterpret_cast<const int8_t*>(q.data()) + q.size());
+      } else {
+        get_floats(t.values, nnz, "csr values");
+      }
       break;
     }
   }

@@ -7,6 +7,9 @@
 //                  each, padded to 4), stream(gaps: gap_bits), f32 values[nnz]
 //   csr+codebook   u32 nnz, u32 gap_bits, u32 count_width, u32 k, u32 index_bits, u32 0, f32 centroids[k],
 //                  row_counts, stream(gaps), stream(indices: nnz symbols of index_bits)
+//   int8           f32 scales[rows], stream(values: numel 8-bit symbols, two's complement, never 0x80)
+//   csr+int8       u32 nnz, u32 gap_bits, u32 count_width, u32 0, f32 scales[rows], row_counts,
+//                  stream(gaps), stream(values: nnz 8-bit symbols)
 //
 // Relative column indices (after Deep Compression): with M = 2^gap_bits - 1 and a position p that
 // starts at 0 on every row, a gap symbol g < M places the next nonzero at column p + g and sets

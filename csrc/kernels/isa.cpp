@@ -28,12 +28,21 @@ bool cpu_has_avx512() {
 #endif
 }
 
+bool cpu_has_avx512vnni() {
+#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 Isa initial_isa() {
   const char* env = std::getenv("PYRT_ISA");
   if (env != nullptr && env[0] != '\0') {
     Isa isa;
     PYRT_CHECK(isa_from_name(env, &isa), PYRT_INVALID_ARGUMENT, "PYRT_ISA='", env,
-               "' is not one of ref, avx2, avx512");
+               "' is not one of ref, avx2, avx512, avx512vnni");
     PYRT_CHECK(isa_supported(isa), PYRT_UNSUPPORTED, "PYRT_ISA=", env, " is not supported by this CPU or build");
     return isa;
   }
@@ -52,12 +61,13 @@ const char* isa_name(Isa isa) {
     case Isa::ref: return "ref";
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
+    case Isa::avx512vnni: return "avx512vnni";
   }
   return "unknown";
 }
 
 bool isa_from_name(const char* name, Isa* out) {
-  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512}) {
+  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512vnni}) {
     if (std::strcmp(name, isa_name(isa)) == 0) {
       *out = isa;
       return true;
@@ -71,13 +81,14 @@ bool isa_supported(Isa isa) {
     case Isa::ref: return true;
     case Isa::avx2: return cpu_has_avx2();
     case Isa::avx512: return cpu_has_avx512();
+    case Isa::avx512vnni: return cpu_has_avx512vnni();
   }
   return false;
 }
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512})
+  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512vnni})
     if (isa_supported(isa)) out.push_back(isa);
   return out;
 }

@@ -1,13 +1,15 @@
-// pyruntime: instruction-set selection. The CPU is probed once; PYRT_ISA=ref|avx2|avx512 forces a level
-// (an unsupported level in PYRT_ISA is an error at first use, not a silent fallback). Tests switch the
-// level in-process with set_isa().
+// pyruntime: instruction-set selection. The CPU is probed once; PYRT_ISA=ref|avx2|avx512|avx512vnni forces a
+// level (an unsupported level in PYRT_ISA is an error at first use, not a silent fallback). Tests switch the
+// level in-process with set_isa(). Levels are ordered: a kernel family without a dedicated kernel at a level
+// runs the next lower one (the f32 kernels have none at avx512vnni; the int8 kernels do).
 #pragma once
 
 #include <vector>
 
 namespace pyrt::kernels {
 
-enum class Isa : int { ref = 0, avx2 = 1, avx512 = 2 };
+enum class Isa : int { ref = 0, avx2 = 1, avx512 = 2, avx512vnni = 3 };
+constexpr int kIsaLevels = 4;
 
 const char* isa_name(Isa isa);
 bool isa_from_name(const char* name, Isa* out);

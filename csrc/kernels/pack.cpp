@@ -21,7 +21,6 @@ static inline void copy_from(void* dst, const void* src, size_t bytes) {
 
 namespace {
 
-constexpr int kIsaLevels = 3;  // ref, avx2, avx512
 
 template <class Layout>
 struct KernelTable {
@@ -54,7 +53,7 @@ template GemmFn<CsrLut4> kernel_for<CsrLut4>(Isa);
 template GemmFn<CsrLut8> kernel_for<CsrLut8>(Isa);
 
 float* thread_scratch(size_t n, Scratch slot) {
-  thread_local AlignedArray<float> buf[3];
+  thread_local AlignedArray<float> buf[4];
   AlignedArray<float>& b = buf[static_cast<int>(slot)];
   if (b.size() < n) b.resize(n);
   return b.data();
@@ -374,8 +373,11 @@ std::unique_ptr<PackedWeight> pack(const DecodedTensor& t, bool in_place) {
     case Encoding::csr: return std::make_unique<CsrWeight>(t);
     case Encoding::codebook: return std::make_unique<CodebookWeight>(t);
     case Encoding::csr_codebook: return std::make_unique<CsrCodebookWeight>(t);
+    case Encoding::int8:
+    case Encoding::csr_int8: break;  // kernels/int8/int8_weight.h: an int8 layer quantizes its activations
   }
-  fail(PYRT_UNSUPPORTED, "tensor '", t.name, "': no kernel for encoding ", static_cast<uint32_t>(t.encoding));
+  fail(PYRT_INVALID_ARGUMENT, "tensor '", t.name, "': ", encoding_name(t.encoding),
+       " weights run through Int8Weight, not the f32 kernels");
 }
 
 }  // namespace pyrt::kernels

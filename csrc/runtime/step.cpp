@@ -9,6 +9,7 @@ namespace pyrt::runtime {
 StepSpec build_step(const BuildContext& ctx) {
   switch (ctx.node.op) {
     case Op::linear: return build_linear(ctx);
+    case Op::qlinear: return build_qlinear(ctx);
     case Op::conv2d: return build_conv2d(ctx);
     case Op::max_pool2d:
     case Op::avg_pool2d:

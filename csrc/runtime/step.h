@@ -91,7 +91,9 @@ StepSpec build_step(const BuildContext& ctx);
 std::unique_ptr<Step> make_conversion(ValueType from, ValueType to, uint64_t elements);
 
 // ---- the op families (runtime/ops/) ----
-StepSpec build_linear(const BuildContext& ctx);       // ops/linear.cpp
+StepSpec build_linear(const BuildContext& ctx);       // ops/linear.cpp (int8 weights: ops/linear_int8.cpp)
+StepSpec build_linear_int8(const BuildContext& ctx);  // ops/linear_int8.cpp: linear with int8 weights (dynamic)
+StepSpec build_qlinear(const BuildContext& ctx);      // ops/linear_int8.cpp: qlinear (static)
 StepSpec build_conv2d(const BuildContext& ctx);       // ops/conv.cpp
 StepSpec build_pool(const BuildContext& ctx);         // ops/pool.cpp: max_pool2d, avg_pool2d, global_avg_pool
 StepSpec build_elementwise(const BuildContext& ctx);  // ops/elementwise.cpp: relu, clamp, softmax, add

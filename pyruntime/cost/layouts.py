@@ -9,6 +9,9 @@ encoding), so that the converter can price an encoding without building it:
                  lut8        k <= 256: one index byte per weight
   csr+codebook   csr_lut4    k <= 16: CSR + 4-bit indices in 8-byte groups of 16 entries per row
                  csr_lut8    k <= 256: CSR + one index byte per entry
+  int8           i8_r16k4    one byte per weight, rows padded to 16 and columns to 4, + a sum and a
+                             scale per padded row (kernels/int8/int8_weight.cpp)
+  csr+int8       i8_csr      row pointers + a 16-bit column (32-bit past 65536) + a byte per entry
 
 The byte-index kernels decode through a tree of table permutes whose depth grows with k (5, 6, 7 or 8
 bits), so their speed depends on k as well: :func:`kernel_class` names that finer class.
@@ -19,8 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
-SPARSE_ENCODINGS = ("csr", "csr+codebook")
+ENCODINGS = ("dense", "csr", "codebook", "csr+codebook", "int8", "csr+int8")
+SPARSE_ENCODINGS = ("csr", "csr+codebook", "csr+int8")
 MAX_NIBBLE_K = 16
 
 
@@ -39,6 +42,10 @@ def layout_of(encoding: str, k: int = 0) -> str:
         return f"lut{packed_bits(max(k, 1))}"
     if encoding == "csr+codebook":
         return "csr_lut4" if k <= MAX_NIBBLE_K else "csr_lut8"
+    if encoding == "int8":
+        return "i8_r16k4"
+    if encoding == "csr+int8":
+        return "i8_csr"
     raise ValueError(f"unknown encoding '{encoding}' (known: {', '.join(ENCODINGS)})")
 
 
@@ -74,6 +81,12 @@ def exec_bytes(encoding: str, rows: int, cols: int, nnz: int, k: int = 0,
     rows, cols, nnz, k = int(rows), int(cols), int(nnz), int(k)
     if encoding == "dense":
         return rows * cols * 4
+    if encoding == "int8":
+        prows = (rows + 15) // 16 * 16
+        return prows * ((cols + 3) // 4 * 4) + 8 * prows  # weights, row sums, scales
+    if encoding == "csr+int8":
+        prows = (rows + 15) // 16 * 16
+        return 4 * (rows + 1) + nnz * (3 if cols <= 65536 else 5) + 4 * prows
     if encoding == "codebook":
         bits = packed_bits(max(k, 1))
         idx = rows * _lutb_row_bytes(bits, cols) if bits < 8 else rows * cols

@@ -87,6 +87,13 @@ class CostModel:
             memory = self._memory(b, math.ceil(batch / parts), parts)
         return math.hypot(compute, memory) + (POOL_OVERHEAD_S if parts > 1 else 0.0)
 
+    def knows(self, encoding: str, k: int = 0) -> bool:
+        """Whether the profile has timings for the kernel class of ``encoding`` (with ``k`` centroids)."""
+        try:
+            return kernel_class(encoding, k) in self.coef
+        except ValueError:
+            return False
+
     def _coef(self, cls: str) -> dict[int, Coef]:
         if cls in self.coef:
             return self.coef[cls]

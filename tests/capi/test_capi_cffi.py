@@ -168,7 +168,7 @@ def model(ffi, lib, model_bytes):
 
 
 def test_constants_and_status_names(ffi, lib):
-    assert lib.PYRT_FORMAT_VERSION == 2
+    assert lib.PYRT_FORMAT_VERSION == 3
     for i, name in enumerate(STATUS):
         assert getattr(lib, name) == i
         assert ffi.string(lib.pyrt_status_name(i)).decode() == name
@@ -349,12 +349,12 @@ def test_newer_version_is_a_format_error(ffi, lib, model_bytes):
     import zlib
 
     data = bytearray(model_bytes)
-    struct.pack_into("<I", data, 8, 3)
+    struct.pack_into("<I", data, 8, lib.PYRT_FORMAT_VERSION + 1)
     struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
     out = ffi.new("pyrt_model**")
     assert lib.pyrt_model_load_buffer(ffi.from_buffer(bytes(data)), len(data), out) == lib.PYRT_BAD_FORMAT
     msg = last_error(ffi, lib)
-    assert "version 3" in msg and "1..2" in msg
+    assert f"version {lib.PYRT_FORMAT_VERSION + 1}" in msg and f"1..{lib.PYRT_FORMAT_VERSION}" in msg
 
 
 def test_missing_file(ffi, lib, tmp_path):

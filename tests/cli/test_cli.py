@@ -126,11 +126,15 @@ def test_inspect_explains_a_newer_version(model_file, capsys):
     import struct
     import zlib
 
+    from pyruntime import _core
+
+    newer = _core.FORMAT_VERSION + 1
     data = bytearray(model_file.read_bytes())
-    struct.pack_into("<I", data, 8, 3)
+    struct.pack_into("<I", data, 8, newer)
     struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
     out = _inspect_bad(model_file, bytes(data), capsys)
-    assert "format version 3, newer than this pyruntime reads (version 1): upgrade pyruntime" in out
+    assert (f"format version {newer}, newer than this pyruntime reads (versions 1..{_core.FORMAT_VERSION}): "
+            "upgrade pyruntime") in out
 
 
 def test_inspect_explains_a_consistent_but_wrong_file(model_file, capsys):

@@ -16,7 +16,7 @@ import numpy as np
 
 MAGIC = b"PYRT\r\n\x1a\n"
 VERSION = 1  # what build_file writes unless told: the version of a graph of version-1 ops
-NEWEST_VERSION = 2
+NEWEST_VERSION = 3
 HEADER_SIZE = 64
 ENTRY_SIZE = 32
 ALIGN = 64
@@ -47,7 +47,7 @@ ATTR_LAYOUT = {
     "reshape": [("shape", 4, "I")],
     "clamp": [("min", 1, "f"), ("max", 1, "f")],
 }
-ENCODINGS = {"dense": 0, "csr": 1, "codebook": 2, "csr+codebook": 3}
+ENCODINGS = {"dense": 0, "csr": 1, "codebook": 2, "csr+codebook": 3, "int8": 4, "csr+int8": 5}
 ENCODING_NAMES = {v: k for k, v in ENCODINGS.items()}
 
 # header field offsets
@@ -309,6 +309,9 @@ def decode_tensor(pl: bytes) -> dict:
         p = align(p, 64)
         t["values_at"] = p
         t["values"] = floats(rows * cols)
+    elif enc == 4:  # 3.6
+        t["scales"] = floats(rows)
+        t["qvalues"] = stream().view(np.int8)
     elif enc == 2:
         k, bits = struct.unpack_from("<II", pl, p)
         p += 8
@@ -325,6 +328,8 @@ def decode_tensor(pl: bytes) -> dict:
         else:
             nnz, gap_bits, width, _ = struct.unpack_from("<4I", pl, p)
             p += 16
+            if enc == 5:  # 3.7
+                t["scales"] = floats(rows)
         t["gap_bits"] = gap_bits
         t["count_width"] = width
         counts = np.frombuffer(pl, {1: "<u1", 2: "<u2", 4: "<u4"}[width], rows, p).astype(np.int64)
@@ -347,6 +352,8 @@ def decode_tensor(pl: bytes) -> dict:
         t["colidx"] = np.asarray(colidx, np.uint32)
         if cb:
             t["indices"] = stream()
+        elif enc == 5:
+            t["qvalues"] = stream().view(np.int8)
         else:
             t["values"] = floats(nnz)
     t["end"] = p

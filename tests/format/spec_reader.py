@@ -6,7 +6,8 @@ those of docs/FORMAT.md.
 
     model = read_file(data)          # every check of FORMAT.md 6 (and each "a reader refuses" sentence)
     w = dense_matrix(model.tensors[0])
-    y = run(model, x)                # float64 numpy forward pass of every op (versions 1 and 2)
+    y = run(model, x)                # float64 numpy forward pass of every op (versions 1 to 3; the int8
+                                     # layers of 2.5 in their exact float32 operations)
 
 Where the document leaves a reader's behaviour open, the choice made here is marked ``ASSUMPTION``.
 Convolutions are computed by an explicit im2col (2.3) and pools by a loop over the output positions with
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-READER_VERSION = 2
+READER_VERSION = 3
 MAGIC = b"PYRT\r\n\x1a\n"
 GRAPH, TENSOR, METADATA = 1, 2, 3
 REQUIRED = 1
@@ -40,12 +41,13 @@ OP_TABLE = {
     10: ("concat", 2),
     11: ("reshape", 2),
     12: ("clamp", 2),
+    13: ("qlinear", 3),
 }
 OPS = {code: name for code, (name, _) in OP_TABLE.items()}
 OP_CODES = {name: code for code, name in OPS.items()}
 # 2.1: (min, max) inputs and tensors of each op
 N_INPUTS = {name: (1, 1) for name in OP_CODES} | {"add": (2, 2), "concat": (2, 16)}
-N_TENSORS = {name: (0, 0) for name in OP_CODES} | {"linear": (1, 2), "conv2d": (1, 2)}
+N_TENSORS = {name: (0, 0) for name in OP_CODES} | {"linear": (1, 2), "conv2d": (1, 2), "qlinear": (1, 2)}
 # 2.2: each op's attribute fields in file order: (name, words, "u32" | "f32"); a one-word field reads as a
 # number, a longer one as a list
 _POOL = [("kernel", 2, "u32"), ("stride", 2, "u32"), ("padding", 4, "u32"), ("ceil_mode", 1, "u32")]
@@ -56,11 +58,15 @@ ATTRS: dict[str, list[tuple[str, int, str]]] = {
     "concat": [("axis", 1, "u32")],
     "reshape": [("shape", 4, "u32")],
     "clamp": [("min", 1, "f32"), ("max", 1, "f32")],
+    "qlinear": [("input_scale", 1, "f32"), ("output_scale", 1, "f32"), ("min", 1, "f32"), ("max", 1, "f32")],
 }
 MAX_WINDOW = 65536  # 2.2: strides, dilations, kernels (and conv kernel dims) are 1..65536
 # 2.1: "Every value a graph defines has 1 to 2^31 elements per sample"
 MAX_VALUE_ELEMENTS = 1 << 31
-ENCODINGS = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook"}
+ENCODINGS = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook", 4: "int8", 5: "csr+int8"}
+ENCODING_VERSION = {4: 3, 5: 3}  # 1.1: the int8 encodings are version 3
+INT8 = ("int8", "csr+int8")
+MAX_INT8_COLS = 133_144  # 2.1: an int8 weight has at most (2^31 - 1) / 127^2 columns
 CODINGS = {0: "packed", 1: "huffman"}
 MAX_CODE_LEN = 24
 # 2: "at most 2^31 elements per sample" for the graph input
@@ -98,6 +104,8 @@ class Tensor:
     rows: int
     cols: int
     values: np.ndarray | None = None  # dense: float32 of `shape`; csr: float32[nnz]
+    qvalues: np.ndarray | None = None  # int8: int8[numel]; csr+int8: int8[nnz]
+    scales: np.ndarray | None = None  # int8, csr+int8: float32[rows]
     rowptr: np.ndarray | None = None  # uint32[rows + 1]
     colidx: np.ndarray | None = None  # uint32[nnz]
     indices: np.ndarray | None = None  # uint8[numel] (codebook) or uint8[nnz] (csr+codebook)
@@ -337,12 +345,32 @@ def _columns(cur: _Cursor, gaps: np.ndarray, counts: np.ndarray, cols: int, gap_
     return out
 
 
-def read_tensor(payload: bytes, where: str) -> Tensor:
+def _int8_values(cur: _Cursor, count: int) -> tuple[Stream, np.ndarray]:
+    """3.6: `count` 8-bit symbols, each an int8 as its two's complement byte, never 0x80 (-128)."""
+    s = read_stream(cur, 8, "values", lambda n: None if n == count else f"expected {count}")
+    bad = np.flatnonzero(s.symbols == 0x80)
+    if bad.size:
+        raise cur.fail(f"int8 value -128 at position {int(bad[0])} (symmetric int8 is -127..127)")
+    return s, s.symbols.view(np.int8).copy()
+
+
+def _int8_scales(cur: _Cursor, rows: int) -> np.ndarray:
+    sc = np.frombuffer(cur.take(4 * rows, "scales"), "<f4").astype(np.float32)
+    bad = np.flatnonzero(~(np.isfinite(sc) & (sc >= 0)))
+    if bad.size:
+        raise cur.fail(f"scale of row {int(bad[0])} is {float(sc[bad[0]])} (finite and >= 0)")
+    return sc
+
+
+def read_tensor(payload: bytes, where: str, version: int = READER_VERSION) -> Tensor:
     cur = _Cursor(payload, where)
     encoding, rank, d0, d1, d2, d3, name_len, _reserved = cur.unpack("8I", "tensor header")
     # ASSUMPTION (gap): the reserved field is not checked (FORMAT.md: "only where noted").
     if encoding not in ENCODINGS:
         raise cur.fail(f"unknown encoding {encoding}")
+    if ENCODING_VERSION.get(encoding, 1) > version:
+        raise cur.fail(f"encoding {ENCODINGS[encoding]} needs format version {ENCODING_VERSION[encoding]}, "
+                       f"the file says {version}")
     if not 1 <= rank <= 4:
         raise cur.fail(f"rank {rank} not in 1..4")
     dims = [d0, d1, d2, d3]
@@ -374,9 +402,14 @@ def read_tensor(payload: bytes, where: str) -> Tensor:
         )
         _check_indices(cur, s.symbols, k)
         t.streams["indices"], t.indices = s, s.symbols
-    else:  # 3.3 csr, 3.4 csr+codebook
-        if encoding == 1:
+    elif encoding == 4:  # 3.6
+        t.scales = _int8_scales(cur, rows)
+        t.streams["values"], t.qvalues = _int8_values(cur, numel)
+    else:  # 3.3 csr, 3.4 csr+codebook, 3.7 csr+int8
+        if encoding in (1, 5):
             nnz, t.gap_bits, t.count_width, _reserved = cur.unpack("4I", "csr header")
+            if encoding == 5:
+                t.scales = _int8_scales(cur, rows)
         else:
             nnz, t.gap_bits, t.count_width, k, t.index_bits, _reserved = cur.unpack(
                 "6I", "csr+codebook header"
@@ -391,6 +424,8 @@ def read_tensor(payload: bytes, where: str) -> Tensor:
         t.rowptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32)
         if encoding == 1:
             t.values = np.frombuffer(cur.take(4 * nnz, "values"), "<f4").astype(np.float32)
+        elif encoding == 5:
+            t.streams["values"], t.qvalues = _int8_values(cur, nnz)
         else:
             s = read_stream(cur, t.index_bits, "indices", lambda n: None if n == nnz else f"nnz is {nnz}")
             _check_indices(cur, s.symbols, k)
@@ -536,8 +571,20 @@ def _node_shape(where: str, node: Node, xs: list[list[int]], tensors: list[Tenso
     """2.1-2.4: the attributes' constraints and the node's output shape."""
     op, a, x = node.op, node.attrs, xs[0]
     ts = [tensors[t] for t in node.tensors]
+    if op == "qlinear":
+        w = ts[0]
+        if w.encoding not in INT8:
+            raise SpecError(f"{where}: weight '{w.name}' is {w.encoding}, qlinear takes int8 or csr+int8")
+        sx, so, lo, hi = a["input_scale"], a["output_scale"], a["min"], a["max"]
+        if not (math.isfinite(sx) and sx > 0) or not (math.isfinite(so) and so >= 0):
+            raise SpecError(f"{where}: input_scale {sx} (finite, > 0), output_scale {so} (finite, >= 0)")
+        if math.isnan(lo) or math.isnan(hi) or lo > hi:
+            raise SpecError(f"{where}: bounds min {lo}, max {hi} (neither NaN, min <= max)")
+        op = "linear"
     if op == "linear":
         w = ts[0]
+        if w.encoding in INT8 and len(w.shape) == 2 and w.shape[1] > MAX_INT8_COLS:
+            raise SpecError(f"{where}: int8 weight '{w.name}' has {w.shape[1]} columns > {MAX_INT8_COLS}")
         # ASSUMPTION (gap): "weight [out, in]" means rank exactly 2 and the input rank exactly 1.
         if len(x) != 1 or len(w.shape) != 2 or w.shape[1] != x[0]:
             raise SpecError(f"{where}: weight '{w.name}' {w.shape} does not take input of shape {x}")
@@ -550,6 +597,8 @@ def _node_shape(where: str, node: Node, xs: list[list[int]], tensors: list[Tenso
     if op == "flatten":
         return [math.prod(x)]
     if op == "conv2d":
+        if ts[0].encoding in INT8:
+            raise SpecError(f"{where}: weight '{ts[0].name}' is {ts[0].encoding}; conv2d takes f32 encodings")
         return _check_conv(where, x, a, ts[0], ts[1] if len(ts) == 2 else None)
     if op in ("max_pool2d", "avg_pool2d"):
         return _check_pool(where, op, x, a)
@@ -654,7 +703,7 @@ def read_file(buf: bytes) -> SpecModel:
     for i, s in enumerate(sections):
         payload = buf[s.offset : s.offset + s.size]
         if s.type == TENSOR:
-            tensors.append(read_tensor(payload, f"section {i}: tensor {len(tensors)}"))
+            tensors.append(read_tensor(payload, f"section {i}: tensor {len(tensors)}", version))
         elif s.type == METADATA:
             # ASSUMPTION (gap): metadata is decoded leniently (readers may ignore it); a second one wins.
             metadata = payload.decode("utf-8", errors="replace")
@@ -675,11 +724,81 @@ def dense_matrix(t: Tensor) -> np.ndarray:
         return t.values.reshape(t.rows, t.cols)
     if t.encoding == "codebook":
         return t.centroids[t.indices.astype(np.int64)].reshape(t.rows, t.cols)
+    if t.encoding in INT8:
+        return int8_matrix(t).astype(np.float32) * t.scales[:, None]
     out = np.zeros((t.rows, t.cols), np.float32)
     row_of = np.repeat(np.arange(t.rows), np.diff(t.rowptr.astype(np.int64)))
     vals = t.values if t.encoding == "csr" else t.centroids[t.indices.astype(np.int64)]
     out[row_of, t.colidx.astype(np.int64)] = vals
     return out
+
+
+def int8_matrix(t: Tensor) -> np.ndarray:
+    """The int8 weight's integers q as an int64 (rows, cols) matrix (3.6, 3.7)."""
+    if t.encoding == "int8":
+        return t.qvalues.astype(np.int64).reshape(t.rows, t.cols)
+    out = np.zeros((t.rows, t.cols), np.int64)
+    row_of = np.repeat(np.arange(t.rows), np.diff(t.rowptr.astype(np.int64)))
+    out[row_of, t.colidx.astype(np.int64)] = t.qvalues
+    return out
+
+
+def fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """2.5: a * b + c of float32 operands with one rounding to float32. The product of two float32 is exact
+    in float64; the sum is rounded to odd in float64 (53 >= 24 + 2 bits) and then to nearest float32, which
+    is the correctly rounded result (Boldo and Melquiond, 2008)."""
+    a, b, c = (np.asarray(v, np.float32).astype(np.float64) for v in np.broadcast_arrays(a, b, c))
+    p = a * b
+    hi = p + c
+    bb = hi - p
+    lo = (p - (hi - bb)) + (c - bb)  # TwoSum: hi + lo == p + c exactly
+    with np.errstate(invalid="ignore"):
+        inexact_even = np.isfinite(hi) & (lo != 0) & ((hi.view(np.int64) & 1) == 0)
+    hi = np.where(inexact_even, np.nextafter(hi, np.where(lo > 0, np.inf, -np.inf)), hi)
+    return hi.astype(np.float32)
+
+
+def quantize(v: np.ndarray, inv: np.float32) -> np.ndarray:
+    """2.5: clamp(round_half_even(v * inv), -127, 127) with an f32 product; NaN gives 0."""
+    t = np.asarray(v, np.float32) * np.float32(inv)
+    t = np.where(np.isnan(t), np.float32(0), t)
+    return np.clip(np.rint(t), -127, 127).astype(np.int64)
+
+
+def int8_layer(node: Node, ts: list[Tensor], v: np.ndarray) -> np.ndarray:
+    """2.5, in the float32 operations it defines: a linear with an int8 weight (dynamic) or a qlinear."""
+    x = np.asarray(v, np.float32).reshape(v.shape[0], -1)
+    w = ts[0]
+    if node.op == "qlinear":
+        sx = np.float32(node.attrs["input_scale"])
+        xs = np.full(x.shape[0], sx, np.float32)
+        q = quantize(x, np.float32(1) / sx)
+    else:
+        m = np.abs(x).max(axis=1)
+        finite = np.isfinite(x).all(axis=1)
+        ok = finite & (m > 0)
+        xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = np.where(ok, np.float32(127) / np.where(ok, m, np.float32(1)), np.float32(0)).astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            q = np.where(ok[:, None], _quantize_rows(x, inv), 0)
+    acc = q @ int8_matrix(w).T  # exact integers
+    assert np.abs(acc).max(initial=0) < 2**31
+    s = (xs[:, None] * w.scales[None, :]).astype(np.float32)
+    bias = ts[1].values.astype(np.float32) if len(ts) == 2 else np.zeros(w.rows, np.float32)
+    y = fma32(acc.astype(np.float32), s, bias[None, :])
+    if node.op == "qlinear":
+        lo, hi = np.float32(node.attrs["min"]), np.float32(node.attrs["max"])
+        y = np.where(lo > y, lo, y)
+        y = np.where(hi < y, hi, y)
+        so = np.float32(node.attrs["output_scale"])
+        if so > 0:
+            y = (so * quantize(y, np.float32(1) / so).astype(np.float32)).astype(np.float32)
+    return y.astype(np.float64)
+
+
+def _quantize_rows(x: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    return np.stack([quantize(row, i) for row, i in zip(x, inv)]) if len(x) else np.zeros(x.shape, np.int64)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, a: dict) -> np.ndarray:
@@ -736,7 +855,9 @@ def run(model: SpecModel, x: np.ndarray) -> np.ndarray:
         v, a, op = ins[0], node.attrs, node.op
         ts = [model.tensors[t] for t in node.tensors]
         bias = ts[1].values.astype(np.float64) if len(ts) == 2 else None
-        if op == "linear":
+        if op == "qlinear" or (op == "linear" and ts[0].encoding in INT8):
+            y = int8_layer(node, ts, v)
+        elif op == "linear":
             y = v @ dense_matrix(ts[0]).astype(np.float64).T
             if bias is not None:
                 y = y + bias

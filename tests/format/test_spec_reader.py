@@ -22,6 +22,8 @@ FIELDS = {
     "csr": ["rowptr", "colidx", "values"],
     "codebook": ["indices", "centroids"],
     "csr+codebook": ["rowptr", "colidx", "indices", "centroids"],
+    "int8": ["qvalues", "scales"],
+    "csr+int8": ["rowptr", "colidx", "qvalues", "scales"],
 }
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 
@@ -660,7 +662,8 @@ EDGE_CASES = {  # id -> (file, accepted): both readers must agree with the verdi
     ),
     "input-dim-0": (file_bytes([(1, 1, graph_bytes([0], [("relu", [0], [])]))]), False),
     "version-0": (file_bytes([(1, 1, RELU)], version=0), False),
-    "version-3": (file_bytes([(1, 1, RELU)], version=3), False),
+    "version-3": (file_bytes([(1, 1, RELU)], version=3), True),
+    "version-4": (file_bytes([(1, 1, RELU)], version=4), False),
     "no-graph": (file_bytes([(2, 1, dense_bytes([3]))]), False),
     "two-graphs": (file_bytes([(1, 1, RELU), (1, 1, RELU)]), False),
     "rank-1-csr": (file_bytes([(1, 1, RELU), (2, 1, csr_bytes([5], [1, 0, 1, 0, 0], [0, 0], 1))]), True),
@@ -875,6 +878,60 @@ EDGE_CASES_V2 = {
 EDGE_CASES.update(EDGE_CASES_V2)
 
 
+def int8_bytes(shape, q, scales=None, encoding: int = 4) -> bytes:
+    """3.6 int8 (or 3.7 csr+int8 of a full mask when encoding = 5) with packed value streams."""
+    rows, cols = shape[0], math.prod(shape[1:])
+    sc = np.asarray(scales if scales is not None else [0.5] * rows, "<f4").tobytes()
+    syms = [int(v) & 0xFF for v in q]
+    if encoding == 4:
+        return tensor_head(4, shape) + sc + stream_bytes(syms, 8)
+    head = tensor_head(5, shape) + struct.pack("<4I", rows * cols, 1, 1, 0) + sc + pad(bytes([cols] * rows), 4)
+    return head + stream_bytes([0] * (rows * cols), 1) + stream_bytes(syms, 8)
+
+
+QATTRS = {"input_scale": 0.5, "output_scale": 0.25, "min": 0.0, "max": math.inf}
+
+
+def int8_file(q=range(-6, 6), scales=None, *, op="linear", attrs=None, encoding=4, version=3, shape=(3, 4)):
+    node = (op, [0], [0], attrs if attrs is not None else (QATTRS if op == "qlinear" else b""))
+    return file_bytes([(1, 1, graph_bytes([shape[1]], [node])), (2, 1, int8_bytes(shape, q, scales, encoding))],
+                      version=version)
+
+
+EDGE_CASES_V3 = {
+    # 3.6, 3.7, 2.1, 2.2, 2.5
+    "int8-linear": (int8_file(), True),
+    "int8-qlinear": (int8_file(op="qlinear"), True),
+    "csr-int8-qlinear": (int8_file(op="qlinear", encoding=5), True),
+    "int8-in-a-v2-file": (int8_file(version=2), False),
+    "qlinear-in-a-v2-file": (int8_file(op="qlinear", version=2), False),
+    "int8-value-minus-128": (int8_file(q=[-128] + list(range(11))), False),
+    "csr-int8-value-minus-128": (int8_file(q=[-128] + list(range(11)), encoding=5), False),
+    "int8-values-plus-minus-127": (int8_file(q=[127, -127] * 6), True),
+    "int8-scale-zero": (int8_file(scales=[0.0, 1.0, 2.0]), True),
+    "int8-scale-negative": (int8_file(scales=[1.0, -1.0, 2.0]), False),
+    "int8-scale-nan": (int8_file(scales=[1.0, math.nan, 2.0]), False),
+    "int8-scale-inf": (int8_file(scales=[math.inf, 1.0, 2.0]), False),
+    "int8-too-few-values": (int8_file(q=range(11)), False),
+    "qlinear-f32-weight": (
+        file_bytes([(1, 1, graph_bytes([4], [("qlinear", [0], [0], QATTRS)])), (2, 1, dense_bytes([3, 4]))],
+                   version=3), False),
+    "qlinear-input-scale-zero": (int8_file(op="qlinear", attrs={**QATTRS, "input_scale": 0.0}), False),
+    "qlinear-input-scale-inf": (int8_file(op="qlinear", attrs={**QATTRS, "input_scale": math.inf}), False),
+    "qlinear-output-scale-zero": (int8_file(op="qlinear", attrs={**QATTRS, "output_scale": 0.0}), True),
+    "qlinear-output-scale-negative": (int8_file(op="qlinear", attrs={**QATTRS, "output_scale": -1.0}), False),
+    "qlinear-min-above-max": (int8_file(op="qlinear", attrs={**QATTRS, "min": 2.0, "max": 1.0}), False),
+    "qlinear-nan-max": (int8_file(op="qlinear", attrs={**QATTRS, "max": math.nan}), False),
+    "int8-widest-layer": (int8_file(q=[1] * 133_144, shape=(1, 133_144)), True),
+    "int8-too-wide-layer": (int8_file(q=[1] * 133_145, shape=(1, 133_145)), False),
+    "conv2d-int8-weight": (
+        file_bytes([(1, 1, graph_bytes([1, 3, 3], [("conv2d", [0], [0], {"stride": [1, 1], "padding": [0] * 4,
+                                                                       "dilation": [1, 1], "groups": 1})])),
+                    (2, 1, int8_bytes([2, 1, 2, 2], range(8)))], version=3), False),
+}
+EDGE_CASES.update(EDGE_CASES_V3)
+
+
 @pytest.mark.parametrize("case", list(EDGE_CASES))
 def test_edge_cases_agree(case):
     data, accepted = EDGE_CASES[case]
@@ -983,3 +1040,93 @@ def test_corrupted_files_agree(request, base, kind, n):
         refused += not cpp_ok
     assert not disagree, "\n".join(disagree)
     assert refused >= (n // 5 if kind.endswith("recrc") else n * 0.9)  # the checks were reached
+
+
+# ---- version 3: int8 layers, run by both -----------------------------------------------------------------
+
+
+def int8_mlp(rng, sizes, encodings, static) -> dict:
+    """linear (int8 weights, dynamic) first, then relu + qlinear layers (static) or more dynamic ones."""
+    tensors, nodes, value = [], [], 0
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        q = rng.integers(-127, 128, size=(b, a))
+        if encodings[i] == "csr+int8":
+            q = np.where(rng.random((b, a)) < 0.4, q, 0)
+        t = {"name": f"fc{i}.weight", "encoding": encodings[i], "shape": [b, a],
+             "scales": (rng.random(b) * 0.02 + 1e-3).astype(np.float32)}
+        if encodings[i] == "int8":
+            t["qvalues"] = q.ravel()
+        else:
+            rr, cc = np.nonzero(q)
+            t |= {"rowptr": np.r_[0, np.cumsum((q != 0).sum(1))], "colidx": cc, "qvalues": q[rr, cc]}
+        tensors += [t, {"name": f"fc{i}.bias", "encoding": "dense", "shape": [b],
+                        "values": rng.standard_normal(b).astype(np.float32)}]
+        last = i == len(sizes) - 2
+        if i == 0 or not static:
+            nodes.append({"op": "linear", "inputs": [value], "tensors": [2 * i, 2 * i + 1]})
+        else:
+            attrs = {"input_scale": float(in_scale), "output_scale": 0.0 if last else 0.05,
+                     "min": -math.inf if last else 0.0, "max": math.inf}
+            nodes.append({"op": "qlinear", "inputs": [value], "tensors": [2 * i, 2 * i + 1], "attrs": attrs})
+        value += 1
+        in_scale = 0.05
+        if not last:
+            nodes.append({"op": "relu", "inputs": [value]})
+            value += 1
+    return {"input_shape": [sizes[0]], "nodes": nodes, "tensors": tensors}
+
+
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("encodings", [("int8", "int8", "int8"), ("csr+int8", "int8", "csr+int8")])
+def test_int8_layers_agree_bit_for_bit(helpers, static, encodings):
+    """Both readers read the same int8 model, and the runtime's outputs equal the spec reader's float32
+    emulation of 2.5 exactly, on every ISA: dynamic and static layers, an int8 chain kept in int8."""
+    rng = np.random.default_rng(31 + static)
+    model = int8_mlp(rng, [40, 33, 20, 7], encodings, static)
+    data = _core.write_model(model)
+    assert data[8] == 3
+    spec = sr.read_file(data)
+    assert_same_model(spec, _core.read_model(data))
+    x = (rng.standard_normal((9, 40)) * 3).astype(np.float32)
+    x[4] = 0.0
+    want = sr.run(spec, x)
+    m = pyruntime.load(data)
+    if static:
+        assert [layer["output_type"] for layer in m.layers()] == ["f32", "f32", "i8", "i8", "f32"]
+    for isa in _core.supported_isas():
+        previous = _core.active_isa()
+        try:
+            _core.set_isa(isa)
+            np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
+            np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
+        finally:
+            _core.set_isa(previous)
+
+
+def test_fma32_is_one_rounding():
+    """The spec reader's fma: correctly rounded where float64 a * b + c then float32 rounds twice."""
+    a = np.float32(1 + 2**-23)
+    b = np.float32(1 + 2**-23)
+    c = np.float32(-(1 + 2**-22))
+    assert sr.fma32(a, b, c) == np.float32(2**-46)  # exact: (1 + 2^-23)^2 - (1 + 2^-22) = 2^-46
+    rng = np.random.default_rng(0)
+    x, y, z = (rng.standard_normal(10_000).astype(np.float32) for _ in range(3))
+    exact = [float(np.float32(float(_fraction_fma(p, q, r)))) for p, q, r in zip(x[:300], y[:300], z[:300])]
+    np.testing.assert_array_equal(sr.fma32(x[:300], y[:300], z[:300]), np.array(exact, np.float32))
+
+
+def _fraction_fma(a, b, c):
+    from fractions import Fraction
+
+    v = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+    return _round_to_f32(v)
+
+
+def _round_to_f32(v) -> float:
+    """The float32 nearest to the rational v (ties to even), by bisection over the float32 grid."""
+    from fractions import Fraction
+
+    f = np.float32(float(v))  # within one float32 ulp of the answer
+    cands = [np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))]
+    best = min(cands, key=lambda c: (abs(Fraction(float(c)) - v), int(np.float32(c).view(np.int32)) & 1))
+    return float(best)

@@ -35,7 +35,7 @@ struct PaddedPlane {
 
 DirectConvFn direct_kernel(Isa isa) {
 #if PYRT_HAVE_X86_KERNELS
-  if (isa == Isa::avx512) return &pyrt_conv_direct__avx512;
+  if (isa >= Isa::avx512) return &pyrt_conv_direct__avx512;
   if (isa == Isa::avx2) return &pyrt_conv_direct__avx2;
 #endif
   return &pyrt_conv_direct__ref;

@@ -23,6 +23,13 @@ inline int8_t quantize_one(float x, float inv_scale) {
 }
 
 void quantize_s8(const float* x, size_t n, float inv_scale, int8_t* q);
+
+// Dynamic quantization of `batch` rows of `cols` floats (row b at x + b * cols) into rows of ldq >= cols int8
+// (zeros from cols to ldq), one scale per row: with m = max |x| of the row,
+//   xs = m / 127 and q = quantize(x, 127 / m)      (m > 0 and finite)
+//   xs = 0 and q = 0                               (m = 0: the layer gives its bias)
+//   xs = NaN and q = 0                             (a NaN or an infinity in the row: its outputs are NaN)
+void quantize_rows(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
 void dequantize_s8(const int8_t* q, size_t n, float scale, float* x);
 void requantize_s8(const int8_t* q, size_t n, float scale, float inv_scale, int8_t* out);
 

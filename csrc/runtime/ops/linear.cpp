@@ -82,6 +82,7 @@ class LinearStep final : public Step {
 }  // namespace
 
 StepSpec build_linear(const BuildContext& ctx) {
+  if (is_int8(ctx.tensor(0).encoding)) return build_linear_int8(ctx);
   StepSpec s;
   ops::describe_weight(ctx, s.layer);
   s.step = std::make_unique<LinearStep>(ctx, s.layer);
