@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Union
 
@@ -185,7 +186,7 @@ def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> flo
 
 def _us(seconds: float) -> str:
     """Microseconds with one decimal; "-" where the cost model has no prediction."""
-    return "-" if seconds != seconds else f"{seconds * 1e6:.1f}"
+    return "-" if math.isnan(seconds) else f"{seconds * 1e6:.1f}"
 
 
 def _bytes_text(n: int) -> str:

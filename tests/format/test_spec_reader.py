@@ -4,6 +4,7 @@ writes exactly as the C++ reader does, computes the same outputs, and accepts an
 
 from __future__ import annotations
 
+import itertools
 import math
 import pathlib
 import struct
@@ -1047,8 +1048,8 @@ def test_corrupted_files_agree(request, base, kind, n):
 
 def int8_mlp(rng, sizes, encodings, static) -> dict:
     """linear (int8 weights, dynamic) first, then relu + qlinear layers (static) or more dynamic ones."""
-    tensors, nodes, value = [], [], 0
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+    tensors, nodes, value, in_scale = [], [], 0, 0.05  # the static layers take values of scale 0.05
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         q = rng.integers(-127, 128, size=(b, a))
         if encodings[i] == "csr+int8":
             q = np.where(rng.random((b, a)) < 0.4, q, 0)
@@ -1069,7 +1070,6 @@ def int8_mlp(rng, sizes, encodings, static) -> dict:
                      "min": -math.inf if last else 0.0, "max": math.inf}
             nodes.append({"op": "qlinear", "inputs": [value], "tensors": [2 * i, 2 * i + 1], "attrs": attrs})
         value += 1
-        in_scale = 0.05
         if not last:
             nodes.append({"op": "relu", "inputs": [value]})
             value += 1
