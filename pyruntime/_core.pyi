@@ -40,6 +40,40 @@ class PackedWeight:
         """gemm restricted to rows [r0, r1): shape (batch, r1 - r0), bit-identical to those columns of gemm."""
     def row_splits(self, parts: int, align: int = 16) -> list[int]: ...
 
+class Int8Weight:
+    """An int8 or csr+int8 weight in its execution layout (i8_r16k4 / i8_csr); gemm runs FORMAT.md 2.5's
+    arithmetic on quantized activations q (batch, cols) int8 in -127..127 with per-sample scales xs."""
+
+    def __init__(self, tensor: dict[str, Any]) -> None: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def cols(self) -> int: ...
+    @property
+    def nnz(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def layout(self) -> str: ...
+    def gemm(
+        self,
+        q: npt.ArrayLike,
+        xs: npt.ArrayLike,
+        bias: npt.ArrayLike | None = None,
+        lo: float = ...,
+        hi: float = ...,
+        out_scale: float = 0.0,
+        isa: str | None = None,
+        rows: tuple[int, int] | None = None,
+    ) -> npt.NDArray[np.float32] | npt.NDArray[np.int8]:
+        """float32 (batch, rows), or int8 when out_scale > 0; rows outside `rows` are NaN / -128."""
+    def row_splits(self, parts: int) -> list[int]: ...
+
+def quantize_rows(x: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
+    """Dynamic quantization of (batch, cols) floats: int8 rows and one scale per row (FORMAT.md 2.5)."""
+def quantize(x: npt.ArrayLike, scale: float) -> npt.NDArray[np.int8]:
+    """clamp(round_half_even(x * (1 / scale)), -127, 127), NaN -> 0."""
+
 class Conv2d:
     """A 2-D convolution over a compressed weight [out_c, in_c / groups, kh, kw], NCHW activations.
 
@@ -71,7 +105,10 @@ class Conv2d:
 # dilation: [h, w], groups}; max_pool2d {kernel, stride, padding, ceil_mode}; avg_pool2d {... ,
 # count_include_pad}; concat {axis}; reshape {shape: 1..4 dims}; clamp {min, max}; other ops none.
 # Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | ""), groups,
-# shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks.
+# shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks,
+# output_type ("f32" or "i8": the value type the node gives). Tensor dicts of int8 / csr+int8 weights hold
+# "qvalues" (int8 in -127..127) and "scales" (float32, one per row). Node attrs of qlinear: input_scale,
+# output_scale, min, max.
 def write_model(model: dict[str, Any]) -> bytes: ...
 def read_model(data: bytes | bytearray | memoryview) -> dict[str, Any]: ...
 def encoded_tensor_bytes(tensor: dict[str, Any]) -> int: ...

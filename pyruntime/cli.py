@@ -63,8 +63,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     seconds = time_call(lambda: model.run(x), min_time=args.seconds)
     predicted = sum(r["predicted_s"] for r in model.summary(batch=x.shape[0]))
     print(f"\nbatch {x.shape[0]}, {model.threads} thread{'s' if model.threads > 1 else ''}: "
-          f"{seconds * 1e6:.1f} us per run ({_core.active_isa()} kernels); the cost model predicts "
-          f"{predicted * 1e6:.1f} us for the weight layers ({seconds / max(predicted, 1e-12):.2f}x)")
+          f"{seconds * 1e6:.1f} us per run ({_core.active_isa()} kernels); " +
+          ("the cost model has no timings for some of its kernels (int8)" if np.isnan(predicted) else
+           f"the cost model predicts {predicted * 1e6:.1f} us for the weight layers "
+           f"({seconds / max(predicted, 1e-12):.2f}x)"))
     return 0
 
 
@@ -112,9 +114,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     module.eval()
     shape = tuple(int(s) for s in args.input_shape.split(","))
     example = torch.zeros((1, *shape))
+    calibration = np.load(args.calibration) if args.calibration else None
     cm = from_torch(module, example, sparsity=_parse_dict_or_float(args.sparsity, float),
                     bits=_parse_dict_or_float(args.bits, int), optimize=args.optimize, batch=args.batch,
-                    threads=args.threads, size_budget=args.size_budget, speed_budget=args.speed_budget)
+                    threads=args.threads, size_budget=args.size_budget, speed_budget=args.speed_budget,
+                    quantize=_parse_dict_or_float(args.quantize, str), calibration=calibration)
     cm.save(args.output)
     print(cm.report() if hasattr(cm, "report") else "")
     print(f"wrote {args.output}: {Path(args.output).stat().st_size} bytes")
@@ -163,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-shape", required=True, help="without batch, e.g. 784 or 1,28,28")
     c.add_argument("--sparsity", help="0.9, or per layer: fc1=0.92,fc2=0.9")
     c.add_argument("--bits", help="5, or per layer: fc1=5,fc2=6")
+    c.add_argument("--quantize", help="int8 linear layers: int8 (= dynamic), dynamic or static; or per layer: "
+                                      "fc1=static,fc2=dynamic")
+    c.add_argument("--calibration", help="a .npy of sample inputs (N, *input shape) for --quantize static")
     c.add_argument("--optimize", choices=("size", "speed"), default="size",
                    help="per layer, the smallest file (default) or the fastest kernel (cost model)")
     c.add_argument("--batch", type=int, default=1, help="expected batch size, for --optimize speed")

@@ -23,6 +23,7 @@ from .graph import Graph
 from .kmeans import kmeans_share, linear_init, shared_weights
 from .model import CompressedModel, LayerReport, from_graph, from_numpy
 from .prune import PerLayer, magnitude_mask, prune_magnitude, sparsity_of
+from .quantize import check_calibration, int8_linear, quantize_weight
 
 
 def from_torch(
@@ -46,7 +47,9 @@ def from_torch(
     each layer by magnitude. ``bits``: None keeps fp32 values; a number (or mapping) shares each
     layer's weights among ``2**bits`` k-means centroids. Layers are named by module path.
     ``choice``: the encoding objective of :func:`from_graph` (``optimize``, ``batch``, ``threads``,
-    ``size_budget``, ``speed_budget``, ``cost_model``).
+    ``size_budget``, ``speed_budget``, ``cost_model``) and its int8 settings (``quantize="int8"`` /
+    ``"dynamic"`` / ``"static"``, for every linear layer or per layer path, and ``calibration=`` inputs
+    for static scales, a numpy array or a CPU tensor of shape ``(N, *input_shape)``).
 
     Batch norms folded into a layer are listed in the metadata under ``"folded_batchnorm"`` (layer ->
     batch norm path), the parameters of F.linear / F.conv2d layers under ``"functional_layers"``;
@@ -88,6 +91,7 @@ __all__ = [
     "Objective",
     "assign_weights",
     "candidates",
+    "check_calibration",
     "choose",
     "choose_encoding",
     "decode_tensor",
@@ -96,10 +100,12 @@ __all__ = [
     "from_graph",
     "from_numpy",
     "from_torch",
+    "int8_linear",
     "kmeans_share",
     "linear_init",
     "magnitude_mask",
     "prune_magnitude",
+    "quantize_weight",
     "shared_weights",
     "sparsity_of",
 ]

@@ -178,10 +178,39 @@ def encode_layer(
     return (best, sizes) if return_sizes else best
 
 
+def int8_candidates(name: str, q: np.ndarray, scales: np.ndarray) -> dict[str, TensorDict]:
+    """The int8 weight ``q`` (2-D, int8) with its per-row ``scales`` as an int8 tensor and as csr+int8 (its
+    nonzero entries): the same weights, two sizes."""
+    q = np.asarray(q, np.int8)
+    scales = np.asarray(scales, np.float32)
+    rowptr, colidx = _csr_structure(q != 0)
+    return {
+        "int8": {"name": name, "encoding": "int8", "shape": list(q.shape), "qvalues": q.ravel(), "scales": scales},
+        "csr+int8": {"name": name, "encoding": "csr+int8", "shape": list(q.shape), "rowptr": rowptr,
+                     "colidx": colidx, "qvalues": q[q != 0], "scales": scales},
+    }
+
+
+def int8_matrix(t: TensorDict) -> np.ndarray:
+    """The integers q of an int8 or csr+int8 tensor as a 2-D int8 array."""
+    shape = tuple(int(s) for s in t["shape"])
+    rows, cols = shape[0], int(np.prod(shape[1:]))
+    if t["encoding"] == "int8":
+        return np.asarray(t["qvalues"], np.int8).reshape(rows, cols)
+    out = np.zeros((rows, cols), np.int8)
+    rowptr = np.asarray(t["rowptr"], dtype=np.int64)
+    out[np.repeat(np.arange(rows), np.diff(rowptr)), np.asarray(t["colidx"], np.int64)] = t["qvalues"]
+    return out
+
+
 def decode_tensor(t: TensorDict) -> np.ndarray:
-    """The dense float32 weights a tensor dict represents (what the runtime computes with)."""
+    """The dense float32 weights a tensor dict represents (what the runtime computes with; for int8, the
+    quantized weights scale * q)."""
     shape = tuple(int(s) for s in t["shape"])
     enc = t.get("encoding", "dense")
+    if enc in ("int8", "csr+int8"):
+        q = int8_matrix(t).astype(np.float32)
+        return (q * np.asarray(t["scales"], np.float32)[:, None]).astype(np.float32).reshape(shape)
     if enc == "dense":
         return np.asarray(t["values"], dtype=np.float32).reshape(shape).copy()
     if enc == "codebook":
@@ -207,4 +236,6 @@ def nonzeros(t: TensorDict) -> int:
     """Stored weights that are not pruned (for dense encodings: the nonzero entries)."""
     if t["encoding"] in ("csr", "csr+codebook"):
         return int(np.asarray(t["colidx"]).size)
+    if t["encoding"] in ("int8", "csr+int8"):
+        return int(np.count_nonzero(decode_tensor(t)))
     return int(np.count_nonzero(decode_tensor(t)))

@@ -44,9 +44,27 @@ from .. import _core
 from ..cost import CostModel
 from . import reference
 from .choose import Objective
-from .encode import TensorDict, decode_tensor, dense_tensor, encode_layer, nonzeros
+from .encode import (
+    TensorDict,
+    decode_tensor,
+    dense_tensor,
+    encode_layer,
+    encoded_bytes,
+    int8_candidates,
+    int8_matrix,
+    nonzeros,
+)
 from .graph import OPS, WEIGHTED_OPS, Graph
 from .prune import PerLayer, check_layer_names, magnitude_mask, per_layer
+from .quantize import (
+    Int8Layer,
+    Int8Params,
+    PerLayerMode,
+    activation_scale,
+    check_calibration,
+    mode_of,
+    quantize_weight,
+)
 
 #: ops of from_numpy's tuples (relu6 and hardtanh become clamp)
 SUPPORTED_OPS = ("flatten", "linear", "relu", "softmax", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool",
@@ -68,6 +86,8 @@ class LayerReport:
     predicted_seconds: dict[str, float] = field(default_factory=dict)  # per candidate, at the objective's batch
     why: str = ""             # why this encoding (the objective, the numbers it compared)
     op: str = "linear"
+    quantize: str = ""        # "dynamic" or "static" for an int8 layer, else ""
+    weight_error: float = 0.0  # int8: RMS error of the quantized weights relative to the float ones
 
     @property
     def density(self) -> float:
@@ -166,13 +186,20 @@ class CompressedModel:
                 continue
             w = decode_tensor(self._tensors[t[0]])
             b = decode_tensor(self._tensors[t[1]]) if len(t) > 1 else None
+            if self._tensors[t[0]]["encoding"] in ("int8", "csr+int8"):
+                a = n.get("attrs") or {}
+                p = (Int8Params("static", a["input_scale"], a["output_scale"], a["min"], a["max"])
+                     if n["op"] == "qlinear" else Int8Params("dynamic"))
+                out.append(Int8Layer(int8_matrix(self._tensors[t[0]]), np.asarray(self._tensors[t[0]]["scales"]), b, p))
+                continue
             out.append((w, b))
         return out
 
     def dense_weights(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
         """Per weighted layer name: ``(W, b)`` as dense float32, exactly the compressed weights (pruned
         zeros, shared values) the runtime computes with; conv weights are 4-D [O, C/g, kh, kw]."""
-        weighted = [wb for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["op"] in WEIGHTED_OPS]
+        weighted = [(wb.q.astype(np.float32) * wb.scales[:, None], wb.bias) if isinstance(wb, Int8Layer) else wb
+                    for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["tensors"]]
         return {r.name: wb for r, wb in zip(self.layers, weighted, strict=True)}  # type: ignore[misc]
 
     def run_numpy(self, x: np.ndarray) -> np.ndarray:
@@ -261,6 +288,8 @@ def from_numpy(
     size_budget: float | None = None,
     speed_budget: float | None = None,
     cost_model: CostModel | None = None,
+    quantize: PerLayerMode = None,
+    calibration: Any = None,
 ) -> CompressedModel:
     """Builds a :class:`CompressedModel` from a chain of layer tuples (see the module docstring).
 
@@ -269,7 +298,7 @@ def from_numpy(
     graph = graph_from_layers(layers, input_shape)
     return from_graph(graph, sparsity=sparsity, bits=bits, masks=masks, metadata=metadata, optimize=optimize,
                       batch=batch, threads=threads, size_budget=size_budget, speed_budget=speed_budget,
-                      cost_model=cost_model)
+                      cost_model=cost_model, quantize=quantize, calibration=calibration)
 
 
 def from_graph(
@@ -285,6 +314,8 @@ def from_graph(
     size_budget: float | None = None,
     speed_budget: float | None = None,
     cost_model: CostModel | None = None,
+    quantize: PerLayerMode = None,
+    calibration: Any = None,
 ) -> CompressedModel:
     """Compresses the weighted layers of ``graph`` and builds a :class:`CompressedModel`.
 
@@ -293,6 +324,12 @@ def from_graph(
     mapping) shares each layer's surviving weights among ``2**bits`` k-means centroids. ``masks``
     (layer name -> boolean array of the weight's shape) marks weights that were pruned (False) even if
     their value is not zero. Biases stay dense fp32.
+
+    ``quantize`` makes linear layers int8 (:mod:`pyruntime.convert.quantize`): ``"int8"`` or
+    ``"dynamic"`` (per-sample activation scales at run time), ``"static"`` (scales calibrated on
+    ``calibration``, inputs of shape ``(N, *input_shape)``), for every layer or per layer name; pruning
+    comes first (the survivors are quantized), and a layer is either shared (``bits``) or int8. Its
+    weight is stored as int8 or csr+int8, whichever is smaller.
 
     Each weight tensor is stored in the encoding the objective prefers among those that represent it
     exactly (:mod:`pyruntime.convert.choose`): ``optimize="size"`` (default) the smallest file, within
@@ -316,8 +353,10 @@ def from_graph(
     names = graph.layer_names
     check_layer_names(sparsity, names, "sparsity")
     check_layer_names(bits, names, "bits")
+    check_layer_names(quantize, names, "quantize")
     if masks:
         check_layer_names(masks, names, "masks")
+    int8 = _int8_plan(graph, quantize, bits, sparsity, masks, calibration)
 
     nodes: list[dict[str, Any]] = []
     tensors: list[TensorDict] = []
@@ -333,9 +372,15 @@ def from_graph(
             cost: Any = cost_model
             if node.op == "conv2d":
                 cost = ConvCost(cost_model, int(node.attrs["groups"]), node.shape[1] * node.shape[2])
-            report, wt, bt = _compress_layer(node.op, name, node.weight, node.bias,  # type: ignore[arg-type]
-                                             per_layer(sparsity, name, "sparsity"), per_layer(bits, name, "bits"),
-                                             (masks or {}).get(name), objective, cost)
+            if name in int8:
+                report, wt, bt = _int8_layer(node, int8[name])
+                if int8[name].params.mode == "static":
+                    d["op"] = "qlinear"
+                    d["attrs"] = int8[name].params.attrs()
+            else:
+                report, wt, bt = _compress_layer(node.op, name, node.weight, node.bias,  # type: ignore[arg-type]
+                                                 per_layer(sparsity, name, "sparsity"), per_layer(bits, name, "bits"),
+                                                 (masks or {}).get(name), objective, cost)
             d["tensors"] = [len(tensors)] + ([len(tensors) + 1] if bt is not None else [])
             tensors.append(wt)
             if bt is not None:
@@ -347,6 +392,114 @@ def from_graph(
                                 "why": {r.name: r.why for r in reports}}}
     meta.update(metadata or {})
     return CompressedModel(graph.input_shape, nodes, tensors, reports, meta)
+
+
+@dataclass
+class _Int8Choice:
+    keep: np.ndarray          # the weights pruning keeps (2-D)
+    params: Int8Params
+
+
+def _prune_mask(w: np.ndarray, sparsity: float | None, mask: np.ndarray | None) -> np.ndarray:
+    keep = (w != 0) if mask is None else (np.asarray(mask, dtype=bool) & (w != 0))
+    if sparsity is not None:
+        keep &= magnitude_mask(np.where(keep, w, 0), float(sparsity))
+    return keep
+
+
+def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: PerLayer,
+               masks: dict[str, np.ndarray] | None, calibration: Any) -> dict[str, _Int8Choice]:
+    """Per layer to quantize: what pruning keeps and how its activations are quantized (static scales are
+    calibrated here, on the pruned float network; a static layer feeding only (through relus) another
+    static layer gives int8 at that layer's input scale, its relu fused as a clamp)."""
+    modes: dict[str, str] = {}
+    for node in graph.nodes:
+        if node.op not in WEIGHTED_OPS:
+            continue
+        mode = mode_of(quantize, str(node.name))
+        if mode is None:
+            continue
+        if node.op != "linear":
+            raise _unsupported(f"layer '{node.name}' ({node.op}): int8 is available for linear layers only so far; "
+                               "quantize those by name, e.g. quantize={'fc1': 'int8'}")
+        if per_layer(bits, str(node.name), "bits") is not None:
+            raise ValueError(f"layer '{node.name}': bits (weight sharing) and quantize (int8) exclude each other")
+        modes[str(node.name)] = mode
+    if not modes:
+        return {}
+    keeps = {}
+    for node in graph.nodes:
+        if node.op in WEIGHTED_OPS:
+            w = np.asarray(node.weight, np.float32)
+            keeps[node.name] = _prune_mask(w, per_layer(sparsity, str(node.name), "sparsity"),
+                                           (masks or {}).get(str(node.name)))
+    scales: dict[str, float] = {}
+    if "static" in modes.values():
+        if calibration is None:
+            static = sorted(n for n, m in modes.items() if m == "static")
+            raise ValueError(f"static int8 needs calibration= inputs (layers {static})")
+        x = check_calibration(calibration, graph.input_shape)
+        nodes = [{"op": n.op, "inputs": n.inputs, "attrs": n.attrs} for n in graph.nodes]
+        weights = [None if n.op not in WEIGHTED_OPS else
+                   (np.where(keeps[n.name], n.weight, np.float32(0)).astype(np.float32), n.bias) for n in graph.nodes]
+        values = reference.forward(nodes, weights, x, all_values=True)
+        for node in graph.nodes:
+            if modes.get(str(node.name)) == "static":
+                scales[str(node.name)] = activation_scale(values[node.inputs[0]])
+    readers: dict[int, list[int]] = {}
+    for i, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            readers.setdefault(v, []).append(i)
+    out: dict[str, _Int8Choice] = {}
+    for i, node in enumerate(graph.nodes):
+        name = str(node.name)
+        if name not in modes:
+            continue
+        if modes[name] == "dynamic":
+            out[name] = _Int8Choice(keeps[name], Int8Params("dynamic"))
+            continue
+        # follow single readers through relus to a static layer
+        value, relu, nxt = i + 1, False, None
+        while len(readers.get(value, [])) == 1:
+            j = readers[value][0]
+            consumer = graph.nodes[j]
+            if consumer.op == "relu" and not relu:
+                relu, value = True, j + 1
+                continue
+            if consumer.op == "linear" and modes.get(str(consumer.name)) == "static":
+                nxt = str(consumer.name)
+            break
+        lo = 0.0 if (relu and nxt is not None) else -np.inf
+        out[name] = _Int8Choice(keeps[name], Int8Params("static", scales[name],
+                                                        scales[nxt] if nxt is not None else 0.0, lo, np.inf))
+    return out
+
+
+def _int8_layer(node: Any, choice: _Int8Choice) -> tuple[LayerReport, TensorDict, TensorDict | None]:
+    """Quantize a linear layer's surviving weights to int8 and store the smaller of int8 and csr+int8."""
+    name = str(node.name)
+    w = np.asarray(node.weight, np.float32)
+    q, scales = quantize_weight(w, choice.keep)
+    cands = int8_candidates(f"{name}.weight", q, scales)
+    sizes = {e: encoded_bytes(t) for e, t in cands.items()}
+    enc = min(sizes, key=lambda e: (sizes[e], e != "int8"))
+    wt = cands[enc]
+    bt = dense_tensor(f"{name}.bias", node.bias) if node.bias is not None else None
+    wq = q.astype(np.float32) * scales[:, None]
+    err = float(np.linalg.norm(wq - np.where(choice.keep, w, 0)) / max(np.linalg.norm(np.where(choice.keep, w, 0)),
+                                                                         1e-30))
+    p = choice.params
+    how = ("dynamic activation scales" if p.mode == "dynamic" else
+           f"static: input scale {p.input_scale:.4g}, " + (f"int8 output at scale {p.output_scale:.4g}"
+                                                            if p.output_scale > 0 else "float output"))
+    why = (f"int8 ({how}); {enc} is smaller ({sizes[enc]} bytes; " +
+           ", ".join(f"{e} {b}" for e, b in sizes.items() if e != enc) + f"); weight error {100 * err:.2f}% (RMS)")
+    n_bias = 0 if node.bias is None else np.asarray(node.bias).size
+    report = LayerReport(name=name, encoding=enc, shape=tuple(w.shape), nonzeros=int(np.count_nonzero(q)), bits=8,
+                         file_bytes=sizes[enc] + (encoded_bytes(bt) if bt is not None else 0),
+                         dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes, why=why, op="linear",
+                         quantize=p.mode, weight_error=err)
+    return report, wt, bt
 
 
 def _compress_layer(op: str, name: str, w: np.ndarray, b: np.ndarray | None, sparsity: float | None,

@@ -104,8 +104,13 @@ def avg_pool2d(x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
     return total / (ch[:, None] * cw[None, :]).astype(np.float64)
 
 
-def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights], x: np.ndarray) -> np.ndarray:
-    """Runs the graph on ``x`` (batch first) in float64; returns the last node's output (float64)."""
+def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights | Any], x: np.ndarray,
+            *, all_values: bool = False) -> Any:
+    """Runs the graph on ``x`` (batch first) in float64; returns the last node's output (float64), or with
+    ``all_values`` every value (the input first). An int8 layer (``weights[i]`` an
+    :class:`~pyruntime.convert.quantize.Int8Layer`) computes as FORMAT.md 2.5 defines, in float32."""
+    from .quantize import Int8Layer, int8_linear
+
     values = [np.asarray(x, dtype=np.float64)]
     for node, wb in zip(nodes, weights, strict=True):
         ins = [values[i] for i in node["inputs"]]
@@ -113,7 +118,9 @@ def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights], x: np.n
         op = node["op"]
         a = node.get("attrs") or {}
         n = v.shape[0]
-        if op == "linear":
+        if isinstance(wb, Int8Layer):
+            y = int8_linear(v, wb.q, wb.scales, wb.bias, wb.params).astype(np.float64)
+        elif op == "linear":
             w, b = wb  # type: ignore[misc]
             y = v @ w.astype(np.float64).T + (0 if b is None else b.astype(np.float64))
         elif op == "conv2d":
@@ -144,4 +151,4 @@ def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights], x: np.n
         else:
             raise ValueError(f"reference forward: unknown op '{op}'")
         values.append(y)
-    return values[-1]
+    return values if all_values else values[-1]

@@ -73,6 +73,28 @@ def test_convert_a_saved_torch_module(tmp_path, capsys):
     assert all(row["density"] <= 0.5 + 1e-9 for row in summary)
 
 
+def test_convert_to_int8_with_calibration(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    torch.save(net, tmp_path / "net.pt")
+    calib = np.random.default_rng(0).standard_normal((50, 12)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", calib)
+    out_path = tmp_path / "net.pyrt"
+    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--input-shape", "12", "--quantize",
+                 "0=static,2=dynamic", "--calibration", str(tmp_path / "calib.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "int8 (static: input scale" in out and "int8 (dynamic activation scales)" in out
+    model = load(out_path)
+    assert [(row["encoding"], row["bits"]) for row in model.summary()] == [("int8", 8), ("int8", 8)]
+    assert [layer["op"] for layer in model.layers() if layer["encoding"]] == ["qlinear", "linear"]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(calib)).numpy()
+    assert np.abs(model.run(calib) - ref).max() < 0.05 * np.abs(ref).max()
+    assert main(["bench", str(out_path), "--seconds", "0.05"]) == 0
+    assert "no timings for some of its kernels (int8)" in capsys.readouterr().out
+
+
 def _inspect_bad(path, data: bytes, capsys) -> str:
     path.write_bytes(data)
     assert main(["inspect", str(path)]) == 1

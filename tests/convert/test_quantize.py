@@ -1,0 +1,184 @@
+"""int8 in the converter (pyruntime.convert.quantize and from_numpy / from_graph / from_torch's quantize=):
+per-channel weight quantization, dynamic and static layers, calibration, the runtime against the converter's
+reference bit for bit, saturation outside the calibrated range, and every bad argument refused by name."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import pyruntime
+from pyruntime import _core
+from pyruntime.convert import Graph, from_graph, from_numpy
+from pyruntime.convert.quantize import Int8Params, fma32, int8_linear, quantize_weight
+
+
+def _mlp(rng, sizes=(64, 48, 32, 10), softmax=False):
+    layers: list[tuple] = [("flatten",)]
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(("linear", (rng.standard_normal((b, a)) / np.sqrt(a)).astype(np.float32),
+                       (0.1 * rng.standard_normal(b)).astype(np.float32)))
+        if i < len(sizes) - 2:
+            layers.append(("relu",))
+    if softmax:
+        layers.append(("softmax",))
+    return layers
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(5)
+
+
+def test_quantize_weight_per_channel(rng):
+    w = rng.standard_normal((6, 20)).astype(np.float32)
+    w[2] = 0.0
+    keep = rng.random((6, 20)) < 0.7
+    q, s = quantize_weight(w, keep)
+    assert q.dtype == np.int8 and s.dtype == np.float32
+    assert s[2] == 0 and (q[2] == 0).all()
+    kept = np.where(keep, w, 0)
+    np.testing.assert_array_equal(s, (np.abs(kept).max(axis=1) / np.float32(127)).astype(np.float32))
+    assert (q[~keep] == 0).all() and np.abs(q).max() == 127
+    err = np.abs(q * s[:, None] - kept)
+    assert (err <= s[:, None] / 2 * 1.0001).all()  # within half a step of each channel
+
+
+def test_fma32_rounds_once():
+    a, b, c = np.float32(1 + 2**-23), np.float32(1 + 2**-23), np.float32(-(1 + 2**-22))
+    assert fma32(a, b, c) == np.float32(2**-46)
+    assert np.float32(np.float64(a) * np.float64(b) + np.float64(c)) == np.float32(2**-46)  # exact here too
+    assert fma32(np.float32(3e38), np.float32(10), np.float32(0)) == np.inf
+
+
+@pytest.mark.parametrize("mode", ["int8", "dynamic", "static"])
+@pytest.mark.parametrize("sparsity", [None, 0.8])
+def test_runtime_equals_the_converters_reference(rng, mode, sparsity):
+    layers = _mlp(rng)
+    x = rng.standard_normal((40, 8, 8)).astype(np.float32)
+    cm = from_numpy(layers, (8, 8), quantize=mode, sparsity=sparsity, calibration=x[:30])
+    assert [r.quantize for r in cm.layers] == ["static" if mode == "static" else "dynamic"] * 3
+    assert {r.encoding for r in cm.layers} == {"csr+int8" if sparsity else "int8"}
+    want = cm.run_numpy(x)
+    for isa in _core.supported_isas():
+        previous = _core.active_isa()
+        try:
+            _core.set_isa(isa)
+            for threads in (1, 2):
+                np.testing.assert_array_equal(pyruntime.load(cm.to_bytes(), threads=threads).run(x), want,
+                                              err_msg=f"{isa}, {threads} threads")
+        finally:
+            _core.set_isa(previous)
+    f32 = from_numpy(layers, (8, 8), sparsity=sparsity).run_numpy(x)
+    assert np.abs(want - f32).max() < 0.05 * np.abs(f32).max()  # int8 is close to the float model
+
+
+def test_static_layers_pass_int8_with_the_relu_fused(rng):
+    cm = from_numpy(_mlp(rng), (8, 8), quantize="static", calibration=rng.standard_normal((20, 8, 8)))
+    nodes = cm.to_dict()["nodes"]
+    assert [n["op"] for n in nodes] == ["flatten", "qlinear", "relu", "qlinear", "relu", "qlinear"]
+    a1, a2, a3 = (n["attrs"] for n in nodes if n["op"] == "qlinear")
+    assert a1["output_scale"] == a2["input_scale"] and a2["output_scale"] == a3["input_scale"]
+    assert a1["min"] == a2["min"] == 0.0 and a3["output_scale"] == 0.0 and a3["min"] == -np.inf
+    m = cm.load()
+    assert [layer["output_type"] for layer in m.layers()] == ["f32", "i8", "i8", "i8", "i8", "f32"]
+
+
+def test_mixed_per_layer_modes(rng):
+    x = rng.standard_normal((10, 8, 8)).astype(np.float32)
+    cm = from_numpy(_mlp(rng), (8, 8), quantize={"fc1": "static", "fc3": "int8"}, bits={"fc2": 4},
+                    calibration=x)
+    assert [(r.encoding, r.quantize) for r in cm.layers] == [("int8", "static"), ("codebook", ""),
+                                                              ("int8", "dynamic")]
+    nodes = cm.to_dict()["nodes"]
+    assert nodes[1]["op"] == "qlinear" and nodes[1]["attrs"]["output_scale"] == 0.0  # fc2 is not static
+    # fc2 runs in float32 in the runtime and float64 in the reference, so fc3 may quantize an input a step
+    # apart: close, not bit for bit
+    y, ref = cm.load().run(x), cm.run_numpy(x)
+    np.testing.assert_allclose(y, ref, rtol=0, atol=0.02 * float(np.abs(ref).max()))
+
+
+def test_inputs_beyond_the_calibrated_range_saturate(rng):
+    """Static scales from small inputs, then inputs 100x larger: the quantized values clamp at +-127 (as
+    FORMAT.md 2.5 says), the runtime and the reference agree, and nothing overflows."""
+    layers = _mlp(rng, (16, 8, 4))
+    cm = from_numpy(layers, (16,), quantize="static", calibration=rng.standard_normal((50, 16)) * 0.01)
+    big = (rng.standard_normal((5, 16)) * 100).astype(np.float32)
+    y = cm.load().run(big)
+    np.testing.assert_array_equal(y, cm.run_numpy(big))
+    assert np.isfinite(y).all()
+    a = cm.to_dict()["nodes"][1]["attrs"]
+    params = Int8Params("static", a["input_scale"], a["output_scale"], a["min"], a["max"])
+    w = cm.to_dict()["tensors"][0]
+    q = np.asarray(w["qvalues"], np.int64).reshape(8, 16)
+    sat = int8_linear(big, q, np.asarray(w["scales"]), None, params)
+    clipped = int8_linear(np.sign(big) * np.float32(1e9), q, np.asarray(w["scales"]), None, params)
+    np.testing.assert_array_equal(sat, clipped)  # every input already at +-127
+
+
+def test_an_all_zero_channel_gives_its_bias(rng):
+    layers = _mlp(rng, (16, 8, 4))
+    w = layers[1][1].copy()
+    w[3] = 0.0
+    layers[1] = ("linear", w, layers[1][2])
+    x = rng.standard_normal((6, 16)).astype(np.float32)
+    for mode in ("dynamic", "static"):
+        cm = from_numpy(layers, (16,), quantize=mode, calibration=x)
+        t = cm.to_dict()["tensors"][0]
+        assert np.asarray(t["scales"])[3] == 0
+        np.testing.assert_array_equal(cm.load().run(x), cm.run_numpy(x))
+    g = Graph((16,))
+    g.linear(g.input, w, np.arange(8, dtype=np.float32), name="fc")
+    y = from_graph(g, quantize="dynamic").load().run(x)
+    np.testing.assert_array_equal(y[:, 3], np.float32(3))
+
+
+@pytest.mark.parametrize("bad,error,words", [
+    ({"quantize": "int4"}, ValueError, "quantize must be one of 'int8', 'dynamic', 'static' or None, got 'int4'"),
+    ({"quantize": True}, ValueError, "quantize must be one of"),
+    ({"quantize": {"fc9": "int8"}}, ValueError, r"quantize names unknown layer\(s\) \['fc9'\]"),
+    ({"quantize": {"fc1": "fast"}}, ValueError, "quantize for layer 'fc1' must be one of"),
+    ({"quantize": "static"}, ValueError, r"static int8 needs calibration= inputs \(layers \['fc1', 'fc2', 'fc3'\]\)"),
+    ({"quantize": "static", "calibration": np.zeros((4, 64), np.float32)}, ValueError,
+     r"calibration has shape \(4, 64\), expected \(N >= 1, 8, 8\)"),
+    ({"quantize": "static", "calibration": np.zeros((0, 8, 8), np.float32)}, ValueError, "calibration has shape"),
+    ({"quantize": "static", "calibration": np.full((2, 8, 8), "a")}, ValueError, "calibration must hold numbers"),
+    ({"quantize": "static", "calibration": "x.npy"}, TypeError, "calibration must be an array"),
+    ({"quantize": "static", "calibration": np.full((2, 8, 8), np.nan, np.float32)}, ValueError,
+     r"calibration holds a NaN or infinite value \(at index \(0, 0, 0\)\)"),
+    ({"quantize": "static", "calibration": np.where(np.eye(8)[None] > 0, np.inf, 0).astype(np.float32)},
+     ValueError, "NaN or infinite"),
+    ({"quantize": "int8", "bits": 4}, ValueError, "layer 'fc1': bits .* and quantize .* exclude each other"),
+])
+def test_bad_quantize_arguments_are_refused(rng, bad, error, words):
+    with pytest.raises(error, match=words):
+        from_numpy(_mlp(rng), (8, 8), **bad)
+
+
+def test_int8_on_a_conv_layer_is_refused_by_name(rng):
+    g = Graph((1, 8, 8))
+    c = g.relu(g.conv2d(g.input, rng.standard_normal((4, 1, 3, 3)).astype(np.float32), name="conv1"))
+    g.linear(g.flatten(c), rng.standard_normal((10, 144)).astype(np.float32), name="fc")
+    with pytest.raises(pyruntime.UnsupportedError, match="layer 'conv1' \\(conv2d\\): int8 is available for linear"):
+        from_graph(g, quantize="int8")
+    cm = from_graph(g, quantize={"fc": "int8"})  # the linear layer alone
+    assert [r.encoding for r in cm.layers] == ["dense", "int8"]
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    y, ref = cm.load().run(x), cm.run_numpy(x)  # the f32 conv before it: close, not bit for bit
+    np.testing.assert_allclose(y, ref, rtol=0, atol=0.02 * float(np.abs(ref).max()))
+
+
+def test_from_torch_quantize(rng):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5)).eval()
+    from pyruntime.convert import from_torch
+
+    x = rng.standard_normal((30, 20)).astype(np.float32)
+    cm = from_torch(net, torch.zeros(1, 20), quantize="static", calibration=torch.from_numpy(x))
+    assert [(r.name, r.quantize) for r in cm.layers] == [("0", "static"), ("2", "static")]
+    y = cm.load().run(x)
+    np.testing.assert_array_equal(y, cm.run_numpy(x))
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert np.abs(y - ref).max() < 0.03 * np.abs(ref).max()

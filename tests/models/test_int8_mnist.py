@@ -1,0 +1,25 @@
+"""LeNet-300-100 on MNIST in int8 (examples/int8_mnist.py --quick): dense and 90%-pruned, dynamic and static
+activation scales, each within 0.3 points of the fp32 model it was converted from, measured through the
+runtime on the 10,000 test images. Needs torch and MNIST (skips with the reason otherwise); about 20 s."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from model_data import load_example, mnist_data_dir
+
+
+def test_int8_lenet_300_100_within_0_3_points():
+    result = load_example("int8_mnist").run(mnist_data_dir(), quick=True, log=None)
+    rows = {r["name"]: r for r in result["rows"]}
+    for group in ("dense", "pruned 90%"):
+        fp32 = rows[f"{group} fp32"]
+        assert fp32["accuracy"] >= 0.94, fp32
+        for how in ("int8 dynamic", "int8 static"):
+            r = rows[f"{group} {how}"]
+            assert abs(r["accuracy"] - fp32["accuracy"]) <= 0.003, (r["name"], r["accuracy"], fp32["accuracy"])
+            assert r["file_bytes"] < fp32["file_bytes"] / 2.4, r  # 1 byte per weight against 4
+            assert all(q for _, _, q, _ in r["layers"]) and all(e < 0.02 for *_, e in r["layers"]), r["layers"]
+            want = "csr+int8" if group.startswith("pruned") else "int8"
+            assert {enc for _, enc, _, _ in r["layers"]} == {want}, r["layers"]
