@@ -127,17 +127,17 @@ def test_int8_linear(benchmark, shape, sparsity, batch, method):
     x = np.random.default_rng(batch).standard_normal((batch, cols)).astype(np.float32)
     isa = method.rsplit("-", 1)[1] if method.startswith("pyrt") else None
     if method == "numpy-fp32":
-        fn = lambda: x @ L.w.T + L.b  # noqa: E731
+        fn = lambda: x @ L.w.T + L.b
     elif method == "torch-fp32":
         wt, bt, xt = torch.from_numpy(L.w), torch.from_numpy(L.b), torch.from_numpy(x)
-        fn = lambda: torch.nn.functional.linear(xt, wt, bt)  # noqa: E731
+        fn = lambda: torch.nn.functional.linear(xt, wt, bt)
     elif method == "torch-int8-dynamic":
         xt = torch.from_numpy(x)
-        fn = lambda: L.torch_q(xt)  # noqa: E731
+        fn = lambda: L.torch_q(xt)
     elif method == "ort-int8-dynamic":
-        fn = lambda: L.ort_session.run(None, {"x": x})[0]  # noqa: E731
+        fn = lambda: L.ort_session.run(None, {"x": x})[0]
     else:
-        fn = lambda: L.model.run(x)  # noqa: E731
+        fn = lambda: L.model.run(x)
     ref = x.astype(np.float64) @ L.w.T.astype(np.float64) + L.b
     previous = _core.active_isa()
     try:
