@@ -232,7 +232,7 @@ def stream_codings(data: bytes) -> str:
         pos = align(32 + name_len, 8)
         shape = dims[:rank]
         rows, _ = rows_cols(shape)
-        kind = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook"}[enc]
+        kind = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook", 4: "int8", 5: "csr+int8"}[enc]
         codings = ""
 
         def stream(p: int, pl: bytes = pl) -> int:
@@ -247,6 +247,12 @@ def stream_codings(data: bytes) -> str:
         if enc == 2:
             k, _ = struct.unpack_from("<II", pl, pos)
             stream(pos + 8 + 4 * k)
+        elif enc == 4:
+            stream(pos + 4 * rows)
+        elif enc == 5:
+            _, _, width = struct.unpack_from("<III", pl, pos)
+            pos = align(pos + 16 + 4 * rows + rows * width, 4)
+            stream(stream(pos))
         elif enc in (1, 3):
             _, _, width = struct.unpack_from("<III", pl, pos)
             pos += 12
@@ -609,6 +615,45 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
                 {"op": "global_avg_pool", "inputs": [1]},
             ],
             "tensors": [dense(rng, (1, 1, 1, 1), "w")],
+        },
+    )
+
+    # version 3: int8 layers (FORMAT.md 2.5, 3.6, 3.7): a dynamic linear, then a static qlinear chain kept in
+    # int8 through a relu (the plan's conversions), packed and Huffman-coded value streams, a zero channel
+    def int8_t(shape, name, density=None, skew=False):
+        rows, cols = shape
+        q = rng.integers(-127, 128, size=shape)
+        if skew:
+            q = np.clip(np.round(rng.standard_normal(shape) * 4), -127, 127).astype(np.int64)
+        sc = (rng.random(rows) * 0.05 + 0.001).astype(np.float32)
+        sc[0] = 0.0
+        if density is None:
+            return {"name": name, "encoding": "int8", "shape": list(shape), "qvalues": q.ravel(), "scales": sc}
+        q = np.where(mask_of(rng, shape, density), q, 0)
+        rr, cc = np.nonzero(q)
+        return {"name": name, "encoding": "csr+int8", "shape": list(shape),
+                "rowptr": np.r_[0, np.cumsum((q != 0).sum(1))].astype(np.uint32), "colidx": cc.astype(np.uint32),
+                "qvalues": q[rr, cc], "scales": sc}
+
+    add("v3_int8_dynamic_linear.pyrt", linear_model(int8_t((6, 10), "fc.weight"), dense(rng, (6,), "fc.bias")),
+        "int8[P]")
+    add("v3_int8_huffman_values.pyrt", linear_model(int8_t((40, 48), "fc.weight", skew=True)), "int8[H]")
+    qa = {"input_scale": 0.05, "output_scale": 0.1, "min": 0.0, "max": float("inf")}
+    add(
+        "v3_qlinear_chain_csr_int8.pyrt",
+        {
+            "input_shape": [2, 8],
+            "nodes": [
+                {"op": "flatten", "inputs": [0]},
+                {"op": "qlinear", "inputs": [1], "tensors": [0, 1], "attrs": qa},
+                {"op": "relu", "inputs": [2]},
+                {"op": "qlinear", "inputs": [3], "tensors": [2],
+                 "attrs": {"input_scale": 0.1, "output_scale": 0.0, "min": -1.0, "max": 1.0}},
+                {"op": "linear", "inputs": [4], "tensors": [3]},
+                {"op": "softmax", "inputs": [5]},
+            ],
+            "tensors": [int8_t((12, 16), "q1.weight", density=0.4), dense(rng, (12,), "q1.bias"),
+                        int8_t((8, 12), "q2.weight"), int8_t((4, 8), "fc.weight", density=0.5)],
         },
     )
 

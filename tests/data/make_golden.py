@@ -1,5 +1,6 @@
-"""Writes the golden files of tests/data: golden_v1.pyrt + golden_v1_expected.npz (format version 1) and
-golden_v2.pyrt + golden_v2_expected.npz (format version 2, a small convolutional net).
+"""Writes the golden files of tests/data: golden_v1.pyrt + golden_v1_expected.npz (format version 1),
+golden_v2.pyrt + golden_v2_expected.npz (format version 2, a small convolutional net) and golden_v3.pyrt +
+golden_v3_expected.npz (format version 3, int8 layers).
 
 Each was run once, when its file was created; never again. The committed bytes are the contract: every
 later reader must load them to the same tensors and outputs (tests/format/test_golden.py), and the test
@@ -16,7 +17,12 @@ a 3x3/2 avg pool (count_include_pad = 0), a 1x1 conv (csr), a concat on the chan
 conv (dense, groups 2, no bias) pooled and concatenated on the last axis, global_avg_pool, flatten,
 a csr linear layer, a clamp, reshapes (one of a value no node reads).
 
-    python tests/data/make_golden.py 2      (needs the built package: pyruntime._core.write_model)
+Version 3 adds int8: a linear with an int8 weight (dynamic activation scales), a qlinear with a csr+int8
+weight and a bias giving int8 (output scale = the next layer's input scale) through a relu to a qlinear
+with an int8 weight giving float32 with a clamp, a zero channel, Huffman-coded and packed value streams,
+then a float32 linear and a softmax.
+
+    python tests/data/make_golden.py 3      (needs the built package: pyruntime._core.write_model)
 """
 
 from __future__ import annotations
@@ -194,6 +200,46 @@ def build_v2() -> dict:
     return {"input_shape": [3, 12, 12], "nodes": nodes, "tensors": tensors, "metadata": json.dumps(meta)}
 
 
+def int8_tensor(rng, rows: int, cols: int, name: str, density: float | None = None, skew: bool = False) -> dict:
+    q = (np.clip(np.round(rng.standard_normal((rows, cols)) * 5), -127, 127) if skew
+         else rng.integers(-127, 128, size=(rows, cols))).astype(np.int64)
+    scales = (rng.random(rows) * 0.02 + 0.001).astype(np.float32)
+    scales[1] = 0.0  # a channel of zeros
+    if density is None:
+        return {"name": name, "encoding": "int8", "shape": [rows, cols], "qvalues": q.ravel(), "scales": scales}
+    q = np.where(rng.random((rows, cols)) < density, q, 0)
+    rowptr, colidx = csr_index(q != 0)
+    return {"name": name, "encoding": "csr+int8", "shape": [rows, cols], "rowptr": rowptr, "colidx": colidx,
+            "qvalues": q[q != 0], "scales": scales}
+
+
+def build_v3() -> dict:
+    rng = np.random.default_rng(20261201)
+    t = [
+        int8_tensor(rng, 48, 30, "fc0.weight", skew=True),                 # 0: int8, Huffman-coded values
+        {"name": "fc0.bias", "encoding": "dense", "shape": [48], "values": rng.standard_normal(48).astype(np.float32)},
+        int8_tensor(rng, 24, 48, "q1.weight", density=0.4),                # 2: csr+int8
+        {"name": "q1.bias", "encoding": "dense", "shape": [24], "values": rng.standard_normal(24).astype(np.float32)},
+        int8_tensor(rng, 16, 24, "q2.weight"),                              # 4: int8, packed values
+        {"name": "fc3.weight", "encoding": "dense", "shape": [10, 16],
+         "values": (rng.standard_normal(160) * 0.3).astype(np.float32)},
+    ]
+    nodes = [
+        {"op": "flatten", "inputs": [0]},                                            # 1: [30]
+        {"op": "linear", "inputs": [1], "tensors": [0, 1]},                          # 2: dynamic int8
+        {"op": "relu", "inputs": [2]},                                               # 3
+        {"op": "qlinear", "inputs": [3], "tensors": [2, 3],
+         "attrs": {"input_scale": 0.02, "output_scale": 0.05, "min": 0.0, "max": float("inf")}},  # 4: i8
+        {"op": "relu", "inputs": [4]},                                               # 5: i8
+        {"op": "qlinear", "inputs": [5], "tensors": [4],
+         "attrs": {"input_scale": 0.05, "output_scale": 0.0, "min": -2.0, "max": 2.0}},            # 6: f32
+        {"op": "linear", "inputs": [6], "tensors": [5]},                             # 7
+        {"op": "softmax", "inputs": [7]},                                            # 8
+    ]
+    meta = {"golden": "format version 3", "note": "do not regenerate: the committed bytes are the contract"}
+    return {"input_shape": [5, 6], "nodes": nodes, "tensors": t, "metadata": json.dumps(meta)}
+
+
 def write(version: int) -> None:
     import pyruntime
 
@@ -201,16 +247,29 @@ def write(version: int) -> None:
     for p in (path, expected):
         if p.exists():
             raise SystemExit(f"{p} exists: golden files are never regenerated")
-    model = build() if version == 1 else build_v2()
+    model = {1: build, 2: build_v2, 3: build_v3}[version]()
     data = _core.write_model(model)
     assert _core.read_model(data)["version"] == version
     if version == 1:
         x = np.random.default_rng(7).standard_normal((8, 2, 4, 4)).astype(np.float32)
-    else:
+    elif version == 2:
         x = np.random.default_rng(8).standard_normal((5, 3, 12, 12)).astype(np.float32)
+    else:
+        x = (np.random.default_rng(9).standard_normal((7, 5, 6)) * 2).astype(np.float32)
+        x[3] = 0.0  # a sample of zeros: the dynamic layer gives its bias
     y = pyruntime.load(data).run(x)
     path.write_bytes(data)
-    weights = {f"tensor:{t['name']}": dense_matrix(t) for t in model["tensors"]}
+    weights = {f"tensor:{t['name']}": dense_matrix(t) for t in model["tensors"] if t["encoding"] not in ("int8", "csr+int8")}
+    for t in model["tensors"]:
+        if t["encoding"] in ("int8", "csr+int8"):
+            q = np.zeros(t["shape"], np.int8)
+            if t["encoding"] == "int8":
+                q[:] = np.asarray(t["qvalues"]).reshape(t["shape"])
+            else:
+                rows = np.repeat(np.arange(t["shape"][0]), np.diff(np.asarray(t["rowptr"], np.int64)))
+                q[rows, np.asarray(t["colidx"], np.int64)] = t["qvalues"]
+            weights[f"int8:{t['name']}"] = q
+            weights[f"scales:{t['name']}"] = np.asarray(t["scales"], np.float32)
     np.savez(expected, input=x, output=y, **weights)
     print(f"{path.name}: {len(data)} bytes")
 
@@ -219,7 +278,7 @@ def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description="write one golden file (never overwrites)")
-    ap.add_argument("version", type=int, choices=[1, 2])
+    ap.add_argument("version", type=int, choices=[1, 2, 3])
     write(ap.parse_args().version)
 
 

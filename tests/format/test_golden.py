@@ -85,7 +85,7 @@ def _model_dict(info: dict) -> dict:
     return {k: info[k] for k in ("input_shape", "nodes", "tensors", "metadata")}
 
 
-@pytest.mark.parametrize("name", ["golden_v1.pyrt", "golden_v2.pyrt"])
+@pytest.mark.parametrize("name", ["golden_v1.pyrt", "golden_v2.pyrt", "golden_v3.pyrt"])
 def test_golden_reencodes_byte_identical(name):
     """The writer writes the decoded model back to the same bytes: a model of version-1 ops is still a
     version-1 file byte for byte (FORMAT.md 1.1), and version 2 is stable as well."""
@@ -175,3 +175,80 @@ def test_golden_v2_outputs_follow_from_the_tensors(expected_v2):
     v13 = F.conv2d(F.pad(v3, (0, 1, 0, 1)), w["sc.weight"], stride=2, groups=2)
     y = torch.cat([v12, v13.mean(dim=(2, 3))], 1)
     np.testing.assert_allclose(y.numpy(), expected_v2["output"], rtol=1e-5, atol=1e-6)
+
+
+# ---- version 3 ------------------------------------------------------------------------------------------
+
+GOLDEN_V3 = DATA / "golden_v3.pyrt"
+EXPECTED_V3 = DATA / "golden_v3_expected.npz"
+SHA256_V3 = "d9a2293ad2519fe7f48f1c26caa3e936144eae2f2217bf304a53d865dd434797"
+
+
+@pytest.fixture(scope="module")
+def expected_v3() -> dict[str, np.ndarray]:
+    with np.load(EXPECTED_V3) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_golden_v3_bytes_are_unchanged():
+    assert hashlib.sha256(GOLDEN_V3.read_bytes()).hexdigest() == SHA256_V3, "tests/data/golden_v3.pyrt was modified"
+
+
+def test_golden_v3_decodes_to_the_same_model(expected_v3):
+    info = _core.read_model(GOLDEN_V3.read_bytes())
+    assert info["version"] == 3 and info["input_shape"] == [5, 6]
+    assert [n["op"] for n in info["nodes"]] == ["flatten", "linear", "relu", "qlinear", "relu", "qlinear", "linear",
+                                                "softmax"]
+    assert info["nodes"][3]["attrs"] == {"input_scale": pytest.approx(0.02), "output_scale": pytest.approx(0.05),
+                                         "min": 0.0, "max": np.inf}
+    enc = {t["name"]: t["encoding"] for t in info["tensors"]}
+    assert enc == {"fc0.weight": "int8", "fc0.bias": "dense", "q1.weight": "csr+int8", "q1.bias": "dense",
+                   "q2.weight": "int8", "fc3.weight": "dense"}
+    from pyruntime.convert.encode import int8_matrix
+
+    for t in info["tensors"]:
+        if t["encoding"] in ("int8", "csr+int8"):
+            np.testing.assert_array_equal(int8_matrix(t), expected_v3[f"int8:{t['name']}"], err_msg=t["name"])
+            np.testing.assert_array_equal(t["scales"], expected_v3[f"scales:{t['name']}"])
+        else:
+            np.testing.assert_array_equal(np.asarray(t["values"]).reshape(-1),
+                                          expected_v3[f"tensor:{t['name']}"].reshape(-1))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("isa", _core.supported_isas())
+@pytest.mark.parametrize("mode", ["bytes", "path", "mmap"])
+def test_golden_v3_outputs_bit_for_bit(expected_v3, isa, mode, threads):
+    """int8 arithmetic is defined to the bit (FORMAT.md 2.5): every ISA, load mode and thread count gives
+    the recorded outputs exactly, up to the f32 linear and softmax at the end (1e-6)."""
+    data = GOLDEN_V3.read_bytes()
+    model = {"bytes": lambda: pyruntime.load(data, threads=threads),
+             "path": lambda: pyruntime.load(GOLDEN_V3, threads=threads),
+             "mmap": lambda: pyruntime.load(GOLDEN_V3, mmap=True, threads=threads)}[mode]()
+    assert [layer["output_type"] for layer in model.layers()][3:6] == ["i8", "i8", "f32"]
+    previous = _core.active_isa()
+    try:
+        _core.set_isa(isa)
+        y = model.run(expected_v3["input"])
+    finally:
+        _core.set_isa(previous)
+    np.testing.assert_allclose(y, expected_v3["output"], rtol=1e-6, atol=1e-7)
+
+
+def test_golden_v3_outputs_follow_from_the_tensors(expected_v3):
+    """The recorded outputs are what FORMAT.md 2.5 computes from the stored integers and scales, by the
+    converter's float32 emulation (pyruntime.convert.quantize), then numpy for the f32 tail."""
+    from pyruntime.convert.quantize import Int8Params, int8_linear
+
+    e = expected_v3
+    x = e["input"].reshape(len(e["input"]), -1)
+    h = int8_linear(x, e["int8:fc0.weight"], e["scales:fc0.weight"], e["tensor:fc0.bias"], Int8Params("dynamic"))
+    h = np.maximum(h, 0)
+    h = int8_linear(h, e["int8:q1.weight"], e["scales:q1.weight"], e["tensor:q1.bias"],
+                    Int8Params("static", 0.02, 0.05, 0.0, np.inf))
+    h = np.maximum(h, 0)
+    h = int8_linear(h, e["int8:q2.weight"], e["scales:q2.weight"], None, Int8Params("static", 0.05, 0.0, -2.0, 2.0))
+    h = h.astype(np.float64) @ e["tensor:fc3.weight"].reshape(10, 16).T.astype(np.float64)
+    p = np.exp(h - h.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), e["output"], rtol=1e-5, atol=1e-6)
+    assert np.isfinite(e["output"]).all() and (np.abs(e["output"].sum(axis=1) - 1) < 1e-5).all()
