@@ -621,7 +621,7 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
     # version 3: int8 layers (FORMAT.md 2.5, 3.6, 3.7): a dynamic linear, then a static qlinear chain kept in
     # int8 through a relu (the plan's conversions), packed and Huffman-coded value streams, a zero channel
     def int8_t(shape, name, density=None, skew=False):
-        rows, cols = shape
+        rows, _ = shape
         q = rng.integers(-127, 128, size=shape)
         if skew:
             q = np.clip(np.round(rng.standard_normal(shape) * 4), -127, 127).astype(np.int64)
