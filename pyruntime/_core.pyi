@@ -41,7 +41,7 @@ class PackedWeight:
     def row_splits(self, parts: int, align: int = 16) -> list[int]: ...
 
 class Int8Weight:
-    """An int8 or csr+int8 weight in its execution layout (i8_r16k4 / i8_csr); gemm runs FORMAT.md 2.5's
+    """An int8 or csr+int8 weight in its execution layout (i8_r16k4 / i8_p128); gemm runs FORMAT.md 2.5's
     arithmetic on quantized activations q (batch, cols) int8 in -127..127 with per-sample scales xs."""
 
     def __init__(self, tensor: dict[str, Any]) -> None: ...

@@ -63,7 +63,7 @@ def test_kernel_class_separates_byte_table_sizes():
         "lut8/k32", "lut8/k32", "lut8/k64", "lut8/k64", "lut8/k128", "lut8/k128", "lut8/k256", "lut8/k256"]
     assert kernel_class("csr+codebook", 100) == "csr_lut8/k128"
     assert kernel_class("codebook", 16) == "lut4"
-    assert (layout_of("int8"), layout_of("csr+int8")) == ("i8_r16k4", "i8_csr")
+    assert (layout_of("int8"), layout_of("csr+int8")) == ("i8_r16k4", "i8_p128")
     with pytest.raises(ValueError, match="unknown encoding 'int4'"):
         layout_of("int4")
 

@@ -64,7 +64,7 @@ def test_every_isa_matches_the_reference_bit_for_bit(isa, density, rows, cols):
     rng = np.random.default_rng(rows * 1000 + cols + int((density or 0) * 10))
     t = int8_tensor(rng, rows, cols, density=density)
     w = _core.Int8Weight(t)
-    assert w.layout == ("i8_r16k4" if density is None else "i8_csr")
+    assert w.layout == ("i8_r16k4" if density is None else "i8_p128")
     bias = rng.standard_normal(rows).astype(np.float32)
     for batch in BATCHES:
         q, xs = acts(rng, batch, cols)
@@ -242,3 +242,30 @@ def test_bad_arguments_are_refused():
         _core.Int8Weight(bad)
     with pytest.raises(ValueError, match="3 scales for 4 rows"):
         _core.Int8Weight({**int8_tensor(rng, 4, 4), "scales": np.ones(3, np.float32)})
+
+
+@pytest.mark.parametrize("isa", ALL_LEVELS)
+def test_sparse_panels_with_uneven_rows(isa):
+    """The i8_p128 layout pads a block's rows to its longest in each panel: one full row among empty ones
+    (32 steps in a panel), rows with nonzeros only in the last, partial panel, a wide layer (513 panels)."""
+    need(isa)
+    rng = np.random.default_rng(14)
+    q = np.zeros((37, 300), np.int64)
+    q[5] = rng.integers(-127, 128, size=300)          # a full row: 32 steps in panels 0 and 1
+    q[20, 256:] = rng.integers(1, 128, size=44)       # only the last, partial panel
+    q[36, ::7] = -127
+    t = int8_tensor(rng, 37, 300, values=q, density=1.0)
+    w = _core.Int8Weight(t)
+    assert w.layout == "i8_p128" and w.nnz == int(np.count_nonzero(q))
+    qa, _ = acts(rng, 7, 300)
+    exact = _core.Int8Weight({**t, "scales": np.ones(37, np.float32)})
+    np.testing.assert_array_equal(exact.gemm(qa, np.ones(7, np.float32), isa=isa),
+                                  (qa.astype(np.int64) @ q.T).astype(np.float32))
+    xs = np.linspace(0.01, 0.02, 7, dtype=np.float32)
+    np.testing.assert_array_equal(w.gemm(qa, xs, isa=isa), w.gemm(qa, xs, isa="ref"))
+    t = int8_tensor(rng, 17, 65_600, density=0.01)
+    w = _core.Int8Weight(t)
+    qa, xs = acts(rng, 3, 65_600)
+    want = (qa.astype(np.int64) @ dense_q(t).T).astype(np.float32)
+    got = _core.Int8Weight({**t, "scales": np.ones(17, np.float32)}).gemm(qa, np.ones(3, np.float32), isa=isa)
+    np.testing.assert_array_equal(got, want)

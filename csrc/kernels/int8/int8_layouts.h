@@ -23,19 +23,25 @@ struct Int8Dense {
 };
 static_assert(sizeof(int32_t) * 16 == 64, "a block's 16 row lanes fill one 512-bit register");
 
-// Sparse int8, "i8_csr": CSR rows with 16-bit columns (32-bit when cols > 65536) and int8 values.
-struct Int8Csr {
-  const uint32_t* rowptr;
-  const uint16_t* col16;  // null when col32 is used
-  const uint32_t* col32;
-  const int8_t* val;
-  uint32_t rows, cols;
-  uint32_t col(uint32_t j) const { return col16 ? col16[j] : col32[j]; }
+// Sparse int8, "i8_p128": rows in blocks of 16 (one 32-bit lane per row, as the dense layout) and columns
+// in panels of 128 (what one vpermi2b looks up in). For each (row block, panel) the block's nonzeros in the
+// panel are laid out in `steps`: in step s, lane i holds row i's nonzeros 4s .. 4s + 3 within the panel
+// (the block's rows padded with zero weights to the longest one), as 64 bytes of column offsets within the
+// panel (0..127) followed by the 64 weights. A step is one permute of the panel's activations and one
+// 4-way dot per lane. Block rb's steps start at step_start[rb]; nsteps[rb * panels + p] counts them.
+struct Int8Panels {
+  const uint8_t* steps;         // 128 bytes per step: 64 column offsets, then 64 int8 weights
+  const uint64_t* step_start;   // per row block (+1 at the end)
+  const uint16_t* nsteps;       // per row block and panel
+  const int32_t* rowsum;        // per padded row: the sum of its weights (VNNI's offset correction)
+  uint32_t rows, cols, panels;  // the activations hold panels * 128 int8 per row (zero past cols)
 };
+constexpr uint32_t kPanelCols = 128;
+constexpr size_t kStepBytes = 128;
 
-// The activations: `batch` rows of kp int8 in -127..127 (row b at q + b * ldq, zero from cols to kp), plus
-// kInt8ActPad readable bytes after the last row (the sparse kernels gather 4 bytes at a column), and the
-// scale of each row (dynamic: per sample; static: the same for all).
+// The activations: `batch` rows of kp int8 in -127..127 (row b at q + b * ldq, zero from cols to kp; kp is
+// what the weight asks for: a multiple of 4 for dense weights, of 128 for sparse ones), plus kInt8ActPad
+// readable bytes after the last row, and the scale of each row (dynamic: per sample; static: the same).
 constexpr size_t kInt8ActPad = 64;
 struct Int8Act {
   const int8_t* q;
@@ -66,19 +72,23 @@ inline float int8_epilogue(int32_t acc, float s, float bias, float lo, float hi)
 // 16 for Int8Dense.
 using Int8DenseFn = void (*)(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t r0, uint32_t r1,
                              void* y, size_t ldy);
-using Int8CsrFn = void (*)(const Int8Csr&, const Int8Act&, const Int8Epilogue&, uint32_t r0, uint32_t r1,
-                           void* y, size_t ldy);
+using Int8PanelsFn = void (*)(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t r0, uint32_t r1,
+                              void* y, size_t ldy);
 
 // ---- the kernels (the registry: kernels/int8/int8_weight.cpp dispatches among them) ----
 void pyrt_i8_gemm__ref(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
-void pyrt_i8_spmm__ref(const Int8Csr&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
+void pyrt_i8_spmm__ref(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
 #if PYRT_HAVE_X86_KERNELS
 void pyrt_i8_gemm__avx2(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
 void pyrt_i8_gemm__avx512(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
 void pyrt_i8_gemm__avx512vnni(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
                               size_t);
-void pyrt_i8_spmm__avx2(const Int8Csr&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
-void pyrt_i8_spmm__avx512(const Int8Csr&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
+void pyrt_i8_spmm__avx2(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
+// AVX-512 with VBMI (vpermi2b): the panel look-ups in registers; without VBMI the AVX2 kernel runs.
+void pyrt_i8_spmm__avx512(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
+                          size_t);
+void pyrt_i8_spmm__avx512vnni(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
+                              size_t);
 #endif
 
 }  // namespace pyrt::kernels

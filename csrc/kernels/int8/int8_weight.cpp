@@ -19,9 +19,20 @@ Int8DenseFn dense_kernel(Isa isa) {
   return &pyrt_i8_gemm__ref;
 }
 
-Int8CsrFn csr_kernel(Isa isa) {
+bool cpu_has_vbmi() {
+#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vbmi");
+#else
+  return false;
+#endif
+}
+
+Int8PanelsFn panels_kernel(Isa isa) {
 #if PYRT_HAVE_X86_KERNELS
-  if (isa >= Isa::avx512) return &pyrt_i8_spmm__avx512;
+  static const bool vbmi = cpu_has_vbmi();
+  if (isa >= Isa::avx512vnni && vbmi) return &pyrt_i8_spmm__avx512vnni;
+  if (isa >= Isa::avx512 && vbmi) return &pyrt_i8_spmm__avx512;
   if (isa >= Isa::avx2) return &pyrt_i8_spmm__avx2;
 #endif
   return &pyrt_i8_spmm__ref;
@@ -29,7 +40,7 @@ Int8CsrFn csr_kernel(Isa isa) {
 
 class DenseInt8 final : public Int8Weight {
  public:
-  explicit DenseInt8(const DecodedTensor& t) : Int8Weight(t) {
+  explicit DenseInt8(const DecodedTensor& t) : Int8Weight(t, 4) {
     const uint32_t prow = padded_rows(), groups = kp_ / 4;
     w_.resize(size_t(prow) * kp_);
     rowsum_.resize(prow);
@@ -56,46 +67,92 @@ class DenseInt8 final : public Int8Weight {
   AlignedArray<int32_t> rowsum_;
 };
 
-class CsrInt8 final : public Int8Weight {
+// The i8_p128 layout (int8_layouts.h) built from CSR rows.
+class SparseInt8 final : public Int8Weight {
  public:
-  explicit CsrInt8(const DecodedTensor& t) : Int8Weight(t) {
-    rowptr_.resize(rows_ + 1);
-    std::copy(t.rowptr.begin(), t.rowptr.end(), rowptr_.data());
-    const size_t nnz = t.colidx.size();
-    if (cols_ <= 65536) {
-      col16_.resize(nnz);
-      for (size_t j = 0; j < nnz; ++j) col16_[j] = static_cast<uint16_t>(t.colidx[j]);
-    } else {
-      col32_.resize(nnz);
-      std::copy(t.colidx.begin(), t.colidx.end(), col32_.data());
+  explicit SparseInt8(const DecodedTensor& t) : Int8Weight(t, kPanelCols) {
+    const uint32_t blocks = padded_rows() / 16;
+    panels_ = kp_ / kPanelCols;
+    rowptr_.assign(t.rowptr.begin(), t.rowptr.end());
+    nsteps_.resize(size_t(blocks) * panels_);
+    step_start_.resize(blocks + 1);
+    rowsum_.resize(padded_rows());
+    // pass 1: steps per (block, panel) = the longest row's nonzeros in the panel, in groups of 4
+    std::vector<uint32_t> count(panels_);
+    uint64_t total = 0;
+    for (uint32_t rb = 0; rb < blocks; ++rb) {
+      step_start_[rb] = total;
+      std::vector<uint32_t> longest(panels_, 0);
+      for (uint32_t r = rb * 16; r < std::min(rows_, rb * 16 + 16); ++r) {
+        std::fill(count.begin(), count.end(), 0);
+        int32_t sum = 0;
+        for (uint32_t j = t.rowptr[r]; j < t.rowptr[r + 1]; ++j) {
+          ++count[t.colidx[j] / kPanelCols];
+          sum += t.qvalues[j];
+        }
+        rowsum_[r] = sum;
+        for (uint32_t p = 0; p < panels_; ++p) longest[p] = std::max(longest[p], count[p]);
+      }
+      for (uint32_t p = 0; p < panels_; ++p) {
+        const uint32_t n = (longest[p] + 3) / 4;
+        PYRT_CHECK(n <= 0xFFFF, PYRT_INTERNAL, "int8 panel with ", n, " steps");
+        nsteps_[size_t(rb) * panels_ + p] = static_cast<uint16_t>(n);
+        total += n;
+      }
     }
-    val_.resize(nnz);
-    if (nnz) std::memcpy(val_.data(), t.qvalues.data(), nnz);
+    step_start_[blocks] = total;
+    steps_.resize(total * kStepBytes);  // zero-filled: padding slots read column 0 with weight 0
+    // pass 2: lane i of step s holds row i's nonzeros 4s .. 4s + 3 of the panel
+    for (uint32_t rb = 0; rb < blocks; ++rb) {
+      std::vector<uint64_t> first(panels_);
+      uint64_t at = step_start_[rb];
+      for (uint32_t p = 0; p < panels_; ++p) {
+        first[p] = at;
+        at += nsteps_[size_t(rb) * panels_ + p];
+      }
+      for (uint32_t i = 0; i < 16 && rb * 16 + i < rows_; ++i) {
+        const uint32_t r = rb * 16 + i;
+        std::fill(count.begin(), count.end(), 0);
+        for (uint32_t j = t.rowptr[r]; j < t.rowptr[r + 1]; ++j) {
+          const uint32_t p = t.colidx[j] / kPanelCols, k = count[p]++;
+          uint8_t* step = steps_.data() + (first[p] + k / 4) * kStepBytes;
+          step[i * 4 + k % 4] = static_cast<uint8_t>(t.colidx[j] % kPanelCols);
+          step[64 + i * 4 + k % 4] = static_cast<uint8_t>(t.qvalues[j]);
+        }
+      }
+    }
   }
   size_t bytes() const override {
-    return rowptr_.bytes() + col16_.bytes() + col32_.bytes() + val_.bytes() + wscale_.bytes();
+    return steps_.bytes() + step_start_.bytes() + nsteps_.bytes() + rowsum_.bytes() + wscale_.bytes();
   }
-  const char* layout() const override { return "i8_csr"; }
+  const char* layout() const override { return "i8_p128"; }
   void gemm(Isa isa, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
             size_t ldy) const override {
-    const Int8Csr L{rowptr_.data(), col16_.size() ? col16_.data() : nullptr, col32_.data(), val_.data(), rows_, cols_};
-    csr_kernel(isa)(L, a, ep, r0, r1, y, ldy);
+    const Int8Panels L{steps_.data(), step_start_.data(), nsteps_.data(), rowsum_.data(), rows_, cols_, panels_};
+    panels_kernel(isa)(L, a, ep, r0, r1, y, ldy);
   }
 
  protected:
-  uint64_t cost_before(uint32_t row) const override { return rowptr_[row] + row; }  // a row costs its overhead too
+  uint64_t cost_before(uint32_t row) const override {
+    return uint64_t(rowptr_[row]) + row;  // a row costs its overhead too
+  }
 
  private:
-  AlignedArray<uint32_t> rowptr_;
-  AlignedArray<uint16_t> col16_;
-  AlignedArray<uint32_t> col32_;
-  AlignedArray<int8_t> val_;
+  uint32_t panels_ = 0;
+  std::vector<uint32_t> rowptr_;  // for the cost of a row split
+  AlignedArray<uint8_t> steps_;
+  AlignedArray<uint64_t> step_start_;
+  AlignedArray<uint16_t> nsteps_;
+  AlignedArray<int32_t> rowsum_;
 };
 
 }  // namespace
 
-Int8Weight::Int8Weight(const DecodedTensor& t)
-    : rows_(uint32_t(t.rows())), cols_(uint32_t(t.cols())), kp_((uint32_t(t.cols()) + 3) / 4 * 4), nnz_(t.nnz()) {
+Int8Weight::Int8Weight(const DecodedTensor& t, uint32_t k_align)
+    : rows_(uint32_t(t.rows())),
+      cols_(uint32_t(t.cols())),
+      kp_(uint32_t((uint64_t(t.cols()) + k_align - 1) / k_align * k_align)),
+      nnz_(t.nnz()) {
   wscale_.resize(padded_rows());
   std::copy(t.scales.begin(), t.scales.end(), wscale_.data());
 }
@@ -105,7 +162,7 @@ std::unique_ptr<Int8Weight> Int8Weight::pack(const DecodedTensor& t) {
   PYRT_CHECK(is_int8(t.encoding), PYRT_INVALID_ARGUMENT, "tensor '", t.name, "' is ", encoding_name(t.encoding),
              ", not int8");
   if (t.encoding == Encoding::int8) return std::make_unique<DenseInt8>(t);
-  return std::make_unique<CsrInt8>(t);
+  return std::make_unique<SparseInt8>(t);
 }
 
 std::vector<uint32_t> Int8Weight::row_splits(unsigned parts) const {

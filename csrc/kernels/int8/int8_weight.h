@@ -27,14 +27,15 @@ class Int8Weight {
   uint32_t rows() const { return rows_; }
   uint32_t cols() const { return cols_; }
   uint64_t nnz() const { return nnz_; }
-  // Row length of the activations the kernels read (cols rounded up to 4) and the per-row weight scales
+  // Row length of the activations the kernels read (cols rounded up to 4, or to 128 for the sparse layout)
+  // and the per-row weight scales
   // (padded with zeros to a multiple of 16, as the epilogue reads them).
   uint32_t kp() const { return kp_; }
   const float* wscale() const { return wscale_.data(); }
   uint32_t padded_rows() const { return (rows_ + 15) / 16 * 16; }
 
   virtual size_t bytes() const = 0;        // of the execution layout one pass streams
-  virtual const char* layout() const = 0;  // "i8_r16k4" or "i8_csr"
+  virtual const char* layout() const = 0;  // "i8_r16k4" or "i8_p128"
   // Rows [r0, r1), r0 a multiple of 16; y + b * ldy + r receives output (b, r). isa must be supported.
   virtual void gemm(Isa isa, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
                     size_t ldy) const = 0;
@@ -43,7 +44,7 @@ class Int8Weight {
   std::vector<uint32_t> row_splits(unsigned parts) const;
 
  protected:
-  Int8Weight(const DecodedTensor& t);
+  Int8Weight(const DecodedTensor& t, uint32_t k_align);
   virtual uint64_t cost_before(uint32_t row) const { return uint64_t(row) * cols_; }
 
   uint32_t rows_, cols_, kp_;

@@ -31,14 +31,21 @@ void pyrt_i8_gemm__ref(const Int8Dense& L, const Int8Act& a, const Int8Epilogue&
   }
 }
 
-void pyrt_i8_spmm__ref(const Int8Csr& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1,
+void pyrt_i8_spmm__ref(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1,
                        void* y, size_t ldy) {
-  for (size_t b = 0; b < a.batch; ++b) {
-    const int8_t* q = a.q + b * a.ldq;
-    for (uint32_t r = r0; r < r1; ++r) {
-      int32_t acc = 0;
-      for (uint32_t j = L.rowptr[r]; j < L.rowptr[r + 1]; ++j) acc += int32_t(L.val[j]) * q[L.col(j)];
-      store(ep, acc, a.xs[b], r, y, b * ldy + r);
+  for (uint32_t rb = r0 / 16; rb * 16 < r1; ++rb) {
+    for (size_t b = 0; b < a.batch; ++b) {
+      const int8_t* q = a.q + b * a.ldq;
+      int32_t acc[16] = {};
+      const uint8_t* step = L.steps + L.step_start[rb] * kStepBytes;
+      for (uint32_t p = 0; p < L.panels; ++p) {
+        const int8_t* table = q + size_t(p) * kPanelCols;
+        for (uint32_t s = 0; s < L.nsteps[size_t(rb) * L.panels + p]; ++s, step += kStepBytes) {
+          const int8_t* w = reinterpret_cast<const int8_t*>(step + 64);
+          for (int k = 0; k < 64; ++k) acc[k / 4] += int32_t(w[k]) * table[step[k]];
+        }
+      }
+      for (uint32_t i = 0; i < 16 && rb * 16 + i < r1; ++i) store(ep, acc[i], a.xs[b], rb * 16 + i, y, b * ldy + rb * 16 + i);
     }
   }
 }

@@ -40,6 +40,39 @@ inline void store_rows(const Int8Epilogue& ep, __m512i acc, float xs, uint32_t r
   }
 }
 
+// The dot policies: how 64 weight bytes (16 lanes x 4) meet 64 activation bytes lane by lane.
+// DotBw (AVX-512BW): vpmaddubsw of |w| against q with w's sign (a masked negation), then vpmaddwd by ones;
+// DotVnni (AVX-512 VNNI): vpdpbusd of q + 128 (xor 0x80, as u8) against w, the offset taken off at the end
+// with 128 * the row's weight sum (int32 wraps, so the result is exact whenever the true sum fits).
+struct DotBw {
+  struct W {
+    __m512i absw;
+    __mmask64 neg;
+  };
+  static W prep(__m512i w) { return {_mm512_abs_epi8(w), _mm512_movepi8_mask(w)}; }
+  static __m512i bcast(const int8_t* q4) { return bcast4(q4); }
+  static __m512i table(__m512i q) { return q; }  // activation bytes as the dot takes them
+  static __m512i dot(__m512i acc, const W& w, __m512i q) {
+    const __m512i qs = _mm512_mask_sub_epi8(q, w.neg, _mm512_setzero_si512(), q);
+    const __m512i p16 = _mm512_maddubs_epi16(w.absw, qs);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)));
+  }
+  static __m512i correction(const int32_t*) { return _mm512_setzero_si512(); }
+};
+
+#if defined(__AVX512VNNI__)
+struct DotVnni {
+  struct W {
+    __m512i w;
+  };
+  static W prep(__m512i w) { return {w}; }
+  static __m512i bcast(const int8_t* q4) { return _mm512_xor_si512(bcast4(q4), _mm512_set1_epi8(-128)); }
+  static __m512i table(__m512i q) { return _mm512_xor_si512(q, _mm512_set1_epi8(-128)); }
+  static __m512i dot(__m512i acc, const W& w, __m512i q) { return _mm512_dpbusd_epi32(acc, q, w.w); }
+  static __m512i correction(const int32_t* rowsum) { return _mm512_slli_epi32(_mm512_loadu_si512(rowsum), 7); }
+};
+#endif
+
 template <class Dot, int R, int T>
 void tile(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t rb, size_t b0, uint32_t r1,
           void* y, size_t ldy) {
@@ -103,3 +136,60 @@ void gemm(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t
 
 }  // namespace
 }  // namespace pyrt::kernels::avx512
+
+#if defined(__AVX512VBMI__)
+namespace pyrt::kernels::avx512 {
+namespace {
+
+// The sparse int8 kernel on the i8_p128 layout (int8_layouts.h): per (row block, panel), the panel's 128
+// activations of each sample sit in two registers, and each step is one vpermi2b (64 activations picked by
+// the step's column offsets) and one dot into the block's 16 row lanes. Up to 4 samples share every step's
+// loads; a sample's steps rotate over 2 accumulators to hide the dot's latency.
+template <class Dot, int T>
+void panel_tile(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t rb, size_t b0, uint32_t r1,
+                void* y, size_t ldy) {
+  __m512i acc[T][2];
+  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_si512();
+  const uint8_t* step = L.steps + L.step_start[rb] * kStepBytes;
+  const uint16_t* nsteps = L.nsteps + size_t(rb) * L.panels;
+  for (uint32_t p = 0; p < L.panels; ++p) {
+    const uint32_t n = nsteps[p];
+    if (n == 0) continue;
+    __m512i lo[T], hi[T];
+    for (int t = 0; t < T; ++t) {
+      const int8_t* table = a.q + (b0 + t) * a.ldq + size_t(p) * kPanelCols;
+      lo[t] = Dot::table(_mm512_loadu_si512(table));
+      hi[t] = Dot::table(_mm512_loadu_si512(table + 64));
+    }
+    for (uint32_t s = 0; s < n; ++s, step += kStepBytes) {
+      const __m512i idx = _mm512_loadu_si512(step);
+      const typename Dot::W w = Dot::prep(_mm512_loadu_si512(step + 64));
+      for (int t = 0; t < T; ++t)
+        acc[t][s & 1] = Dot::dot(acc[t][s & 1], w, _mm512_permutex2var_epi8(lo[t], idx, hi[t]));
+    }
+  }
+  const uint32_t r = rb * 16;
+  const __m512i fix = Dot::correction(L.rowsum + r);
+  for (int t = 0; t < T; ++t)
+    store_rows(ep, _mm512_sub_epi32(_mm512_add_epi32(acc[t][0], acc[t][1]), fix), a.xs[b0 + t], r,
+               std::min<uint32_t>(16, r1 - r), y, (b0 + t) * ldy + r);
+}
+
+template <class Dot>
+void spmm(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
+          size_t ldy) {
+  for (uint32_t rb = r0 / 16; rb * 16 < r1; ++rb) {
+    size_t b = 0;
+    for (; b + 4 <= a.batch; b += 4) panel_tile<Dot, 4>(L, a, ep, rb, b, r1, y, ldy);
+    switch (a.batch - b) {
+      case 3: panel_tile<Dot, 3>(L, a, ep, rb, b, r1, y, ldy); break;
+      case 2: panel_tile<Dot, 2>(L, a, ep, rb, b, r1, y, ldy); break;
+      case 1: panel_tile<Dot, 1>(L, a, ep, rb, b, r1, y, ldy); break;
+      default: break;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyrt::kernels::avx512
+#endif

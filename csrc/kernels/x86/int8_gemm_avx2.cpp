@@ -4,8 +4,6 @@
 // multiplies unsigned by signed bytes and saturates pair sums to int16, so it gets |w| (0..127) against
 // vpsignb(q, w) (q with w's sign, 0 where w is 0): a pair sum is at most 2 * 127 * 127 = 32258 and never
 // saturates; vpmaddwd with ones widens the pairs to int32. A tile is R row blocks x T samples.
-// Sparse (i8_csr): 8 nonzeros of a row at a time, the activations gathered as dwords at their columns and
-// sign-extended from their low byte, multiplied by the sign-extended weights in int32.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -96,31 +94,6 @@ void tiles_of_rows(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep,
   for (; b < a.batch; ++b) tile<R, 1>(L, a, ep, rb, b, r1, y, ldy);
 }
 
-template <class Col>
-int32_t row_dot(const Col* col, const int8_t* val, uint32_t j0, uint32_t j1, const int8_t* q) {
-  __m256i acc = _mm256_setzero_si256();
-  uint32_t j = j0;
-  for (; j + 8 <= j1; j += 8) {
-    __m256i c;
-    if constexpr (sizeof(Col) == 2)
-      c = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col + j)));
-    else
-      c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + j));
-    // 4 bytes at q + column (kInt8ActPad covers the bytes past the row); the low byte is q[column]
-    __m256i x = _mm256_i32gather_epi32(reinterpret_cast<const int*>(q), c, 1);
-    x = _mm256_srai_epi32(_mm256_slli_epi32(x, 24), 24);
-    int64_t w8;
-    std::memcpy(&w8, val + j, 8);
-    const __m256i w = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(w8));
-    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(x, w));
-  }
-  const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-  const __m128i s2 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-  int32_t sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xB1)));
-  for (; j < j1; ++j) sum += int32_t(val[j]) * q[col[j]];
-  return sum;
-}
-
 }  // namespace
 
 // Batch 1 streams 2 row blocks per pass (4 accumulators); larger batches 1 row block x 3 samples.
@@ -133,18 +106,41 @@ void pyrt_i8_gemm__avx2(const Int8Dense& L, const Int8Act& a, const Int8Epilogue
   for (; rb < rb_end; ++rb) tiles_of_rows<1>(L, a, ep, rb, r1, y, ldy);
 }
 
-void pyrt_i8_spmm__avx2(const Int8Csr& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1,
+// Sparse (i8_p128): AVX2 has no byte permute over 128 entries, so a step's 64 activations are looked up in
+// the panel's 8 chunks of 16 bytes with vpshufb (which uses the low 4 bits of each offset), each result kept
+// where the offset's high bits name that chunk; then multiplied as the dense kernel does, 8 rows per half.
+void pyrt_i8_spmm__avx2(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1,
                         void* y, size_t ldy) {
-  for (uint32_t rb = r0; rb < r1; rb += 8) {
-    const uint32_t n = std::min<uint32_t>(8, r1 - rb);
+  const __m256i ones = _mm256_set1_epi16(1), seven = _mm256_set1_epi8(7);
+  for (uint32_t rb = r0 / 16; rb * 16 < r1; ++rb) {
     for (size_t b = 0; b < a.batch; ++b) {
-      const int8_t* q = a.q + b * a.ldq;
-      alignas(32) int32_t acc[8] = {};
-      for (uint32_t i = 0; i < n; ++i) {
-        const uint32_t r = rb + i, j0 = L.rowptr[r], j1 = L.rowptr[r + 1];
-        acc[i] = L.col16 ? row_dot(L.col16, L.val, j0, j1, q) : row_dot(L.col32, L.val, j0, j1, q);
+      __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      const uint8_t* step = L.steps + L.step_start[rb] * kStepBytes;
+      for (uint32_t p = 0; p < L.panels; ++p) {
+        const uint32_t n = L.nsteps[size_t(rb) * L.panels + p];
+        if (n == 0) continue;
+        const int8_t* table = a.q + b * a.ldq + size_t(p) * kPanelCols;
+        __m256i chunk[8];
+        for (int c = 0; c < 8; ++c)
+          chunk[c] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * c)));
+        for (uint32_t s = 0; s < n; ++s, step += kStepBytes) {
+          for (int h = 0; h < 2; ++h) {
+            const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(step + 32 * h));
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(idx, 4), seven);  // the chunk of each offset
+            __m256i q = _mm256_shuffle_epi8(chunk[0], idx);
+            for (int c = 1; c < 8; ++c)
+              q = _mm256_blendv_epi8(q, _mm256_shuffle_epi8(chunk[c], idx),
+                                     _mm256_cmpeq_epi8(hi, _mm256_set1_epi8(static_cast<char>(c))));
+            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(step + 64 + 32 * h));
+            const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w));
+            acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(p16, ones));
+          }
+        }
       }
-      store_rows(ep, _mm256_load_si256(reinterpret_cast<const __m256i*>(acc)), a.xs[b], rb, n, y, b * ldy + rb);
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t r = rb * 16 + h * 8;
+        if (r < r1) store_rows(ep, acc[h], a.xs[b], r, std::min<uint32_t>(8, r1 - r), y, b * ldy + r);
+      }
     }
   }
 }

@@ -5,23 +5,10 @@
 #include "kernels/x86/int8_avx512.h"
 
 namespace pyrt::kernels {
-namespace {
-
-struct DotVnni {
-  struct W {
-    __m512i w;
-  };
-  static W prep(__m512i w) { return {w}; }
-  static __m512i bcast(const int8_t* q4) { return _mm512_xor_si512(avx512::bcast4(q4), _mm512_set1_epi8(-128)); }
-  static __m512i dot(__m512i acc, const W& w, __m512i q) { return _mm512_dpbusd_epi32(acc, q, w.w); }
-  static __m512i correction(const int32_t* rowsum) { return _mm512_slli_epi32(_mm512_loadu_si512(rowsum), 7); }
-};
-
-}  // namespace
 
 void pyrt_i8_gemm__avx512vnni(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1,
                               void* y, size_t ldy) {
-  avx512::gemm<DotVnni>(L, a, ep, r0, r1, y, ldy);
+  avx512::gemm<avx512::DotVnni>(L, a, ep, r0, r1, y, ldy);
 }
 
 }  // namespace pyrt::kernels
