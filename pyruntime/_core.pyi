@@ -69,7 +69,7 @@ class Int8Weight:
         """float32 (batch, rows), or int8 when out_scale > 0; rows outside `rows` are NaN / -128."""
     def row_splits(self, parts: int) -> list[int]: ...
 
-def quantize_rows(x: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
+def quantize_rows(x: npt.ArrayLike, isa: str | None = None) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
     """Dynamic quantization of (batch, cols) floats: int8 rows and one scale per row (FORMAT.md 2.5)."""
 def quantize(x: npt.ArrayLike, scale: float) -> npt.NDArray[np.int8]:
     """clamp(round_half_even(x * (1 / scale)), -127, 127), NaN -> 0."""

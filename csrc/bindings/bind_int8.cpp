@@ -1,6 +1,6 @@
 // pyruntime bindings: the int8 kernels and quantization, for tests and benchmarks:
 //   _core.Int8Weight(tensor_dict).gemm(q, xs, bias=None, lo=-inf, hi=inf, out_scale=0, isa=None, rows=None)
-//   _core.quantize_rows(x) -> (q, xs);  _core.quantize(x, scale) -> q
+//   _core.quantize_rows(x, isa=None) -> (q, xs);  _core.quantize(x, scale) -> q
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -92,15 +92,16 @@ void bind_int8(py::module_& m) {
 
   m.def(
       "quantize_rows",
-      [](const F32Array& x) {
+      [](const F32Array& x, py::object isa_name) {
         PYRT_CHECK(x.ndim() == 2, PYRT_INVALID_ARGUMENT, "x must be 2-D (batch, cols)");
+        const kernels::Isa isa = isa_arg(isa_name);
         const size_t batch = static_cast<size_t>(x.shape(0)), cols = static_cast<size_t>(x.shape(1));
         py::array_t<int8_t> q({static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(cols)});
         py::array_t<float> xs(static_cast<py::ssize_t>(batch));
-        kernels::ref::quantize_rows(x.data(), batch, cols, cols, q.mutable_data(), xs.mutable_data());
+        kernels::quantize_rows(isa, x.data(), batch, cols, cols, q.mutable_data(), xs.mutable_data());
         return py::make_tuple(q, xs);
       },
-      py::arg("x"));
+      py::arg("x"), py::arg("isa") = py::none());
   m.def(
       "quantize",
       [](const F32Array& x, float scale) {

@@ -237,8 +237,11 @@ def test_truncating_the_file_during_a_mapped_load_is_never_fatal(tmp_path, helpe
 
     model = helpers.mlp(np.random.default_rng(12), [1024, 1024, 10], ["dense", "dense"], final=None)
     path, _ = write(tmp_path, model)
+    # the child imports the pyruntime this test imported (installed, in-tree or the sanitizer overlay), not
+    # whatever its working directory holds
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(pyruntime.__file__))}
     r = subprocess.run([sys.executable, "-c", TRUNCATE_WHILE_LOADING, path, "60"], check=False, capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, cwd=tmp_path, env=env)
     assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
     assert "refused" in r.stdout
 

@@ -195,20 +195,27 @@ def quantize_rows_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, xs
 
 
-def test_dynamic_quantization_matches_its_definition():
-    rng = np.random.default_rng(12)
-    x = (rng.standard_normal((6, 333)) * rng.random((6, 1)) * 10).astype(np.float32)
+@pytest.mark.parametrize("isa", ALL_LEVELS)
+@pytest.mark.parametrize("cols", [1, 7, 8, 16, 17, 333])
+def test_dynamic_quantization_matches_its_definition(isa, cols):
+    need(isa)
+    rng = np.random.default_rng(12 + cols)
+    x = (rng.standard_normal((8, cols)) * rng.random((8, 1)) * 10).astype(np.float32)
     x[2] = 0.0
-    x[3, 7] = np.nan
-    x[4, 9] = -np.inf
-    x[5] = np.linspace(-127, 127, 333, dtype=np.float32)  # exact halves: rounding half to even
-    q, xs = _core.quantize_rows(x)
+    x[3, cols // 2] = np.nan
+    x[4, cols - 1] = -np.inf
+    x[5] = np.linspace(-127, 127, cols, dtype=np.float32)  # exact halves: rounding half to even
+    x[6, 0] = np.finfo(np.float32).max
+    x[7] = -x[7]
+    q, xs = _core.quantize_rows(x, isa)
     qn, xsn = quantize_rows_numpy(x)
     np.testing.assert_array_equal(q, qn)
     np.testing.assert_array_equal(xs, xsn)
+    if cols < 333:
+        return
     assert (np.abs(q) <= 127).all() and xs[2] == 0 and np.isnan(xs[3]) and np.isnan(xs[4])
     ok = np.isfinite(xs) & (xs > 0)
-    err = np.abs(q[ok] * xs[ok, None] - x[ok])
+    err = np.abs(q[ok] * xs[ok, None].astype(np.float64) - x[ok])
     assert (err <= xs[ok, None] * 0.5 * 1.0001).all()  # within half a step
 
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/isa.h"
 #include "kernels/ref/quantize.h"
 
 namespace pyrt::kernels {
@@ -89,6 +90,12 @@ void pyrt_i8_spmm__avx512(const Int8Panels&, const Int8Act&, const Int8Epilogue&
                           size_t);
 void pyrt_i8_spmm__avx512vnni(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
                               size_t);
+void pyrt_quantize_rows__avx2(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
+void pyrt_quantize_rows__avx512(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
 #endif
+
+// Dynamic quantization of activation rows (ref/quantize.h: quantize_rows), at ISA level `isa`; every level
+// gives the reference's bytes and scales.
+void quantize_rows(Isa isa, const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
 
 }  // namespace pyrt::kernels

@@ -148,6 +148,14 @@ class SparseInt8 final : public Int8Weight {
 
 }  // namespace
 
+void quantize_rows(Isa isa, const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs) {
+#if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx512) return pyrt_quantize_rows__avx512(x, batch, cols, ldq, q, xs);
+  if (isa >= Isa::avx2) return pyrt_quantize_rows__avx2(x, batch, cols, ldq, q, xs);
+#endif
+  ref::quantize_rows(x, batch, cols, ldq, q, xs);
+}
+
 Int8Weight::Int8Weight(const DecodedTensor& t, uint32_t k_align)
     : rows_(uint32_t(t.rows())),
       cols_(uint32_t(t.cols())),

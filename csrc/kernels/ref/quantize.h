@@ -15,11 +15,19 @@
 
 namespace pyrt::kernels::ref {
 
+// Round half to even of |v| <= 2^22 without a libm call: adding and subtracting 1.5 * 2^23 leaves v rounded
+// to an integer by the FPU's rounding (to nearest, ties to even), as cvtps2dq rounds in the SIMD kernels.
+// IEEE arithmetic (no -ffast-math, which would fold it to v; the build never uses it).
+inline float round_half_even(float v) {
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
+
 inline int8_t quantize_one(float x, float inv_scale) {
   float v = x * inv_scale;
   if (v != v) return 0;
   v = std::min(std::max(v, -127.0f), 127.0f);
-  return static_cast<int8_t>(std::nearbyint(v));  // the default rounding mode: half to even
+  return static_cast<int8_t>(round_half_even(v));
 }
 
 void quantize_s8(const float* x, size_t n, float inv_scale, int8_t* q);

@@ -65,7 +65,7 @@ class Int8LinearStep final : public Step {
           xs[b] = in_scale_;
         }
       } else {
-        kernels::ref::quantize_rows(static_cast<const float*>(in[0]) + b0 * cols, n, cols, kp, q, xs);
+        kernels::quantize_rows(ctx.isa, static_cast<const float*>(in[0]) + b0 * cols, n, cols, kp, q, xs);
       }
       std::memset(q + n * kp, 0, kernels::kInt8ActPad);
       void* y = static_cast<uint8_t*>(out) + b0 * rows * out_bytes;
