@@ -11,7 +11,6 @@
 #include <cstring>
 
 #include "kernels/int8/int8_layouts.h"
-#include "kernels/kernels.h"
 #include "kernels/x86/avx512_util.h"
 
 namespace pyrt::kernels::avx512 {
@@ -50,8 +49,6 @@ struct DotBw {
     __m512i absw;
     __mmask64 neg;
   };
-  static constexpr bool kOffset = false;  // activations as they are
-  static constexpr int kT = 4;             // samples per tile (register budget: R * T accumulators + R * 2)
   static W prep(__m512i w) { return {_mm512_abs_epi8(w), _mm512_movepi8_mask(w)}; }
   static __m512i bcast(const int8_t* q4) { return bcast4(q4); }
   static __m512i table(__m512i q) { return q; }  // activation bytes as the dot takes them
@@ -68,10 +65,8 @@ struct DotVnni {
   struct W {
     __m512i w;
   };
-  static constexpr bool kOffset = true;  // gemm() hands the tiles q + 128 (xor 0x80), made once per call
-  static constexpr int kT = 6;
   static W prep(__m512i w) { return {w}; }
-  static __m512i bcast(const int8_t* q4) { return bcast4(q4); }
+  static __m512i bcast(const int8_t* q4) { return _mm512_xor_si512(bcast4(q4), _mm512_set1_epi8(-128)); }
   static __m512i table(__m512i q) { return _mm512_xor_si512(q, _mm512_set1_epi8(-128)); }
   static __m512i dot(__m512i acc, const W& w, __m512i q) { return _mm512_dpbusd_epi32(acc, q, w.w); }
   static __m512i correction(const int32_t* rowsum) { return _mm512_slli_epi32(_mm512_loadu_si512(rowsum), 7); }
@@ -109,12 +104,9 @@ void tile(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t
 template <class Dot, int R>
 void tiles_of_rows(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t rb, uint32_t r1, void* y,
                    size_t ldy) {
-  constexpr int T = Dot::kT;
   size_t b = 0;
-  for (; b + T <= a.batch; b += T) tile<Dot, R, T>(L, a, ep, rb, b, r1, y, ldy);
+  for (; b + 4 <= a.batch; b += 4) tile<Dot, R, 4>(L, a, ep, rb, b, r1, y, ldy);
   switch (a.batch - b) {
-    case 5: if constexpr (T > 5) return tile<Dot, R, 5>(L, a, ep, rb, b, r1, y, ldy); else return;
-    case 4: if constexpr (T > 4) return tile<Dot, R, 4>(L, a, ep, rb, b, r1, y, ldy); else return;
     case 3: return tile<Dot, R, 3>(L, a, ep, rb, b, r1, y, ldy);
     case 2: return tile<Dot, R, 2>(L, a, ep, rb, b, r1, y, ldy);
     case 1: return tile<Dot, R, 1>(L, a, ep, rb, b, r1, y, ldy);
@@ -122,25 +114,18 @@ void tiles_of_rows(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep,
   }
 }
 
-// Tiles of 4 row blocks (64 rows) x Dot::kT samples: each weight vector feeds kT dots from a register, each
-// broadcast activation word 4; at batch 1, 4 independent accumulators hide the dot's latency.
+// Batch 1 streams 4 row blocks per pass (4 independent accumulators hide the dot latency); larger batches
+// 2 row blocks x 4 samples (8 accumulators, each weight vector used 4 times from a register).
 template <class Dot>
-void gemm(const Int8Dense& L, const Int8Act& act, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
+void gemm(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
           size_t ldy) {
-  Int8Act a = act;
-  if constexpr (Dot::kOffset) {  // q + 128, once per call, in this thread's scratch
-    const size_t n = a.batch * a.ldq;
-    int8_t* q = reinterpret_cast<int8_t*>(thread_scratch((n + 63) / 4, Scratch::kGemm));
-    const __m512i flip = _mm512_set1_epi8(-128);
-    for (size_t i = 0; i < n; i += 64) {
-      const __mmask64 m = n - i >= 64 ? ~__mmask64(0) : (__mmask64(1) << (n - i)) - 1;
-      _mm512_mask_storeu_epi8(q + i, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, act.q + i), flip));
-    }
-    a.q = q;
-  }
   const uint32_t rb_end = (r1 + 15) / 16;
   uint32_t rb = r0 / 16;
-  for (; rb + 4 <= rb_end; rb += 4) tiles_of_rows<Dot, 4>(L, a, ep, rb, r1, y, ldy);
+  const uint32_t step = a.batch == 1 ? 4 : 2;
+  for (; rb + step <= rb_end; rb += step) {
+    if (step == 4) tiles_of_rows<Dot, 4>(L, a, ep, rb, r1, y, ldy);
+    else tiles_of_rows<Dot, 2>(L, a, ep, rb, r1, y, ldy);
+  }
   switch (rb_end - rb) {
     case 3: return tiles_of_rows<Dot, 3>(L, a, ep, rb, r1, y, ldy);
     case 2: return tiles_of_rows<Dot, 2>(L, a, ep, rb, r1, y, ldy);
