@@ -417,6 +417,8 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
         if node.op not in WEIGHTED_OPS:
             continue
         mode = mode_of(quantize, str(node.name))
+        if mode is None and "int8" in node.meta:
+            mode = "dynamic"  # already int8 in its source (a torch.ao dynamic-quantized Linear)
         if mode is None:
             continue
         if node.op != "linear":
@@ -479,7 +481,12 @@ def _int8_layer(node: Any, choice: _Int8Choice) -> tuple[LayerReport, TensorDict
     """Quantize a linear layer's surviving weights to int8 and store the smaller of int8 and csr+int8."""
     name = str(node.name)
     w = np.asarray(node.weight, np.float32)
-    q, scales = quantize_weight(w, choice.keep)
+    given = node.meta.get("int8")
+    if given is not None:  # its source's own int8 weights, as they are
+        q = np.where(choice.keep, given["q"], 0).astype(np.int8)
+        scales = np.asarray(given["scales"], np.float32)
+    else:
+        q, scales = quantize_weight(w, choice.keep)
     cands = int8_candidates(f"{name}.weight", q, scales)
     sizes = {e: encoded_bytes(t) for e, t in cands.items()}
     enc = min(sizes, key=lambda e: (sizes[e], e != "int8"))
@@ -494,6 +501,8 @@ def _int8_layer(node: Any, choice: _Int8Choice) -> tuple[LayerReport, TensorDict
                                                             if p.output_scale > 0 else "float output"))
     why = (f"int8 ({how}); {enc} is smaller ({sizes[enc]} bytes; " +
            ", ".join(f"{e} {b}" for e, b in sizes.items() if e != enc) + f"); weight error {100 * err:.2f}% (RMS)")
+    if given is not None:
+        why += "; weights imported as int8" + (f" ({given['clamped']} at -128 clamped to -127)" if given["clamped"] else "")
     n_bias = 0 if node.bias is None else np.asarray(node.bias).size
     report = LayerReport(name=name, encoding=enc, shape=tuple(w.shape), nonzeros=int(np.count_nonzero(q)), bits=8,
                          file_bytes=sizes[enc] + (encoded_bytes(bt) if bt is not None else 0),

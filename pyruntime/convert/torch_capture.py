@@ -103,7 +103,8 @@ _METHOD_PARAMS = {"clamp": ("input", "min", "max"), "clip": ("input", "min", "ma
 _IDENTITY_MODULES = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
                      "FeatureAlphaDropout")
 _AUX_FNS = (getattr, operator.getitem, operator.mul, operator.floordiv, operator.sub, operator.add)
-_SUPPORTED_MODULES = ("Linear, Conv2d, BatchNorm2d after Conv2d, BatchNorm1d after Linear, ReLU, ReLU6, Hardtanh, "
+_SUPPORTED_MODULES = ("Linear (also torch.ao dynamic-quantized qint8), Conv2d, BatchNorm2d after Conv2d, BatchNorm1d "
+                      "after Linear, ReLU, ReLU6, Hardtanh, "
                       "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Unflatten, Softmax, Dropout, Identity")
 
 
@@ -210,9 +211,45 @@ def _kind(node: Any, gm: Any, root: Any) -> str:
     raise _unsupported(f"unsupported fx node kind '{op}' ({node.target}) in {_where(node, root)}")
 
 
+def _is_dynamic_int8_linear(mod: Any) -> bool:
+    """torch.ao.nn.quantized.dynamic.Linear (what torch.ao.quantization.quantize_dynamic makes of nn.Linear)."""
+    cls = type(mod)
+    return cls.__name__ == "Linear" and cls.__module__.startswith("torch.ao.nn.quantized.dynamic")
+
+
+def int8_module_weights(mod: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """A dynamic-quantized Linear's weight as int8 ``q`` [out, in] and per-row ``scales`` (per-tensor scales
+    repeated), its float bias, and how many weights sat at -128 (clamped to -127: the format is symmetric).
+    Refuses a weight with a nonzero zero point or another dtype, naming the layer."""
+    import torch
+
+    w = mod.weight()
+    if w.dtype != torch.qint8:
+        raise _unsupported(f"dynamic-quantized Linear with a {w.dtype} weight (only qint8 imports)")
+    if w.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+        if int(w.q_zero_point()) != 0:
+            raise _unsupported(f"dynamic-quantized Linear with weight zero point {w.q_zero_point()} (only symmetric "
+                               "int8 weights import)")
+        scales = np.full(w.shape[0], w.q_scale(), np.float32)
+    elif w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric) and w.q_per_channel_axis() == 0:
+        if bool((w.q_per_channel_zero_points() != 0).any()):
+            raise _unsupported("dynamic-quantized Linear with nonzero weight zero points (only symmetric int8 weights "
+                               "import)")
+        scales = w.q_per_channel_scales().numpy().astype(np.float32)
+    else:
+        raise _unsupported(f"dynamic-quantized Linear with weight scheme {w.qscheme()}")
+    q = w.int_repr().numpy().astype(np.int16)
+    clamped = int((q == -128).sum())
+    q = np.maximum(q, -127).astype(np.int8)
+    b = mod.bias()
+    return q, scales, None if b is None else b.detach().numpy().astype(np.float32), clamped
+
+
 def _module_kind(node: Any, mod: Any) -> str:
     cls = type(mod)
     if isinstance(mod, nn.Linear) and cls.forward is nn.Linear.forward:
+        return "linear"
+    if _is_dynamic_int8_linear(mod):
         return "linear"
     if isinstance(mod, nn.Conv2d) and cls.forward is nn.Conv2d.forward:
         if mod.padding_mode != "zeros":
@@ -402,6 +439,13 @@ class _Builder:
         if ins is None or len(ins) != 2:
             raise _unsupported(f"linear {self.where(node)} applied to a {ins} input: flatten to (batch, features) "
                                "first")
+        if node.op == "call_module" and _is_dynamic_int8_linear(self.gm.get_submodule(node.target)):
+            name = self._layer_name(node, str(node.target))
+            q, scales, b, clamped = int8_module_weights(self.gm.get_submodule(node.target))
+            w = (q.astype(np.float32) * scales[:, None]).astype(np.float32)
+            v = self.g.linear(x, w, b, name=name)
+            self.g.nodes[v - 1].meta["int8"] = {"q": q, "scales": scales, "clamped": clamped}
+            return v
         if node.op == "call_module":
             name = str(node.target)
             w, b, mask = _module_weights(self.gm.get_submodule(node.target))

@@ -182,3 +182,41 @@ def test_from_torch_quantize(rng):
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     assert np.abs(y - ref).max() < 0.03 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_import_of_torch_dynamic_quantized_linear(rng, per_channel):
+    """torch.ao.quantization.quantize_dynamic's Linear imports with its own int8 weights and scales (a -128,
+    which torch's symmetric observer can give, is clamped to -127: the format is symmetric), as a dynamic
+    int8 layer; the outputs match torch's int8 model as closely as two activation quantizers allow."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    from pyruntime.convert import from_torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        torch.manual_seed(3)
+        net = torch.nn.Sequential(torch.nn.Linear(30, 24), torch.nn.ReLU(), torch.nn.Linear(24, 6)).eval()
+        spec = {torch.nn.Linear: per_channel_dynamic_qconfig} if per_channel else {torch.nn.Linear}
+        qnet = quantize_dynamic(net, spec, dtype=torch.qint8)
+    cm = from_torch(qnet, torch.zeros(1, 30))
+    assert [(r.encoding, r.quantize) for r in cm.layers] == [("int8", "dynamic"), ("int8", "dynamic")]
+    for layer, t in zip((qnet[0], qnet[2]), (cm.to_dict()["tensors"][0], cm.to_dict()["tensors"][2]), strict=True):
+        w = layer.weight()
+        want_q = np.maximum(w.int_repr().numpy().astype(np.int64), -127)
+        np.testing.assert_array_equal(np.asarray(t["qvalues"], np.int64).reshape(want_q.shape), want_q)
+        want_s = w.q_per_channel_scales().numpy() if per_channel else np.full(want_q.shape[0], w.q_scale())
+        np.testing.assert_allclose(np.asarray(t["scales"]), want_s.astype(np.float32), rtol=0, atol=0)
+    x = rng.standard_normal((40, 30)).astype(np.float32)
+    y = cm.load().run(x)
+    np.testing.assert_array_equal(y, cm.run_numpy(x))
+    with torch.no_grad():
+        ref_q = qnet(torch.from_numpy(x)).numpy()
+        ref_f = net(torch.from_numpy(x)).numpy()
+    scale = float(np.abs(ref_f).max())
+    assert np.abs(y - ref_q).max() < 0.04 * scale and np.abs(y - ref_f).max() < 0.03 * scale
+    with pytest.raises(ValueError, match="bits .* and quantize .* exclude each other"):
+        from_torch(qnet, torch.zeros(1, 30), bits=4)
