@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""LeNet-300-100 on MNIST in int8, dense and pruned, dynamic and static, run by pyruntime.
+"""LeNet-300-100 and LeNet-5 on MNIST in int8, dense and pruned, dynamic and static, run by pyruntime.
 
     python examples/int8_mnist.py --data /path/to/mnist      # or PYRUNTIME_MNIST=/path/to/mnist
     python examples/int8_mnist.py --quick                     # a shorter schedule
@@ -13,7 +13,9 @@ Steps:
   3. prune it to 10% of its weights by magnitude with retraining (masks kept) and convert that to int8
      too (csr+int8: the survivors quantized, the structure as in the csr encoding);
   4. measure each file's top-1 accuracy on the 10,000 test images through the runtime, and the RMS error
-     of each layer's int8 weights.
+     of each layer's int8 weights;
+  5. train Caffe's LeNet-5 and convert it: every layer int8 with dynamic scales, and its convolutions
+     dynamic with its linear layers static (int8 convolutions have dynamic scales only, so far).
 
 The data directory holds the four MNIST idx files (.gz or not); nothing is downloaded.
 """
@@ -36,6 +38,7 @@ except ImportError:  # running from a source checkout without installing
 from pyruntime.datasets import MNIST_ENV, load_mnist, mnist_dir
 
 DENSE_EPOCHS = {"quick": 3, "full": 15}
+LENET5_EPOCHS = {"quick": 1, "full": 8}
 PRUNE_EPOCHS = {"quick": 3, "full": 10}
 SPARSITY = 0.9
 CALIBRATION = 2000
@@ -53,7 +56,7 @@ def accuracy(model: pyruntime.Model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def run(data_dir: str | os.PathLike[str], *, quick: bool = False, seed: int = 0, threads: int = 1,
-        log=print) -> dict[str, Any]:
+        lenet5: bool = True, log=print) -> dict[str, Any]:
     """Returns {"rows": [one dict per file: name, file_bytes, accuracy, layers], "seconds": ...}."""
     import torch
 
@@ -97,6 +100,36 @@ def run(data_dir: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
     convert(pruned, "fp32")
     convert(pruned, "int8 dynamic", quantize="dynamic")
     convert(pruned, "int8 static", quantize="static", calibration=calib)
+    if lenet5:
+        from collections import OrderedDict
+
+        from torch import nn
+
+        torch.manual_seed(seed)
+        net = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(1, 20, 5)), ("pool1", nn.MaxPool2d(2)),
+            ("conv2", nn.Conv2d(20, 50, 5)), ("pool2", nn.MaxPool2d(2)),
+            ("flatten", nn.Flatten()), ("fc1", nn.Linear(800, 500)), ("relu1", nn.ReLU()), ("fc2", nn.Linear(500, 10)),
+        ]))
+        images = (torch.from_numpy(data.train.x.reshape(-1, 1, 28, 28)), train[1])
+        ft.train(net, images, epochs=LENET5_EPOCHS[mode], lr=1e-3, seed=seed, log=stamp)
+        net.eval()
+        example = images[0][:1]
+        test_x = data.test.x.reshape(-1, 1, 28, 28)
+        calib5 = calib.reshape(-1, 1, 28, 28)
+
+        def convert5(how: str, **kw: Any) -> None:
+            cm = from_torch(net, example, **kw)
+            rows.append({"name": f"LeNet-5 {how}", "group": "LeNet-5", "file_bytes": cm.file_bytes,
+                         "accuracy": accuracy(cm.load(), test_x, data.test.y),
+                         "layers": [(r.name, r.encoding, r.quantize, r.weight_error) for r in cm.layers]})
+            if stamp:
+                stamp(f"LeNet-5 {how}: {cm.file_bytes} B, accuracy {rows[-1]['accuracy']:.4f}")
+
+        convert5("fp32")
+        convert5("int8 dynamic", quantize="dynamic")
+        convert5("int8 static fc", quantize={"conv1": "dynamic", "conv2": "dynamic", "fc1": "static", "fc2": "static"},
+                 calibration=calib5)
     return {"rows": rows, "seconds": time.perf_counter() - t0, "mode": mode}
 
 

@@ -139,8 +139,9 @@ class NodeChecker {
     const auto& x = chw(0);
     const Conv2dAttrs a = conv2d_attrs(n_.attrs);
     const DecodedTensor& w = tensor(0);
-    PYRT_CHECK(!is_int8(w.encoding), st_, who_, ": weight '", w.name, "' is ", encoding_name(w.encoding),
-               ": conv2d has no int8 form yet (int8 runs linear and qlinear layers)");
+    PYRT_CHECK(!is_int8(w.encoding) || w.cols() <= kMaxInt8Inputs, st_, who_, ": int8 weight '", w.name, "' has ",
+               w.cols(), " inputs per output (C / groups * kh * kw), more than the ", kMaxInt8Inputs,
+               " an int32 sum of int8 products holds");
     PYRT_CHECK(w.shape.size() == 4, st_, who_, ": weight '", w.name, "' has rank ", w.shape.size(),
                ", expected 4 [out_channels, in_channels / groups, kh, kw]");
     window_attr("stride", a.stride_h, 1);

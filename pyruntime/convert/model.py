@@ -190,7 +190,8 @@ class CompressedModel:
                 a = n.get("attrs") or {}
                 p = (Int8Params("static", a["input_scale"], a["output_scale"], a["min"], a["max"])
                      if n["op"] == "qlinear" else Int8Params("dynamic"))
-                out.append(Int8Layer(int8_matrix(self._tensors[t[0]]), np.asarray(self._tensors[t[0]]["scales"]), b, p))
+                tw = self._tensors[t[0]]
+                out.append(Int8Layer(int8_matrix(tw), np.asarray(tw["scales"]), b, p, tuple(tw["shape"])))
                 continue
             out.append((w, b))
         return out
@@ -198,7 +199,8 @@ class CompressedModel:
     def dense_weights(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
         """Per weighted layer name: ``(W, b)`` as dense float32, exactly the compressed weights (pruned
         zeros, shared values) the runtime computes with; conv weights are 4-D [O, C/g, kh, kw]."""
-        weighted = [(wb.q.astype(np.float32) * wb.scales[:, None], wb.bias) if isinstance(wb, Int8Layer) else wb
+        weighted = [((wb.q.astype(np.float32) * wb.scales[:, None]).reshape(wb.shape), wb.bias)
+                    if isinstance(wb, Int8Layer) else wb
                     for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["tensors"]]
         return {r.name: wb for r, wb in zip(self.layers, weighted, strict=True)}  # type: ignore[misc]
 
@@ -421,9 +423,9 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
             mode = "dynamic"  # already int8 in its source (a torch.ao dynamic-quantized Linear)
         if mode is None:
             continue
-        if node.op != "linear":
-            raise _unsupported(f"layer '{node.name}' ({node.op}): int8 is available for linear layers only so far; "
-                               "quantize those by name, e.g. quantize={'fc1': 'int8'}")
+        if node.op != "linear" and mode == "static":
+            raise _unsupported(f"layer '{node.name}' ({node.op}): static int8 is available for linear layers only "
+                               "so far; a convolution takes quantize='dynamic' (or 'int8')")
         if per_layer(bits, str(node.name), "bits") is not None:
             raise ValueError(f"layer '{node.name}': bits (weight sharing) and quantize (int8) exclude each other")
         modes[str(node.name)] = mode
@@ -480,21 +482,23 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
 def _int8_layer(node: Any, choice: _Int8Choice) -> tuple[LayerReport, TensorDict, TensorDict | None]:
     """Quantize a linear layer's surviving weights to int8 and store the smaller of int8 and csr+int8."""
     name = str(node.name)
-    w = np.asarray(node.weight, np.float32)
+    shape = tuple(int(d) for d in np.shape(node.weight))
+    w = np.asarray(node.weight, np.float32).reshape(shape[0], -1)  # a conv weight as its 2-D view
+    keep = np.asarray(choice.keep).reshape(w.shape)
     given = node.meta.get("int8")
     if given is not None:  # its source's own int8 weights, as they are
-        q = np.where(choice.keep, given["q"], 0).astype(np.int8)
+        q = np.where(keep, given["q"], 0).astype(np.int8)
         scales = np.asarray(given["scales"], np.float32)
     else:
-        q, scales = quantize_weight(w, choice.keep)
-    cands = int8_candidates(f"{name}.weight", q, scales)
+        q, scales = quantize_weight(w, keep)
+    cands = {e: {**t, "shape": list(shape)} for e, t in int8_candidates(f"{name}.weight", q, scales).items()}
     sizes = {e: encoded_bytes(t) for e, t in cands.items()}
     enc = min(sizes, key=lambda e: (sizes[e], e != "int8"))
     wt = cands[enc]
     bt = dense_tensor(f"{name}.bias", node.bias) if node.bias is not None else None
     wq = q.astype(np.float32) * scales[:, None]
-    err = float(np.linalg.norm(wq - np.where(choice.keep, w, 0)) / max(np.linalg.norm(np.where(choice.keep, w, 0)),
-                                                                         1e-30))
+    kept = np.where(keep, w, 0)
+    err = float(np.linalg.norm(wq - kept) / max(float(np.linalg.norm(kept)), 1e-30))
     p = choice.params
     how = ("dynamic activation scales" if p.mode == "dynamic" else
            f"static: input scale {p.input_scale:.4g}, " + (f"int8 output at scale {p.output_scale:.4g}"
@@ -504,9 +508,9 @@ def _int8_layer(node: Any, choice: _Int8Choice) -> tuple[LayerReport, TensorDict
     if given is not None:
         why += "; weights imported as int8" + (f" ({given['clamped']} at -128 clamped to -127)" if given["clamped"] else "")
     n_bias = 0 if node.bias is None else np.asarray(node.bias).size
-    report = LayerReport(name=name, encoding=enc, shape=tuple(w.shape), nonzeros=int(np.count_nonzero(q)), bits=8,
+    report = LayerReport(name=name, encoding=enc, shape=shape, nonzeros=int(np.count_nonzero(q)), bits=8,
                          file_bytes=sizes[enc] + (encoded_bytes(bt) if bt is not None else 0),
-                         dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes, why=why, op="linear",
+                         dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes, why=why, op=node.op,
                          quantize=p.mode, weight_error=err)
     return report, wt, bt
 

@@ -127,10 +127,11 @@ class Int8Params:
 class Int8Layer:
     """An int8 linear layer as the reference forward pass runs it."""
 
-    q: np.ndarray
+    q: np.ndarray                 # the 2-D view [rows, cols]
     scales: np.ndarray
     bias: np.ndarray | None
     params: Int8Params
+    shape: tuple[int, ...] = ()  # the weight's own shape (a conv's [O, C / groups, kh, kw])
 
 
 def int8_linear(x: np.ndarray, q: np.ndarray, scales: np.ndarray, bias: np.ndarray | None,
@@ -162,3 +163,28 @@ def int8_linear(x: np.ndarray, q: np.ndarray, scales: np.ndarray, bias: np.ndarr
             so = np.float32(p.output_scale)
             y = (so * quantize_values(y, np.float32(1) / so).astype(np.float32)).astype(np.float32)
     return y.astype(np.float32)
+
+
+def int8_conv2d(x: np.ndarray, layer: Int8Layer, attrs: dict[str, Any]) -> np.ndarray:
+    """The output of a conv2d with an int8 weight (FORMAT.md 2.5, dynamic): one scale per sample over its whole
+    input, exact integer window sums (the padding 0), the epilogue in float32. ``layer.q`` is the weight's 2-D
+    view [O, C / groups * kh * kw], ``layer.shape`` its 4-D shape; ``attrs`` the node's (stride, padding,
+    dilation, groups)."""
+    from .reference import conv2d
+
+    x = np.asarray(x, np.float32)
+    n = len(x)
+    flat = x.reshape(n, -1)
+    m = np.abs(flat).max(axis=1) if flat.shape[1] else np.zeros(n, np.float32)
+    finite = np.isfinite(flat).all(axis=1)
+    ok = finite & (m > 0)
+    xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
+    inv = (np.float32(127) / np.where(ok, m, np.float32(1))).astype(np.float32)
+    qx = np.where(ok[:, None], quantize_values(flat, inv[:, None]), 0).reshape(x.shape)
+    o = layer.q.shape[0]
+    w = np.asarray(layer.q, np.float64).reshape(layer.shape)
+    acc = np.rint(conv2d(qx.astype(np.float64), w, None, attrs["stride"], attrs["padding"], attrs["dilation"],
+                         attrs["groups"]))  # sums of integers below 2^53: exact
+    s = (xs[:, None] * np.asarray(layer.scales, np.float32)[None, :]).astype(np.float32)[:, :, None, None]
+    b = np.zeros(o, np.float32) if layer.bias is None else np.asarray(layer.bias, np.float32)
+    return fma32(acc.astype(np.float32), s, b[None, :, None, None])

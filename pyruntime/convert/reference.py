@@ -109,7 +109,7 @@ def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights | Any], x
     """Runs the graph on ``x`` (batch first) in float64; returns the last node's output (float64), or with
     ``all_values`` every value (the input first). An int8 layer (``weights[i]`` an
     :class:`~pyruntime.convert.quantize.Int8Layer`) computes as FORMAT.md 2.5 defines, in float32."""
-    from .quantize import Int8Layer, int8_linear
+    from .quantize import Int8Layer, int8_conv2d, int8_linear
 
     values = [np.asarray(x, dtype=np.float64)]
     for node, wb in zip(nodes, weights, strict=True):
@@ -118,7 +118,9 @@ def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights | Any], x
         op = node["op"]
         a = node.get("attrs") or {}
         n = v.shape[0]
-        if isinstance(wb, Int8Layer):
+        if isinstance(wb, Int8Layer) and op == "conv2d":
+            y = int8_conv2d(v, wb, a).astype(np.float64)
+        elif isinstance(wb, Int8Layer):
             y = int8_linear(v, wb.q, wb.scales, wb.bias, wb.params).astype(np.float64)
         elif op == "linear":
             w, b = wb  # type: ignore[misc]

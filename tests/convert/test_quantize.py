@@ -156,16 +156,23 @@ def test_bad_quantize_arguments_are_refused(rng, bad, error, words):
         from_numpy(_mlp(rng), (8, 8), **bad)
 
 
-def test_int8_on_a_conv_layer_is_refused_by_name(rng):
+def test_int8_convolutions_dynamic_and_static_refused_by_name(rng):
     g = Graph((1, 8, 8))
     c = g.relu(g.conv2d(g.input, rng.standard_normal((4, 1, 3, 3)).astype(np.float32), name="conv1"))
     g.linear(g.flatten(c), rng.standard_normal((10, 144)).astype(np.float32), name="fc")
-    with pytest.raises(pyruntime.UnsupportedError, match="layer 'conv1' \\(conv2d\\): int8 is available for linear"):
-        from_graph(g, quantize="int8")
-    cm = from_graph(g, quantize={"fc": "int8"})  # the linear layer alone
-    assert [r.encoding for r in cm.layers] == ["dense", "int8"]
     x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
-    y, ref = cm.load().run(x), cm.run_numpy(x)  # the f32 conv before it: close, not bit for bit
+    with pytest.raises(pyruntime.UnsupportedError, match="layer 'conv1' \\(conv2d\\): static int8 is available for "
+                                                         "linear layers only"):
+        from_graph(g, quantize="static", calibration=x)
+    cm = from_graph(g, quantize="int8")
+    assert [(r.op, r.encoding, r.quantize) for r in cm.layers] == [("conv2d", "int8", "dynamic"),
+                                                                   ("linear", "int8", "dynamic")]
+    m = cm.load()
+    assert m.layers()[0]["method"] == "im2col-dynamic"
+    np.testing.assert_array_equal(m.run(x), cm.run_numpy(x))  # int8 throughout: bit for bit
+    cm = from_graph(g, quantize={"fc": "static"}, calibration=x)  # the f32 conv, then a static linear
+    assert [r.encoding for r in cm.layers] == ["dense", "int8"]
+    y, ref = cm.load().run(x), cm.run_numpy(x)
     np.testing.assert_allclose(y, ref, rtol=0, atol=0.02 * float(np.abs(ref).max()))
 
 

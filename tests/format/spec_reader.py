@@ -597,9 +597,10 @@ def _node_shape(where: str, node: Node, xs: list[list[int]], tensors: list[Tenso
     if op == "flatten":
         return [math.prod(x)]
     if op == "conv2d":
-        if ts[0].encoding in INT8:
-            raise SpecError(f"{where}: weight '{ts[0].name}' is {ts[0].encoding}; conv2d takes f32 encodings")
-        return _check_conv(where, x, a, ts[0], ts[1] if len(ts) == 2 else None)
+        w = ts[0]
+        if w.encoding in INT8 and w.cols > MAX_INT8_COLS:
+            raise SpecError(f"{where}: int8 weight '{w.name}' has {w.cols} columns > {MAX_INT8_COLS}")
+        return _check_conv(where, x, a, w, ts[1] if len(ts) == 2 else None)
     if op in ("max_pool2d", "avg_pool2d"):
         return _check_pool(where, op, x, a)
     if op == "global_avg_pool":
@@ -797,6 +798,27 @@ def int8_layer(node: Node, ts: list[Tensor], v: np.ndarray) -> np.ndarray:
     return y.astype(np.float64)
 
 
+def int8_conv2d(ts: list[Tensor], v: np.ndarray, a: dict) -> np.ndarray:
+    """2.5: a conv2d with an int8 weight: one scale per sample over its whole input, int8 windows (the
+    padding 0), exact integer sums by the im2col of conv2d(), then the epilogue in float32."""
+    w = ts[0]
+    x = np.asarray(v, np.float32)
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    m = np.abs(flat).max(axis=1)
+    finite = np.isfinite(flat).all(axis=1)
+    ok = finite & (m > 0)
+    xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(ok, np.float32(127) / np.where(ok, m, np.float32(1)), np.float32(0)).astype(np.float32)
+        qx = np.where(ok[:, None], _quantize_rows(flat, inv), 0).reshape(x.shape)
+    acc = conv2d(qx.astype(np.float64), int8_matrix(w).astype(np.float64).reshape(w.shape), None, a)
+    acc = np.rint(acc).astype(np.int64)  # float64 sums of integers below 2^53: exact
+    s = (xs[:, None] * w.scales[None, :]).astype(np.float32)[:, :, None, None]
+    bias = ts[1].values.astype(np.float32) if len(ts) == 2 else np.zeros(w.rows, np.float32)
+    return fma32(acc.astype(np.float32), s, bias[None, :, None, None]).astype(np.float64)
+
+
 def _quantize_rows(x: np.ndarray, inv: np.ndarray) -> np.ndarray:
     return np.stack([quantize(row, i) for row, i in zip(x, inv)]) if len(x) else np.zeros(x.shape, np.int64)
 
@@ -869,6 +891,8 @@ def run(model: SpecModel, x: np.ndarray) -> np.ndarray:
             y = (e / e.sum(axis=1, keepdims=True)).reshape(v.shape)
         elif op == "flatten":
             y = v.reshape(batch, -1)
+        elif op == "conv2d" and ts[0].encoding in INT8:
+            y = int8_conv2d(ts, v, a)
         elif op == "conv2d":
             y = conv2d(v, dense_matrix(ts[0]).astype(np.float64).reshape(ts[0].shape), bias, a)
         elif op in ("max_pool2d", "avg_pool2d"):

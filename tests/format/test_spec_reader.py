@@ -928,7 +928,11 @@ EDGE_CASES_V3 = {
     "conv2d-int8-weight": (
         file_bytes([(1, 1, graph_bytes([1, 3, 3], [("conv2d", [0], [0], {"stride": [1, 1], "padding": [0] * 4,
                                                                        "dilation": [1, 1], "groups": 1})])),
-                    (2, 1, int8_bytes([2, 1, 2, 2], range(8)))], version=3), False),
+                    (2, 1, int8_bytes([2, 1, 2, 2], range(8)))], version=3), True),
+    "conv2d-int8-weight-in-a-v2-file": (
+        file_bytes([(1, 1, graph_bytes([1, 3, 3], [("conv2d", [0], [0], {"stride": [1, 1], "padding": [0] * 4,
+                                                                       "dilation": [1, 1], "groups": 1})])),
+                    (2, 1, int8_bytes([2, 1, 2, 2], range(8)))], version=2), False),
 }
 EDGE_CASES.update(EDGE_CASES_V3)
 
@@ -1130,3 +1134,50 @@ def _round_to_f32(v) -> float:
     cands = [np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))]
     best = min(cands, key=lambda c: (abs(Fraction(float(c)) - v), int(np.float32(c).view(np.int32)) & 1))
     return float(best)
+
+
+def int8_conv_tensor(rng, shape, name, density=None) -> dict:
+    q = rng.integers(-127, 128, size=shape)
+    rows, cols = shape[0], math.prod(shape[1:])
+    sc = (rng.random(rows) * 0.02 + 1e-3).astype(np.float32)
+    if density is None:
+        return {"name": name, "encoding": "int8", "shape": list(shape), "qvalues": q.ravel(), "scales": sc}
+    q2 = np.where(rng.random((rows, cols)) < density, q.reshape(rows, cols), 0)
+    rr, cc = np.nonzero(q2)
+    return {"name": name, "encoding": "csr+int8", "shape": list(shape),
+            "rowptr": np.r_[0, np.cumsum((q2 != 0).sum(1))], "colidx": cc, "qvalues": q2[rr, cc], "scales": sc}
+
+
+@pytest.mark.parametrize("density", [None, 0.4])
+@pytest.mark.parametrize("attrs,c,o,k", [
+    ({"stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 1}, 3, 8, 3),
+    ({"stride": [2, 1], "padding": [0, 2, 1, 0], "dilation": [1, 2], "groups": 2}, 4, 6, 3),
+    ({"stride": [1, 1], "padding": [2, 2, 2, 2], "dilation": [2, 2], "groups": 6}, 6, 6, 3),  # depthwise
+    ({"stride": [1, 1], "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}, 5, 20, 1),  # 1x1
+])
+def test_int8_convolutions_agree_bit_for_bit(density, attrs, c, o, k):
+    """conv2d with an int8 weight (2.5): the spec reader's emulation equals the runtime on every ISA, 1 and 2
+    threads, batch 1 and 3, a sample of zeros (its bias) included."""
+    rng = np.random.default_rng(c * 10 + o + k)
+    w = int8_conv_tensor(rng, (o, c // attrs["groups"], k, k), "conv.weight", density)
+    b = {"name": "conv.bias", "encoding": "dense", "shape": [o], "values": rng.standard_normal(o).astype(np.float32)}
+    model = {"input_shape": [c, 9, 11], "nodes": [{"op": "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": attrs},
+                                                  {"op": "relu", "inputs": [1]}],
+             "tensors": [w, b]}
+    data = _core.write_model(model)
+    spec = sr.read_file(data)
+    assert_same_model(spec, _core.read_model(data))
+    x = (rng.standard_normal((3, c, 9, 11)) * 2).astype(np.float32)
+    x[1] = 0.0
+    want = sr.run(spec, x)
+    m = pyruntime.load(data)
+    assert m.layers()[0]["method"] == "im2col-dynamic"
+    for isa in _core.supported_isas():
+        previous = _core.active_isa()
+        try:
+            _core.set_isa(isa)
+            np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
+            np.testing.assert_array_equal(m.run(x[2:]), want[2:], err_msg=isa)
+            np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
+        finally:
+            _core.set_isa(previous)

@@ -13,24 +13,10 @@ namespace {
 // many multiply-adds: about 20 us of work, several times the cost of waking the pool.
 constexpr uint64_t kMinMacsPerTask = 256 * 1024;
 
-kernels::Conv2dGeometry geometry(const BuildContext& ctx) {
-  const std::vector<uint32_t>& in = *ctx.in_shapes[0];
-  const std::vector<uint32_t>& out = ctx.out_shape;
-  const DecodedTensor& w = ctx.tensor(0);
-  const Conv2dAttrs a = conv2d_attrs(ctx.node.attrs);
-  kernels::Conv2dGeometry g;
-  g.in_c = in[0], g.in_h = in[1], g.in_w = in[2];
-  g.out_c = out[0], g.out_h = out[1], g.out_w = out[2];
-  g.kh = w.shape[2], g.kw = w.shape[3];
-  g.stride_h = a.stride_h, g.stride_w = a.stride_w, g.pad_top = a.pad_top, g.pad_left = a.pad_left;
-  g.dilation_h = a.dilation_h, g.dilation_w = a.dilation_w, g.groups = a.groups;
-  return g;
-}
-
 class ConvStep final : public Step {
  public:
   ConvStep(const BuildContext& ctx, LayerInfo& li)
-      : conv_(kernels::Conv2d::create(geometry(ctx), ctx.tensor(0), ctx.in_place)), bias_(ctx, li) {
+      : conv_(kernels::Conv2d::create(ops::conv_geometry(ctx), ctx.tensor(0), ctx.in_place)), bias_(ctx, li) {
     const kernels::Conv2dGeometry& g = conv_->geometry();
     li.layout = conv_->layout();
     li.method = conv_->method();
@@ -87,6 +73,7 @@ class ConvStep final : public Step {
 }  // namespace
 
 StepSpec build_conv2d(const BuildContext& ctx) {
+  if (is_int8(ctx.tensor(0).encoding)) return build_conv2d_int8(ctx);
   StepSpec s;
   ops::describe_weight(ctx, s.layer);
   s.step = std::make_unique<ConvStep>(ctx, s.layer);

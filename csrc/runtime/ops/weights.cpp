@@ -33,4 +33,18 @@ void describe_weight(const BuildContext& ctx, LayerInfo& li) {
   li.dense_bytes = w.numel() * sizeof(float);
 }
 
+kernels::Conv2dGeometry conv_geometry(const BuildContext& ctx) {
+  const std::vector<uint32_t>& in = *ctx.in_shapes[0];
+  const std::vector<uint32_t>& out = ctx.out_shape;
+  const DecodedTensor& w = ctx.tensor(0);
+  const Conv2dAttrs a = conv2d_attrs(ctx.node.attrs);
+  kernels::Conv2dGeometry g;
+  g.in_c = in[0], g.in_h = in[1], g.in_w = in[2];
+  g.out_c = out[0], g.out_h = out[1], g.out_w = out[2];
+  g.kh = w.shape[2], g.kw = w.shape[3];
+  g.stride_h = a.stride_h, g.stride_w = a.stride_w, g.pad_top = a.pad_top, g.pad_left = a.pad_left;
+  g.dilation_h = a.dilation_h, g.dilation_w = a.dilation_w, g.groups = a.groups;
+  return g;
+}
+
 }  // namespace pyrt::runtime::ops

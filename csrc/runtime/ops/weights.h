@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "common/aligned.h"
+#include "kernels/conv/conv2d.h"
 #include "runtime/step.h"
 
 namespace pyrt::runtime::ops {
@@ -25,5 +26,8 @@ class Bias {
 // name, encoding, shape, nnz, bits, codebook_size, file_bytes and dense_bytes of the node's weight
 // (tensor 0); the caller adds layout, method, exec_bytes and in_place.
 void describe_weight(const BuildContext& ctx, LayerInfo& li);
+
+// The geometry of a conv2d node (its input and output shapes, attributes and weight shape).
+kernels::Conv2dGeometry conv_geometry(const BuildContext& ctx);
 
 }  // namespace pyrt::runtime::ops
