@@ -657,6 +657,23 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
         },
     )
 
+    cq = int8_t((6, 2 * 3 * 3), "conv.weight", density=0.5)
+    cq["shape"] = [6, 2, 3, 3]
+    add(
+        "v3_int8_conv_grouped_csr.pyrt",
+        {
+            "input_shape": [4, 6, 7],
+            "nodes": [
+                {"op": "conv2d", "inputs": [0], "tensors": [0, 1],
+                 "attrs": conv(stride=(2, 1), padding=(1, 1, 1, 1), groups=2)},
+                {"op": "relu", "inputs": [1]},
+                {"op": "global_avg_pool", "inputs": [2]},
+            ],
+            "tensors": [cq, dense(rng, (6,), "conv.bias")],
+        },
+        "csr+int8[PP]",
+    )
+
     # damaged on purpose
     add("bad_truncated_header.pyrt", mlp_bytes[:40])
     add("bad_truncated_in_payload.pyrt", mlp_bytes[: len(mlp_bytes) - 100])
