@@ -109,6 +109,19 @@ def quantize_values(v: np.ndarray, inv: Any) -> np.ndarray:
     return np.clip(np.rint(t), -127, 127).astype(np.int64)
 
 
+def quantize_dynamic(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``x`` (batch, n): with m = max |x|, the scale m / 127 and the values quantized with 127 / m
+    (int64); scale 0 and values 0 for a row of zeros; scale NaN and values 0 for a row holding a NaN or an
+    infinity (FORMAT.md 2.5, dynamic)."""
+    x = np.asarray(x, np.float32)
+    m = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(len(x), np.float32)
+    finite = np.isfinite(x).all(axis=1)
+    ok = finite & (m > 0)
+    xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
+    inv = (np.float32(127) / np.where(ok, m, np.float32(1))).astype(np.float32)
+    return np.where(ok[:, None], quantize_values(x, inv[:, None]), 0), xs
+
+
 @dataclass(frozen=True)
 class Int8Params:
     """How one int8 layer quantizes its activations (a qlinear node's attributes, or dynamic)."""
@@ -145,12 +158,7 @@ def int8_linear(x: np.ndarray, q: np.ndarray, scales: np.ndarray, bias: np.ndarr
         xs = np.full(len(x), sx, np.float32)
         qx = quantize_values(x, np.float32(1) / sx)
     else:
-        m = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(len(x), np.float32)
-        finite = np.isfinite(x).all(axis=1)
-        ok = finite & (m > 0)
-        xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
-        inv = (np.float32(127) / np.where(ok, m, np.float32(1))).astype(np.float32)
-        qx = np.where(ok[:, None], quantize_values(x, inv[:, None]), 0)
+        qx, xs = quantize_dynamic(x)
     acc = qx @ q.T
     s = (xs[:, None] * np.asarray(scales, np.float32)[None, :]).astype(np.float32)
     b = np.zeros(q.shape[0], np.float32) if bias is None else np.asarray(bias, np.float32)
@@ -173,14 +181,8 @@ def int8_conv2d(x: np.ndarray, layer: Int8Layer, attrs: dict[str, Any]) -> np.nd
     from .reference import conv2d
 
     x = np.asarray(x, np.float32)
-    n = len(x)
-    flat = x.reshape(n, -1)
-    m = np.abs(flat).max(axis=1) if flat.shape[1] else np.zeros(n, np.float32)
-    finite = np.isfinite(flat).all(axis=1)
-    ok = finite & (m > 0)
-    xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
-    inv = (np.float32(127) / np.where(ok, m, np.float32(1))).astype(np.float32)
-    qx = np.where(ok[:, None], quantize_values(flat, inv[:, None]), 0).reshape(x.shape)
+    qx, xs = quantize_dynamic(x.reshape(len(x), -1))
+    qx = qx.reshape(x.shape)
     o = layer.q.shape[0]
     w = np.asarray(layer.q, np.float64).reshape(layer.shape)
     acc = np.rint(conv2d(qx.astype(np.float64), w, None, attrs["stride"], attrs["padding"], attrs["dilation"],

@@ -775,14 +775,7 @@ def int8_layer(node: Node, ts: list[Tensor], v: np.ndarray) -> np.ndarray:
         xs = np.full(x.shape[0], sx, np.float32)
         q = quantize(x, np.float32(1) / sx)
     else:
-        m = np.abs(x).max(axis=1)
-        finite = np.isfinite(x).all(axis=1)
-        ok = finite & (m > 0)
-        xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = np.where(ok, np.float32(127) / np.where(ok, m, np.float32(1)), np.float32(0)).astype(np.float32)
-        with np.errstate(invalid="ignore"):
-            q = np.where(ok[:, None], _quantize_rows(x, inv), 0)
+        q, xs = _dynamic(x)
     acc = q @ int8_matrix(w).T  # exact integers
     assert np.abs(acc).max(initial=0) < 2**31
     s = (xs[:, None] * w.scales[None, :]).astype(np.float32)
@@ -803,20 +796,25 @@ def int8_conv2d(ts: list[Tensor], v: np.ndarray, a: dict) -> np.ndarray:
     padding 0), exact integer sums by the im2col of conv2d(), then the epilogue in float32."""
     w = ts[0]
     x = np.asarray(v, np.float32)
-    n = x.shape[0]
-    flat = x.reshape(n, -1)
-    m = np.abs(flat).max(axis=1)
-    finite = np.isfinite(flat).all(axis=1)
-    ok = finite & (m > 0)
-    xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = np.where(ok, np.float32(127) / np.where(ok, m, np.float32(1)), np.float32(0)).astype(np.float32)
-        qx = np.where(ok[:, None], _quantize_rows(flat, inv), 0).reshape(x.shape)
+    qx, xs = _dynamic(x.reshape(x.shape[0], -1))
+    qx = qx.reshape(x.shape)
     acc = conv2d(qx.astype(np.float64), int8_matrix(w).astype(np.float64).reshape(w.shape), None, a)
     acc = np.rint(acc).astype(np.int64)  # float64 sums of integers below 2^53: exact
     s = (xs[:, None] * w.scales[None, :]).astype(np.float32)[:, :, None, None]
     bias = ts[1].values.astype(np.float32) if len(ts) == 2 else np.zeros(w.rows, np.float32)
     return fma32(acc.astype(np.float32), s, bias[None, :, None, None]).astype(np.float64)
+
+
+def _dynamic(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2.5 dynamic: per row (sample) m = max |x|; xs = m / 127 and q = quantize(x, 127 / m); 0 and 0 for a
+    row of zeros; NaN and 0 for a row holding a NaN or an infinity."""
+    m = np.abs(x).max(axis=1)
+    finite = np.isfinite(x).all(axis=1)
+    ok = finite & (m > 0)
+    xs = np.where(finite, np.where(ok, m / np.float32(127), np.float32(0)), np.float32(np.nan)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(ok, np.float32(127) / np.where(ok, m, np.float32(1)), np.float32(0)).astype(np.float32)
+        return np.where(ok[:, None], _quantize_rows(x, inv), 0), xs
 
 
 def _quantize_rows(x: np.ndarray, inv: np.ndarray) -> np.ndarray:
