@@ -673,6 +673,27 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
         },
         "csr+int8[PP]",
     )
+    c1 = int8_t((4, 3 * 3 * 3), "q1.weight")
+    c1["shape"] = [4, 3, 3, 3]
+    c2 = int8_t((4, 9), "q2.weight", density=0.6)
+    c2["shape"] = [4, 1, 3, 3]
+    add(
+        "v3_qconv2d_chain_max_pool.pyrt",  # static convolutions kept in int8 through relu and max_pool2d
+        {
+            "input_shape": [3, 9, 8],
+            "nodes": [
+                {"op": "qconv2d", "inputs": [0], "tensors": [0, 1], "attrs": conv(padding=(1, 1, 1, 1)) | qa},
+                {"op": "relu", "inputs": [1]},
+                {"op": "max_pool2d", "inputs": [2],
+                 "attrs": {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0, 0, 0], "ceil_mode": 1}},
+                {"op": "qconv2d", "inputs": [3], "tensors": [2],
+                 "attrs": conv(stride=(2, 2), groups=4) | {**qa, "input_scale": 0.1, "output_scale": 0.0}},
+                {"op": "flatten", "inputs": [4]},
+            ],
+            "tensors": [c1, dense(rng, (4,), "q1.bias"), c2],
+        },
+        "int8[P]",
+    )
 
     # damaged on purpose
     add("bad_truncated_header.pyrt", mlp_bytes[:40])

@@ -104,11 +104,12 @@ class Conv2d:
 # Node attrs by op (docs/FORMAT.md 2.2): conv2d {stride: [h, w], padding: [top, left, bottom, right],
 # dilation: [h, w], groups}; max_pool2d {kernel, stride, padding, ceil_mode}; avg_pool2d {... ,
 # count_include_pad}; concat {axis}; reshape {shape: 1..4 dims}; clamp {min, max}; other ops none.
-# Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | ""), groups,
+# Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | "gemm-dynamic" |
+# "gemm-static" | "im2col-dynamic" | "im2col-static" | ""), groups,
 # shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks,
 # output_type ("f32" or "i8": the value type the node gives). Tensor dicts of int8 / csr+int8 weights hold
 # "qvalues" (int8 in -127..127) and "scales" (float32, one per row). Node attrs of qlinear: input_scale,
-# output_scale, min, max.
+# output_scale, min, max; of qconv2d: conv2d's, then qlinear's.
 def write_model(model: dict[str, Any]) -> bytes: ...
 def read_model(data: bytes | bytearray | memoryview) -> dict[str, Any]: ...
 def encoded_tensor_bytes(tensor: dict[str, Any]) -> int: ...

@@ -175,7 +175,7 @@ def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> flo
     nnz, k, nbytes = int(layer["nnz"]), int(layer["codebook_size"]), int(layer["exec_bytes"])
     if not model.knows(layer["encoding"], k):
         return float("nan")  # a kernel class the profile has no timings for (the int8 kernels, for now)
-    if layer["op"] != "conv2d":
+    if layer["op"] not in ("conv2d", "qconv2d"):
         return model.seconds(layer["encoding"], rows, cols, nnz, k, batch=batch, threads=threads, nbytes=nbytes)
     groups = max(1, int(layer.get("groups", 1)))
     positions = int(np.prod(layer["output_shape"][1:]))

@@ -56,6 +56,7 @@ class NodeChecker {
       case Op::softmax: return in(0);
       case Op::flatten: return {static_cast<uint32_t>(shape_numel(in(0)))};
       case Op::conv2d: return conv2d();
+      case Op::qconv2d: return qconv2d();
       case Op::max_pool2d:
       case Op::avg_pool2d: return pool2d();
       case Op::global_avg_pool: {
@@ -122,17 +123,26 @@ class NodeChecker {
   static constexpr uint64_t kMaxInt8Inputs = ((uint64_t(1) << 31) - 1) / (127 * 127);  // 133,144
 
   std::vector<uint32_t> qlinear() {
+    static_int8(qlinear_attrs(n_.attrs));
+    return linear();
+  }
+
+  std::vector<uint32_t> qconv2d() {
+    static_int8(qconv2d_quant_attrs(n_.attrs));
+    return conv2d();
+  }
+
+  // qlinear, qconv2d: an int8 weight and static scales (FORMAT.md 2.2).
+  void static_int8(const QLinearAttrs& a) {
     const DecodedTensor& w = tensor(0);
     PYRT_CHECK(is_int8(w.encoding), st_, who_, ": weight '", w.name, "' must be int8 or csr+int8, is ",
                encoding_name(w.encoding));
-    const QLinearAttrs a = qlinear_attrs(n_.attrs);
     PYRT_CHECK(std::isfinite(a.input_scale) && a.input_scale > 0, st_, who_, ": input_scale ", a.input_scale,
                " must be finite and > 0");
     PYRT_CHECK(std::isfinite(a.output_scale) && a.output_scale >= 0, st_, who_, ": output_scale ", a.output_scale,
                " must be finite and >= 0 (0: a float output)");
     PYRT_CHECK(!std::isnan(a.min) && !std::isnan(a.max) && a.min <= a.max, st_, who_, ": bounds [", a.min, ", ",
                a.max, "] are not an interval");
-    return linear();
   }
 
   std::vector<uint32_t> conv2d() {

@@ -33,6 +33,15 @@ const std::vector<OpSchema>& op_schemas() {
       {Op::clamp, "clamp", 2, 1, 1, 0, 0, {{"min", 1, true}, {"max", 1, true}}},
       {Op::qlinear, "qlinear", 3, 1, 1, 1, 2,
        {{"input_scale", 1, true}, {"output_scale", 1, true}, {"min", 1, true}, {"max", 1, true}}},
+      {Op::qconv2d, "qconv2d", 3, 1, 1, 1, 2,
+       {{"stride", 2, false},
+        {"padding", 4, false},
+        {"dilation", 2, false},
+        {"groups", 1, false},
+        {"input_scale", 1, true},
+        {"output_scale", 1, true},
+        {"min", 1, true},
+        {"max", 1, true}}},
   };
   return table;
 }
@@ -75,7 +84,8 @@ Pool2dAttrs pool2d_attrs(Op op, const std::vector<uint32_t>& w) {
   return {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], op == Op::avg_pool2d ? w[9] : 0u};
 }
 
-QLinearAttrs qlinear_attrs(const std::vector<uint32_t>& w) {
+namespace {
+QLinearAttrs quant_attrs(const uint32_t* w) {
   QLinearAttrs a;
   std::memcpy(&a.input_scale, &w[0], 4);
   std::memcpy(&a.output_scale, &w[1], 4);
@@ -83,6 +93,10 @@ QLinearAttrs qlinear_attrs(const std::vector<uint32_t>& w) {
   std::memcpy(&a.max, &w[3], 4);
   return a;
 }
+}  // namespace
+
+QLinearAttrs qlinear_attrs(const std::vector<uint32_t>& w) { return quant_attrs(w.data()); }
+QLinearAttrs qconv2d_quant_attrs(const std::vector<uint32_t>& w) { return quant_attrs(w.data() + 9); }
 
 ClampAttrs clamp_attrs(const std::vector<uint32_t>& w) {
   ClampAttrs a;

@@ -26,6 +26,8 @@ enum class Op : uint16_t {
   clamp = 12,           // elementwise min(max(x, lo), hi): relu6, hardtanh
   qlinear = 13,         // int8 linear with static activation scales (format version 3); tensors: int8 or
                         // csr+int8 weight [out, in], optional bias [out]
+  qconv2d = 14,         // int8 conv2d with static activation scales (format version 3): conv2d's attributes and
+                        // tensors (int8 or csr+int8 weight), then qlinear's four
 };
 
 struct AttrField {
@@ -76,6 +78,8 @@ struct QLinearAttrs {  // input_scale, output_scale (0: f32 output), min, max (a
   float input_scale, output_scale, min, max;
 };
 QLinearAttrs qlinear_attrs(const std::vector<uint32_t>& words);
+// qconv2d: conv2d_attrs() of its first 9 words, and these of the last 4.
+QLinearAttrs qconv2d_quant_attrs(const std::vector<uint32_t>& words);
 // reshape: shape[4] = rank-many positive dims then zeros; concat: axis.
 std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& words);
 uint32_t concat_attrs(const std::vector<uint32_t>& words);

@@ -11,6 +11,7 @@ StepSpec build_step(const BuildContext& ctx) {
     case Op::linear: return build_linear(ctx);
     case Op::qlinear: return build_qlinear(ctx);
     case Op::conv2d: return build_conv2d(ctx);
+    case Op::qconv2d: return build_qconv2d(ctx);
     case Op::max_pool2d:
     case Op::avg_pool2d:
     case Op::global_avg_pool: return build_pool(ctx);

@@ -96,6 +96,7 @@ StepSpec build_linear_int8(const BuildContext& ctx);  // ops/linear_int8.cpp: li
 StepSpec build_qlinear(const BuildContext& ctx);      // ops/linear_int8.cpp: qlinear (static)
 StepSpec build_conv2d(const BuildContext& ctx);       // ops/conv.cpp (int8 weights: ops/conv_int8.cpp)
 StepSpec build_conv2d_int8(const BuildContext& ctx);  // ops/conv_int8.cpp: conv2d with int8 weights (dynamic)
+StepSpec build_qconv2d(const BuildContext& ctx);      // ops/conv_int8.cpp: qconv2d (static)
 StepSpec build_pool(const BuildContext& ctx);         // ops/pool.cpp: max_pool2d, avg_pool2d, global_avg_pool
 StepSpec build_elementwise(const BuildContext& ctx);  // ops/elementwise.cpp: relu, clamp, softmax, add
 StepSpec build_shape(const BuildContext& ctx);        // ops/shape.cpp: flatten, reshape, concat

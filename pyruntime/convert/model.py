@@ -189,7 +189,7 @@ class CompressedModel:
             if self._tensors[t[0]]["encoding"] in ("int8", "csr+int8"):
                 a = n.get("attrs") or {}
                 p = (Int8Params("static", a["input_scale"], a["output_scale"], a["min"], a["max"])
-                     if n["op"] == "qlinear" else Int8Params("dynamic"))
+                     if n["op"] in ("qlinear", "qconv2d") else Int8Params("dynamic"))
                 tw = self._tensors[t[0]]
                 out.append(Int8Layer(int8_matrix(tw), np.asarray(tw["scales"]), b, p, tuple(tw["shape"])))
                 continue
@@ -376,9 +376,9 @@ def from_graph(
                 cost = ConvCost(cost_model, int(node.attrs["groups"]), node.shape[1] * node.shape[2])
             if name in int8:
                 report, wt, bt = _int8_layer(node, int8[name])
-                if int8[name].params.mode == "static":
-                    d["op"] = "qlinear"
-                    d["attrs"] = int8[name].params.attrs()
+                if int8[name].params.mode == "static":  # qlinear / qconv2d: the conv's attributes, then these
+                    d["op"] = "q" + node.op
+                    d["attrs"] = {**d.get("attrs", {}), **int8[name].params.attrs()}
             else:
                 report, wt, bt = _compress_layer(node.op, name, node.weight, node.bias,  # type: ignore[arg-type]
                                                  per_layer(sparsity, name, "sparsity"), per_layer(bits, name, "bits"),
@@ -394,6 +394,10 @@ def from_graph(
                                 "why": {r.name: r.why for r in reports}}}
     meta.update(metadata or {})
     return CompressedModel(graph.input_shape, nodes, tensors, reports, meta)
+
+
+#: Ops a runtime runs on an int8 value as it is (FORMAT.md 2.5), so a static chain stays int8 through them.
+INT8_PASS_THROUGH = ("relu", "max_pool2d", "flatten", "reshape")
 
 
 @dataclass
@@ -412,8 +416,8 @@ def _prune_mask(w: np.ndarray, sparsity: float | None, mask: np.ndarray | None) 
 def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: PerLayer,
                masks: dict[str, np.ndarray] | None, calibration: Any) -> dict[str, _Int8Choice]:
     """Per layer to quantize: what pruning keeps and how its activations are quantized (static scales are
-    calibrated here, on the pruned float network; a static layer feeding only (through relus) another
-    static layer gives int8 at that layer's input scale, its relu fused as a clamp)."""
+    calibrated here, on the pruned float network; a static layer feeding only (through relu, max_pool2d,
+    flatten, reshape) another static layer gives int8 at that layer's input scale, a relu fused as a clamp)."""
     modes: dict[str, str] = {}
     for node in graph.nodes:
         if node.op not in WEIGHTED_OPS:
@@ -423,9 +427,6 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
             mode = "dynamic"  # already int8 in its source (a torch.ao dynamic-quantized Linear)
         if mode is None:
             continue
-        if node.op != "linear" and mode == "static":
-            raise _unsupported(f"layer '{node.name}' ({node.op}): static int8 is available for linear layers only "
-                               "so far; a convolution takes quantize='dynamic' (or 'int8')")
         if per_layer(bits, str(node.name), "bits") is not None:
             raise ValueError(f"layer '{node.name}': bits (weight sharing) and quantize (int8) exclude each other")
         modes[str(node.name)] = mode
@@ -462,15 +463,15 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
         if modes[name] == "dynamic":
             out[name] = _Int8Choice(keeps[name], Int8Params("dynamic"))
             continue
-        # follow single readers through relus to a static layer
+        # follow single readers through the ops the runtime runs on int8 as it is (FORMAT.md 2.5) to a static layer
         value, relu, nxt = i + 1, False, None
         while len(readers.get(value, [])) == 1:
             j = readers[value][0]
             consumer = graph.nodes[j]
-            if consumer.op == "relu" and not relu:
-                relu, value = True, j + 1
+            if consumer.op in INT8_PASS_THROUGH:
+                relu, value = relu or consumer.op == "relu", j + 1
                 continue
-            if consumer.op == "linear" and modes.get(str(consumer.name)) == "static":
+            if consumer.op in WEIGHTED_OPS and modes.get(str(consumer.name)) == "static":
                 nxt = str(consumer.name)
             break
         lo = 0.0 if (relu and nxt is not None) else -np.inf

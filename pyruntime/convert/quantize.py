@@ -124,7 +124,7 @@ def quantize_dynamic(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class Int8Params:
-    """How one int8 layer quantizes its activations (a qlinear node's attributes, or dynamic)."""
+    """How one int8 layer quantizes its activations (a qlinear or qconv2d node's attributes, or dynamic)."""
 
     mode: str                       # "dynamic" or "static"
     input_scale: float = 0.0        # static
@@ -138,7 +138,7 @@ class Int8Params:
 
 @dataclass(frozen=True)
 class Int8Layer:
-    """An int8 linear layer as the reference forward pass runs it."""
+    """An int8 linear or conv2d layer as the reference forward pass runs it."""
 
     q: np.ndarray                 # the 2-D view [rows, cols]
     scales: np.ndarray
@@ -163,30 +163,41 @@ def int8_linear(x: np.ndarray, q: np.ndarray, scales: np.ndarray, bias: np.ndarr
     s = (xs[:, None] * np.asarray(scales, np.float32)[None, :]).astype(np.float32)
     b = np.zeros(q.shape[0], np.float32) if bias is None else np.asarray(bias, np.float32)
     y = fma32(acc.astype(np.float32), s, b[None, :])
-    if p.mode == "static":
-        lo, hi = np.float32(p.lo), np.float32(p.hi)
-        y = np.where(lo > y, lo, y)
-        y = np.where(hi < y, hi, y)
-        if p.output_scale > 0:
-            so = np.float32(p.output_scale)
-            y = (so * quantize_values(y, np.float32(1) / so).astype(np.float32)).astype(np.float32)
+    return _static_output(y, p) if p.mode == "static" else y.astype(np.float32)
+
+
+def _static_output(y: np.ndarray, p: Int8Params) -> np.ndarray:
+    """A static layer's clamp, then its output quantized when output_scale > 0 (FORMAT.md 2.5)."""
+    lo, hi = np.float32(p.lo), np.float32(p.hi)
+    y = np.where(lo > y, lo, y)
+    y = np.where(hi < y, hi, y)
+    if p.output_scale > 0:
+        so = np.float32(p.output_scale)
+        y = (so * quantize_values(y, np.float32(1) / so).astype(np.float32)).astype(np.float32)
     return y.astype(np.float32)
 
 
 def int8_conv2d(x: np.ndarray, layer: Int8Layer, attrs: dict[str, Any]) -> np.ndarray:
-    """The output of a conv2d with an int8 weight (FORMAT.md 2.5, dynamic): one scale per sample over its whole
-    input, exact integer window sums (the padding 0), the epilogue in float32. ``layer.q`` is the weight's 2-D
-    view [O, C / groups * kh * kw], ``layer.shape`` its 4-D shape; ``attrs`` the node's (stride, padding,
-    dilation, groups)."""
+    """The output of an int8 convolution (FORMAT.md 2.5): dynamic (one scale per sample over its whole input)
+    or static (a qconv2d: the calibrated input scale, the clamp and the output quantized), exact integer
+    window sums (the padding 0), the epilogue in float32. ``layer.q`` is the weight's 2-D view
+    [O, C / groups * kh * kw], ``layer.shape`` its 4-D shape; ``attrs`` the node's (stride, padding, dilation,
+    groups)."""
     from .reference import conv2d
 
     x = np.asarray(x, np.float32)
-    qx, xs = quantize_dynamic(x.reshape(len(x), -1))
-    qx = qx.reshape(x.shape)
+    p = layer.params
+    if p.mode == "static":
+        sx = np.float32(p.input_scale)
+        qx, xs = quantize_values(x, np.float32(1) / sx), np.full(len(x), sx, np.float32)
+    else:
+        qx, xs = quantize_dynamic(x.reshape(len(x), -1))
+        qx = qx.reshape(x.shape)
     o = layer.q.shape[0]
     w = np.asarray(layer.q, np.float64).reshape(layer.shape)
     acc = np.rint(conv2d(qx.astype(np.float64), w, None, attrs["stride"], attrs["padding"], attrs["dilation"],
                          attrs["groups"]))  # sums of integers below 2^53: exact
     s = (xs[:, None] * np.asarray(layer.scales, np.float32)[None, :]).astype(np.float32)[:, :, None, None]
     b = np.zeros(o, np.float32) if layer.bias is None else np.asarray(layer.bias, np.float32)
-    return fma32(acc.astype(np.float32), s, b[None, :, None, None])
+    y = fma32(acc.astype(np.float32), s, b[None, :, None, None])
+    return _static_output(y, p) if p.mode == "static" else y

@@ -118,7 +118,7 @@ def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights | Any], x
         op = node["op"]
         a = node.get("attrs") or {}
         n = v.shape[0]
-        if isinstance(wb, Int8Layer) and op == "conv2d":
+        if isinstance(wb, Int8Layer) and op in ("conv2d", "qconv2d"):
             y = int8_conv2d(v, wb, a).astype(np.float64)
         elif isinstance(wb, Int8Layer):
             y = int8_linear(v, wb.q, wb.scales, wb.bias, wb.params).astype(np.float64)

@@ -165,14 +165,71 @@ def test_bad_quantize_arguments_are_refused(rng, bad, error, words):
         from_numpy(_mlp(rng), (8, 8), **bad)
 
 
-def test_int8_convolutions_dynamic_and_static_refused_by_name(rng):
+def _cnn(rng, pool: str = "max_pool2d") -> Graph:
+    g = Graph((2, 10, 10))
+    c = g.relu(g.conv2d(g.input, (rng.standard_normal((6, 2, 3, 3)) / 4).astype(np.float32),
+                        (0.1 * rng.standard_normal(6)).astype(np.float32), padding=1, name="conv1"))
+    c = g.max_pool2d(c, 2) if pool == "max_pool2d" else g.avg_pool2d(c, 2)
+    c = g.relu(g.conv2d(c, (rng.standard_normal((6, 1, 3, 3)) / 3).astype(np.float32), stride=2, padding=1,
+                        groups=6, name="conv2"))
+    g.linear(g.flatten(c), (rng.standard_normal((10, 54)) / 7).astype(np.float32), name="fc")
+    return g
+
+
+@pytest.mark.parametrize("sparsity", [None, 0.6])
+def test_static_convolutions_chain_int8_through_relu_and_max_pool(rng, sparsity):
+    """quantize="static" on a CNN: qconv2d -> relu -> max_pool2d -> qconv2d (depthwise) -> relu -> flatten ->
+    qlinear, each layer's output at the next one's input scale, int8 all the way; the runtime equals the
+    converter's reference bit for bit on every ISA and thread count, and is close to the float model."""
+    g = _cnn(rng)
+    x = rng.standard_normal((12, 2, 10, 10)).astype(np.float32)
+    cm = from_graph(g, quantize="static", calibration=x[:8], sparsity=sparsity)
+    nodes = cm.to_dict()["nodes"]
+    assert [n["op"] for n in nodes] == ["qconv2d", "relu", "max_pool2d", "qconv2d", "relu", "flatten", "qlinear"]
+    a1, a2, a3 = (nodes[i]["attrs"] for i in (0, 3, 6))
+    assert a1["output_scale"] == a2["input_scale"] > 0 and a2["output_scale"] == a3["input_scale"] > 0
+    assert a1["min"] == a2["min"] == 0.0 and a3["output_scale"] == 0.0
+    assert a1["padding"] == [1, 1, 1, 1] and a2["groups"] == 6 and a2["stride"] == [2, 2]
+    kept = sum(r.nonzeros for r in cm.layers) / sum(int(np.prod(r.shape)) for r in cm.layers)
+    assert kept == pytest.approx(1 - (sparsity or 0), abs=0.02)
+    assert ("csr+int8" in {r.encoding for r in cm.layers}) == bool(sparsity)  # the smaller of the two per layer
+    m = cm.load()
+    assert [layer["output_type"] for layer in m.layers()] == ["i8", "i8", "i8", "i8", "i8", "i8", "f32"]
+    assert m.layers()[0]["method"] == "im2col-static"
+    want = cm.run_numpy(x)
+    for isa in _core.supported_isas():
+        previous = _core.active_isa()
+        try:
+            _core.set_isa(isa)
+            for threads in (1, 2):
+                np.testing.assert_array_equal(pyruntime.load(cm.to_bytes(), threads=threads).run(x), want,
+                                              err_msg=f"{isa}, {threads} threads")
+        finally:
+            _core.set_isa(previous)
+    f32 = from_graph(_cnn(np.random.default_rng(5)), sparsity=sparsity).run_numpy(x)
+    assert np.abs(want - f32).max() < 0.08 * np.abs(f32).max()
+
+
+def test_an_avg_pool_ends_the_int8_chain(rng):
+    """avg_pool2d has no int8 form: the conv before it gives float32 (output_scale 0), the next static layer
+    quantizes again with its own calibrated scale."""
+    g = _cnn(rng, pool="avg_pool2d")
+    x = rng.standard_normal((6, 2, 10, 10)).astype(np.float32)
+    cm = from_graph(g, quantize="static", calibration=x)
+    nodes = cm.to_dict()["nodes"]
+    assert nodes[0]["op"] == "qconv2d" and nodes[0]["attrs"]["output_scale"] == 0.0
+    assert nodes[3]["attrs"]["output_scale"] == nodes[6]["attrs"]["input_scale"]
+    m = cm.load()
+    assert [layer["output_type"] for layer in m.layers()] == ["f32", "f32", "f32", "i8", "i8", "i8", "f32"]
+    y, ref = m.run(x), cm.run_numpy(x)  # the float32 mean may round a quantization tie the other way
+    np.testing.assert_allclose(y, ref, rtol=0, atol=0.02 * float(np.abs(ref).max()))
+
+
+def test_int8_convolutions_dynamic_and_mixed(rng):
     g = Graph((1, 8, 8))
     c = g.relu(g.conv2d(g.input, rng.standard_normal((4, 1, 3, 3)).astype(np.float32), name="conv1"))
     g.linear(g.flatten(c), rng.standard_normal((10, 144)).astype(np.float32), name="fc")
     x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
-    with pytest.raises(pyruntime.UnsupportedError, match="layer 'conv1' \\(conv2d\\): static int8 is available for "
-                                                         "linear layers only"):
-        from_graph(g, quantize="static", calibration=x)
     cm = from_graph(g, quantize="int8")
     assert [(r.op, r.encoding, r.quantize) for r in cm.layers] == [("conv2d", "int8", "dynamic"),
                                                                    ("linear", "int8", "dynamic")]
@@ -183,6 +240,9 @@ def test_int8_convolutions_dynamic_and_static_refused_by_name(rng):
     assert [r.encoding for r in cm.layers] == ["dense", "int8"]
     y, ref = cm.load().run(x), cm.run_numpy(x)
     np.testing.assert_allclose(y, ref, rtol=0, atol=0.02 * float(np.abs(ref).max()))
+    cm = from_graph(g, quantize={"conv1": "static", "fc": "dynamic"}, calibration=x)  # static conv, f32 out
+    assert cm.to_dict()["nodes"][0]["attrs"]["output_scale"] == 0.0
+    np.testing.assert_array_equal(cm.load().run(x), cm.run_numpy(x))
 
 
 def test_from_torch_quantize(rng):

@@ -42,12 +42,14 @@ OP_TABLE = {
     11: ("reshape", 2),
     12: ("clamp", 2),
     13: ("qlinear", 3),
+    14: ("qconv2d", 3),
 }
 OPS = {code: name for code, (name, _) in OP_TABLE.items()}
 OP_CODES = {name: code for code, name in OPS.items()}
 # 2.1: (min, max) inputs and tensors of each op
 N_INPUTS = {name: (1, 1) for name in OP_CODES} | {"add": (2, 2), "concat": (2, 16)}
-N_TENSORS = {name: (0, 0) for name in OP_CODES} | {"linear": (1, 2), "conv2d": (1, 2), "qlinear": (1, 2)}
+N_TENSORS = {name: (0, 0) for name in OP_CODES} | {"linear": (1, 2), "conv2d": (1, 2), "qlinear": (1, 2),
+                                                   "qconv2d": (1, 2)}
 # 2.2: each op's attribute fields in file order: (name, words, "u32" | "f32"); a one-word field reads as a
 # number, a longer one as a list
 _POOL = [("kernel", 2, "u32"), ("stride", 2, "u32"), ("padding", 4, "u32"), ("ceil_mode", 1, "u32")]
@@ -60,6 +62,7 @@ ATTRS: dict[str, list[tuple[str, int, str]]] = {
     "clamp": [("min", 1, "f32"), ("max", 1, "f32")],
     "qlinear": [("input_scale", 1, "f32"), ("output_scale", 1, "f32"), ("min", 1, "f32"), ("max", 1, "f32")],
 }
+ATTRS["qconv2d"] = ATTRS["conv2d"] + ATTRS["qlinear"]
 MAX_WINDOW = 65536  # 2.2: strides, dilations, kernels (and conv kernel dims) are 1..65536
 # 2.1: "Every value a graph defines has 1 to 2^31 elements per sample"
 MAX_VALUE_ELEMENTS = 1 << 31
@@ -571,16 +574,16 @@ def _node_shape(where: str, node: Node, xs: list[list[int]], tensors: list[Tenso
     """2.1-2.4: the attributes' constraints and the node's output shape."""
     op, a, x = node.op, node.attrs, xs[0]
     ts = [tensors[t] for t in node.tensors]
-    if op == "qlinear":
+    if op in ("qlinear", "qconv2d"):
         w = ts[0]
         if w.encoding not in INT8:
-            raise SpecError(f"{where}: weight '{w.name}' is {w.encoding}, qlinear takes int8 or csr+int8")
+            raise SpecError(f"{where}: weight '{w.name}' is {w.encoding}, {op} takes int8 or csr+int8")
         sx, so, lo, hi = a["input_scale"], a["output_scale"], a["min"], a["max"]
         if not (math.isfinite(sx) and sx > 0) or not (math.isfinite(so) and so >= 0):
             raise SpecError(f"{where}: input_scale {sx} (finite, > 0), output_scale {so} (finite, >= 0)")
         if math.isnan(lo) or math.isnan(hi) or lo > hi:
             raise SpecError(f"{where}: bounds min {lo}, max {hi} (neither NaN, min <= max)")
-        op = "linear"
+        op = "linear" if op == "qlinear" else "conv2d"
     if op == "linear":
         w = ts[0]
         if w.encoding in INT8 and len(w.shape) == 2 and w.shape[1] > MAX_INT8_COLS:
@@ -782,27 +785,41 @@ def int8_layer(node: Node, ts: list[Tensor], v: np.ndarray) -> np.ndarray:
     bias = ts[1].values.astype(np.float32) if len(ts) == 2 else np.zeros(w.rows, np.float32)
     y = fma32(acc.astype(np.float32), s, bias[None, :])
     if node.op == "qlinear":
-        lo, hi = np.float32(node.attrs["min"]), np.float32(node.attrs["max"])
-        y = np.where(lo > y, lo, y)
-        y = np.where(hi < y, hi, y)
-        so = np.float32(node.attrs["output_scale"])
-        if so > 0:
-            y = (so * quantize(y, np.float32(1) / so).astype(np.float32)).astype(np.float32)
+        y = _static_output(y, node.attrs)
     return y.astype(np.float64)
 
 
-def int8_conv2d(ts: list[Tensor], v: np.ndarray, a: dict) -> np.ndarray:
-    """2.5: a conv2d with an int8 weight: one scale per sample over its whole input, int8 windows (the
-    padding 0), exact integer sums by the im2col of conv2d(), then the epilogue in float32."""
-    w = ts[0]
+def _static_output(y: np.ndarray, a: dict) -> np.ndarray:
+    """2.5 qlinear, qconv2d: the clamp, then the output quantized when output_scale > 0."""
+    lo, hi = np.float32(a["min"]), np.float32(a["max"])
+    y = np.where(lo > y, lo, y)
+    y = np.where(hi < y, hi, y)
+    so = np.float32(a["output_scale"])
+    if so > 0:
+        y = (so * quantize(y, np.float32(1) / so).astype(np.float32)).astype(np.float32)
+    return y
+
+
+def int8_conv2d(node: Node, ts: list[Tensor], v: np.ndarray) -> np.ndarray:
+    """2.5: a conv2d with an int8 weight (one scale per sample over its whole input) or a qconv2d (the
+    static input_scale): int8 windows (the padding 0), exact integer sums by the im2col of conv2d(), then
+    the epilogue in float32."""
+    w, a = ts[0], node.attrs
     x = np.asarray(v, np.float32)
-    qx, xs = _dynamic(x.reshape(x.shape[0], -1))
-    qx = qx.reshape(x.shape)
+    if node.op == "qconv2d":
+        sx = np.float32(a["input_scale"])
+        qx, xs = quantize(x, np.float32(1) / sx), np.full(x.shape[0], sx, np.float32)
+    else:
+        qx, xs = _dynamic(x.reshape(x.shape[0], -1))
+        qx = qx.reshape(x.shape)
     acc = conv2d(qx.astype(np.float64), int8_matrix(w).astype(np.float64).reshape(w.shape), None, a)
     acc = np.rint(acc).astype(np.int64)  # float64 sums of integers below 2^53: exact
     s = (xs[:, None] * w.scales[None, :]).astype(np.float32)[:, :, None, None]
     bias = ts[1].values.astype(np.float32) if len(ts) == 2 else np.zeros(w.rows, np.float32)
-    return fma32(acc.astype(np.float32), s, bias[None, :, None, None]).astype(np.float64)
+    y = fma32(acc.astype(np.float32), s, bias[None, :, None, None])
+    if node.op == "qconv2d":
+        y = _static_output(y, a)
+    return y.astype(np.float64)
 
 
 def _dynamic(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -889,8 +906,8 @@ def run(model: SpecModel, x: np.ndarray) -> np.ndarray:
             y = (e / e.sum(axis=1, keepdims=True)).reshape(v.shape)
         elif op == "flatten":
             y = v.reshape(batch, -1)
-        elif op == "conv2d" and ts[0].encoding in INT8:
-            y = int8_conv2d(ts, v, a)
+        elif op == "qconv2d" or (op == "conv2d" and ts[0].encoding in INT8):
+            y = int8_conv2d(node, ts, v)
         elif op == "conv2d":
             y = conv2d(v, dense_matrix(ts[0]).astype(np.float64).reshape(ts[0].shape), bias, a)
         elif op in ("max_pool2d", "avg_pool2d"):

@@ -1181,3 +1181,103 @@ def test_int8_convolutions_agree_bit_for_bit(density, attrs, c, o, k):
             np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
         finally:
             _core.set_isa(previous)
+
+
+def int8_static_cnn(rng, density, pool: str) -> dict:
+    """qconv2d -> relu -> pool -> qconv2d (depthwise, strided) -> relu -> flatten -> qlinear: a static int8
+    chain, each layer's output at the next one's input scale (2.5)."""
+    conv = {"stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 1}
+    dw = {"stride": [2, 2], "padding": [1, 0, 1, 1], "dilation": [1, 1], "groups": 6}
+    pool_attrs = {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0, 0, 0], "ceil_mode": 1}
+    if pool == "avg_pool2d":
+        pool_attrs["count_include_pad"] = 0
+    s1, s2, s3 = 0.03, 0.05, 0.04
+    q = {"min": 0.0, "max": math.inf}
+    tensors = [int8_conv_tensor(rng, (6, 3, 3, 3), "c1.weight", density),
+               {"name": "c1.bias", "encoding": "dense", "shape": [6], "values": rng.standard_normal(6).astype("f4")},
+               int8_conv_tensor(rng, (6, 1, 3, 3), "c2.weight", density),
+               int8_conv_tensor(rng, (5, 6 * 3 * 3), "fc.weight", density)]
+    nodes = [
+        {"op": "qconv2d", "inputs": [0], "tensors": [0, 1], "attrs": conv | q | {"input_scale": s1, "output_scale": s2}},
+        {"op": "relu", "inputs": [1]},
+        {"op": pool, "inputs": [2], "attrs": pool_attrs},
+        {"op": "qconv2d", "inputs": [3], "tensors": [2], "attrs": dw | q | {"input_scale": s2, "output_scale": s3}},
+        {"op": "relu", "inputs": [4]},
+        {"op": "flatten", "inputs": [5]},
+        {"op": "qlinear", "inputs": [6], "tensors": [3],
+         "attrs": {"input_scale": s3, "output_scale": 0.0, "min": -math.inf, "max": math.inf}},
+    ]
+    return {"input_shape": [3, 11, 11], "nodes": nodes, "tensors": tensors}
+
+
+@pytest.mark.parametrize("density", [None, 0.5])
+@pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])
+def test_static_int8_convolutions_agree_bit_for_bit(density, pool):
+    """qconv2d (2.5): the spec reader's emulation equals the runtime on every ISA, 1 and 2 threads; the chain
+    stays int8 through relu, max_pool2d and flatten. An avg_pool2d takes float32 (the plan converts), and its
+    float32 mean is not the reader's float64 one, so a tie in the next quantization may round the other way:
+    there the runtime equals itself on every ISA and the reader within one quantization step."""
+    rng = np.random.default_rng(7 + (density is None))
+    model = int8_static_cnn(rng, density, pool)
+    data = _core.write_model(model)
+    spec = sr.read_file(data)
+    assert spec.version == 3
+    assert_same_model(spec, _core.read_model(data))
+    x = (rng.standard_normal((4, 3, 11, 11)) * 2).astype(np.float32)
+    x[1] = 0.0
+    x[2, 0, 0, :3] = [1e6, -1e6, np.nan]  # saturates at +-127, NaN quantizes to 0 (2.5)
+    want = sr.run(spec, x)
+    assert np.isfinite(want).all()
+    m = pyruntime.load(data)
+    types = [layer["output_type"] for layer in m.layers()]
+    pooled = "i8" if pool == "max_pool2d" else "f32"
+    assert types == ["i8", "i8", pooled, "i8", "i8", "i8", "f32"]
+    assert m.layers()[0]["method"] == "im2col-static"
+    if pool == "avg_pool2d":
+        got = m.run(x)
+        assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
+        assert np.mean(got == want) > 0.5
+        want = got
+    for isa in _core.supported_isas():
+        previous = _core.active_isa()
+        try:
+            _core.set_isa(isa)
+            np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
+            np.testing.assert_array_equal(m.run(x[3:]), want[3:], err_msg=isa)
+            np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
+        finally:
+            _core.set_isa(previous)
+
+
+QCONV = {"stride": [1, 1], "padding": [0] * 4, "dilation": [1, 1], "groups": 1} | QATTRS
+
+
+def qconv_file(weight: bytes, attrs=None, version: int = 3) -> bytes:
+    node = ("qconv2d", [0], [0], attrs if attrs is not None else QCONV)
+    return file_bytes([(1, 1, graph_bytes([1, 3, 3], [node])), (2, 1, weight)], version=version)
+
+
+EDGE_CASES_QCONV = {
+    "qconv2d": (qconv_file(int8_bytes([2, 1, 2, 2], range(8))), True),
+    "qconv2d-csr-int8": (qconv_file(int8_bytes([2, 1, 2, 2], range(1, 9), encoding=5)), True),
+    "qconv2d-in-a-v2-file": (qconv_file(int8_bytes([2, 1, 2, 2], range(8)), version=2), False),
+    "qconv2d-f32-weight": (qconv_file(dense_bytes([2, 1, 2, 2])), False),
+    "qconv2d-input-scale-zero": (qconv_file(int8_bytes([2, 1, 2, 2], range(8)), QCONV | {"input_scale": 0.0}),
+                                 False),
+    "qconv2d-output-scale-nan": (qconv_file(int8_bytes([2, 1, 2, 2], range(8)), QCONV | {"output_scale": math.nan}),
+                                 False),
+    "qconv2d-min-above-max": (qconv_file(int8_bytes([2, 1, 2, 2], range(8)), QCONV | {"min": 1.0, "max": 0.0}),
+                              False),
+    "qconv2d-groups-not-dividing": (qconv_file(int8_bytes([2, 1, 2, 2], range(8)), QCONV | {"groups": 2}), False),
+    "qconv2d-window-too-large": (qconv_file(int8_bytes([2, 1, 4, 4], [1] * 32)), False),
+}
+
+
+@pytest.mark.parametrize("case", list(EDGE_CASES_QCONV))
+def test_qconv2d_edge_cases_agree(case):
+    data, accepted = EDGE_CASES_QCONV[case]
+    cpp_ok, cpp = verdict(_core.read_model, data, pyruntime.FormatError)
+    spec_ok, spec = verdict(sr.read_file, data, sr.SpecError)
+    assert (cpp_ok, spec_ok) == (accepted, accepted), (cpp, spec)
+    if accepted:
+        assert_same_model(spec, cpp)

@@ -21,12 +21,12 @@ Span window(uint32_t o, uint32_t stride, uint32_t pad_lo, uint32_t pad_hi, uint3
   return {std::max<int64_t>(start, 0), std::min<int64_t>(end, in), end - start};
 }
 
-template <class Reduce>
-void pool(const Pool2dGeometry& g, const float* x, size_t batch, float* y, Reduce reduce) {
+template <class T, class Reduce>
+void pool(const Pool2dGeometry& g, const T* x, size_t batch, T* y, Reduce reduce) {
   const size_t in_plane = size_t(g.in_h) * g.in_w, out_plane = size_t(g.out_h) * g.out_w;
   for (size_t p = 0; p < batch * g.channels; ++p) {
-    const float* xp = x + p * in_plane;
-    float* yp = y + p * out_plane;
+    const T* xp = x + p * in_plane;
+    T* yp = y + p * out_plane;
     for (uint32_t oy = 0; oy < g.out_h; ++oy) {
       const Span r = window(oy, g.stride_h, g.pad_top, g.pad_bottom, g.kernel_h, g.in_h);
       for (uint32_t ox = 0; ox < g.out_w; ++ox) {
@@ -50,6 +50,15 @@ void max_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float
         m = v > m ? v : m;
       }
     return nan ? std::numeric_limits<float>::quiet_NaN() : m;  // as torch: a NaN in the window wins
+  });
+}
+
+void max_pool2d_s8(const Pool2dGeometry& g, const int8_t* x, size_t batch, int8_t* y) {
+  pool(g, x, batch, y, [&](const int8_t* xp, const Span& r, const Span& c) {
+    int8_t m = std::numeric_limits<int8_t>::min();  // every window overlaps the input (FORMAT.md 2.4)
+    for (int64_t iy = r.lo; iy < r.hi; ++iy)
+      for (int64_t ix = c.lo; ix < c.hi; ++ix) m = std::max(m, xp[iy * g.in_w + ix]);
+    return m;
   });
 }
 

@@ -54,6 +54,8 @@ struct Pool2dGeometry {
   bool count_include_pad = false;
 };
 void max_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y);
+// The same over int8 values of one scale (the max of scale * q is scale * the max of q: exact).
+void max_pool2d_s8(const Pool2dGeometry& g, const int8_t* x, size_t batch, int8_t* y);
 void avg_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y);
 // y[b][c] = mean of plane c of sample b (planes of `plane` floats).
 void global_avg_pool_f32(const float* x, size_t batch, uint32_t channels, size_t plane, float* y);

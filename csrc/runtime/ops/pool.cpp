@@ -1,4 +1,5 @@
-// pyruntime: max, average and global-average pooling (f32).
+// pyruntime: max, average and global-average pooling (f32); max_pool2d also takes an i8 value as it is (the
+// largest q of a window is the largest value: exact, so a static int8 chain stays int8 through it).
 #include "kernels/ref/ref_kernels.h"
 #include "runtime/step.h"
 
@@ -7,9 +8,11 @@ namespace {
 
 class PoolStep final : public Step {
  public:
-  PoolStep(Op op, const kernels::ref::Pool2dGeometry& g) : op_(op), g_(g) {}
+  PoolStep(Op op, const kernels::ref::Pool2dGeometry& g, DType dtype) : op_(op), g_(g), dtype_(dtype) {}
 
   void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+    if (dtype_ == DType::i8)
+      return kernels::ref::max_pool2d_s8(g_, static_cast<const int8_t*>(in[0]), batch, static_cast<int8_t*>(out));
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out);
     switch (op_) {
@@ -27,6 +30,7 @@ class PoolStep final : public Step {
  private:
   Op op_;
   kernels::ref::Pool2dGeometry g_;
+  DType dtype_;
 };
 
 }  // namespace
@@ -43,10 +47,12 @@ StepSpec build_pool(const BuildContext& ctx) {
     g.pad_top = a.pad_top, g.pad_left = a.pad_left, g.pad_bottom = a.pad_bottom, g.pad_right = a.pad_right;
     g.count_include_pad = a.count_include_pad != 0;
   }
+  const ValueType t =
+      ctx.node.op == Op::max_pool2d && ctx.in_types[0].dtype == DType::i8 ? ctx.in_types[0] : ValueType::f32();
   StepSpec s;
-  s.step = std::make_unique<PoolStep>(ctx.node.op, g);
-  s.takes = {ValueType::f32()};
-  s.gives = ValueType::f32();
+  s.step = std::make_unique<PoolStep>(ctx.node.op, g, t.dtype);
+  s.takes = {t};
+  s.gives = t;
   return s;
 }
 
