@@ -5,11 +5,18 @@ call (encoding, shape, entries, codebook size, batch, execution-layout bytes) an
 predicted / measured. Per group (one weight, one batch) it also checks the ranking that the
 converter's choice relies on: whether the method the model predicts fastest is the one measured
 fastest, and if not, how much slower the predicted pick measured ("regret").
+
+The int8 layers of bench/test_int8.py (dynamic int8, the input quantized at every call) are checked
+the same way against the built-in profile of each ISA level they ran at:
+
+    python bench/cost_check.py int8.json
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import json
 import statistics
 from collections import defaultdict
 from typing import Any
@@ -87,3 +94,47 @@ def cost_model_section(rows: list[dict[str, Any]], profile: str | None = None) -
         lines += ["", "Groups where the predicted pick was not the measured fastest:", "",
                   "| group | measured fastest | predicted fastest | pick's time / best |", "|---|---|---|---:|", *detail]
     return "\n".join(lines) + "\n"
+
+
+def int8_predictions(path: str) -> list[tuple[dict[str, Any], float]]:
+    """(extra_info + median, predicted seconds) of every pyruntime int8 benchmark in a test_int8.py JSON."""
+    from pyruntime.cost.profiles import builtin_profile
+
+    with open(path) as f:
+        data = json.load(f)
+    models: dict[str, Any] = {}
+    out = []
+    for b in data["benchmarks"]:
+        e = b["extra_info"]
+        if e.get("peer") != "pyrt" or not e.get("isa"):
+            continue
+        model = models.setdefault(e["isa"], builtin_profile(e["isa"]))
+        p = model.seconds(e["encoding"], e["rows"], e["cols"], e["nnz"], batch=e["batch"])
+        out.append(({**e, "median": b["stats"]["median"]}, p))
+    return out
+
+
+def int8_section(path: str) -> str:
+    """Markdown: predicted / measured of the int8 benchmarks, per ISA level, encoding and batch."""
+    preds = int8_predictions(path)
+    if not preds:
+        return ""
+    lines = ["## Cost model vs measurement, int8 layers (bench/test_int8.py)", "",
+             "| isa | encoding | batch | benchmarks | median pred/meas | range |", "|---|---|---:|---:|---:|---:|"]
+    by: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for e, p in preds:
+        by[(e["isa"], e["encoding"], e["batch"])].append(p / e["median"])
+    for (isa, enc, batch), ratios in sorted(by.items()):
+        lines.append(f"| {isa} | {enc} | {batch} | {len(ratios)} | {statistics.median(ratios):.2f} | "
+                     f"{min(ratios):.2f}-{max(ratios):.2f} |")
+    lines += ["", "| case | isa | encoding | measured (us) | predicted (us) | pred/meas |", "|---|---|---|---:|---:|---:|"]
+    for e, p in sorted(preds, key=lambda ep: (ep[0]["rows"], ep[0]["sparsity"], ep[0]["batch"], ep[0]["isa"])):
+        lines.append(f"| {e['rows']}x{e['cols']} s{e['sparsity']:.2f} b{e['batch']} | {e['isa']} | {e['encoding']} | "
+                     f"{e['median'] * 1e6:.1f} | {p * 1e6:.1f} | {p / e['median']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="the cost model against bench/test_int8.py's JSON")
+    ap.add_argument("json", help="pytest-benchmark JSON of bench/test_int8.py")
+    print(int8_section(ap.parse_args().json))

@@ -174,7 +174,7 @@ def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> flo
     rows, cols = int(shape[0]), int(np.prod(shape[1:]))
     nnz, k, nbytes = int(layer["nnz"]), int(layer["codebook_size"]), int(layer["exec_bytes"])
     if not model.knows(layer["encoding"], k):
-        return float("nan")  # a kernel class the profile has no timings for (the int8 kernels, for now)
+        return float("nan")  # a kernel class the profile has no timings for (an older profile)
     if layer["op"] not in ("conv2d", "qconv2d"):
         return model.seconds(layer["encoding"], rows, cols, nnz, k, batch=batch, threads=threads, nbytes=nbytes)
     groups = max(1, int(layer.get("groups", 1)))

@@ -64,7 +64,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     predicted = sum(r["predicted_s"] for r in model.summary(batch=x.shape[0]))
     print(f"\nbatch {x.shape[0]}, {model.threads} thread{'s' if model.threads > 1 else ''}: "
           f"{seconds * 1e6:.1f} us per run ({_core.active_isa()} kernels); " +
-          ("the cost model has no timings for some of its kernels (int8)" if np.isnan(predicted) else
+          ("the cost model has no timings for some of its kernels" if np.isnan(predicted) else
            f"the cost model predicts {predicted * 1e6:.1f} us for the weight layers "
            f"({seconds / max(predicted, 1e-12):.2f}x)"))
     return 0

@@ -11,6 +11,10 @@ and thread count.
   Objective("speed", size_budget=1.25)    fastest whose file is <= 1.25x the smallest
 
 Ties go to the earlier encoding in dense, csr, codebook, csr+codebook (the simpler).
+
+An int8 layer chooses between int8 and csr+int8 the same way (:func:`choose_int8`); its predicted
+times include the per-sample quantization of the input. A cost model without int8 timings (a profile
+calibrated before they existed) leaves it the smallest file, and says so.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..cost import CostModel, default_cost_model
-from ..cost.layouts import ENCODINGS, exec_bytes
+from ..cost.layouts import ENCODINGS, exec_bytes, i8_p128_bytes
 
 TensorDict = dict[str, Any]
 OPTIMIZE = ("size", "speed")
@@ -71,13 +75,16 @@ def tensor_cost_args(t: TensorDict) -> dict[str, Any]:
     rows, cols = shape[0], int(np.prod(shape[1:]))
     enc = t["encoding"]
     k = int(np.asarray(t["centroids"]).size) if "centroids" in t else 0
-    if enc in ("csr", "csr+codebook"):
+    if enc in ("csr", "csr+codebook", "csr+int8"):
         rowptr = np.asarray(t["rowptr"], dtype=np.int64)
         nnz, counts = int(rowptr[-1]), np.diff(rowptr)
     else:
         nnz, counts = rows * cols, None
-    return {"rows": rows, "cols": cols, "nnz": nnz, "k": k,
-            "nbytes": exec_bytes(enc, rows, cols, nnz, k, row_counts=counts)}
+    if enc == "csr+int8":  # exact: its padding depends on where the entries fall
+        nbytes = i8_p128_bytes(rows, cols, t["rowptr"], t["colidx"])
+    else:
+        nbytes = exec_bytes(enc, rows, cols, nnz, k, row_counts=counts)
+    return {"rows": rows, "cols": cols, "nnz": nnz, "k": k, "nbytes": nbytes}
 
 
 def _fmt_bytes(n: float) -> str:
@@ -123,3 +130,20 @@ def choose(cands: dict[str, TensorDict], sizes: dict[str, int], objective: Objec
         why += "; others: " + ", ".join(f"{e} {fmt_key(key[e])}" for e in rest)
     return Choice(encoding=pick, why=why, file_bytes={e: int(sizes[e]) for e in encs},
                   seconds={e: float(secs[e]) for e in encs})
+
+
+def choose_int8(cands: dict[str, TensorDict], sizes: dict[str, int], objective: Objective,
+                cost_model: Any = None) -> Choice:
+    """Picks int8 or csr+int8 (``cands``: encoding -> tensor dict, file bytes in ``sizes``) for
+    ``objective``, as :func:`choose` does for the float encodings: the smallest file by default, the
+    fastest by the cost model with ``optimize="speed"``, each within its budget on the other. A cost
+    model without int8 timings (see :meth:`pyruntime.cost.CostModel.knows`) gives the smallest file."""
+    model = cost_model or default_cost_model()
+    base = getattr(model, "base", model)  # a conv layer's ConvCost wraps the model
+    if not hasattr(base, "knows") or all(base.knows(e) for e in cands):
+        return choose(cands, sizes, objective, model)
+    pick = min(sizes, key=lambda e: (sizes[e], e != "int8"))
+    rest = ", ".join(f"{e} {_fmt_bytes(b)}" for e, b in sorted(sizes.items(), key=lambda i: i[1]) if e != pick)
+    name = getattr(model, "name", "the cost model")
+    return Choice(encoding=pick, why=f"smallest file ({_fmt_bytes(sizes[pick])}; {name} has no int8 timings)"
+                  + (f"; others: {rest}" if rest else ""), file_bytes=dict(sizes), seconds={})

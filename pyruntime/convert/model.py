@@ -43,7 +43,7 @@ import numpy as np
 from .. import _core
 from ..cost import CostModel
 from . import reference
-from .choose import Objective
+from .choose import Objective, choose_int8
 from .encode import (
     TensorDict,
     decode_tensor,
@@ -327,11 +327,11 @@ def from_graph(
     (layer name -> boolean array of the weight's shape) marks weights that were pruned (False) even if
     their value is not zero. Biases stay dense fp32.
 
-    ``quantize`` makes linear layers int8 (:mod:`pyruntime.convert.quantize`): ``"int8"`` or
+    ``quantize`` makes linear and conv layers int8 (:mod:`pyruntime.convert.quantize`): ``"int8"`` or
     ``"dynamic"`` (per-sample activation scales at run time), ``"static"`` (scales calibrated on
     ``calibration``, inputs of shape ``(N, *input_shape)``), for every layer or per layer name; pruning
     comes first (the survivors are quantized), and a layer is either shared (``bits``) or int8. Its
-    weight is stored as int8 or csr+int8, whichever is smaller.
+    weight is stored as int8 or csr+int8, as the objective below prefers.
 
     Each weight tensor is stored in the encoding the objective prefers among those that represent it
     exactly (:mod:`pyruntime.convert.choose`): ``optimize="size"`` (default) the smallest file, within
@@ -375,7 +375,7 @@ def from_graph(
             if node.op == "conv2d":
                 cost = ConvCost(cost_model, int(node.attrs["groups"]), node.shape[1] * node.shape[2])
             if name in int8:
-                report, wt, bt = _int8_layer(node, int8[name])
+                report, wt, bt = _int8_layer(node, int8[name], objective, cost)
                 if int8[name].params.mode == "static":  # qlinear / qconv2d: the conv's attributes, then these
                     d["op"] = "q" + node.op
                     d["attrs"] = {**d.get("attrs", {}), **int8[name].params.attrs()}
@@ -480,8 +480,10 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
     return out
 
 
-def _int8_layer(node: Any, choice: _Int8Choice) -> tuple[LayerReport, TensorDict, TensorDict | None]:
-    """Quantize a linear layer's surviving weights to int8 and store the smaller of int8 and csr+int8."""
+def _int8_layer(node: Any, choice: _Int8Choice, objective: Objective | None = None,
+                cost_model: Any = None) -> tuple[LayerReport, TensorDict, TensorDict | None]:
+    """Quantize a linear layer's surviving weights to int8 and store int8 or csr+int8, as the objective
+    prefers (:func:`~pyruntime.convert.choose.choose_int8`; default: the smaller)."""
     name = str(node.name)
     shape = tuple(int(d) for d in np.shape(node.weight))
     w = np.asarray(node.weight, np.float32).reshape(shape[0], -1)  # a conv weight as its 2-D view
@@ -494,7 +496,8 @@ def _int8_layer(node: Any, choice: _Int8Choice) -> tuple[LayerReport, TensorDict
         q, scales = quantize_weight(w, keep)
     cands = {e: {**t, "shape": list(shape)} for e, t in int8_candidates(f"{name}.weight", q, scales).items()}
     sizes = {e: encoded_bytes(t) for e, t in cands.items()}
-    enc = min(sizes, key=lambda e: (sizes[e], e != "int8"))
+    picked = choose_int8(cands, sizes, objective or Objective(), cost_model)
+    enc = picked.encoding
     wt = cands[enc]
     bt = dense_tensor(f"{name}.bias", node.bias) if node.bias is not None else None
     wq = q.astype(np.float32) * scales[:, None]
@@ -504,15 +507,14 @@ def _int8_layer(node: Any, choice: _Int8Choice) -> tuple[LayerReport, TensorDict
     how = ("dynamic activation scales" if p.mode == "dynamic" else
            f"static: input scale {p.input_scale:.4g}, " + (f"int8 output at scale {p.output_scale:.4g}"
                                                             if p.output_scale > 0 else "float output"))
-    why = (f"int8 ({how}); {enc} is smaller ({sizes[enc]} bytes; " +
-           ", ".join(f"{e} {b}" for e, b in sizes.items() if e != enc) + f"); weight error {100 * err:.2f}% (RMS)")
+    why = f"int8 ({how}); {enc}: {picked.why}; weight error {100 * err:.2f}% (RMS)"
     if given is not None:
         why += "; weights imported as int8" + (f" ({given['clamped']} at -128 clamped to -127)" if given["clamped"] else "")
     n_bias = 0 if node.bias is None else np.asarray(node.bias).size
     report = LayerReport(name=name, encoding=enc, shape=shape, nonzeros=int(np.count_nonzero(q)), bits=8,
                          file_bytes=sizes[enc] + (encoded_bytes(bt) if bt is not None else 0),
-                         dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes, why=why, op=node.op,
-                         quantize=p.mode, weight_error=err)
+                         dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes,
+                         predicted_seconds=picked.seconds, why=why, op=node.op, quantize=p.mode, weight_error=err)
     return report, wt, bt
 
 

@@ -1,7 +1,9 @@
 """Measuring the cost model's coefficients on this machine (``pyruntime calibrate``).
 
 Every kernel class (:func:`pyruntime.cost.layouts.kernel_class`) is timed on random weights of a few
-shapes and densities that fit in the last-level cache, at batch 1, 8 and 64, on one thread; a
+shapes and densities that fit in the last-level cache, at batch 1, 8 and 64, on one thread (the int8
+classes as a one-layer model, so that the time includes the per-sample quantization of the input that
+every dynamic int8 layer does, and csr+int8 up to the densities where int8 overtakes it); a
 non-negative least-squares fit per class and batch gives
 ``call + per_visit * visits + per_row * rows + per_col * cols``
 (relative error minimised, so small and large layers count alike). The read bandwidth is the rate of
@@ -26,13 +28,17 @@ from .model import BATCH_POINTS, Coef, CostModel
 DENSE_SHAPES = ((64, 256), (128, 1024), (512, 1024), (1024, 1024), (256, 2048), (96, 8192))
 SPARSE_SHAPES = ((128, 512, 0.1), (300, 784, 0.1), (512, 512, 0.3), (1024, 2048, 0.3), (1024, 2048, 0.1),
                  (1024, 2048, 0.02), (4096, 1024, 0.03), (256, 4096, 0.2), (256, 8192, 0.1))
+# csr+int8 also where it meets int8 (a half to three quarters of the weights kept)
+INT8_SPARSE_SHAPES = SPARSE_SHAPES + ((1024, 1024, 0.5), (512, 2048, 0.7), (2048, 512, 0.5), (256, 4096, 0.9))
 # (encoding, k) per kernel class; k = 2^bits
 CLASSES = (
     ("dense", 0), ("codebook", 2), ("codebook", 4), ("codebook", 16),
     ("codebook", 32), ("codebook", 64), ("codebook", 128), ("codebook", 256),
     ("csr", 0), ("csr+codebook", 16),
     ("csr+codebook", 32), ("csr+codebook", 64), ("csr+codebook", 128), ("csr+codebook", 256),
+    ("int8", 0), ("csr+int8", 0),
 )
+INT8_CLASSES = (("int8", 0), ("csr+int8", 0))
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,17 @@ def random_tensor(encoding: str, rows: int, cols: int, density: float, k: int,
                   rng: np.random.Generator) -> dict:
     """A tensor dict of random weights in ``encoding`` (timings depend on shape and pattern only)."""
     shape = [rows, cols]
+    if encoding in ("int8", "csr+int8"):
+        q = rng.integers(1, 128, (rows, cols), dtype=np.int8) * rng.choice(np.array([-1, 1], np.int8), (rows, cols))
+        if encoding == "int8":
+            return {"name": "w", "encoding": "int8", "shape": shape, "qvalues": q.ravel(),
+                    "scales": np.full(rows, 0.01, np.float32)}
+        keep = rng.random((rows, cols)) < density
+        rowptr = np.zeros(rows + 1, dtype=np.uint32)
+        np.cumsum(keep.sum(axis=1), out=rowptr[1:])
+        return {"name": "w", "encoding": "csr+int8", "shape": shape, "rowptr": rowptr,
+                "colidx": np.nonzero(keep)[1].astype(np.uint32), "qvalues": q[keep],
+                "scales": np.full(rows, 0.01, np.float32)}
     if encoding == "dense":
         return {"name": "w", "encoding": "dense", "shape": shape,
                 "values": rng.standard_normal(rows * cols, dtype=np.float32)}
@@ -130,13 +147,25 @@ def _nnls_rel(X: np.ndarray, t: np.ndarray) -> np.ndarray:
     return best
 
 
+def int8_layer(t: dict) -> tuple[Callable[[np.ndarray], object], int, int]:
+    """A one-layer model of the int8 tensor ``t`` (a dynamic int8 linear layer, one thread): its run, the
+    weight's nonzeros and its execution-layout bytes."""
+    from .. import _core, load
+
+    cols = int(np.prod(t["shape"][1:]))
+    model = load(_core.write_model({"input_shape": [cols], "tensors": [t],
+                                    "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}]}), threads=1)
+    w = _core.Int8Weight(t)
+    return model.run, int(w.nnz), int(w.bytes)
+
+
 def fit(samples: Iterable[Sample]) -> dict[str, dict[int, Coef]]:
     by: dict[tuple[str, int], list[Sample]] = {}
     for s in samples:
         by.setdefault((s.cls, s.batch), []).append(s)
     coef: dict[str, dict[int, Coef]] = {}
     for (cls, batch), group in sorted(by.items()):
-        X = np.array([[1.0, visits(s.encoding, s.rows, s.cols, s.nnz), s.rows, s.cols] for s in group])
+        X = np.array([[1.0, visits(s.encoding, s.rows, s.cols, s.nnz, s.nbytes), s.rows, s.cols] for s in group])
         t = np.array([s.seconds for s in group])
         call, per_visit, per_row, per_col = _nnls_rel(X, t)
         coef.setdefault(cls, {})[batch] = Coef(call=float(call), per_visit=float(per_visit), per_row=float(per_row),
@@ -174,7 +203,7 @@ def calibrate(*, budget_s: float = 0.05, threads: int | None = None, seed: int =
               classes: Iterable[tuple[str, int]] = CLASSES) -> tuple[CostModel, list[Sample]]:
     """Measures this machine at the active ISA; returns the fitted model and the samples it was fitted to.
 
-    ``budget_s`` is the time spent repeating each timed call (the whole run takes about 200 of them,
+    ``budget_s`` is the time spent repeating each timed call (the whole run takes about 360 of them,
     plus building the weights). ``threads``: the thread count to measure the read bandwidth at besides 1
     (default: the CPUs this process may use). ``classes``: (encoding, k) pairs to measure, one per
     kernel class (default: all of them).
@@ -190,16 +219,20 @@ def calibrate(*, budget_s: float = 0.05, threads: int | None = None, seed: int =
         cls = kernel_class(encoding, k)
         if progress:
             progress(cls)
-        sparse = encoding in ("csr", "csr+codebook")
-        shapes = SPARSE_SHAPES if sparse else tuple((r, c, 1.0) for r, c in DENSE_SHAPES)
+        sparse = encoding in ("csr", "csr+codebook", "csr+int8")
+        shapes = (INT8_SPARSE_SHAPES if encoding == "csr+int8" else SPARSE_SHAPES) if sparse else tuple(
+            (r, c, 1.0) for r, c in DENSE_SHAPES)
         for rows, cols, density in shapes:
             t = random_tensor(encoding, rows, cols, density, k, rng)
-            pw = _core.PackedWeight(t)
-            nnz = int(pw.nnz)
+            if encoding in ("int8", "csr+int8"):
+                run, nnz, nbytes = int8_layer(t)
+            else:
+                pw = _core.PackedWeight(t)
+                run, nnz, nbytes = pw.gemm, int(pw.nnz), int(pw.bytes)
             for batch in BATCH_POINTS:
                 x = rng.standard_normal((batch, cols), dtype=np.float32)
-                sec = best_time(lambda: pw.gemm(x), budget_s)  # noqa: B023 (called before the next iteration)
-                samples.append(Sample(cls, encoding, rows, cols, nnz, k, batch, int(pw.bytes), sec))
+                sec = best_time(lambda: run(x), budget_s)  # noqa: B023 (called before the next iteration)
+                samples.append(Sample(cls, encoding, rows, cols, nnz, k, batch, nbytes, sec))
     bw = {1: measure_bandwidth(1, llc, 4 * budget_s, rng)}
     if threads > 1:
         bw[threads] = measure_bandwidth(threads, llc, 4 * budget_s, rng)
@@ -217,4 +250,4 @@ def fit_errors(model: CostModel, samples: Iterable[Sample]) -> list[float]:
 def check_exec_bytes(samples: Iterable[Sample]) -> list[str]:
     """Samples whose layout bytes differ from the mirror in layouts.py (none, unless pack.cpp changed)."""
     return [f"{s.cls} {s.rows}x{s.cols}" for s in samples
-            if s.encoding != "csr+codebook" and exec_bytes(s.encoding, s.rows, s.cols, s.nnz, s.k) != s.nbytes]
+            if s.encoding not in ("csr+codebook", "csr+int8") and exec_bytes(s.encoding, s.rows, s.cols, s.nnz, s.k) != s.nbytes]

@@ -13,13 +13,19 @@ encoding), so that the converter can price an encoding without building it:
                              scale per padded row (kernels/int8/int8_weight.cpp)
   csr+int8       i8_p128     rows in blocks of 16, columns in panels of 128: per (block, panel) steps of
                              64 column offsets + 64 weights, the block's rows padded to its longest
-                             (about 1.3 x 2 bytes per nonzero at 90% sparsity; exact only when built)
+                             (exact from the entries' rows and columns, else the expectation for
+                             uniformly scattered entries: 2.6 bytes per entry at 98% sparsity, 2.3 at
+                             90%, 2.0 dense)
+
+The csr+int8 kernels work per step (16 rows x 4 entries, padding included), so their ``visits`` are
+the layout's step slots, read back from its bytes (:func:`i8_p128_steps`).
 
 The byte-index kernels decode through a tree of table permutes whose depth grows with k (5, 6, 7 or 8
 bits), so their speed depends on k as well: :func:`kernel_class` names that finer class.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -62,9 +68,56 @@ def kernel_class(encoding: str, k: int = 0) -> str:
     return layout
 
 
-def visits(encoding: str, rows: int, cols: int, nnz: int) -> int:
-    """Weights a kernel touches per sample: every weight for dense layouts, the entries for CSR."""
+def visits(encoding: str, rows: int, cols: int, nnz: int, nbytes: int | None = None) -> int:
+    """Weights a kernel touches per sample: every weight for dense layouts, the entries for CSR, and for
+    csr+int8 the 64 slots of every step of the layout (``nbytes``: its bytes, else estimated), padding
+    included, plus one step's worth per (row block, panel) for loading the panel's activations."""
+    if encoding == "csr+int8":
+        b = exec_bytes(encoding, rows, cols, nnz) if nbytes is None else int(nbytes)
+        prows, panels = (int(rows) + 15) // 16 * 16, (int(cols) + 127) // 128
+        return 64 * (i8_p128_steps(rows, cols, b) + prows // 16 * panels)
     return int(nnz) if encoding in SPARSE_ENCODINGS else int(rows) * int(cols)
+
+
+def i8_p128_steps(rows: int, cols: int, nbytes: int) -> int:
+    """Steps of an i8_p128 layout of ``nbytes`` bytes (128 bytes each, after the per-block and per-row
+    arrays; bytes past those of the layout, as a bias's, count as a fraction of a step)."""
+    prows, panels = (int(rows) + 15) // 16 * 16, (int(cols) + 127) // 128
+    return max(0, (int(nbytes) - (prows // 16) * (8 + 2 * panels) - 8 - 8 * prows) // 128)
+
+
+def _i8_p128_expected_steps(rows: int, cols: int, nnz: int) -> float:
+    """Expected steps when ``nnz`` entries fall uniformly at random: per (block, panel) the ceil(count / 4)
+    of the fullest of its 16 rows, each row's count binomial over the panel's columns."""
+    if nnz <= 0 or rows <= 0 or cols <= 0:
+        return 0.0
+    p = min(1.0, nnz / (rows * cols))
+    total = 0.0
+    for width, count in ((128, cols // 128), (cols % 128, 1 if cols % 128 else 0)):
+        if not count:
+            continue
+        n = np.arange(width + 1)
+        if p >= 1.0:
+            pmf = (n == width).astype(float)
+        else:
+            logc = np.array([math.lgamma(width + 1) - math.lgamma(i + 1) - math.lgamma(width - i + 1) for i in n])
+            pmf = np.exp(logc + n * math.log(p) + (width - n) * math.log1p(-p))
+        cdf = np.minimum(np.cumsum(pmf), 1.0)
+        pmax = np.diff(cdf ** 16, prepend=0.0)  # the fullest of 16 rows
+        total += count * float(pmax @ ((n + 3) // 4))
+    return total * ((rows + 15) // 16)
+
+
+def i8_p128_bytes(rows: int, cols: int, rowptr: np.ndarray, colidx: np.ndarray) -> int:
+    """Exact bytes of the i8_p128 layout of a CSR structure (as ``Int8Weight.bytes``)."""
+    rows, cols = int(rows), int(cols)
+    prows, panels = (rows + 15) // 16 * 16, (cols + 127) // 128
+    counts = np.diff(np.asarray(rowptr, dtype=np.int64))
+    r = np.repeat(np.arange(rows, dtype=np.int64), counts)
+    per = np.bincount(r * panels + np.asarray(colidx, dtype=np.int64) // 128, minlength=prows * panels)
+    per = per.reshape(prows // 16, 16, panels).max(axis=1)
+    steps = int(((per + 3) // 4).sum())
+    return 128 * steps + (prows // 16) * (8 + 2 * panels) + 8 + 8 * prows
 
 
 def _lutb_row_bytes(bits: int, cols: int) -> int:
@@ -89,8 +142,8 @@ def exec_bytes(encoding: str, rows: int, cols: int, nnz: int, k: int = 0,
     if encoding == "csr+int8":  # an estimate: the padding depends on how the nonzeros fall
         prows = (rows + 15) // 16 * 16
         panels = (cols + 127) // 128
-        steps = (prows // 16) * panels * max(1, int(np.ceil(1.3 * nnz / max(1, prows * panels) / 4)))
-        return 128 * steps + (prows // 16) * (8 + 2 * panels) + 8 * prows
+        steps = round(_i8_p128_expected_steps(rows, cols, nnz))
+        return 128 * steps + (prows // 16) * (8 + 2 * panels) + 8 + 8 * prows
     if encoding == "codebook":
         bits = packed_bits(max(k, 1))
         idx = rows * _lutb_row_bytes(bits, cols) if bits < 8 else rows * cols

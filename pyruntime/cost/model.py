@@ -5,11 +5,15 @@ For a weight of a given encoding, shape, entry count and codebook size, at a bat
     t(batch) = sqrt(compute(batch)^2 + memory(batch)^2)
     compute(b) = call + a * visits + r * rows + q * cols   (per kernel class, fitted at b = 1, 8, 64;
                                                           linear in b between, proportional above 64)
-    memory(b)  = exec_bytes * ceil(b / 32) / read_bandwidth   when exec_bytes > half the last-level
-                                                               cache, else 0
+    memory(b)  = exec_bytes * ceil(b / tile) / read_bandwidth   when exec_bytes > half the last-level
+                                                                 cache, else 0
 
 ``visits`` are the weights a kernel touches per sample (all of them for dense layouts, the stored
-entries for CSR), ``exec_bytes`` what one pass streams (:mod:`pyruntime.cost.layouts`). Kernels that
+entries for CSR, the step slots for csr+int8), ``exec_bytes`` what one pass streams
+(:mod:`pyruntime.cost.layouts`); ``tile`` the samples one pass serves (32 for the float kernels; 256,
+a chunk, for the int8 ones, which run every sample of a chunk against a row block while it is in
+cache). The int8 classes are timed as whole dynamic int8 layers, so their per-column term includes
+the per-sample quantization of the input. Kernels that
 stream from cache are bound by their instruction count, which the per-visit coefficient captures; a
 weight bigger than half the last-level cache (the rest is shared with activations, other layers
 and other cores) comes from memory at the measured read bandwidth. The two overlap only in part:
@@ -17,9 +21,11 @@ the root of the sum of squares lies between their maximum (perfect overlap, as a
 kernel gets) and their sum (none, as the CSR kernels' gathers come close to); on the 4096 x 4096
 layers of bench/ it is within 1.4x of both kinds.
 
-Threads follow the runtime's rules (``csrc/runtime/model.cpp``): at batch 1 a layer splits into
+Threads follow the runtime's rules (``csrc/runtime/ops/linear.cpp``): at batch 1 a layer splits into
 ``min(threads, exec_bytes / 64 KiB)`` row pieces; above, into ``min(threads, batch)`` sample pieces
-when ``exec_bytes * batch >= 128 KiB``.
+when ``exec_bytes * batch >= 128 KiB``. An int8 layer (``ops/linear_int8.cpp``) splits into those row
+pieces at every batch, the input quantized once beforehand (its per-column term is not divided), else
+into sample pieces when ``visits * batch >= 512 Ki``.
 
 Coefficients come from :func:`pyruntime.cost.calibrate` on the machine at hand, or from the profile
 measured for the active ISA on a reference machine (:mod:`pyruntime.cost.profiles`).
@@ -37,6 +43,9 @@ from .layouts import exec_bytes, kernel_class, visits
 BATCH_POINTS = (1, 8, 64)
 MIN_BYTES_PER_TASK = 64 * 1024  # Model::kMinBytesPerTask
 BCAST_TILE = 32                 # batch rows per pass over the weights in the batched kernels
+INT8_CHUNK = 256                # samples per pass over an int8 weight (ops/linear_int8.cpp kChunk)
+INT8_MIN_MACS_PER_TASK = 256 * 1024  # an int8 sample split needs this much work per piece
+INT8_ENCODINGS = ("int8", "csr+int8")
 POOL_OVERHEAD_S = 4e-6          # waking the pool and joining it, per parallel layer
 
 
@@ -63,6 +72,7 @@ class CostModel:
     llc_bytes: int                          # last-level cache
     read_bandwidth: dict[int, float]        # threads -> bytes/s streaming from memory
     coef: dict[str, dict[int, Coef]] = field(default_factory=dict)  # kernel class -> batch point -> Coef
+    measured: str = ""                      # what the coefficients were measured on (machine, ISA, threads)
 
     # -- prediction ---------------------------------------------------------------------------------
     def seconds(self, encoding: str, rows: int, cols: int, nnz: int, k: int = 0, *, batch: int = 1,
@@ -76,7 +86,9 @@ class CostModel:
             raise ValueError(f"batch and threads must be >= 1, got batch={batch}, threads={threads}")
         b = exec_bytes(encoding, rows, cols, nnz, k) if nbytes is None else int(nbytes)
         cls = kernel_class(encoding, k)
-        n = visits(encoding, rows, cols, nnz)
+        n = visits(encoding, rows, cols, nnz, b)
+        if encoding in INT8_ENCODINGS:
+            return self._int8_seconds(cls, n, rows, cols, b, batch, threads)
         if batch == 1:
             parts = max(1, min(threads, b // MIN_BYTES_PER_TASK))
             compute = self._compute(cls, n / parts, rows / parts, cols, 1)
@@ -86,6 +98,25 @@ class CostModel:
             compute = self._compute(cls, n, rows, cols, math.ceil(batch / parts))
             memory = self._memory(b, math.ceil(batch / parts), parts)
         return math.hypot(compute, memory) + (POOL_OVERHEAD_S if parts > 1 else 0.0)
+
+    def _int8_seconds(self, cls: str, n: int, rows: int, cols: int, nbytes: int, batch: int, threads: int) -> float:
+        full, rest = divmod(batch, INT8_CHUNK)
+        return full * self._int8_chunk(cls, n, rows, cols, nbytes, INT8_CHUNK, threads) + (
+            self._int8_chunk(cls, n, rows, cols, nbytes, rest, threads) if rest else 0.0)
+
+    def _int8_chunk(self, cls: str, n: int, rows: int, cols: int, nbytes: int, batch: int, threads: int) -> float:
+        """One chunk of an int8 layer: the weight streams once, whatever the batch."""
+        row_parts = min(threads, nbytes // MIN_BYTES_PER_TASK) if threads > 1 else 1
+        if row_parts >= 2:  # rows split at every batch; the quantization (per column) stays on one thread
+            parts = row_parts
+            compute = self._compute(cls, n / parts, rows / parts, cols, batch)
+        elif threads > 1 and batch > 1 and n * batch >= 2 * INT8_MIN_MACS_PER_TASK:
+            parts = min(threads, batch)
+            compute = self._compute(cls, n, rows, cols, math.ceil(batch / parts))
+        else:
+            parts = 1
+            compute = self._compute(cls, n, rows, cols, batch)
+        return math.hypot(compute, self._memory(nbytes, 1, parts)) + (POOL_OVERHEAD_S if parts > 1 else 0.0)
 
     def knows(self, encoding: str, k: int = 0) -> bool:
         """Whether the profile has timings for the kernel class of ``encoding`` (with ``k`` centroids)."""
@@ -128,7 +159,7 @@ class CostModel:
     # -- io -----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "isa": self.isa, "llc_bytes": self.llc_bytes,
+            "name": self.name, "isa": self.isa, "llc_bytes": self.llc_bytes, "measured": self.measured,
             "read_bandwidth": {str(t): bw for t, bw in sorted(self.read_bandwidth.items())},
             "coef": {cls: {str(p): asdict(c) for p, c in sorted(pts.items())} for cls, pts in sorted(self.coef.items())},
         }
@@ -139,7 +170,7 @@ class CostModel:
             coef = {k: {int(p): Coef(**c) for p, c in pts.items()} for k, pts in d["coef"].items()}
             bw = {int(t): float(v) for t, v in d["read_bandwidth"].items()}
             model = cls(name=str(d["name"]), isa=str(d["isa"]), llc_bytes=int(d["llc_bytes"]),
-                        read_bandwidth=bw, coef=coef)
+                        read_bandwidth=bw, coef=coef, measured=str(d.get("measured", "")))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a cost profile: {e!r}") from None
         if not bw or any(v <= 0 for v in bw.values()):

@@ -1,6 +1,10 @@
-"""Built-in cost profiles: coefficients measured by ``pyruntime calibrate`` on a reference machine, one
-JSON file per ISA level in ``profiles/`` (a 2-core AMD EPYC, Zen 4, 32 MiB L3, 2 threads; written with
-``pyruntime calibrate --isa <level> -o pyruntime/cost/profiles/<level>.json``).
+"""Built-in cost profiles: coefficients measured by ``pyruntime calibrate`` on reference machines, one
+JSON file per ISA level in ``profiles/`` (written with ``pyruntime calibrate --isa <level> -o
+pyruntime/cost/profiles/<level>.json``). The f32 kernel classes and the read bandwidth come from a 2-core
+AMD EPYC (Zen 4, 32 MiB L3, bandwidth at 1 and 2 threads; avx512vnni has the avx512 ones, as its f32
+kernels are those), the int8 classes from a 2-core Intel Xeon with AVX-512 VNNI and VBMI, measured at
+each level with ``calibrate(classes=INT8_CLASSES)``; each profile's ``measured`` says which, by ISA and
+threads.
 
 On another machine the absolute times differ, but the ranking of encodings, which is what the
 converter's choice needs, follows from the kernels' structure and mostly carries over; calibrate to
@@ -13,7 +17,7 @@ from importlib import resources
 
 from .model import CostModel
 
-ISA_ORDER = ("ref", "avx2", "avx512")
+ISA_ORDER = ("ref", "avx2", "avx512", "avx512vnni")
 
 
 def available() -> list[str]:

@@ -9,7 +9,9 @@ import pytest
 
 import pyruntime
 from pyruntime.convert import Objective, candidates, choose, encoded_bytes, from_numpy
-from pyruntime.cost import Coef, CostModel
+from pyruntime.convert.choose import choose_int8
+from pyruntime.convert.encode import int8_candidates
+from pyruntime.cost import Coef, CostModel, default_cost_model
 
 
 def _model(per_visit: dict[str, float]) -> CostModel:
@@ -144,3 +146,75 @@ def test_summary_of_a_file_from_another_writer_has_no_reason(every_encoding_byte
     assert [r["why"] for r in rows] == [""] * len(rows)
     assert [r["layout"] for r in rows] == ["dense_f32", "csr_f32", "lut4", "csr_lut4"]  # k = 5: 4-bit
     assert all(r["predicted_s"] > 0 for r in rows)
+
+
+# ---- int8 and csr+int8 --------------------------------------------------------------------------------
+
+def _model8(dense_per_weight: float, sparse_per_slot: float) -> CostModel:
+    """TOY plus int8 classes: seconds per weight (int8) and per step slot (csr+int8), per sample."""
+    coef = dict(TOY.coef)
+    coef["i8_r16k4"] = {b: Coef(0.0, dense_per_weight * b, 0.0) for b in (1, 8, 64)}
+    coef["i8_p128"] = {b: Coef(0.0, sparse_per_slot * b, 0.0) for b in (1, 8, 64)}
+    return CostModel(name="toy8", isa="ref", llc_bytes=1 << 40, read_bandwidth={1: 1e10}, coef=coef)
+
+
+def _int8_layer(rng, density: float, shape=(256, 512)):
+    q = rng.integers(-127, 128, shape).astype(np.int8)
+    q[rng.random(shape) >= density] = 0
+    cands = int8_candidates("w", q, np.full(shape[0], 0.01, np.float32))
+    return cands, {e: encoded_bytes(t) for e, t in cands.items()}
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.6, 1.0])
+def test_int8_size_picks_the_smaller_and_speed_the_faster_predicted(rng, density):
+    cands, sizes = _int8_layer(rng, density)
+    # csr+int8 dear per slot: int8 the faster at every density here, csr+int8 the smaller when pruned
+    model = _model8(0.1e-9, 10e-9)
+    size, speed = (choose_int8(cands, sizes, Objective(o), model) for o in ("size", "speed"))
+    assert size.encoding == min(sizes, key=lambda e: (sizes[e], e != "int8"))
+    assert speed.encoding == min(speed.seconds, key=speed.seconds.get) == "int8"
+    assert size.why.startswith("smallest file") and speed.why.startswith("fastest at batch 1")
+    if density <= 0.3:
+        assert size.encoding == "csr+int8"  # so the objectives disagree: the test can tell them apart
+
+
+def test_int8_speed_follows_the_default_cost_model(rng):
+    model = default_cost_model()
+    picks = {}
+    for density in (0.02, 1.0):
+        cands, sizes = _int8_layer(rng, density, shape=(1024, 1024))
+        c = choose_int8(cands, sizes, Objective("speed", batch=8), model)
+        assert c.seconds[c.encoding] == min(c.seconds.values())
+        picks[density] = c.encoding
+    assert picks == {0.02: "csr+int8", 1.0: "int8"}
+
+
+def test_int8_budgets_apply_as_for_float_layers(rng):
+    cands, sizes = _int8_layer(rng, 0.3)
+    model = _model8(0.1e-9, 10e-9)
+    assert choose_int8(cands, sizes, Objective("size", speed_budget=1.0), model).encoding == "int8"
+    assert choose_int8(cands, sizes, Objective("speed", size_budget=1.0), model).encoding == "csr+int8"
+
+
+def test_int8_without_int8_timings_is_the_smallest(rng):
+    cands, sizes = _int8_layer(rng, 0.1)
+    c = choose_int8(cands, sizes, Objective("speed"), TOY)
+    assert c.encoding == "csr+int8" and "toy has no int8 timings" in c.why and c.seconds == {}
+
+
+@pytest.mark.parametrize("optimize", ["size", "speed"])
+def test_int8_layers_record_the_choice(rng, optimize):
+    w = rng.standard_normal((64, 200)).astype(np.float32)
+    w[rng.random(w.shape) < 0.4] = 0  # 60% kept: csr+int8 the bigger file, and by toy8 the faster
+    model = _model8(10e-9, 0.1e-9)
+    cm = from_numpy([("linear", w, None)], [200], quantize="dynamic", optimize=optimize, cost_model=model)
+    r = cm.layers[0]
+    assert r.encoding == ("int8" if optimize == "size" else "csr+int8")
+    assert r.candidate_bytes["int8"] < r.candidate_bytes["csr+int8"]
+    assert set(r.predicted_seconds) == {"int8", "csr+int8"}
+    assert r.why.startswith("int8 (dynamic activation scales); " + r.encoding + ": "
+                            + ("smallest file" if optimize == "size" else "fastest at batch 1"))
+    meta = json.loads(pyruntime.load(cm.to_bytes()).metadata)
+    assert meta["encoding_choice"]["why"]["fc1"] == r.why
+    row = cm.load().summary(cost_model=model)[0]
+    assert row["predicted_s"] == pytest.approx(r.predicted_seconds[r.encoding], rel=1e-2)

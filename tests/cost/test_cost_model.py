@@ -12,7 +12,17 @@ import pytest
 
 from pyruntime import _core
 from pyruntime.cost import Coef, CostModel, default_cost_model, exec_bytes, kernel_class, layout_of
-from pyruntime.cost.calibrate import Sample, _nnls_rel, calibrate, check_exec_bytes, fit, fit_errors
+from pyruntime.cost.calibrate import (
+    INT8_CLASSES,
+    Sample,
+    _nnls_rel,
+    calibrate,
+    check_exec_bytes,
+    fit,
+    fit_errors,
+    random_tensor,
+)
+from pyruntime.cost.layouts import i8_p128_bytes, visits
 from pyruntime.cost.model import MIN_BYTES_PER_TASK
 from pyruntime.cost.profiles import available, builtin_profile
 
@@ -43,6 +53,34 @@ def test_layout_and_bytes_mirror_the_loader(helpers, rng, shape, encoding, k):
     assert layout_of(enc, kk) == pw.layout
     assert exec_bytes(enc, rows, cols, nnz, kk, row_counts=counts) == pw.bytes
     assert kernel_class(enc, kk).split("/")[0] == pw.layout
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(300, 784), (1024, 1024)])
+@pytest.mark.parametrize("density", [0.02, 0.1, 0.5, 1.0])
+def test_int8_layout_bytes_mirror_the_loader(rng, shape, density):
+    for encoding in ("int8", "csr+int8"):
+        t = random_tensor(encoding, *shape, density, 0, rng)
+        w = _core.Int8Weight(t)
+        assert layout_of(encoding) == w.layout
+        if encoding == "int8":
+            assert exec_bytes(encoding, *shape, shape[0] * shape[1]) == w.bytes
+        else:
+            assert i8_p128_bytes(*shape, t["rowptr"], t["colidx"]) == w.bytes
+
+
+@pytest.mark.parametrize("density", [0.02, 0.1, 0.3, 0.5, 0.9, 1.0])
+def test_csr_int8_estimate_of_scattered_entries_is_close(rng, density):
+    t = random_tensor("csr+int8", 1024, 1000, density, 0, rng)
+    exact = _core.Int8Weight(t).bytes
+    assert abs(exec_bytes("csr+int8", 1024, 1000, int(t["rowptr"][-1])) - exact) <= 0.03 * exact
+
+
+def test_csr_int8_visits_are_its_step_slots(rng):
+    t = random_tensor("csr+int8", 64, 256, 0.05, 0, rng)  # 4 row blocks x 2 panels
+    nbytes, nnz = _core.Int8Weight(t).bytes, int(t["rowptr"][-1])
+    v = visits("csr+int8", 64, 256, nnz, nbytes)
+    assert v % 64 == 0 and v >= 64 * 8 + nnz  # every (block, panel) counts one step, padding counts
+    assert visits("int8", 64, 256, nnz) == 64 * 256
 
 
 def test_wide_csr_uses_32_bit_columns(helpers, rng):
@@ -126,6 +164,40 @@ def test_threads_follow_the_runtime_split_rules():
         m.seconds("dense", rows, 1024, 0, batch=4) + 4e-6)
 
 
+def _toy8(llc: int = 1 << 30) -> CostModel:
+    """_toy plus int8 classes: 1 ns per visit per sample, and 2 ns per column per sample (the quantization)."""
+    m = _toy(llc)
+    per = {b: Coef(1e-6 * b, 1e-9 * b, 1e-8 * b, 2e-9 * b) for b in (1, 8, 64)}
+    return CostModel(name="toy8", isa="ref", llc_bytes=llc, read_bandwidth=m.read_bandwidth,
+                     coef={**m.coef, "i8_r16k4": dict(per), "i8_p128": dict(per)})
+
+
+def test_int8_threads_split_rows_at_every_batch_but_not_the_quantization():
+    m = _toy8()
+    rows, cols = 1024, 1024  # 1 MiB of int8: 16 tasks' worth
+    for batch in (1, 8):
+        one = m.seconds("int8", rows, cols, 0, batch=batch, threads=1)
+        two = m.seconds("int8", rows, cols, 0, batch=batch, threads=2)
+        per = m.coef["i8_r16k4"][batch]
+        assert one == pytest.approx(per.seconds(rows * cols, rows, cols))
+        assert two == pytest.approx(per.call + (per.per_visit * rows * cols + per.per_row * rows) / 2
+                                    + per.per_col * cols + 4e-6)
+    # a small layer splits by samples instead
+    small = m.seconds("int8", 16, 1024, 0, batch=64, threads=2)
+    assert small == pytest.approx(m.seconds("int8", 16, 1024, 0, batch=32) + 4e-6)
+    # batches past a chunk of 256 cost one chunk each
+    assert m.seconds("int8", 64, 64, 0, batch=600) == pytest.approx(
+        2 * m.seconds("int8", 64, 64, 0, batch=256) + m.seconds("int8", 64, 64, 0, batch=88))
+
+
+def test_int8_weights_stream_once_per_chunk():
+    m = _toy8(llc=1 << 20)
+    rows, cols = 4096, 1024  # 4 MiB: from memory
+    compute = m.coef["i8_r16k4"][64].seconds(rows * cols, rows, cols)
+    memory = exec_bytes("int8", rows, cols, 0) / 1e9
+    assert m.seconds("int8", rows, cols, 0, batch=64) == pytest.approx(np.hypot(compute, memory))
+
+
 def test_bad_arguments_are_refused():
     m = _toy()
     with pytest.raises(ValueError, match="batch and threads must be >= 1"):
@@ -147,15 +219,51 @@ def test_json_round_trip(tmp_path):
 
 
 def test_builtin_profiles_cover_every_kernel_class():
-    assert "avx512" in available()
+    assert {"ref", "avx2", "avx512", "avx512vnni"} <= set(available())
     classes = {kernel_class(e, k) for e, k in (("dense", 0), ("csr", 0), ("codebook", 2), ("codebook", 4),
                                                ("codebook", 16)) + tuple(("codebook", k) for k in (32, 64, 128, 256))
-               + (("csr+codebook", 16),) + tuple(("csr+codebook", k) for k in (32, 64, 128, 256))}
+               + (("csr+codebook", 16),) + tuple(("csr+codebook", k) for k in (32, 64, 128, 256))
+               + (("int8", 0), ("csr+int8", 0))}
     for isa in available():
         m = builtin_profile(isa)
         assert m.isa == isa and set(m.coef) == classes, isa
         assert all(c.call >= 0 and c.per_visit >= 0 and c.per_row >= 0 for pts in m.coef.values()
                    for c in pts.values())
+        assert f"ISA {isa}" in m.measured and "int8" in m.measured and "thread" in m.measured
+
+
+@pytest.mark.parametrize("isa", available())
+def test_builtin_profiles_predict_int8_layers(isa):
+    m = builtin_profile(isa)
+    assert m.knows("int8") and m.knows("csr+int8")
+    for batch in (1, 8, 64, 300):
+        for threads in (1, 2):
+            for enc, nnz in (("int8", 1024 * 1024), ("csr+int8", 100_000)):
+                t = m.seconds(enc, 1024, 1024, nnz, batch=batch, threads=threads)
+                assert np.isfinite(t) and t > 0, (enc, batch, threads)
+    # more samples cost more
+    ts = [m.seconds("int8", 1024, 1024, 0, batch=b) for b in (1, 4, 8, 32, 64)]
+    assert ts == sorted(ts)
+
+
+@pytest.mark.parametrize("isa", available())
+@pytest.mark.parametrize("shape", [(1024, 1024), (4096, 4096)])
+@pytest.mark.parametrize("batch", [1, 8, 64])
+def test_csr_int8_prediction_falls_with_sparsity_and_crosses_int8(isa, shape, batch):
+    m = builtin_profile(isa)
+    rows, cols = shape
+    dense = m.seconds("int8", rows, cols, rows * cols, batch=batch)
+    densities = (1.0, 0.7, 0.5, 0.3, 0.1, 0.05, 0.02)
+    sparse = [m.seconds("csr+int8", rows, cols, int(d * rows * cols), batch=batch) for d in densities]
+    assert sparse == sorted(sparse, reverse=True), sparse
+    assert dense > sparse[-1], (dense, sparse)  # csr+int8 wins at 98% pruned
+    if isa != "ref":  # the scalar int8 kernel is no faster than the scalar csr+int8 one even unpruned
+        assert sparse[0] > dense, (dense, sparse)  # dense int8 wins unpruned: the two cross
+
+
+def test_profile_says_what_it_was_measured_on():
+    text = builtin_profile("avx512vnni").measured
+    assert "ISA avx512vnni" in text and "1 thread" in text and "/" not in text  # and no file paths
 
 
 def test_profile_for_an_isa_without_one_says_so():
@@ -188,6 +296,16 @@ def test_fit_predicts_its_own_samples_from_a_known_law():
                for b in (1, 8, 64)]
     model = CostModel(name="fit", isa="ref", llc_bytes=1 << 40, read_bandwidth={1: 1e10}, coef=fit(samples))
     assert np.allclose(fit_errors(model, samples), 1.0, rtol=1e-6)
+
+
+def test_calibrate_measures_int8_layers_with_their_quantization():
+    model, samples = calibrate(budget_s=0.0, classes=INT8_CLASSES, threads=1)
+    assert set(model.coef) == {"i8_r16k4", "i8_p128"}
+    assert {s.encoding for s in samples} == {"int8", "csr+int8"} and all(s.seconds > 0 for s in samples)
+    assert max(s.nnz / (s.rows * s.cols) for s in samples if s.encoding == "csr+int8") > 0.5  # where int8 wins
+    assert check_exec_bytes(samples) == []
+    ratios = fit_errors(model, samples)
+    assert all(np.isfinite(ratios)) and all(r > 0 for r in ratios)
 
 
 def test_calibrate_measures_and_fits_two_classes():
