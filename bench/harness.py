@@ -135,6 +135,20 @@ def thread_limit(n: int | None):
             torch.set_num_threads(old)
 
 
+def timing_marks(config: Any, max_time: float, min_rounds: int) -> list[Any]:
+    """pytest.mark.benchmark(max_time=..., min_rounds=...) for a module with its own timing defaults, minus
+    the options given on the command line or in PYTEST_ADDOPTS (bench/pytest.ini's addopts do not count)."""
+    import pytest
+
+    given = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    kw: dict[str, Any] = {}
+    for opt, key, default in (("--benchmark-max-time", "max_time", max_time),
+                              ("--benchmark-min-rounds", "min_rounds", min_rounds)):
+        if not any(a == opt or a.startswith(opt + "=") for a in given):
+            kw[key] = default
+    return [pytest.mark.benchmark(**kw)] if kw else []
+
+
 # --------------------------------------------------------------------------------------------------
 # Weight generation
 
