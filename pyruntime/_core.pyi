@@ -71,8 +71,8 @@ class Int8Weight:
 
 def quantize_rows(x: npt.ArrayLike, isa: str | None = None) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
     """Dynamic quantization of (batch, cols) floats: int8 rows and one scale per row (FORMAT.md 2.5)."""
-def quantize(x: npt.ArrayLike, scale: float) -> npt.NDArray[np.int8]:
-    """clamp(round_half_even(x * (1 / scale)), -127, 127), NaN -> 0."""
+def quantize(x: npt.ArrayLike, scale: float, isa: str | None = None) -> npt.NDArray[np.int8]:
+    """clamp(round_half_even(x * (1 / scale)), -127, 127), NaN -> 0 (every ISA level gives the same bytes)."""
 
 class Conv2d:
     """A 2-D convolution over a compressed weight [out_c, in_c / groups, kh, kw], NCHW activations.

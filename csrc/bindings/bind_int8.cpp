@@ -104,13 +104,14 @@ void bind_int8(py::module_& m) {
       py::arg("x"), py::arg("isa") = py::none());
   m.def(
       "quantize",
-      [](const F32Array& x, float scale) {
+      [](const F32Array& x, float scale, py::object isa_name) {
         PYRT_CHECK(scale > 0 && std::isfinite(scale), PYRT_INVALID_ARGUMENT, "scale must be finite and > 0");
+        const kernels::Isa isa = isa_arg(isa_name);
         py::array_t<int8_t> q(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-        kernels::ref::quantize_s8(x.data(), static_cast<size_t>(x.size()), 1.0f / scale, q.mutable_data());
+        kernels::quantize_s8(isa, x.data(), static_cast<size_t>(x.size()), 1.0f / scale, q.mutable_data());
         return q;
       },
-      py::arg("x"), py::arg("scale"));
+      py::arg("x"), py::arg("scale"), py::arg("isa") = py::none());
 }
 
 }  // namespace pyrt::bindings

@@ -234,7 +234,7 @@ def test_int8_convolutions_dynamic_and_mixed(rng):
     assert [(r.op, r.encoding, r.quantize) for r in cm.layers] == [("conv2d", "int8", "dynamic"),
                                                                    ("linear", "int8", "dynamic")]
     m = cm.load()
-    assert m.layers()[0]["method"] == "im2col-dynamic"
+    assert m.layers()[0]["method"] == "direct-dynamic"  # one input channel: the direct (depthwise) kernel
     np.testing.assert_array_equal(m.run(x), cm.run_numpy(x))  # int8 throughout: bit for bit
     cm = from_graph(g, quantize={"fc": "static"}, calibration=x)  # the f32 conv, then a static linear
     assert [r.encoding for r in cm.layers] == ["dense", "int8"]

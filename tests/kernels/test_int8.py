@@ -219,13 +219,17 @@ def test_dynamic_quantization_matches_its_definition(isa, cols):
     assert (err <= xs[ok, None] * 0.5 * 1.0001).all()  # within half a step
 
 
-def test_static_quantization_saturates():
-    x = np.array([-1e9, -1.0, -0.05, 0.0, 0.049, 0.05, 0.15, 1.0, 1e9, np.nan, np.inf], np.float32)
-    q = _core.quantize(x, 0.1)
+@pytest.mark.parametrize("isa", ALL_LEVELS)
+def test_static_quantization_saturates(isa):
+    need(isa)
+    x = np.array([-1e9, -1.0, -0.05, 0.0, 0.049, 0.05, 0.15, 1.0, 1e9, np.nan, np.inf, -np.inf, -0.25, 0.25, 0.35,
+                  -12.7, 12.7, 12.75, -12.75], np.float32)
+    x = np.concatenate([x, x[::-1], x[3:], np.random.default_rng(2).standard_normal(1000).astype(np.float32) * 9])
+    q = _core.quantize(x, 0.1, isa)
     inv = np.float32(1) / np.float32(0.1)
     want = np.clip(np.rint(np.nan_to_num(x * inv, nan=0.0, posinf=127, neginf=-127)), -127, 127).astype(np.int8)
-    np.testing.assert_array_equal(q, want)
-    assert q[0] == -127 and q[8] == 127 and q[9] == 0
+    np.testing.assert_array_equal(q, want)  # the tails of every vector width and the vector bodies
+    assert q[0] == -127 and q[8] == 127 and q[9] == 0 and q[11] == -127
 
 
 def test_bad_arguments_are_refused():

@@ -91,11 +91,14 @@ void pyrt_i8_spmm__avx512(const Int8Panels&, const Int8Act&, const Int8Epilogue&
 void pyrt_i8_spmm__avx512vnni(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
                               size_t);
 void pyrt_quantize_rows__avx2(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
+void pyrt_quantize_s8__avx2(const float* x, size_t n, float inv_scale, int8_t* q);
 void pyrt_quantize_rows__avx512(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
 #endif
 
 // Dynamic quantization of activation rows (ref/quantize.h: quantize_rows), at ISA level `isa`; every level
 // gives the reference's bytes and scales.
 void quantize_rows(Isa isa, const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
+// Static quantization of n floats with one scale (ref::quantize_s8), at ISA level `isa`.
+void quantize_s8(Isa isa, const float* x, size_t n, float inv_scale, int8_t* q);
 
 }  // namespace pyrt::kernels

@@ -156,6 +156,13 @@ void quantize_rows(Isa isa, const float* x, size_t batch, size_t cols, size_t ld
   ref::quantize_rows(x, batch, cols, ldq, q, xs);
 }
 
+void quantize_s8(Isa isa, const float* x, size_t n, float inv_scale, int8_t* q) {
+#if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx2) return pyrt_quantize_s8__avx2(x, n, inv_scale, q);
+#endif
+  ref::quantize_s8(x, n, inv_scale, q);
+}
+
 Int8Weight::Int8Weight(const DecodedTensor& t, uint32_t k_align)
     : rows_(uint32_t(t.rows())),
       cols_(uint32_t(t.cols())),

@@ -52,3 +52,21 @@ void pyrt_quantize_rows__avx2(const float* x, size_t batch, size_t cols, size_t 
 }
 
 }  // namespace pyrt::kernels
+
+namespace pyrt::kernels {
+
+// quantize(x, inv_scale) of n floats (ref::quantize_s8): NaN lanes masked to 0 before the conversion.
+void pyrt_quantize_s8__avx2(const float* x, size_t n, float inv_scale, int8_t* q) {
+  const __m256 vinv = _mm256_set1_ps(inv_scale), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv);
+    const __m256 v = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(p, lo), hi), _mm256_cmp_ps(p, p, _CMP_ORD_Q));
+    const __m256i d = _mm256_cvtps_epi32(v);  // half to even
+    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packs_epi16(w16, w16));
+  }
+  for (; i < n; ++i) q[i] = ref::quantize_one(x[i], inv_scale);
+}
+
+}  // namespace pyrt::kernels

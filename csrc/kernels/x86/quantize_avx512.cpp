@@ -11,15 +11,26 @@ namespace pyrt::kernels {
 void pyrt_quantize_rows__avx512(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs) {
   const __m512 fmax = _mm512_set1_ps(std::numeric_limits<float>::max());
   for (size_t b = 0; b < batch; ++b, x += cols, q += ldq) {
-    __m512 m = _mm512_setzero_ps();
-    __mmask16 bad = 0;
-    for (size_t i = 0; i < cols; i += 16) {
-      const __mmask16 t = avx512::tail_mask(cols - i);
-      const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(t, x + i));
-      bad |= _mm512_mask_cmp_ps_mask(t, a, fmax, _CMP_NLE_UQ);  // NaN or infinity
-      m = _mm512_max_ps(m, a);
+    // max |x| over the bit patterns of |x| as int32 (their order is the floats' for x >= 0, and infinity and
+    // NaN are above every finite value): four chains, then one test for "above FLT_MAX"
+    const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
+    size_t i = 0;
+    for (; i + 64 <= cols; i += 64) {
+      m0 = _mm512_max_epi32(m0, _mm512_and_si512(_mm512_loadu_si512(x + i), absmask));
+      m1 = _mm512_max_epi32(m1, _mm512_and_si512(_mm512_loadu_si512(x + i + 16), absmask));
+      m2 = _mm512_max_epi32(m2, _mm512_and_si512(_mm512_loadu_si512(x + i + 32), absmask));
+      m3 = _mm512_max_epi32(m3, _mm512_and_si512(_mm512_loadu_si512(x + i + 48), absmask));
     }
-    const float mx = _mm512_reduce_max_ps(m);
+    for (; i < cols; i += 16) {
+      const __mmask16 t = avx512::tail_mask(cols - i);
+      m0 = _mm512_max_epi32(m0, _mm512_and_si512(_mm512_maskz_loadu_epi32(t, x + i), absmask));
+    }
+    const __m512i mi = _mm512_max_epi32(_mm512_max_epi32(m0, m1), _mm512_max_epi32(m2, m3));
+    const bool bad = _mm512_cmpgt_epi32_mask(mi, _mm512_castps_si512(fmax)) != 0;  // NaN or infinity
+    const int32_t mbits = _mm512_reduce_max_epi32(mi);
+    float mx;
+    std::memcpy(&mx, &mbits, 4);
     std::memset(q + cols, 0, ldq - cols);
     if (bad || mx == 0.0f) {
       xs[b] = bad ? std::numeric_limits<float>::quiet_NaN() : 0.0f;

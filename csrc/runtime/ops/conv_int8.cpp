@@ -1,40 +1,71 @@
 // pyruntime: int8 convolutions (FORMAT.md 2.5): conv2d with an int8 or csr+int8 weight (dynamic: each sample's
 // f32 input is quantized with one scale, max |x| over the sample / 127) and qconv2d (static: it takes an i8
 // value of its input_scale and gives i8 of its output_scale, or f32 when that is 0, its clamp applied before).
-// The int8 patches (zero padding is q = 0, exact) go through the int8 GEMM kernels of the group's rows, and
-// each output gets the int8 epilogue. The sums are exact integers, so the tiling of positions and the split
-// across threads (by samples) never change a bit.
+//
+// A sample's int8 input is laid out channels-last with its zero padding, [group][row][column][channel] (zero
+// padding is q = 0, exact). A patch (the K = Cg * kh * kw inputs of one output position) is then kh runs of
+// kw * Cg contiguous bytes (kh * kw runs of Cg when dilated across), copied 16 bytes at a time; the weight's
+// columns are permuted once at load to that (ky, kx, c) order. A 1x1 convolution of stride 1 reads the
+// channels-last input in place. Patches of up to kTile positions go through the int8 GEMM kernels of the
+// group's rows, and each output gets the int8 epilogue. The sums are exact integers, so the column order, the
+// tiling and the split across threads (by tiles at batch 1, by samples above) never change a bit. A depthwise
+// convolution (one input channel per group) runs directly instead (ops/conv_int8_depthwise.cpp).
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <numeric>
 
+#include "kernels/int8/int8_conv.h"
 #include "kernels/int8/int8_weight.h"
 #include "kernels/kernels.h"
+#include "runtime/ops/conv_int8.h"
 #include "runtime/ops/weights.h"
 
 namespace pyrt::runtime {
 namespace {
 
-constexpr size_t kTile = 256;                     // output positions per GEMM call
+constexpr size_t kTile = 128;                     // output positions per GEMM call
 constexpr uint64_t kMinMacsPerTask = 256 * 1024;  // as ops/conv.cpp
+constexpr size_t kCopySlack = 16;                 // bytes a 16-byte run copy may read or write past a run
+static_assert(kernels::kInt8ActPad >= kCopySlack, "the channels-last input's pad serves both");
 
-// Rows [r0, r1) of an int8 or csr+int8 tensor (viewed as [rows, cols]).
-DecodedTensor slice_int8(const DecodedTensor& t, uint32_t r0, uint32_t r1) {
+// Rows [r0, r1) of an int8 or csr+int8 conv weight (viewed as [rows, Cg * kh * kw], column (c * kh + ky) *
+// kw + kx), its columns permuted to (ky * kw + kx) * Cg + c: the order of a channels-last patch.
+DecodedTensor slice_channels_last(const DecodedTensor& t, uint32_t r0, uint32_t r1, uint32_t cg, uint32_t kh,
+                                  uint32_t kw) {
+  const size_t cols = t.cols(), taps = size_t(kh) * kw;
+  std::vector<uint32_t> to(cols);  // old column -> new column
+  for (uint32_t c = 0; c < cg; ++c)
+    for (size_t tap = 0; tap < taps; ++tap) to[c * taps + tap] = uint32_t(tap * cg + c);
   DecodedTensor s;
   s.name = t.name;
   s.encoding = t.encoding;
-  s.shape = {r1 - r0, uint32_t(t.cols())};
+  s.shape = {r1 - r0, uint32_t(cols)};
   s.scales.assign(t.scales.begin() + r0, t.scales.begin() + r1);
-  const size_t cols = t.cols();
   if (t.encoding == Encoding::int8) {
-    s.qvalues.assign(t.qvalues.begin() + r0 * cols, t.qvalues.begin() + r1 * cols);
-  } else {
-    const uint32_t j0 = t.rowptr[r0], j1 = t.rowptr[r1];
-    for (uint32_t r = r0; r <= r1; ++r) s.rowptr.push_back(t.rowptr[r] - j0);
-    s.colidx.assign(t.colidx.begin() + j0, t.colidx.begin() + j1);
-    s.qvalues.assign(t.qvalues.begin() + j0, t.qvalues.begin() + j1);
+    s.qvalues.resize(size_t(r1 - r0) * cols);
+    for (uint32_t r = r0; r < r1; ++r)
+      for (size_t j = 0; j < cols; ++j) s.qvalues[(r - r0) * cols + to[j]] = t.qvalues[r * cols + j];
+    return s;
+  }
+  s.rowptr.push_back(0);
+  std::vector<std::pair<uint32_t, int8_t>> row;
+  for (uint32_t r = r0; r < r1; ++r) {
+    row.clear();
+    for (uint32_t j = t.rowptr[r]; j < t.rowptr[r + 1]; ++j) row.emplace_back(to[t.colidx[j]], t.qvalues[j]);
+    std::sort(row.begin(), row.end());
+    for (const auto& [c, v] : row) {
+      s.colidx.push_back(c);
+      s.qvalues.push_back(v);
+    }
+    s.rowptr.push_back(uint32_t(s.colidx.size()));
   }
   return s;
+}
+
+// n > 0 bytes from src to dst, 16 at a time: may read and write up to 15 bytes past the run.
+inline void copy_run(int8_t* dst, const int8_t* src, size_t n) {
+  for (size_t i = 0; i < n; i += 16) std::memcpy(dst + i, src + i, 16);
 }
 
 class Int8ConvStep final : public Step {
@@ -44,7 +75,8 @@ class Int8ConvStep final : public Step {
     const DecodedTensor& w = ctx.tensor(0);
     const uint32_t og = g_.group_out();
     for (uint32_t grp = 0; grp < g_.groups; ++grp) {
-      parts_.push_back(kernels::Int8Weight::pack(slice_int8(w, grp * og, (grp + 1) * og)));
+      parts_.push_back(kernels::Int8Weight::pack(
+          slice_channels_last(w, grp * og, (grp + 1) * og, g_.group_in(), g_.kh, g_.kw)));
       li.exec_bytes += parts_.back()->bytes();
     }
     const size_t prow = parts_[0]->padded_rows();
@@ -65,86 +97,139 @@ class Int8ConvStep final : public Step {
     li.method = is_static ? "im2col-static" : "im2col-dynamic";
     li.groups = g_.groups;
     work_ = w.nnz() * uint64_t(g_.out_h) * g_.out_w;
+    // the padded channels-last extent: every row / column a window reads (the bottom / right padding implied)
+    hp_ = std::max<size_t>(size_t(g_.pad_top) + g_.in_h, size_t(g_.out_h - 1) * g_.stride_h + size_t(g_.kh - 1) * g_.dilation_h + 1);
+    wp_ = std::max<size_t>(size_t(g_.pad_left) + g_.in_w, size_t(g_.out_w - 1) * g_.stride_w + size_t(g_.kw - 1) * g_.dilation_w + 1);
+    kp_ = parts_[0]->kp();
+    in_place_ = g_.kh == 1 && g_.kw == 1 && g_.stride_h == 1 && g_.stride_w == 1 && g_.pad_top == 0 &&
+                g_.pad_left == 0 && hp_ == g_.in_h && wp_ == g_.in_w && kp_ == g_.group_in();
+    tiles_ = (size_t(g_.out_h) * g_.out_w + kTile - 1) / kTile;
   }
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
-    const void* x = in[0];
-    void* y = out;
+    const size_t items = size_t(g_.groups) * tiles_;
     if (ctx.pool && batch > 1 && work_ * batch >= 2 * kMinMacsPerTask) {
       const unsigned parts = static_cast<unsigned>(std::min<size_t>(ctx.pool->threads(), batch));
       ctx.pool->run(parts, [&](unsigned i) {
-        for (size_t b = batch * i / parts; b < batch * (i + 1) / parts; ++b) sample(ctx.isa, x, y, b);
+        for (size_t b = batch * i / parts; b < batch * (i + 1) / parts; ++b) {
+          const Input x = channels_last(ctx.isa, in[0], b);
+          tiles(ctx.isa, x, out, b, 0, items);
+        }
       });
       return;
     }
-    for (size_t b = 0; b < batch; ++b) sample(ctx.isa, x, y, b);
+    const unsigned parts = ctx.pool && work_ >= 2 * kMinMacsPerTask
+                               ? static_cast<unsigned>(std::min<size_t>(ctx.pool->threads(), items))
+                               : 1;
+    for (size_t b = 0; b < batch; ++b) {
+      const Input x = channels_last(ctx.isa, in[0], b);
+      if (parts < 2) {
+        tiles(ctx.isa, x, out, b, 0, items);
+        continue;
+      }
+      ctx.pool->run(parts, [&](unsigned i) { tiles(ctx.isa, x, out, b, items * i / parts, items * (i + 1) / parts); });
+    }
   }
 
   uint64_t work() const override { return work_; }
 
+  uint32_t set_threads(unsigned threads) override {
+    const size_t items = size_t(g_.groups) * tiles_;
+    return threads > 1 && work_ >= 2 * kMinMacsPerTask ? uint32_t(std::min<size_t>(threads, items)) : 1;
+  }
+
  private:
-  // One sample: its int8 input (quantized here when dynamic), then per group and tile of positions the int8
-  // patches, the GEMM into [positions x group_out] and the transpose into the output planes.
-  void sample(kernels::Isa isa, const void* x, void* y, size_t b) const {
+  struct Input {
+    const int8_t* q;  // [group][hp][wp][Cg], zero padding, then kInt8ActPad zero bytes (the kernels' pad)
+    float scale;
+  };
+
+  // Sample b's int8 input, channels-last and padded, in this thread's scratch (kernels::Scratch::kConv).
+  Input channels_last(kernels::Isa isa, const void* x, size_t b) const {
     const kernels::Conv2dGeometry& g = g_;
-    const size_t in_size = g.in_size(), plane = size_t(g.out_h) * g.out_w, og = g.group_out();
-    const size_t kp = parts_[0]->kp(), prow = parts_[0]->padded_rows();
-    const size_t out_bytes = inv_out_ > 0 ? 1 : 4;
-    // scratch: the quantized input (dynamic), the patches of a tile (+ pad), the tile's scales, its outputs
-    const size_t qin_bytes = static_ ? 0 : (in_size + 63) / 64 * 64;
-    const size_t patch_bytes = (kTile * kp + kernels::kInt8ActPad + 63) / 64 * 64;
-    uint8_t* base = reinterpret_cast<uint8_t*>(kernels::thread_scratch(
-        (qin_bytes + patch_bytes + kTile * sizeof(float) + kTile * og * out_bytes) / 4 + 16,
-        kernels::Scratch::kInt8));
+    const size_t in_size = g.in_size(), plane = size_t(g.in_h) * g.in_w, cg = g.group_in();
+    const size_t bytes = size_t(g.groups) * hp_ * wp_ * cg + kernels::kInt8ActPad;
+    const size_t qbytes = static_ ? 0 : (in_size + 63) / 64 * 64;
+    int8_t* base = reinterpret_cast<int8_t*>(kernels::thread_scratch((qbytes + bytes) / 4 + 16, kernels::Scratch::kConv));
     const int8_t* qin = static_cast<const int8_t*>(x) + b * in_size;
-    float sample_scale = in_scale_;
+    float scale = in_scale_;
     if (!static_) {
-      int8_t* q = reinterpret_cast<int8_t*>(base);
-      kernels::quantize_rows(isa, static_cast<const float*>(x) + b * in_size, 1, in_size, in_size, q, &sample_scale);
-      qin = q;
+      kernels::quantize_rows(isa, static_cast<const float*>(x) + b * in_size, 1, in_size, in_size, base, &scale);
+      qin = base;
     }
-    int8_t* patches = reinterpret_cast<int8_t*>(base + qin_bytes);
-    float* xs = reinterpret_cast<float*>(base + qin_bytes + patch_bytes);
+    int8_t* hwc = base + qbytes;
+    std::memset(hwc, 0, bytes);
+    for (uint32_t grp = 0; grp < g.groups; ++grp)
+      for (size_t c = 0; c < cg; ++c) {
+        const int8_t* src = qin + (grp * cg + c) * plane;
+        int8_t* dst = hwc + grp * hp_ * wp_ * cg + (g.pad_top * wp_ + g.pad_left) * cg + c;
+        for (size_t y = 0; y < g.in_h; ++y, src += g.in_w, dst += wp_ * cg)
+          for (size_t x0 = 0; x0 < g.in_w; ++x0) dst[x0 * cg] = src[x0];
+      }
+    return {hwc, scale};
+  }
+
+  // Work items [i0, i1) of sample b (item = group * tiles_ + tile): patches, GEMM, transpose into the planes.
+  void tiles(kernels::Isa isa, const Input& x, void* y, size_t b, size_t i0, size_t i1) const {
+    const kernels::Conv2dGeometry& g = g_;
+    const size_t plane = size_t(g.out_h) * g.out_w, og = g.group_out(), cg = g.group_in();
+    const size_t prow = parts_[0]->padded_rows(), k = size_t(cg) * g.kh * g.kw;
+    const size_t out_bytes = inv_out_ > 0 ? 1 : 4;
+    // scratch: the patches of a tile (+ the kernels' pad + the copies' slack), the tile's scales, its outputs
+    const size_t patch_bytes = (kTile * kp_ + kernels::kInt8ActPad + kCopySlack + 63) / 64 * 64;
+    uint8_t* base = reinterpret_cast<uint8_t*>(kernels::thread_scratch(
+        (patch_bytes + kTile * sizeof(float) + kTile * og * out_bytes) / 4 + 16, kernels::Scratch::kInt8));
+    int8_t* patches = reinterpret_cast<int8_t*>(base);
+    float* xs = reinterpret_cast<float*>(base + patch_bytes);
     uint8_t* ytile = reinterpret_cast<uint8_t*>(xs + kTile);
-    std::fill(xs, xs + kTile, sample_scale);
-    const size_t gin = g.group_in();
-    for (uint32_t grp = 0; grp < g.groups; ++grp) {
+    std::fill(xs, xs + kTile, x.scale);
+    const size_t row_step = g.dilation_h * wp_ * cg, run = g.dilation_w == 1 ? g.kw * cg : cg;
+    const size_t runs_per_row = g.dilation_w == 1 ? 1 : g.kw, col_step = g.dilation_w * cg;
+    for (size_t item = i0; item < i1; ++item) {
+      const size_t grp = item / tiles_, p0 = (item % tiles_) * kTile;
+      const size_t n = std::min(kTile, plane - p0);
+      const int8_t* src = x.q + grp * hp_ * wp_ * cg;
+      const int8_t* act = src + p0 * cg;
+      if (!in_place_) {
+        size_t oy = p0 / g.out_w, ox = p0 % g.out_w;
+        for (size_t i = 0; i < n; ++i) {
+          int8_t* row = patches + i * kp_;
+          const int8_t* win = src + (oy * g.stride_h * wp_ + ox * g.stride_w) * cg;
+          int8_t* dst = row;
+          for (uint32_t ky = 0; ky < g.kh; ++ky, win += row_step)
+            for (size_t r = 0; r < runs_per_row; ++r, dst += run) copy_run(dst, win + r * col_step, run);
+          std::memset(row + k, 0, kp_ - k);
+          if (++ox == g.out_w) ox = 0, ++oy;
+        }
+        std::memset(patches + n * kp_, 0, kernels::kInt8ActPad);
+        act = patches;
+      }
       const kernels::Int8Epilogue ep{parts_[grp]->wscale(), has_bias_ ? bias_.data() + grp * prow : nullptr, lo_,
                                      hi_, inv_out_};
-      for (size_t p0 = 0; p0 < plane; p0 += kTile) {
-        const size_t n = std::min(kTile, plane - p0);
-        std::memset(patches, 0, n * kp + kernels::kInt8ActPad);
-        for (size_t i = 0; i < n; ++i) {  // patch column (c * kh + ky) * kw + kx, as FORMAT.md 2.3
-          const size_t oy = (p0 + i) / g.out_w, ox = (p0 + i) % g.out_w;
-          int8_t* row = patches + i * kp;
-          for (size_t c = 0; c < gin; ++c) {
-            const int8_t* xc = qin + (grp * gin + c) * size_t(g.in_h) * g.in_w;
-            for (uint32_t ky = 0; ky < g.kh; ++ky) {
-              const int64_t iy = int64_t(oy) * g.stride_h - g.pad_top + int64_t(ky) * g.dilation_h;
-              if (iy < 0 || iy >= g.in_h) continue;
-              for (uint32_t kx = 0; kx < g.kw; ++kx) {
-                const int64_t ix = int64_t(ox) * g.stride_w - g.pad_left + int64_t(kx) * g.dilation_w;
-                if (ix >= 0 && ix < g.in_w) row[(c * g.kh + ky) * g.kw + kx] = xc[iy * g.in_w + ix];
-              }
-            }
-          }
-        }
-        parts_[grp]->gemm(isa, kernels::Int8Act{patches, xs, n, kp}, ep, 0, uint32_t(og), ytile, og);
-        const size_t y0 = b * g.out_size() + size_t(grp) * og * plane + p0;
-        if (out_bytes == 1) {
-          transpose_tile(reinterpret_cast<const int8_t*>(ytile), static_cast<int8_t*>(y) + y0, n, og, plane);
-        } else {
-          transpose_tile(reinterpret_cast<const float*>(ytile), static_cast<float*>(y) + y0, n, og, plane);
-        }
+      parts_[grp]->gemm(isa, kernels::Int8Act{act, xs, n, kp_}, ep, 0, uint32_t(og), ytile, og);
+      const size_t y0 = b * g.out_size() + grp * og * plane + p0;
+      if (out_bytes == 1) {
+        transpose_tile(reinterpret_cast<const int8_t*>(ytile), static_cast<int8_t*>(y) + y0, n, og, plane);
+      } else {
+        kernels::transpose_to_planes(isa, reinterpret_cast<const float*>(ytile), n, og, static_cast<float*>(y) + y0,
+                                     plane);
       }
     }
   }
 
-  // [n positions x og channels] -> og planes of `plane` elements, starting at the tile's first position.
+  // [n positions x og channels] -> og planes of `plane` elements, starting at the tile's first position; in
+  // blocks of 16 x 16, so that the strided reads stay within 16 cache lines.
   template <typename T>
   static void transpose_tile(const T* tile, T* y, size_t n, size_t og, size_t plane) {
-    for (size_t i = 0; i < n; ++i)
-      for (size_t o = 0; o < og; ++o) y[o * plane + i] = tile[i * og + o];
+    constexpr size_t kB = 16;
+    for (size_t o0 = 0; o0 < og; o0 += kB) {
+      const size_t o1 = std::min(og, o0 + kB);
+      for (size_t i0 = 0; i0 < n; i0 += kB) {
+        const size_t i1 = std::min(n, i0 + kB);
+        for (size_t o = o0; o < o1; ++o)
+          for (size_t i = i0; i < i1; ++i) y[o * plane + i] = tile[i * og + o];
+      }
+    }
   }
 
   kernels::Conv2dGeometry g_;
@@ -152,17 +237,26 @@ class Int8ConvStep final : public Step {
   AlignedArray<float> bias_;                                 // per group, padded to its rows' multiple of 16
   bool has_bias_ = false;
   bool static_;
-  float in_scale_;          // static: the input's scale
+  float in_scale_;           // static: the input's scale
   float lo_, hi_, inv_out_;  // the epilogue's clamp and 1 / output_scale (0: f32 output)
   uint64_t work_ = 0;
+  size_t hp_ = 0, wp_ = 0;   // the padded channels-last input's rows and columns
+  size_t kp_ = 0;            // a patch row's bytes (the weight's kp)
+  size_t tiles_ = 0;         // tiles of kTile positions per group
+  bool in_place_ = false;    // 1x1, stride 1, no padding, Cg = kp: the channels-last input is the patches
 };
+
+std::unique_ptr<Step> make_int8_conv(const BuildContext& ctx, LayerInfo& li, bool is_static, const QLinearAttrs& a) {
+  if (ops::conv_geometry(ctx).group_in() == 1) return ops::make_int8_depthwise(ctx, li, is_static, a);
+  return std::make_unique<Int8ConvStep>(ctx, li, is_static, a);
+}
 
 }  // namespace
 
 StepSpec build_conv2d_int8(const BuildContext& ctx) {
   StepSpec s;
   ops::describe_weight(ctx, s.layer);
-  s.step = std::make_unique<Int8ConvStep>(ctx, s.layer, false, QLinearAttrs{0, 0, 0, 0});
+  s.step = make_int8_conv(ctx, s.layer, false, QLinearAttrs{0, 0, 0, 0});
   s.takes = {ValueType::f32()};
   s.gives = ValueType::f32();
   return s;
@@ -172,7 +266,7 @@ StepSpec build_qconv2d(const BuildContext& ctx) {
   const QLinearAttrs a = qconv2d_quant_attrs(ctx.node.attrs);
   StepSpec s;
   ops::describe_weight(ctx, s.layer);
-  s.step = std::make_unique<Int8ConvStep>(ctx, s.layer, true, a);
+  s.step = make_int8_conv(ctx, s.layer, true, a);
   s.takes = {ValueType::i8(a.input_scale)};
   s.gives = a.output_scale > 0 ? ValueType::i8(a.output_scale) : ValueType::f32();
   return s;

@@ -1,7 +1,9 @@
 // pyruntime: the conversion steps the plan inserts where a value's producer and a reader disagree on its
 // type (docs/RUNTIME.md): quantize f32 -> i8(s), dequantize i8(s) -> f32, requantize i8(s) -> i8(t). The
-// arithmetic is the reference's (kernels/ref/quantize.h), so every ISA gives the same bits.
+// arithmetic is the reference's (kernels/ref/quantize.h; quantize vectorized at the ISA level, to the same
+// bytes), so every ISA gives the same bits.
 #include "common/error.h"
+#include "kernels/int8/int8_layouts.h"
 #include "kernels/ref/quantize.h"
 #include "runtime/step.h"
 
@@ -12,10 +14,10 @@ class ConversionStep final : public Step {
  public:
   ConversionStep(ValueType from, ValueType to, uint64_t n) : from_(from), to_(to), n_(n) {}
 
-  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+  void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     const size_t n = batch * n_;
     if (from_.dtype == DType::f32) {
-      kernels::ref::quantize_s8(static_cast<const float*>(in[0]), n, 1.0f / to_.scale, static_cast<int8_t*>(out));
+      kernels::quantize_s8(ctx.isa, static_cast<const float*>(in[0]), n, 1.0f / to_.scale, static_cast<int8_t*>(out));
     } else if (to_.dtype == DType::f32) {
       kernels::ref::dequantize_s8(static_cast<const int8_t*>(in[0]), n, from_.scale, static_cast<float*>(out));
     } else {

@@ -1,0 +1,40 @@
+// pyruntime: the int8 convolution kernels' dispatch (int8_conv.h) and their scalar references.
+#include "kernels/int8/int8_conv.h"
+
+#include <algorithm>
+
+#include "kernels/int8/int8_dwconv_impl.h"
+
+namespace pyrt::kernels {
+
+void pyrt_i8_dwconv__ref(const Int8DwPlane& p) { detail::dwconv_plane(p); }
+void pyrt_i8_dw_phases__ref(const Int8DwPhases& f, const int8_t* src, int8_t* dst) { detail::dw_phases(f, src, dst); }
+
+void int8_dw_phases(Isa isa, const Int8DwPhases& f, const int8_t* src, int8_t* dst) {
+#if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx512) return pyrt_i8_dw_phases__avx512(f, src, dst);
+  if (isa >= Isa::avx2) return pyrt_i8_dw_phases__avx2(f, src, dst);
+#endif
+  pyrt_i8_dw_phases__ref(f, src, dst);
+}
+
+void int8_dwconv_plane(Isa isa, const Int8DwPlane& p) {
+#if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx512) return pyrt_i8_dwconv__avx512(p);
+  if (isa >= Isa::avx2) return pyrt_i8_dwconv__avx2(p);
+#endif
+  pyrt_i8_dwconv__ref(p);
+}
+
+void transpose_to_planes(Isa isa, const float* tile, size_t n, size_t og, float* y, size_t plane) {
+#if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx2) return pyrt_transpose_planes__avx2(tile, n, og, y, plane);
+#endif
+  constexpr size_t kB = 16;  // blocks of 16 x 16: the strided reads stay within 16 cache lines
+  for (size_t o0 = 0; o0 < og; o0 += kB)
+    for (size_t i0 = 0; i0 < n; i0 += kB)
+      for (size_t o = o0; o < std::min(og, o0 + kB); ++o)
+        for (size_t i = i0; i < std::min(n, i0 + kB); ++i) y[o * plane + i] = tile[i * og + o];
+}
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,57 @@
+// pyruntime: the kernels of int8 convolutions beyond the GEMM (runtime/ops/conv_int8*.cpp): the direct
+// depthwise convolution of one output plane, and the transpose of a GEMM tile's [positions x channels]
+// outputs into channel planes. Every ISA level gives the scalar reference's bits: the sums are exact
+// integers and the epilogue is int8_layouts.h's, operation for operation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/isa.h"
+
+namespace pyrt::kernels {
+
+// One output plane of a depthwise (one input channel per group) int8 convolution, read from its input
+// channel laid out in "phases": the padded input plane (zero padding included) is split into stride_h *
+// stride_w sub-planes, sub-plane (a, b) (at x + (a * stride_w + b) * sub_bytes) holding padded rows a,
+// a + stride_h, ... and of those the columns b, b + stride_w, ..., each row `phase_len` bytes. Tap (ky, kx)
+// reads sub-plane ((ky * dilation_h) % stride_h, (kx * dilation_w) % stride_w) from row
+// (ky * dilation_h) / stride_h, column (kx * dilation_w) / stride_w on: for every output (oy, ox) at
+// oy * phase_len + ox of one contiguous run, so a tap is one long multiply-add over the plane. x must be
+// readable kw * dilation_w bytes past the last sub-plane.
+struct Int8DwPlane {
+  const int8_t* x;
+  size_t sub_bytes, phase_len;
+  const int8_t* w;  // kh * kw taps, row-major
+  uint32_t kh, kw, stride_h, stride_w, dilation_h, dilation_w;
+  uint32_t out_h, out_w;
+  // the epilogue (int8_layouts.h): v = fma(float(acc), scale, bias), then clamp, then f32 or int8 output
+  float scale, bias, lo, hi, inv_out;
+  void* y;  // out_h * out_w outputs, f32 (inv_out == 0) or int8
+};
+
+void int8_dwconv_plane(Isa isa, const Int8DwPlane& p);
+
+// The phase layout of Int8DwPlane::x from one [in_h, in_w] int8 input plane: `dst` (sub_bytes * stride_h *
+// stride_w bytes, zeroed here) gets padded (y, x) = input (y - pad_top, x - pad_left) at sub-plane
+// (y % stride_h, x % stride_w), row y / stride_h, column x / stride_w.
+struct Int8DwPhases {
+  uint32_t in_h, in_w, pad_top, pad_left, stride_h, stride_w;
+  size_t sub_bytes, phase_len;
+};
+void int8_dw_phases(Isa isa, const Int8DwPhases& f, const int8_t* src, int8_t* dst);
+
+// tile [n x og] (row i: the og channel outputs of position i) -> y[o * plane + i]: og planes.
+void transpose_to_planes(Isa isa, const float* tile, size_t n, size_t og, float* y, size_t plane);
+
+void pyrt_i8_dwconv__ref(const Int8DwPlane& p);
+void pyrt_i8_dw_phases__ref(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
+#if PYRT_HAVE_X86_KERNELS
+void pyrt_i8_dwconv__avx2(const Int8DwPlane& p);
+void pyrt_i8_dwconv__avx512(const Int8DwPlane& p);
+void pyrt_i8_dw_phases__avx2(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
+void pyrt_i8_dw_phases__avx512(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
+void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* y, size_t plane);
+#endif
+
+}  // namespace pyrt::kernels

@@ -1,0 +1,97 @@
+// pyruntime: the body of the depthwise int8 convolution (int8_conv.h), one definition compiled at every ISA
+// level (kernels/int8/int8_conv.cpp for the reference, kernels/x86/int8_conv_*.cpp with their flags): plain
+// loops over contiguous int8 runs that the compiler vectorizes for the level. The int32 sums are exact in
+// any order, and the epilogue is int8_epilogue() and ref::quantize_one(), so every level gives the same bits.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+#include "kernels/int8/int8_conv.h"
+#include "kernels/int8/int8_layouts.h"
+
+namespace pyrt::kernels::detail {
+// Internal linkage: each ISA's file keeps its own copy (one inline definition shared across files compiled
+// with different flags could run AVX-512 code on a CPU without it).
+namespace {
+
+constexpr size_t kDwBlock = 2048;  // accumulators per block of output rows (int32 and f32 on the stack)
+
+inline void dwconv_plane(const Int8DwPlane& p) {
+  alignas(64) int32_t acc[kDwBlock];
+  alignas(64) float v[kDwBlock];
+  const size_t taps = size_t(p.kh) * p.kw, pl = p.phase_len;
+  const size_t rows_per_block = std::max<size_t>(1, kDwBlock / pl);
+  for (size_t oy0 = 0; oy0 < p.out_h; oy0 += rows_per_block) {
+    const size_t rows = std::min<size_t>(rows_per_block, p.out_h - oy0);
+    // a block of rows, each phase_len wide (columns from out_w on are computed and dropped)
+    const size_t n = (rows - 1) * pl + p.out_w;
+    std::fill(acc, acc + n, 0);
+    for (size_t t = 0; t < taps; ++t) {
+      const int32_t w = p.w[t];
+      if (w == 0) continue;  // a pruned tap adds nothing
+      const size_t dy = size_t(t / p.kw) * p.dilation_h, dx = size_t(t % p.kw) * p.dilation_w;
+      const int8_t* xr = p.x + ((dy % p.stride_h) * p.stride_w + dx % p.stride_w) * p.sub_bytes +
+                         (oy0 + dy / p.stride_h) * pl + dx / p.stride_w;
+      for (size_t i = 0; i < n; ++i) acc[i] += w * int32_t(xr[i]);
+    }
+    for (size_t i = 0; i < n; ++i) v[i] = int8_epilogue(acc[i], p.scale, p.bias, p.lo, p.hi);
+    for (size_t r = 0; r < rows; ++r) {
+      const size_t at = (oy0 + r) * p.out_w;
+      if (p.inv_out > 0.0f) {
+        int8_t* y = static_cast<int8_t*>(p.y) + at;
+        for (size_t i = 0; i < p.out_w; ++i) y[i] = ref::quantize_one(v[r * pl + i], p.inv_out);
+      } else {
+        std::memcpy(static_cast<float*>(p.y) + at, v + r * pl, p.out_w * sizeof(float));
+      }
+    }
+  }
+}
+
+// even[k] = src[2k], odd[k] = src[2k + 1] for the n bytes of src: 32 at a time with AVX2 (in the files compiled
+// for it), the rest (and the reference) one by one.
+inline void deinterleave2(const int8_t* src, size_t n, int8_t* even, int8_t* odd) {
+  size_t i = 0;
+#ifdef __AVX2__
+  const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
+                                         0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)), split);
+    const __m256i p = _mm256_permute4x64_epi64(v, 0xD8);  // evens of both lanes, then odds of both lanes
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(even + i / 2), _mm256_castsi256_si128(p));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(odd + i / 2), _mm256_extracti128_si256(p, 1));
+  }
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)),
+                                       _mm256_castsi256_si128(split));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(even + i / 2), v);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(odd + i / 2), _mm_unpackhi_epi64(v, v));
+  }
+#endif
+  for (; i < n; ++i) (i % 2 ? odd : even)[i / 2] = src[i];
+}
+
+inline void dw_phases(const Int8DwPhases& f, const int8_t* src, int8_t* dst) {
+  const size_t sh = f.stride_h, sw = f.stride_w, pl = f.pad_left;
+  std::memset(dst, 0, f.sub_bytes * sh * sw);
+  for (size_t iy = 0; iy < f.in_h; ++iy, src += f.in_w) {
+    const size_t y = iy + f.pad_top;
+    int8_t* row = dst + (y % sh) * sw * f.sub_bytes + (y / sh) * f.phase_len;
+    if (sw == 1) {
+      std::memcpy(row + pl, src, f.in_w);
+    } else if (sw == 2) {  // input column 2k -> padded 2k + pl; 2k + 1 -> 2k + 1 + pl
+      deinterleave2(src, f.in_w, row + (pl % 2) * f.sub_bytes + pl / 2, row + ((pl + 1) % 2) * f.sub_bytes + (pl + 1) / 2);
+    } else {
+      for (size_t ix = 0; ix < f.in_w; ++ix) {
+        const size_t x = ix + pl;
+        row[(x % sw) * f.sub_bytes + x / sw] = src[ix];
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyrt::kernels::detail

@@ -1,0 +1,40 @@
+// pyruntime: int8 convolution kernels, AVX2 (int8_conv.h): the depthwise body compiled for AVX2 + FMA, and
+// the transpose of a tile into planes by 8 x 8 blocks in registers (unpack / shuffle / permute).
+#include <immintrin.h>
+
+#include "kernels/int8/int8_dwconv_impl.h"
+
+namespace pyrt::kernels {
+
+void pyrt_i8_dwconv__avx2(const Int8DwPlane& p) { detail::dwconv_plane(p); }
+void pyrt_i8_dw_phases__avx2(const Int8DwPhases& f, const int8_t* src, int8_t* dst) { detail::dw_phases(f, src, dst); }
+
+void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* y, size_t plane) {
+  size_t o0 = 0;
+  for (; o0 + 8 <= og; o0 += 8) {
+    size_t i0 = 0;
+    for (; i0 + 8 <= n; i0 += 8) {
+      __m256 r[8];
+      for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(tile + (i0 + k) * og + o0);  // position i0 + k
+      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      const __m256 c[8] = {_mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
+                           _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
+                           _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
+                           _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31)};
+      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(y + (o0 + k) * plane + i0, c[k]);  // channel o0 + k
+    }
+    for (; i0 < n; ++i0)
+      for (size_t o = o0; o < o0 + 8; ++o) y[o * plane + i0] = tile[i0 * og + o];
+  }
+  for (; o0 < og; ++o0)
+    for (size_t i = 0; i < n; ++i) y[o0 * plane + i] = tile[i * og + o0];
+}
+
+}  // namespace pyrt::kernels
