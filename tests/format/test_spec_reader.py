@@ -1281,3 +1281,62 @@ def test_qconv2d_edge_cases_agree(case):
     assert (cpp_ok, spec_ok) == (accepted, accepted), (cpp, spec)
     if accepted:
         assert_same_model(spec, cpp)
+
+
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("attrs,c,o,k", [
+    ({"stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 3}, 3, 3, 3),
+    ({"stride": [2, 2], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 3}, 3, 3, 3),   # odd left pad
+    ({"stride": [2, 2], "padding": [0, 2, 1, 0], "dilation": [1, 1], "groups": 3}, 3, 6, 5),   # even, x2 outputs
+    ({"stride": [3, 2], "padding": [2, 3, 0, 1], "dilation": [2, 3], "groups": 2}, 2, 2, 3),
+    ({"stride": [1, 3], "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}, 1, 4, 2),   # one channel
+])
+def test_int8_depthwise_convolutions_agree_bit_for_bit(static, attrs, c, o, k):
+    """The direct depthwise kernel (one input channel per group: the phase layout, the AVX2 deinterleave of
+    32 and 16 bytes and its tail, blocks of output rows) equals the spec reader on every ISA and 1-2 threads,
+    on planes wide and tall enough for every vector path, dynamic and static, sparse taps included."""
+    rng = np.random.default_rng(c * 100 + o * 10 + k + static)
+    w = int8_conv_tensor(rng, (o, 1, k, k), "dw.weight", 0.6 if o > c else None)
+    b = {"name": "dw.bias", "encoding": "dense", "shape": [o], "values": rng.standard_normal(o).astype(np.float32)}
+    q = {"input_scale": 0.02, "output_scale": 0.05 if static else 0.0, "min": -3.0, "max": 4.0}
+    node = {"op": "qconv2d" if static else "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": attrs | (q if static else {})}
+    model = {"input_shape": [c, 41, 77], "nodes": [node], "tensors": [w, b]}
+    data = _core.write_model(model)
+    spec = sr.read_file(data)
+    x = (rng.standard_normal((2, c, 41, 77)) * 2).astype(np.float32)
+    want = sr.run(spec, x)
+    m = pyruntime.load(data)
+    assert m.layers()[0]["method"] == ("direct-static" if static else "direct-dynamic")
+    for isa in _core.supported_isas():
+        previous = _core.active_isa()
+        try:
+            _core.set_isa(isa)
+            np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
+            np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
+        finally:
+            _core.set_isa(previous)
+
+
+@pytest.mark.parametrize("groups", [1, 48])
+def test_int8_convolutions_split_across_threads_bit_for_bit(groups):
+    """Layers big enough to split at batch 1 (by tiles of positions, or by channels when depthwise) and by
+    samples above: 2 threads give one thread's bits and the spec reader's."""
+    rng = np.random.default_rng(groups)
+    c = o = 48
+    w = int8_conv_tensor(rng, (o, c // groups, 3, 3), "conv.weight")
+    attrs = {"stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": groups}
+    model = {"input_shape": [c, 40, 40], "nodes": [{"op": "conv2d", "inputs": [0], "tensors": [0], "attrs": attrs}],
+             "tensors": [w]}
+    data = _core.write_model(model)
+    x = rng.standard_normal((3, c, 40, 40)).astype(np.float32)
+    want = sr.run(sr.read_file(data), x)
+    m2 = pyruntime.load(data, threads=2)
+    assert m2.layers()[0]["row_tasks"] == 2
+    for isa in _core.supported_isas():
+        previous = _core.active_isa()
+        try:
+            _core.set_isa(isa)
+            np.testing.assert_array_equal(m2.run(x[:1]), want[:1], err_msg=isa)
+            np.testing.assert_array_equal(m2.run(x), want, err_msg=isa)
+        finally:
+            _core.set_isa(previous)
