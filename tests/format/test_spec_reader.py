@@ -1317,12 +1317,13 @@ def test_int8_depthwise_convolutions_agree_bit_for_bit(static, attrs, c, o, k):
             _core.set_isa(previous)
 
 
-@pytest.mark.parametrize("groups", [1, 48])
-def test_int8_convolutions_split_across_threads_bit_for_bit(groups):
+@pytest.mark.parametrize("c,groups", [(48, 1), (48, 48), (21, 1), (34, 2)])
+def test_int8_convolutions_split_across_threads_bit_for_bit(c, groups):
     """Layers big enough to split at batch 1 (by tiles of positions, or by channels when depthwise) and by
-    samples above: 2 threads give one thread's bits and the spec reader's."""
-    rng = np.random.default_rng(groups)
-    c = o = 48
+    samples above: 2 threads give one thread's bits and the spec reader's. Channel counts with and without a
+    remainder of 16 (the channels-last copy's 16 x 16 blocks)."""
+    rng = np.random.default_rng(groups + c)
+    o = c
     w = int8_conv_tensor(rng, (o, c // groups, 3, 3), "conv.weight")
     attrs = {"stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": groups}
     model = {"input_shape": [c, 40, 40], "nodes": [{"op": "conv2d", "inputs": [0], "tensors": [0], "attrs": attrs}],

@@ -26,6 +26,20 @@ void int8_dwconv_plane(Isa isa, const Int8DwPlane& p) {
   pyrt_i8_dwconv__ref(p);
 }
 
+void int8_channels_last(Isa isa, const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
+                        size_t dst_stride) {
+#if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx2) return pyrt_i8_channels_last__avx2(src, channels, h, w, dst, dst_row, dst_stride);
+#endif
+  const size_t plane = h * w;
+  for (size_t y = 0; y < h; ++y)
+    for (size_t c = 0; c < channels; ++c) {
+      const int8_t* s = src + c * plane + y * w;
+      int8_t* d = dst + y * dst_row + c;
+      for (size_t x = 0; x < w; ++x) d[x * dst_stride] = s[x];
+    }
+}
+
 void transpose_to_planes(Isa isa, const float* tile, size_t n, size_t og, float* y, size_t plane) {
 #if PYRT_HAVE_X86_KERNELS
   if (isa >= Isa::avx2) return pyrt_transpose_planes__avx2(tile, n, og, y, plane);

@@ -41,6 +41,11 @@ struct Int8DwPhases {
 };
 void int8_dw_phases(Isa isa, const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 
+// Channels-last: dst[y * dst_row + x * dst_stride + c] = src[(c * h + y) * w + x] for c < channels, y < h,
+// x < w (an int8 [channels, h, w] block into rows of positions of dst_stride >= channels bytes).
+void int8_channels_last(Isa isa, const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
+                        size_t dst_stride);
+
 // tile [n x og] (row i: the og channel outputs of position i) -> y[o * plane + i]: og planes.
 void transpose_to_planes(Isa isa, const float* tile, size_t n, size_t og, float* y, size_t plane);
 
@@ -52,6 +57,8 @@ void pyrt_i8_dwconv__avx512(const Int8DwPlane& p);
 void pyrt_i8_dw_phases__avx2(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 void pyrt_i8_dw_phases__avx512(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* y, size_t plane);
+void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
+                                 size_t dst_stride);
 #endif
 
 }  // namespace pyrt::kernels

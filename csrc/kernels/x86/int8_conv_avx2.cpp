@@ -1,5 +1,6 @@
-// pyruntime: int8 convolution kernels, AVX2 (int8_conv.h): the depthwise body compiled for AVX2 + FMA, and
-// the transpose of a tile into planes by 8 x 8 blocks in registers (unpack / shuffle / permute).
+// pyruntime: int8 convolution kernels, AVX2 (int8_conv.h): the depthwise body compiled for AVX2 + FMA, the
+// transpose of a tile into planes by 8 x 8 floats in registers (unpack / shuffle / permute), and the
+// channels-last copy by 16 x 16 bytes in registers (four rounds of "interleave row i with row i + 8").
 #include <immintrin.h>
 
 #include "kernels/int8/int8_dwconv_impl.h"
@@ -35,6 +36,38 @@ void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* 
   }
   for (; o0 < og; ++o0)
     for (size_t i = 0; i < n; ++i) y[o0 * plane + i] = tile[i * og + o0];
+}
+
+void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
+                                 size_t dst_stride) {
+  const size_t plane = h * w;
+  for (size_t y = 0; y < h; ++y) {
+    size_t c0 = 0;
+    for (; c0 + 16 <= channels; c0 += 16) {
+      const int8_t* s = src + c0 * plane + y * w;
+      int8_t* d = dst + y * dst_row + c0;
+      size_t x0 = 0;
+      for (; x0 + 16 <= w; x0 += 16) {
+        __m128i r[16], n[16];
+        for (int k = 0; k < 16; ++k) r[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k * plane + x0));
+        for (int round = 0; round < 4; ++round) {
+          for (int k = 0; k < 8; ++k) {
+            n[2 * k] = _mm_unpacklo_epi8(r[k], r[k + 8]);
+            n[2 * k + 1] = _mm_unpackhi_epi8(r[k], r[k + 8]);
+          }
+          for (int k = 0; k < 16; ++k) r[k] = n[k];
+        }
+        for (int k = 0; k < 16; ++k) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + (x0 + k) * dst_stride), r[k]);
+      }
+      for (size_t c = 0; c < 16; ++c)
+        for (size_t x = x0; x < w; ++x) d[x * dst_stride + c] = s[c * plane + x];
+    }
+    for (size_t c = c0; c < channels; ++c) {
+      const int8_t* s = src + c * plane + y * w;
+      int8_t* d = dst + y * dst_row + c;
+      for (size_t x = 0; x < w; ++x) d[x * dst_stride] = s[x];
+    }
+  }
 }
 
 }  // namespace pyrt::kernels

@@ -160,12 +160,8 @@ class Int8ConvStep final : public Step {
     int8_t* hwc = base + qbytes;
     std::memset(hwc, 0, bytes);
     for (uint32_t grp = 0; grp < g.groups; ++grp)
-      for (size_t c = 0; c < cg; ++c) {
-        const int8_t* src = qin + (grp * cg + c) * plane;
-        int8_t* dst = hwc + grp * hp_ * wp_ * cg + (g.pad_top * wp_ + g.pad_left) * cg + c;
-        for (size_t y = 0; y < g.in_h; ++y, src += g.in_w, dst += wp_ * cg)
-          for (size_t x0 = 0; x0 < g.in_w; ++x0) dst[x0 * cg] = src[x0];
-      }
+      kernels::int8_channels_last(isa, qin + grp * cg * plane, cg, g.in_h, g.in_w,
+                                  hwc + grp * hp_ * wp_ * cg + (g.pad_top * wp_ + g.pad_left) * cg, wp_ * cg, cg);
     return {hwc, scale};
   }
 
