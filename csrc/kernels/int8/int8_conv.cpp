@@ -2,12 +2,35 @@
 #include "kernels/int8/int8_conv.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels/int8/int8_dwconv_impl.h"
 
 namespace pyrt::kernels {
 
 void pyrt_i8_dwconv__ref(const Int8DwPlane& p) { detail::dwconv_plane(p); }
+
+void pyrt_i8_conv_tile__ref(const Int8ConvTile& t) {
+  for (size_t o = 0; o < t.og; ++o)
+    for (size_t p = 0; p < t.n; ++p) {
+      const int8_t* a = t.a + (p / 16) * 16 * t.kp + (p % 16) * 4;
+      int32_t acc = 0;
+      for (size_t k = 0; k < t.kp; ++k) acc += int32_t(t.w[o * t.kp + k]) * a[(k / 4) * 64 + k % 4];
+      const float v = int8_epilogue(acc, t.xs * t.wscale[o], t.bias ? t.bias[o] : 0.0f, t.lo, t.hi);
+      if (t.inv_out > 0.0f)
+        static_cast<int8_t*>(t.y)[o * t.plane + p] = ref::quantize_one(v, t.inv_out);
+      else
+        static_cast<float*>(t.y)[o * t.plane + p] = v;
+    }
+}
+
+void int8_conv_tile(Isa isa, const Int8ConvTile& t) {
+#if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx512vnni) return pyrt_i8_conv_tile__avx512vnni(t);
+  if (isa >= Isa::avx2) return pyrt_i8_conv_tile__avx2(t);
+#endif
+  pyrt_i8_conv_tile__ref(t);
+}
 void pyrt_i8_dw_phases__ref(const Int8DwPhases& f, const int8_t* src, int8_t* dst) { detail::dw_phases(f, src, dst); }
 
 void int8_dw_phases(Isa isa, const Int8DwPhases& f, const int8_t* src, int8_t* dst) {
@@ -48,7 +71,8 @@ void transpose_to_planes(Isa isa, const float* tile, size_t n, size_t og, float*
   for (size_t o0 = 0; o0 < og; o0 += kB)
     for (size_t i0 = 0; i0 < n; i0 += kB)
       for (size_t o = o0; o < std::min(og, o0 + kB); ++o)
-        for (size_t i = i0; i < std::min(n, i0 + kB); ++i) y[o * plane + i] = tile[i * og + o];
+        for (size_t i = i0; i < std::min(n, i0 + kB); ++i)
+          std::memcpy(y + o * plane + i, tile + i * og + o, 4);  // the bits as they are (int8 groups too)
 }
 
 }  // namespace pyrt::kernels

@@ -41,15 +41,38 @@ struct Int8DwPhases {
 };
 void int8_dw_phases(Isa isa, const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 
+// A tile of positions of a dense int8 convolution, positions vectorized (the output lands in channel planes,
+// no transpose): the patches in blocks of 16 positions, block j at a + j * 16 * kp, its 4-column group g at
+// + g * 64 holding the 16 positions' 4 bytes (q in -127..127, zero from K to kp and for positions past n);
+// the weight row-major (row o at w + o * kp, zero from K to kp). For every output row o < og and position
+// p < n: acc = sum_k w[o][k] * q[p][k] (exact int32), then the int8 epilogue with scale xs * wscale[o] and
+// bias[o] (0 when bias is null), stored at y + o * plane + p (f32, or int8 when inv_out > 0).
+struct Int8ConvTile {
+  const int8_t* a;
+  size_t n;
+  const int8_t* w;
+  const int32_t* wsum;  // per row: the sum of its weights (VNNI's offset correction)
+  size_t og, kp;
+  float xs;
+  const float* wscale;
+  const float* bias;
+  float lo, hi, inv_out;
+  void* y;
+  size_t plane;
+};
+void int8_conv_tile(Isa isa, const Int8ConvTile& t);
+
 // Channels-last: dst[y * dst_row + x * dst_stride + c] = src[(c * h + y) * w + x] for c < channels, y < h,
 // x < w (an int8 [channels, h, w] block into rows of positions of dst_stride >= channels bytes).
 void int8_channels_last(Isa isa, const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
                         size_t dst_stride);
 
-// tile [n x og] (row i: the og channel outputs of position i) -> y[o * plane + i]: og planes.
+// tile [n x og] (row i: the og channel outputs of position i) -> y[o * plane + i]: og planes. Moves 4-byte
+// elements bit for bit (the int8 conv also transposes groups of 4 int8 with it).
 void transpose_to_planes(Isa isa, const float* tile, size_t n, size_t og, float* y, size_t plane);
 
 void pyrt_i8_dwconv__ref(const Int8DwPlane& p);
+void pyrt_i8_conv_tile__ref(const Int8ConvTile& t);
 void pyrt_i8_dw_phases__ref(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 #if PYRT_HAVE_X86_KERNELS
 void pyrt_i8_dwconv__avx2(const Int8DwPlane& p);
@@ -57,6 +80,8 @@ void pyrt_i8_dwconv__avx512(const Int8DwPlane& p);
 void pyrt_i8_dw_phases__avx2(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 void pyrt_i8_dw_phases__avx512(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* y, size_t plane);
+void pyrt_i8_conv_tile__avx2(const Int8ConvTile& t);  // AVX-512BW without VNNI runs it too
+void pyrt_i8_conv_tile__avx512vnni(const Int8ConvTile& t);
 void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
                                  size_t dst_stride);
 #endif

@@ -92,6 +92,7 @@ void pyrt_i8_spmm__avx512vnni(const Int8Panels&, const Int8Act&, const Int8Epilo
                               size_t);
 void pyrt_quantize_rows__avx2(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
 void pyrt_quantize_s8__avx2(const float* x, size_t n, float inv_scale, int8_t* q);
+void pyrt_quantize_s8__avx512(const float* x, size_t n, float inv_scale, int8_t* q);
 void pyrt_quantize_rows__avx512(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
 #endif
 

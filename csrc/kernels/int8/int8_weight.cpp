@@ -158,6 +158,7 @@ void quantize_rows(Isa isa, const float* x, size_t batch, size_t cols, size_t ld
 
 void quantize_s8(Isa isa, const float* x, size_t n, float inv_scale, int8_t* q) {
 #if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx512) return pyrt_quantize_s8__avx512(x, n, inv_scale, q);
   if (isa >= Isa::avx2) return pyrt_quantize_s8__avx2(x, n, inv_scale, q);
 #endif
   ref::quantize_s8(x, n, inv_scale, q);

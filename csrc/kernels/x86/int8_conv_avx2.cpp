@@ -1,7 +1,11 @@
 // pyruntime: int8 convolution kernels, AVX2 (int8_conv.h): the depthwise body compiled for AVX2 + FMA, the
 // transpose of a tile into planes by 8 x 8 floats in registers (unpack / shuffle / permute), and the
-// channels-last copy by 16 x 16 bytes in registers (four rounds of "interleave row i with row i + 8").
+// channels-last copy by 16 x 16 bytes in registers (four rounds of "interleave row i with row i + 8"), and
+// the positions-vectorized conv tile: vpmaddubsw of |w| (broadcast) against the activations with w's sign
+// (vpsignb), which cannot saturate (2 * 127 * 127 < 2^15), then vpmaddwd by ones: 4 rows x 16 positions.
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "kernels/int8/int8_dwconv_impl.h"
 
@@ -68,6 +72,73 @@ void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, s
       for (size_t x = 0; x < w; ++x) d[x * dst_stride] = s[x];
     }
   }
+}
+
+namespace {
+
+// The epilogue of 8 positions of row o, lanes [0, m) stored.
+void store8(const Int8ConvTile& t, size_t o, __m256i acc, size_t p, size_t m) {
+  const __m256 s = _mm256_set1_ps(t.xs * t.wscale[o]);
+  const __m256 b = _mm256_set1_ps(t.bias ? t.bias[o] : 0.0f);
+  __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), s, b);
+  v = _mm256_max_ps(_mm256_set1_ps(t.lo), v);  // lo > v ? lo : v (a NaN v stays)
+  v = _mm256_min_ps(_mm256_set1_ps(t.hi), v);  // hi < v ? hi : v
+  if (t.inv_out > 0.0f) {
+    const __m256 q = _mm256_mul_ps(v, _mm256_set1_ps(t.inv_out));
+    const __m256 c = _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(q, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f)),
+                                   _mm256_cmp_ps(q, q, _CMP_ORD_Q));  // NaN -> 0
+    const __m256i d = _mm256_cvtps_epi32(c);                             // half to even
+    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+    alignas(16) int8_t out[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(out), _mm_packs_epi16(w16, w16));
+    std::memcpy(static_cast<int8_t*>(t.y) + o * t.plane + p, out, m);
+  } else if (m == 8) {
+    _mm256_storeu_ps(static_cast<float*>(t.y) + o * t.plane + p, v);
+  } else {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, v);
+    std::memcpy(static_cast<float*>(t.y) + o * t.plane + p, out, m * sizeof(float));
+  }
+}
+
+template <int OB>
+void conv_block(const Int8ConvTile& t, size_t o0, size_t j) {
+  const size_t groups = t.kp / 4;
+  const int8_t* a = t.a + j * 16 * t.kp;
+  const int8_t* w = t.w + o0 * t.kp;
+  __m256i acc[OB][2];
+  for (int r = 0; r < OB; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t g = 0; g < groups; ++g) {
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + g * 64));       // positions 0..7
+    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + g * 64 + 32));  // 8..15
+    for (int r = 0; r < OB; ++r) {
+      int32_t wd;
+      std::memcpy(&wd, w + r * t.kp + g * 4, 4);
+      const __m256i ws = _mm256_set1_epi32(wd), wa = _mm256_abs_epi8(ws);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(a0, ws)), ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(a1, ws)), ones));
+    }
+  }
+  for (int r = 0; r < OB; ++r)
+    for (int h = 0; h < 2; ++h) {
+      const size_t p = j * 16 + h * 8;
+      if (p < t.n) store8(t, o0 + r, acc[r][h], p, std::min<size_t>(8, t.n - p));
+    }
+}
+
+template <int OB>
+void conv_rows(const Int8ConvTile& t, size_t o0) {
+  for (size_t j = 0; j * 16 < t.n; ++j) conv_block<OB>(t, o0, j);
+}
+
+}  // namespace
+
+void pyrt_i8_conv_tile__avx2(const Int8ConvTile& t) {
+  size_t o = 0;
+  for (; o + 4 <= t.og; o += 4) conv_rows<4>(t, o);
+  if (o + 2 <= t.og) conv_rows<2>(t, o), o += 2;
+  if (o < t.og) conv_rows<1>(t, o);
 }
 
 }  // namespace pyrt::kernels

@@ -48,3 +48,18 @@ void pyrt_quantize_rows__avx512(const float* x, size_t batch, size_t cols, size_
 }
 
 }  // namespace pyrt::kernels
+
+namespace pyrt::kernels {
+
+// quantize(x, inv_scale) of n floats (ref::quantize_s8), 16 lanes, the tail masked; NaN lanes give 0.
+void pyrt_quantize_s8__avx512(const float* x, size_t n, float inv_scale, int8_t* q) {
+  const __m512 vinv = _mm512_set1_ps(inv_scale), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 t = avx512::tail_mask(n - i);
+    const __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, x + i), vinv);
+    const __m512 v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p, p, _CMP_ORD_Q), _mm512_min_ps(_mm512_max_ps(p, lo), hi));
+    _mm512_mask_cvtepi32_storeu_epi8(q + i, t, _mm512_cvtps_epi32(v));  // half to even
+  }
+}
+
+}  // namespace pyrt::kernels

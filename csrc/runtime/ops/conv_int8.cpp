@@ -74,12 +74,29 @@ class Int8ConvStep final : public Step {
       : g_(ops::conv_geometry(ctx)), static_(is_static), in_scale_(a.input_scale) {
     const DecodedTensor& w = ctx.tensor(0);
     const uint32_t og = g_.group_out();
+    dense_ = w.encoding == Encoding::int8;
     for (uint32_t grp = 0; grp < g_.groups; ++grp) {
-      parts_.push_back(kernels::Int8Weight::pack(
-          slice_channels_last(w, grp * og, (grp + 1) * og, g_.group_in(), g_.kh, g_.kw)));
-      li.exec_bytes += parts_.back()->bytes();
+      const DecodedTensor part = slice_channels_last(w, grp * og, (grp + 1) * og, g_.group_in(), g_.kh, g_.kw);
+      if (dense_) {  // row-major, rows of kp (K rounded up to 4), for kernels::int8_conv_tile
+        const size_t k = part.cols(), kp = (k + 3) / 4 * 4;
+        kp_ = kp;
+        for (size_t r = 0; r < og; ++r) {
+          const int8_t* row = part.qvalues.data() + r * k;
+          wrows_.insert(wrows_.end(), row, row + k);
+          wrows_.insert(wrows_.end(), kp - k, 0);
+          int32_t sum = 0;
+          for (size_t c = 0; c < k; ++c) sum += row[c];
+          wsum_.push_back(sum);
+        }
+        wscale_.insert(wscale_.end(), part.scales.begin(), part.scales.end());
+        li.exec_bytes += og * (kp + 8);
+      } else {
+        parts_.push_back(kernels::Int8Weight::pack(part));
+        kp_ = parts_[0]->kp();
+        li.exec_bytes += parts_.back()->bytes();
+      }
     }
-    const size_t prow = parts_[0]->padded_rows();
+    const size_t prow = dense_ ? og : parts_[0]->padded_rows();
     bias_.resize(size_t(g_.groups) * prow);
     has_bias_ = ctx.node.tensors.size() == 2;
     if (has_bias_) {
@@ -93,14 +110,13 @@ class Int8ConvStep final : public Step {
     lo_ = is_static ? a.min : -std::numeric_limits<float>::infinity();
     hi_ = is_static ? a.max : std::numeric_limits<float>::infinity();
     inv_out_ = is_static && a.output_scale > 0 ? 1.0f / a.output_scale : 0.0f;
-    li.layout = parts_[0]->layout();
+    li.layout = dense_ ? "i8_k4x16" : parts_[0]->layout();
     li.method = is_static ? "im2col-static" : "im2col-dynamic";
     li.groups = g_.groups;
     work_ = w.nnz() * uint64_t(g_.out_h) * g_.out_w;
     // the padded channels-last extent: every row / column a window reads (the bottom / right padding implied)
     hp_ = std::max<size_t>(size_t(g_.pad_top) + g_.in_h, size_t(g_.out_h - 1) * g_.stride_h + size_t(g_.kh - 1) * g_.dilation_h + 1);
     wp_ = std::max<size_t>(size_t(g_.pad_left) + g_.in_w, size_t(g_.out_w - 1) * g_.stride_w + size_t(g_.kw - 1) * g_.dilation_w + 1);
-    kp_ = parts_[0]->kp();
     in_place_ = g_.kh == 1 && g_.kw == 1 && g_.stride_h == 1 && g_.stride_w == 1 && g_.pad_top == 0 &&
                 g_.pad_left == 0 && hp_ == g_.in_h && wp_ == g_.in_w && kp_ == g_.group_in();
     tiles_ = (size_t(g_.out_h) * g_.out_w + kTile - 1) / kTile;
@@ -165,8 +181,59 @@ class Int8ConvStep final : public Step {
     return {hwc, scale};
   }
 
+  // Work items [i0, i1) of sample b (item = group * tiles_ + tile) of a dense weight: the patches of 16
+  // positions at a time, their 4-byte groups transposed into the positions-vectorized layout of
+  // kernels::Int8ConvTile, and the tile's outputs straight into the channel planes.
+  void dense_tiles(kernels::Isa isa, const Input& x, void* y, size_t b, size_t i0, size_t i1) const {
+    const kernels::Conv2dGeometry& g = g_;
+    const size_t plane = size_t(g.out_h) * g.out_w, og = g.group_out(), cg = g.group_in();
+    const size_t k = size_t(cg) * g.kh * g.kw, groups4 = kp_ / 4, out_bytes = inv_out_ > 0 ? 1 : 4;
+    // scratch: 16 patch rows (+ the copies' slack), then the tile in the vectorized layout
+    const size_t rows_bytes = (16 * kp_ + kCopySlack + 63) / 64 * 64;
+    uint8_t* base = reinterpret_cast<uint8_t*>(
+        kernels::thread_scratch((rows_bytes + kTile * kp_) / 4 + 16, kernels::Scratch::kInt8));
+    int8_t* rows16 = reinterpret_cast<int8_t*>(base);
+    int8_t* tile = reinterpret_cast<int8_t*>(base + rows_bytes);
+    const size_t row_step = g.dilation_h * wp_ * cg, run = g.dilation_w == 1 ? g.kw * cg : cg;
+    const size_t runs_per_row = g.dilation_w == 1 ? 1 : g.kw, col_step = g.dilation_w * cg;
+    for (size_t item = i0; item < i1; ++item) {
+      const size_t grp = item / tiles_, p0 = (item % tiles_) * kTile;
+      const size_t n = std::min(kTile, plane - p0);
+      const int8_t* src = x.q + grp * hp_ * wp_ * cg;
+      size_t oy = p0 / g.out_w, ox = p0 % g.out_w;
+      for (size_t j = 0; j * 16 < n; ++j) {
+        const size_t m = std::min<size_t>(16, n - j * 16);
+        const int8_t* rows = src + (p0 + j * 16) * cg;  // in place: the channels-last input rows
+        if (!in_place_ || m < 16) {
+          for (size_t i = 0; i < m; ++i) {
+            int8_t* row = rows16 + i * kp_;
+            const int8_t* win = src + (oy * g.stride_h * wp_ + ox * g.stride_w) * cg;
+            int8_t* dst = row;
+            for (uint32_t ky = 0; ky < g.kh; ++ky, win += row_step)
+              for (size_t r = 0; r < runs_per_row; ++r, dst += run) copy_run(dst, win + r * col_step, run);
+            std::memset(row + k, 0, kp_ - k);
+            if (++ox == g.out_w) ox = 0, ++oy;
+          }
+          std::memset(rows16 + m * kp_, 0, (16 - m) * kp_);
+          rows = rows16;
+        } else {
+          oy += (ox + 16) / g.out_w, ox = (ox + 16) % g.out_w;
+        }
+        kernels::transpose_to_planes(isa, reinterpret_cast<const float*>(rows), 16, groups4,
+                                     reinterpret_cast<float*>(tile + j * 16 * kp_), 16);
+      }
+      const size_t w0 = grp * og;
+      const kernels::Int8ConvTile t{tile, n, wrows_.data() + w0 * kp_, wsum_.data() + w0, og, kp_, x.scale,
+                                    wscale_.data() + w0, has_bias_ ? bias_.data() + w0 : nullptr, lo_, hi_, inv_out_,
+                                    static_cast<uint8_t*>(y) + (b * g.out_size() + w0 * plane + p0) * out_bytes,
+                                    plane};
+      kernels::int8_conv_tile(isa, t);
+    }
+  }
+
   // Work items [i0, i1) of sample b (item = group * tiles_ + tile): patches, GEMM, transpose into the planes.
   void tiles(kernels::Isa isa, const Input& x, void* y, size_t b, size_t i0, size_t i1) const {
+    if (dense_) return dense_tiles(isa, x, y, b, i0, i1);
     const kernels::Conv2dGeometry& g = g_;
     const size_t plane = size_t(g.out_h) * g.out_w, og = g.group_out(), cg = g.group_in();
     const size_t prow = parts_[0]->padded_rows(), k = size_t(cg) * g.kh * g.kw;
@@ -229,8 +296,12 @@ class Int8ConvStep final : public Step {
   }
 
   kernels::Conv2dGeometry g_;
-  std::vector<std::unique_ptr<kernels::Int8Weight>> parts_;  // per group: its output channels
-  AlignedArray<float> bias_;                                 // per group, padded to its rows' multiple of 16
+  bool dense_ = false;                                       // an int8 weight: kernels::int8_conv_tile
+  std::vector<int8_t> wrows_;                                // dense: rows of kp_, channels-last columns
+  std::vector<int32_t> wsum_;                                // dense: per row, the sum of its weights
+  std::vector<float> wscale_;                                // dense: per row
+  std::vector<std::unique_ptr<kernels::Int8Weight>> parts_;  // csr+int8, per group: its output channels
+  AlignedArray<float> bias_;  // per group (csr+int8: padded to its rows' multiple of 16)
   bool has_bias_ = false;
   bool static_;
   float in_scale_;           // static: the input's scale
