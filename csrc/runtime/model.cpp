@@ -102,12 +102,18 @@ void Model::run(const float* input, size_t batch, float* output, void* arena) co
   };
   const RunContext ctx{kernels::active_isa(), pool_.get()};
   const void* xs[16];  // inputs of one step (the format allows at most 16)
+  // When the last step computes the graph output (f32), it writes it straight into the caller's buffer (no
+  // step reads it afterwards); otherwise (an alias, or the input itself) the output is copied at the end.
+  const PlannedStep* direct = nullptr;
+  if (!plan_.steps.empty() && !plan_.steps.back().alias && plan_.output_offset >= 0 &&
+      plan_.steps.back().out_offset == plan_.output_offset)
+    direct = &plan_.steps.back();
   for (const PlannedStep& s : plan_.steps) {
     if (s.alias) continue;
     for (size_t k = 0; k < s.in_offsets.size(); ++k) xs[k] = at(s.in_offsets[k]);
-    s.step->run(ctx, xs, batch, at(s.out_offset));
+    s.step->run(ctx, xs, batch, &s == direct ? static_cast<void*>(output) : at(s.out_offset));
   }
-  std::memcpy(output, at(plan_.output_offset), batch * output_size() * sizeof(float));
+  if (!direct) std::memcpy(output, at(plan_.output_offset), batch * output_size() * sizeof(float));
 }
 
 Session::Session(const Model& model, size_t max_batch, void* arena, size_t arena_bytes_given)

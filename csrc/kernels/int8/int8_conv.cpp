@@ -8,7 +8,7 @@
 
 namespace pyrt::kernels {
 
-void pyrt_i8_dwconv__ref(const Int8DwPlane& p) { detail::dwconv_plane(p); }
+void pyrt_i8_dwconv__ref(const Int8DwPlane& p) { detail::dwconv_plane<detail::block_sums_plain>(p); }
 
 void pyrt_i8_conv_tile__ref(const Int8ConvTile& t) {
   for (size_t o = 0; o < t.og; ++o)

@@ -17,8 +17,9 @@ namespace pyrt::kernels {
 // a + stride_h, ... and of those the columns b, b + stride_w, ..., each row `phase_len` bytes. Tap (ky, kx)
 // reads sub-plane ((ky * dilation_h) % stride_h, (kx * dilation_w) % stride_w) from row
 // (ky * dilation_h) / stride_h, column (kx * dilation_w) / stride_w on: for every output (oy, ox) at
-// oy * phase_len + ox of one contiguous run, so a tap is one long multiply-add over the plane. x must be
-// readable kw * dilation_w bytes past the last sub-plane.
+// oy * phase_len + ox of one contiguous run, so a tap is one long multiply-add over a block of rows. x must
+// be readable kInt8DwSlack bytes past its last sub-plane (the sums run 16 or 32 outputs at a time).
+constexpr size_t kInt8DwSlack = 64;
 struct Int8DwPlane {
   const int8_t* x;
   size_t sub_bytes, phase_len;

@@ -18,34 +18,62 @@ namespace pyrt::kernels::detail {
 // with different flags could run AVX-512 code on a CPU without it).
 namespace {
 
-constexpr size_t kDwBlock = 2048;  // accumulators per block of output rows (int32 and f32 on the stack)
+constexpr size_t kDwBlock = 2048;  // accumulators per block of output rows (int32, on the stack)
+constexpr size_t kDwTaps = 64;     // nonzero taps summed by the level's block_sums; more go 64 at a time
 
-inline void dwconv_plane(const Int8DwPlane& p) {
-  alignas(64) int32_t acc[kDwBlock];
-  alignas(64) float v[kDwBlock];
+// acc[i] = sum_k w[k] * base[off[k] + i] for i < n (the plain loops; the x86 files sum in registers).
+inline void block_sums_plain(const int8_t* base, const size_t* off, const int16_t* w, size_t nt, size_t n,
+                             int32_t* acc) {
+  std::fill(acc, acc + n, 0);
+  for (size_t k = 0; k < nt; ++k) {
+    const int8_t* x = base + off[k];
+    const int32_t wk = w[k];
+    for (size_t i = 0; i < n; ++i) acc[i] += wk * int32_t(x[i]);
+  }
+}
+
+using BlockSums = void (*)(const int8_t*, const size_t*, const int16_t*, size_t, size_t, int32_t*);
+
+template <BlockSums kSums>
+void dwconv_plane(const Int8DwPlane& p) {
+  alignas(64) int32_t acc[kDwBlock + 32], part[kDwBlock + 32];  // + the last chunk's extra lanes
+  size_t off[kDwTaps];
+  int16_t w[kDwTaps];
   const size_t taps = size_t(p.kh) * p.kw, pl = p.phase_len;
   const size_t rows_per_block = std::max<size_t>(1, kDwBlock / pl);
   for (size_t oy0 = 0; oy0 < p.out_h; oy0 += rows_per_block) {
     const size_t rows = std::min<size_t>(rows_per_block, p.out_h - oy0);
-    // a block of rows, each phase_len wide (columns from out_w on are computed and dropped)
+    // a block of rows, each phase_len wide (columns from out_w on are computed and dropped): every tap reads
+    // one contiguous run
     const size_t n = (rows - 1) * pl + p.out_w;
     std::fill(acc, acc + n, 0);
-    for (size_t t = 0; t < taps; ++t) {
-      const int32_t w = p.w[t];
-      if (w == 0) continue;  // a pruned tap adds nothing
-      const size_t dy = size_t(t / p.kw) * p.dilation_h, dx = size_t(t % p.kw) * p.dilation_w;
-      const int8_t* xr = p.x + ((dy % p.stride_h) * p.stride_w + dx % p.stride_w) * p.sub_bytes +
-                         (oy0 + dy / p.stride_h) * pl + dx / p.stride_w;
-      for (size_t i = 0; i < n; ++i) acc[i] += w * int32_t(xr[i]);
+    for (size_t t0 = 0; t0 < taps; t0 += kDwTaps) {  // the nonzero taps, 64 at a time
+      size_t nt = 0;
+      for (size_t t = t0; t < std::min(taps, t0 + kDwTaps); ++t) {
+        if (p.w[t] == 0) continue;  // a pruned tap adds nothing
+        const size_t dy = size_t(t / p.kw) * p.dilation_h, dx = size_t(t % p.kw) * p.dilation_w;
+        off[nt] = ((dy % p.stride_h) * p.stride_w + dx % p.stride_w) * p.sub_bytes + (oy0 + dy / p.stride_h) * pl +
+                  dx / p.stride_w;
+        w[nt++] = p.w[t];
+      }
+      if (nt == 0) continue;
+      if (t0 == 0) {
+        kSums(p.x, off, w, nt, n, acc);
+      } else {
+        kSums(p.x, off, w, nt, n, part);
+        for (size_t i = 0; i < n; ++i) acc[i] += part[i];
+      }
     }
-    for (size_t i = 0; i < n; ++i) v[i] = int8_epilogue(acc[i], p.scale, p.bias, p.lo, p.hi);
-    for (size_t r = 0; r < rows; ++r) {
+    for (size_t r = 0; r < rows; ++r) {  // the epilogue straight into the output rows
+      const int32_t* a = acc + r * pl;
       const size_t at = (oy0 + r) * p.out_w;
       if (p.inv_out > 0.0f) {
         int8_t* y = static_cast<int8_t*>(p.y) + at;
-        for (size_t i = 0; i < p.out_w; ++i) y[i] = ref::quantize_one(v[r * pl + i], p.inv_out);
+        for (size_t i = 0; i < p.out_w; ++i)
+          y[i] = ref::quantize_one(int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi), p.inv_out);
       } else {
-        std::memcpy(static_cast<float*>(p.y) + at, v + r * pl, p.out_w * sizeof(float));
+        float* y = static_cast<float*>(p.y) + at;
+        for (size_t i = 0; i < p.out_w; ++i) y[i] = int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi);
       }
     }
   }

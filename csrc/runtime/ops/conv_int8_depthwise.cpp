@@ -54,7 +54,7 @@ class Int8DepthwiseStep final : public Step {
     const size_t sub_rows = (hp + g_.stride_h - 1) / g_.stride_h;
     phase_len_ = (wp + g_.stride_w - 1) / g_.stride_w;
     sub_bytes_ = sub_rows * phase_len_;
-    plane_bytes_ = sub_bytes_ * g_.stride_h * g_.stride_w + size_t(g_.kw) * g_.dilation_w + 64;
+    plane_bytes_ = sub_bytes_ * g_.stride_h * g_.stride_w + kernels::kInt8DwSlack;
   }
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
@@ -111,6 +111,7 @@ class Int8DepthwiseStep final : public Step {
     const size_t plane_in = size_t(g.in_h) * g.in_w, plane_out = size_t(g.out_h) * g.out_w, og = g.group_out();
     const size_t taps = size_t(g.kh) * g.kw, out_bytes = inv_out_ > 0 ? 1 : 4;
     int8_t* plane = reinterpret_cast<int8_t*>(kernels::thread_scratch(plane_bytes_ / 4 + 16, kernels::Scratch::kConv));
+    std::memset(plane + plane_bytes_ - kernels::kInt8DwSlack, 0, kernels::kInt8DwSlack);
     const kernels::Int8DwPhases phases{g.in_h, g.in_w, g.pad_top, g.pad_left, g.stride_h, g.stride_w, sub_bytes_,
                                        phase_len_};
     for (size_t c = c0; c < c1; ++c) {
@@ -134,7 +135,7 @@ class Int8DepthwiseStep final : public Step {
   float lo_, hi_, inv_out_;
   uint64_t work_ = 0;
   size_t phase_len_ = 0, sub_bytes_ = 0;  // the phase layout of a padded input plane
-  size_t plane_bytes_ = 0;                // its sub-planes and some slack
+  size_t plane_bytes_ = 0;                // all its sub-planes and the kernel's slack
 };
 
 }  // namespace
