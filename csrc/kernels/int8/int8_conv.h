@@ -81,7 +81,8 @@ void pyrt_i8_dwconv__avx512(const Int8DwPlane& p);
 void pyrt_i8_dw_phases__avx2(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 void pyrt_i8_dw_phases__avx512(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
 void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* y, size_t plane);
-void pyrt_i8_conv_tile__avx2(const Int8ConvTile& t);  // AVX-512BW without VNNI runs it too
+void pyrt_i8_conv_tile__avx2(const Int8ConvTile& t);
+void pyrt_i8_conv_tile__avx512(const Int8ConvTile& t);
 void pyrt_i8_conv_tile__avx512vnni(const Int8ConvTile& t);
 void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
                                  size_t dst_stride);
