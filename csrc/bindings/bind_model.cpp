@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdlib>
 #include <mutex>
 
 #include "bindings/tensor_dict.h"
@@ -31,6 +32,18 @@ struct PyModel {
   std::mutex mu;
   std::unique_ptr<runtime::Session> session;
 
+  // A float32 array of `shape` on a 64-byte boundary (numpy's own allocations are 16-byte aligned): the
+  // model's last step writes into it directly, and full cache-line stores stay within one line.
+  static py::array_t<float> aligned_output(const std::vector<py::ssize_t>& shape) {
+    size_t n = 1;
+    for (py::ssize_t d : shape) n *= static_cast<size_t>(d);
+    const size_t bytes = std::max<size_t>(64, (n * sizeof(float) + 63) / 64 * 64);
+    void* mem = std::aligned_alloc(64, bytes);
+    if (mem == nullptr) throw std::bad_alloc();
+    py::capsule owner(mem, [](void* p) { std::free(p); });
+    return py::array_t<float>(shape, static_cast<float*>(mem), owner);
+  }
+
   py::array_t<float> run(py::array x) {
     const auto& in_shape = model->input_shape();
     const size_t rank = in_shape.size();
@@ -45,7 +58,7 @@ struct PyModel {
     const size_t batch = static_cast<size_t>(x.shape(0));
     std::vector<py::ssize_t> out_shape{static_cast<py::ssize_t>(batch)};
     for (uint32_t d : model->output_shape()) out_shape.push_back(d);
-    py::array_t<float> y(out_shape);
+    py::array_t<float> y = aligned_output(out_shape);
     if (batch == 0) return y;
     const float* xp = xc.data();
     float* yp = y.mutable_data();
