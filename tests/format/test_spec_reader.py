@@ -1183,6 +1183,17 @@ def test_int8_convolutions_agree_bit_for_bit(density, attrs, c, o, k):
             _core.set_isa(previous)
 
 
+def each_isa():
+    """Every supported ISA level in turn, made active (the previous one restored afterwards)."""
+    previous = _core.active_isa()
+    try:
+        for isa in _core.supported_isas():
+            _core.set_isa(isa)
+            yield isa
+    finally:
+        _core.set_isa(previous)
+
+
 def int8_static_cnn(rng, density, pool: str) -> dict:
     """qconv2d -> relu -> pool -> qconv2d (depthwise, strided) -> relu -> flatten -> qlinear: a static int8
     chain, each layer's output at the next one's input scale (2.5)."""
@@ -1238,15 +1249,10 @@ def test_static_int8_convolutions_agree_bit_for_bit(density, pool):
         assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
         assert np.mean(got == want) > 0.5
         want = got
-    for isa in _core.supported_isas():
-        previous = _core.active_isa()
-        try:
-            _core.set_isa(isa)
-            np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
-            np.testing.assert_array_equal(m.run(x[3:]), want[3:], err_msg=isa)
-            np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
-        finally:
-            _core.set_isa(previous)
+    for isa in each_isa():
+        np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
+        np.testing.assert_array_equal(m.run(x[3:]), want[3:], err_msg=isa)
+        np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
 
 
 QCONV = {"stride": [1, 1], "padding": [0] * 4, "dilation": [1, 1], "groups": 1} | QATTRS
@@ -1307,14 +1313,9 @@ def test_int8_depthwise_convolutions_agree_bit_for_bit(static, attrs, c, o, k):
     want = sr.run(spec, x)
     m = pyruntime.load(data)
     assert m.layers()[0]["method"] == ("direct-static" if static else "direct-dynamic")
-    for isa in _core.supported_isas():
-        previous = _core.active_isa()
-        try:
-            _core.set_isa(isa)
-            np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
-            np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
-        finally:
-            _core.set_isa(previous)
+    for isa in each_isa():
+        np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
+        np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
 
 
 @pytest.mark.parametrize("c,groups", [(48, 1), (48, 48), (21, 1), (34, 2)])
@@ -1333,11 +1334,6 @@ def test_int8_convolutions_split_across_threads_bit_for_bit(c, groups):
     want = sr.run(sr.read_file(data), x)
     m2 = pyruntime.load(data, threads=2)
     assert m2.layers()[0]["row_tasks"] == 2
-    for isa in _core.supported_isas():
-        previous = _core.active_isa()
-        try:
-            _core.set_isa(isa)
-            np.testing.assert_array_equal(m2.run(x[:1]), want[:1], err_msg=isa)
-            np.testing.assert_array_equal(m2.run(x), want, err_msg=isa)
-        finally:
-            _core.set_isa(previous)
+    for isa in each_isa():
+        np.testing.assert_array_equal(m2.run(x[:1]), want[:1], err_msg=isa)
+        np.testing.assert_array_equal(m2.run(x), want, err_msg=isa)

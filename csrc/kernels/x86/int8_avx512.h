@@ -22,22 +22,29 @@ inline __m512i bcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// The epilogue (int8_layouts.h) of 16 rows r .. r + n - 1 (n <= 16) of one sample, stored at y + at.
-inline void store_rows(const Int8Epilogue& ep, __m512i acc, float xs, uint32_t r, uint32_t n, void* y, size_t at) {
-  const __mmask16 m = tail_mask(n);
-  const __m512 s = _mm512_mul_ps(_mm512_set1_ps(xs), _mm512_loadu_ps(ep.wscale + r));
-  const __m512 b = ep.bias ? _mm512_loadu_ps(ep.bias + r) : _mm512_setzero_ps();
+// The int8 epilogue (int8_layouts.h) of 16 sums with their scales s and biases b: lanes m stored at y + at,
+// as f32 or (inv_out > 0) int8.
+inline void epilogue_store(__m512i acc, __m512 s, __m512 b, float lo, float hi, float inv_out, void* y, size_t at,
+                           __mmask16 m) {
   __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, b);
-  v = _mm512_max_ps(_mm512_set1_ps(ep.lo), v);  // lo > v ? lo : v (a NaN v stays)
-  v = _mm512_min_ps(_mm512_set1_ps(ep.hi), v);  // hi < v ? hi : v
-  if (ep.inv_out > 0.0f) {
-    __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(ep.inv_out));
+  v = _mm512_max_ps(_mm512_set1_ps(lo), v);  // lo > v ? lo : v (a NaN v stays)
+  v = _mm512_min_ps(_mm512_set1_ps(hi), v);  // hi < v ? hi : v
+  if (inv_out > 0.0f) {
+    __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(inv_out));
     t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, t, _CMP_ORD_Q), t);  // NaN -> 0
     t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
     _mm512_mask_cvtepi32_storeu_epi8(static_cast<int8_t*>(y) + at, m, _mm512_cvtps_epi32(t));  // half to even
   } else {
     _mm512_mask_storeu_ps(static_cast<float*>(y) + at, m, v);
   }
+}
+
+// The epilogue (int8_layouts.h) of 16 rows r .. r + n - 1 (n <= 16) of one sample, stored at y + at.
+inline void store_rows(const Int8Epilogue& ep, __m512i acc, float xs, uint32_t r, uint32_t n, void* y, size_t at) {
+  const __mmask16 m = tail_mask(n);
+  const __m512 s = _mm512_mul_ps(_mm512_set1_ps(xs), _mm512_loadu_ps(ep.wscale + r));
+  const __m512 b = ep.bias ? _mm512_loadu_ps(ep.bias + r) : _mm512_setzero_ps();
+  epilogue_store(acc, s, b, ep.lo, ep.hi, ep.inv_out, y, at, m);
 }
 
 // The dot policies: how 64 weight bytes (16 lanes x 4) meet 64 activation bytes lane by lane.

@@ -14,24 +14,14 @@
 #include "kernels/int8/int8_conv.h"
 #include "kernels/int8/int8_layouts.h"
 #include "kernels/x86/avx512_util.h"
+#include "kernels/x86/int8_avx512.h"  // epilogue_store
 
 namespace pyrt::kernels::avx512 {
 namespace {
 
 inline void conv_store16(const Int8ConvTile& t, size_t o, __m512i acc, size_t p, __mmask16 m) {
-  const __m512 s = _mm512_set1_ps(t.xs * t.wscale[o]);
-  const __m512 b = _mm512_set1_ps(t.bias ? t.bias[o] : 0.0f);
-  __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, b);
-  v = _mm512_max_ps(_mm512_set1_ps(t.lo), v);  // lo > v ? lo : v (a NaN v stays)
-  v = _mm512_min_ps(_mm512_set1_ps(t.hi), v);  // hi < v ? hi : v
-  if (t.inv_out > 0.0f) {
-    __m512 q = _mm512_mul_ps(v, _mm512_set1_ps(t.inv_out));
-    q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);  // NaN -> 0
-    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
-    _mm512_mask_cvtepi32_storeu_epi8(static_cast<int8_t*>(t.y) + o * t.plane + p, m, _mm512_cvtps_epi32(q));
-  } else {
-    _mm512_mask_storeu_ps(static_cast<float*>(t.y) + o * t.plane + p, m, v);
-  }
+  epilogue_store(acc, _mm512_set1_ps(t.xs * t.wscale[o]), _mm512_set1_ps(t.bias ? t.bias[o] : 0.0f), t.lo, t.hi,
+                 t.inv_out, t.y, o * t.plane + p, m);
 }
 
 struct ConvDotBw {

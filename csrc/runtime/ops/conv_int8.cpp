@@ -181,21 +181,37 @@ class Int8ConvStep final : public Step {
     return {hwc, scale};
   }
 
+  // The patch rows (kp_ bytes each, zero from K on) of m positions from (oy, ox) on, out of one group's
+  // channels-last input src; (oy, ox) advances past them.
+  void patch_rows(const int8_t* src, size_t& oy, size_t& ox, size_t m, int8_t* rows) const {
+    const kernels::Conv2dGeometry& g = g_;
+    const size_t cg = g.group_in(), k = cg * g.kh * g.kw;
+    const size_t row_step = g.dilation_h * wp_ * cg, run = g.dilation_w == 1 ? g.kw * cg : cg;
+    const size_t runs_per_row = g.dilation_w == 1 ? 1 : g.kw, col_step = g.dilation_w * cg;
+    for (size_t i = 0; i < m; ++i) {
+      int8_t* row = rows + i * kp_;
+      const int8_t* win = src + (oy * g.stride_h * wp_ + ox * g.stride_w) * cg;
+      int8_t* dst = row;
+      for (uint32_t ky = 0; ky < g.kh; ++ky, win += row_step)
+        for (size_t r = 0; r < runs_per_row; ++r, dst += run) copy_run(dst, win + r * col_step, run);
+      std::memset(row + k, 0, kp_ - k);
+      if (++ox == g.out_w) ox = 0, ++oy;
+    }
+  }
+
   // Work items [i0, i1) of sample b (item = group * tiles_ + tile) of a dense weight: the patches of 16
   // positions at a time, their 4-byte groups transposed into the positions-vectorized layout of
   // kernels::Int8ConvTile, and the tile's outputs straight into the channel planes.
   void dense_tiles(kernels::Isa isa, const Input& x, void* y, size_t b, size_t i0, size_t i1) const {
     const kernels::Conv2dGeometry& g = g_;
     const size_t plane = size_t(g.out_h) * g.out_w, og = g.group_out(), cg = g.group_in();
-    const size_t k = size_t(cg) * g.kh * g.kw, groups4 = kp_ / 4, out_bytes = inv_out_ > 0 ? 1 : 4;
+    const size_t groups4 = kp_ / 4, out_bytes = inv_out_ > 0 ? 1 : 4;
     // scratch: 16 patch rows (+ the copies' slack), then the tile in the vectorized layout
     const size_t rows_bytes = (16 * kp_ + kCopySlack + 63) / 64 * 64;
     uint8_t* base = reinterpret_cast<uint8_t*>(
         kernels::thread_scratch((rows_bytes + kTile * kp_) / 4 + 16, kernels::Scratch::kInt8));
     int8_t* rows16 = reinterpret_cast<int8_t*>(base);
     int8_t* tile = reinterpret_cast<int8_t*>(base + rows_bytes);
-    const size_t row_step = g.dilation_h * wp_ * cg, run = g.dilation_w == 1 ? g.kw * cg : cg;
-    const size_t runs_per_row = g.dilation_w == 1 ? 1 : g.kw, col_step = g.dilation_w * cg;
     for (size_t item = i0; item < i1; ++item) {
       const size_t grp = item / tiles_, p0 = (item % tiles_) * kTile;
       const size_t n = std::min(kTile, plane - p0);
@@ -205,15 +221,7 @@ class Int8ConvStep final : public Step {
         const size_t m = std::min<size_t>(16, n - j * 16);
         const int8_t* rows = src + (p0 + j * 16) * cg;  // in place: the channels-last input rows
         if (!in_place_ || m < 16) {
-          for (size_t i = 0; i < m; ++i) {
-            int8_t* row = rows16 + i * kp_;
-            const int8_t* win = src + (oy * g.stride_h * wp_ + ox * g.stride_w) * cg;
-            int8_t* dst = row;
-            for (uint32_t ky = 0; ky < g.kh; ++ky, win += row_step)
-              for (size_t r = 0; r < runs_per_row; ++r, dst += run) copy_run(dst, win + r * col_step, run);
-            std::memset(row + k, 0, kp_ - k);
-            if (++ox == g.out_w) ox = 0, ++oy;
-          }
+          patch_rows(src, oy, ox, m, rows16);
           std::memset(rows16 + m * kp_, 0, (16 - m) * kp_);
           rows = rows16;
         } else {
@@ -236,7 +244,7 @@ class Int8ConvStep final : public Step {
     if (dense_) return dense_tiles(isa, x, y, b, i0, i1);
     const kernels::Conv2dGeometry& g = g_;
     const size_t plane = size_t(g.out_h) * g.out_w, og = g.group_out(), cg = g.group_in();
-    const size_t prow = parts_[0]->padded_rows(), k = size_t(cg) * g.kh * g.kw;
+    const size_t prow = parts_[0]->padded_rows();
     const size_t out_bytes = inv_out_ > 0 ? 1 : 4;
     // scratch: the patches of a tile (+ the kernels' pad + the copies' slack), the tile's scales, its outputs
     const size_t patch_bytes = (kTile * kp_ + kernels::kInt8ActPad + kCopySlack + 63) / 64 * 64;
@@ -246,8 +254,6 @@ class Int8ConvStep final : public Step {
     float* xs = reinterpret_cast<float*>(base + patch_bytes);
     uint8_t* ytile = reinterpret_cast<uint8_t*>(xs + kTile);
     std::fill(xs, xs + kTile, x.scale);
-    const size_t row_step = g.dilation_h * wp_ * cg, run = g.dilation_w == 1 ? g.kw * cg : cg;
-    const size_t runs_per_row = g.dilation_w == 1 ? 1 : g.kw, col_step = g.dilation_w * cg;
     for (size_t item = i0; item < i1; ++item) {
       const size_t grp = item / tiles_, p0 = (item % tiles_) * kTile;
       const size_t n = std::min(kTile, plane - p0);
@@ -255,15 +261,7 @@ class Int8ConvStep final : public Step {
       const int8_t* act = src + p0 * cg;
       if (!in_place_) {
         size_t oy = p0 / g.out_w, ox = p0 % g.out_w;
-        for (size_t i = 0; i < n; ++i) {
-          int8_t* row = patches + i * kp_;
-          const int8_t* win = src + (oy * g.stride_h * wp_ + ox * g.stride_w) * cg;
-          int8_t* dst = row;
-          for (uint32_t ky = 0; ky < g.kh; ++ky, win += row_step)
-            for (size_t r = 0; r < runs_per_row; ++r, dst += run) copy_run(dst, win + r * col_step, run);
-          std::memset(row + k, 0, kp_ - k);
-          if (++ox == g.out_w) ox = 0, ++oy;
-        }
+        patch_rows(src, oy, ox, n, patches);
         std::memset(patches + n * kp_, 0, kernels::kInt8ActPad);
         act = patches;
       }
