@@ -105,7 +105,8 @@ class Conv2d:
 # dilation: [h, w], groups}; max_pool2d {kernel, stride, padding, ceil_mode}; avg_pool2d {... ,
 # count_include_pad}; concat {axis}; reshape {shape: 1..4 dims}; clamp {min, max}; other ops none.
 # Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | "gemm-dynamic" |
-# "gemm-static" | "im2col-dynamic" | "im2col-static" | ""), groups,
+# "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | ""; the int8 conv
+# layouts: "i8_k4x16" dense, "i8_p128" csr+int8, "i8_dw" depthwise), groups,
 # shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks,
 # output_type ("f32" or "i8": the value type the node gives). Tensor dicts of int8 / csr+int8 weights hold
 # "qvalues" (int8 in -127..127) and "scales" (float32, one per row). Node attrs of qlinear: input_scale,
