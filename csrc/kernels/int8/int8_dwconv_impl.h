@@ -99,7 +99,11 @@ inline void deinterleave2(const int8_t* src, size_t n, int8_t* even, int8_t* odd
     _mm_storel_epi64(reinterpret_cast<__m128i*>(odd + i / 2), _mm_unpackhi_epi64(v, v));
   }
 #endif
-  for (; i < n; ++i) (i % 2 ? odd : even)[i / 2] = src[i];
+  for (; i + 2 <= n; i += 2) {
+    even[i / 2] = src[i];
+    odd[i / 2] = src[i + 1];
+  }
+  if (i < n) even[i / 2] = src[i];
 }
 
 inline void dw_phases(const Int8DwPhases& f, const int8_t* src, int8_t* dst) {
