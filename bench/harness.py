@@ -118,6 +118,27 @@ def llc_bytes() -> int:
 
 
 @contextmanager
+def one_thread_at(isa: str | None):
+    """One thread for every peer (thread_limit(1)) and pyruntime's kernels at ISA level `isa` (None: as they
+    are), the level restored afterwards."""
+    previous = _core.active_isa()
+    try:
+        if isa:
+            _core.set_isa(isa)
+        with thread_limit(1):
+            yield
+    finally:
+        _core.set_isa(previous)
+
+
+def normalized_error(got: Any, ref: np.ndarray) -> float:
+    """max |got - ref| / max |ref|, got a numpy array or a torch tensor."""
+    got = got.numpy() if hasattr(got, "numpy") else np.asarray(got)
+    assert got.shape == ref.shape, f"output shape {got.shape}, expected {ref.shape}"
+    return float(np.abs(got - ref).max() / np.abs(ref).max())
+
+
+@contextmanager
 def thread_limit(n: int | None):
     """Runs the block with torch, OpenBLAS and OpenMP pools at n threads (None: leave them alone)."""
     if n is None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import INT8_UNAVAILABLE, quantize_dynamic, thread_limit, torch
+from harness import INT8_UNAVAILABLE, normalized_error, one_thread_at, quantize_dynamic, torch
 
 import pyruntime
 from pyruntime import _core
@@ -208,21 +208,13 @@ def test_int8_linear(benchmark, shape, sparsity, batch, method):
     else:
         fn = lambda: L.model.run(x)
     ref = x.astype(np.float64) @ L.w.T.astype(np.float64) + L.b
-    previous = _core.active_isa()
-    try:
-        if isa:
-            _core.set_isa(isa)
-        with thread_limit(1):
-            got = fn()
-            got = got.numpy() if hasattr(got, "numpy") else np.asarray(got)
-            err = float(np.abs(got - ref).max() / np.abs(ref).max())
-            assert err <= TOL, f"{method}: normalized max error {err:.3g}"
-            benchmark.group = f"int8-{shape}-s{sparsity:.2f}-b{batch}"
-            macs = (L.nnz if method.startswith("pyrt") else rows * cols) * batch
-            benchmark.extra_info.update(method=method.rsplit("-", 1)[0] if isa else method, isa=isa or "",
-                                        peer=method.split("-")[0], encoding=L.encoding if isa else method,
-                                        sparsity=sparsity, batch=batch, rows=rows, cols=cols, nnz=L.nnz,
-                                        macs=macs, dense_macs=rows * cols * batch, error=err)
-            benchmark(fn)
-    finally:
-        _core.set_isa(previous)
+    with one_thread_at(isa):
+        err = normalized_error(fn(), ref)
+        assert err <= TOL, f"{method}: normalized max error {err:.3g}"
+        benchmark.group = f"int8-{shape}-s{sparsity:.2f}-b{batch}"
+        macs = (L.nnz if method.startswith("pyrt") else rows * cols) * batch
+        benchmark.extra_info.update(method=method.rsplit("-", 1)[0] if isa else method, isa=isa or "",
+                                    peer=method.split("-")[0], encoding=L.encoding if isa else method,
+                                    sparsity=sparsity, batch=batch, rows=rows, cols=cols, nnz=L.nnz,
+                                    macs=macs, dense_macs=rows * cols * batch, error=err)
+        benchmark(fn)

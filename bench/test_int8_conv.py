@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import magnitude_prune, thread_limit, timing_marks, torch
+from harness import magnitude_prune, normalized_error, one_thread_at, timing_marks, torch
 
 from pyruntime import _core
 from pyruntime.convert import from_numpy
@@ -346,26 +346,16 @@ def test_int8_conv(benchmark, lay: Int8ConvLayer, sparsity: float, batch: int, m
         fn = lambda: model.run(x)
     dense_macs = lay.out_c * (lay.in_c // lay.groups) * lay.k * lay.k * lay.out_hw * lay.out_hw * batch
     macs = nnz * lay.out_hw * lay.out_hw * batch if encoding.startswith("csr") else dense_macs
-    previous = _core.active_isa()
-    try:
-        if isa:
-            _core.set_isa(isa)
-        with thread_limit(1):
-            got = fn()
-            got = got.numpy() if hasattr(got, "numpy") else np.asarray(got)
-            ref = bt.reference(batch)
-            assert got.shape == ref.shape, f"{method}: output shape {got.shape}, expected {ref.shape}"
-            err = float(np.abs(got - ref).max() / np.abs(ref).max())
-            assert err <= (TOL if "int8" in method else 1e-3), f"{method}: normalized max error {err:.3g}"
-            benchmark.group = group_name(lay, sparsity, batch)
-            benchmark.extra_info.update(
-                kind="int8_conv", method=method.rsplit("-", 1)[0] if isa else method,
-                label=f"{method.rsplit('-', 1)[0]}@{isa}" if isa else method, peer=peer, quantize=quantize,
-                isa=isa or "", encoding=encoding, threads=1, layer=lay.name, model=lay.model,
-                description=lay.description, in_c=lay.in_c, out_c=lay.out_c, k=lay.k, in_hw=lay.in_hw,
-                out_hw=lay.out_hw, stride=lay.stride, pad=lay.pad, groups=lay.groups, sparsity=sparsity,
-                batch=batch, nnz=nnz, macs=macs, dense_macs=dense_macs, error=err, file_bytes=file_bytes,
-                int8_ops=int8_ops)
-            benchmark(fn)
-    finally:
-        _core.set_isa(previous)
+    with one_thread_at(isa):
+        err = normalized_error(fn(), bt.reference(batch))
+        assert err <= (TOL if "int8" in method else 1e-3), f"{method}: normalized max error {err:.3g}"
+        benchmark.group = group_name(lay, sparsity, batch)
+        benchmark.extra_info.update(
+            kind="int8_conv", method=method.rsplit("-", 1)[0] if isa else method,
+            label=f"{method.rsplit('-', 1)[0]}@{isa}" if isa else method, peer=peer, quantize=quantize,
+            isa=isa or "", encoding=encoding, threads=1, layer=lay.name, model=lay.model,
+            description=lay.description, in_c=lay.in_c, out_c=lay.out_c, k=lay.k, in_hw=lay.in_hw,
+            out_hw=lay.out_hw, stride=lay.stride, pad=lay.pad, groups=lay.groups, sparsity=sparsity,
+            batch=batch, nnz=nnz, macs=macs, dense_macs=dense_macs, error=err, file_bytes=file_bytes,
+            int8_ops=int8_ops)
+        benchmark(fn)

@@ -26,6 +26,19 @@ def _mlp(rng, sizes=(64, 48, 32, 10), softmax=False):
     return layers
 
 
+def assert_runtime_equals(data: bytes, x: np.ndarray, want: np.ndarray) -> None:
+    """The model's outputs equal `want` bit for bit on every supported ISA level, at 1 and 2 threads."""
+    previous = _core.active_isa()
+    try:
+        for isa in _core.supported_isas():
+            _core.set_isa(isa)
+            for threads in (1, 2):
+                np.testing.assert_array_equal(pyruntime.load(data, threads=threads).run(x), want,
+                                              err_msg=f"{isa}, {threads} threads")
+    finally:
+        _core.set_isa(previous)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(5)
@@ -70,15 +83,7 @@ def test_runtime_equals_the_converters_reference(rng, mode, sparsity):
     assert [r.quantize for r in cm.layers] == ["static" if mode == "static" else "dynamic"] * 3
     assert {r.encoding for r in cm.layers} == {"csr+int8" if sparsity else "int8"}
     want = cm.run_numpy(x)
-    for isa in _core.supported_isas():
-        previous = _core.active_isa()
-        try:
-            _core.set_isa(isa)
-            for threads in (1, 2):
-                np.testing.assert_array_equal(pyruntime.load(cm.to_bytes(), threads=threads).run(x), want,
-                                              err_msg=f"{isa}, {threads} threads")
-        finally:
-            _core.set_isa(previous)
+    assert_runtime_equals(cm.to_bytes(), x, want)
     f32 = from_numpy(layers, (8, 8), sparsity=sparsity).run_numpy(x)
     assert np.abs(want - f32).max() < 0.05 * np.abs(f32).max()  # int8 is close to the float model
 
@@ -197,15 +202,7 @@ def test_static_convolutions_chain_int8_through_relu_and_max_pool(rng, sparsity)
     assert [layer["output_type"] for layer in m.layers()] == ["i8", "i8", "i8", "i8", "i8", "i8", "f32"]
     assert m.layers()[0]["method"] == "im2col-static"
     want = cm.run_numpy(x)
-    for isa in _core.supported_isas():
-        previous = _core.active_isa()
-        try:
-            _core.set_isa(isa)
-            for threads in (1, 2):
-                np.testing.assert_array_equal(pyruntime.load(cm.to_bytes(), threads=threads).run(x), want,
-                                              err_msg=f"{isa}, {threads} threads")
-        finally:
-            _core.set_isa(previous)
+    assert_runtime_equals(cm.to_bytes(), x, want)
     f32 = from_graph(_cnn(np.random.default_rng(5)), sparsity=sparsity).run_numpy(x)
     assert np.abs(want - f32).max() < 0.08 * np.abs(f32).max()
 
