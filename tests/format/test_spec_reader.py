@@ -1318,6 +1318,25 @@ def test_int8_depthwise_convolutions_agree_bit_for_bit(static, attrs, c, o, k):
         np.testing.assert_array_equal(pyruntime.load(data, threads=2).run(x), want, err_msg=isa)
 
 
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("stride,width", [(1, 4500), (2, 4500), (1, 2047), (1, 2049), (3, 9000)])
+def test_int8_depthwise_rows_wider_than_a_block_bit_for_bit(static, stride, width):
+    """An output row wider than the kernel's block of 2048 accumulators is summed in column chunks (a fuzzed
+    file with such a row once wrote past the block): still the spec reader's bits on every ISA."""
+    rng = np.random.default_rng(width + stride + static)
+    w = int8_conv_tensor(rng, (2, 1, 3, 3), "dw.weight")
+    attrs = {"stride": [1, stride], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 2}
+    q = {"input_scale": 0.02, "output_scale": 0.05, "min": -3.0, "max": 4.0} if static else {}
+    node = {"op": "qconv2d" if static else "conv2d", "inputs": [0], "tensors": [0], "attrs": attrs | q}
+    data = _core.write_model({"input_shape": [2, 3, width], "nodes": [node], "tensors": [w]})
+    x = (rng.standard_normal((1, 2, 3, width)) * 2).astype(np.float32)
+    want = sr.run(sr.read_file(data), x)
+    m = pyruntime.load(data)
+    assert m.layers()[0]["method"].startswith("direct")
+    for isa in each_isa():
+        np.testing.assert_array_equal(m.run(x), want, err_msg=isa)
+
+
 @pytest.mark.parametrize("c,groups", [(48, 1), (48, 48), (21, 1), (34, 2)])
 def test_int8_convolutions_split_across_threads_bit_for_bit(c, groups):
     """Layers big enough to split at batch 1 (by tiles of positions, or by channels when depthwise) and by

@@ -40,40 +40,44 @@ void dwconv_plane(const Int8DwPlane& p) {
   size_t off[kDwTaps];
   int16_t w[kDwTaps];
   const size_t taps = size_t(p.kh) * p.kw, pl = p.phase_len;
+  // a block of whole rows when a row fits in kDwBlock accumulators, else one row in column chunks of kDwBlock
   const size_t rows_per_block = std::max<size_t>(1, kDwBlock / pl);
+  const size_t chunk = rows_per_block > 1 ? p.out_w : std::min<size_t>(p.out_w, kDwBlock);
   for (size_t oy0 = 0; oy0 < p.out_h; oy0 += rows_per_block) {
     const size_t rows = std::min<size_t>(rows_per_block, p.out_h - oy0);
-    // a block of rows, each phase_len wide (columns from out_w on are computed and dropped): every tap reads
-    // one contiguous run
-    const size_t n = (rows - 1) * pl + p.out_w;
-    std::fill(acc, acc + n, 0);
-    for (size_t t0 = 0; t0 < taps; t0 += kDwTaps) {  // the nonzero taps, 64 at a time
-      size_t nt = 0;
-      for (size_t t = t0; t < std::min(taps, t0 + kDwTaps); ++t) {
-        if (p.w[t] == 0) continue;  // a pruned tap adds nothing
-        const size_t dy = size_t(t / p.kw) * p.dilation_h, dx = size_t(t % p.kw) * p.dilation_w;
-        off[nt] = ((dy % p.stride_h) * p.stride_w + dx % p.stride_w) * p.sub_bytes + (oy0 + dy / p.stride_h) * pl +
-                  dx / p.stride_w;
-        w[nt++] = p.w[t];
+    for (size_t c0 = 0; c0 < p.out_w; c0 += chunk) {
+      const size_t cols = std::min(chunk, p.out_w - c0);
+      // rows of phase_len (columns from out_w on are computed and dropped): every tap reads one contiguous run
+      const size_t n = (rows - 1) * pl + cols;
+      std::fill(acc, acc + n, 0);
+      for (size_t t0 = 0; t0 < taps; t0 += kDwTaps) {  // the nonzero taps, 64 at a time
+        size_t nt = 0;
+        for (size_t t = t0; t < std::min(taps, t0 + kDwTaps); ++t) {
+          if (p.w[t] == 0) continue;  // a pruned tap adds nothing
+          const size_t dy = size_t(t / p.kw) * p.dilation_h, dx = size_t(t % p.kw) * p.dilation_w;
+          off[nt] = ((dy % p.stride_h) * p.stride_w + dx % p.stride_w) * p.sub_bytes +
+                    (oy0 + dy / p.stride_h) * pl + dx / p.stride_w + c0;
+          w[nt++] = p.w[t];
+        }
+        if (nt == 0) continue;
+        if (t0 == 0) {
+          kSums(p.x, off, w, nt, n, acc);
+        } else {
+          kSums(p.x, off, w, nt, n, part);
+          for (size_t i = 0; i < n; ++i) acc[i] += part[i];
+        }
       }
-      if (nt == 0) continue;
-      if (t0 == 0) {
-        kSums(p.x, off, w, nt, n, acc);
-      } else {
-        kSums(p.x, off, w, nt, n, part);
-        for (size_t i = 0; i < n; ++i) acc[i] += part[i];
-      }
-    }
-    for (size_t r = 0; r < rows; ++r) {  // the epilogue straight into the output rows
-      const int32_t* a = acc + r * pl;
-      const size_t at = (oy0 + r) * p.out_w;
-      if (p.inv_out > 0.0f) {
-        int8_t* y = static_cast<int8_t*>(p.y) + at;
-        for (size_t i = 0; i < p.out_w; ++i)
-          y[i] = ref::quantize_one(int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi), p.inv_out);
-      } else {
-        float* y = static_cast<float*>(p.y) + at;
-        for (size_t i = 0; i < p.out_w; ++i) y[i] = int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi);
+      for (size_t r = 0; r < rows; ++r) {  // the epilogue straight into the output rows
+        const int32_t* a = acc + r * pl;
+        const size_t at = (oy0 + r) * p.out_w + c0;
+        if (p.inv_out > 0.0f) {
+          int8_t* y = static_cast<int8_t*>(p.y) + at;
+          for (size_t i = 0; i < cols; ++i)
+            y[i] = ref::quantize_one(int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi), p.inv_out);
+        } else {
+          float* y = static_cast<float*>(p.y) + at;
+          for (size_t i = 0; i < cols; ++i) y[i] = int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi);
+        }
       }
     }
   }
