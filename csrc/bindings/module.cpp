@@ -13,6 +13,7 @@ void bind_kernels(py::module_& m);
 void bind_format(py::module_& m);
 void bind_model(py::module_& m);
 void bind_int8(py::module_& m);
+void bind_binary(py::module_& m);
 }  // namespace pyrt::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -44,4 +45,5 @@ PYBIND11_MODULE(_core, m) {
   pyrt::bindings::bind_format(m);
   pyrt::bindings::bind_model(m);
   pyrt::bindings::bind_int8(m);
+  pyrt::bindings::bind_binary(m);
 }

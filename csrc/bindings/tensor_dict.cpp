@@ -29,6 +29,31 @@ std::vector<int8_t> take_int8(const py::dict& d, const char* key, const std::str
   return out;
 }
 
+// Binary signs given as one 0/1 value per element (row-major, 1 for +1), packed into u64 words per row.
+std::vector<uint64_t> take_bits(const py::dict& d, const DecodedTensor& t, const std::string& who) {
+  PYRT_CHECK(d.contains("bits"), PYRT_INVALID_ARGUMENT, who, ": a binary tensor needs 'bits' (one 0 or 1 per element)");
+  const std::vector<int64_t> v = take<int64_t>(d, "bits");
+  PYRT_CHECK(v.size() == t.numel(), PYRT_INVALID_ARGUMENT, who, ": 'bits' has ", v.size(), " values for a tensor of ",
+             t.numel(), " elements ", "(one 0 or 1 per weight)");
+  const uint64_t cols = t.cols(), words = binary_words(cols);
+  std::vector<uint64_t> out(t.rows() * words, 0);
+  for (uint64_t i = 0; i < v.size(); ++i) {
+    PYRT_CHECK(v[i] == 0 || v[i] == 1, PYRT_INVALID_ARGUMENT, who, ": 'bits'[", i, "] = ", v[i],
+               " is not 0 (-1) or 1 (+1)");
+    const uint64_t r = i / cols, c = i % cols;
+    out[r * words + c / 64] |= uint64_t(v[i]) << (c % 64);
+  }
+  return out;
+}
+
+py::array_t<uint8_t> give_bits(const DecodedTensor& t) {
+  const uint64_t cols = t.cols(), words = binary_words(cols);
+  py::array_t<uint8_t> a(static_cast<py::ssize_t>(t.numel()));
+  uint8_t* p = a.mutable_data();
+  for (uint64_t i = 0; i < t.numel(); ++i) p[i] = (t.bits[(i / cols) * words + (i % cols) / 64] >> (i % cols % 64)) & 1;
+  return a;
+}
+
 template <typename T>
 py::array_t<T> give(const std::vector<T>& v) {
   py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
@@ -57,10 +82,10 @@ template std::vector<py::dict> dict_field<std::vector<py::dict>>(const py::dict&
 
 Encoding encoding_from_name(const std::string& name) {
   for (Encoding e : {Encoding::dense_f32, Encoding::csr, Encoding::codebook, Encoding::csr_codebook, Encoding::int8,
-                     Encoding::csr_int8})
+                     Encoding::csr_int8, Encoding::binary})
     if (name == encoding_name(e)) return e;
   fail(PYRT_INVALID_ARGUMENT, "unknown encoding '", name,
-       "' (expected dense, csr, codebook, csr+codebook, int8 or csr+int8)");
+       "' (expected dense, csr, codebook, csr+codebook, int8, csr+int8 or binary)");
 }
 
 DecodedTensor tensor_from_dict(const py::dict& d) {
@@ -82,6 +107,10 @@ DecodedTensor tensor_from_dict(const py::dict& d) {
   t.centroids = take<float>(d, "centroids");
   t.qvalues = take_int8(d, "qvalues", who);
   t.scales = take<float>(d, "scales");
+  if (t.encoding == Encoding::binary) {
+    PYRT_CHECK(t.cols() <= kMaxBinaryCols, PYRT_INVALID_ARGUMENT, who, ": a binary weight has at most 2^24 columns");
+    t.bits = take_bits(d, t, who);
+  }
   if (d.contains("index_bits")) t.index_bits = dict_field<uint32_t>(d, "index_bits", who);
   if (d.contains("gap_bits")) t.gap_bits = dict_field<uint32_t>(d, "gap_bits", who);
   if (has_codebook(t.encoding) && t.index_bits == 0) {
@@ -109,10 +138,9 @@ py::dict tensor_to_dict(const DecodedTensor& t) {
     d["colidx"] = give(t.colidx);
     d["gap_bits"] = t.gap_bits;
   }
-  if (is_int8(t.encoding)) {
-    d["qvalues"] = give(t.qvalues);
-    d["scales"] = give(t.scales);
-  }
+  if (is_int8(t.encoding)) d["qvalues"] = give(t.qvalues);
+  if (has_scales(t.encoding)) d["scales"] = give(t.scales);
+  if (t.encoding == Encoding::binary) d["bits"] = give_bits(t);
   if (has_codebook(t.encoding)) {
     d["indices"] = give(t.indices);
     d["centroids"] = give(t.centroids);

@@ -50,12 +50,16 @@ class NodeChecker {
   std::vector<uint32_t> output() {
     const OpSchema& s = op_schema(n_.op);
     switch (n_.op) {
-      case Op::linear: return linear();
+      case Op::linear:
+        not_binary();
+        return linear();
       case Op::qlinear: return qlinear();
       case Op::relu:
       case Op::softmax: return in(0);
       case Op::flatten: return {static_cast<uint32_t>(shape_numel(in(0)))};
-      case Op::conv2d: return conv2d();
+      case Op::conv2d:
+        not_binary();
+        return conv2d();
       case Op::qconv2d: return qconv2d();
       case Op::max_pool2d:
       case Op::avg_pool2d: return pool2d();
@@ -69,6 +73,13 @@ class NodeChecker {
         return in(0);
       case Op::concat: return concat();
       case Op::reshape: return reshape();
+      case Op::sign: {
+        const SignAttrs a = sign_attrs(n_.attrs);
+        PYRT_CHECK(std::isfinite(a.scale) && std::isfinite(a.shift), st_, who_, ": scale ", a.scale, " and shift ",
+                   a.shift, " must be finite");
+        return in(0);
+      }
+      case Op::blinear: return blinear();
       case Op::clamp: {
         const ClampAttrs a = clamp_attrs(n_.attrs);
         PYRT_CHECK(!std::isnan(a.min) && !std::isnan(a.max) && a.min <= a.max, st_, who_, ": bounds [", a.min, ", ",
@@ -143,6 +154,35 @@ class NodeChecker {
                " must be finite and >= 0 (0: a float output)");
     PYRT_CHECK(!std::isnan(a.min) && !std::isnan(a.max) && a.min <= a.max, st_, who_, ": bounds [", a.min, ", ",
                a.max, "] are not an interval");
+  }
+
+  void not_binary() {
+    const DecodedTensor& w = tensor(0);
+    PYRT_CHECK(w.encoding != Encoding::binary, st_, who_, ": weight '", w.name,
+               "' is binary, which only blinear takes (FORMAT.md 2.6)");
+  }
+
+  // blinear (FORMAT.md 2.6): a binary weight; output 1 (thresholds) needs input 0 and integer thresholds 0..K+1.
+  std::vector<uint32_t> blinear() {
+    const BLinearAttrs a = blinear_attrs(n_.attrs);
+    const DecodedTensor& w = tensor(0);
+    PYRT_CHECK(w.encoding == Encoding::binary, st_, who_, ": weight '", w.name, "' must be binary, is ",
+               encoding_name(w.encoding));
+    PYRT_CHECK(a.input <= 1 && a.output <= 1, st_, who_, ": input ", a.input, " and output ", a.output,
+               " must be 0 or 1");
+    PYRT_CHECK(a.output == 0 || a.input == 0, st_, who_,
+               ": a thresholded (output 1) layer takes the sign of its input (input 0), not real values");
+    PYRT_CHECK(a.output == 0 || n_.tensors.size() == 2, st_, who_, ": output 1 needs a thresholds tensor");
+    const std::vector<uint32_t> out = linear();  // shapes, and the second tensor as a dense [out] vector
+    if (a.output == 1) {
+      const DecodedTensor& t = m_.tensors[n_.tensors[1]];
+      const float* v = t.value_data();
+      const double k = double(w.cols());
+      for (uint64_t r = 0; r < t.numel(); ++r)
+        PYRT_CHECK(v[r] >= 0 && v[r] <= k + 1 && v[r] == std::floor(v[r]), st_, who_, ": threshold ", v[r],
+                   " of row ", r, " in '", t.name, "' is not an integer in 0..", w.cols() + 1);
+    }
+    return out;
   }
 
   std::vector<uint32_t> conv2d() {

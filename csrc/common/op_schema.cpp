@@ -42,6 +42,8 @@ const std::vector<OpSchema>& op_schemas() {
         {"output_scale", 1, true},
         {"min", 1, true},
         {"max", 1, true}}},
+      {Op::sign, "sign", 4, 1, 1, 0, 0, {{"scale", 1, true}, {"shift", 1, true}}},
+      {Op::blinear, "blinear", 4, 1, 1, 1, 2, {{"input", 1, false}, {"output", 1, false}}},
   };
   return table;
 }
@@ -112,5 +114,14 @@ std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& w) {
 }
 
 uint32_t concat_attrs(const std::vector<uint32_t>& w) { return w[0]; }
+
+SignAttrs sign_attrs(const std::vector<uint32_t>& w) {
+  SignAttrs a;
+  std::memcpy(&a.scale, &w[0], 4);
+  std::memcpy(&a.shift, &w[1], 4);
+  return a;
+}
+
+BLinearAttrs blinear_attrs(const std::vector<uint32_t>& w) { return {w[0], w[1]}; }
 
 }  // namespace pyrt

@@ -28,6 +28,9 @@ enum class Op : uint16_t {
                         // csr+int8 weight [out, in], optional bias [out]
   qconv2d = 14,         // int8 conv2d with static activation scales (format version 3): conv2d's attributes and
                         // tensors (int8 or csr+int8 weight), then qlinear's four
+  sign = 15,            // +1 where x * scale + shift >= 0, else -1 (format version 4)
+  blinear = 16,         // binary linear (format version 4); tensors: binary weight [out, in], optional bias or
+                        // thresholds [out]; attributes input (0: sign of x, 1: x), output (0: real, 1: sign)
 };
 
 struct AttrField {
@@ -80,6 +83,14 @@ struct QLinearAttrs {  // input_scale, output_scale (0: f32 output), min, max (a
 QLinearAttrs qlinear_attrs(const std::vector<uint32_t>& words);
 // qconv2d: conv2d_attrs() of its first 9 words, and these of the last 4.
 QLinearAttrs qconv2d_quant_attrs(const std::vector<uint32_t>& words);
+struct SignAttrs {
+  float scale, shift;
+};
+SignAttrs sign_attrs(const std::vector<uint32_t>& words);
+struct BLinearAttrs {  // input: 0 = the sign of x (XNOR-popcount), 1 = x (real); output: 0 = real, 1 = sign
+  uint32_t input, output;
+};
+BLinearAttrs blinear_attrs(const std::vector<uint32_t>& words);
 // reshape: shape[4] = rank-many positive dims then zeros; concat: axis.
 std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& words);
 uint32_t concat_attrs(const std::vector<uint32_t>& words);

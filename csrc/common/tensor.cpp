@@ -14,6 +14,7 @@ const char* encoding_name(Encoding e) {
     case Encoding::csr_codebook: return "csr+codebook";
     case Encoding::int8: return "int8";
     case Encoding::csr_int8: return "csr+int8";
+    case Encoding::binary: return "binary";
   }
   return "unknown";
 }
@@ -21,7 +22,8 @@ const char* encoding_name(Encoding e) {
 bool is_sparse(Encoding e) { return e == Encoding::csr || e == Encoding::csr_codebook || e == Encoding::csr_int8; }
 bool has_codebook(Encoding e) { return e == Encoding::codebook || e == Encoding::csr_codebook; }
 bool is_int8(Encoding e) { return e == Encoding::int8 || e == Encoding::csr_int8; }
-uint32_t encoding_version(Encoding e) { return is_int8(e) ? 3 : 1; }
+bool has_scales(Encoding e) { return is_int8(e) || e == Encoding::binary; }
+uint32_t encoding_version(Encoding e) { return e == Encoding::binary ? 4 : is_int8(e) ? 3 : 1; }
 
 uint64_t DecodedTensor::nnz() const { return is_sparse(encoding) ? colidx.size() : numel(); }
 
@@ -29,6 +31,8 @@ uint64_t DecodedTensor::count_nonzero() const {
   uint64_t n = 0;
   if (has_codebook(encoding)) {
     for (uint8_t i : indices) n += centroids[i] != 0.0f;
+  } else if (encoding == Encoding::binary) {
+    for (uint64_t r = 0; r < rows(); ++r) n += scales[r] != 0.0f ? cols() : 0;
   } else if (is_int8(encoding)) {
     for (uint64_t r = 0; r < rows(); ++r) {
       if (scales[r] == 0.0f) continue;
@@ -63,11 +67,13 @@ void DecodedTensor::validate(int status_int) const {
       PYRT_CHECK(i <= k, status, "tensor '", n, "': codebook index ", int(i), " >= codebook size ",
                  centroids.size());
   }
-  if (is_int8(encoding)) {
+  if (has_scales(encoding)) {
     PYRT_CHECK(scales.size() == r, status, "tensor '", n, "': ", scales.size(), " scales for ", r, " rows");
     for (uint64_t i = 0; i < r; ++i)
       PYRT_CHECK(std::isfinite(scales[i]) && scales[i] >= 0.0f, status, "tensor '", n, "': scale of row ", i,
                  " is ", scales[i], " (must be finite and >= 0)");
+  }
+  if (is_int8(encoding)) {
     for (size_t j = 0; j < qvalues.size(); ++j)
       PYRT_CHECK(qvalues[j] != -128, status, "tensor '", n, "': int8 value -128 at position ", j,
                  " (symmetric int8 is -127..127)");
@@ -77,6 +83,18 @@ void DecodedTensor::validate(int status_int) const {
       PYRT_CHECK(qvalues.size() == r * c, status, "tensor '", n, "': ", qvalues.size(),
                  " int8 values for a tensor of ", r * c, " elements");
       break;
+    case Encoding::binary: {
+      PYRT_CHECK(c <= kMaxBinaryCols, status, "tensor '", n, "': a binary weight has at most 2^24 = ", kMaxBinaryCols,
+                 " columns, this one ", c);
+      const uint64_t words = binary_words(c);
+      PYRT_CHECK(bits.size() == r * words, status, "tensor '", n, "': ", bits.size(), " sign words for ", r,
+                 " rows of ", words);
+      const uint64_t pad = c % 64 ? ~uint64_t(0) << (c % 64) : 0;
+      for (uint64_t i = 0; pad && i < r; ++i)
+        PYRT_CHECK((bits[i * words + words - 1] & pad) == 0, status, "tensor '", n, "': row ", i,
+                   " has a sign bit set past its last column (padding bits must be 0)");
+      break;
+    }
     case Encoding::dense_f32:
       PYRT_CHECK(value_count() == r * c, status, "tensor '", n, "': ", value_count(),
                  " values for a dense tensor of ", r * c, " elements");

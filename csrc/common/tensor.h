@@ -19,12 +19,18 @@ enum class Encoding : uint32_t {
   csr_codebook = 3,  // rowptr, colidx, indices (one per nonzero), centroids
   int8 = 4,          // qvalues: rows*cols int8 in -127..127, scales: one per row (format version 3)
   csr_int8 = 5,      // rowptr, colidx, qvalues (one per nonzero), scales: one per row (format version 3)
+  binary = 6,        // bits: rows * binary_words(cols) u64 sign words, scales: alphas, one per row (version 4)
 };
+
+// A binary weight's row is this many u64 words (bit i of word j is column 64 j + i, 1 for +1).
+inline uint64_t binary_words(uint64_t cols) { return (cols + 63) / 64; }
+constexpr uint64_t kMaxBinaryCols = uint64_t(1) << 24;  // every integer of a binary layer is exact in f32
 
 const char* encoding_name(Encoding e);
 bool is_sparse(Encoding e);
 bool has_codebook(Encoding e);
 bool is_int8(Encoding e);
+bool has_scales(Encoding e);  // int8, csr+int8, binary: one f32 scale per row
 // The first format version that has the encoding.
 uint32_t encoding_version(Encoding e);
 
@@ -41,8 +47,9 @@ struct DecodedTensor {
   uint32_t index_bits = 0;         // codebook*: bits per index (1..8), 2^bits >= k
   uint32_t gap_bits = 0;           // csr*: bits per relative column gap in the file (1..8); 0 = writer chooses
   std::vector<int8_t> qvalues;     // int8: numel; csr_int8: nnz; each in -127..127 (symmetric)
-  std::vector<float> scales;       // int8, csr_int8: one per row (output channel), finite, >= 0:
-                                   // W[r][c] = scales[r] * q[r][c]
+  std::vector<float> scales;       // int8, csr_int8, binary: one per row (output channel), finite, >= 0:
+                                   // W[r][c] = scales[r] * q[r][c] (binary: scales[r] * (bit ? +1 : -1))
+  std::vector<uint64_t> bits;      // binary: rows * binary_words(cols), padding bits 0
 
   // dense_f32 only: numel floats that live in a buffer this tensor does not own (a memory-mapped file),
   // used instead of `values`. Whoever sets it keeps that buffer alive as long as the tensor or anything

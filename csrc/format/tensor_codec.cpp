@@ -90,6 +90,11 @@ void encode_tensor(ByteWriter& w, const DecodedTensor& t) {
       put_floats(w, t.scales);
       write_symbol_stream(w, reinterpret_cast<const uint8_t*>(t.qvalues.data()), t.qvalues.size(), 8);
       break;
+    case Encoding::binary:
+      put_floats(w, t.scales);
+      while ((w.size() - start) % 8) w.put<uint8_t>(0);
+      w.put_bytes(t.bits.data(), t.bits.size() * sizeof(uint64_t));
+      break;
     case Encoding::csr:
     case Encoding::csr_codebook:
     case Encoding::csr_int8: {
@@ -141,8 +146,8 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
   PYRT_CHECK(is_valid_utf8(t.name), PYRT_BAD_FORMAT, fallback, ": name is not valid UTF-8");
   r.skip_to_multiple(8);
   const std::string what = "tensor '" + t.name + "'";
-  PYRT_CHECK(enc <= static_cast<uint32_t>(Encoding::csr_int8), PYRT_BAD_FORMAT, what, ": unknown encoding ", enc,
-             " (this reader knows 0..5)");
+  PYRT_CHECK(enc <= static_cast<uint32_t>(Encoding::binary), PYRT_BAD_FORMAT, what, ": unknown encoding ", enc,
+             " (this reader knows 0..6)");
   t.encoding = static_cast<Encoding>(enc);
   PYRT_CHECK(rank >= 1 && rank <= 4, PYRT_BAD_FORMAT, what, ": rank ", rank, " not in 1..4");
   for (uint32_t i = 0; i < 4; ++i) {
@@ -190,6 +195,19 @@ DecodedTensor decode_tensor(ByteReader& r, uint32_t index, bool borrow_dense) {
       get_codebook_header(k, bits);
       get_floats(t.centroids, k, "centroids");
       t.indices = read_symbol_stream(r, bits, numel, numel, what + " indices");
+      break;
+    }
+    case Encoding::binary: {
+      PYRT_CHECK(cols <= kMaxBinaryCols, PYRT_BAD_FORMAT, what, ": a binary weight has at most 2^24 = ",
+                 kMaxBinaryCols, " columns, this one ", cols);
+      get_floats(t.scales, rows, "alphas");
+      r.skip_to_multiple(8);
+      const uint64_t words = rows * binary_words(cols);
+      PYRT_CHECK(words * 8 <= r.remaining(), PYRT_BAD_FORMAT, what, ": sign words need ", words * 8, " bytes, ",
+                 r.remaining(), " left");
+      const uint8_t* p = r.take(words * 8);
+      t.bits.resize(words);
+      if (words) std::memcpy(t.bits.data(), p, words * 8);
       break;
     }
     case Encoding::int8: {

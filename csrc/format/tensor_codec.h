@@ -10,6 +10,7 @@
 //   int8           f32 scales[rows], stream(values: numel 8-bit symbols, two's complement, never 0x80)
 //   csr+int8       u32 nnz, u32 gap_bits, u32 count_width, u32 0, f32 scales[rows], row_counts,
 //                  stream(gaps), stream(values: nnz 8-bit symbols)
+//   binary         f32 alphas[rows], zero padding to 8, u64 words[rows * ceil(cols / 64)] (bit = 1: +1)
 //
 // Relative column indices (after Deep Compression): with M = 2^gap_bits - 1 and a position p that
 // starts at 0 on every row, a gap symbol g < M places the next nonzero at column p + g and sets

@@ -374,10 +374,11 @@ std::unique_ptr<PackedWeight> pack(const DecodedTensor& t, bool in_place) {
     case Encoding::codebook: return std::make_unique<CodebookWeight>(t);
     case Encoding::csr_codebook: return std::make_unique<CsrCodebookWeight>(t);
     case Encoding::int8:
-    case Encoding::csr_int8: break;  // kernels/int8/int8_weight.h: an int8 layer quantizes its activations
+    case Encoding::csr_int8:  // kernels/int8/int8_weight.h: an int8 layer quantizes its activations
+    case Encoding::binary: break;  // kernels/binary/binary_weight.h: blinear layers
   }
   fail(PYRT_INVALID_ARGUMENT, "tensor '", t.name, "': ", encoding_name(t.encoding),
-       " weights run through Int8Weight, not the f32 kernels");
+       " weights run through their own layer kinds, not the f32 kernels");
 }
 
 }  // namespace pyrt::kernels

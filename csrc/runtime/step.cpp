@@ -22,6 +22,8 @@ StepSpec build_step(const BuildContext& ctx) {
     case Op::flatten:
     case Op::reshape:
     case Op::concat: return build_shape(ctx);
+    case Op::sign: return build_sign(ctx);
+    case Op::blinear: return build_blinear(ctx);
   }
   fail(PYRT_INTERNAL, "no op family builds op code ", static_cast<unsigned>(ctx.node.op));
 }

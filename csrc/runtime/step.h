@@ -33,7 +33,7 @@ struct LayerInfo {
   bool in_place = false;              // weight read in place from a memory-mapped file (dense only)
   uint32_t row_tasks = 1;             // pieces of rows (linear) or output rows (conv2d) the pool splits
                                       // this layer into at batch 1
-  std::string output_type = "f32";    // dtype of the node's output value ("f32", "i8")
+  std::string output_type = "f32";    // dtype of the node's output value ("f32", "i8", "b1")
 };
 
 struct RunContext {
@@ -100,5 +100,7 @@ StepSpec build_qconv2d(const BuildContext& ctx);      // ops/conv_int8.cpp: qcon
 StepSpec build_pool(const BuildContext& ctx);         // ops/pool.cpp: max_pool2d, avg_pool2d, global_avg_pool
 StepSpec build_elementwise(const BuildContext& ctx);  // ops/elementwise.cpp: relu, clamp, softmax, add
 StepSpec build_shape(const BuildContext& ctx);        // ops/shape.cpp: flatten, reshape, concat
+StepSpec build_sign(const BuildContext& ctx);         // ops/binary.cpp: sign (gives b1)
+StepSpec build_blinear(const BuildContext& ctx);      // ops/binary.cpp: blinear (XNOR-popcount or add/subtract)
 
 }  // namespace pyrt::runtime

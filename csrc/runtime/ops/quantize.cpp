@@ -1,8 +1,11 @@
 // pyruntime: the conversion steps the plan inserts where a value's producer and a reader disagree on its
-// type (docs/RUNTIME.md): quantize f32 -> i8(s), dequantize i8(s) -> f32, requantize i8(s) -> i8(t). The
-// arithmetic is the reference's (kernels/ref/quantize.h; quantize vectorized at the ISA level, to the same
-// bytes), so every ISA gives the same bits.
+// type (docs/RUNTIME.md): quantize f32 -> i8(s), dequantize i8(s) -> f32, requantize i8(s) -> i8(t), and to
+// and from bit-packed signs (b1). The arithmetic is the reference's (kernels/ref/quantize.h; quantize and
+// binarize vectorized at the ISA level, to the same bytes), so every ISA gives the same bits.
+#include <cstring>
+
 #include "common/error.h"
+#include "kernels/binary/binary_kernels.h"
 #include "kernels/int8/int8_layouts.h"
 #include "kernels/ref/quantize.h"
 #include "runtime/step.h"
@@ -15,6 +18,7 @@ class ConversionStep final : public Step {
   ConversionStep(ValueType from, ValueType to, uint64_t n) : from_(from), to_(to), n_(n) {}
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
+    if (from_.dtype == DType::b1 || to_.dtype == DType::b1) return bits(ctx, in[0], batch, out);
     const size_t n = batch * n_;
     if (from_.dtype == DType::f32) {
       kernels::quantize_s8(ctx.isa, static_cast<const float*>(in[0]), n, 1.0f / to_.scale, static_cast<int8_t*>(out));
@@ -29,6 +33,34 @@ class ConversionStep final : public Step {
   uint64_t work() const override { return n_; }
 
  private:
+  // To b1: the sign (f32: x >= 0, NaN -1; i8: q >= 0, as scale * q has q's sign). From b1: +-1 (i8: +-1
+  // quantized with the reader's scale).
+  void bits(const RunContext& ctx, const void* in, size_t batch, void* out) const {
+    const size_t words = (n_ + 63) / 64;
+    if (from_.dtype == DType::f32) {
+      kernels::binary_kernels(ctx.isa).binarize(static_cast<const float*>(in), n_, batch, n_, 1.0f, 0.0f,
+                                                static_cast<uint64_t*>(out), words);
+      return;
+    }
+    if (from_.dtype == DType::i8) {
+      const int8_t* q = static_cast<const int8_t*>(in);
+      uint64_t* o = static_cast<uint64_t*>(out);
+      std::memset(o, 0, batch * words * sizeof(uint64_t));
+      for (size_t b = 0; b < batch; ++b)
+        for (size_t i = 0; i < n_; ++i) o[b * words + i / 64] |= uint64_t(q[b * n_ + i] >= 0) << (i % 64);
+      return;
+    }
+    const uint64_t* w = static_cast<const uint64_t*>(in);
+    const int8_t plus = to_.dtype == DType::i8 ? kernels::ref::quantize_one(1.0f, 1.0f / to_.scale) : 0;
+    for (size_t b = 0; b < batch; ++b) {
+      for (size_t i = 0; i < n_; ++i) {
+        const bool set = (w[b * words + i / 64] >> (i % 64)) & 1;
+        if (to_.dtype == DType::f32) static_cast<float*>(out)[b * n_ + i] = set ? 1.0f : -1.0f;
+        else static_cast<int8_t*>(out)[b * n_ + i] = set ? plus : int8_t(-plus);
+      }
+    }
+  }
+
   ValueType from_, to_;
   uint64_t n_;
 };

@@ -27,7 +27,10 @@ void describe_weight(const BuildContext& ctx, LayerInfo& li) {
   li.encoding = encoding_name(w.encoding);
   li.shape = w.shape;
   li.nnz = w.count_nonzero();
-  li.bits = has_codebook(w.encoding) ? w.index_bits : is_int8(w.encoding) ? 8 : 32;
+  li.bits = has_codebook(w.encoding)          ? w.index_bits
+            : is_int8(w.encoding)               ? 8
+            : w.encoding == Encoding::binary    ? 1
+                                                : 32;
   li.codebook_size = has_codebook(w.encoding) ? uint32_t(w.centroids.size()) : 0;
   li.file_bytes = ctx.tensor_file_bytes(0);
   li.dense_bytes = w.numel() * sizeof(float);
