@@ -5,8 +5,11 @@
 #include <string>
 
 #include "common/error.h"
+#include "format/format.h"
 #include "pyruntime.h"
 #include "runtime/model.h"
+
+static_assert(PYRT_FORMAT_VERSION == pyrt::format::kVersion, "pyruntime.h names the reader's format version");
 
 struct pyrt_model {
   std::unique_ptr<pyrt::runtime::Model> impl;

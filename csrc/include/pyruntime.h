@@ -45,7 +45,7 @@ extern "C" {
 /* Version of the library and the newest model-file version it reads (it reads every older one). */
 #define PYRT_VERSION_MAJOR 0
 #define PYRT_VERSION_MINOR 1
-#define PYRT_FORMAT_VERSION 3
+#define PYRT_FORMAT_VERSION 4
 
 typedef enum pyrt_status {
   PYRT_OK = 0,

@@ -168,7 +168,7 @@ def model(ffi, lib, model_bytes):
 
 
 def test_constants_and_status_names(ffi, lib):
-    assert lib.PYRT_FORMAT_VERSION == 3
+    assert lib.PYRT_FORMAT_VERSION == 4
     for i, name in enumerate(STATUS):
         assert getattr(lib, name) == i
         assert ffi.string(lib.pyrt_status_name(i)).decode() == name
