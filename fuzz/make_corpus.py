@@ -232,7 +232,8 @@ def stream_codings(data: bytes) -> str:
         pos = align(32 + name_len, 8)
         shape = dims[:rank]
         rows, _ = rows_cols(shape)
-        kind = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook", 4: "int8", 5: "csr+int8"}[enc]
+        kind = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook", 4: "int8", 5: "csr+int8",
+                6: "binary"}[enc]
         codings = ""
 
         def stream(p: int, pl: bytes = pl) -> int:
@@ -695,12 +696,73 @@ def seeds() -> list[tuple[str, bytes, str | None]]:
         "int8[P]",
     )
 
+    out += binary_seeds()
+
     # damaged on purpose
     add("bad_truncated_header.pyrt", mlp_bytes[:40])
     add("bad_truncated_in_payload.pyrt", mlp_bytes[: len(mlp_bytes) - 100])
     flipped = bytearray(mlp_bytes)
     flipped[sec_offset(mlp_bytes, 2) + 40] ^= 0x10  # a byte inside tensor fc1.weight: payload CRC mismatch
     add("bad_payload_crc.pyrt", bytes(flipped))
+    return out
+
+
+def binary_seeds() -> list[tuple[str, bytes, str | None]]:
+    """Version 4: binary layers (FORMAT.md 2.6, 3.8), from their own random generator so that the seeds
+    before them keep their bytes: a sign -> blinear (thresholds) -> blinear (real output) chain with columns
+    that are no multiple of 64 (pad bits) and thresholds 0 and K + 1; a binary-weight, real-activation
+    blinear with a bias; an image binarized as 2x - 1, kept in the bit domain through max_pool2d, flatten and
+    reshape."""
+    rng = np.random.default_rng(20240604)
+
+    def binary(rows, cols, name):
+        alphas = (rng.random(rows) * 0.1 + 0.01).astype(np.float32)
+        alphas[0] = 0.0
+        return {"name": name, "encoding": "binary", "shape": [rows, cols],
+                "bits": rng.integers(0, 2, rows * cols).astype(np.uint8), "scales": alphas}
+
+    def thresholds(rows, k, name):
+        t = rng.integers(k // 2 - 3, k // 2 + 4, rows)
+        t[:2] = [0, k + 1]
+        return {"name": name, "encoding": "dense", "shape": [rows], "values": t.astype(np.float32)}
+
+    out = []
+    chain = {
+        "input_shape": [70],
+        "nodes": [
+            {"op": "sign", "inputs": [0], "attrs": {"scale": 1.0, "shift": 0.0}},
+            {"op": "blinear", "inputs": [1], "tensors": [0, 1], "attrs": {"input": 0, "output": 1}},
+            {"op": "blinear", "inputs": [2], "tensors": [2, 3], "attrs": {"input": 0, "output": 0}},
+        ],
+        "tensors": [binary(40, 70, "b1.weight"), thresholds(40, 70, "b1.thresholds"),
+                    binary(10, 40, "b2.weight"), dense(rng, (10,), "b2.bias")],
+    }
+    out.append(("v4_sign_blinear_thresholds_chain.pyrt", _core.write_model(chain), "binary"))
+    bwn = {
+        "input_shape": [3, 5],
+        "nodes": [
+            {"op": "flatten", "inputs": [0]},
+            {"op": "blinear", "inputs": [1], "tensors": [0, 1], "attrs": {"input": 1, "output": 0}},
+            {"op": "softmax", "inputs": [2]},
+        ],
+        "tensors": [binary(12, 15, "fc.weight"), dense(rng, (12,), "fc.bias")],
+    }
+    out.append(("v4_binary_weights_real_activations.pyrt", _core.write_model(bwn), "binary"))
+    image = {
+        "input_shape": [2, 6, 6],
+        "nodes": [
+            {"op": "sign", "inputs": [0], "attrs": {"scale": 2.0, "shift": -1.0}},
+            {"op": "max_pool2d", "inputs": [1], "attrs": pool((2, 2))},
+            {"op": "flatten", "inputs": [2]},
+            {"op": "blinear", "inputs": [3], "tensors": [0, 1], "attrs": {"input": 0, "output": 1}},
+            {"op": "reshape", "inputs": [4], "attrs": {"shape": [5, 13]}},
+            {"op": "flatten", "inputs": [5]},
+            {"op": "blinear", "inputs": [6], "tensors": [2], "attrs": {"input": 0, "output": 0}},
+        ],
+        "tensors": [binary(65, 18, "b1.weight"), thresholds(65, 18, "b1.thresholds"),
+                    binary(4, 65, "b2.weight")],
+    }
+    out.append(("v4_binarized_image_pool_reshape.pyrt", _core.write_model(image), "binary"))
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 MAGIC = b"PYRT\r\n\x1a\n"
 VERSION = 1  # what build_file writes unless told: the version of a graph of version-1 ops
-NEWEST_VERSION = 3
+NEWEST_VERSION = 4
 HEADER_SIZE = 64
 ENTRY_SIZE = 32
 ALIGN = 64

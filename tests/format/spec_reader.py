@@ -6,12 +6,13 @@ those of docs/FORMAT.md.
 
     model = read_file(data)          # every check of FORMAT.md 6 (and each "a reader refuses" sentence)
     w = dense_matrix(model.tensors[0])
-    y = run(model, x)                # float64 numpy forward pass of every op (versions 1 to 3; the int8
-                                     # layers of 2.5 in their exact float32 operations)
+    y = run(model, x)                # float64 numpy forward pass of every op (versions 1 to 4; the int8
+                                     # layers of 2.5 and the binary ones of 2.6 in their exact operations)
 
 Where the document leaves a reader's behaviour open, the choice made here is marked ``ASSUMPTION``.
 Convolutions are computed by an explicit im2col (2.3) and pools by a loop over the output positions with
-windows clipped as 2.4 says, so neither shares anything with the runtime's kernels.
+windows clipped as 2.4 says, so neither shares anything with the runtime's kernels. Version 4 (the binary
+encoding, sign and blinear) is in spec_binary.py.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import spec_binary as sb
 
-READER_VERSION = 3
+READER_VERSION = 4
 MAGIC = b"PYRT\r\n\x1a\n"
 GRAPH, TENSOR, METADATA = 1, 2, 3
 REQUIRED = 1
@@ -43,13 +45,15 @@ OP_TABLE = {
     12: ("clamp", 2),
     13: ("qlinear", 3),
     14: ("qconv2d", 3),
+    15: ("sign", 4),
+    16: ("blinear", 4),
 }
 OPS = {code: name for code, (name, _) in OP_TABLE.items()}
 OP_CODES = {name: code for code, name in OPS.items()}
 # 2.1: (min, max) inputs and tensors of each op
 N_INPUTS = {name: (1, 1) for name in OP_CODES} | {"add": (2, 2), "concat": (2, 16)}
 N_TENSORS = {name: (0, 0) for name in OP_CODES} | {"linear": (1, 2), "conv2d": (1, 2), "qlinear": (1, 2),
-                                                   "qconv2d": (1, 2)}
+                                                   "qconv2d": (1, 2), "blinear": (1, 2)}
 # 2.2: each op's attribute fields in file order: (name, words, "u32" | "f32"); a one-word field reads as a
 # number, a longer one as a list
 _POOL = [("kernel", 2, "u32"), ("stride", 2, "u32"), ("padding", 4, "u32"), ("ceil_mode", 1, "u32")]
@@ -61,13 +65,15 @@ ATTRS: dict[str, list[tuple[str, int, str]]] = {
     "reshape": [("shape", 4, "u32")],
     "clamp": [("min", 1, "f32"), ("max", 1, "f32")],
     "qlinear": [("input_scale", 1, "f32"), ("output_scale", 1, "f32"), ("min", 1, "f32"), ("max", 1, "f32")],
+    "sign": [("scale", 1, "f32"), ("shift", 1, "f32")],
+    "blinear": [("input", 1, "u32"), ("output", 1, "u32")],
 }
 ATTRS["qconv2d"] = ATTRS["conv2d"] + ATTRS["qlinear"]
 MAX_WINDOW = 65536  # 2.2: strides, dilations, kernels (and conv kernel dims) are 1..65536
 # 2.1: "Every value a graph defines has 1 to 2^31 elements per sample"
 MAX_VALUE_ELEMENTS = 1 << 31
-ENCODINGS = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook", 4: "int8", 5: "csr+int8"}
-ENCODING_VERSION = {4: 3, 5: 3}  # 1.1: the int8 encodings are version 3
+ENCODINGS = {0: "dense", 1: "csr", 2: "codebook", 3: "csr+codebook", 4: "int8", 5: "csr+int8", 6: "binary"}
+ENCODING_VERSION = {4: 3, 5: 3, 6: 4}  # 1.1: the int8 encodings are version 3, binary version 4
 INT8 = ("int8", "csr+int8")
 MAX_INT8_COLS = 133_144  # 2.1: an int8 weight has at most (2^31 - 1) / 127^2 columns
 CODINGS = {0: "packed", 1: "huffman"}
@@ -108,7 +114,8 @@ class Tensor:
     cols: int
     values: np.ndarray | None = None  # dense: float32 of `shape`; csr: float32[nnz]
     qvalues: np.ndarray | None = None  # int8: int8[numel]; csr+int8: int8[nnz]
-    scales: np.ndarray | None = None  # int8, csr+int8: float32[rows]
+    scales: np.ndarray | None = None  # int8, csr+int8: float32[rows]; binary: the alphas
+    bits: np.ndarray | None = None  # binary: uint8[numel], row-major, 1 = +1 and 0 = -1
     rowptr: np.ndarray | None = None  # uint32[rows + 1]
     colidx: np.ndarray | None = None  # uint32[nnz]
     indices: np.ndarray | None = None  # uint8[numel] (codebook) or uint8[nnz] (csr+codebook)
@@ -357,11 +364,12 @@ def _int8_values(cur: _Cursor, count: int) -> tuple[Stream, np.ndarray]:
     return s, s.symbols.view(np.int8).copy()
 
 
-def _int8_scales(cur: _Cursor, rows: int) -> np.ndarray:
-    sc = np.frombuffer(cur.take(4 * rows, "scales"), "<f4").astype(np.float32)
+def _int8_scales(cur: _Cursor, rows: int, what: str = "scale") -> np.ndarray:
+    """3.6 scales, 3.8 alphas: f32[rows], each finite and >= 0."""
+    sc = np.frombuffer(cur.take(4 * rows, f"{what}s"), "<f4").astype(np.float32)
     bad = np.flatnonzero(~(np.isfinite(sc) & (sc >= 0)))
     if bad.size:
-        raise cur.fail(f"scale of row {int(bad[0])} is {float(sc[bad[0]])} (finite and >= 0)")
+        raise cur.fail(f"{what} of row {int(bad[0])} is {float(sc[bad[0]])} (finite and >= 0)")
     return sc
 
 
@@ -408,6 +416,9 @@ def read_tensor(payload: bytes, where: str, version: int = READER_VERSION) -> Te
     elif encoding == 4:  # 3.6
         t.scales = _int8_scales(cur, rows)
         t.streams["values"], t.qvalues = _int8_values(cur, numel)
+    elif encoding == 6:  # 3.8
+        t.scales = _int8_scales(cur, rows, "alpha")
+        t.bits = sb.read_bits(cur, rows, cols)
     else:  # 3.3 csr, 3.4 csr+codebook, 3.7 csr+int8
         if encoding in (1, 5):
             nnz, t.gap_bits, t.count_width, _reserved = cur.unpack("4I", "csr header")
@@ -574,6 +585,10 @@ def _node_shape(where: str, node: Node, xs: list[list[int]], tensors: list[Tenso
     """2.1-2.4: the attributes' constraints and the node's output shape."""
     op, a, x = node.op, node.attrs, xs[0]
     ts = [tensors[t] for t in node.tensors]
+    if op in sb.OPS:
+        return sb.node_shape(where, op, a, x, ts)
+    if op in ("linear", "conv2d") and ts[0].encoding == "binary":  # 2.1: "any encoding but binary"
+        raise SpecError(f"{where}: weight '{ts[0].name}' is binary, which only blinear takes")
     if op in ("qlinear", "qconv2d"):
         w = ts[0]
         if w.encoding not in INT8:
@@ -730,6 +745,8 @@ def dense_matrix(t: Tensor) -> np.ndarray:
         return t.centroids[t.indices.astype(np.int64)].reshape(t.rows, t.cols)
     if t.encoding in INT8:
         return int8_matrix(t).astype(np.float32) * t.scales[:, None]
+    if t.encoding == "binary":
+        return sb.dense_matrix(t)
     out = np.zeros((t.rows, t.cols), np.float32)
     row_of = np.repeat(np.arange(t.rows), np.diff(t.rowptr.astype(np.int64)))
     vals = t.values if t.encoding == "csr" else t.centroids[t.indices.astype(np.int64)]
@@ -894,6 +911,8 @@ def run(model: SpecModel, x: np.ndarray) -> np.ndarray:
         bias = ts[1].values.astype(np.float64) if len(ts) == 2 else None
         if op == "qlinear" or (op == "linear" and ts[0].encoding in INT8):
             y = int8_layer(node, ts, v)
+        elif op in sb.OPS:
+            y = sb.run_node(node, ts, v)
         elif op == "linear":
             y = v @ dense_matrix(ts[0]).astype(np.float64).T
             if bias is not None:

@@ -278,7 +278,7 @@ def csr_fields(data: bytes, name: str) -> dict[str, int]:
         ("dims", "<II", (2**20, 2**20), ""),  # legal size, but the row counts are not in the file
         ("name_len", "<I", 2**31, "name length"),
         ("name_len", "<I", 256, "name length 256"),
-        ("encoding", "<I", 6, "unknown encoding 6"),
+        ("encoding", "<I", 7, "unknown encoding 7"),
         ("row_counts", "<B", 7, "row 0 has 7 nonzeros but only 6 columns"),
     ],
 )

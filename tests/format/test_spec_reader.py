@@ -25,6 +25,7 @@ FIELDS = {
     "csr+codebook": ["rowptr", "colidx", "indices", "centroids"],
     "int8": ["qvalues", "scales"],
     "csr+int8": ["rowptr", "colidx", "qvalues", "scales"],
+    "binary": ["bits", "scales"],
 }
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 
@@ -664,7 +665,8 @@ EDGE_CASES = {  # id -> (file, accepted): both readers must agree with the verdi
     "input-dim-0": (file_bytes([(1, 1, graph_bytes([0], [("relu", [0], [])]))]), False),
     "version-0": (file_bytes([(1, 1, RELU)], version=0), False),
     "version-3": (file_bytes([(1, 1, RELU)], version=3), True),
-    "version-4": (file_bytes([(1, 1, RELU)], version=4), False),
+    "version-4": (file_bytes([(1, 1, RELU)], version=4), True),
+    "version-5": (file_bytes([(1, 1, RELU)], version=5), False),
     "no-graph": (file_bytes([(2, 1, dense_bytes([3]))]), False),
     "two-graphs": (file_bytes([(1, 1, RELU), (1, 1, RELU)]), False),
     "rank-1-csr": (file_bytes([(1, 1, RELU), (2, 1, csr_bytes([5], [1, 0, 1, 0, 0], [0, 0], 1))]), True),
