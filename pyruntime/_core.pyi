@@ -74,6 +74,36 @@ def quantize_rows(x: npt.ArrayLike, isa: str | None = None) -> tuple[npt.NDArray
 def quantize(x: npt.ArrayLike, scale: float, isa: str | None = None) -> npt.NDArray[np.int8]:
     """clamp(round_half_even(x * (1 / scale)), -127, 127), NaN -> 0 (every ISA level gives the same bytes)."""
 
+class BinaryWeight:
+    """A binary weight [rows, cols] in its execution layout (b1_r8 for mode "xnor" / "threshold", b1_rows for
+    "real"); gemm runs FORMAT.md 2.6: x is (batch, words) uint64 of bit-packed signs (bit i of word j is column
+    64 j + i, 1 for +1) for the XNOR modes, (batch, cols) float32 for "real". `second`: the bias ("xnor",
+    "real") or the popcount thresholds ("threshold", integers in 0..cols + 1)."""
+
+    def __init__(self, tensor: dict[str, Any], mode: str = "xnor", second: npt.ArrayLike | None = None) -> None: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def cols(self) -> int: ...
+    @property
+    def words(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def layout(self) -> str: ...
+    def gemm(
+        self, x: npt.ArrayLike, isa: str | None = None, rows: tuple[int, int] | None = None
+    ) -> npt.NDArray[np.float32] | npt.NDArray[np.uint64]:
+        """float32 (batch, rows) (NaN outside `rows`), or for "threshold" uint64 (batch, ceil(rows / 64)) bits."""
+    def row_splits(self, parts: int) -> list[int]: ...
+
+def binarize(
+    x: npt.ArrayLike, scale: float = 1.0, shift: float = 0.0, isa: str | None = None
+) -> npt.NDArray[np.uint64]:
+    """(batch, cols) floats -> (batch, ceil(cols / 64)) words: bit = (f32(f32(x * scale) + shift) >= 0)."""
+def binary_kernel(isa: str | None = None) -> str:
+    """The XNOR kernel a level runs: "ref", "avx2" or "avx512-vpopcntdq"."""
+
 class Conv2d:
     """A 2-D convolution over a compressed weight [out_c, in_c / groups, kh, kw], NCHW activations.
 
@@ -103,13 +133,16 @@ class Conv2d:
 # model dict: {"input_shape": [..], "nodes": [{"op", "inputs", "tensors", "attrs"}], "tensors": [..], "metadata": str}.
 # Node attrs by op (docs/FORMAT.md 2.2): conv2d {stride: [h, w], padding: [top, left, bottom, right],
 # dilation: [h, w], groups}; max_pool2d {kernel, stride, padding, ceil_mode}; avg_pool2d {... ,
-# count_include_pad}; concat {axis}; reshape {shape: 1..4 dims}; clamp {min, max}; other ops none.
+# count_include_pad}; concat {axis}; reshape {shape: 1..4 dims}; clamp {min, max}; sign {scale, shift};
+# blinear {input: 0 | 1, output: 0 | 1}; other ops none.
 # Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | "gemm-dynamic" |
-# "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | ""; the int8 conv
+# "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | "xnor" |
+# "xnor-threshold" | "add-sub" | ""; the binary layouts "b1_r8" (XNOR), "b1_rows" (real input); the int8 conv
 # layouts: "i8_k4x16" dense, "i8_p128" csr+int8, "i8_dw" depthwise), groups,
 # shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks,
-# output_type ("f32" or "i8": the value type the node gives). Tensor dicts of int8 / csr+int8 weights hold
-# "qvalues" (int8 in -127..127) and "scales" (float32, one per row). Node attrs of qlinear: input_scale,
+# output_type ("f32", "i8" or "b1": the value type the node gives). Tensor dicts of int8 / csr+int8 weights hold
+# "qvalues" (int8 in -127..127) and "scales" (float32, one per row); of binary weights "bits" (uint8 0 / 1 per
+# element, row-major, 1 for +1) and "scales" (float32 alphas, one per row). Node attrs of qlinear: input_scale,
 # output_scale, min, max; of qconv2d: conv2d's, then qlinear's.
 def write_model(model: dict[str, Any]) -> bytes: ...
 def read_model(data: bytes | bytearray | memoryview) -> dict[str, Any]: ...

@@ -201,7 +201,7 @@ def render(r: Report) -> str:
     for i, t in enumerate(info["tensors"]):
         numel = int(np.prod(t["shape"]))
         nnz = len(t["colidx"]) if "colidx" in t else numel
-        bits = t.get("index_bits", 32)
+        bits = t.get("index_bits", {"int8": 8, "csr+int8": 8, "binary": 1}.get(t["encoding"], 32))
         extra = f"gap_bits={t['gap_bits']}" if "gap_bits" in t else ""
         if "centroids" in t:
             extra = (extra + " " if extra else "") + f"k={len(t['centroids'])}"

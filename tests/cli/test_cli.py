@@ -211,3 +211,23 @@ def test_calibrate_writes_a_profile_the_converter_can_use(tmp_path, capsys, monk
     assert model.name == "here" and len(model.coef) == 16 and {"i8_r16k4", "i8_p128"} <= set(model.coef)
     monkeypatch.setenv("PYRUNTIME_COST_PROFILE", str(path))
     assert default_cost_model().name == "here"
+
+
+def test_inspect_gives_the_bits_per_weight_of_binary_and_int8_tensors(tmp_path, capsys):
+    from pyruntime import _core
+
+    rng = np.random.default_rng(0)
+    model = {"input_shape": [70], "nodes": [
+        {"op": "blinear", "inputs": [0], "tensors": [0], "attrs": {"input": 0, "output": 0}},
+        {"op": "linear", "inputs": [1], "tensors": [1]}],
+        "tensors": [{"name": "b.weight", "encoding": "binary", "shape": [9, 70], "bits": rng.integers(0, 2, 630),
+                     "scales": np.ones(9, np.float32)},
+                    {"name": "q.weight", "encoding": "int8", "shape": [3, 9], "qvalues": rng.integers(-9, 9, 27),
+                     "scales": np.ones(3, np.float32)}]}
+    path = tmp_path / "b.pyrt"
+    path.write_bytes(_core.write_model(model))
+    assert main(["inspect", str(path)]) == 0
+    rows = {line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.strip().startswith(("0 ", "1 ")) and "weight" in line}
+    assert rows["b.weight"][2:6] == ["binary", "9x70", "630", "1"]
+    assert rows["q.weight"][2:6] == ["int8", "3x9", "27", "8"]
