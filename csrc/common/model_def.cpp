@@ -80,6 +80,7 @@ class NodeChecker {
         return in(0);
       }
       case Op::blinear: return blinear();
+      case Op::bconv2d: return bconv2d();
       case Op::clamp: {
         const ClampAttrs a = clamp_attrs(n_.attrs);
         PYRT_CHECK(!std::isnan(a.min) && !std::isnan(a.max) && a.min <= a.max, st_, who_, ": bounds [", a.min, ", ",
@@ -159,12 +160,24 @@ class NodeChecker {
   void not_binary() {
     const DecodedTensor& w = tensor(0);
     PYRT_CHECK(w.encoding != Encoding::binary, st_, who_, ": weight '", w.name,
-               "' is binary, which only blinear takes (FORMAT.md 2.6)");
+               "' is binary, which only blinear and bconv2d take (FORMAT.md 2.6)");
   }
 
-  // blinear (FORMAT.md 2.6): a binary weight; output 1 (thresholds) needs input 0 and integer thresholds 0..K+1.
   std::vector<uint32_t> blinear() {
-    const BLinearAttrs a = blinear_attrs(n_.attrs);
+    binary_layer(blinear_attrs(n_.attrs));
+    return linear();  // shapes, and the second tensor as a dense [out] vector
+  }
+
+  std::vector<uint32_t> bconv2d() {
+    binary_layer(bconv2d_binary_attrs(n_.attrs));
+    PYRT_CHECK(conv2d_attrs(n_.attrs).groups == 1, st_, who_, ": groups ", conv2d_attrs(n_.attrs).groups,
+               " (a binary convolution has groups 1)");
+    return conv2d();
+  }
+
+  // blinear, bconv2d (FORMAT.md 2.6): a binary weight; output 1 (thresholds) needs input 0 and integer
+  // thresholds 0..K+1.
+  void binary_layer(const BLinearAttrs& a) {
     const DecodedTensor& w = tensor(0);
     PYRT_CHECK(w.encoding == Encoding::binary, st_, who_, ": weight '", w.name, "' must be binary, is ",
                encoding_name(w.encoding));
@@ -173,16 +186,16 @@ class NodeChecker {
     PYRT_CHECK(a.output == 0 || a.input == 0, st_, who_,
                ": a thresholded (output 1) layer takes the sign of its input (input 0), not real values");
     PYRT_CHECK(a.output == 0 || n_.tensors.size() == 2, st_, who_, ": output 1 needs a thresholds tensor");
-    const std::vector<uint32_t> out = linear();  // shapes, and the second tensor as a dense [out] vector
     if (a.output == 1) {
-      const DecodedTensor& t = m_.tensors[n_.tensors[1]];
+      const DecodedTensor& t = tensor(1);
+      PYRT_CHECK(t.encoding == Encoding::dense_f32 && t.shape.size() == 1 && t.shape[0] == w.shape[0], st_, who_,
+                 ": thresholds '", t.name, "' must be dense [", w.shape[0], "]");
       const float* v = t.value_data();
       const double k = double(w.cols());
       for (uint64_t r = 0; r < t.numel(); ++r)
         PYRT_CHECK(v[r] >= 0 && v[r] <= k + 1 && v[r] == std::floor(v[r]), st_, who_, ": threshold ", v[r],
                    " of row ", r, " in '", t.name, "' is not an integer in 0..", w.cols() + 1);
     }
-    return out;
   }
 
   std::vector<uint32_t> conv2d() {

@@ -44,6 +44,13 @@ const std::vector<OpSchema>& op_schemas() {
         {"max", 1, true}}},
       {Op::sign, "sign", 4, 1, 1, 0, 0, {{"scale", 1, true}, {"shift", 1, true}}},
       {Op::blinear, "blinear", 4, 1, 1, 1, 2, {{"input", 1, false}, {"output", 1, false}}},
+      {Op::bconv2d, "bconv2d", 4, 1, 1, 1, 2,
+       {{"stride", 2, false},
+        {"padding", 4, false},
+        {"dilation", 2, false},
+        {"groups", 1, false},
+        {"input", 1, false},
+        {"output", 1, false}}},
   };
   return table;
 }
@@ -123,5 +130,6 @@ SignAttrs sign_attrs(const std::vector<uint32_t>& w) {
 }
 
 BLinearAttrs blinear_attrs(const std::vector<uint32_t>& w) { return {w[0], w[1]}; }
+BLinearAttrs bconv2d_binary_attrs(const std::vector<uint32_t>& w) { return {w[9], w[10]}; }
 
 }  // namespace pyrt

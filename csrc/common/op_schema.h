@@ -31,6 +31,8 @@ enum class Op : uint16_t {
   sign = 15,            // +1 where x * scale + shift >= 0, else -1 (format version 4)
   blinear = 16,         // binary linear (format version 4); tensors: binary weight [out, in], optional bias or
                         // thresholds [out]; attributes input (0: sign of x, 1: x), output (0: real, 1: sign)
+  bconv2d = 17,         // binary conv2d (format version 4): conv2d's attributes (groups 1), then blinear's two;
+                        // a tap in the zero padding contributes 0
 };
 
 struct AttrField {
@@ -91,6 +93,8 @@ struct BLinearAttrs {  // input: 0 = the sign of x (XNOR-popcount), 1 = x (real)
   uint32_t input, output;
 };
 BLinearAttrs blinear_attrs(const std::vector<uint32_t>& words);
+// bconv2d: conv2d_attrs() of its first 9 words, and these of the last 2.
+BLinearAttrs bconv2d_binary_attrs(const std::vector<uint32_t>& words);
 // reshape: shape[4] = rank-many positive dims then zeros; concat: axis.
 std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& words);
 uint32_t concat_attrs(const std::vector<uint32_t>& words);

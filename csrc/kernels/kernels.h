@@ -129,7 +129,7 @@ GemmFn<Layout> kernel_for(Isa isa);
 // kGemm; the convolutions (kernels/conv) keep their patches / padded input in kConv across the GEMM calls;
 // the runtime gathers a thread's block of output rows in kRows (runtime/ops/linear.cpp) and an int8 layer's
 // quantized activations in kInt8 (runtime/ops/linear_int8.cpp).
-enum class Scratch : int { kGemm = 0, kConv = 1, kRows = 2, kInt8 = 3 };
+enum class Scratch : int { kGemm = 0, kConv = 1, kRows = 2, kInt8 = 3, kBinary = 4 };
 float* thread_scratch(size_t n, Scratch slot = Scratch::kGemm);
 
 }  // namespace pyrt::kernels

@@ -53,7 +53,7 @@ template GemmFn<CsrLut4> kernel_for<CsrLut4>(Isa);
 template GemmFn<CsrLut8> kernel_for<CsrLut8>(Isa);
 
 float* thread_scratch(size_t n, Scratch slot) {
-  thread_local AlignedArray<float> buf[4];
+  thread_local AlignedArray<float> buf[5];
   AlignedArray<float>& b = buf[static_cast<int>(slot)];
   if (b.size() < n) b.resize(n);
   return b.data();

@@ -99,7 +99,7 @@ Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& sh
       offset[it.out] = offset[it.ins[0]];
       if (offset[it.out] >= 0) slot_last_use[offset[it.out]] = std::max(slot_last_use[offset[it.out]], last_use[it.out]);
     } else {
-      offset[it.out] = slots.alloc(value_bytes(types[it.out].dtype, elements[it.out]));
+      offset[it.out] = slots.alloc(value_bytes(types[it.out], elements[it.out]));
       slot_last_use[offset[it.out]] = last_use[it.out];
     }
     ps.out_offset = offset[it.out];

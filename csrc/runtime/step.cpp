@@ -24,6 +24,7 @@ StepSpec build_step(const BuildContext& ctx) {
     case Op::concat: return build_shape(ctx);
     case Op::sign: return build_sign(ctx);
     case Op::blinear: return build_blinear(ctx);
+    case Op::bconv2d: return build_bconv2d(ctx);
   }
   fail(PYRT_INTERNAL, "no op family builds op code ", static_cast<unsigned>(ctx.node.op));
 }

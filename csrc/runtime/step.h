@@ -95,6 +95,8 @@ StepSpec build_linear(const BuildContext& ctx);       // ops/linear.cpp (int8 we
 StepSpec build_linear_int8(const BuildContext& ctx);  // ops/linear_int8.cpp: linear with int8 weights (dynamic)
 StepSpec build_qlinear(const BuildContext& ctx);      // ops/linear_int8.cpp: qlinear (static)
 StepSpec build_conv2d(const BuildContext& ctx);       // ops/conv.cpp (int8 weights: ops/conv_int8.cpp)
+// ops/conv.cpp: the node's conv2d geometry and bias over another f32 weight (bconv2d with real activations)
+StepSpec build_conv2d_with(const BuildContext& ctx, const DecodedTensor& weight);
 StepSpec build_conv2d_int8(const BuildContext& ctx);  // ops/conv_int8.cpp: conv2d with int8 weights (dynamic)
 StepSpec build_qconv2d(const BuildContext& ctx);      // ops/conv_int8.cpp: qconv2d (static)
 StepSpec build_pool(const BuildContext& ctx);         // ops/pool.cpp: max_pool2d, avg_pool2d, global_avg_pool
@@ -102,5 +104,6 @@ StepSpec build_elementwise(const BuildContext& ctx);  // ops/elementwise.cpp: re
 StepSpec build_shape(const BuildContext& ctx);        // ops/shape.cpp: flatten, reshape, concat
 StepSpec build_sign(const BuildContext& ctx);         // ops/binary.cpp: sign (gives b1)
 StepSpec build_blinear(const BuildContext& ctx);      // ops/binary.cpp: blinear (XNOR-popcount or add/subtract)
+StepSpec build_bconv2d(const BuildContext& ctx);      // ops/binary_conv.cpp: bconv2d
 
 }  // namespace pyrt::runtime

@@ -26,10 +26,11 @@ struct BinaryEpilogue {
   const float* alpha;    // f32 output: per row (padded to a multiple of 8)
   const float* bias;     // f32 output: per row (padded to a multiple of 8), zeros when the layer has none
   const int32_t* limit;  // bit output: per row (padded to a multiple of 8 with -1: never set), else null
+  bool counts = false;   // the mismatch counts m themselves, int32 (ldy per sample), rows [r0, r1) only
 };
 
 // The XNOR GEMM over b1_r8 weights. y: f32 (ldy floats per sample) when ep.limit is null, else b1 (ldy bytes
-// per sample; the bytes of rows [r0, r1) rounded up to 8 rows are written).
+// per sample; the bytes of rows [r0, r1) rounded up to 8 rows are written); int32 counts with ep.counts.
 using XnorGemmFn = void (*)(const uint64_t* w8, size_t kw, size_t r0, size_t r1, const uint64_t* x, size_t ldx,
                             size_t batch, const BinaryEpilogue& ep, void* y, size_t ldy);
 // Binary weights (b1_rows), real activations: y[b][r] = fma(alpha[r], sum_c (bit ? x : -x), bias[r]), the sum

@@ -25,13 +25,15 @@ void xnor_gemm(const uint64_t* w8, size_t kw, size_t r0, size_t r1, const uint64
         const size_t r = rb * 8 + l;
         int32_t m = 0;
         for (size_t j = 0; j < kw; ++j) m += __builtin_popcountll(w8[(rb * kw + j) * 8 + l] ^ xb[j]);
-        if (ep.limit) {
+        if (ep.counts) {
+          if (r < r1) static_cast<int32_t*>(y)[b * ldy + r] = m;
+        } else if (ep.limit) {
           byte |= uint8_t(m <= ep.limit[r]) << l;
         } else if (r < r1) {
           static_cast<float*>(y)[b * ldy + r] = std::fma(float(int32_t(ep.k) - 2 * m), ep.alpha[r], ep.bias[r]);
         }
       }
-      if (ep.limit) static_cast<uint8_t*>(y)[b * ldy + rb] = byte;
+      if (ep.limit && !ep.counts) static_cast<uint8_t*>(y)[b * ldy + rb] = byte;
     }
   }
 }

@@ -47,6 +47,13 @@ void BinaryWeight::gemm(Isa isa, const void* x, size_t ldx, size_t batch, size_t
   k.xnor(w_.data(), kw_, r0, r1, static_cast<const uint64_t*>(x), ldx, batch, ep, y, ldy);
 }
 
+void BinaryWeight::counts(Isa isa, const uint64_t* x, size_t ldx, size_t batch, size_t r0, size_t r1, int32_t* y,
+                          size_t ldy) const {
+  BinaryEpilogue ep{cols_, alpha_.data(), bias_.data(), nullptr};
+  ep.counts = true;
+  binary_kernels(isa).xnor(w_.data(), kw_, r0, r1, x, ldx, batch, ep, y, ldy);
+}
+
 std::vector<uint32_t> BinaryWeight::row_splits(unsigned parts) const {
   const size_t blocks = (size_t(rows_) + 63) / 64;
   parts = unsigned(std::max<size_t>(1, std::min<size_t>(parts, blocks)));

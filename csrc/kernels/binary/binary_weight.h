@@ -30,6 +30,9 @@ class BinaryWeight {
   // Rows [r0, r1) (r0 a multiple of 8) of `batch` samples: x is b1 (ldx words per sample) for the XNOR modes,
   // f32 (ldx floats) for real_input; y is f32 (ldy floats) or, for xnor_bits, b1 bytes (ldy bytes per sample).
   void gemm(Isa isa, const void* x, size_t ldx, size_t batch, size_t r0, size_t r1, void* y, size_t ldy) const;
+  // XNOR modes: the mismatch counts m = popcount(w_r XOR x_b) of rows [r0, r1) (r0 a multiple of 8), int32.
+  void counts(Isa isa, const uint64_t* x, size_t ldx, size_t batch, size_t r0, size_t r1, int32_t* y,
+              size_t ldy) const;
   // Boundaries 0 = s[0] < ... < s[n] = rows into at most `parts` pieces of equal rows, inner ones multiples of 64
   // (so a b1 output word is written by one piece).
   std::vector<uint32_t> row_splits(unsigned parts) const;

@@ -27,6 +27,13 @@ inline void epilogue(__m256i c0, __m256i c1, size_t rb, size_t r1, const BinaryE
   const __m256i m = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(c0, idx),
                                               _mm256_permutevar8x32_epi32(c1, idx), 0x20);
   const size_t r = rb * 8;
+  if (ep.counts) {
+    alignas(32) int32_t c[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(c), m);
+    int32_t* out = static_cast<int32_t*>(y) + b * ldy + r;
+    for (size_t l = 0; l < 8 && r + l < r1; ++l) out[l] = c[l];
+    return;
+  }
   if (ep.limit) {
     const __m256i lim = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.limit + r));
     const __m256i gt = _mm256_cmpgt_epi32(m, lim);  // bit set where m <= limit

@@ -16,6 +16,11 @@ namespace {
 inline void epilogue(__m512i count, size_t rb, size_t r1, const BinaryEpilogue& ep, void* y, size_t b, size_t ldy) {
   const __m256i m = _mm512_cvtepi64_epi32(count);
   const size_t r = rb * 8;
+  const __mmask8 keep = r + 8 <= r1 ? __mmask8(0xFF) : __mmask8((1u << (r1 - r)) - 1);
+  if (ep.counts) {
+    _mm256_mask_storeu_epi32(static_cast<int32_t*>(y) + b * ldy + r, keep, m);
+    return;
+  }
   if (ep.limit) {
     const __mmask8 bits = _mm256_cmple_epi32_mask(m, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.limit + r)));
     static_cast<uint8_t*>(y)[b * ldy + rb] = bits;
@@ -23,7 +28,6 @@ inline void epilogue(__m512i count, size_t rb, size_t r1, const BinaryEpilogue& 
   }
   const __m256 dot = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_set1_epi32(int32_t(ep.k)), _mm256_slli_epi32(m, 1)));
   const __m256 v = _mm256_fmadd_ps(dot, _mm256_loadu_ps(ep.alpha + r), _mm256_loadu_ps(ep.bias + r));
-  const __mmask8 keep = r + 8 <= r1 ? __mmask8(0xFF) : __mmask8((1u << (r1 - r)) - 1);
   _mm256_mask_storeu_ps(static_cast<float*>(y) + b * ldy + r, keep, v);
 }
 

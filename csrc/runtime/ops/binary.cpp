@@ -17,18 +17,30 @@ constexpr uint64_t kMinOpsPerTask = 4096 * 1024;  // a sample split needs this m
 
 size_t words_of(uint64_t n) { return (n + 63) / 64; }
 
+// The sign of a flat value gives b1; of an image [C, H, W], b1c (channels-last, what bconv2d reads).
 class SignStep final : public Step {
  public:
-  SignStep(const SignAttrs& a, uint64_t n) : a_(a), n_(n) {}
+  SignStep(const SignAttrs& a, uint64_t n, uint32_t channels) : a_(a), n_(n), c_(channels) {}
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
-    kernels::binary_kernels(ctx.isa).binarize(static_cast<const float*>(in[0]), n_, batch, n_, a_.scale, a_.shift,
-                                              static_cast<uint64_t*>(out), words_of(n_));
+    const float* x = static_cast<const float*>(in[0]);
+    uint64_t* y = static_cast<uint64_t*>(out);
+    if (c_ == 0) {
+      kernels::binary_kernels(ctx.isa).binarize(x, n_, batch, n_, a_.scale, a_.shift, y, words_of(n_));
+      return;
+    }
+    const size_t pixels = n_ / c_, cw = words_of(c_);
+    std::memset(y, 0, batch * pixels * cw * sizeof(uint64_t));
+    for (size_t b = 0; b < batch; ++b, x += n_, y += pixels * cw)
+      for (size_t c = 0; c < c_; ++c)
+        for (size_t p = 0; p < pixels; ++p)
+          y[p * cw + c / 64] |= uint64_t(kernels::sign_bit(x[c * pixels + p], a_.scale, a_.shift)) << (c % 64);
   }
   uint64_t work() const override { return n_; }
 
  private:
   SignAttrs a_;
   uint64_t n_;
+  uint32_t c_;  // channels of an image (b1c output), 0 for b1
 };
 
 class BinaryLinearStep final : public Step {
@@ -91,9 +103,10 @@ class BinaryLinearStep final : public Step {
 
 StepSpec build_sign(const BuildContext& ctx) {
   StepSpec s;
-  s.step = std::make_unique<SignStep>(sign_attrs(ctx.node.attrs), shape_numel(ctx.out_shape));
+  const uint32_t channels = ctx.out_shape.size() == 3 ? ctx.out_shape[0] : 0;
+  s.step = std::make_unique<SignStep>(sign_attrs(ctx.node.attrs), shape_numel(ctx.out_shape), channels);
   s.takes = {ValueType::f32()};
-  s.gives = ValueType::b1();
+  s.gives = channels ? ValueType::b1c(channels) : ValueType::b1();
   return s;
 }
 

@@ -15,15 +15,15 @@ constexpr uint64_t kMinMacsPerTask = 256 * 1024;
 
 class ConvStep final : public Step {
  public:
-  ConvStep(const BuildContext& ctx, LayerInfo& li)
-      : conv_(kernels::Conv2d::create(ops::conv_geometry(ctx), ctx.tensor(0), ctx.in_place)), bias_(ctx, li) {
+  ConvStep(const BuildContext& ctx, const DecodedTensor& weight, LayerInfo& li)
+      : conv_(kernels::Conv2d::create(ops::conv_geometry(ctx), weight, ctx.in_place)), bias_(ctx, li) {
     const kernels::Conv2dGeometry& g = conv_->geometry();
     li.layout = conv_->layout();
     li.method = conv_->method();
     li.groups = g.groups;
     li.exec_bytes += conv_->bytes();
     li.in_place = conv_->in_place();
-    work_ = ctx.tensor(0).nnz() * uint64_t(g.out_h) * g.out_w;
+    work_ = weight.nnz() * uint64_t(g.out_h) * g.out_w;
     in_size_ = g.in_size();
     out_size_ = g.out_size();
   }
@@ -74,9 +74,13 @@ class ConvStep final : public Step {
 
 StepSpec build_conv2d(const BuildContext& ctx) {
   if (is_int8(ctx.tensor(0).encoding)) return build_conv2d_int8(ctx);
+  return build_conv2d_with(ctx, ctx.tensor(0));
+}
+
+StepSpec build_conv2d_with(const BuildContext& ctx, const DecodedTensor& weight) {
   StepSpec s;
   ops::describe_weight(ctx, s.layer);
-  s.step = std::make_unique<ConvStep>(ctx, s.layer);
+  s.step = std::make_unique<ConvStep>(ctx, weight, s.layer);
   s.takes = {ValueType::f32()};
   s.gives = ValueType::f32();
   return s;
