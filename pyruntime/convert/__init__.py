@@ -12,11 +12,17 @@ or over numpy arrays with :func:`from_numpy` (a chain of layer tuples) or :func:
 :func:`prune_magnitude`, :func:`kmeans_share`, :func:`encode_layer` (smallest of the candidate
 encodings, as sized by the C++ writer). ``pyruntime.convert.finetune`` (needs torch) holds the
 training side: iterative pruning with retraining and centroid fine-tuning.
+
+Binary networks (docs/FORMAT.md 2.6): :class:`SignSTE` and :class:`BinaryLinear` (torch modules, trained
+with the straight-through estimator) convert to the runtime's ``sign`` and ``blinear`` ops, a batch norm
+and sign after a binary layer folding into integer popcount thresholds (:mod:`.binarize`);
+:func:`from_binary_layers` imports a binarized MLP given as weight bits and thresholds.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from .binarize import from_binary_layers
 from .choose import Choice, Objective, choose
 from .encode import candidates, choose_encoding, decode_tensor, encode_layer, encoded_bytes
 from .graph import Graph
@@ -33,6 +39,7 @@ def from_torch(
     sparsity: PerLayer = None,
     bits: PerLayer = None,
     metadata: dict[str, Any] | None = None,
+    binary: Any = None,
     **choice: Any,
 ) -> CompressedModel:
     """Converts a PyTorch network (traced with torch.fx: Sequential or any forward, branches and
@@ -51,6 +58,17 @@ def from_torch(
     ``"dynamic"`` / ``"static"``, for every linear layer or per layer path, and ``calibration=`` inputs
     for static scales, a numpy array or a CPU tensor of shape ``(N, *input_shape)``).
 
+    Binary networks: :class:`SignSTE` and ``torch.where(x >= 0, 1.0, -1.0)`` become ``sign`` ops (a scalar
+    affine before one, ``x * 2 - 1``, is held in its scale and shift; ``torch.sign`` is refused: sign(0) = 0);
+    ``binary`` says which linear layers become binary ``blinear`` layers: None (default) every
+    :class:`BinaryLinear` and every Linear whose weight is +-alpha per row; True every linear layer (one
+    that is not binary is refused by name); False none; or a mapping layer path -> True / False / None. A
+    binary layer reading binary values whose output reaches a sign (through bias, BatchNorm1d, hardtanh,
+    scalar affines) gives the sign itself, by integer popcount thresholds computed exactly from torch's own
+    arithmetic; otherwise its output is real, a BatchNorm1d after it folded into its alphas and bias. What
+    was folded where is in the metadata under ``"binary_layers"``. ``sparsity``, ``bits`` and ``quantize``
+    given as one value leave binary layers alone.
+
     Batch norms folded into a layer are listed in the metadata under ``"folded_batchnorm"`` (layer ->
     batch norm path), the parameters of F.linear / F.conv2d layers under ``"functional_layers"``;
     :func:`assign_weights` uses both. Raises ``pyruntime.UnsupportedError`` naming the
@@ -58,12 +76,14 @@ def from_torch(
     """
     from .torch_capture import capture
 
-    cap = capture(module, example_input)
+    cap = capture(module, example_input, binary)
     meta: dict[str, Any] = {"source": f"torch:{type(module).__name__}"}
     if cap.folded:
         meta["folded_batchnorm"] = dict(cap.folded)
     if cap.functional:
         meta["functional_layers"] = dict(cap.functional)
+    if cap.binary:
+        meta["binary_layers"] = dict(cap.binary)
     meta.update(metadata or {})
     return from_graph(cap.graph, sparsity=sparsity, bits=bits, masks=cap.masks or None, metadata=meta, **choice)
 
@@ -75,20 +95,32 @@ def assign_weights(module: Any, compressed: CompressedModel) -> None:
     A batch norm that the conversion folded into the layer before it is made an exact identity in
     eval mode (running mean 0, running var 1, eps 0, gamma 1, beta 0, or beta = the folded bias when
     the layer has no bias) while the layer gets the folded weights: run the module in eval mode, and
-    ``copy.deepcopy`` it first to keep the original.
+    ``copy.deepcopy`` it first to keep the original. Binary layers are left as they are.
     """
     from .torch_capture import assign_weights as _assign
 
-    _assign(module, compressed.dense_weights(), compressed.metadata.get("folded_batchnorm"),
-            compressed.metadata.get("functional_layers"))
+    binary = set(compressed.binary_layers())
+    weights = {k: v for k, v in compressed.dense_weights().items() if k not in binary}
+    _assign(module, weights, compressed.metadata.get("folded_batchnorm"), compressed.metadata.get("functional_layers"))
+
+
+def __getattr__(name: str) -> Any:
+    """SignSTE and BinaryLinear (torch modules) are imported on first use, so the package works without torch."""
+    if name in ("SignSTE", "BinaryLinear"):
+        from . import binary_modules
+
+        return getattr(binary_modules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "BinaryLinear",
     "Choice",
     "CompressedModel",
     "Graph",
     "LayerReport",
     "Objective",
+    "SignSTE",
     "assign_weights",
     "candidates",
     "check_calibration",
@@ -97,6 +129,7 @@ __all__ = [
     "decode_tensor",
     "encode_layer",
     "encoded_bytes",
+    "from_binary_layers",
     "from_graph",
     "from_numpy",
     "from_torch",

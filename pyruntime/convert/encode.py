@@ -208,6 +208,10 @@ def decode_tensor(t: TensorDict) -> np.ndarray:
     quantized weights scale * q)."""
     shape = tuple(int(s) for s in t["shape"])
     enc = t.get("encoding", "dense")
+    if enc == "binary":
+        rows = shape[0]
+        s = np.where(np.asarray(t["bits"]).reshape(rows, -1) != 0, np.float32(1), np.float32(-1))
+        return (s * np.asarray(t["scales"], np.float32)[:, None]).astype(np.float32).reshape(shape)
     if enc in ("int8", "csr+int8"):
         q = int8_matrix(t).astype(np.float32)
         return (q * np.asarray(t["scales"], np.float32)[:, None]).astype(np.float32).reshape(shape)

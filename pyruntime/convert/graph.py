@@ -24,6 +24,10 @@ for the 2-D ops. Ops (the file's op table, ``csrc/common/op_schema.h``):
   reshape          same number of elements, 1..4 dims (one may be -1)
   add              two values of the same shape
   concat           2.. values along a per-sample axis (channels = 0), other dims equal
+  sign             elementwise: +1 where x * scale + shift >= 0, else -1 (FORMAT.md 2.6)
+  blinear          x [in] -> [out]: a binary linear layer, signs [out, in] (+-1) and alphas [out]; the
+                   input taken as its sign (input 0, XNOR-popcount) or as it is (input 1); a bias (real
+                   output) or integer popcount thresholds (+-1 output)
 
 ``padding`` is an int (all sides), a pair ``(h, w)`` (top = bottom = h, left = right = w), a
 4-tuple ``(top, left, bottom, right)``, or for conv2d ``"valid"`` / ``"same"`` (torch's rule: the
@@ -46,8 +50,11 @@ import numpy as np
 from .. import _core
 
 OPS = ("linear", "conv2d", "relu", "clamp", "softmax", "flatten", "reshape", "max_pool2d", "avg_pool2d",
-       "global_avg_pool", "add", "concat")
+       "global_avg_pool", "add", "concat", "sign", "blinear")
+#: ops with float weights, which pruning, sharing and int8 apply to
 WEIGHTED_OPS = ("linear", "conv2d")
+#: every op that is a named layer (binary layers too)
+LAYER_OPS = ("linear", "conv2d", "blinear")
 MAX_CONCAT_INPUTS = 16
 MAX_RANK = 4
 
@@ -148,8 +155,26 @@ class Graph:
 
     @property
     def layer_names(self) -> list[str]:
-        """Names of the weighted layers (linear, conv2d), in graph order."""
-        return [n.name for n in self.nodes if n.op in WEIGHTED_OPS]  # type: ignore[misc]
+        """Names of the weighted layers (linear, conv2d, blinear), in graph order."""
+        return [n.name for n in self.nodes if n.op in LAYER_OPS]  # type: ignore[misc]
+
+    @property
+    def binary_layer_names(self) -> list[str]:
+        """Names of the binary layers (blinear), in graph order."""
+        return [n.name for n in self.nodes if n.op == "blinear"]  # type: ignore[misc]
+
+    def is_binary(self, value: int) -> bool:
+        """Whether a value holds only +1 and -1 (a sign, a blinear with thresholds, or a flatten / reshape of
+        one): a binary layer reading it takes XNOR-popcount input (input 0) by default."""
+        v = self._check_value(value, "is_binary()")
+        while v:
+            n = self.nodes[v - 1]
+            if n.op == "sign" or (n.op == "blinear" and n.attrs["output"] == 1):
+                return True
+            if n.op not in ("flatten", "reshape"):
+                return False
+            v = n.inputs[0]
+        return False
 
     def node_label(self, index: int) -> str:
         n = self.nodes[index]
@@ -258,7 +283,55 @@ class Graph:
         attrs = {"stride": st, "padding": pad, "dilation": dl, "groups": g}
         return self._add("conv2d", [v], attrs, (o, oh, ow), nm, weight=w, bias=b)
 
+    def blinear(self, x: int, signs: Any, alphas: Any = None, *, bias: Any = None, thresholds: Any = None,
+                input: int | None = None, name: str | None = None) -> int:
+        """A binary linear layer (FORMAT.md 2.6) on a flat input: ``signs`` (out, in) of +1 / -1, ``alphas`` (out,)
+        finite >= 0 (default 1), so W = alphas[:, None] * signs.
+
+        ``input``: 0 takes the sign of x (XNOR-popcount), 1 takes x as it is (binary weights, real
+        activations); default 0 when x is binary (:meth:`is_binary`), else 1. With ``thresholds`` (out,)
+        integers in 0..in + 1 the output is +1 where the popcount ``(dot + in) / 2`` is >= T, else -1 (needs
+        input 0); otherwise it is ``alphas * dot + bias`` (bias optional)."""
+        from .binarize import MAX_BINARY_COLS, check_alphas, check_signs, check_thresholds
+
+        nm = self._layer_name("blinear", name, "bfc")
+        v, s, who = self._in(x, "blinear", nm, rank=1)
+        sg = check_signs(signs, who)
+        rows, cols = sg.shape
+        if cols != s[0]:
+            raise ValueError(f"{who}: signs {sg.shape} expect {cols} inputs, the input has {s[0]}")
+        if cols > MAX_BINARY_COLS:
+            raise ValueError(f"{who}: {cols} inputs; a binary layer has at most {MAX_BINARY_COLS}")
+        a = np.ones(rows, np.float32) if alphas is None else check_alphas(alphas, rows, who)
+        mode = (0 if self.is_binary(v) else 1) if input is None else input
+        if isinstance(mode, bool) or mode not in (0, 1):
+            raise ValueError(f"{who}: input must be 0 (the sign of x: XNOR-popcount) or 1 (x as it is), got {input!r}")
+        if thresholds is not None and bias is not None:
+            raise ValueError(f"{who}: give thresholds (a +-1 output) or a bias (a real output), not both")
+        second = None
+        if thresholds is not None:
+            if mode != 0:
+                raise ValueError(f"{who}: thresholds (a +-1 output) need input 0 (binary inputs)")
+            second = check_thresholds(thresholds, rows, cols, who)
+        elif bias is not None:
+            second = np.asarray(bias, np.float32)
+            if second.shape != (rows,) or not np.isfinite(second).all():
+                raise ValueError(f"{who}: bias must be {rows} finite numbers, got shape {second.shape}")
+        out = 1 if thresholds is not None else 0
+        w = (a[:, None] * sg.astype(np.float32)).astype(np.float32)
+        return self._add("blinear", [v], {"input": int(mode), "output": out}, (rows,), nm, weight=w,
+                         bias=second if out == 0 else None,
+                         meta={"signs": sg, "alphas": a, "thresholds": second if out == 1 else None})
+
     # -- elementwise ----------------------------------------------------------------------------------
+    def sign(self, x: int, scale: float = 1.0, shift: float = 0.0, *, name: str | None = None) -> int:
+        """+1 where ``x * scale + shift >= 0`` (each operation rounded to float32), else -1 (a NaN gives -1)."""
+        v, s, who = self._in(x, "sign", name)
+        sc, sh = float(np.float32(scale)), float(np.float32(shift))
+        if not (math.isfinite(sc) and math.isfinite(sh)):
+            raise ValueError(f"{who}: scale and shift must be finite, got {scale!r}, {shift!r}")
+        return self._add("sign", [v], {"scale": sc, "shift": sh}, s, name)
+
     def relu(self, x: int, *, name: str | None = None) -> int:
         v, s, _ = self._in(x, "relu", name)
         return self._add("relu", [v], {}, s, name)

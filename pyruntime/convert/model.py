@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ import numpy as np
 from .. import _core
 from ..cost import CostModel
 from . import reference
+from .binarize import BinaryLayer, binary_payload_bytes, binary_tensor
 from .choose import Objective, choose_int8
 from .encode import (
     TensorDict,
@@ -184,8 +185,15 @@ class CompressedModel:
             if not t:
                 out.append(None)
                 continue
-            w = decode_tensor(self._tensors[t[0]])
             b = decode_tensor(self._tensors[t[1]]) if len(t) > 1 else None
+            if self._tensors[t[0]]["encoding"] == "binary":
+                tw, a = self._tensors[t[0]], n.get("attrs") or {}
+                rows = int(tw["shape"][0])
+                signs = np.where(np.asarray(tw["bits"]).reshape(rows, -1) != 0, 1, -1).astype(np.int8)
+                out.append(BinaryLayer(signs, np.asarray(tw["scales"], np.float32), b, int(a.get("input", 0)),
+                                       int(a.get("output", 0))))
+                continue
+            w = decode_tensor(self._tensors[t[0]])
             if self._tensors[t[0]]["encoding"] in ("int8", "csr+int8"):
                 a = n.get("attrs") or {}
                 p = (Int8Params("static", a["input_scale"], a["output_scale"], a["min"], a["max"])
@@ -198,18 +206,35 @@ class CompressedModel:
 
     def dense_weights(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
         """Per weighted layer name: ``(W, b)`` as dense float32, exactly the compressed weights (pruned
-        zeros, shared values) the runtime computes with; conv weights are 4-D [O, C/g, kh, kw]."""
-        weighted = [((wb.q.astype(np.float32) * wb.scales[:, None]).reshape(wb.shape), wb.bias)
-                    if isinstance(wb, Int8Layer) else wb
-                    for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["tensors"]]
+        zeros, shared values) the runtime computes with; conv weights are 4-D [O, C/g, kh, kw]. A binary
+        layer gives ``alphas * signs`` and its bias (None when its output is the sign by thresholds:
+        :meth:`binary_layers` has those)."""
+        def dense(wb: Any) -> Any:
+            if isinstance(wb, Int8Layer):
+                return (wb.q.astype(np.float32) * wb.scales[:, None]).reshape(wb.shape), wb.bias
+            if isinstance(wb, BinaryLayer):
+                return wb.weight, (wb.second if wb.output == 0 else None)
+            return wb
+
+        weighted = [dense(wb) for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["tensors"]]
         return {r.name: wb for r, wb in zip(self.layers, weighted, strict=True)}  # type: ignore[misc]
 
-    def run_numpy(self, x: np.ndarray) -> np.ndarray:
+    def binary_layers(self) -> dict[str, BinaryLayer]:
+        """Per binary layer name: its signs (int8 +-1), alphas, input and output modes, and its second tensor
+        (the bias for output 0, the integer popcount thresholds for output 1)."""
+        layers = [wb for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["tensors"]]
+        return {r.name: wb for r, wb in zip(self.layers, layers, strict=True) if isinstance(wb, BinaryLayer)}
+
+    def run_numpy(self, x: np.ndarray, *, all_values: bool = False) -> Any:
         """A plain numpy forward pass over :meth:`dense_weights` (float64 accumulation), as float32: a
-        reference for the runtime. ``x`` is a batch (batch first) of ``input_shape`` samples."""
+        reference for the runtime. ``x`` is a batch (batch first) of ``input_shape`` samples. With
+        ``all_values``, every value of the graph as a list (the input first, then each node's output)."""
         x = np.asarray(x)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"input of shape {x.shape}: expected (batch, {', '.join(map(str, self.input_shape))})")
+        if all_values:
+            return [v.astype(np.float32) for v in reference.forward(self._nodes, self._node_weights(), x,
+                                                                    all_values=True)]
         return reference.forward(self._nodes, self._node_weights(), x).astype(np.float32)
 
     def __repr__(self) -> str:
@@ -358,6 +383,12 @@ def from_graph(
     check_layer_names(quantize, names, "quantize")
     if masks:
         check_layer_names(masks, names, "masks")
+    for setting, what in ((sparsity, "sparsity"), (bits, "bits"), (quantize, "quantize"), (masks, "masks")):
+        if isinstance(setting, Mapping):
+            named = [n for n in graph.binary_layer_names if setting.get(n) is not None]
+            if named:
+                raise ValueError(f"layer '{named[0]}' is binary (blinear): {what} does not apply to it (a number for "
+                                 "every layer leaves binary layers alone)")
     int8 = _int8_plan(graph, quantize, bits, sparsity, masks, calibration)
 
     nodes: list[dict[str, Any]] = []
@@ -369,7 +400,14 @@ def from_graph(
         d: dict[str, Any] = {"op": node.op, "inputs": list(node.inputs), "tensors": []}
         if node.attrs:
             d["attrs"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in node.attrs.items()}
-        if node.op in WEIGHTED_OPS:
+        if node.op == "blinear":
+            report, wt, bt = _binary_layer(node)
+            d["tensors"] = [len(tensors)] + ([len(tensors) + 1] if bt is not None else [])
+            tensors.append(wt)
+            if bt is not None:
+                tensors.append(bt)
+            reports.append(report)
+        elif node.op in WEIGHTED_OPS:
             name = str(node.name)
             cost: Any = cost_model
             if node.op == "conv2d":
@@ -445,7 +483,7 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
             raise ValueError(f"static int8 needs calibration= inputs (layers {static})")
         x = check_calibration(calibration, graph.input_shape)
         nodes = [{"op": n.op, "inputs": n.inputs, "attrs": n.attrs} for n in graph.nodes]
-        weights = [None if n.op not in WEIGHTED_OPS else
+        weights = [_binary_reference(n) if n.op == "blinear" else None if n.op not in WEIGHTED_OPS else
                    (np.where(keeps[n.name], n.weight, np.float32(0)).astype(np.float32), n.bias) for n in graph.nodes]
         values = reference.forward(nodes, weights, x, all_values=True)
         for node in graph.nodes:
@@ -515,6 +553,39 @@ def _int8_layer(node: Any, choice: _Int8Choice, objective: Objective | None = No
                          file_bytes=sizes[enc] + (encoded_bytes(bt) if bt is not None else 0),
                          dense_bytes=4 * (w.size + n_bias), candidate_bytes=sizes,
                          predicted_seconds=picked.seconds, why=why, op=node.op, quantize=p.mode, weight_error=err)
+    return report, wt, bt
+
+
+def _binary_reference(node: Any) -> BinaryLayer:
+    m = node.meta
+    second = m["thresholds"] if node.attrs["output"] == 1 else node.bias
+    return BinaryLayer(m["signs"], m["alphas"], second, node.attrs["input"], node.attrs["output"])
+
+
+def _binary_layer(node: Any) -> tuple[LayerReport, TensorDict, TensorDict | None]:
+    """A blinear node's binary weight and its optional second tensor (bias or thresholds), dense f32."""
+    name = str(node.name)
+    signs, alphas = node.meta["signs"], node.meta["alphas"]
+    rows, cols = (int(d) for d in signs.shape)
+    wt = binary_tensor(f"{name}.weight", signs, alphas)
+    out = int(node.attrs["output"])
+    second = node.meta["thresholds"] if out == 1 else node.bias
+    bt = None if second is None else dense_tensor(f"{name}.{'thresholds' if out else 'bias'}", second)
+    try:
+        wbytes = encoded_bytes(wt)
+    except _core.UnsupportedError:  # a runtime without binary layers: the size FORMAT.md 3.8 gives
+        wbytes = binary_payload_bytes(rows, cols)
+    how = ("binary inputs (XNOR-popcount)" if node.attrs["input"] == 0 else "real inputs (binary weights only)")
+    how += ", +-1 output by integer popcount thresholds" if out == 1 else ", real output (alphas * dot + bias)"
+    folded = node.meta.get("folded")
+    if folded:
+        how += f"; folded: {folded}"
+    if node.meta.get("flipped"):
+        how += f"; {node.meta['flipped']} rows' signs flipped"
+    report = LayerReport(name=name, encoding="binary", shape=(rows, cols), nonzeros=rows * cols, bits=1,
+                         file_bytes=wbytes + (encoded_bytes(bt) if bt is not None else 0),
+                         dense_bytes=4 * (rows * cols + rows), candidate_bytes={"binary": wbytes},
+                         why=how, op="blinear")
     return report, wt, bt
 
 

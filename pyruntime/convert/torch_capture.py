@@ -21,7 +21,15 @@ everything else raises ``pyruntime.UnsupportedError`` naming the op and the modu
   flatten / reshape  nn.Flatten, nn.Unflatten, torch.flatten, torch.reshape, x.flatten / x.view /
               x.reshape keeping the batch dim: (batch, -1) is a flatten, any other per-sample shape a reshape
   softmax     nn.Softmax, F.softmax, torch.softmax, x.softmax() over dim 1 / -1 of a flat input
-  identity    nn.Identity, nn.Dropout* (and F.dropout: conversion is for inference), x.contiguous()
+  identity    nn.Identity, nn.Dropout* (and F.dropout: conversion is for inference), x.contiguous(), x.float()
+  sign        pyruntime.convert.SignSTE, torch.where(x >= c, 1, -1) / torch.where(x < c, -1, 1) (constants
+              numbers or one-element tensors; x.ge / torch.ge ... too), also of a scalar affine of an
+              activation (x * 2 - 1, (x - 0.5) * 2: held exactly in the sign op's scale and shift).
+              torch.sign is refused (sign(0) = 0)
+  blinear     pyruntime.convert.BinaryLinear, and nn.Linear / F.linear whose weight is +-alpha per row
+              (``binary=``): a bias, batch norm, hardtanh and scalar affine between it and a sign fold into
+              integer popcount thresholds (pyruntime.convert.binarize); a BatchNorm1d after one whose output
+              stays real folds into its alphas and bias
 
 In-place ops (``x.relu_()``, ``inplace=True``, ``x.add_(y)``, ...) are followed as torch runs them:
 ops after one that read its input read the overwritten value.
@@ -36,12 +44,21 @@ the path of its weight without ``.weight``.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import _core
+from .binarize import (
+    candidate_dots,
+    fold_batchnorm_output,
+    fold_thresholds,
+    is_binary_weight,
+    sign_params,
+    split_binary,
+)
 from .graph import Graph
 
 try:
@@ -55,6 +72,8 @@ except ImportError:  # pragma: no cover - exercised only without torch
 
 # call_function targets, by kind (filled when torch is importable)
 _FNS: dict[Any, str] = {}
+_BAD_SIGNS: tuple[Any, ...] = ()
+_COMPARE_NAME: dict[Any, str] = {}
 # parameter names of the functions and Tensor methods whose arguments are read (self / input first)
 _PARAMS: dict[Any, tuple[str, ...]] = {}
 if torch is not None:
@@ -72,6 +91,10 @@ if torch is not None:
         "gap": (F.adaptive_avg_pool2d, torch.mean),
         "add": (operator.add, operator.iadd, torch.add),
         "cat": tuple(f for f in (torch.cat, getattr(torch, "concat", None), getattr(torch, "concatenate", None)) if f),
+        "sign": (torch.where,),
+        "compare": (operator.ge, operator.gt, operator.le, operator.lt, torch.ge, torch.gt, torch.le, torch.lt,
+                    torch.greater_equal, torch.greater, torch.less_equal, torch.less),
+        "affine": (torch.mul, torch.sub, operator.neg, torch.neg, torch.multiply, torch.subtract),
     }.items():
         for _f in _fns:
             _FNS[_f] = _kind
@@ -93,10 +116,18 @@ if torch is not None:
     for _f, _k in _FNS.items():
         if _k == "cat":
             _PARAMS[_f] = ("tensors", "dim")
+    _BAD_SIGNS = (torch.sign, torch.sgn)
+    _COMPARE_NAME = {operator.ge: "ge", operator.gt: "gt", operator.le: "le", operator.lt: "lt", torch.ge: "ge",
+                     torch.gt: "gt", torch.le: "le", torch.lt: "lt", torch.greater_equal: "ge", torch.greater: "gt",
+                     torch.less_equal: "le", torch.less: "lt"}
+    from .binary_modules import BinaryLinear, SignSTE
 _METHODS = {"relu": "relu", "relu_": "relu", "clamp": "clamp", "clamp_": "clamp", "clip": "clamp", "clip_": "clamp",
             "clamp_min": "clamp", "clamp_min_": "clamp", "clamp_max": "clamp", "clamp_max_": "clamp",
             "view": "reshape", "reshape": "reshape", "flatten": "reshape", "softmax": "softmax",
-            "contiguous": "identity", "mean": "gap", "add": "add", "add_": "add", "size": "aux", "dim": "aux"}
+            "contiguous": "identity", "mean": "gap", "add": "add", "add_": "add", "size": "aux", "dim": "aux",
+            "float": "identity", "ge": "compare", "gt": "compare", "le": "compare", "lt": "compare",
+            "greater_equal": "compare", "greater": "compare", "less_equal": "compare", "less": "compare",
+            "mul": "affine", "sub": "affine", "neg": "affine", "multiply": "affine", "subtract": "affine"}
 _METHOD_PARAMS = {"clamp": ("input", "min", "max"), "clip": ("input", "min", "max"), "clamp_min": ("input", "min"),
                   "clamp_max": ("input", "max"), "mean": ("input", "dim", "keepdim"),
                   "add": ("input", "other", "alpha"), "softmax": ("input", "dim")}
@@ -104,7 +135,7 @@ _IDENTITY_MODULES = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d
                      "FeatureAlphaDropout")
 _AUX_FNS = (getattr, operator.getitem, operator.mul, operator.floordiv, operator.sub, operator.add)
 _SUPPORTED_MODULES = ("Linear (also torch.ao dynamic-quantized qint8), Conv2d, BatchNorm2d after Conv2d, BatchNorm1d "
-                      "after Linear, ReLU, ReLU6, Hardtanh, "
+                      "after Linear, pyruntime.convert.BinaryLinear and SignSTE, ReLU, ReLU6, Hardtanh, "
                       "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Unflatten, Softmax, Dropout, Identity")
 
 
@@ -118,6 +149,7 @@ class Capture:
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     folded: dict[str, str] = field(default_factory=dict)
     functional: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    binary: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _require_torch() -> None:
@@ -197,18 +229,28 @@ def _kind(node: Any, gm: Any, root: Any) -> str:
     if op == "call_module":
         return _module_kind(node, gm.get_submodule(node.target))
     if op == "call_method":
+        if node.target in ("sign", "sign_", "sgn", "sgn_"):
+            raise _bad_sign(node, root)
         kind = _METHODS.get(node.target)
         if kind is None:
             raise _unsupported(f"unsupported op 'Tensor.{node.target}' in {_where(node, root)}")
         return kind
     if op == "call_function":
         fn = node.target
+        if fn in _BAD_SIGNS:
+            raise _bad_sign(node, root)
         if fn in _FNS:
             return _FNS[fn]
         if fn in _AUX_FNS:
             return "aux"
         raise _unsupported(f"unsupported op '{_qualname(fn)}' in {_where(node, root)}")
     raise _unsupported(f"unsupported fx node kind '{op}' ({node.target}) in {_where(node, root)}")
+
+
+def _bad_sign(node: Any, root: Any) -> Exception:
+    return _unsupported(f"'{_node_label(node)}' (node '{node.name}') in {_where(node, root)}: torch.sign(0) is 0, which "
+                        "a binary network cannot hold (the runtime's sign is +1 at zero); use "
+                        "pyruntime.convert.SignSTE or torch.where(x >= 0, 1.0, -1.0)")
 
 
 def _is_dynamic_int8_linear(mod: Any) -> bool:
@@ -247,8 +289,11 @@ def int8_module_weights(mod: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
 
 def _module_kind(node: Any, mod: Any) -> str:
     cls = type(mod)
-    if isinstance(mod, nn.Linear) and cls.forward is nn.Linear.forward:
+    if isinstance(mod, nn.Linear) and (cls.forward is nn.Linear.forward or
+                                       (isinstance(mod, BinaryLinear) and cls.forward is BinaryLinear.forward)):
         return "linear"
+    if isinstance(mod, SignSTE) and cls.forward is SignSTE.forward:
+        return "sign"
     if _is_dynamic_int8_linear(mod):
         return "linear"
     if isinstance(mod, nn.Conv2d) and cls.forward is nn.Conv2d.forward:
@@ -272,17 +317,42 @@ def _module_kind(node: Any, mod: Any) -> str:
 
 
 # -- capture ----------------------------------------------------------------------------------------------
-def capture(module: Any, example_input: Any) -> Capture:
+def _trace(module: Any) -> Any:
+    """torch.fx.symbolic_trace, with pyruntime's SignSTE and BinaryLinear kept as leaf modules."""
+
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, m: Any, qualname: str) -> bool:
+            return isinstance(m, (SignSTE, BinaryLinear)) or super().is_leaf_module(m, qualname)
+
+    tracer = Tracer()
+    graph = tracer.trace(module)
+    return torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
+
+
+#: ``binary=`` of from_torch: None (automatic), a bool for every linear layer, or per layer name
+PerLayerBinary = None | bool | Mapping[str, bool | None]
+
+
+def capture(module: Any, example_input: Any, binary: PerLayerBinary = None) -> Capture:
     """Traces ``module`` into a :class:`Capture` (graph, masks, folded batch norms) for
-    :func:`pyruntime.convert.from_graph`."""
+    :func:`pyruntime.convert.from_graph`. ``binary``: which linear layers become binary (blinear) layers:
+    None (default) BinaryLinear modules and those whose weight is +-alpha per row (2 or more inputs);
+    True every linear layer (refused, by name, where a weight is not binary); False none; a mapping layer
+    name -> True (must be binary) / False (stays float) / None (automatic)."""
     _require_torch()
+    if binary is not None and not isinstance(binary, (bool, Mapping)):
+        raise TypeError(f"binary must be None, a bool or a mapping layer name -> bool, got {type(binary).__name__}")
+    if isinstance(binary, Mapping):
+        for k, val in binary.items():
+            if val is not None and not isinstance(val, bool):
+                raise TypeError(f"binary for layer '{k}' must be True, False or None, got {val!r}")
     if not isinstance(module, nn.Module):
         raise TypeError(f"from_torch expects a torch.nn.Module, got {type(module).__name__}")
     x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(np.asarray(example_input))
     if x.dim() < 2:
         raise ValueError(f"example_input must have a batch dimension first, got shape {tuple(x.shape)}")
     try:
-        gm = torch.fx.symbolic_trace(module)
+        gm = _trace(module)
     except Exception as e:
         raise _unsupported(f"could not trace {type(module).__name__} with torch.fx ({type(e).__name__}: {e}); "
                            "only forwards without data-dependent control flow, of supported ops, can be "
@@ -308,14 +378,39 @@ def capture(module: Any, example_input: Any) -> Capture:
                          f"{type(e).__name__}: {e}") from e
     finally:
         gm.train(was_training)
-    return _Builder(gm, module, [int(s) for s in x.shape[1:]], 2 * int(x.shape[0])).run(placeholders[0])
+    cap = _Builder(gm, module, [int(s) for s in x.shape[1:]], 2 * int(x.shape[0]), binary).run(placeholders[0])
+    if isinstance(binary, Mapping):
+        names = cap.graph.layer_names
+        unknown = [k for k in binary if k not in names]
+        if unknown:
+            raise ValueError(f"binary names unknown layers {unknown}; the layers are {names}")
+        convs = [k for k in binary if binary[k] and cap.graph.nodes[_node_index(cap.graph, k)].op == "conv2d"]
+        if convs:
+            raise _unsupported(f"layer '{convs[0]}' is a conv2d: only linear layers can be binary")
+    return cap
+
+
+def _node_index(g: Graph, name: str) -> int:
+    return next(i for i, n in enumerate(g.nodes) if n.name == name)
+
+
+@dataclass
+class _Pending:
+    """A scalar affine of an activation (``chain``: ("mul", a) / ("add", b), in order), perhaps compared with a
+    constant (``compare``: (op, c)): held until a sign reads it (the sign op's scale and shift)."""
+
+    base: int
+    chain: list[tuple[str, float]]
+    compare: tuple[str, float] | None = None
 
 
 class _Builder:
     """Walks the traced graph in order, emitting Graph ops (one method per kind)."""
 
-    def __init__(self, gm: Any, root: Any, input_shape: list[int], batch: int) -> None:
-        self.gm, self.root, self.batch = gm, root, batch
+    def __init__(self, gm: Any, root: Any, input_shape: list[int], batch: int, binary: PerLayerBinary = None) -> None:
+        self.gm, self.root, self.batch, self.binary = gm, root, batch, binary
+        self.pending: dict[Any, _Pending] = {}
+        self.consumed: dict[Any, int] = {}
         try:
             self.g = Graph(input_shape)
         except ValueError as e:
@@ -330,6 +425,11 @@ class _Builder:
     def src(self, node: Any, arg: Any = None) -> int:
         """The value an op reads (its first argument unless ``arg`` is given)."""
         a = node.args[0] if arg is None and node.args else arg
+        if isinstance(a, torch.fx.Node) and a in self.pending:
+            what = "comparison" if self.pending[a].compare else "scalar affine"
+            raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)} reads '{a.name}' ({_node_label(a)}), a "
+                               f"{what} of an activation; a scalar affine or a comparison is only supported as the "
+                               "input of a sign (torch.where(x >= 0, 1.0, -1.0) or pyruntime.convert.SignSTE)")
         if not isinstance(a, torch.fx.Node) or a not in self.value_of:
             raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)} reads something other than the "
                                "network's activations (a constant, a parameter or a size); only ops on activations "
@@ -342,14 +442,27 @@ class _Builder:
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
                 continue
+            if node in self.consumed:  # folded into a binary layer's thresholds
+                self.value_of[node] = self.consumed[node]
+                continue
             if node.op == "output":
                 out = node.args[0]
+                if isinstance(out, torch.fx.Node) and out in self.pending:
+                    what = "comparison" if self.pending[out].compare else "scalar affine"
+                    raise _unsupported(f"unsupported op '{_node_label(out)}' in {self.where(out)}: a {what} of an "
+                                       "activation is only supported as the input of a sign (torch.where(x >= 0, "
+                                       "1.0, -1.0) or pyruntime.convert.SignSTE)")
                 if not isinstance(out, torch.fx.Node) or out not in self.value_of:
                     raise _unsupported(f"{type(self.root).__name__}.forward must return a single tensor")
                 output_value = self.value_of[out]
                 continue
             kind = _kind(node, self.gm, self.root)
             if kind in ("param", "io"):
+                continue
+            if kind in ("aux", "add") and _shape(node) is not None and self._scalar_affine(node) is not None:
+                kind = "affine"
+            if kind in ("affine", "compare"):
+                self.pending[node] = getattr(self, f"_{kind}")(node)
                 continue
             if kind == "aux" or (kind == "add" and _shape(node) is None):
                 if _shape(node) is not None:
@@ -454,10 +567,287 @@ class _Builder:
             mask = None
             self.cap.functional[self._layer_name(node, name)] = params
         name = self._layer_name(node, name)
+        mod = self.gm.get_submodule(node.target) if node.op == "call_module" else None
+        binary = self._binary_weight(node, name, mod, w, mask)
+        if binary is not None:
+            return self._blinear(node, x, name, binary[0], binary[1], b, mod)
+        if isinstance(mod, BinaryLinear):  # kept as a float layer: its effective weight, alpha * sign(W)
+            with torch.no_grad():
+                sw, alpha = mod.binary_weight()
+                w = (sw if alpha is None else sw * alpha[:, None]).cpu().float().numpy().astype(np.float32)
         w, b = self._fold(node, "linear", w, b, name)
         if mask is not None:
             self.cap.masks[name] = mask
         return self.g.linear(x, w, b, name=name)
+
+    # -- binary layers --------------------------------------------------------------------------------
+    def _binary_weight(self, node: Any, name: str, mod: Any, w: np.ndarray,
+                       mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(signs, alphas) when this linear layer becomes a binary one (``binary=``), else None."""
+        setting = self.binary.get(name) if isinstance(self.binary, Mapping) else self.binary
+        if setting is False:
+            return None
+        who = f"layer '{name}' ({self.where(node)})"
+        if isinstance(mod, BinaryLinear):
+            with torch.no_grad():
+                wt = mod.weight.detach()
+                signs = np.where(wt.cpu().float().numpy() >= 0, 1, -1).astype(np.int8)
+                alphas = (wt.abs().mean(dim=1).cpu().float().numpy().astype(np.float32) if mod.scale
+                          else np.ones(wt.shape[0], np.float32))
+            if not (np.isfinite(alphas).all() and (alphas >= 0).all()):
+                raise ValueError(f"{who}: its alphas (mean |W| per row) are not finite")
+            return signs, alphas
+        if setting is True:
+            if mask is not None and not np.asarray(mask).all():
+                raise ValueError(f"{who}: a pruned layer (torch.nn.utils.prune mask) cannot be binary")
+            return split_binary(w, who)
+        if mask is None and w.ndim == 2 and w.shape[1] >= 2 and is_binary_weight(w):
+            return split_binary(w, who)
+        return None
+
+    def _blinear(self, node: Any, x: int, name: str, signs: np.ndarray, alphas: np.ndarray, bias: np.ndarray | None,
+                 mod: Any) -> int:
+        """A binary layer: its sign folded into thresholds when it reads binary values and a sign follows
+        (through batch norm, hardtanh, scalar affines); else a real output, a BatchNorm1d after it folded
+        into its alphas and bias."""
+        who = f"layer '{name}' ({self.where(node)})"
+        mode = 0 if self.g.is_binary(x) else 1
+        chain = self._sign_chain(node) if mode == 0 else None
+        folded: list[str] = []
+        if chain is not None:
+            th = self._thresholds(node, chain, signs, alphas, bias, mod, who)
+            signs = np.where(th.flip[:, None], -signs, signs).astype(np.int8)
+            v = self.g.blinear(x, signs, alphas, thresholds=th.T, input=0, name=name)
+            for n in chain:
+                self.consumed[n] = v
+            folded, flipped = ["bias"] * (bias is not None) + [_node_label(n) for n in chain], th.flipped
+        else:
+            flipped = 0
+            users = list(node.users)
+            bn_node = users[0] if len(users) == 1 and users[0].op == "call_module" else None
+            bn = self.gm.get_submodule(bn_node.target) if bn_node is not None else None
+            if type(bn) is nn.BatchNorm1d and bn.track_running_stats and bn.running_mean is not None:
+                def arr(t: Any) -> np.ndarray | None:
+                    return None if t is None else t.detach().double().cpu().numpy()
+
+                alphas, bias, flip = fold_batchnorm_output(alphas, bias, arr(bn.running_mean), arr(bn.running_var),
+                                                           arr(bn.weight), arr(bn.bias), float(bn.eps))
+                signs = np.where(flip[:, None], -signs, signs).astype(np.int8)
+                self.folded_bn.add(bn_node)
+                folded, flipped = [str(bn_node.target)], int(flip.sum())
+            v = self.g.blinear(x, signs, alphas, bias=bias, input=mode, name=name)
+        meta = self.g.nodes[v - 1].meta
+        meta["folded"], meta["flipped"] = ", ".join(folded), flipped
+        out = self.g.nodes[v - 1].attrs["output"]
+        self.cap.binary[name] = {"input": mode, "output": out, "folded": folded, "flipped_rows": flipped}
+        return v
+
+    def _sign_chain(self, node: Any) -> list[Any] | None:
+        """The ops from this layer's output to a sign, each the only reader of the one before (batch norm,
+        hardtanh / clamp / relu, identities, scalar affines, then SignSTE or a comparison and torch.where),
+        or None when the output does not reach a sign that way."""
+        chain: list[Any] = []
+        cur = node
+        while True:
+            users = list(cur.users)
+            if len(users) != 1:
+                return None
+            u = users[0]
+            try:
+                kind = _kind(u, self.gm, self.root)
+            except Exception:  # noqa: BLE001 - not a chain op; the walk reports it
+                return None
+            first = u.args[0] if u.args else None
+            if kind == "sign" and u.op == "call_module" and first is cur:
+                return [*chain, u]
+            if kind == "batchnorm":
+                if type(self.gm.get_submodule(u.target)) is not nn.BatchNorm1d or first is not cur:
+                    return None
+            elif kind in ("clamp", "relu", "identity"):
+                if first is not cur:
+                    return None
+            elif kind in ("aux", "add", "affine"):
+                if self._scalar_affine(u, lambda a, c=cur: a is c) is None:
+                    return None
+            elif kind == "compare":
+                if self._comparison(u, lambda a, c=cur: a is c) is None:
+                    return None
+                w = list(u.users)
+                if len(w) != 1 or w[0].op != "call_function" or _FNS.get(w[0].target) != "sign" or \
+                        _args(w[0], ("condition", "input", "other")).get("condition") is not u or \
+                        self._where_polarity(w[0]) is None:
+                    return None
+                return [*chain, u, w[0]]
+            else:
+                return None
+            chain.append(u)
+            cur = u
+
+    def _thresholds(self, node: Any, chain: list[Any], signs: np.ndarray, alphas: np.ndarray,
+                    bias: np.ndarray | None, mod: Any, who: str) -> Any:
+        """Evaluates the layer's output at every candidate dot (-K..K step 2) with torch's own operations,
+        runs the chain on it, and folds the sign's outcome into thresholds (binarize.fold_thresholds)."""
+        rows, k = signs.shape
+        dots = candidate_dots(k).astype(np.float32)
+        pos = np.empty((k + 1, rows), dtype=bool)
+        step = max(1, (1 << 22) // rows)
+        flags = [(m, m.training) for m in self.gm.modules()]
+        self.gm.eval()
+        try:
+            with torch.no_grad():
+                a = torch.from_numpy(alphas)
+                b = None if bias is None else torch.from_numpy(bias)
+                for i0 in range(0, k + 1, step):
+                    d = torch.from_numpy(dots[i0:i0 + step])[:, None].expand(-1, rows).contiguous()
+                    if isinstance(mod, BinaryLinear):
+                        y = mod.output_from_dot(d)
+                    else:
+                        y = d if bool((a == 1).all()) else d * a
+                        y = y if b is None else y + b
+                    out = self._eval_chain(node, chain, y, who)
+                    pos[i0:i0 + step] = (out > 0).cpu().numpy()
+        finally:
+            for m, t in flags:
+                m.training = t
+        return fold_thresholds(pos, who)
+
+    def _eval_chain(self, start: Any, chain: list[Any], y: Any, who: str) -> Any:
+        env = {start: y}
+
+        def look(a: Any) -> Any:
+            if a in env:
+                return env[a]
+            if a.op == "get_attr":
+                return self._attr(a.target)
+            raise _unsupported(f"{who}: '{_node_label(a)}' between the layer and its sign reads another activation")
+
+        for n in chain:
+            args = torch.fx.node.map_arg(n.args, look)
+            kwargs = torch.fx.node.map_arg(n.kwargs, look)
+            if n.op == "call_module":
+                env[n] = self.gm.get_submodule(n.target)(*args, **kwargs)
+            elif n.op == "call_method":
+                env[n] = getattr(args[0], n.target)(*args[1:], **kwargs)
+            else:
+                env[n] = n.target(*args, **kwargs)
+        return env[chain[-1]]
+
+    def _attr(self, target: str) -> Any:
+        obj: Any = self.gm
+        for part in target.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def _const(self, v: Any) -> float | None:
+        """A number or a one-element constant tensor as float32 (what torch computes with), else None."""
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, (int, float)):
+            return float(np.float32(v))
+        if isinstance(v, torch.fx.Node) and v.op == "get_attr":
+            t = self._attr(v.target)
+            if isinstance(t, torch.Tensor) and t.numel() == 1 and t.dtype != torch.bool:
+                return float(np.float32(t.item()))
+        return None
+
+    def _is_act(self, a: Any) -> bool:
+        """An activation, or a pending scalar affine of one (not a comparison)."""
+        return isinstance(a, torch.fx.Node) and (a in self.value_of or (a in self.pending and
+                                                                         self.pending[a].compare is None))
+
+    def _scalar_affine(self, node: Any, is_act: Any = None) -> tuple[Any, list[tuple[str, float]]] | None:
+        """(the activation, the steps) of ``x * a``, ``a * x``, ``x + b``, ``x - b``, ``b - x``, ``-x`` with
+        constant a, b; None for anything else."""
+        is_act = is_act or self._is_act
+        if node.op == "call_function":
+            name = {operator.mul: "mul", torch.mul: "mul", torch.multiply: "mul", operator.sub: "sub",
+                    torch.sub: "sub", torch.subtract: "sub", operator.add: "add", torch.add: "add",
+                    operator.neg: "neg", torch.neg: "neg"}.get(node.target)
+        elif node.op == "call_method":
+            name = {"mul": "mul", "multiply": "mul", "sub": "sub", "subtract": "sub", "add": "add",
+                    "neg": "neg"}.get(node.target)
+        else:
+            name = None
+        if name is None or node.kwargs.get("alpha", 1) != 1 or set(node.kwargs) - {"alpha", "other"}:
+            return None
+        args = list(node.args) + ([node.kwargs["other"]] if "other" in node.kwargs else [])
+        if name == "neg":
+            return (args[0], [("mul", -1.0)]) if len(args) == 1 and is_act(args[0]) else None
+        if len(args) != 2:
+            return None
+        x, c = args
+        if is_act(x) and (k := self._const(c)) is not None:
+            return x, {"mul": [("mul", k)], "add": [("add", k)], "sub": [("add", -k)]}[name]
+        c, x = args
+        if is_act(x) and (k := self._const(c)) is not None:
+            return x, {"mul": [("mul", k)], "add": [("add", k)], "sub": [("mul", -1.0), ("add", k)]}[name]
+        return None
+
+    def _comparison(self, node: Any, is_act: Any = None) -> tuple[Any, str, float] | None:
+        """(the activation, ge|gt|le|lt, the constant) of a comparison of an activation with a constant."""
+        is_act = is_act or self._is_act
+        if node.op == "call_function":
+            name = _COMPARE_NAME.get(node.target)
+        else:
+            name = {"ge": "ge", "greater_equal": "ge", "gt": "gt", "greater": "gt", "le": "le", "less_equal": "le",
+                    "lt": "lt", "less": "lt"}.get(node.target)
+        args = list(node.args) + ([node.kwargs["other"]] if "other" in node.kwargs else [])
+        if name is None or len(args) != 2:
+            return None
+        if is_act(args[0]) and (c := self._const(args[1])) is not None:
+            return args[0], name, c
+        if is_act(args[1]) and (c := self._const(args[0])) is not None:  # c >= x is x <= c
+            return args[1], {"ge": "le", "gt": "lt", "le": "ge", "lt": "gt"}[name], c
+        return None
+
+    def _where_polarity(self, node: Any) -> bool | None:
+        """True for torch.where(cond, 1, -1), False for (cond, -1, 1), None for anything else."""
+        a = _args(node, ("condition", "input", "other"))
+        hi, lo = self._const(a.get("input")), self._const(a.get("other"))
+        return True if (hi, lo) == (1.0, -1.0) else False if (hi, lo) == (-1.0, 1.0) else None
+
+    def _pending_of(self, x: Any, steps: list[tuple[str, float]], compare: tuple[str, float] | None = None) -> _Pending:
+        if x in self.pending:
+            p = self.pending[x]
+            return _Pending(p.base, p.chain + steps, compare)
+        return _Pending(self.value_of[x], list(steps), compare)
+
+    def _affine(self, node: Any) -> _Pending:
+        r = self._scalar_affine(node)
+        if r is None:
+            raise _unsupported(f"unsupported op '{_node_label(node)}' in {self.where(node)}: only a scalar affine of one "
+                               "activation (x * a, x + b, x - b with constants a, b) before a sign is supported")
+        return self._pending_of(*r)
+
+    def _compare(self, node: Any) -> _Pending:
+        r = self._comparison(node)
+        if r is None:
+            raise _unsupported(f"unsupported op '{_node_label(node)}' in {self.where(node)}: only the comparison of an "
+                               "activation with a constant, as the condition of a sign (torch.where(x >= 0, 1.0, "
+                               "-1.0)), is supported")
+        x, op, c = r
+        return self._pending_of(x, [], (op, c))
+
+    def _sign(self, node: Any) -> int:
+        who = f"sign '{_node_label(node)}' (node '{node.name}') in {self.where(node)}"
+        if node.op == "call_module":
+            x = node.args[0] if node.args else None
+            if not self._is_act(x):
+                self.src(node)  # raises, naming what it reads
+            p, positive = self._pending_of(x, [], ("ge", 0.0)), True
+        else:
+            positive = self._where_polarity(node)
+            cond = _args(node, ("condition", "input", "other")).get("condition")
+            if positive is None:
+                raise _unsupported(f"'{_node_label(node)}' (node '{node.name}') in {self.where(node)}: only the sign "
+                                   "form of torch.where is supported, torch.where(x >= c, 1, -1) or (x < c, -1, 1) "
+                                   "with constants")
+            p = self.pending.get(cond) if isinstance(cond, torch.fx.Node) else None
+            if p is None or p.compare is None:
+                raise _unsupported(f"{who}: its condition must be a comparison of an activation with a constant "
+                                   "(torch.where(x >= 0, 1.0, -1.0))")
+        scale, shift = sign_params(p.chain, p.compare[0], p.compare[1], positive, who)  # type: ignore[index]
+        return self.g.sign(p.base, scale, shift)
 
     def _conv(self, node: Any) -> int:
         x = self.src(node)
