@@ -164,20 +164,20 @@ class NodeChecker {
   }
 
   std::vector<uint32_t> blinear() {
-    binary_layer(blinear_attrs(n_.attrs));
+    binary_layer(blinear_attrs(n_.attrs), 1.0);
     return linear();  // shapes, and the second tensor as a dense [out] vector
   }
 
   std::vector<uint32_t> bconv2d() {
-    binary_layer(bconv2d_binary_attrs(n_.attrs));
+    binary_layer(bconv2d_binary_attrs(n_.attrs), 2.0);  // half-integer thresholds (FORMAT.md 2.6)
     PYRT_CHECK(conv2d_attrs(n_.attrs).groups == 1, st_, who_, ": groups ", conv2d_attrs(n_.attrs).groups,
                " (a binary convolution has groups 1)");
     return conv2d();
   }
 
-  // blinear, bconv2d (FORMAT.md 2.6): a binary weight; output 1 (thresholds) needs input 0 and integer
-  // thresholds 0..K+1.
-  void binary_layer(const BLinearAttrs& a) {
+  // blinear, bconv2d (FORMAT.md 2.6): a binary weight; output 1 (thresholds) needs input 0 and thresholds in
+  // 0..K+1 that are whole multiples of 1 / steps (blinear: integers; bconv2d: halves).
+  void binary_layer(const BLinearAttrs& a, double steps) {
     const DecodedTensor& w = tensor(0);
     PYRT_CHECK(w.encoding == Encoding::binary, st_, who_, ": weight '", w.name, "' must be binary, is ",
                encoding_name(w.encoding));
@@ -193,8 +193,9 @@ class NodeChecker {
       const float* v = t.value_data();
       const double k = double(w.cols());
       for (uint64_t r = 0; r < t.numel(); ++r)
-        PYRT_CHECK(v[r] >= 0 && v[r] <= k + 1 && v[r] == std::floor(v[r]), st_, who_, ": threshold ", v[r],
-                   " of row ", r, " in '", t.name, "' is not an integer in 0..", w.cols() + 1);
+        PYRT_CHECK(v[r] >= 0 && v[r] <= k + 1 && v[r] * steps == std::floor(v[r] * steps), st_, who_, ": threshold ",
+                   v[r], " of row ", r, " in '", t.name, "' is not ", steps == 1 ? "an integer" : "a multiple of 1/2",
+                   " in 0..", w.cols() + 1);
     }
   }
 

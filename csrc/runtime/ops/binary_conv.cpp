@@ -140,7 +140,7 @@ class BinaryConvStep final : public Step {
         for (size_t tap = 0; npad && tap < taps_; ++tap)
           if (pad[tap]) mis -= tap_ones_[r * taps_ + tap];
         const int32_t dot = kv - 2 * mis;
-        if (bits_out_) bits[r / 64] |= uint64_t(dot + k_ >= 2 * int32_t(second_[r])) << (r % 64);
+        if (bits_out_) bits[r / 64] |= uint64_t(dot + k_ >= int32_t(2 * second_[r])) << (r % 64);
         else reinterpret_cast<float*>(y)[r * positions_ + p] = std::fma(float(dot), alpha_[r], second_[r]);
       }
     }
