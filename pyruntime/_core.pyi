@@ -95,6 +95,8 @@ class BinaryWeight:
         self, x: npt.ArrayLike, isa: str | None = None, rows: tuple[int, int] | None = None
     ) -> npt.NDArray[np.float32] | npt.NDArray[np.uint64]:
         """float32 (batch, rows) (NaN outside `rows`), or for "threshold" uint64 (batch, ceil(rows / 64)) bits."""
+    def counts(self, x: npt.ArrayLike, isa: str | None = None) -> npt.NDArray[np.int32]:
+        """XNOR modes: the mismatch counts popcount(w_r XOR x_b), int32 (batch, rows)."""
     def row_splits(self, parts: int) -> list[int]: ...
 
 def binarize(
@@ -134,13 +136,13 @@ class Conv2d:
 # Node attrs by op (docs/FORMAT.md 2.2): conv2d {stride: [h, w], padding: [top, left, bottom, right],
 # dilation: [h, w], groups}; max_pool2d {kernel, stride, padding, ceil_mode}; avg_pool2d {... ,
 # count_include_pad}; concat {axis}; reshape {shape: 1..4 dims}; clamp {min, max}; sign {scale, shift};
-# blinear {input: 0 | 1, output: 0 | 1}; other ops none.
+# blinear {input: 0 | 1, output: 0 | 1}; bconv2d: conv2d's (groups 1), then blinear's; other ops none.
 # Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | "gemm-dynamic" |
 # "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | "xnor" |
 # "xnor-threshold" | "add-sub" | ""; the binary layouts "b1_r8" (XNOR), "b1_rows" (real input); the int8 conv
 # layouts: "i8_k4x16" dense, "i8_p128" csr+int8, "i8_dw" depthwise), groups,
 # shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks,
-# output_type ("f32", "i8" or "b1": the value type the node gives). Tensor dicts of int8 / csr+int8 weights hold
+# output_type ("f32", "i8", "b1" or "b1c": the value type the node gives). Tensor dicts of int8 / csr+int8 weights hold
 # "qvalues" (int8 in -127..127) and "scales" (float32, one per row); of binary weights "bits" (uint8 0 / 1 per
 # element, row-major, 1 for +1) and "scales" (float32 alphas, one per row). Node attrs of qlinear: input_scale,
 # output_scale, min, max; of qconv2d: conv2d's, then qlinear's.

@@ -91,6 +91,18 @@ py::object gemm(const PyBinaryWeight& p, const py::array& x_any, py::object isa_
   return y;
 }
 
+py::array_t<int32_t> counts(const PyBinaryWeight& p, const U64Array& x, py::object isa_name) {
+  const kernels::BinaryWeight& w = *p.w;
+  PYRT_CHECK(w.mode() != Mode::real_input, PYRT_INVALID_ARGUMENT, "counts needs an XNOR mode");
+  PYRT_CHECK(x.ndim() == 2 && size_t(x.shape(1)) == w.words(), PYRT_INVALID_ARGUMENT, "x must be u64 (batch, ",
+             w.words(), ")");
+  const kernels::Isa isa = isa_arg(isa_name);
+  py::array_t<int32_t> y({x.shape(0), py::ssize_t(w.rows())});
+  py::gil_scoped_release release;
+  w.counts(isa, x.data(), w.words(), size_t(x.shape(0)), 0, w.rows(), y.mutable_data(), w.rows());
+  return y;
+}
+
 }  // namespace
 
 void bind_binary(py::module_& m) {
@@ -102,6 +114,7 @@ void bind_binary(py::module_& m) {
       .def_property_readonly("bytes", [](const PyBinaryWeight& p) { return p.w->bytes(); })
       .def_property_readonly("layout", [](const PyBinaryWeight& p) { return std::string(p.w->layout()); })
       .def("gemm", &gemm, py::arg("x"), py::arg("isa") = py::none(), py::arg("rows") = py::none())
+      .def("counts", &counts, py::arg("x"), py::arg("isa") = py::none())
       .def("row_splits", [](const PyBinaryWeight& p, unsigned parts) { return p.w->row_splits(parts); },
            py::arg("parts"));
   m.def(

@@ -70,6 +70,19 @@ def test_xnor_thresholds_equal_the_reference_bit_for_bit(rows, k, batch):
         np.testing.assert_array_equal(w.gemm(pack(xbits), isa=isa), want, err_msg=isa)
 
 
+@pytest.mark.parametrize("rows,k", SHAPES)
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_xnor_counts_equal_the_reference(rows, k, batch):
+    """The counts epilogue (what bconv2d corrects for padding): popcount(w XOR x) per row and sample."""
+    rng = np.random.default_rng(rows + k * 5 + batch)
+    wbits = rng.integers(0, 2, (rows, k), dtype=np.uint8)
+    xbits = rng.integers(0, 2, (batch, k), dtype=np.uint8)
+    w = _core.BinaryWeight(weight(wbits, np.ones(rows, np.float32)), "xnor")
+    want = (k - dots(wbits, xbits)) // 2
+    for isa in ISAS:
+        np.testing.assert_array_equal(w.counts(pack(xbits), isa=isa), want, err_msg=isa)
+
+
 @pytest.mark.parametrize("fill", [0, 1])
 def test_xnor_all_agree_and_all_disagree(fill):
     """Every bit agreeing (dot = K) and every bit disagreeing (dot = -K), K not a multiple of 64: the padding
