@@ -62,6 +62,24 @@ void max_pool2d_s8(const Pool2dGeometry& g, const int8_t* x, size_t batch, int8_
   });
 }
 
+void max_pool2d_b1c(const Pool2dGeometry& g, const uint64_t* x, size_t batch, uint64_t* y) {
+  const size_t cw = (size_t(g.channels) + 63) / 64, in_pixels = size_t(g.in_h) * g.in_w;
+  for (size_t b = 0; b < batch; ++b, x += in_pixels * cw) {
+    for (uint32_t oy = 0; oy < g.out_h; ++oy) {
+      const Span r = window(oy, g.stride_h, g.pad_top, g.pad_bottom, g.kernel_h, g.in_h);
+      for (uint32_t ox = 0; ox < g.out_w; ++ox, y += cw) {
+        const Span c = window(ox, g.stride_w, g.pad_left, g.pad_right, g.kernel_w, g.in_w);
+        std::fill(y, y + cw, uint64_t(0));
+        for (int64_t iy = r.lo; iy < r.hi; ++iy)
+          for (int64_t ix = c.lo; ix < c.hi; ++ix) {
+            const uint64_t* px = x + (size_t(iy) * g.in_w + size_t(ix)) * cw;
+            for (size_t j = 0; j < cw; ++j) y[j] |= px[j];
+          }
+      }
+    }
+  }
+}
+
 void avg_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y) {
   pool(g, x, batch, y, [&](const float* xp, const Span& r, const Span& c) {
     float s = 0.0f;

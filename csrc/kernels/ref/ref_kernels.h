@@ -56,6 +56,9 @@ struct Pool2dGeometry {
 void max_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y);
 // The same over int8 values of one scale (the max of scale * q is scale * the max of q: exact).
 void max_pool2d_s8(const Pool2dGeometry& g, const int8_t* x, size_t batch, int8_t* y);
+// Max of +-1 signs, channels-last bits (b1c: a pixel's channels in ceil(channels / 64) words): the OR of the
+// window's pixels' words (a +1 anywhere in the window gives +1).
+void max_pool2d_b1c(const Pool2dGeometry& g, const uint64_t* x, size_t batch, uint64_t* y);
 void avg_pool2d_f32(const Pool2dGeometry& g, const float* x, size_t batch, float* y);
 // y[b][c] = mean of plane c of sample b (planes of `plane` floats).
 void global_avg_pool_f32(const float* x, size_t batch, uint32_t channels, size_t plane, float* y);

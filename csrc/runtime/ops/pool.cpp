@@ -1,5 +1,6 @@
 // pyruntime: max, average and global-average pooling (f32); max_pool2d also takes an i8 value as it is (the
-// largest q of a window is the largest value: exact, so a static int8 chain stays int8 through it).
+// largest q of a window is the largest value: exact, so a static int8 chain stays int8 through it), and b1c
+// signs as they are (the max of +-1 values is the OR of their bits: a binary network stays in bits).
 #include "kernels/ref/ref_kernels.h"
 #include "runtime/step.h"
 
@@ -13,6 +14,8 @@ class PoolStep final : public Step {
   void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
     if (dtype_ == DType::i8)
       return kernels::ref::max_pool2d_s8(g_, static_cast<const int8_t*>(in[0]), batch, static_cast<int8_t*>(out));
+    if (dtype_ == DType::b1c)
+      return kernels::ref::max_pool2d_b1c(g_, static_cast<const uint64_t*>(in[0]), batch, static_cast<uint64_t*>(out));
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out);
     switch (op_) {
@@ -47,8 +50,9 @@ StepSpec build_pool(const BuildContext& ctx) {
     g.pad_top = a.pad_top, g.pad_left = a.pad_left, g.pad_bottom = a.pad_bottom, g.pad_right = a.pad_right;
     g.count_include_pad = a.count_include_pad != 0;
   }
+  const DType in_type = ctx.in_types[0].dtype;
   const ValueType t =
-      ctx.node.op == Op::max_pool2d && ctx.in_types[0].dtype == DType::i8 ? ctx.in_types[0] : ValueType::f32();
+      ctx.node.op == Op::max_pool2d && (in_type == DType::i8 || in_type == DType::b1c) ? ctx.in_types[0] : ValueType::f32();
   StepSpec s;
   s.step = std::make_unique<PoolStep>(ctx.node.op, g, t.dtype);
   s.takes = {t};
