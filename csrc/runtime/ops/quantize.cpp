@@ -33,59 +33,89 @@ class ConversionStep final : public Step {
   uint64_t work() const override { return n_; }
 
  private:
-  // Where element i (flat [C, H, W] order) of a b1 or b1c sample lies.
+  // Where element (c, p) of a sample (flat [C, P] order, P pixels per channel) lies in a b1 or b1c sample of
+  // n elements: b1 at flat bit c * P + p; b1c at bit c % 64 of word p * cw + c / 64. `channels` is C (1 views
+  // a flat value as one channel).
   struct Bits {
     bool hwc;
-    size_t pixels, cw, words;
-    Bits(const ValueType& t, uint64_t n)
+    size_t channels, pixels, cw, words;
+    Bits(const ValueType& t, uint64_t n, size_t c)
         : hwc(t.dtype == DType::b1c),
-          pixels(hwc ? n / t.channels : 0),
-          cw(hwc ? (t.channels + 63) / 64 : 0),
+          channels(c),
+          pixels(n / c),
+          cw((c + 63) / 64),
           words(hwc ? pixels * cw : (n + 63) / 64) {}
-    size_t word(size_t i) const { return hwc ? (i % pixels) * cw + (i / pixels) / 64 : i / 64; }
-    unsigned bit(size_t i) const { return unsigned(hwc ? (i / pixels) % 64 : i % 64); }
-    bool get(const uint64_t* w, size_t i) const { return (w[word(i)] >> bit(i)) & 1; }
-    void set(uint64_t* w, size_t i, bool v) const { w[word(i)] |= uint64_t(v) << bit(i); }
+    template <class F>  // f(i, word, bit) for every element i = c * P + p, channel-major
+    void each(F f) const {
+      for (size_t c = 0, i = 0; c < channels; ++c)
+        for (size_t p = 0; p < pixels; ++p, ++i)
+          hwc ? f(i, p * cw + c / 64, unsigned(c % 64)) : f(i, i / 64, unsigned(i % 64));
+    }
   };
+
+  // The channel count both layouts are indexed by: the b1c side's (b1c -> b1c is regroup()).
+  size_t channels() const {
+    if (from_.dtype == DType::b1c) return from_.channels;
+    if (to_.dtype == DType::b1c) return to_.channels;
+    return 1;
+  }
 
   // To b1 / b1c: the sign (f32: x >= 0, NaN -1; i8: q >= 0, as scale * q has q's sign; bits: as they are).
   // From them: +-1 (i8: +-1 quantized with the reader's scale).
   void bits(const RunContext& ctx, const void* in, size_t batch, void* out) const {
     const bool from_bits = from_.dtype == DType::b1 || from_.dtype == DType::b1c;
-    const bool to_bits = to_.dtype == DType::b1 || to_.dtype == DType::b1c;
     if (from_.dtype == DType::f32 && to_.dtype == DType::b1) {  // the vectorized sign
       kernels::binary_kernels(ctx.isa).binarize(static_cast<const float*>(in), n_, batch, n_, 1.0f, 0.0f,
                                                 static_cast<uint64_t*>(out), (n_ + 63) / 64);
       return;
     }
-    if (to_bits) {
-      const Bits to(to_, n_);
-      uint64_t* o = static_cast<uint64_t*>(out);
-      std::memset(o, 0, batch * to.words * sizeof(uint64_t));
-      for (size_t b = 0; b < batch; ++b, o += to.words) {
-        if (from_.dtype == DType::f32) {
-          const float* x = static_cast<const float*>(in) + b * n_;
-          for (size_t i = 0; i < n_; ++i) to.set(o, i, x[i] >= 0.0f);
-        } else if (from_.dtype == DType::i8) {
-          const int8_t* q = static_cast<const int8_t*>(in) + b * n_;
-          for (size_t i = 0; i < n_; ++i) to.set(o, i, q[i] >= 0);
-        } else {
-          const Bits from(from_, n_);
-          const uint64_t* w = static_cast<const uint64_t*>(in) + b * from.words;
-          for (size_t i = 0; i < n_; ++i) to.set(o, i, from.get(w, i));
-        }
-      }
-      return;
-    }
-    if (!from_bits) return;
-    const Bits from(from_, n_);
+    if (from_.dtype == DType::b1c && to_.dtype == DType::b1c) return regroup(in, batch, out);
+    const size_t c = channels();
+    const Bits from(from_, n_, c), to(to_, n_, c);
     const int8_t plus = to_.dtype == DType::i8 ? kernels::ref::quantize_one(1.0f, 1.0f / to_.scale) : 0;
     for (size_t b = 0; b < batch; ++b) {
+      if (!from_bits) {  // f32 or i8 -> bits
+        uint64_t* o = static_cast<uint64_t*>(out) + b * to.words;
+        std::memset(o, 0, to.words * sizeof(uint64_t));
+        if (from_.dtype == DType::f32) {
+          const float* x = static_cast<const float*>(in) + b * n_;
+          to.each([&](size_t i, size_t w, unsigned bit) { o[w] |= uint64_t(x[i] >= 0.0f) << bit; });
+        } else {
+          const int8_t* q = static_cast<const int8_t*>(in) + b * n_;
+          to.each([&](size_t i, size_t w, unsigned bit) { o[w] |= uint64_t(q[i] >= 0) << bit; });
+        }
+        continue;
+      }
       const uint64_t* w = static_cast<const uint64_t*>(in) + b * from.words;
+      if (to_.dtype == DType::b1 || to_.dtype == DType::b1c) {  // b1 <-> b1c: the same (c, p) on both sides
+        uint64_t* o = static_cast<uint64_t*>(out) + b * to.words;
+        std::memset(o, 0, to.words * sizeof(uint64_t));
+        for (size_t cc = 0, i = 0; cc < c; ++cc)
+          for (size_t p = 0; p < from.pixels; ++p, ++i) {
+            const bool v = from.hwc ? (w[p * from.cw + cc / 64] >> (cc % 64)) & 1 : (w[i / 64] >> (i % 64)) & 1;
+            if (to.hwc) o[p * to.cw + cc / 64] |= uint64_t(v) << (cc % 64);
+            else o[i / 64] |= uint64_t(v) << (i % 64);
+          }
+      } else if (to_.dtype == DType::f32) {
+        float* y = static_cast<float*>(out) + b * n_;
+        from.each([&](size_t i, size_t fw, unsigned fb) { y[i] = (w[fw] >> fb) & 1 ? 1.0f : -1.0f; });
+      } else {
+        int8_t* y = static_cast<int8_t*>(out) + b * n_;
+        from.each([&](size_t i, size_t fw, unsigned fb) { y[i] = (w[fw] >> fb) & 1 ? plus : int8_t(-plus); });
+      }
+    }
+  }
+
+  // b1c of C channels -> b1c of C' channels (a reshape between two images): element by element.
+  void regroup(const void* in, size_t batch, void* out) const {
+    const Bits from(from_, n_, from_.channels), to(to_, n_, to_.channels);
+    for (size_t b = 0; b < batch; ++b) {
+      const uint64_t* w = static_cast<const uint64_t*>(in) + b * from.words;
+      uint64_t* o = static_cast<uint64_t*>(out) + b * to.words;
+      std::memset(o, 0, to.words * sizeof(uint64_t));
       for (size_t i = 0; i < n_; ++i) {
-        const bool set = from.get(w, i);
-        if (to_.dtype == DType::f32) static_cast<float*>(out)[b * n_ + i] = set ? 1.0f : -1.0f;
-        else static_cast<int8_t*>(out)[b * n_ + i] = set ? plus : int8_t(-plus);
+        const size_t fc = i / from.pixels, fp = i % from.pixels, tc = i / to.pixels, tp = i % to.pixels;
+        o[tp * to.cw + tc / 64] |= ((w[fp * from.cw + fc / 64] >> (fc % 64)) & 1) << (tc % 64);
       }
     }
   }
