@@ -115,8 +115,8 @@ class Int8ConvStep final : public Step {
     li.groups = g_.groups;
     work_ = w.nnz() * uint64_t(g_.out_h) * g_.out_w;
     // the padded channels-last extent: every row / column a window reads (the bottom / right padding implied)
-    hp_ = std::max<size_t>(size_t(g_.pad_top) + g_.in_h, size_t(g_.out_h - 1) * g_.stride_h + size_t(g_.kh - 1) * g_.dilation_h + 1);
-    wp_ = std::max<size_t>(size_t(g_.pad_left) + g_.in_w, size_t(g_.out_w - 1) * g_.stride_w + size_t(g_.kw - 1) * g_.dilation_w + 1);
+    hp_ = ops::padded_rows(g_);
+    wp_ = ops::padded_cols(g_);
     in_place_ = g_.kh == 1 && g_.kw == 1 && g_.stride_h == 1 && g_.stride_w == 1 && g_.pad_top == 0 &&
                 g_.pad_left == 0 && hp_ == g_.in_h && wp_ == g_.in_w && kp_ == g_.group_in();
     tiles_ = (size_t(g_.out_h) * g_.out_w + kTile - 1) / kTile;

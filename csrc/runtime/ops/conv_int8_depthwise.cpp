@@ -47,10 +47,7 @@ class Int8DepthwiseStep final : public Step {
     li.groups = g_.groups;
     li.exec_bytes += taps_.size() + rows * sizeof(float);
     work_ = w.nnz() * uint64_t(g_.out_h) * g_.out_w;
-    const size_t hp = std::max<size_t>(size_t(g_.pad_top) + g_.in_h,
-                                       size_t(g_.out_h - 1) * g_.stride_h + size_t(g_.kh - 1) * g_.dilation_h + 1);
-    const size_t wp = std::max<size_t>(size_t(g_.pad_left) + g_.in_w,
-                                       size_t(g_.out_w - 1) * g_.stride_w + size_t(g_.kw - 1) * g_.dilation_w + 1);
+    const size_t hp = ops::padded_rows(g_), wp = ops::padded_cols(g_);
     const size_t sub_rows = (hp + g_.stride_h - 1) / g_.stride_h;
     phase_len_ = (wp + g_.stride_w - 1) / g_.stride_w;
     sub_bytes_ = sub_rows * phase_len_;
