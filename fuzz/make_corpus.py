@@ -763,7 +763,50 @@ def binary_seeds() -> list[tuple[str, bytes, str | None]]:
                     binary(4, 65, "b2.weight")],
     }
     out.append(("v4_binarized_image_pool_reshape.pyrt", _core.write_model(image), "binary"))
-    return out
+    return out + bconv2d_seeds()
+
+
+def bconv2d_seeds() -> list[tuple[str, bytes, str | None]]:
+    """Version 4: bconv2d (FORMAT.md 2.6), from a random generator of its own so that every seed before
+    these keeps its bytes: a sign -> bconv2d (thresholds, padded, C = 65) -> bconv2d (output 0, strided)
+    chain whose thresholds are multiples of 1/2 (0, K + 1 and half-integers among them); a real-activation
+    bconv2d (input 1) with a bias, asymmetric padding and dilation 2."""
+    rng = np.random.default_rng(20240617)
+
+    def weight(shape, name):
+        alphas = (rng.random(shape[0]) * 0.1 + 0.01).astype(np.float32)
+        alphas[0] = 0.0
+        return {"name": name, "encoding": "binary", "shape": list(shape),
+                "bits": rng.integers(0, 2, math.prod(shape)).astype(np.uint8), "scales": alphas}
+
+    def conv(padding=(0, 0, 0, 0), stride=(1, 1), dilation=(1, 1), inp=0, output=0):
+        return {"stride": list(stride), "padding": list(padding), "dilation": list(dilation), "groups": 1,
+                "input": inp, "output": output}
+
+    k = 65 * 3 * 3
+    t = rng.integers(2 * (k // 2) - 9, 2 * (k // 2) + 10, 8) / 2  # halves near K / 2
+    t[:2] = [0, k + 1]
+    chain = {
+        "input_shape": [65, 5, 5],
+        "nodes": [
+            {"op": "sign", "inputs": [0], "attrs": {"scale": 1.0, "shift": 0.0}},
+            {"op": "bconv2d", "inputs": [1], "tensors": [0, 1], "attrs": conv((1, 1, 1, 1), output=1)},
+            {"op": "bconv2d", "inputs": [2], "tensors": [2, 3], "attrs": conv((0, 1, 1, 0), (2, 2))},
+        ],
+        "tensors": [weight((8, 65, 3, 3), "c1.weight"),
+                    {"name": "c1.thresholds", "encoding": "dense", "shape": [8], "values": t.astype(np.float32)},
+                    weight((4, 8, 3, 3), "c2.weight"), dense(rng, (4,), "c2.bias")],
+    }
+    real = {
+        "input_shape": [3, 6, 6],
+        "nodes": [
+            {"op": "bconv2d", "inputs": [0], "tensors": [0, 1], "attrs": conv((1, 0, 2, 1), dilation=(2, 2), inp=1)},
+            {"op": "relu", "inputs": [1]},
+        ],
+        "tensors": [weight((6, 3, 3, 3), "c.weight"), dense(rng, (6,), "c.bias")],
+    }
+    return [("v4_sign_bconv2d_thresholds_chain.pyrt", _core.write_model(chain), "binary"),
+            ("v4_bconv2d_real_activations.pyrt", _core.write_model(real), "binary")]
 
 
 def sec_offset(data: bytes, index: int) -> int:

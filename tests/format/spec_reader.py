@@ -12,7 +12,7 @@ those of docs/FORMAT.md.
 Where the document leaves a reader's behaviour open, the choice made here is marked ``ASSUMPTION``.
 Convolutions are computed by an explicit im2col (2.3) and pools by a loop over the output positions with
 windows clipped as 2.4 says, so neither shares anything with the runtime's kernels. Version 4 (the binary
-encoding, sign and blinear) is in spec_binary.py.
+encoding, sign, blinear and bconv2d) is in spec_binary.py.
 """
 
 from __future__ import annotations
@@ -47,13 +47,15 @@ OP_TABLE = {
     14: ("qconv2d", 3),
     15: ("sign", 4),
     16: ("blinear", 4),
+    17: ("bconv2d", 4),
 }
 OPS = {code: name for code, (name, _) in OP_TABLE.items()}
 OP_CODES = {name: code for code, name in OPS.items()}
 # 2.1: (min, max) inputs and tensors of each op
 N_INPUTS = {name: (1, 1) for name in OP_CODES} | {"add": (2, 2), "concat": (2, 16)}
 N_TENSORS = {name: (0, 0) for name in OP_CODES} | {"linear": (1, 2), "conv2d": (1, 2), "qlinear": (1, 2),
-                                                   "qconv2d": (1, 2), "blinear": (1, 2)}
+                                                   "qconv2d": (1, 2), "blinear": (1, 2),
+                                                   "bconv2d": (1, 2)}
 # 2.2: each op's attribute fields in file order: (name, words, "u32" | "f32"); a one-word field reads as a
 # number, a longer one as a list
 _POOL = [("kernel", 2, "u32"), ("stride", 2, "u32"), ("padding", 4, "u32"), ("ceil_mode", 1, "u32")]
@@ -69,6 +71,7 @@ ATTRS: dict[str, list[tuple[str, int, str]]] = {
     "blinear": [("input", 1, "u32"), ("output", 1, "u32")],
 }
 ATTRS["qconv2d"] = ATTRS["conv2d"] + ATTRS["qlinear"]
+ATTRS["bconv2d"] = ATTRS["conv2d"] + ATTRS["blinear"]
 MAX_WINDOW = 65536  # 2.2: strides, dilations, kernels (and conv kernel dims) are 1..65536
 # 2.1: "Every value a graph defines has 1 to 2^31 elements per sample"
 MAX_VALUE_ELEMENTS = 1 << 31
@@ -588,7 +591,7 @@ def _node_shape(where: str, node: Node, xs: list[list[int]], tensors: list[Tenso
     if op in sb.OPS:
         return sb.node_shape(where, op, a, x, ts)
     if op in ("linear", "conv2d") and ts[0].encoding == "binary":  # 2.1: "any encoding but binary"
-        raise SpecError(f"{where}: weight '{ts[0].name}' is binary, which only blinear takes")
+        raise SpecError(f"{where}: weight '{ts[0].name}' is binary, which only blinear and bconv2d take")
     if op in ("qlinear", "qconv2d"):
         w = ts[0]
         if w.encoding not in INT8:
@@ -856,12 +859,13 @@ def _quantize_rows(x: np.ndarray, inv: np.ndarray) -> np.ndarray:
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, a: dict) -> np.ndarray:
-    """2.3 by im2col, float64: x [N, C, H, W], w [O, C / groups, kh, kw] (the 2-D weight's view)."""
+    """2.3 by im2col: x [N, C, H, W], w [O, C / groups, kh, kw] (the 2-D weight's view), both float64 (or
+    both int64: bconv2d's exact sums, spec_binary.py)."""
     n, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
     (sh, sw), (top, left, bottom, right), (dh, dw), g = a["stride"], a["padding"], a["dilation"], a["groups"]
     oh, ow = conv_out(h, top, bottom, kh, sh, dh), conv_out(wd, left, right, kw, sw, dw)
-    xp = np.zeros((n, c, h + top + bottom, wd + left + right))  # zero padding
+    xp = np.zeros((n, c, h + top + bottom, wd + left + right), x.dtype)  # zero padding
     xp[:, :, top : top + h, left : left + wd] = x
     # input row oy * stride_h - top + ky * dilation_h is padded row oy * stride_h + ky * dilation_h
     rows = np.arange(kh)[:, None] * dh + np.arange(oh)[None, :] * sh  # [kh, OH]
