@@ -1,9 +1,10 @@
 """Tables of bench/test_binary.py's JSON: per (K, batch) group the median of every member, the ratio of each
 peer's median to each pyruntime member's (> 1: pyruntime is faster), pyruntime's binary multiply-accumulates
 per second and their fraction of the peak popcount throughput, and the aim (>= 20x numpy fp32 at its default
-thread count, batch 64, K >= 1024, pyruntime on 1 thread).
+thread count, batch 64, K >= 1024, pyruntime on 1 thread). The same for bench/test_binary_conv.py's binary
+convolutions (torch fp32 conv and LCE as peers), when the JSON holds them.
 
-    python bench/binary_report.py binary.json [-o binary.md]
+    python bench/binary_report.py binary.json [bconv.json ...] [-o binary.md]
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ AIM = 20.0
 XNOR_NET = 58.0
 
 
-def load(path: str) -> tuple[dict[str, dict[str, dict]], dict]:
+def load(path: str, kind: str = "binary") -> tuple[dict[str, dict[str, dict]], dict]:
+    """The groups of benchmarks whose extra_info kind is `kind` ("binary": test_binary.py, "bconv":
+    test_binary_conv.py), and the machine info."""
     with open(path) as f:
         data = json.load(f)
     groups: dict[str, dict[str, dict]] = defaultdict(dict)
     for b in data["benchmarks"]:
         e = b["extra_info"]
-        if e.get("kind") != "binary":
+        if e.get("kind") != kind:
             continue
         # A worker-run LCE member times inner_calls calls per round.
         groups[b["group"]][e["method"]] = {"median": b["stats"]["median"] / e.get("inner_calls", 1), **e}
@@ -131,12 +134,81 @@ def aims(groups: dict[str, dict[str, dict]], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+CONV_PEERS = ["torch-fp32", "lce-default", "lce-indirect-bgemm"]
+
+
+def _conv_key(g: dict[str, dict]) -> tuple[int, int]:
+    m = next(iter(g.values()))
+    return m["C"], m["batch"]  # the ResNet order: 64 channels at 56x56 first
+
+
+def conv_report(groups: dict[str, dict[str, dict]], machine: dict) -> str:
+    """bench/test_binary_conv.py's groups: the peers' medians, each pyruntime member's ratios (torch fp32
+    conv and the faster LCE member over it), G binary MACs/s and the fraction of the peak, and how much of
+    pyrt-bconv the XNOR GEMM alone (pyrt-gemm, same patches, same ISA) takes."""
+    names = sorted(groups, key=lambda n: _conv_key(groups[n]))
+    rows = [m for g in groups.values() for m in g.values()]
+    mhz, src = rows[0]["clock_mhz"], rows[0]["clock_source"]
+    peak = BITS_PER_CYCLE * mhz * 1e6
+    lce_how = next((m["lce"] for m in rows if m.get("lce")), "")
+    kernels = sorted({f"{m['isa']} -> {m['kernel']}" for m in rows if m["isa"]})
+    m0 = rows[0]
+    out = ["### Binary convolutions (3x3, stride 1, padding 1, XNOR-popcount)", "",
+           (f"A binary MAC: O * C * kh * kw * OH * OW * batch per call; peak {BITS_PER_CYCLE} binary MACs per "
+            f"cycle x {mhz:.0f} MHz ({src}) = {peak / 1e9:.0f} G/s on 1 thread, as for the binary layers. "
+            "pyrt-bconv runs sign -> bconv2d from the f32 NCHW input (binarizing, patches, XNOR GEMM, f32 "
+            "[O, OH, OW] epilogue); pyrt-gemm is the XNOR GEMM alone over patches built beforehand (not a "
+            "convolution: a lower bound); torch-fp32 is F.conv2d on the +-1 tensors; LCE runs LceQuantize -> "
+            "LceBconv2d (SAME, zero padding) from the f32 NHWC input."),
+           (f"Threads: 1 for every member ({m0['kh']}x{m0['kw']} kernels). {machine.get('cpu_count', '?')} "
+            f"CPUs; load average at start / end {_load(machine.get('loadavg_start'))} / "
+            f"{_load(machine.get('loadavg_end'))}. LCE: {lce_how or 'not run (skipped)'}. Kernels: "
+            f"{', '.join(kernels)}."), ""]
+    peers = [p for p in CONV_PEERS if any(p in g for g in groups.values())]
+    head = ["group"] + [f"{p} (us)" for p in peers]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in names:
+        out.append("| " + " | ".join([n] + [_us(groups[n].get(p)) for p in peers]) + " |")
+    out.append("")
+
+    has_lce = any(p.startswith("lce") for p in peers)
+    ratio_peers = ["torch-fp32"] * ("torch-fp32" in peers) + ["lce"] * has_lce
+    head = ["group", "pyrt member", "median (us)"] + [f"{p} / pyrt" for p in ratio_peers]
+    head += ["G bMAC/s", "of peak", "gemm alone / pyrt"]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = {"bconv": 0, "gemm": 1}
+    for n in names:
+        g = groups[n]
+        lce = min((m for k, m in g.items() if k.startswith("lce")), key=lambda m: m["median"], default=None)
+        members = sorted((k for k in g if k.startswith("pyrt")),
+                         key=lambda k: (order.get(k.split("-")[1], 9), _pyrt_order(k)[1]))
+        for name in members:
+            m = g[name]
+            row = [n, name, _us(m)]
+            for p in ratio_peers:
+                q = lce if p == "lce" else g.get(p)
+                row.append(f"{q['median'] / m['median']:.1f}x" if q else "-")
+            rate = m["bmacs"] / m["median"]
+            gemm = g.get(f"pyrt-gemm-{m['isa']}") if name.startswith("pyrt-bconv") else None
+            row += [f"{rate / 1e9:.0f}", f"{rate / peak:.0%}" if peak else "-",
+                    f"{gemm['median'] / m['median']:.0%}" if gemm else "-"]
+            out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json")
+    ap.add_argument("json", nargs="+", help="pytest-benchmark JSON of test_binary.py and / or test_binary_conv.py")
     ap.add_argument("-o", "--output")
     args = ap.parse_args()
-    text = report(*load(args.json))
+    parts = []
+    for path in args.json:
+        binary, conv = load(path, "binary"), load(path, "bconv")
+        if binary[0]:
+            parts.append(report(*binary))
+        if conv[0]:
+            parts.append(conv_report(*conv))
+    text = "\n\n".join(parts) or "no benchmarks of bench/test_binary.py or bench/test_binary_conv.py in the JSON"
     print(text)
     if args.output:
         with open(args.output, "w") as f:

@@ -1,7 +1,9 @@
 """Larq Compute Engine (LCE) as a peer of bench/test_binary.py: a TFLite flatbuffer of one binary dense layer
 (LceQuantize -> LceBconv2d as a 1x1 convolution, float output; LCE has no binary fully-connected op, its
 converter lowers a binary Dense to the same pair), built with the flatbuffers schema LCE ships, run by LCE's
-own interpreter (larq_compute_engine.tflite, 1 thread).
+own interpreter (larq_compute_engine.tflite, 1 thread). For bench/test_binary_conv.py the same pair as a
+kh x kw convolution, SAME padding with pad_values 0 (LCE's zero padding: a padded tap contributes 0, by a
+correction of the outputs it applies to float output).
 
 LCE 0.16.0 (the last release) is a pybind11 extension built against numpy 1.x: under numpy 2 its
 interpreter reads every input as 0 bytes ("Expected 1024 bytes but got 0 for tensor x"), so it cannot
@@ -16,7 +18,10 @@ it, so both are loaded from their files here, without the package's __init__.
 
 Worker protocol (stdin / stdout, one pickled message each way per request):
   ("load", wsign_bits u8 (rows, cols) with 1 = -1, batch, flags) -> ("ok", None) or ("error", text)
+  ("load_conv", wsign_bits u8 (O, kh, kw, C) with 1 = -1, batch, H, W, flags)
+                                                                 -> the same (bench/test_binary_conv.py)
   ("run", x f32 (batch, cols))                                   -> ("ok", y f32 (batch, rows))
+  ("run", x f32 (batch, H, W, C)), a conv loaded                 -> ("ok", y f32 (batch, H, W, O))
   ("time", n)  n predict calls of the loaded model's input       -> ("ok", seconds of the n calls)
 """
 
@@ -70,15 +75,17 @@ def pack32(neg: np.ndarray) -> np.ndarray:
     return np.packbits(padded, axis=1, bitorder="little").view("<i4")
 
 
-def flatbuffer(neg: np.ndarray, batch: int) -> bytes:
-    """x f32 [batch, 1, 1, K] -> LceQuantize -> LceBconv2d (1x1, VALID, multiplier 1, bias 0) -> f32
-    [batch, 1, 1, rows]: y = the exact +-1 dot product, rows of `neg` (1 = -1) the weight."""
+def _bconv_model(wpacked: np.ndarray, x_shape: list[int], y_shape: list[int], channels_in: int, same: bool,
+                 description: str) -> bytes:
+    """x f32 x_shape (NHWC) -> LceQuantize -> LceBconv2d (stride 1, multiplier 1, bias 0, pad_values 0, SAME or
+    VALID padding) -> f32 y_shape (NHWC): y = the exact +-1 dot product of each window. `wpacked`: the weight
+    [O, kh, kw, ceil(C / 32)] int32, LCE's packed OHWI filter (bit 1 = -1)."""
     import flatbuffers
     from flatbuffers import flexbuffers
 
     _, S = modules()
-    rows, k = neg.shape
-    kw = (k + 31) // 32
+    rows = wpacked.shape[0]
+    kw32 = wpacked.shape[-1]
 
     def buffer(a: np.ndarray | None = None) -> Any:
         b = S.BufferT()
@@ -98,29 +105,48 @@ def flatbuffer(neg: np.ndarray, batch: int) -> bytes:
         return c
 
     f32, i32 = S.TensorType.FLOAT32, S.TensorType.INT32
-    buffers = [buffer(), buffer(pack32(neg).reshape(rows, 1, 1, kw)), buffer(np.ones(rows, np.float32)),
-               buffer(np.zeros(rows, np.float32))]
-    tensors = [tensor([batch, 1, 1, k], f32, 0, "x"), tensor([batch, 1, 1, kw], i32, 0, "x_bits"),
-               tensor([rows, 1, 1, kw], i32, 1, "w_bits"), tensor([rows], f32, 2, "multiplier"),
-               tensor([rows], f32, 3, "bias"), tensor([batch, 1, 1, rows], f32, 0, "y")]
+    buffers = [buffer(), buffer(wpacked), buffer(np.ones(rows, np.float32)), buffer(np.zeros(rows, np.float32))]
+    tensors = [tensor(x_shape, f32, 0, "x"), tensor([*x_shape[:3], kw32], i32, 0, "x_bits"),
+               tensor(list(wpacked.shape), i32, 1, "w_bits"), tensor([rows], f32, 2, "multiplier"),
+               tensor([rows], f32, 3, "bias"), tensor(y_shape, f32, 0, "y")]
     quant = S.OperatorT()
     quant.opcodeIndex, quant.inputs, quant.outputs = 0, [0], [1]
     bconv = S.OperatorT()
     bconv.opcodeIndex, bconv.inputs, bconv.outputs = 1, [1, 2, 3, 4, -1], [5]  # no output thresholds
     bconv.customOptions = list(flexbuffers.Dumps({
-        "channels_in": k, "dilation_height_factor": 1, "dilation_width_factor": 1,
+        "channels_in": channels_in, "dilation_height_factor": 1, "dilation_width_factor": 1,
         "fused_activation_function": S.ActivationFunctionType.NONE, "pad_values": 0,
-        "padding": S.Padding.VALID, "stride_height": 1, "stride_width": 1}))
+        "padding": S.Padding.SAME if same else S.Padding.VALID, "stride_height": 1, "stride_width": 1}))
     bconv.customOptionsFormat = S.CustomOptionsFormat.FLEXBUFFERS
     sg = S.SubGraphT()
     sg.tensors, sg.inputs, sg.outputs, sg.operators, sg.name = tensors, [0], [5], [quant, bconv], "main"
     m = S.ModelT()
     m.version, m.subgraphs, m.buffers = 3, [sg], buffers
     m.operatorCodes = [code("LceQuantize"), code("LceBconv2d")]
-    m.description = "pyruntime bench: one binary dense layer"
+    m.description = description
     b = flatbuffers.Builder(1024)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def flatbuffer(neg: np.ndarray, batch: int) -> bytes:
+    """x f32 [batch, 1, 1, K] -> LceQuantize -> LceBconv2d (1x1, VALID, multiplier 1, bias 0) -> f32
+    [batch, 1, 1, rows]: y = the exact +-1 dot product, rows of `neg` (1 = -1) the weight."""
+    rows, k = neg.shape
+    wpacked = pack32(neg).reshape(rows, 1, 1, -1)
+    return _bconv_model(wpacked, [batch, 1, 1, k], [batch, 1, 1, rows], k, False,
+                        "pyruntime bench: one binary dense layer")
+
+
+def conv_flatbuffer(neg: np.ndarray, batch: int, h: int, w: int) -> bytes:
+    """x f32 [batch, h, w, C] (NHWC) -> LceQuantize -> LceBconv2d (kh x kw, stride 1, SAME padding with
+    pad_values 0: a tap in the padding contributes 0, LCE's zero-padding correction) -> f32 [batch, h, w, O]:
+    the exact +-1 convolution with zero padding; `neg` [O, kh, kw, C] (OHWI, 1 = -1) the weight. kh and kw
+    odd, so SAME pads (k - 1) / 2 on every side."""
+    o, kh, kw, c = neg.shape
+    wpacked = pack32(neg.reshape(o * kh * kw, c)).reshape(o, kh, kw, -1)
+    return _bconv_model(wpacked, [batch, h, w, c], [batch, h, w, o], c, True,
+                        "pyruntime bench: one binary convolution")
 
 
 class Layer:
@@ -146,6 +172,20 @@ class Layer:
         return time.perf_counter() - t0
 
 
+class ConvLayer(Layer):
+    """One LCE interpreter of a binary convolution (conv_flatbuffer), in this process: x and y NHWC."""
+
+    def __init__(self, neg: np.ndarray, batch: int, h: int, w: int, flags: tuple[bool, bool, bool]) -> None:
+        wrapper, _ = modules()
+        self.shape, self.batch = (batch, h, w, neg.shape[3]), batch
+        self.interp = wrapper.LiteInterpreter(conv_flatbuffer(neg, batch, h, w), 1, *flags)
+        self.x = None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.x = [np.ascontiguousarray(x, np.float32).reshape(self.shape)]
+        return self.interp.predict(self.x)[0]
+
+
 def serve() -> None:
     """The worker loop (see the module docstring)."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
@@ -160,6 +200,9 @@ def serve() -> None:
                 reply = ("ok", {"version": version(), "numpy": np.__version__})
             elif msg[0] == "load":
                 layer = Layer(*msg[1:])
+                reply = ("ok", None)
+            elif msg[0] == "load_conv":
+                layer = ConvLayer(*msg[1:])
                 reply = ("ok", None)
             elif msg[0] == "run":
                 reply = ("ok", layer.run(msg[1]))
