@@ -42,10 +42,22 @@ using BwnGemmFn = void (*)(const uint64_t* w, size_t kw, size_t cols, size_t r0,
 using BinarizeFn = void (*)(const float* x, size_t ldx, size_t batch, size_t cols, float scale, float shift,
                             uint64_t* out, size_t ldo);
 
+// The sign of an image into b1c: x is `batch` samples of [channels, pixels] floats; out gets, per sample and
+// pixel, ceil(channels / 64) words (channel c at bit c % 64 of word c / 64), bits past the channels zero.
+using BinarizeHwcFn = void (*)(const float* x, size_t batch, size_t channels, size_t pixels, float scale, float shift,
+                               uint64_t* out);
+// bconv2d's epilogue over n positions x o output channels of mismatch counts m ([n][o], the padding already
+// taken back): dot = kv[i] - 2 m[i][r]. lim2 null: f32 y[i * o + r] = fma(float(dot), alpha[r], bias[r]) (y may
+// be m itself); else the bits of y (ldy words per position, all written): bit r = (dot >= lim2[r]).
+using DotEpilogueFn = void (*)(const int32_t* m, size_t n, size_t o, const int32_t* kv, const float* alpha,
+                               const float* bias, const int32_t* lim2, void* y, size_t ldy);
+
 struct BinaryKernels {
   XnorGemmFn xnor;
   BwnGemmFn bwn;
   BinarizeFn binarize;
+  BinarizeHwcFn binarize_hwc;
+  DotEpilogueFn dot_epilogue;
   const char* xnor_name;  // "ref", "avx2" (vpshufb popcount), "avx512-vpopcntdq"
 };
 
@@ -64,16 +76,25 @@ void xnor_gemm(const uint64_t*, size_t, size_t, size_t, const uint64_t*, size_t,
 void bwn_gemm(const uint64_t*, size_t, size_t, size_t, size_t, const float*, size_t, size_t, const float*,
               const float*, float*, size_t);
 void binarize(const float*, size_t, size_t, size_t, float, float, uint64_t*, size_t);
+void binarize_hwc(const float*, size_t, size_t, size_t, float, float, uint64_t*);
+void dot_epilogue(const int32_t*, size_t, size_t, const int32_t*, const float*, const float*, const int32_t*, void*,
+                  size_t);
 }  // namespace ref
 void pyrt_xnor_gemm__avx2(const uint64_t*, size_t, size_t, size_t, const uint64_t*, size_t, size_t,
                           const BinaryEpilogue&, void*, size_t);
 void pyrt_bwn_gemm__avx2(const uint64_t*, size_t, size_t, size_t, size_t, const float*, size_t, size_t, const float*,
                          const float*, float*, size_t);
 void pyrt_binarize__avx2(const float*, size_t, size_t, size_t, float, float, uint64_t*, size_t);
+void pyrt_binarize_hwc__avx2(const float*, size_t, size_t, size_t, float, float, uint64_t*);
+void pyrt_dot_epilogue__avx2(const int32_t*, size_t, size_t, const int32_t*, const float*, const float*,
+                             const int32_t*, void*, size_t);
 void pyrt_xnor_gemm__avx512popcnt(const uint64_t*, size_t, size_t, size_t, const uint64_t*, size_t, size_t,
                                   const BinaryEpilogue&, void*, size_t);
 void pyrt_bwn_gemm__avx512(const uint64_t*, size_t, size_t, size_t, size_t, const float*, size_t, size_t,
                            const float*, const float*, float*, size_t);
 void pyrt_binarize__avx512(const float*, size_t, size_t, size_t, float, float, uint64_t*, size_t);
+void pyrt_binarize_hwc__avx512(const float*, size_t, size_t, size_t, float, float, uint64_t*);
+void pyrt_dot_epilogue__avx512(const int32_t*, size_t, size_t, const int32_t*, const float*, const float*,
+                               const int32_t*, void*, size_t);
 
 }  // namespace pyrt::kernels

@@ -61,6 +61,30 @@ void binarize(const float* x, size_t ldx, size_t batch, size_t cols, float scale
   }
 }
 
+void binarize_hwc(const float* x, size_t batch, size_t channels, size_t pixels, float scale, float shift,
+                  uint64_t* out) {
+  const size_t cw = (channels + 63) / 64;
+  std::memset(out, 0, batch * pixels * cw * sizeof(uint64_t));
+  for (size_t b = 0; b < batch; ++b, x += channels * pixels, out += pixels * cw)
+    for (size_t c = 0; c < channels; ++c)
+      for (size_t p = 0; p < pixels; ++p)
+        out[p * cw + c / 64] |= uint64_t(sign_bit(x[c * pixels + p], scale, shift)) << (c % 64);
+}
+
+void dot_epilogue(const int32_t* m, size_t n, size_t o, const int32_t* kv, const float* alpha, const float* bias,
+                  const int32_t* lim2, void* y, size_t ldy) {
+  for (size_t i = 0; i < n; ++i) {
+    if (lim2) {
+      uint64_t* w = static_cast<uint64_t*>(y) + i * ldy;
+      std::memset(w, 0, ldy * sizeof(uint64_t));
+      for (size_t r = 0; r < o; ++r) w[r / 64] |= uint64_t(kv[i] - 2 * m[i * o + r] >= lim2[r]) << (r % 64);
+    } else {
+      for (size_t r = 0; r < o; ++r)
+        static_cast<float*>(y)[i * o + r] = std::fma(float(kv[i] - 2 * m[i * o + r]), alpha[r], bias[r]);
+    }
+  }
+}
+
 }  // namespace ref
 
 bool cpu_has_vpopcntdq() {
@@ -73,12 +97,16 @@ bool cpu_has_vpopcntdq() {
 }
 
 const BinaryKernels& binary_kernels(Isa isa) {
-  static const BinaryKernels reference{&ref::xnor_gemm, &ref::bwn_gemm, &ref::binarize, "ref"};
+  static const BinaryKernels reference{&ref::xnor_gemm,    &ref::bwn_gemm,     &ref::binarize,
+                                       &ref::binarize_hwc, &ref::dot_epilogue, "ref"};
 #if PYRT_HAVE_X86_KERNELS
-  static const BinaryKernels avx2{&pyrt_xnor_gemm__avx2, &pyrt_bwn_gemm__avx2, &pyrt_binarize__avx2, "avx2"};
-  static const BinaryKernels avx512{&pyrt_xnor_gemm__avx2, &pyrt_bwn_gemm__avx512, &pyrt_binarize__avx512, "avx2"};
+  static const BinaryKernels avx2{&pyrt_xnor_gemm__avx2,    &pyrt_bwn_gemm__avx2,     &pyrt_binarize__avx2,
+                                  &pyrt_binarize_hwc__avx2, &pyrt_dot_epilogue__avx2, "avx2"};
+  static const BinaryKernels avx512{&pyrt_xnor_gemm__avx2,      &pyrt_bwn_gemm__avx512,     &pyrt_binarize__avx512,
+                                    &pyrt_binarize_hwc__avx512, &pyrt_dot_epilogue__avx512, "avx2"};
   static const BinaryKernels avx512popcnt{&pyrt_xnor_gemm__avx512popcnt, &pyrt_bwn_gemm__avx512,
-                                          &pyrt_binarize__avx512, "avx512-vpopcntdq"};
+                                          &pyrt_binarize__avx512,        &pyrt_binarize_hwc__avx512,
+                                          &pyrt_dot_epilogue__avx512,    "avx512-vpopcntdq"};
   static const bool popcnt = cpu_has_vpopcntdq();
   if (isa >= Isa::avx512) return popcnt ? avx512popcnt : avx512;
   if (isa >= Isa::avx2) return avx2;

@@ -105,6 +105,66 @@ void pyrt_binarize__avx2(const float* x, size_t ldx, size_t batch, size_t cols, 
   }
 }
 
+// 8 pixels x one group of 64 channels at a time: each channel's 8 floats compare into lane masks that OR the
+// channel's bit into the 8 pixels' words (two ymm); the last pixels of a plane take the scalar sign.
+void pyrt_binarize_hwc__avx2(const float* x, size_t batch, size_t channels, size_t pixels, float scale, float shift,
+                             uint64_t* out) {
+  const size_t cw = (channels + 63) / 64;
+  const __m256 vs = _mm256_set1_ps(scale), vh = _mm256_set1_ps(shift), zero = _mm256_setzero_ps();
+  for (size_t b = 0; b < batch; ++b, x += channels * pixels, out += pixels * cw) {
+    for (size_t g = 0; g < cw; ++g) {
+      const size_t c1 = channels < g * 64 + 64 ? channels : g * 64 + 64;
+      size_t p = 0;
+      for (; p + 8 <= pixels; p += 8) {
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        for (size_t c = g * 64; c < c1; ++c) {
+          const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + c * pixels + p), vs), vh);
+          const __m256i m = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_GE_OQ));
+          const __m256i bit = _mm256_set1_epi64x(int64_t(uint64_t(1) << (c % 64)));
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(m)), bit));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(m, 1)), bit));
+        }
+        alignas(32) uint64_t w[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(w), lo);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(w + 4), hi);
+        for (size_t j = 0; j < 8; ++j) out[(p + j) * cw + g] = w[j];
+      }
+      for (; p < pixels; ++p) {
+        uint64_t w = 0;
+        for (size_t c = g * 64; c < c1; ++c) w |= uint64_t(sign_bit(x[c * pixels + p], scale, shift)) << (c % 64);
+        out[p * cw + g] = w;
+      }
+    }
+  }
+}
+
+void pyrt_dot_epilogue__avx2(const int32_t* m, size_t n, size_t o, const int32_t* kv, const float* alpha,
+                             const float* bias, const int32_t* lim2, void* y, size_t ldy) {
+  for (size_t i = 0; i < n; ++i) {
+    const __m256i k = _mm256_set1_epi32(kv[i]);
+    const int32_t* mi = m + i * o;
+    size_t r = 0;
+    if (lim2) {
+      uint64_t* w = static_cast<uint64_t*>(y) + i * ldy;
+      for (size_t j = 0; j < ldy; ++j) w[j] = 0;
+      for (; r + 8 <= o; r += 8) {
+        const __m256i dot = _mm256_sub_epi32(k, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mi + r)), 1));
+        const __m256i below = _mm256_cmpgt_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lim2 + r)), dot);
+        w[r / 64] |= uint64_t(uint8_t(~_mm256_movemask_ps(_mm256_castsi256_ps(below)))) << (r % 64);
+      }
+      for (; r < o; ++r) w[r / 64] |= uint64_t(kv[i] - 2 * mi[r] >= lim2[r]) << (r % 64);
+      continue;
+    }
+    float* yi = static_cast<float*>(y) + i * o;
+    for (; r + 8 <= o; r += 8) {
+      const __m256i dot = _mm256_sub_epi32(k, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mi + r)), 1));
+      _mm256_storeu_ps(yi + r, _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(alpha + r), _mm256_loadu_ps(bias + r)));
+    }
+    for (; r < o; ++r)
+      yi[r] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(float(kv[i] - 2 * mi[r])), _mm_set_ss(alpha[r]), _mm_set_ss(bias[r])));
+  }
+}
+
 void pyrt_bwn_gemm__avx2(const uint64_t* w, size_t kw, size_t cols, size_t r0, size_t r1, const float* x, size_t ldx,
                          size_t batch, const float* alpha, const float* bias, float* y, size_t ldy) {
   const __m256i pick = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);

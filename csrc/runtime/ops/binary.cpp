@@ -28,20 +28,7 @@ class SignStep final : public Step {
       kernels::binary_kernels(ctx.isa).binarize(x, n_, batch, n_, a_.scale, a_.shift, y, words_of(n_));
       return;
     }
-    const size_t pixels = n_ / c_, cw = words_of(c_);
-    std::memset(y, 0, batch * pixels * cw * sizeof(uint64_t));
-    const bool plain = a_.scale == 1.0f && a_.shift == 0.0f;  // f32(f32(x * 1) + 0) >= 0 is x >= 0
-    for (size_t b = 0; b < batch; ++b, x += n_, y += pixels * cw)
-      for (size_t c = 0; c < c_; ++c) {
-        const float* xc = x + c * pixels;
-        uint64_t* yc = y + c / 64;
-        const unsigned bit = unsigned(c % 64);
-        if (plain) {
-          for (size_t p = 0; p < pixels; ++p) yc[p * cw] |= uint64_t(xc[p] >= 0.0f) << bit;
-        } else {
-          for (size_t p = 0; p < pixels; ++p) yc[p * cw] |= uint64_t(kernels::sign_bit(xc[p], a_.scale, a_.shift)) << bit;
-        }
-      }
+    kernels::binary_kernels(ctx.isa).binarize_hwc(x, batch, c_, n_ / c_, a_.scale, a_.shift, y);
   }
   uint64_t work() const override { return n_; }
 

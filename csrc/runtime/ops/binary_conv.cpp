@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "kernels/binary/binary_weight.h"
+#include "kernels/int8/int8_conv.h"
 #include "kernels/kernels.h"
 #include "runtime/ops/weights.h"
 
@@ -52,17 +53,21 @@ class BinaryConvStep final : public Step {
         w_(patch_order(ctx.tensor(0), g_.in_c, taps_), kernels::BinaryWeight::Mode::xnor_real, nullptr) {
     const DecodedTensor& w = ctx.tensor(0);
     const size_t o = g_.out_c;
-    tap_ones_.assign(o * taps_, 0);  // popcount of the weight's bits at each tap (what a zero word mismatches)
+    tap_ones_.assign(taps_ * o, 0);  // [tap][row]: the weight's ones at each tap (what a zero word mismatches)
     for (size_t r = 0; r < o; ++r)
       for (size_t ch = 0; ch < g_.in_c; ++ch)
         for (size_t tap = 0; tap < taps_; ++tap) {
           const size_t col = ch * taps_ + tap;
-          tap_ones_[r * taps_ + tap] += (w.bits[r * words_of(w.cols()) + col / 64] >> (col % 64)) & 1;
+          tap_ones_[tap * o + r] += (w.bits[r * words_of(w.cols()) + col / 64] >> (col % 64)) & 1;
         }
     alpha_ = w.scales;
     second_.assign(o, 0.0f);
     if (ctx.node.tensors.size() == 2) {
       std::memcpy(second_.data(), ctx.tensor(1).value_data(), o * sizeof(float));
+      if (bits_out) {  // +1 where dot + K >= 2 T, i.e. dot >= 2 T - K (2 T an integer: T a multiple of 1/2)
+        lim2_.resize(o);
+        for (size_t r = 0; r < o; ++r) lim2_[r] = int32_t(2 * second_[r]) - k_;
+      }
       li.file_bytes += ctx.tensor_file_bytes(1);
       li.dense_bytes += o * sizeof(float);
     }
@@ -105,15 +110,18 @@ class BinaryConvStep final : public Step {
   uint64_t work() const override { return uint64_t(positions_) * g_.out_c * k_; }
 
  private:
-  // Output positions [p0, p0 + kChunk) of one sample: patches, mismatch counts, then the epilogue.
+  // Output positions [p0, p0 + kChunk) of one sample: patches, mismatch counts, the padding taken back, then
+  // the level's epilogue (f32 through a transpose into the output planes; bits straight into the b1c pixels).
   void chunk(kernels::Isa isa, const uint64_t* x, size_t p0, uint8_t* y) const {
     const size_t n = std::min(kChunk, positions_ - p0), o = g_.out_c, pw = taps_ * cw_;
-    uint64_t* patch = reinterpret_cast<uint64_t*>(
-        kernels::thread_scratch((n * pw * 8 + n * o * 4 + n * taps_) / 4 + 16, kernels::Scratch::kBinary));
+    uint64_t* patch = reinterpret_cast<uint64_t*>(kernels::thread_scratch(
+        (n * pw * 8 + n * std::max<size_t>(o, 16) * 4 + n * 4 + n * taps_) / 4 + 16, kernels::Scratch::kBinary));
     int32_t* m = reinterpret_cast<int32_t*>(patch + n * pw);
-    uint8_t* padded = reinterpret_cast<uint8_t*>(m + n * o);  // per position and tap: 1 in the padding
+    int32_t* kv = m + n * std::max<size_t>(o, 16);
+    uint8_t* padded = reinterpret_cast<uint8_t*>(kv + n);  // per position and tap: 1 in the padding
     for (size_t i = 0; i < n; ++i) {
       const size_t oy = (p0 + i) / g_.out_w, ox = (p0 + i) % g_.out_w;
+      size_t npad = 0;
       for (size_t ky = 0; ky < g_.kh; ++ky) {
         const int64_t iy = int64_t(oy * g_.stride_h + ky * g_.dilation_h) - g_.pad_top;
         for (size_t kx = 0; kx < g_.kw; ++kx) {
@@ -122,27 +130,31 @@ class BinaryConvStep final : public Step {
           uint64_t* dst = patch + i * pw + tap * cw_;
           const bool inside = iy >= 0 && iy < g_.in_h && ix >= 0 && ix < g_.in_w;
           padded[i * taps_ + tap] = !inside;
-          if (inside) std::memcpy(dst, x + (size_t(iy) * g_.in_w + size_t(ix)) * cw_, cw_ * 8);
-          else std::memset(dst, 0, cw_ * 8);
+          npad += !inside;
+          const uint64_t* src = x + (size_t(inside ? iy : 0) * g_.in_w + size_t(inside ? ix : 0)) * cw_;
+          for (size_t j = 0; j < cw_; ++j) dst[j] = inside ? src[j] : 0;
         }
       }
+      kv[i] = k_ - int32_t(npad * g_.in_c);  // the taps that count
     }
     w_.counts(isa, patch, pw, n, 0, o, m, o);
-    const size_t ow_words = words_of(o);
-    for (size_t i = 0; i < n; ++i) {
-      const size_t p = p0 + i;
-      const uint8_t* pad = padded + i * taps_;
-      const size_t npad = size_t(std::count(pad, pad + taps_, uint8_t(1)));
-      const int32_t kv = k_ - int32_t(npad * g_.in_c);  // the taps that count
-      uint64_t* bits = reinterpret_cast<uint64_t*>(y) + p * ow_words;
-      for (size_t r = 0; r < o; ++r) {
-        int32_t mis = m[i * o + r];
-        for (size_t tap = 0; npad && tap < taps_; ++tap)
-          if (pad[tap]) mis -= tap_ones_[r * taps_ + tap];
-        const int32_t dot = kv - 2 * mis;
-        if (bits_out_) bits[r / 64] |= uint64_t(dot + k_ >= int32_t(2 * second_[r])) << (r % 64);
-        else reinterpret_cast<float*>(y)[r * positions_ + p] = std::fma(float(dot), alpha_[r], second_[r]);
+    for (size_t i = 0; i < n; ++i) {  // a zero word at a padded tap mismatched the weight's ones there
+      if (kv[i] == k_) continue;
+      for (size_t tap = 0; tap < taps_; ++tap) {
+        if (!padded[i * taps_ + tap]) continue;
+        const int32_t* ones = tap_ones_.data() + tap * o;
+        for (size_t r = 0; r < o; ++r) m[i * o + r] -= ones[r];
       }
+    }
+    const kernels::BinaryKernels& k = kernels::binary_kernels(isa);
+    if (bits_out_) {
+      const size_t ow_words = words_of(o);
+      k.dot_epilogue(m, n, o, kv, nullptr, nullptr, lim2_.data(), reinterpret_cast<uint64_t*>(y) + p0 * ow_words,
+                     ow_words);
+    } else {
+      float* tile = reinterpret_cast<float*>(m);  // [n][o], in place
+      k.dot_epilogue(m, n, o, kv, alpha_.data(), second_.data(), nullptr, tile, o);
+      kernels::transpose_to_planes(isa, tile, n, o, reinterpret_cast<float*>(y) + p0, positions_);
     }
   }
 
@@ -153,6 +165,7 @@ class BinaryConvStep final : public Step {
   kernels::BinaryWeight w_;
   std::vector<int32_t> tap_ones_;
   std::vector<float> alpha_, second_;
+  std::vector<int32_t> lim2_;  // bits output: 2 T - K per row
   size_t positions_ = 0;
 };
 
