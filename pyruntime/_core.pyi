@@ -103,6 +103,10 @@ def binarize(
     x: npt.ArrayLike, scale: float = 1.0, shift: float = 0.0, isa: str | None = None
 ) -> npt.NDArray[np.uint64]:
     """(batch, cols) floats -> (batch, ceil(cols / 64)) words: bit = (f32(f32(x * scale) + shift) >= 0)."""
+def binarize_image(
+    x: npt.ArrayLike, scale: float = 1.0, shift: float = 0.0, isa: str | None = None
+) -> npt.NDArray[np.uint64]:
+    """(batch, C, H, W) floats -> (batch, H * W, ceil(C / 64)) words: channels-last signs (b1c), as binarize."""
 def binary_kernel(isa: str | None = None) -> str:
     """The XNOR kernel a level runs: "ref", "avx2" or "avx512-vpopcntdq"."""
 

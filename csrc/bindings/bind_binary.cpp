@@ -3,6 +3,7 @@
 //       .gemm(x, isa=None, rows=None): x u64 (batch, words) of b1 samples ("xnor", "threshold") or f32
 //       (batch, cols) ("real") -> f32 (batch, rows), or u64 (batch, ceil(rows / 64)) b1 ("threshold")
 //   _core.binarize(x, scale=1, shift=0, isa=None): f32 (batch, cols) -> u64 (batch, ceil(cols / 64))
+//   _core.binarize_image(x, scale=1, shift=0, isa=None): f32 (batch, C, H, W) -> u64 (batch, H * W, ceil(C / 64))
 //   _core.binary_kernel(isa=None): the XNOR kernel a level runs ("ref", "avx2", "avx512-vpopcntdq")
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -125,6 +126,17 @@ void bind_binary(py::module_& m) {
         const size_t batch = size_t(x.shape(0)), cols = size_t(x.shape(1)), words = (cols + 63) / 64;
         py::array_t<uint64_t> out({py::ssize_t(batch), py::ssize_t(words)});
         kernels::binary_kernels(isa).binarize(x.data(), cols, batch, cols, scale, shift, out.mutable_data(), words);
+        return out;
+      },
+      py::arg("x"), py::arg("scale") = 1.0f, py::arg("shift") = 0.0f, py::arg("isa") = py::none());
+  m.def(
+      "binarize_image",
+      [](const F32Array& x, float scale, float shift, py::object isa_name) {
+        PYRT_CHECK(x.ndim() == 4, PYRT_INVALID_ARGUMENT, "x must be 4-D (batch, channels, height, width)");
+        const kernels::Isa isa = isa_arg(isa_name);
+        const size_t batch = size_t(x.shape(0)), c = size_t(x.shape(1)), pixels = size_t(x.shape(2) * x.shape(3));
+        py::array_t<uint64_t> out({py::ssize_t(batch), py::ssize_t(pixels), py::ssize_t((c + 63) / 64)});
+        kernels::binary_kernels(isa).binarize_hwc(x.data(), batch, c, pixels, scale, shift, out.mutable_data());
         return out;
       },
       py::arg("x"), py::arg("scale") = 1.0f, py::arg("shift") = 0.0f, py::arg("isa") = py::none());

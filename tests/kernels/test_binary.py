@@ -125,6 +125,22 @@ def test_binarize_equals_numpy_sign_on_every_level(cols, scale, shift):
         np.testing.assert_array_equal(_core.binarize(x, scale, shift, isa=isa), want, err_msg=isa)
 
 
+@pytest.mark.parametrize("c,h,w", [(1, 1, 1), (3, 5, 7), (64, 4, 4), (65, 3, 3), (130, 2, 9), (8, 1, 17)])
+@pytest.mark.parametrize("scale,shift", [(1.0, 0.0), (2.0, -1.0), (-0.5, 0.25)])
+def test_binarize_image_equals_numpy_sign_channels_last_on_every_level(c, h, w, scale, shift):
+    """The sign of an image into b1c words (a pixel's channels in ceil(C / 64) words): 8-pixel blocks and their
+    tails, one and several words a pixel, zeros, -0, NaN, infinities."""
+    rng = np.random.default_rng(c * 10 + w)
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 0.5, -0.5], np.float32)
+    x.ravel()[: min(x.size, special.size)] = special[: min(x.size, special.size)]
+    v = (x * np.float32(scale)).astype(np.float32) + np.float32(shift)
+    bits = (v >= 0).astype(np.uint8).reshape(2, c, h * w).transpose(0, 2, 1).reshape(2 * h * w, c)
+    want = pack(bits).reshape(2, h * w, -1)
+    for isa in ISAS:
+        np.testing.assert_array_equal(_core.binarize_image(x, scale, shift, isa=isa), want, err_msg=isa)
+
+
 @pytest.mark.parametrize("rows,k", [(1, 1), (9, 15), (16, 16), (33, 100), (130, 784), (12, 1025)])
 @pytest.mark.parametrize("batch", [1, 3, 5])
 def test_binary_weights_real_activations_agree_with_the_reference(rows, k, batch):
