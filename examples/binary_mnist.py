@@ -33,7 +33,7 @@ try:
     import pyruntime
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    import pyruntime  # noqa: F401
+    import pyruntime
 
 from pyruntime.datasets import MNIST_ENV, load_mnist, mnist_dir
 
@@ -96,8 +96,9 @@ def train(net: Any, x: Any, y: Any, *, epochs: int, seed: int, batch: int = 100,
 
 
 def run(data_dir: str | os.PathLike[str], *, quick: bool = False, seed: int = 0, threads: int = 1,
-        epochs: int | None = None, hidden: int | None = None, log: Any = print) -> dict[str, Any]:
-    """Trains, converts and measures; returns the figures as a dict."""
+        epochs: int | None = None, hidden: int | None = None, log: Any = print,
+        measure_speed: bool = True) -> dict[str, Any]:
+    """Trains, converts and measures (the speed too, unless measure_speed is false); returns the figures."""
     import torch
 
     from pyruntime.convert import from_torch
@@ -145,11 +146,65 @@ def run(data_dir: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
         "binary_layer_bytes": sum(r.file_bytes for r in binary_layers),
         "binary_layer_fp32_bytes": sum(r.dense_bytes for r in binary_layers),
         "layers": [(r.name, r.encoding, "x".join(map(str, r.shape)), r.file_bytes, r.why) for r in cm.layers],
+        "speed": speed(net, cm, fp32, test_x) if measure_speed else None,
         "seconds": time.perf_counter() - t0,
     }
     if stamp:
         stamp(f"converted: {cm.file_bytes:,} B against {fp32.file_bytes:,} B in fp32")
     return result
+
+
+def deployed(net: Any) -> Any:
+    """The trained network as torch would deploy it: each BinaryLinear an nn.Linear holding its +-alpha weight
+    (computed once, not re-binarized at every call)."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    from pyruntime.convert import BinaryLinear
+
+    out = copy.deepcopy(net).eval()
+    for name, mod in list(out.named_modules()):
+        if isinstance(mod, BinaryLinear):
+            signs, alpha = mod.binary_weight()
+            lin = nn.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None)
+            with torch.no_grad():
+                lin.weight.copy_(signs * alpha[:, None] if alpha is not None else signs)
+                if mod.bias is not None:
+                    lin.bias.copy_(mod.bias)
+            parent = out.get_submodule(name.rpartition(".")[0]) if "." in name else out
+            setattr(parent, name.rpartition(".")[2], lin)
+    return out
+
+
+def speed(net: Any, cm: Any, fp32: Any, test_x: np.ndarray) -> dict[str, dict[int, float]]:
+    """Microseconds per image on one thread, at batch 1 and 256: torch (the trained network deployed with its
+    +-1 weights as nn.Linear, eval), the fp32 file and the binary file through the runtime."""
+    import torch
+
+    trained, net = net.eval(), deployed(net)
+    with torch.no_grad():
+        probe = torch.from_numpy(np.ascontiguousarray(test_x[:64]))
+        assert torch.allclose(net(probe), trained(probe), atol=1e-4), "the deployed copy computes what was trained"
+
+    from pyruntime._timing import time_call
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    binary, dense = pyruntime.load(cm.to_bytes(), threads=1), pyruntime.load(fp32.to_bytes(), threads=1)
+    out: dict[str, dict[int, float]] = {"torch-fp32": {}, "pyruntime-fp32": {}, "pyruntime-binary": {}}
+    try:
+        for batch in (1, 256):
+            x = np.ascontiguousarray(test_x[:batch])
+            tx = torch.from_numpy(x)
+            with torch.no_grad():
+                out["torch-fp32"][batch] = time_call(lambda tx=tx: net(tx)) / batch * 1e6
+            out["pyruntime-fp32"][batch] = time_call(lambda x=x: dense.run(x)) / batch * 1e6
+            out["pyruntime-binary"][batch] = time_call(lambda x=x: binary.run(x)) / batch * 1e6
+    finally:
+        torch.set_num_threads(previous)
+    return out
 
 
 def format_result(r: dict[str, Any]) -> str:
@@ -167,6 +222,13 @@ def format_result(r: dict[str, Any]) -> str:
             f"\n(784-{r['hidden']}-{r['hidden']}-{r['hidden']}-10, {r['epochs']} epochs on {r['train_images']} images, "
             f"training {r['train_seconds']:.0f} s; the fp32 file through the runtime: "
             f"{100 * r['fp32_runtime_accuracy']:.2f}%)")
+    s = r["speed"]
+    if s is None:
+        return out
+    rows = [[name, f"{t[1]:.1f}", f"{t[256]:.2f}", f"{s['torch-fp32'][1] / t[1]:.1f}x",
+             f"{s['torch-fp32'][256] / t[256]:.1f}x"] for name, t in s.items()]
+    out += "\n\nspeed, one thread (us per image):\n" + format_table(
+        ["", "batch 1", "batch 256", "vs torch, batch 1", "vs torch, batch 256"], rows)
     return out
 
 
