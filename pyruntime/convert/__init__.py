@@ -13,9 +13,10 @@ or over numpy arrays with :func:`from_numpy` (a chain of layer tuples) or :func:
 encodings, as sized by the C++ writer). ``pyruntime.convert.finetune`` (needs torch) holds the
 training side: iterative pruning with retraining and centroid fine-tuning.
 
-Binary networks (docs/FORMAT.md 2.6): :class:`SignSTE` and :class:`BinaryLinear` (torch modules, trained
-with the straight-through estimator) convert to the runtime's ``sign`` and ``blinear`` ops, a batch norm
-and sign after a binary layer folding into integer popcount thresholds (:mod:`.binarize`);
+Binary networks (docs/FORMAT.md 2.6): :class:`SignSTE`, :class:`BinaryLinear` and :class:`BinaryConv2d`
+(torch modules, trained with the straight-through estimator) convert to the runtime's ``sign``, ``blinear``
+and ``bconv2d`` ops, a batch norm and sign after a binary layer folding into popcount thresholds
+(:mod:`.binarize`);
 :func:`from_binary_layers` imports a binarized MLP given as weight bits and thresholds.
 """
 from __future__ import annotations
@@ -60,13 +61,15 @@ def from_torch(
 
     Binary networks: :class:`SignSTE` and ``torch.where(x >= 0, 1.0, -1.0)`` become ``sign`` ops (a scalar
     affine before one, ``x * 2 - 1``, is held in its scale and shift; ``torch.sign`` is refused: sign(0) = 0);
-    ``binary`` says which linear layers become binary ``blinear`` layers: None (default) every
-    :class:`BinaryLinear` and every Linear whose weight is +-alpha per row; True every linear layer (one
-    that is not binary is refused by name); False none; or a mapping layer path -> True / False / None. A
-    binary layer reading binary values whose output reaches a sign (through bias, BatchNorm1d, hardtanh,
-    scalar affines) gives the sign itself, by integer popcount thresholds computed exactly from torch's own
-    arithmetic; otherwise its output is real, a BatchNorm1d after it folded into its alphas and bias. What
-    was folded where is in the metadata under ``"binary_layers"``. ``sparsity``, ``bits`` and ``quantize``
+    ``binary`` says which linear and conv layers become binary ``blinear`` / ``bconv2d`` layers: None
+    (default) every :class:`BinaryLinear` and :class:`BinaryConv2d`, every Linear whose weight is +-alpha per
+    row and every Conv2d (groups 1) whose weight is +-alpha per output channel; True every linear and conv
+    layer (one that is not binary, or a grouped conv, is refused by name); False none; or a mapping layer
+    path -> True / False / None. A binary layer reading binary values whose output reaches a sign (through
+    bias, BatchNorm1d / BatchNorm2d, hardtanh, scalar affines) gives the sign itself, by popcount thresholds
+    computed exactly from torch's own arithmetic (for a conv at every dot a padded window can reach: a tap in
+    the zero padding contributes 0); otherwise its output is real, a batch norm after it folded into its
+    alphas and bias. What was folded where is in the metadata under ``"binary_layers"``. ``sparsity``, ``bits`` and ``quantize``
     given as one value leave binary layers alone.
 
     Batch norms folded into a layer are listed in the metadata under ``"folded_batchnorm"`` (layer ->
@@ -105,8 +108,9 @@ def assign_weights(module: Any, compressed: CompressedModel) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    """SignSTE and BinaryLinear (torch modules) are imported on first use, so the package works without torch."""
-    if name in ("SignSTE", "BinaryLinear"):
+    """SignSTE, BinaryLinear and BinaryConv2d (torch modules) are imported on first use, so the package works
+    without torch."""
+    if name in ("SignSTE", "BinaryLinear", "BinaryConv2d"):
         from . import binary_modules
 
         return getattr(binary_modules, name)
@@ -114,6 +118,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BinaryConv2d",
     "BinaryLinear",
     "Choice",
     "CompressedModel",

@@ -6,14 +6,19 @@ plain arrays (weight bits and thresholds, the form FINN-style BNN tools export).
 Notation: a binary weight is ``W[r][c] = alphas[r] * s[r][c]``, ``s`` in {-1, +1}; K is the layer's number
 of inputs; with binary inputs ``b`` (the sign of x), ``dot[r] = sum_c s[r][c] * b[c]`` is an integer in
 -K..K of K's parity and ``p[r] = (dot[r] + K) / 2`` the XNOR popcount (0..K). A layer whose output feeds
-a sign gives ``y[r] = +1 iff p[r] >= T[r]`` (``output 1``), T an integer in 0..K + 1.
+a sign gives ``y[r] = +1 iff p[r] >= T[r]`` (``output 1``), T an integer in 0..K + 1. A binary convolution
+(bconv2d) sums, per output position, the window's taps inside the input (a tap in the zero padding contributes
+0), so its dot can take every integer in -K..K, and its output 1 is ``+1 iff dot + K >= 2 T``, T a multiple of
+1/2 in 0..K + 1.
 
 **Threshold folding.** Whatever lies between the layer and the sign (a bias, a batch norm, a hardtanh, a
 scalar affine) makes the sign a function of ``dot`` alone, ``+1 iff v(dot) >= 0``. :func:`fold_thresholds`
 takes that predicate evaluated at every candidate dot (-K, -K + 2, .., K), as the converter computes it
 with the source's own float32 operations, and finds the threshold: where the predicate rises with ``dot``,
 T is the popcount of its first true value (K + 1 if none); where it falls (a negative batch-norm scale),
-the row's signs are flipped (dot -> -dot), as FINN does; a constant row gets T = 0 or K + 1. A predicate
+the row's signs are flipped (dot -> -dot), as FINN does; a constant row gets T = 0 or K + 1. For a binary
+convolution the candidates are every integer -K..K and T = (d* + K) / 2, d* the first dot with a true
+predicate. A predicate
 that is neither rising nor falling cannot be a threshold and is refused. The folded layer agrees with the
 source on every input, not just approximately.
 """
@@ -65,7 +70,8 @@ def split_binary(w: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
         vals = np.unique(np.abs(w[r]))
         raise ValueError(f"{who}: the weight is not binary: {bad.size} of {w.shape[0]} rows are not +-alpha (row {r} "
                          f"holds magnitudes {_few(vals)}); a binary layer's row takes two values, +alpha and -alpha "
-                         "(train it as pyruntime.convert.BinaryLinear, or leave it out of binary=)")
+                         "(train it as pyruntime.convert.BinaryLinear / BinaryConv2d, or leave it out of "
+                         "binary=)")
     alphas = np.abs(w).max(axis=1).astype(np.float32)
     signs = np.where(np.signbit(w) & (w != 0), -1, 1).astype(np.int8)
     return signs, alphas
@@ -76,17 +82,19 @@ def _few(values: np.ndarray, n: int = 4) -> str:
     return f"[{shown}{', ...' if values.size > n else ''}]"
 
 
-def check_signs(signs: Any, who: str) -> np.ndarray:
-    """+-1 signs (any numeric dtype) as int8; refuses, naming ``who``, other values or shapes."""
+def check_signs(signs: Any, who: str, ndim: int = 2) -> np.ndarray:
+    """+-1 signs (any numeric dtype) as int8, ``ndim``-D (2: (out, in); 4: a convolution's (O, C, kh, kw));
+    refuses, naming ``who``, other values or shapes."""
     s = np.asarray(signs)
-    if s.ndim != 2 or min(s.shape) < 1:
-        raise ValueError(f"{who}: signs must be a 2-D (out, in) array, got shape {s.shape}")
+    if s.ndim != ndim or min(s.shape) < 1:
+        what = "a 2-D (out, in)" if ndim == 2 else "a 4-D (out_channels, in_channels, kh, kw)"
+        raise ValueError(f"{who}: signs must be {what} array, got shape {s.shape}")
     if s.dtype == np.bool_ or s.dtype.kind not in "iuf":
         raise ValueError(f"{who}: signs must be numbers +1 / -1, got dtype {s.dtype}")
     bad = (s != 1) & (s != -1)
     if bad.any():
-        r, c = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{who}: signs must be +1 or -1, got {s[r, c].item()!r} at [{r}, {c}]")
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{who}: signs must be +1 or -1, got {s[at].item()!r} at [{', '.join(map(str, at))}]")
     return s.astype(np.int8)
 
 
@@ -107,19 +115,21 @@ def check_bits(bits: Any, shape: tuple[int, int] | None, who: str) -> np.ndarray
     return b.astype(np.uint8)
 
 
-def check_thresholds(t: Any, rows: int, cols: int, who: str) -> np.ndarray:
-    """Integer popcount thresholds, one per row, in 0..K + 1 (K = ``cols``), as float32; refuses, naming
-    ``who``, a wrong length, a non-integer, or a value out of range."""
+def check_thresholds(t: Any, rows: int, cols: int, who: str, half: bool = False) -> np.ndarray:
+    """Integer popcount thresholds (``half``: multiples of 1/2, a bconv2d's), one per row, in 0..K + 1 (K =
+    ``cols``), as float32; refuses, naming ``who``, a wrong length, a non-integer, or a value out of range."""
     a = np.asarray(t)
     if a.dtype == np.bool_ or a.dtype.kind not in "iuf":
         raise ValueError(f"{who}: thresholds must be integers, got dtype {a.dtype}")
     if a.shape != (rows,):
         raise ValueError(f"{who}: thresholds have shape {a.shape}, expected ({rows},): one per output neuron")
     f = a.astype(np.float64)
-    bad = ~np.isfinite(f) | (f != np.floor(f))
+    steps = 2 if half else 1
+    bad = ~np.isfinite(f) | (f * steps != np.floor(f * steps))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{who}: thresholds must be integers (popcounts), got {a[i].item()!r} at [{i}]")
+        what = "multiples of 1/2" if half else "integers (popcounts)"
+        raise ValueError(f"{who}: thresholds must be {what}, got {a[i].item()!r} at [{i}]")
     out = (f < 0) | (f > cols + 1)
     if out.any():
         i = int(np.flatnonzero(out)[0])
@@ -153,14 +163,16 @@ def binary_payload_bytes(rows: int, cols: int) -> int:
 # ---- folding ------------------------------------------------------------------------------------------
 
 
-def candidate_dots(k: int) -> np.ndarray:
-    """Every value an integer dot of K +-1 products can take: -K, -K + 2, .., K (K + 1 values, float64)."""
-    return np.arange(-k, k + 1, 2, dtype=np.float64)
+def candidate_dots(k: int, every_integer: bool = False) -> np.ndarray:
+    """Every value an integer dot of K +-1 products can take: -K, -K + 2, .., K (K + 1 values, float64); with
+    ``every_integer`` (a binary convolution, whose padded windows sum fewer taps) -K, -K + 1, .., K."""
+    return np.arange(-k, k + 1, 1 if every_integer else 2, dtype=np.float64)
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """A folded sign: ``T`` (float32 integers in 0..K + 1) and the rows whose signs were flipped."""
+    """A folded sign: ``T`` (float32 integers, or multiples of 1/2 for a convolution, in 0..K + 1) and the rows
+    whose signs were flipped."""
 
     T: np.ndarray
     flip: np.ndarray  # bool per row
@@ -170,14 +182,15 @@ class Thresholds:
         return int(self.flip.sum())
 
 
-def fold_thresholds(positive: np.ndarray, who: str) -> Thresholds:
+def fold_thresholds(positive: np.ndarray, who: str, every_integer: bool = False) -> Thresholds:
     """Thresholds from the sign's outcome at every candidate dot: ``positive[i, r]`` is True when row r's sign
     is +1 at ``dot = -K + 2 i`` (i = 0..K, so i is the popcount). A row rising with i gets ``T = first i``
     (K + 1 if never); a falling row is flipped (its signs negated, dot -> -dot) and then rises; a row that
-    does both is refused, naming ``who``."""
+    does both is refused, naming ``who``. With ``every_integer`` (a binary convolution) ``positive[i, r]`` is
+    the outcome at ``dot = -K + i`` (i = 0..2K) and ``T = first i / 2`` (+1 iff ``dot + K >= 2 T``)."""
     pos = np.asarray(positive, dtype=bool)
     n = pos.shape[0]
-    k = n - 1
+    k = (n - 1) // 2 if every_integer else n - 1
     step = np.diff(pos.astype(np.int8), axis=0)
     rising = (step >= 0).all(axis=0)
     falling = (step <= 0).all(axis=0)
@@ -189,7 +202,7 @@ def fold_thresholds(positive: np.ndarray, who: str) -> Thresholds:
                            "thresholds")
     flip = falling & ~rising  # constant rows keep their signs
     up = np.where(flip[None, :], pos[::-1], pos)  # a flipped row's outcome at popcount i is the original's at K - i
-    first = np.where(up.any(axis=0), up.argmax(axis=0), k + 1)
+    first = np.where(up.any(axis=0), up.argmax(axis=0) / (2 if every_integer else 1), k + 1)
     return Thresholds(first.astype(np.float32), flip)
 
 
@@ -255,9 +268,9 @@ def sign_params(chain: Sequence[tuple[str, float]], compare: str, c: float, posi
 
 @dataclass(frozen=True)
 class BinaryLayer:
-    """A blinear node as the reference forward pass runs it."""
+    """A blinear or bconv2d node as the reference forward pass runs it."""
 
-    signs: np.ndarray            # int8 +-1, [out, in]
+    signs: np.ndarray            # int8 +-1, [out, in] (bconv2d: [O, C, kh, kw])
     alphas: np.ndarray           # float32 [out]
     second: np.ndarray | None    # float32 [out]: the bias (output 0) or the thresholds (output 1)
     input: int = 0
@@ -265,7 +278,8 @@ class BinaryLayer:
 
     @property
     def weight(self) -> np.ndarray:
-        return (self.alphas[:, None] * self.signs.astype(np.float32)).astype(np.float32)
+        a = self.alphas.reshape((-1,) + (1,) * (self.signs.ndim - 1))
+        return (a * self.signs.astype(np.float32)).astype(np.float32)
 
 
 def sign_values(x: np.ndarray, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
@@ -297,6 +311,29 @@ def blinear_forward(x: np.ndarray, layer: BinaryLayer) -> np.ndarray:
         return np.where(p >= np.asarray(layer.second)[None, :], np.float32(1), np.float32(-1))
     b = np.zeros(layer.signs.shape[0], np.float32) if layer.second is None else layer.second
     return fma32(dot.astype(np.float32), layer.alphas[None, :], b[None, :])
+
+
+def bconv2d_forward(x: np.ndarray, layer: BinaryLayer, attrs: Mapping[str, Any]) -> np.ndarray:
+    """The output of a bconv2d node (FORMAT.md 2.6) for a batch ``x`` [N, C, H, W]: input 0 sums, over each
+    window's taps inside the input, ``s * b`` (b the sign of x, NaN: -1; a tap in the zero padding adds 0),
+    exactly, then ``fma(dot, alpha, bias)`` (output 0, float32) or ``+1 iff dot + K >= 2 T`` (output 1);
+    input 1 is conv2d with the weight ``alphas * s`` and the bias (float64, a sum whose order the format
+    leaves open)."""
+    from .quantize import fma32
+    from .reference import conv2d
+
+    geometry = (attrs["stride"], attrs["padding"], attrs["dilation"], 1)
+    if layer.input == 1:
+        return conv2d(np.asarray(x, np.float64), layer.weight, layer.second, *geometry)
+    b = np.where(np.asarray(x) >= 0, 1.0, -1.0)  # the padding conv2d adds is 0
+    dot = np.rint(conv2d(b, layer.signs, None, *geometry)).astype(np.int64)  # sums of +-1 below 2^53: exact
+    k = int(np.prod(layer.signs.shape[1:]))
+    if layer.output == 1:
+        t2 = 2 * np.asarray(layer.second, np.float64)[None, :, None, None]
+        return np.where(dot + k >= t2, np.float32(1), np.float32(-1))
+    rows = layer.signs.shape[0]
+    bias = np.zeros(rows, np.float32) if layer.second is None else np.asarray(layer.second, np.float32)
+    return fma32(dot.astype(np.float32), layer.alphas[None, :, None, None], bias[None, :, None, None])
 
 
 # ---- FINN-style import --------------------------------------------------------------------------------

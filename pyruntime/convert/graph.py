@@ -28,6 +28,9 @@ for the 2-D ops. Ops (the file's op table, ``csrc/common/op_schema.h``):
   blinear          x [in] -> [out]: a binary linear layer, signs [out, in] (+-1) and alphas [out]; the
                    input taken as its sign (input 0, XNOR-popcount) or as it is (input 1); a bias (real
                    output) or integer popcount thresholds (+-1 output)
+  bconv2d          [C, H, W] -> [O, OH, OW]: a binary convolution (groups 1), signs [O, C, kh, kw] and
+                   alphas [O], conv2d's geometry, blinear's input and output (a tap in the zero padding
+                   contributes 0; thresholds are multiples of 1/2: +1 where dot + K >= 2 T)
 
 ``padding`` is an int (all sides), a pair ``(h, w)`` (top = bottom = h, left = right = w), a
 4-tuple ``(top, left, bottom, right)``, or for conv2d ``"valid"`` / ``"same"`` (torch's rule: the
@@ -50,11 +53,13 @@ import numpy as np
 from .. import _core
 
 OPS = ("linear", "conv2d", "relu", "clamp", "softmax", "flatten", "reshape", "max_pool2d", "avg_pool2d",
-       "global_avg_pool", "add", "concat", "sign", "blinear")
+       "global_avg_pool", "add", "concat", "sign", "blinear", "bconv2d")
 #: ops with float weights, which pruning, sharing and int8 apply to
 WEIGHTED_OPS = ("linear", "conv2d")
 #: every op that is a named layer (binary layers too)
-LAYER_OPS = ("linear", "conv2d", "blinear")
+LAYER_OPS = ("linear", "conv2d", "blinear", "bconv2d")
+#: the binary layers (FORMAT.md 2.6)
+BINARY_OPS = ("blinear", "bconv2d")
 MAX_CONCAT_INPUTS = 16
 MAX_RANK = 4
 
@@ -155,23 +160,24 @@ class Graph:
 
     @property
     def layer_names(self) -> list[str]:
-        """Names of the weighted layers (linear, conv2d, blinear), in graph order."""
+        """Names of the weighted layers (linear, conv2d, blinear, bconv2d), in graph order."""
         return [n.name for n in self.nodes if n.op in LAYER_OPS]  # type: ignore[misc]
 
     @property
     def binary_layer_names(self) -> list[str]:
-        """Names of the binary layers (blinear), in graph order."""
-        return [n.name for n in self.nodes if n.op == "blinear"]  # type: ignore[misc]
+        """Names of the binary layers (blinear, bconv2d), in graph order."""
+        return [n.name for n in self.nodes if n.op in BINARY_OPS]  # type: ignore[misc]
 
     def is_binary(self, value: int) -> bool:
-        """Whether a value holds only +1 and -1 (a sign, a blinear with thresholds, or a flatten / reshape of
-        one): a binary layer reading it takes XNOR-popcount input (input 0) by default."""
+        """Whether a value holds only +1 and -1 (a sign, a blinear or bconv2d with thresholds, or a flatten,
+        reshape or max_pool2d of one): a binary layer reading it takes XNOR-popcount input (input 0) by
+        default."""
         v = self._check_value(value, "is_binary()")
         while v:
             n = self.nodes[v - 1]
-            if n.op == "sign" or (n.op == "blinear" and n.attrs["output"] == 1):
+            if n.op == "sign" or (n.op in BINARY_OPS and n.attrs["output"] == 1):
                 return True
-            if n.op not in ("flatten", "reshape"):
+            if n.op not in ("flatten", "reshape", "max_pool2d"):
                 return False
             v = n.inputs[0]
         return False
@@ -255,9 +261,24 @@ class Graph:
         nm = self._layer_name("conv2d", name, "conv")
         v, s, who = self._in(x, "conv2d", nm, rank=3)
         w, b = self._weights(who, weight, bias, 4)
-        c, h, wd = s
         o, cg, kh, kw = (int(d) for d in w.shape)
         g = _int(groups, "groups", who, 1)
+        c = s[0]
+        if c % g or o % g:
+            raise ValueError(f"{who}: groups={g} must divide the {c} input and {o} output channels")
+        if cg != c // g:
+            raise ValueError(f"{who}: weight {tuple(w.shape)} expects {cg * g} input channels (groups={g}), the "
+                             f"input has {c}")
+        attrs, oh, ow = self._conv_geometry(who, s, kh, kw, stride, padding, dilation)
+        attrs["groups"] = g
+        return self._add("conv2d", [v], attrs, (o, oh, ow), nm, weight=w, bias=b)
+
+    @staticmethod
+    def _conv_geometry(who: str, s: tuple[int, ...], kh: int, kw: int, stride: Any, padding: Any,
+                       dilation: Any) -> tuple[dict[str, Any], int, int]:
+        """conv2d's stride, padding (4 sides) and dilation attrs for a kh x kw kernel on a [C, H, W] input, and
+        the output's OH, OW."""
+        _, h, wd = s
         st = _pair(stride, "stride", who, 1)
         dl = _pair(dilation, "dilation", who, 1)
         if isinstance(padding, str):
@@ -270,18 +291,12 @@ class Graph:
                 raise ValueError(f"{who}: padding must be a number, a tuple, 'valid' or 'same', got {padding!r}")
         else:
             pad = _padding4(padding, who)
-        if c % g or o % g:
-            raise ValueError(f"{who}: groups={g} must divide the {c} input and {o} output channels")
-        if cg != c // g:
-            raise ValueError(f"{who}: weight {tuple(w.shape)} expects {cg * g} input channels (groups={g}), the "
-                             f"input has {c}")
         oh = conv_out(h, pad[0], pad[2], kh, st[0], dl[0])
         ow = conv_out(wd, pad[1], pad[3], kw, st[1], dl[1])
         if oh < 1 or ow < 1:
             raise ValueError(f"{who}: a {kh}x{kw} kernel (dilation {dl}) does not fit the {h}x{wd} input padded "
                              f"by {pad} (top, left, bottom, right)")
-        attrs = {"stride": st, "padding": pad, "dilation": dl, "groups": g}
-        return self._add("conv2d", [v], attrs, (o, oh, ow), nm, weight=w, bias=b)
+        return {"stride": st, "padding": pad, "dilation": dl}, oh, ow
 
     def blinear(self, x: int, signs: Any, alphas: Any = None, *, bias: Any = None, thresholds: Any = None,
                 input: int | None = None, name: str | None = None) -> int:
@@ -321,6 +336,50 @@ class Graph:
         w = (a[:, None] * sg.astype(np.float32)).astype(np.float32)
         return self._add("blinear", [v], {"input": int(mode), "output": out}, (rows,), nm, weight=w,
                          bias=second if out == 0 else None,
+                         meta={"signs": sg, "alphas": a, "thresholds": second if out == 1 else None})
+
+    def bconv2d(self, x: int, signs: Any, alphas: Any = None, *, bias: Any = None, thresholds: Any = None,
+                stride: Any = 1, padding: Any = 0, dilation: Any = 1, input: int | None = None,
+                name: str | None = None) -> int:
+        """A binary convolution (FORMAT.md 2.6, groups 1) of a [C, H, W] input: ``signs`` (O, C, kh, kw) of +1 /
+        -1, ``alphas`` (O,) finite >= 0 (default 1); stride, padding and dilation as :meth:`conv2d`'s.
+
+        ``input`` as :meth:`blinear`'s (0: the sign of x, XNOR-popcount; 1: x as it is). Each output position
+        sums over its window's taps inside the input (a tap in the zero padding contributes 0), so with
+        ``thresholds`` (O,), multiples of 1/2 in 0..K + 1 (K = C * kh * kw), the output is +1 where
+        ``dot + K >= 2 T`` (needs input 0); otherwise it is ``alphas * dot + bias`` (bias optional)."""
+        from .binarize import MAX_BINARY_COLS, check_alphas, check_signs, check_thresholds
+
+        nm = self._layer_name("bconv2d", name, "bconv")
+        v, s, who = self._in(x, "bconv2d", nm, rank=3)
+        sg = check_signs(signs, who, ndim=4)
+        rows, c, kh, kw = (int(d) for d in sg.shape)
+        k = c * kh * kw
+        if c != s[0]:
+            raise ValueError(f"{who}: signs {sg.shape} expect {c} input channels, the input has {s[0]} (a binary "
+                             "convolution has groups 1)")
+        if k > MAX_BINARY_COLS:
+            raise ValueError(f"{who}: {k} weights per output channel; a binary layer has at most {MAX_BINARY_COLS}")
+        attrs, oh, ow = self._conv_geometry(who, s, kh, kw, stride, padding, dilation)
+        a = np.ones(rows, np.float32) if alphas is None else check_alphas(alphas, rows, who)
+        mode = (0 if self.is_binary(v) else 1) if input is None else input
+        if isinstance(mode, bool) or mode not in (0, 1):
+            raise ValueError(f"{who}: input must be 0 (the sign of x: XNOR-popcount) or 1 (x as it is), got {input!r}")
+        if thresholds is not None and bias is not None:
+            raise ValueError(f"{who}: give thresholds (a +-1 output) or a bias (a real output), not both")
+        second = None
+        if thresholds is not None:
+            if mode != 0:
+                raise ValueError(f"{who}: thresholds (a +-1 output) need input 0 (binary inputs)")
+            second = check_thresholds(thresholds, rows, k, who, half=True)
+        elif bias is not None:
+            second = np.asarray(bias, np.float32)
+            if second.shape != (rows,) or not np.isfinite(second).all():
+                raise ValueError(f"{who}: bias must be {rows} finite numbers, got shape {second.shape}")
+        out = 1 if thresholds is not None else 0
+        w = (a[:, None, None, None] * sg.astype(np.float32)).astype(np.float32)
+        attrs.update(groups=1, input=int(mode), output=out)
+        return self._add("bconv2d", [v], attrs, (rows, oh, ow), nm, weight=w, bias=second if out == 0 else None,
                          meta={"signs": sg, "alphas": a, "thresholds": second if out == 1 else None})
 
     # -- elementwise ----------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ from .encode import (
     int8_matrix,
     nonzeros,
 )
-from .graph import OPS, WEIGHTED_OPS, Graph
+from .graph import BINARY_OPS, OPS, WEIGHTED_OPS, Graph
 from .prune import PerLayer, check_layer_names, magnitude_mask, per_layer
 from .quantize import (
     Int8Layer,
@@ -188,8 +188,8 @@ class CompressedModel:
             b = decode_tensor(self._tensors[t[1]]) if len(t) > 1 else None
             if self._tensors[t[0]]["encoding"] == "binary":
                 tw, a = self._tensors[t[0]], n.get("attrs") or {}
-                rows = int(tw["shape"][0])
-                signs = np.where(np.asarray(tw["bits"]).reshape(rows, -1) != 0, 1, -1).astype(np.int8)
+                bits = np.asarray(tw["bits"]).reshape([int(d) for d in tw["shape"]])
+                signs = np.where(bits != 0, 1, -1).astype(np.int8)
                 out.append(BinaryLayer(signs, np.asarray(tw["scales"], np.float32), b, int(a.get("input", 0)),
                                        int(a.get("output", 0))))
                 continue
@@ -387,7 +387,8 @@ def from_graph(
         if isinstance(setting, Mapping):
             named = [n for n in graph.binary_layer_names if setting.get(n) is not None]
             if named:
-                raise ValueError(f"layer '{named[0]}' is binary (blinear): {what} does not apply to it (a number for "
+                op = next(n.op for n in graph.nodes if n.name == named[0])
+                raise ValueError(f"layer '{named[0]}' is binary ({op}): {what} does not apply to it (a number for "
                                  "every layer leaves binary layers alone)")
     int8 = _int8_plan(graph, quantize, bits, sparsity, masks, calibration)
 
@@ -400,7 +401,7 @@ def from_graph(
         d: dict[str, Any] = {"op": node.op, "inputs": list(node.inputs), "tensors": []}
         if node.attrs:
             d["attrs"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in node.attrs.items()}
-        if node.op == "blinear":
+        if node.op in BINARY_OPS:
             report, wt, bt = _binary_layer(node)
             d["tensors"] = [len(tensors)] + ([len(tensors) + 1] if bt is not None else [])
             tensors.append(wt)
@@ -483,7 +484,7 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
             raise ValueError(f"static int8 needs calibration= inputs (layers {static})")
         x = check_calibration(calibration, graph.input_shape)
         nodes = [{"op": n.op, "inputs": n.inputs, "attrs": n.attrs} for n in graph.nodes]
-        weights = [_binary_reference(n) if n.op == "blinear" else None if n.op not in WEIGHTED_OPS else
+        weights = [_binary_reference(n) if n.op in BINARY_OPS else None if n.op not in WEIGHTED_OPS else
                    (np.where(keeps[n.name], n.weight, np.float32(0)).astype(np.float32), n.bias) for n in graph.nodes]
         values = reference.forward(nodes, weights, x, all_values=True)
         for node in graph.nodes:
@@ -563,10 +564,10 @@ def _binary_reference(node: Any) -> BinaryLayer:
 
 
 def _binary_layer(node: Any) -> tuple[LayerReport, TensorDict, TensorDict | None]:
-    """A blinear node's binary weight and its optional second tensor (bias or thresholds), dense f32."""
+    """A blinear or bconv2d node's binary weight and its optional second tensor (bias or thresholds), dense f32."""
     name = str(node.name)
     signs, alphas = node.meta["signs"], node.meta["alphas"]
-    rows, cols = (int(d) for d in signs.shape)
+    rows, cols = int(signs.shape[0]), int(signs[0].size)
     wt = binary_tensor(f"{name}.weight", signs, alphas)
     out = int(node.attrs["output"])
     second = node.meta["thresholds"] if out == 1 else node.bias
@@ -576,16 +577,21 @@ def _binary_layer(node: Any) -> tuple[LayerReport, TensorDict, TensorDict | None
     except _core.UnsupportedError:  # a runtime without binary layers: the size FORMAT.md 3.8 gives
         wbytes = binary_payload_bytes(rows, cols)
     how = ("binary inputs (XNOR-popcount)" if node.attrs["input"] == 0 else "real inputs (binary weights only)")
-    how += ", +-1 output by integer popcount thresholds" if out == 1 else ", real output (alphas * dot + bias)"
+    if out == 0:
+        how += ", real output (alphas * dot + bias)"
+    elif node.op == "bconv2d":
+        how += ", +-1 output by thresholds (dot + K >= 2 T; a tap in the zero padding contributes 0)"
+    else:
+        how += ", +-1 output by integer popcount thresholds"
     folded = node.meta.get("folded")
     if folded:
         how += f"; folded: {folded}"
     if node.meta.get("flipped"):
         how += f"; {node.meta['flipped']} rows' signs flipped"
-    report = LayerReport(name=name, encoding="binary", shape=(rows, cols), nonzeros=rows * cols, bits=1,
-                         file_bytes=wbytes + (encoded_bytes(bt) if bt is not None else 0),
+    report = LayerReport(name=name, encoding="binary", shape=tuple(int(d) for d in signs.shape), nonzeros=rows * cols,
+                         bits=1, file_bytes=wbytes + (encoded_bytes(bt) if bt is not None else 0),
                          dense_bytes=4 * (rows * cols + rows), candidate_bytes={"binary": wbytes},
-                         why=how, op="blinear")
+                         why=how, op=node.op)
     return report, wt, bt
 
 

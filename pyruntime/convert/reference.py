@@ -109,8 +109,9 @@ def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights | Any], x
     """Runs the graph on ``x`` (batch first) in float64; returns the last node's output (float64), or with
     ``all_values`` every value (the input first). An int8 layer (``weights[i]`` an
     :class:`~pyruntime.convert.quantize.Int8Layer`) computes as FORMAT.md 2.5 defines, in float32, and so do
-    sign and a binary layer (a :class:`~pyruntime.convert.binarize.BinaryLayer`) as 2.6 defines."""
-    from .binarize import BinaryLayer, blinear_forward, sign_values
+    sign and a binary layer (blinear or bconv2d, a :class:`~pyruntime.convert.binarize.BinaryLayer`) as 2.6
+    defines."""
+    from .binarize import BinaryLayer, bconv2d_forward, blinear_forward, sign_values
     from .quantize import Int8Layer, int8_conv2d, int8_linear
 
     values = [np.asarray(x, dtype=np.float64)]
@@ -124,6 +125,8 @@ def forward(nodes: Sequence[dict[str, Any]], weights: Sequence[Weights | Any], x
             y = int8_conv2d(v, wb, a).astype(np.float64)
         elif isinstance(wb, Int8Layer):
             y = int8_linear(v, wb.q, wb.scales, wb.bias, wb.params).astype(np.float64)
+        elif isinstance(wb, BinaryLayer) and op == "bconv2d":
+            y = bconv2d_forward(v, wb, a).astype(np.float64)
         elif isinstance(wb, BinaryLayer):
             y = blinear_forward(v, wb).astype(np.float64)
         elif op == "sign":

@@ -30,6 +30,9 @@ everything else raises ``pyruntime.UnsupportedError`` naming the op and the modu
               (``binary=``): a bias, batch norm, hardtanh and scalar affine between it and a sign fold into
               integer popcount thresholds (pyruntime.convert.binarize); a BatchNorm1d after one whose output
               stays real folds into its alphas and bias
+  bconv2d     pyruntime.convert.BinaryConv2d, and nn.Conv2d / F.conv2d (groups 1) whose weight is +-alpha per
+              output channel: as blinear, with BatchNorm2d, the thresholds taken over every dot a window can
+              reach (a tap in the zero padding contributes 0); a grouped conv asked to be binary is refused
 
 In-place ops (``x.relu_()``, ``inplace=True``, ``x.add_(y)``, ...) are followed as torch runs them:
 ops after one that read its input read the overwritten value.
@@ -50,16 +53,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
-from .binarize import (
-    candidate_dots,
-    fold_batchnorm_output,
-    fold_thresholds,
-    is_binary_weight,
-    sign_params,
-    split_binary,
-)
 from .graph import Graph
+from .torch_binary import _BAD_SIGNS, PerLayerBinary, _BinaryCapture, _Pending, bad_sign, check_binary_option
+from .torch_nodes import _args, _node_label, _qualname, _shape, _unsupported, _where
 
 try:
     import torch
@@ -72,8 +68,6 @@ except ImportError:  # pragma: no cover - exercised only without torch
 
 # call_function targets, by kind (filled when torch is importable)
 _FNS: dict[Any, str] = {}
-_BAD_SIGNS: tuple[Any, ...] = ()
-_COMPARE_NAME: dict[Any, str] = {}
 # parameter names of the functions and Tensor methods whose arguments are read (self / input first)
 _PARAMS: dict[Any, tuple[str, ...]] = {}
 if torch is not None:
@@ -116,11 +110,7 @@ if torch is not None:
     for _f, _k in _FNS.items():
         if _k == "cat":
             _PARAMS[_f] = ("tensors", "dim")
-    _BAD_SIGNS = (torch.sign, torch.sgn)
-    _COMPARE_NAME = {operator.ge: "ge", operator.gt: "gt", operator.le: "le", operator.lt: "lt", torch.ge: "ge",
-                     torch.gt: "gt", torch.le: "le", torch.lt: "lt", torch.greater_equal: "ge", torch.greater: "gt",
-                     torch.less_equal: "le", torch.less: "lt"}
-    from .binary_modules import BinaryLinear, SignSTE
+    from .binary_modules import BinaryConv2d, BinaryLinear, SignSTE
 _METHODS = {"relu": "relu", "relu_": "relu", "clamp": "clamp", "clamp_": "clamp", "clip": "clamp", "clip_": "clamp",
             "clamp_min": "clamp", "clamp_min_": "clamp", "clamp_max": "clamp", "clamp_max_": "clamp",
             "view": "reshape", "reshape": "reshape", "flatten": "reshape", "softmax": "softmax",
@@ -135,7 +125,7 @@ _IDENTITY_MODULES = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d
                      "FeatureAlphaDropout")
 _AUX_FNS = (getattr, operator.getitem, operator.mul, operator.floordiv, operator.sub, operator.add)
 _SUPPORTED_MODULES = ("Linear (also torch.ao dynamic-quantized qint8), Conv2d, BatchNorm2d after Conv2d, BatchNorm1d "
-                      "after Linear, pyruntime.convert.BinaryLinear and SignSTE, ReLU, ReLU6, Hardtanh, "
+                      "after Linear, pyruntime.convert.BinaryLinear, BinaryConv2d and SignSTE, ReLU, ReLU6, Hardtanh, "
                       "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Unflatten, Softmax, Dropout, Identity")
 
 
@@ -155,50 +145,6 @@ class Capture:
 def _require_torch() -> None:
     if torch is None:
         raise ImportError("pyruntime.convert.from_torch needs PyTorch (pip install torch)")
-
-
-def _unsupported(msg: str) -> Exception:
-    return _core.UnsupportedError(msg)
-
-
-def _qualname(target: Any) -> str:
-    try:
-        name = torch.fx.node._get_qualified_name(target)
-    except Exception:  # noqa: BLE001 - best effort for a message
-        return getattr(target, "__name__", repr(target))
-    return name[1:] if name.startswith("_operator.") else name
-
-
-def _where(node: Any, root: Any) -> str:
-    """Module path of the code that created ``node`` (the root module's class if at top level)."""
-    if node.op == "call_module":
-        return f"module '{node.target}'"
-    stack = node.meta.get("nn_module_stack")
-    if stack:
-        path, entry = list(stack.items())[-1]
-        cls = entry[1] if isinstance(entry, tuple) and len(entry) > 1 else None
-        return f"module '{path}'" + (f" ({getattr(cls, '__name__', cls)})" if cls is not None else "")
-    return f"the forward of {type(root).__name__} (root module)"
-
-
-def _shape(node: Any) -> tuple[int, ...] | None:
-    tm = node.meta.get("tensor_meta") if isinstance(node, torch.fx.Node) else None
-    return tuple(int(s) for s in tm.shape) if tm is not None and hasattr(tm, "shape") else None
-
-
-def _node_label(node: Any) -> str:
-    if node.op == "call_module":
-        return node.target
-    if node.op == "call_method":
-        return f"Tensor.{node.target}"
-    return _qualname(node.target)
-
-
-def _args(node: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """The node's arguments by parameter name (positional ones mapped onto ``names``)."""
-    out = dict(zip(names, node.args, strict=False))
-    out.update(node.kwargs)
-    return out
 
 
 def _module_weights(mod: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -230,7 +176,7 @@ def _kind(node: Any, gm: Any, root: Any) -> str:
         return _module_kind(node, gm.get_submodule(node.target))
     if op == "call_method":
         if node.target in ("sign", "sign_", "sgn", "sgn_"):
-            raise _bad_sign(node, root)
+            raise bad_sign(node, root)
         kind = _METHODS.get(node.target)
         if kind is None:
             raise _unsupported(f"unsupported op 'Tensor.{node.target}' in {_where(node, root)}")
@@ -238,19 +184,13 @@ def _kind(node: Any, gm: Any, root: Any) -> str:
     if op == "call_function":
         fn = node.target
         if fn in _BAD_SIGNS:
-            raise _bad_sign(node, root)
+            raise bad_sign(node, root)
         if fn in _FNS:
             return _FNS[fn]
         if fn in _AUX_FNS:
             return "aux"
         raise _unsupported(f"unsupported op '{_qualname(fn)}' in {_where(node, root)}")
     raise _unsupported(f"unsupported fx node kind '{op}' ({node.target}) in {_where(node, root)}")
-
-
-def _bad_sign(node: Any, root: Any) -> Exception:
-    return _unsupported(f"'{_node_label(node)}' (node '{node.name}') in {_where(node, root)}: torch.sign(0) is 0, which "
-                        "a binary network cannot hold (the runtime's sign is +1 at zero); use "
-                        "pyruntime.convert.SignSTE or torch.where(x >= 0, 1.0, -1.0)")
 
 
 def _is_dynamic_int8_linear(mod: Any) -> bool:
@@ -296,7 +236,8 @@ def _module_kind(node: Any, mod: Any) -> str:
         return "sign"
     if _is_dynamic_int8_linear(mod):
         return "linear"
-    if isinstance(mod, nn.Conv2d) and cls.forward is nn.Conv2d.forward:
+    if isinstance(mod, nn.Conv2d) and (cls.forward is nn.Conv2d.forward or
+                                       (isinstance(mod, BinaryConv2d) and cls.forward is BinaryConv2d.forward)):
         if mod.padding_mode != "zeros":
             raise _unsupported(f"conv module '{node.target}' has padding_mode '{mod.padding_mode}'; only zero "
                                "padding is supported")
@@ -318,34 +259,26 @@ def _module_kind(node: Any, mod: Any) -> str:
 
 # -- capture ----------------------------------------------------------------------------------------------
 def _trace(module: Any) -> Any:
-    """torch.fx.symbolic_trace, with pyruntime's SignSTE and BinaryLinear kept as leaf modules."""
+    """torch.fx.symbolic_trace, with pyruntime's SignSTE, BinaryLinear and BinaryConv2d kept as leaf modules."""
 
     class Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
-            return isinstance(m, (SignSTE, BinaryLinear)) or super().is_leaf_module(m, qualname)
+            return isinstance(m, (SignSTE, BinaryLinear, BinaryConv2d)) or super().is_leaf_module(m, qualname)
 
     tracer = Tracer()
     graph = tracer.trace(module)
     return torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
 
 
-#: ``binary=`` of from_torch: None (automatic), a bool for every linear layer, or per layer name
-PerLayerBinary = None | bool | Mapping[str, bool | None]
-
-
 def capture(module: Any, example_input: Any, binary: PerLayerBinary = None) -> Capture:
     """Traces ``module`` into a :class:`Capture` (graph, masks, folded batch norms) for
-    :func:`pyruntime.convert.from_graph`. ``binary``: which linear layers become binary (blinear) layers:
-    None (default) BinaryLinear modules and those whose weight is +-alpha per row (2 or more inputs);
-    True every linear layer (refused, by name, where a weight is not binary); False none; a mapping layer
-    name -> True (must be binary) / False (stays float) / None (automatic)."""
+    :func:`pyruntime.convert.from_graph`. ``binary``: which linear and conv layers become binary (blinear,
+    bconv2d) layers: None (default) BinaryLinear and BinaryConv2d modules and those whose weight is +-alpha
+    per row / output channel (2 or more inputs; convs of groups 1); True every linear and conv layer
+    (refused, by name, where a weight is not binary or a conv is grouped); False none; a mapping layer name
+    -> True (must be binary) / False (stays float) / None (automatic)."""
     _require_torch()
-    if binary is not None and not isinstance(binary, (bool, Mapping)):
-        raise TypeError(f"binary must be None, a bool or a mapping layer name -> bool, got {type(binary).__name__}")
-    if isinstance(binary, Mapping):
-        for k, val in binary.items():
-            if val is not None and not isinstance(val, bool):
-                raise TypeError(f"binary for layer '{k}' must be True, False or None, got {val!r}")
+    check_binary_option(binary)
     if not isinstance(module, nn.Module):
         raise TypeError(f"from_torch expects a torch.nn.Module, got {type(module).__name__}")
     x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(np.asarray(example_input))
@@ -384,28 +317,12 @@ def capture(module: Any, example_input: Any, binary: PerLayerBinary = None) -> C
         unknown = [k for k in binary if k not in names]
         if unknown:
             raise ValueError(f"binary names unknown layers {unknown}; the layers are {names}")
-        convs = [k for k in binary if binary[k] and cap.graph.nodes[_node_index(cap.graph, k)].op == "conv2d"]
-        if convs:
-            raise _unsupported(f"layer '{convs[0]}' is a conv2d: only linear layers can be binary")
     return cap
 
 
-def _node_index(g: Graph, name: str) -> int:
-    return next(i for i, n in enumerate(g.nodes) if n.name == name)
-
-
-@dataclass
-class _Pending:
-    """A scalar affine of an activation (``chain``: ("mul", a) / ("add", b), in order), perhaps compared with a
-    constant (``compare``: (op, c)): held until a sign reads it (the sign op's scale and shift)."""
-
-    base: int
-    chain: list[tuple[str, float]]
-    compare: tuple[str, float] | None = None
-
-
-class _Builder:
-    """Walks the traced graph in order, emitting Graph ops (one method per kind)."""
+class _Builder(_BinaryCapture):
+    """Walks the traced graph in order, emitting Graph ops (one method per kind; signs and binary layers in
+    :class:`~pyruntime.convert.torch_binary._BinaryCapture`)."""
 
     def __init__(self, gm: Any, root: Any, input_shape: list[int], batch: int, binary: PerLayerBinary = None) -> None:
         self.gm, self.root, self.batch, self.binary = gm, root, batch, binary
@@ -421,6 +338,9 @@ class _Builder:
 
     def where(self, node: Any) -> str:
         return _where(node, self.root)
+
+    def _kind_of(self, node: Any) -> str:
+        return _kind(node, self.gm, self.root)
 
     def src(self, node: Any, arg: Any = None) -> int:
         """The value an op reads (its first argument unless ``arg`` is given)."""
@@ -570,287 +490,16 @@ class _Builder:
         mod = self.gm.get_submodule(node.target) if node.op == "call_module" else None
         binary = self._binary_weight(node, name, mod, w, mask)
         if binary is not None:
-            return self._blinear(node, x, name, binary[0], binary[1], b, mod)
-        if isinstance(mod, BinaryLinear):  # kept as a float layer: its effective weight, alpha * sign(W)
-            with torch.no_grad():
-                sw, alpha = mod.binary_weight()
-                w = (sw if alpha is None else sw * alpha[:, None]).cpu().float().numpy().astype(np.float32)
+            return self._binary_layer(node, x, name, binary[0], binary[1], b, mod)
+        w = self._float_weight(mod, w)  # a BinaryLinear kept as a float layer: alpha * sign(W)
         w, b = self._fold(node, "linear", w, b, name)
         if mask is not None:
             self.cap.masks[name] = mask
         return self.g.linear(x, w, b, name=name)
 
-    # -- binary layers --------------------------------------------------------------------------------
-    def _binary_weight(self, node: Any, name: str, mod: Any, w: np.ndarray,
-                       mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """(signs, alphas) when this linear layer becomes a binary one (``binary=``), else None."""
-        setting = self.binary.get(name) if isinstance(self.binary, Mapping) else self.binary
-        if setting is False:
-            return None
-        who = f"layer '{name}' ({self.where(node)})"
-        if isinstance(mod, BinaryLinear):
-            with torch.no_grad():
-                wt = mod.weight.detach()
-                signs = np.where(wt.cpu().float().numpy() >= 0, 1, -1).astype(np.int8)
-                alphas = (wt.abs().mean(dim=1).cpu().float().numpy().astype(np.float32) if mod.scale
-                          else np.ones(wt.shape[0], np.float32))
-            if not (np.isfinite(alphas).all() and (alphas >= 0).all()):
-                raise ValueError(f"{who}: its alphas (mean |W| per row) are not finite")
-            return signs, alphas
-        if setting is True:
-            if mask is not None and not np.asarray(mask).all():
-                raise ValueError(f"{who}: a pruned layer (torch.nn.utils.prune mask) cannot be binary")
-            return split_binary(w, who)
-        if mask is None and w.ndim == 2 and w.shape[1] >= 2 and is_binary_weight(w):
-            return split_binary(w, who)
-        return None
-
-    def _blinear(self, node: Any, x: int, name: str, signs: np.ndarray, alphas: np.ndarray, bias: np.ndarray | None,
-                 mod: Any) -> int:
-        """A binary layer: its sign folded into thresholds when it reads binary values and a sign follows
-        (through batch norm, hardtanh, scalar affines); else a real output, a BatchNorm1d after it folded
-        into its alphas and bias."""
-        who = f"layer '{name}' ({self.where(node)})"
-        mode = 0 if self.g.is_binary(x) else 1
-        chain = self._sign_chain(node) if mode == 0 else None
-        folded: list[str] = []
-        if chain is not None:
-            th = self._thresholds(node, chain, signs, alphas, bias, mod, who)
-            signs = np.where(th.flip[:, None], -signs, signs).astype(np.int8)
-            v = self.g.blinear(x, signs, alphas, thresholds=th.T, input=0, name=name)
-            for n in chain:
-                self.consumed[n] = v
-            folded, flipped = ["bias"] * (bias is not None) + [_node_label(n) for n in chain], th.flipped
-        else:
-            flipped = 0
-            users = list(node.users)
-            bn_node = users[0] if len(users) == 1 and users[0].op == "call_module" else None
-            bn = self.gm.get_submodule(bn_node.target) if bn_node is not None else None
-            if type(bn) is nn.BatchNorm1d and bn.track_running_stats and bn.running_mean is not None:
-                def arr(t: Any) -> np.ndarray | None:
-                    return None if t is None else t.detach().double().cpu().numpy()
-
-                alphas, bias, flip = fold_batchnorm_output(alphas, bias, arr(bn.running_mean), arr(bn.running_var),
-                                                           arr(bn.weight), arr(bn.bias), float(bn.eps))
-                signs = np.where(flip[:, None], -signs, signs).astype(np.int8)
-                self.folded_bn.add(bn_node)
-                folded, flipped = [str(bn_node.target)], int(flip.sum())
-            v = self.g.blinear(x, signs, alphas, bias=bias, input=mode, name=name)
-        meta = self.g.nodes[v - 1].meta
-        meta["folded"], meta["flipped"] = ", ".join(folded), flipped
-        out = self.g.nodes[v - 1].attrs["output"]
-        self.cap.binary[name] = {"input": mode, "output": out, "folded": folded, "flipped_rows": flipped}
-        return v
-
-    def _sign_chain(self, node: Any) -> list[Any] | None:
-        """The ops from this layer's output to a sign, each the only reader of the one before (batch norm,
-        hardtanh / clamp / relu, identities, scalar affines, then SignSTE or a comparison and torch.where),
-        or None when the output does not reach a sign that way."""
-        chain: list[Any] = []
-        cur = node
-        while True:
-            users = list(cur.users)
-            if len(users) != 1:
-                return None
-            u = users[0]
-            try:
-                kind = _kind(u, self.gm, self.root)
-            except Exception:  # noqa: BLE001 - not a chain op; the walk reports it
-                return None
-            first = u.args[0] if u.args else None
-            if kind == "sign" and u.op == "call_module" and first is cur:
-                return [*chain, u]
-            if kind == "batchnorm":
-                if type(self.gm.get_submodule(u.target)) is not nn.BatchNorm1d or first is not cur:
-                    return None
-            elif kind in ("clamp", "relu", "identity"):
-                if first is not cur:
-                    return None
-            elif kind in ("aux", "add", "affine"):
-                if self._scalar_affine(u, lambda a, c=cur: a is c) is None:
-                    return None
-            elif kind == "compare":
-                if self._comparison(u, lambda a, c=cur: a is c) is None:
-                    return None
-                w = list(u.users)
-                if len(w) != 1 or w[0].op != "call_function" or _FNS.get(w[0].target) != "sign" or \
-                        _args(w[0], ("condition", "input", "other")).get("condition") is not u or \
-                        self._where_polarity(w[0]) is None:
-                    return None
-                return [*chain, u, w[0]]
-            else:
-                return None
-            chain.append(u)
-            cur = u
-
-    def _thresholds(self, node: Any, chain: list[Any], signs: np.ndarray, alphas: np.ndarray,
-                    bias: np.ndarray | None, mod: Any, who: str) -> Any:
-        """Evaluates the layer's output at every candidate dot (-K..K step 2) with torch's own operations,
-        runs the chain on it, and folds the sign's outcome into thresholds (binarize.fold_thresholds)."""
-        rows, k = signs.shape
-        dots = candidate_dots(k).astype(np.float32)
-        pos = np.empty((k + 1, rows), dtype=bool)
-        step = max(1, (1 << 22) // rows)
-        flags = [(m, m.training) for m in self.gm.modules()]
-        self.gm.eval()
-        try:
-            with torch.no_grad():
-                a = torch.from_numpy(alphas)
-                b = None if bias is None else torch.from_numpy(bias)
-                for i0 in range(0, k + 1, step):
-                    d = torch.from_numpy(dots[i0:i0 + step])[:, None].expand(-1, rows).contiguous()
-                    if isinstance(mod, BinaryLinear):
-                        y = mod.output_from_dot(d)
-                    else:
-                        y = d if bool((a == 1).all()) else d * a
-                        y = y if b is None else y + b
-                    out = self._eval_chain(node, chain, y, who)
-                    pos[i0:i0 + step] = (out > 0).cpu().numpy()
-        finally:
-            for m, t in flags:
-                m.training = t
-        return fold_thresholds(pos, who)
-
-    def _eval_chain(self, start: Any, chain: list[Any], y: Any, who: str) -> Any:
-        env = {start: y}
-
-        def look(a: Any) -> Any:
-            if a in env:
-                return env[a]
-            if a.op == "get_attr":
-                return self._attr(a.target)
-            raise _unsupported(f"{who}: '{_node_label(a)}' between the layer and its sign reads another activation")
-
-        for n in chain:
-            args = torch.fx.node.map_arg(n.args, look)
-            kwargs = torch.fx.node.map_arg(n.kwargs, look)
-            if n.op == "call_module":
-                env[n] = self.gm.get_submodule(n.target)(*args, **kwargs)
-            elif n.op == "call_method":
-                env[n] = getattr(args[0], n.target)(*args[1:], **kwargs)
-            else:
-                env[n] = n.target(*args, **kwargs)
-        return env[chain[-1]]
-
-    def _attr(self, target: str) -> Any:
-        obj: Any = self.gm
-        for part in target.split("."):
-            obj = getattr(obj, part)
-        return obj
-
-    def _const(self, v: Any) -> float | None:
-        """A number or a one-element constant tensor as float32 (what torch computes with), else None."""
-        if isinstance(v, bool):
-            return None
-        if isinstance(v, (int, float)):
-            return float(np.float32(v))
-        if isinstance(v, torch.fx.Node) and v.op == "get_attr":
-            t = self._attr(v.target)
-            if isinstance(t, torch.Tensor) and t.numel() == 1 and t.dtype != torch.bool:
-                return float(np.float32(t.item()))
-        return None
-
-    def _is_act(self, a: Any) -> bool:
-        """An activation, or a pending scalar affine of one (not a comparison)."""
-        return isinstance(a, torch.fx.Node) and (a in self.value_of or (a in self.pending and
-                                                                         self.pending[a].compare is None))
-
-    def _scalar_affine(self, node: Any, is_act: Any = None) -> tuple[Any, list[tuple[str, float]]] | None:
-        """(the activation, the steps) of ``x * a``, ``a * x``, ``x + b``, ``x - b``, ``b - x``, ``-x`` with
-        constant a, b; None for anything else."""
-        is_act = is_act or self._is_act
-        if node.op == "call_function":
-            name = {operator.mul: "mul", torch.mul: "mul", torch.multiply: "mul", operator.sub: "sub",
-                    torch.sub: "sub", torch.subtract: "sub", operator.add: "add", torch.add: "add",
-                    operator.neg: "neg", torch.neg: "neg"}.get(node.target)
-        elif node.op == "call_method":
-            name = {"mul": "mul", "multiply": "mul", "sub": "sub", "subtract": "sub", "add": "add",
-                    "neg": "neg"}.get(node.target)
-        else:
-            name = None
-        if name is None or node.kwargs.get("alpha", 1) != 1 or set(node.kwargs) - {"alpha", "other"}:
-            return None
-        args = list(node.args) + ([node.kwargs["other"]] if "other" in node.kwargs else [])
-        if name == "neg":
-            return (args[0], [("mul", -1.0)]) if len(args) == 1 and is_act(args[0]) else None
-        if len(args) != 2:
-            return None
-        x, c = args
-        if is_act(x) and (k := self._const(c)) is not None:
-            return x, {"mul": [("mul", k)], "add": [("add", k)], "sub": [("add", -k)]}[name]
-        c, x = args
-        if is_act(x) and (k := self._const(c)) is not None:
-            return x, {"mul": [("mul", k)], "add": [("add", k)], "sub": [("mul", -1.0), ("add", k)]}[name]
-        return None
-
-    def _comparison(self, node: Any, is_act: Any = None) -> tuple[Any, str, float] | None:
-        """(the activation, ge|gt|le|lt, the constant) of a comparison of an activation with a constant."""
-        is_act = is_act or self._is_act
-        if node.op == "call_function":
-            name = _COMPARE_NAME.get(node.target)
-        else:
-            name = {"ge": "ge", "greater_equal": "ge", "gt": "gt", "greater": "gt", "le": "le", "less_equal": "le",
-                    "lt": "lt", "less": "lt"}.get(node.target)
-        args = list(node.args) + ([node.kwargs["other"]] if "other" in node.kwargs else [])
-        if name is None or len(args) != 2:
-            return None
-        if is_act(args[0]) and (c := self._const(args[1])) is not None:
-            return args[0], name, c
-        if is_act(args[1]) and (c := self._const(args[0])) is not None:  # c >= x is x <= c
-            return args[1], {"ge": "le", "gt": "lt", "le": "ge", "lt": "gt"}[name], c
-        return None
-
-    def _where_polarity(self, node: Any) -> bool | None:
-        """True for torch.where(cond, 1, -1), False for (cond, -1, 1), None for anything else."""
-        a = _args(node, ("condition", "input", "other"))
-        hi, lo = self._const(a.get("input")), self._const(a.get("other"))
-        return True if (hi, lo) == (1.0, -1.0) else False if (hi, lo) == (-1.0, 1.0) else None
-
-    def _pending_of(self, x: Any, steps: list[tuple[str, float]], compare: tuple[str, float] | None = None) -> _Pending:
-        if x in self.pending:
-            p = self.pending[x]
-            return _Pending(p.base, p.chain + steps, compare)
-        return _Pending(self.value_of[x], list(steps), compare)
-
-    def _affine(self, node: Any) -> _Pending:
-        r = self._scalar_affine(node)
-        if r is None:
-            raise _unsupported(f"unsupported op '{_node_label(node)}' in {self.where(node)}: only a scalar affine of one "
-                               "activation (x * a, x + b, x - b with constants a, b) before a sign is supported")
-        return self._pending_of(*r)
-
-    def _compare(self, node: Any) -> _Pending:
-        r = self._comparison(node)
-        if r is None:
-            raise _unsupported(f"unsupported op '{_node_label(node)}' in {self.where(node)}: only the comparison of an "
-                               "activation with a constant, as the condition of a sign (torch.where(x >= 0, 1.0, "
-                               "-1.0)), is supported")
-        x, op, c = r
-        return self._pending_of(x, [], (op, c))
-
-    def _sign(self, node: Any) -> int:
-        who = f"sign '{_node_label(node)}' (node '{node.name}') in {self.where(node)}"
-        if node.op == "call_module":
-            x = node.args[0] if node.args else None
-            if not self._is_act(x):
-                self.src(node)  # raises, naming what it reads
-            p, positive = self._pending_of(x, [], ("ge", 0.0)), True
-        else:
-            positive = self._where_polarity(node)
-            cond = _args(node, ("condition", "input", "other")).get("condition")
-            if positive is None:
-                raise _unsupported(f"'{_node_label(node)}' (node '{node.name}') in {self.where(node)}: only the sign "
-                                   "form of torch.where is supported, torch.where(x >= c, 1, -1) or (x < c, -1, 1) "
-                                   "with constants")
-            p = self.pending.get(cond) if isinstance(cond, torch.fx.Node) else None
-            if p is None or p.compare is None:
-                raise _unsupported(f"{who}: its condition must be a comparison of an activation with a constant "
-                                   "(torch.where(x >= 0, 1.0, -1.0))")
-        scale, shift = sign_params(p.chain, p.compare[0], p.compare[1], positive, who)  # type: ignore[index]
-        return self.g.sign(p.base, scale, shift)
-
     def _conv(self, node: Any) -> int:
         x = self.src(node)
+        mod = None
         if node.op == "call_module":
             mod = self.gm.get_submodule(node.target)
             name = str(node.target)
@@ -868,12 +517,17 @@ class _Builder:
             raise _unsupported(f"conv2d {self.where(node)} applied to a {ins} input: only (batch, C, H, W) inputs "
                                "are supported")
         name = self._layer_name(node, name)
+        geometry = {"stride": _ints(stride), "padding": padding if isinstance(padding, str) else _ints(padding),
+                    "dilation": _ints(dilation)}
+        binary = self._binary_weight(node, name, mod, w, mask, int(groups))
+        if binary is not None:
+            return self._binary_layer(node, x, name, binary[0], binary[1], b, mod, geometry)
+        w = self._float_weight(mod, w)  # a BinaryConv2d kept as a float layer: alpha * sign(W)
         w, b = self._fold(node, "conv", w, b, name)
         if mask is not None:
             self.cap.masks[name] = mask
         try:
-            return self.g.conv2d(x, w, b, stride=_ints(stride), padding=padding if isinstance(padding, str)
-                                 else _ints(padding), dilation=_ints(dilation), groups=int(groups), name=name)
+            return self.g.conv2d(x, w, b, groups=int(groups), name=name, **geometry)
         except (TypeError, ValueError) as e:
             raise _unsupported(f"conv2d {self.where(node)}: {e}") from e
 
