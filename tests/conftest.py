@@ -255,6 +255,22 @@ def random_input(rng: np.random.Generator, model: dict, batch: int) -> np.ndarra
     return rng.standard_normal((batch, *model["input_shape"])).astype(np.float32)
 
 
+def assert_runtime_equals(data: bytes, x: np.ndarray, want: np.ndarray) -> None:
+    """The model's outputs equal ``want`` bit for bit on every supported ISA level, at 1 and 2 threads."""
+    import pyruntime
+    from pyruntime import _core
+
+    previous = _core.active_isa()
+    try:
+        for isa in _core.supported_isas():
+            _core.set_isa(isa)
+            for threads in (1, 2):
+                np.testing.assert_array_equal(pyruntime.load(data, threads=threads).run(x), want,
+                                              err_msg=f"{isa}, {threads} threads")
+    finally:
+        _core.set_isa(previous)
+
+
 helpers_namespace = types.SimpleNamespace(
     ENCODINGS=ENCODINGS,
     dense=dense,
@@ -268,6 +284,7 @@ helpers_namespace = types.SimpleNamespace(
     mlp=mlp,
     forward=forward,
     random_input=random_input,
+    assert_runtime_equals=assert_runtime_equals,
 )
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import pyruntime
-from pyruntime import _core
 from pyruntime.convert import Graph, from_binary_layers, from_graph
 from pyruntime.convert.binarize import binary_dot, fold_thresholds, sign_params, split_binary
 
@@ -22,20 +21,6 @@ torch = pytest.importorskip("torch")
 from torch import nn
 
 from pyruntime.convert import BinaryLinear, SignSTE, from_torch
-
-
-def runtime_equals(cm, x: np.ndarray, want: np.ndarray) -> None:
-    """The runtime's outputs equal ``want`` bit for bit on every supported ISA level, at 1 and 2 threads."""
-    data = cm.to_bytes()
-    previous = _core.active_isa()
-    try:
-        for isa in _core.supported_isas():
-            _core.set_isa(isa)
-            for threads in (1, 2):
-                np.testing.assert_array_equal(pyruntime.load(data, threads=threads).run(x), want,
-                                              err_msg=f"{isa}, {threads} threads")
-    finally:
-        _core.set_isa(previous)
 
 
 def values_of(cm, x: np.ndarray) -> list[np.ndarray]:
@@ -130,7 +115,7 @@ def test_binary_linear_forward_and_gradient(scale):
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("scale", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_folded_thresholds_match_torch_bit_for_bit(seed, scale, bias):
+def test_folded_thresholds_match_torch_bit_for_bit(seed, scale, bias, helpers):
     net = make_bnn(seed, scale=scale, bias=bias, where_sign=seed == 1)
     gen = torch.Generator().manual_seed(100 + seed)
     x = torch.randn(4000, 77, generator=gen)
@@ -151,10 +136,10 @@ def test_folded_thresholds_match_torch_bit_for_bit(seed, scale, bias):
     got = cm.run_numpy(x.numpy())
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     assert (got.argmax(1) == want.argmax(1)).all()
-    runtime_equals(cm, x.numpy(), got)
+    helpers.assert_runtime_equals(cm.to_bytes(), x.numpy(), got)
 
 
-def test_thresholds_exact_at_the_boundary():
+def test_thresholds_exact_at_the_boundary(helpers):
     """A batch norm whose mean sits exactly on a reachable dot makes the pre-sign value exactly 0 there: the sign
     is +1 (x >= 0), one dot lower -1; odd and even K, a mean that no dot reaches, constant rows (gamma 0)."""
     for k in (1, 2, 63, 64, 65, 129):
@@ -180,7 +165,7 @@ def test_thresholds_exact_at_the_boundary():
             want = net(x).numpy()
         got = cm.run_numpy(x.numpy())
         np.testing.assert_array_equal(got, want, err_msg=f"K={k}")
-        runtime_equals(cm, x.numpy(), want)
+        helpers.assert_runtime_equals(cm.to_bytes(), x.numpy(), want)
 
 
 def test_fold_thresholds_rising_falling_constant_and_refused():
@@ -360,7 +345,7 @@ def test_non_binary_weight_requested_binary_is_refused_by_name():
         split_binary(np.array([[1, -1], [1, 2], [0, 1], [3, 1]], np.float32), "layer 'w'")
 
 
-def test_graph_blinear_checks():
+def test_graph_blinear_checks(helpers):
     g = Graph((10,))
     s = np.ones((4, 10))
     with pytest.raises(ValueError, match=r"layer 'b'.*signs must be \+1 or -1, got 0.0 at \[0, 0\]"):
@@ -380,7 +365,7 @@ def test_graph_blinear_checks():
     p = (x >= 0).sum(1)
     want = np.where(p[:, None] >= np.array([0, 11, 5, 6]), 1.0, -1.0).astype(np.float32)
     np.testing.assert_array_equal(cm.run_numpy(x), want)
-    runtime_equals(cm, x, want)
+    helpers.assert_runtime_equals(cm.to_bytes(), x, want)
 
 
 # ---- FINN-style import --------------------------------------------------------------------------------

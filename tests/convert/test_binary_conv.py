@@ -20,20 +20,6 @@ from torch import nn
 from pyruntime.convert import BinaryConv2d, BinaryLinear, SignSTE, from_torch
 
 
-def runtime_equals(cm, x: np.ndarray, want: np.ndarray) -> None:
-    """The runtime's outputs equal ``want`` bit for bit on every supported ISA level, at 1 and 2 threads."""
-    data = cm.to_bytes()
-    previous = _core.active_isa()
-    try:
-        for isa in _core.supported_isas():
-            _core.set_isa(isa)
-            for threads in (1, 2):
-                np.testing.assert_array_equal(pyruntime.load(data, threads=threads).run(x), want,
-                                              err_msg=f"{isa}, {threads} threads")
-    finally:
-        _core.set_isa(previous)
-
-
 def runtime_close(cm, x: np.ndarray, want: np.ndarray, tol: float) -> None:
     """The runtime's outputs are within ``tol`` of ``want`` on every supported ISA level, at 1 and 2 threads (a net
     with float layers, whose sums are not bit-identical across levels)."""
@@ -107,7 +93,7 @@ def make_bcnn(seed: int, **kw) -> BCNN:
 
 
 @pytest.mark.parametrize("seed, scale, bias", [(0, False, True), (1, True, True), (2, True, False)])
-def test_binary_cnn_matches_torch_bit_for_bit(seed, scale, bias):
+def test_binary_cnn_matches_torch_bit_for_bit(seed, scale, bias, helpers):
     net = make_bcnn(seed, scale=scale, bias=bias, where_sign=seed == 1)
     x = images(100 + seed, 600)
     cm = from_torch(net, x[:1])
@@ -136,7 +122,7 @@ def test_binary_cnn_matches_torch_bit_for_bit(seed, scale, bias):
     got = vals[-1]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     assert (got.argmax(1) == want.argmax(1)).all()
-    runtime_equals(cm, x.numpy(), got)
+    helpers.assert_runtime_equals(cm.to_bytes(), x.numpy(), got)
     if seed == 1:  # binary= keyed by a conv's path: c1 stays float (alpha * sign(W), its batch norm folded)
         f = from_torch(net, x[:1], binary={"c1": False})
         assert [n["op"] for n in f.to_dict()["nodes"]][:4] == ["sign", "conv2d", "sign", "bconv2d"]
@@ -166,7 +152,7 @@ def boundary_net(c: int, kernel, stride, padding, dilation, means, gammas, betas
     (2, 4, 1, "same", 1, (8, 8)),        # top / left 1, bottom / right 2
     (5, 3, 1, 2, 2, (7, 7)),             # dilation 2
 ])
-def test_thresholds_exact_at_the_border(c, kernel, stride, padding, dilation, size):
+def test_thresholds_exact_at_the_border(c, kernel, stride, padding, dilation, size, helpers):
     """Batch-norm means sitting exactly on dots of either parity (reached by inside or by padded windows only),
     negative scales (flips), constant rows (gamma 0): every output bit equals torch's, at every position."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
@@ -189,7 +175,7 @@ def test_thresholds_exact_at_the_border(c, kernel, stride, padding, dilation, si
     with torch.no_grad():
         dot = net[1](net[0](x))
     assert (dot[:, 0] == 1).any() or (dot[:, 1] == 2).any()  # the pre-sign value is exactly 0 somewhere
-    runtime_equals(cm, x.numpy(), want)
+    helpers.assert_runtime_equals(cm.to_bytes(), x.numpy(), want)
 
 
 def test_fold_thresholds_every_integer():
@@ -233,7 +219,7 @@ def test_pm_alpha_conv2d_becomes_bconv2d_and_binary_option():
         from_torch(net, x[:1], binary={"0": True})
 
 
-def test_real_output_conv_batchnorm_folds_into_alphas():
+def test_real_output_conv_batchnorm_folds_into_alphas(helpers):
     torch.manual_seed(12)
     net = nn.Sequential(SignSTE(), BinaryConv2d(4, 10, 3, stride=2, padding=1, scale=True),
                         nn.BatchNorm2d(10)).eval()
@@ -248,7 +234,7 @@ def test_real_output_conv_batchnorm_folds_into_alphas():
     got = cm.load().run(x.numpy())
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     np.testing.assert_array_equal(got, cm.run_numpy(x.numpy()))  # one fma per output, as the reference
-    runtime_equals(cm, x.numpy(), got)
+    helpers.assert_runtime_equals(cm.to_bytes(), x.numpy(), got)
 
 
 def test_real_input_first_layer_is_input_1():
@@ -326,7 +312,7 @@ def loop_bconv2d(x, signs, alphas, second, stride, pad, output):
     return y
 
 
-def test_graph_bconv2d_padding_contributes_zero_and_checks():
+def test_graph_bconv2d_padding_contributes_zero_and_checks(helpers):
     rng = np.random.default_rng(15)
     signs = np.where(rng.random((6, 3, 3, 2)) < 0.5, 1, -1)
     k = 18
@@ -340,14 +326,14 @@ def test_graph_bconv2d_padding_contributes_zero_and_checks():
     want = loop_bconv2d(x, signs, None, t, 2, pad, 1)
     vals = cm.run_numpy(x, all_values=True)
     np.testing.assert_array_equal(vals[1], want)
-    runtime_equals(cm, x, vals[-1])
+    helpers.assert_runtime_equals(cm.to_bytes(), x, vals[-1])
     # output 0: one fma; the loop's float64 product and sum rounded once agree here (small integers and alphas)
     g2 = Graph((3, 7, 5))
     alphas, bias = np.array([0.5, 1, 2, 0.25, 1, 4], np.float32), np.arange(6, dtype=np.float32)
     g2.bconv2d(g2.input, signs, alphas, bias=bias, stride=2, padding=pad, input=0, name="bc")
     cm2 = from_graph(g2)
     np.testing.assert_array_equal(cm2.run_numpy(x), loop_bconv2d(x, signs, alphas, bias, 2, pad, 0))
-    runtime_equals(cm2, x, cm2.run_numpy(x))
+    helpers.assert_runtime_equals(cm2.to_bytes(), x, cm2.run_numpy(x))
     assert cm2.layers[0].op == "bconv2d" and cm2.layers[0].shape == (6, 3, 3, 2)
     np.testing.assert_array_equal(cm2.dense_weights()["bc"][0], alphas[:, None, None, None] * signs)
     g3 = Graph((3, 7, 5))

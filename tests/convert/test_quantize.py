@@ -8,8 +8,6 @@ import itertools
 import numpy as np
 import pytest
 
-import pyruntime
-from pyruntime import _core
 from pyruntime.convert import Graph, from_graph, from_numpy
 from pyruntime.convert.quantize import Int8Params, fma32, int8_linear, quantize_weight
 
@@ -25,18 +23,6 @@ def _mlp(rng, sizes=(64, 48, 32, 10), softmax=False):
         layers.append(("softmax",))
     return layers
 
-
-def assert_runtime_equals(data: bytes, x: np.ndarray, want: np.ndarray) -> None:
-    """The model's outputs equal `want` bit for bit on every supported ISA level, at 1 and 2 threads."""
-    previous = _core.active_isa()
-    try:
-        for isa in _core.supported_isas():
-            _core.set_isa(isa)
-            for threads in (1, 2):
-                np.testing.assert_array_equal(pyruntime.load(data, threads=threads).run(x), want,
-                                              err_msg=f"{isa}, {threads} threads")
-    finally:
-        _core.set_isa(previous)
 
 
 @pytest.fixture
@@ -76,14 +62,14 @@ def test_fma32_rounds_once():
 
 @pytest.mark.parametrize("mode", ["int8", "dynamic", "static"])
 @pytest.mark.parametrize("sparsity", [None, 0.8])
-def test_runtime_equals_the_converters_reference(rng, mode, sparsity):
+def test_runtime_equals_the_converters_reference(rng, mode, sparsity, helpers):
     layers = _mlp(rng)
     x = rng.standard_normal((40, 8, 8)).astype(np.float32)
     cm = from_numpy(layers, (8, 8), quantize=mode, sparsity=sparsity, calibration=x[:30])
     assert [r.quantize for r in cm.layers] == ["static" if mode == "static" else "dynamic"] * 3
     assert {r.encoding for r in cm.layers} == {"csr+int8" if sparsity else "int8"}
     want = cm.run_numpy(x)
-    assert_runtime_equals(cm.to_bytes(), x, want)
+    helpers.assert_runtime_equals(cm.to_bytes(), x, want)
     f32 = from_numpy(layers, (8, 8), sparsity=sparsity).run_numpy(x)
     assert np.abs(want - f32).max() < 0.05 * np.abs(f32).max()  # int8 is close to the float model
 
@@ -182,7 +168,7 @@ def _cnn(rng, pool: str = "max_pool2d") -> Graph:
 
 
 @pytest.mark.parametrize("sparsity", [None, 0.6])
-def test_static_convolutions_chain_int8_through_relu_and_max_pool(rng, sparsity):
+def test_static_convolutions_chain_int8_through_relu_and_max_pool(rng, sparsity, helpers):
     """quantize="static" on a CNN: qconv2d -> relu -> max_pool2d -> qconv2d (depthwise) -> relu -> flatten ->
     qlinear, each layer's output at the next one's input scale, int8 all the way; the runtime equals the
     converter's reference bit for bit on every ISA and thread count, and is close to the float model."""
@@ -202,7 +188,7 @@ def test_static_convolutions_chain_int8_through_relu_and_max_pool(rng, sparsity)
     assert [layer["output_type"] for layer in m.layers()] == ["i8", "i8", "i8", "i8", "i8", "i8", "f32"]
     assert m.layers()[0]["method"] == "im2col-static"
     want = cm.run_numpy(x)
-    assert_runtime_equals(cm.to_bytes(), x, want)
+    helpers.assert_runtime_equals(cm.to_bytes(), x, want)
     f32 = from_graph(_cnn(np.random.default_rng(5)), sparsity=sparsity).run_numpy(x)
     assert np.abs(want - f32).max() < 0.08 * np.abs(f32).max()
 
