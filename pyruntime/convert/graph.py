@@ -307,7 +307,7 @@ class Graph:
         activations); default 0 when x is binary (:meth:`is_binary`), else 1. With ``thresholds`` (out,)
         integers in 0..in + 1 the output is +1 where the popcount ``(dot + in) / 2`` is >= T, else -1 (needs
         input 0); otherwise it is ``alphas * dot + bias`` (bias optional)."""
-        from .binarize import MAX_BINARY_COLS, check_alphas, check_signs, check_thresholds
+        from .binarize import MAX_BINARY_COLS, check_alphas, check_signs
 
         nm = self._layer_name("blinear", name, "bfc")
         v, s, who = self._in(x, "blinear", nm, rank=1)
@@ -318,25 +318,33 @@ class Graph:
         if cols > MAX_BINARY_COLS:
             raise ValueError(f"{who}: {cols} inputs; a binary layer has at most {MAX_BINARY_COLS}")
         a = np.ones(rows, np.float32) if alphas is None else check_alphas(alphas, rows, who)
+        mode, out, second = self._binary_output(v, who, input, thresholds, bias, rows, cols, half=False)
+        w = (a[:, None] * sg.astype(np.float32)).astype(np.float32)
+        return self._add("blinear", [v], {"input": int(mode), "output": out}, (rows,), nm, weight=w,
+                         bias=second if out == 0 else None,
+                         meta={"signs": sg, "alphas": a, "thresholds": second if out == 1 else None})
+
+    def _binary_output(self, v: int, who: str, input: int | None, thresholds: Any, bias: Any, rows: int, k: int,
+                       half: bool) -> tuple[int, int, np.ndarray | None]:
+        """A binary layer's (input mode, output mode, second tensor): input 0 when ``v`` holds signs (unless
+        given); thresholds (output 1, integers or, with ``half``, halves in 0..K + 1) or a bias (output 0)."""
+        from .binarize import check_thresholds
+
         mode = (0 if self.is_binary(v) else 1) if input is None else input
         if isinstance(mode, bool) or mode not in (0, 1):
             raise ValueError(f"{who}: input must be 0 (the sign of x: XNOR-popcount) or 1 (x as it is), got {input!r}")
         if thresholds is not None and bias is not None:
             raise ValueError(f"{who}: give thresholds (a +-1 output) or a bias (a real output), not both")
-        second = None
         if thresholds is not None:
             if mode != 0:
                 raise ValueError(f"{who}: thresholds (a +-1 output) need input 0 (binary inputs)")
-            second = check_thresholds(thresholds, rows, cols, who)
-        elif bias is not None:
-            second = np.asarray(bias, np.float32)
-            if second.shape != (rows,) or not np.isfinite(second).all():
-                raise ValueError(f"{who}: bias must be {rows} finite numbers, got shape {second.shape}")
-        out = 1 if thresholds is not None else 0
-        w = (a[:, None] * sg.astype(np.float32)).astype(np.float32)
-        return self._add("blinear", [v], {"input": int(mode), "output": out}, (rows,), nm, weight=w,
-                         bias=second if out == 0 else None,
-                         meta={"signs": sg, "alphas": a, "thresholds": second if out == 1 else None})
+            return mode, 1, check_thresholds(thresholds, rows, k, who, half=half)
+        if bias is None:
+            return mode, 0, None
+        second = np.asarray(bias, np.float32)
+        if second.shape != (rows,) or not np.isfinite(second).all():
+            raise ValueError(f"{who}: bias must be {rows} finite numbers, got shape {second.shape}")
+        return mode, 0, second
 
     def bconv2d(self, x: int, signs: Any, alphas: Any = None, *, bias: Any = None, thresholds: Any = None,
                 stride: Any = 1, padding: Any = 0, dilation: Any = 1, input: int | None = None,
@@ -348,7 +356,7 @@ class Graph:
         sums over its window's taps inside the input (a tap in the zero padding contributes 0), so with
         ``thresholds`` (O,), multiples of 1/2 in 0..K + 1 (K = C * kh * kw), the output is +1 where
         ``dot + K >= 2 T`` (needs input 0); otherwise it is ``alphas * dot + bias`` (bias optional)."""
-        from .binarize import MAX_BINARY_COLS, check_alphas, check_signs, check_thresholds
+        from .binarize import MAX_BINARY_COLS, check_alphas, check_signs
 
         nm = self._layer_name("bconv2d", name, "bconv")
         v, s, who = self._in(x, "bconv2d", nm, rank=3)
@@ -362,21 +370,7 @@ class Graph:
             raise ValueError(f"{who}: {k} weights per output channel; a binary layer has at most {MAX_BINARY_COLS}")
         attrs, oh, ow = self._conv_geometry(who, s, kh, kw, stride, padding, dilation)
         a = np.ones(rows, np.float32) if alphas is None else check_alphas(alphas, rows, who)
-        mode = (0 if self.is_binary(v) else 1) if input is None else input
-        if isinstance(mode, bool) or mode not in (0, 1):
-            raise ValueError(f"{who}: input must be 0 (the sign of x: XNOR-popcount) or 1 (x as it is), got {input!r}")
-        if thresholds is not None and bias is not None:
-            raise ValueError(f"{who}: give thresholds (a +-1 output) or a bias (a real output), not both")
-        second = None
-        if thresholds is not None:
-            if mode != 0:
-                raise ValueError(f"{who}: thresholds (a +-1 output) need input 0 (binary inputs)")
-            second = check_thresholds(thresholds, rows, k, who, half=True)
-        elif bias is not None:
-            second = np.asarray(bias, np.float32)
-            if second.shape != (rows,) or not np.isfinite(second).all():
-                raise ValueError(f"{who}: bias must be {rows} finite numbers, got shape {second.shape}")
-        out = 1 if thresholds is not None else 0
+        mode, out, second = self._binary_output(v, who, input, thresholds, bias, rows, k, half=True)
         w = (a[:, None, None, None] * sg.astype(np.float32)).astype(np.float32)
         attrs.update(groups=1, input=int(mode), output=out)
         return self._add("bconv2d", [v], attrs, (rows, oh, ow), nm, weight=w, bias=second if out == 0 else None,
