@@ -47,6 +47,15 @@ def _us(m: dict | None) -> str:
     return f"{m['median'] * 1e6:.1f}" if m else "-"
 
 
+
+def peer_table(candidates, names, groups) -> tuple[list[str], list[str]]:
+    """The peers present among `candidates`, and the markdown table of their medians per group."""
+    peers = [p for p in candidates if any(p in g for g in groups.values())]
+    head = ["group"] + [f"{p} (us)" for p in peers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join([n] + [_us(groups[n].get(p)) for p in peers]) + " |" for n in names]
+    return peers, lines + [""]
+
 def _key(g: dict[str, dict]) -> tuple[int, int]:
     m = next(iter(g.values()))
     return m["K"], m["batch"]
@@ -74,12 +83,8 @@ def report(groups: dict[str, dict[str, dict]], machine: dict) -> str:
     out = ["### Binary layers (K x K, XNOR-popcount)", "", intro, setup, ""]
 
     # The peers' medians.
-    peers = [p for p in PEERS if any(p in g for g in groups.values())]
-    head = ["group"] + [f"{p} (us)" for p in peers]
-    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for n in names:
-        out.append("| " + " | ".join([n] + [_us(groups[n].get(p)) for p in peers]) + " |")
-    out.append("")
+    peers, table = peer_table(PEERS, names, groups)
+    out += table
 
     # pyruntime's members and the ratios (peer median / pyrt median; lce: the faster LCE member).
     has_lce = any(p.startswith("lce") for p in peers)
@@ -164,12 +169,8 @@ def conv_report(groups: dict[str, dict[str, dict]], machine: dict) -> str:
             f"CPUs; load average at start / end {_load(machine.get('loadavg_start'))} / "
             f"{_load(machine.get('loadavg_end'))}. LCE: {lce_how or 'not run (skipped)'}. Kernels: "
             f"{', '.join(kernels)}."), ""]
-    peers = [p for p in CONV_PEERS if any(p in g for g in groups.values())]
-    head = ["group"] + [f"{p} (us)" for p in peers]
-    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for n in names:
-        out.append("| " + " | ".join([n] + [_us(groups[n].get(p)) for p in peers]) + " |")
-    out.append("")
+    peers, table = peer_table(CONV_PEERS, names, groups)
+    out += table
 
     has_lce = any(p.startswith("lce") for p in peers)
     ratio_peers = ["torch-fp32"] * ("torch-fp32" in peers) + ["lce"] * has_lce
