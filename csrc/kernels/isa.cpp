@@ -37,6 +37,29 @@ bool cpu_has_avx512vnni() {
 #endif
 }
 
+}  // namespace
+
+// Features no level implies, which kernels check before dispatching the files compiled for them.
+bool cpu_has_vbmi() {
+#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vbmi");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_vpopcntdq() {
+#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vpopcntdq");
+#else
+  return false;
+#endif
+}
+
+namespace {
+
 Isa initial_isa() {
   const char* env = std::getenv("PYRT_ISA");
   if (env != nullptr && env[0] != '\0') {

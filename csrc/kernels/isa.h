@@ -19,4 +19,8 @@ Isa best_isa();                       // highest supported level
 Isa active_isa();                     // the level kernels run at now
 void set_isa(Isa isa);                // throws pyrt::Error(PYRT_UNSUPPORTED) if !isa_supported(isa)
 
+// CPU features no level implies (the files compiled for them are dispatched only where the CPU has them).
+bool cpu_has_vbmi();       // AVX512_VBMI (vpermi2b): the int8 sparse kernels
+bool cpu_has_vpopcntdq();  // AVX512_VPOPCNTDQ (vpopcntq): the XNOR kernel
+
 }  // namespace pyrt::kernels

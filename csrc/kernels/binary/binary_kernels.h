@@ -64,7 +64,6 @@ struct BinaryKernels {
 // The kernels of a level (isa must be supported): XNOR with vpopcntq where the CPU has AVX512_VPOPCNTDQ at
 // level avx512 or above, else the AVX2 kernel; every level below avx2 runs the scalar reference.
 const BinaryKernels& binary_kernels(Isa isa);
-bool cpu_has_vpopcntdq();
 
 // The scalar one-element sign (compiled without FMA contraction: the tails of the vector kernels call it).
 bool sign_bit(float x, float scale, float shift);

@@ -87,15 +87,6 @@ void dot_epilogue(const int32_t* m, size_t n, size_t o, const int32_t* kv, const
 
 }  // namespace ref
 
-bool cpu_has_vpopcntdq() {
-#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512vpopcntdq");
-#else
-  return false;
-#endif
-}
-
 const BinaryKernels& binary_kernels(Isa isa) {
   static const BinaryKernels reference{&ref::xnor_gemm,    &ref::bwn_gemm,     &ref::binarize,
                                        &ref::binarize_hwc, &ref::dot_epilogue, "ref"};

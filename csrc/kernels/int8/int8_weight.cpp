@@ -19,15 +19,6 @@ Int8DenseFn dense_kernel(Isa isa) {
   return &pyrt_i8_gemm__ref;
 }
 
-bool cpu_has_vbmi() {
-#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512vbmi");
-#else
-  return false;
-#endif
-}
-
 Int8PanelsFn panels_kernel(Isa isa) {
 #if PYRT_HAVE_X86_KERNELS
   static const bool vbmi = cpu_has_vbmi();
