@@ -4,8 +4,10 @@
 #include <immintrin.h>
 
 // GCC 12's AVX-512 headers trip its own (maybe-)uninitialized warnings in the conversions and reductions
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 #include <algorithm>
 

@@ -9,7 +9,9 @@
 #include "kernels/x86/int8_conv_avx512.h"
 
 // GCC 12 reports the intrinsics' own undefined pass-through operands as "maybe uninitialized"
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace pyrt::kernels {
 namespace {
