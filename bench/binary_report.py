@@ -48,6 +48,15 @@ def _us(m: dict | None) -> str:
 
 
 
+
+def ratio_cells(m, ratio_peers, g, lce) -> list[str]:
+    """Peer median / this member's median per peer ("lce": the faster LCE member), "-" where a peer is absent."""
+    cells = []
+    for p in ratio_peers:
+        q = lce if p == "lce" else g.get(p)
+        cells.append(f"{q['median'] / m['median']:.1f}x" if q else "-")
+    return cells
+
 def peer_table(candidates, names, groups) -> tuple[list[str], list[str]]:
     """The peers present among `candidates`, and the markdown table of their medians per group."""
     peers = [p for p in candidates if any(p in g for g in groups.values())]
@@ -97,10 +106,7 @@ def report(groups: dict[str, dict[str, dict]], machine: dict) -> str:
         lce = min((m for k, m in g.items() if k.startswith("lce")), key=lambda m: m["median"], default=None)
         for name in sorted((k for k in g if k.startswith("pyrt")), key=_pyrt_order):
             m = g[name]
-            row = [n, name, _us(m)]
-            for p in ratio_peers:
-                q = lce if p == "lce" else g.get(p)
-                row.append(f"{q['median'] / m['median']:.1f}x" if q else "-")
+            row = [n, name, _us(m)] + ratio_cells(m, ratio_peers, g, lce)
             rate = m["bmacs"] / m["median"]
             row += [f"{rate / 1e9:.0f}", f"{rate / peak:.0%}" if peak else "-"]
             out.append("| " + " | ".join(row) + " |")
@@ -185,10 +191,7 @@ def conv_report(groups: dict[str, dict[str, dict]], machine: dict) -> str:
                          key=lambda k: (order.get(k.split("-")[1], 9), _pyrt_order(k)[1]))
         for name in members:
             m = g[name]
-            row = [n, name, _us(m)]
-            for p in ratio_peers:
-                q = lce if p == "lce" else g.get(p)
-                row.append(f"{q['median'] / m['median']:.1f}x" if q else "-")
+            row = [n, name, _us(m)] + ratio_cells(m, ratio_peers, g, lce)
             rate = m["bmacs"] / m["median"]
             gemm = g.get(f"pyrt-gemm-{m['isa']}") if name.startswith("pyrt-bconv") else None
             row += [f"{rate / 1e9:.0f}", f"{rate / peak:.0%}" if peak else "-",

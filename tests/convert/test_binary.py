@@ -19,6 +19,7 @@ from pyruntime.convert.binarize import binary_dot, fold_thresholds, sign_params,
 
 torch = pytest.importorskip("torch")
 from torch import nn
+from torch_helpers import randomize_bn
 
 from pyruntime.convert import BinaryLinear, SignSTE, from_torch
 
@@ -26,16 +27,6 @@ from pyruntime.convert import BinaryLinear, SignSTE, from_torch
 def values_of(cm, x: np.ndarray) -> list[np.ndarray]:
     """Every value of the converted graph (the input first) by the converter's reference of the runtime."""
     return cm.run_numpy(x, all_values=True)
-
-
-def randomize_bn(bn: nn.BatchNorm1d, gen: torch.Generator, spread: float) -> None:
-    """Running statistics and affine parameters of a trained-looking batch norm, a third of the scales negative."""
-    with torch.no_grad():
-        n = bn.num_features
-        bn.running_mean.copy_((torch.rand(n, generator=gen) - 0.5) * spread)
-        bn.running_var.copy_(torch.rand(n, generator=gen) * spread + 0.1)
-        bn.weight.copy_(torch.rand(n, generator=gen) * 2 - 0.7)
-        bn.bias.copy_(torch.rand(n, generator=gen) - 0.5)
 
 
 class BNN(nn.Module):

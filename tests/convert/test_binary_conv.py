@@ -16,6 +16,7 @@ from pyruntime.convert.binarize import fold_thresholds
 
 torch = pytest.importorskip("torch")
 from torch import nn
+from torch_helpers import randomize_bn
 
 from pyruntime.convert import BinaryConv2d, BinaryLinear, SignSTE, from_torch
 
@@ -33,17 +34,6 @@ def runtime_close(cm, x: np.ndarray, want: np.ndarray, tol: float) -> None:
                                            err_msg=f"{isa}, {threads} threads")
     finally:
         _core.set_isa(previous)
-
-
-def randomize_bn(bn: nn.Module, gen: torch.Generator, spread: float) -> None:
-    """Running statistics and affine parameters of a trained-looking batch norm, about a third of the scales
-    negative (rows whose signs the folding flips)."""
-    with torch.no_grad():
-        n = bn.num_features
-        bn.running_mean.copy_((torch.rand(n, generator=gen) - 0.5) * spread)
-        bn.running_var.copy_(torch.rand(n, generator=gen) * spread + 0.1)
-        bn.weight.copy_(torch.rand(n, generator=gen) * 2 - 0.7)
-        bn.bias.copy_(torch.rand(n, generator=gen) - 0.5)
 
 
 def images(seed: int, n: int, shape=(1, 12, 12)) -> torch.Tensor:
