@@ -80,6 +80,16 @@ class Model:
 
     __call__ = run
 
+    def profile(self, x: np.ndarray, seconds: float = 1.0) -> list[dict[str, Any]]:
+        """Where the time of a run on ``x`` goes: runs it for about ``seconds`` with every step timed and
+        returns one row per step in run order (graph nodes and the plan's type conversions): node, op,
+        layer, encoding, method, output shape, mean ``seconds`` per run and ``share`` of the total.
+        ``print(pyruntime.profile_text(rows))`` shows them as a table; ``pyruntime bench --per-layer``
+        does both from the command line."""
+        from ._profile import profile_rows
+
+        return profile_rows(self._core, x, seconds)
+
     def layers(self) -> list[dict[str, Any]]:
         """Per layer: op, weight name, encoding, shape, nnz, bits, file/exec/dense bytes."""
         return list(self._core.layers)

@@ -61,6 +61,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     x = _load_input(args, model)
     print(model.summary_text(batch=x.shape[0]))
     seconds = time_call(lambda: model.run(x), min_time=args.seconds)
+    if args.per_layer:
+        from ._profile import profile_text
+
+        print(f"\nper step (batch {x.shape[0]}, {model.threads} thread{'s' if model.threads > 1 else ''}):")
+        print(profile_text(model.profile(x, seconds=args.seconds), measured_s=seconds, top=args.top))
     predicted = sum(r["predicted_s"] for r in model.summary(batch=x.shape[0]))
     print(f"\nbatch {x.shape[0]}, {model.threads} thread{'s' if model.threads > 1 else ''}: "
           f"{seconds * 1e6:.1f} us per run ({_core.active_isa()} kernels); " +
@@ -151,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             r.add_argument("--seconds", type=float, default=1.0, help="time to spend measuring")
             r.add_argument("--threads", type=int, default=1, help="threads per run (0: one per hardware thread)")
+            r.add_argument("--per-layer", action="store_true", help="also time every step: where the time goes")
+            r.add_argument("--top", type=int, help="with --per-layer: list only the slowest N steps")
         r.set_defaults(func=func)
 
     k = sub.add_parser("calibrate", help="measure this machine's kernels for the cost model (about 20 s)")

@@ -44,7 +44,8 @@ struct PyModel {
     return py::array_t<float>(shape, static_cast<float*>(mem), owner);
   }
 
-  py::array_t<float> run(py::array x) {
+  // step_seconds: null, or one entry per planned step, to which each run adds the step's wall time.
+  py::array_t<float> run(py::array x, double* step_seconds = nullptr) {
     const auto& in_shape = model->input_shape();
     const size_t rank = in_shape.size();
     PYRT_CHECK(x.dtype().is(py::dtype::of<float>()), PYRT_INVALID_ARGUMENT, "input dtype is ",
@@ -68,7 +69,7 @@ struct PyModel {
       const size_t in = model->input_size(), out = model->output_size();
       auto run_all = [&](runtime::Session& sess) {
         for (size_t b0 = 0; b0 < batch; b0 += piece)
-          sess.run(xp + b0 * in, std::min(piece, batch - b0), yp + b0 * out);
+          sess.run(xp + b0 * in, std::min(piece, batch - b0), yp + b0 * out, step_seconds);
       };
       std::unique_lock<std::mutex> lock(mu, std::try_to_lock);
       if (lock.owns_lock() && runtime::Session::arena_bytes(*model, piece) <= kMaxCachedArena) {
@@ -83,6 +84,25 @@ struct PyModel {
       }
     }
     return y;
+  }
+
+  // Runs x `runs` times; per planned step: the node it belongs to, the conversion it makes (empty for a
+  // node's own step), whether it is an alias (nothing runs) and its mean seconds per run.
+  py::list profile(py::array x, size_t runs) {
+    PYRT_CHECK(runs >= 1 && runs <= (size_t(1) << 30), PYRT_INVALID_ARGUMENT, "runs ", runs, " not in 1..2^30");
+    const auto& steps = model->planned_steps();
+    std::vector<double> seconds(steps.size(), 0.0);
+    for (size_t r = 0; r < runs; ++r) run(x, seconds.data());
+    py::list out;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      py::dict d;
+      d["node"] = steps[i].node;
+      d["conversion"] = steps[i].conversion;
+      d["alias"] = steps[i].alias;
+      d["seconds"] = seconds[i] / double(runs);
+      out.append(d);
+    }
+    return out;
   }
 
   // Samples per piece of a batch: all of it if its arena fits in kMaxCachedArena, else as many whole
@@ -190,7 +210,8 @@ void bind_model(py::module_& m) {
           },
           py::arg("batch") = 1)
       .def_property_readonly_static("max_cached_arena_bytes", [](py::object) { return kMaxCachedArena; })
-      .def("run", &PyModel::run, py::arg("x"));
+      .def("run", [](PyModel& p, py::array x) { return p.run(x); }, py::arg("x"))
+      .def("profile", &PyModel::profile, py::arg("x"), py::arg("runs"));
 }
 
 }  // namespace pyrt::bindings

@@ -1,6 +1,7 @@
 #include "runtime/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "common/error.h"
@@ -95,7 +96,7 @@ size_t Model::weight_bytes() const {
   return total;
 }
 
-void Model::run(const float* input, size_t batch, float* output, void* arena) const {
+void Model::run(const float* input, size_t batch, float* output, void* arena, double* step_seconds) const {
   uint8_t* base = static_cast<uint8_t*>(arena);
   auto at = [&](int64_t offset) -> void* {
     return offset < 0 ? const_cast<float*>(input) : static_cast<void*>(base + offset * batch);
@@ -108,10 +109,14 @@ void Model::run(const float* input, size_t batch, float* output, void* arena) co
   if (!plan_.steps.empty() && !plan_.steps.back().alias && plan_.output_offset >= 0 &&
       plan_.steps.back().out_offset == plan_.output_offset)
     direct = &plan_.steps.back();
-  for (const PlannedStep& s : plan_.steps) {
+  using Clock = std::chrono::steady_clock;
+  for (size_t i = 0; i < plan_.steps.size(); ++i) {
+    const PlannedStep& s = plan_.steps[i];
     if (s.alias) continue;
     for (size_t k = 0; k < s.in_offsets.size(); ++k) xs[k] = at(s.in_offsets[k]);
+    const Clock::time_point t0 = step_seconds ? Clock::now() : Clock::time_point{};
     s.step->run(ctx, xs, batch, &s == direct ? static_cast<void*>(output) : at(s.out_offset));
+    if (step_seconds) step_seconds[i] += std::chrono::duration<double>(Clock::now() - t0).count();
   }
   if (!direct) std::memcpy(output, at(plan_.output_offset), batch * output_size() * sizeof(float));
 }
@@ -134,11 +139,11 @@ Session::Session(const Model& model, size_t max_batch, void* arena, size_t arena
   }
 }
 
-void Session::run(const float* input, size_t batch, float* output) {
+void Session::run(const float* input, size_t batch, float* output, double* step_seconds) {
   PYRT_CHECK(input != nullptr && output != nullptr, PYRT_INVALID_ARGUMENT, "input or output is null");
   PYRT_CHECK(batch >= 1 && batch <= max_batch_, PYRT_INVALID_ARGUMENT, "batch ", batch, " not in 1..", max_batch_,
              " (the session's max_batch)");
-  model_.run(input, batch, output, arena_);
+  model_.run(input, batch, output, arena_, step_seconds);
 }
 
 }  // namespace pyrt::runtime

@@ -61,8 +61,11 @@ class Model {
 
   // Bytes of arena needed for `batch` samples (the arena must be 64-byte aligned).
   size_t arena_bytes(size_t batch) const { return plan_.bytes_per_sample * batch; }
-  // input: batch * input_size() floats, output: batch * output_size(); no allocation.
-  void run(const float* input, size_t batch, float* output, void* arena) const;
+  // input: batch * input_size() floats, output: batch * output_size(); no allocation. With step_seconds
+  // (one entry per planned_steps() item), each step's wall time is added to its entry: a profile.
+  void run(const float* input, size_t batch, float* output, void* arena, double* step_seconds = nullptr) const;
+  // The run order: node steps and the conversions the plan added (PlannedStep::node, ::conversion).
+  const std::vector<PlannedStep>& planned_steps() const { return plan_.steps; }
 
  private:
   std::vector<std::vector<uint32_t>> shapes_;  // per graph value
@@ -87,7 +90,7 @@ class Session {
     if (max_batch < 1 || max_batch > kMaxBatch) return 0;
     return model.arena_bytes(max_batch) + kAlignment;
   }
-  void run(const float* input, size_t batch, float* output);
+  void run(const float* input, size_t batch, float* output, double* step_seconds = nullptr);
   size_t max_batch() const { return max_batch_; }
   const Model& model() const { return model_; }
 

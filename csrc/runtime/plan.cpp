@@ -38,6 +38,8 @@ struct Item {
   std::vector<uint32_t> ins;
   uint32_t out;
   bool alias;
+  uint32_t node;           // PlannedStep::node
+  std::string conversion;  // PlannedStep::conversion
 };
 
 }  // namespace
@@ -57,26 +59,27 @@ Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& sh
     return uint32_t(types.size() - 1);
   };
   // Value v in type `want`: v itself, or its conversion (made once, reused by every later reader).
-  auto in_type = [&](uint32_t v, ValueType want) -> uint32_t {
+  auto in_type = [&](uint32_t v, ValueType want, uint32_t reader) -> uint32_t {
     if (types[v] == want) return v;
     for (const auto& [from, to] : converted)
       if (from == v && types[to] == want) return to;
     plan.conversions.push_back(make_conversion(types[v], want, elements[v]));
     const uint32_t w = new_value(want, elements[v]);
-    items.push_back({plan.conversions.back().get(), {v}, w, false});
+    items.push_back({plan.conversions.back().get(), {v}, w, false, reader,
+                     std::string(dtype_name(types[v].dtype)) + " -> " + dtype_name(want.dtype)});
     converted.emplace_back(v, w);
     return w;
   };
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     const StepSpec& spec = specs[i];
-    Item item{spec.step.get(), {}, 0, spec.step->alias()};
+    Item item{spec.step.get(), {}, 0, spec.step->alias(), uint32_t(i), {}};
     for (size_t k = 0; k < def.nodes[i].inputs.size(); ++k)
-      item.ins.push_back(in_type(node_value[def.nodes[i].inputs[k]], spec.takes[k]));
+      item.ins.push_back(in_type(node_value[def.nodes[i].inputs[k]], spec.takes[k], uint32_t(i)));
     item.out = new_value(spec.gives, shape_numel(shapes[i + 1]));
     node_value.push_back(item.out);
     items.push_back(std::move(item));
   }
-  const uint32_t output = in_type(node_value.back(), ValueType::f32());
+  const uint32_t output = in_type(node_value.back(), ValueType::f32(), uint32_t(def.nodes.size()));
 
   // Liveness over the run order; the graph output stays live to the end.
   const size_t n_values = types.size();
@@ -94,6 +97,8 @@ Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& sh
     PlannedStep ps;
     ps.step = it.step;
     ps.alias = it.alias;
+    ps.node = it.node;
+    ps.conversion = it.conversion;
     for (uint32_t v : it.ins) ps.in_offsets.push_back(offset[v]);
     if (it.alias) {
       offset[it.out] = offset[it.ins[0]];

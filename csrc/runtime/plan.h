@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "runtime/step.h"
@@ -17,6 +18,10 @@ struct PlannedStep {
   std::vector<int64_t> in_offsets;  // per input: per-sample byte offset in the arena; -1 = the graph input
   int64_t out_offset = -1;
   bool alias = false;               // nothing runs: the output is the input's memory
+  // What a profile calls it: the graph node this step runs, or for a conversion the node it converts an
+  // input of (def.nodes.size() for the graph output's); `conversion` names it ("i8 -> f32"), else empty.
+  uint32_t node = 0;
+  std::string conversion;
 };
 
 struct Plan {
