@@ -49,7 +49,7 @@ def profile_rows(core: Any, x: np.ndarray, seconds: float) -> list[dict[str, Any
         layer = layers[node]
         name = str(layer["name"])
         rows.append({"step": i, "node": node, "op": str(layer["op"]),
-                     "layer": name[:-len(".weight")] if name.endswith(".weight") else name,
+                     "layer": name.removesuffix(".weight"),
                      "encoding": str(layer["encoding"]), "method": str(layer["method"]),
                      "output_shape": tuple(layer["output_shape"]), "seconds": float(s["seconds"])})
     total = sum(r["seconds"] for r in rows) or 1.0
