@@ -143,6 +143,7 @@ py::list layers_list(const runtime::Model& m) {
     d["bits"] = l.bits;
     d["layout"] = l.layout;
     d["method"] = l.method;
+    d["activation"] = l.activation;
     d["groups"] = l.groups;
     d["codebook_size"] = l.codebook_size;
     d["file_bytes"] = l.file_bytes;

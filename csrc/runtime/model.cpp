@@ -53,6 +53,8 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
   shapes_ = check_graph(def, PYRT_BAD_FORMAT);
   std::vector<ValueType> value_types{ValueType::f32()};  // what each graph value's producer gives
   std::vector<StepSpec> specs;
+  const std::vector<FusableActivation> fusable = fusable_activations(def);
+  std::vector<int64_t> fused_by(def.nodes.size(), -1);  // activation node -> the node that applies it
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     const NodeDef& n = def.nodes[i];
     BuildContext ctx{n, def, info, {}, shapes_[i + 1], {}, backing != nullptr};
@@ -60,7 +62,20 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
       ctx.in_shapes.push_back(&shapes_[v]);
       ctx.in_types.push_back(value_types[v]);
     }
-    StepSpec spec = build_step(ctx);
+    if (fusable[i].fusable) ctx.fuse = &fusable[i];
+    StepSpec spec;
+    if (fused_by[i] >= 0) {  // its producer clamps as it writes: same bytes, nothing to run
+      spec.step = make_alias_step(shape_numel(shapes_[i + 1]));
+      spec.takes = {ctx.in_types[0]};
+      spec.gives = ctx.in_types[0];
+      spec.layer.method = "fused";
+    } else {
+      spec = build_step(ctx);
+      if (spec.fused) {
+        fused_by[fusable[i].into] = int64_t(i);
+        spec.layer.activation = fusable[i].name;
+      }
+    }
     PYRT_CHECK(spec.takes.size() == n.inputs.size(), PYRT_INTERNAL, "node ", i, " (", op_name(n.op),
                "): its step takes ", spec.takes.size(), " inputs, the node has ", n.inputs.size());
     spec.layer.op = op_name(n.op);

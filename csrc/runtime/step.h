@@ -11,6 +11,7 @@
 #include "common/model_def.h"
 #include "format/model_file.h"
 #include "kernels/isa.h"
+#include "runtime/fusion.h"
 #include "runtime/thread_pool.h"
 #include "runtime/value_type.h"
 
@@ -34,6 +35,8 @@ struct LayerInfo {
   uint32_t row_tasks = 1;             // pieces of rows (linear) or output rows (conv2d) the pool splits
                                       // this layer into at batch 1
   std::string output_type = "f32";    // dtype of the node's output value ("f32", "i8", "b1")
+  std::string activation;             // "relu" / "clamp" applied as the output is written (fusion.h); a
+                                      // relu / clamp node fused that way has method "fused"
 };
 
 struct RunContext {
@@ -69,6 +72,7 @@ struct BuildContext {
   const std::vector<uint32_t>& out_shape;
   std::vector<ValueType> in_types;  // per input: the type its producer gives
   bool in_place;                    // dense tensors with mapped_values may be used in place
+  const FusableActivation* fuse = nullptr;  // an activation this node may apply to its output (fusion.h)
 
   const DecodedTensor& tensor(size_t k) const { return def.tensors[node.tensors[k]]; }
   uint64_t tensor_file_bytes(size_t k) const {
@@ -82,10 +86,15 @@ struct StepSpec {
   std::vector<ValueType> takes;  // per input: the type run() needs (the plan converts where it differs)
   ValueType gives;               // the type of the output
   LayerInfo layer;               // op, output_shape and output_type are filled by the model
+  bool fused = false;            // the step applies ctx.fuse: the activation node becomes an alias
 };
 
 // Builds the step of ctx.node through its op family (the registry, step.cpp).
 StepSpec build_step(const BuildContext& ctx);
+
+// A step whose output is its input's memory (flatten, reshape, a fused activation: ops/shape.cpp); `work`
+// is what work() reports (a fused activation's elements).
+std::unique_ptr<Step> make_alias_step(uint64_t work = 0);
 
 // The conversion step from one value type to another over `elements` per sample (ops/quantize.cpp).
 std::unique_ptr<Step> make_conversion(ValueType from, ValueType to, uint64_t elements);

@@ -21,12 +21,12 @@ def test_profile_has_a_row_per_step_that_runs_in_run_order():
     model = from_numpy(_mlp(rng), (8, 8), sparsity=0.5, bits=4).load()
     x = rng.standard_normal((3, 8, 8)).astype(np.float32)
     rows = model.profile(x, seconds=0.02)
-    # flatten is an alias (moves no data): no row; linear, relu, linear in order
-    assert [r["op"] for r in rows] == ["linear", "relu", "linear"]
-    assert [r["node"] for r in rows] == [1, 2, 3]
-    assert [r["layer"] for r in rows] == ["fc1", "", "fc2"]
+    # flatten is an alias (moves no data) and the relu is fused into fc1: no rows for them
+    assert [r["op"] for r in rows] == ["linear", "linear"]
+    assert [r["node"] for r in rows] == [1, 3]
+    assert [r["layer"] for r in rows] == ["fc1", "fc2"]
     assert rows[0]["encoding"] in ("csr+codebook", "codebook", "csr", "dense")
-    assert rows[0]["output_shape"] == (32,) and rows[2]["output_shape"] == (10,)
+    assert rows[0]["output_shape"] == (32,) and rows[1]["output_shape"] == (10,)
     assert all(r["seconds"] > 0 for r in rows)
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
     # profiling runs the same computation
@@ -84,5 +84,5 @@ def test_bench_per_layer_prints_every_layer(tmp_path, capsys):
     assert main(["bench", str(path), "--seconds", "0.05", "--per-layer"]) == 0
     out = capsys.readouterr().out
     per_step = out.split("per step (batch 1, 1 thread):")[1]
-    assert "fc1" in per_step and "fc2" in per_step and "relu" in per_step
+    assert "fc1" in per_step and "fc2" in per_step
     assert "linear gemm codebook" in per_step and "steps total" in per_step

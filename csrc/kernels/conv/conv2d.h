@@ -20,6 +20,7 @@
 
 #include "common/tensor.h"
 #include "kernels/isa.h"
+#include "kernels/output_clamp.h"
 #include "kernels/packed_weight.h"
 
 namespace pyrt::kernels {
@@ -69,6 +70,10 @@ class Conv2d {
                                         Method method = Method::kAuto);
 
   const Conv2dGeometry& geometry() const { return geom_; }
+  // An activation applied to every output as it is written (relu, clamp fused into the conv); none by
+  // default. Set before the conv runs, never while it does.
+  void set_output_clamp(OutputClamp c) { clamp_ = c; }
+  const OutputClamp& output_clamp() const { return clamp_; }
 
   // Computes output rows [oy0, oy1) of every output channel of `batch` samples: x is [batch, in_c, in_h,
   // in_w], y is [batch, out_c, out_h, out_w] (only the rows asked for are written), bias [out_c] or null.
@@ -94,6 +99,7 @@ class Conv2d {
  protected:
   explicit Conv2d(const Conv2dGeometry& g) : geom_(g) {}
   Conv2dGeometry geom_;
+  OutputClamp clamp_;
 };
 
 namespace ref {

@@ -120,6 +120,8 @@ class DirectConv final : public Conv2d {
     L.row_step = size_t(g.stride_h) * pp_.rs;
     L.group_in = size_t(g.group_in()) * pp_.plane;
     L.scratch = L.group_in;
+    L.lo = clamp_.lo;
+    L.hi = clamp_.hi;
     return L;
   }
 
@@ -168,7 +170,7 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
         for (uint32_t ox = 0; ox < L.out_w; ++ox) {
           float acc = bias ? bias[o] : 0.0f;  // as the vector kernels: the chain starts at the bias
           for (uint32_t e = e0; e < e1; ++e) acc += weight(e) * xr[off[e] + ox];
-          yo[size_t(oy) * L.out_w + ox] = acc;
+          yo[size_t(oy) * L.out_w + ox] = OutputClamp{L.lo, L.hi}(acc);
         }
       }
     }

@@ -60,6 +60,7 @@ struct DirectConvLayout {
   size_t row_step;        // floats between the inputs of consecutive output rows: stride_h * rs
   size_t group_in;        // floats of one group's padded input: group_in_c * plane
   size_t scratch;         // floats of scratch a kernel needs (group_in)
+  float lo, hi;           // the output clamp (Conv2d::set_output_clamp): -inf, +inf for none
 };
 
 // Output rows [oy0, oy1) of one sample: x [in_c][in_h][in_w], y [out_c][out_h][out_w], bias [out_c] or

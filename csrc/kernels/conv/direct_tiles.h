@@ -5,7 +5,8 @@
 //
 // V provides: vec, mask, kLanes, kCheapMasks (masked loads as fast as plain ones); tail(n) (lanes [0, n),
 // n clamped to kLanes); range(lo, hi) (lanes [lo, hi), any int64 bounds); zero(); set1(f); load(p),
-// load(p, m) (masked lanes read nothing and are zero); fma(a, b, c) = a * b + c; store(p, v), store(p, v, m)
+// load(p, m) (masked lanes read nothing and are zero); fma(a, b, c) = a * b + c; min(a, b) = a < b ? a : b
+// and max(a, b) = a > b ? a : b (vminps / vmaxps); store(p, v), store(p, v, m)
 // (masked lanes written nothing); deinterleave2(a, b, &even, &odd) (the even / odd lanes of a then b).
 //
 // Tile: R output rows x NC vectors of output columns, R * NC <= 8 accumulators (enough independent FMA
@@ -34,11 +35,18 @@ struct LutEntries {
   float operator()(uint32_t e) const { return lut[idx[e]]; }
 };
 
+// The output clamp in registers: min(hi, acc) then max(lo, that), as OutputClamp (a NaN passes both).
+template <class V>
+struct VClamp {
+  typename V::vec lo, hi;
+  typename V::vec operator()(typename V::vec v) const { return V::max(lo, V::min(hi, v)); }
+};
+
 // Output rows [oy, oy + R), columns [0, (NC - 1) * kLanes + popcount(last)) relative to x / y, where x is
 // the padded input of the row oy and first column, y the output of that row and column.
 template <class V, int R, int NC, bool Masked, class Off, class W>
 inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, const float* x, size_t row_step,
-                        float bias, float* y, size_t out_w, typename V::mask last) {
+                        float bias, float* y, size_t out_w, typename V::mask last, const VClamp<V>& cl) {
   constexpr int L = V::kLanes;
   typename V::vec acc[R][NC];
   const typename V::vec b = V::set1(bias);
@@ -60,9 +68,9 @@ inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, co
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-    for (int c = 0; c < NC - 1; ++c) V::store(y + r * out_w + c * L, acc[r][c]);
-    if (Masked) V::store(y + r * out_w + (NC - 1) * L, acc[r][NC - 1], last);
-    else V::store(y + r * out_w + (NC - 1) * L, acc[r][NC - 1]);
+    for (int c = 0; c < NC - 1; ++c) V::store(y + r * out_w + c * L, cl(acc[r][c]));
+    if (Masked) V::store(y + r * out_w + (NC - 1) * L, cl(acc[r][NC - 1]), last);
+    else V::store(y + r * out_w + (NC - 1) * L, cl(acc[r][NC - 1]));
   }
 }
 
@@ -71,12 +79,12 @@ inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, co
 template <class V, int T, int NC, bool Masked, class Off, class W>
 inline void direct_tail(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
                         const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t t,
-                        typename V::mask last) {
+                        typename V::mask last, const VClamp<V>& cl) {
   if constexpr (T >= 1) {
     if (t == T)
       return direct_tile<V, T, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
-                                           yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last);
-    direct_tail<V, T - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, t, last);
+                                           yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl);
+    direct_tail<V, T - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, t, last, cl);
   }
 }
 
@@ -84,11 +92,11 @@ inline void direct_tail(const DirectConvLayout& Lw, const Off* off, const W& w, 
 template <class V, int R, int NC, bool Masked, class Off, class W>
 inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
                         const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t oy1,
-                        typename V::mask last) {
+                        typename V::mask last, const VClamp<V>& cl) {
   for (; oy + R <= oy1; oy += R)
     direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
-                                  yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last);
-  if (oy < oy1) direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, oy1 - oy, last);
+                                  yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl);
+  if (oy < oy1) direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, oy1 - oy, last, cl);
 }
 
 // A column block of NC vectors: the last one masked unless it is full and masked loads cost more than
@@ -96,11 +104,11 @@ inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, 
 template <class V, int R, int NC, class Off, class W>
 inline void direct_block(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
                          const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy0, uint32_t oy1,
-                         uint32_t n_last) {
+                         uint32_t n_last, const VClamp<V>& cl) {
   if constexpr (!V::kCheapMasks)
     if (n_last == V::kLanes) return direct_rows<V, R, NC, false>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy0, oy1,
-                                                                V::tail(V::kLanes));
-  direct_rows<V, R, NC, true>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy0, oy1, V::tail(n_last));
+                                                                V::tail(V::kLanes), cl);
+  direct_rows<V, R, NC, true>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy0, oy1, V::tail(n_last), cl);
 }
 
 // One padded row (conv/direct.h) from the input row src (null: a padding row): rs floats at dst. Each
@@ -159,26 +167,41 @@ void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t o
   }
 }
 
-// Output channels [o0, o1) of one group over its padded input xg.
+// Output rows per band (a multiple of 8, so that every tile height divides it): the padded input rows one
+// band reads, over all of the group's channels, stay within about kBandBytes (in L2), and every output
+// channel runs over the band before the next band is read. Without bands each output channel streamed the
+// whole padded input (800 KB for a 64-channel 56x56 layer) from L3.
+constexpr size_t kBandBytes = 160 * 1024;
+inline uint32_t band_rows(const DirectConvLayout& Lw) {
+  const size_t per_row = std::max<size_t>(1, size_t(Lw.group_in_c) * Lw.row_step * sizeof(float));
+  return uint32_t(std::max<size_t>(8, kBandBytes / per_row / 8 * 8));
+}
+
+// Output channels [o0, o1) of one group over its padded input xg, band by band of output rows.
 template <class V, class Off, class W>
 void direct_channels(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, float* y,
                      const float* bias, uint32_t o0, uint32_t o1, uint32_t oy0, uint32_t oy1) {
   constexpr uint32_t L = V::kLanes;
   const size_t plane = size_t(Lw.out_h) * Lw.out_w;
-  for (uint32_t o = o0; o < o1; ++o) {
-    float* yo = y + o * plane;
-    const float b = bias ? bias[o] : 0.0f;
-    const uint32_t e0 = Lw.rowptr[o], e1 = Lw.rowptr[o + 1];
-    // column blocks of up to 4 vectors; a narrower last block takes fewer vectors and more rows
-    for (uint32_t ox0 = 0; ox0 < Lw.out_w;) {
-      const uint32_t n = std::min(Lw.out_w - ox0, 4 * L), nc = (n + L - 1) / L, n_last = n - (nc - 1) * L;
-      switch (nc) {
-        case 1: direct_block<V, 8, 1>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, n_last); break;
-        case 2: direct_block<V, 4, 2>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, n_last); break;
-        case 3: direct_block<V, 2, 3>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, n_last); break;
-        default: direct_block<V, 2, 4>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy0, oy1, n_last); break;
+  const VClamp<V> cl{V::set1(Lw.lo), V::set1(Lw.hi)};
+  const uint32_t band = band_rows(Lw);
+  for (uint32_t b0 = oy0; b0 < oy1; b0 += band) {
+    const uint32_t b1 = std::min(oy1, b0 + band);
+    for (uint32_t o = o0; o < o1; ++o) {
+      float* yo = y + o * plane;
+      const float b = bias ? bias[o] : 0.0f;
+      const uint32_t e0 = Lw.rowptr[o], e1 = Lw.rowptr[o + 1];
+      // column blocks of up to 4 vectors; a narrower last block takes fewer vectors and more rows
+      for (uint32_t ox0 = 0; ox0 < Lw.out_w;) {
+        const uint32_t n = std::min(Lw.out_w - ox0, 4 * L), nc = (n + L - 1) / L, n_last = n - (nc - 1) * L;
+        switch (nc) {
+          case 1: direct_block<V, 8, 1>(Lw, off, w, e0, e1, xg, b, yo, ox0, b0, b1, n_last, cl); break;
+          case 2: direct_block<V, 4, 2>(Lw, off, w, e0, e1, xg, b, yo, ox0, b0, b1, n_last, cl); break;
+          case 3: direct_block<V, 2, 3>(Lw, off, w, e0, e1, xg, b, yo, ox0, b0, b1, n_last, cl); break;
+          default: direct_block<V, 2, 4>(Lw, off, w, e0, e1, xg, b, yo, ox0, b0, b1, n_last, cl); break;
+        }
+        ox0 += n;
       }
-      ox0 += n;
     }
   }
 }

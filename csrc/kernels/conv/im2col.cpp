@@ -106,11 +106,17 @@ class Im2colConv final : public Conv2d {
   void run(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t oy0,
            uint32_t oy1) const override {
     if (oy0 >= oy1) return;
-    if (isa == Isa::ref)
-      return ref::conv2d(geom_, raw_.data(), uint32_t(raw_.size()), x, batch, y, bias, oy0, oy1);
     const Conv2dGeometry& g = geom_;
+    const size_t plane = size_t(g.out_h) * g.out_w;
+    if (isa == Isa::ref) {
+      ref::conv2d(geom_, raw_.data(), uint32_t(raw_.size()), x, batch, y, bias, oy0, oy1);
+      for (size_t c = 0; c < batch * g.out_c; ++c)
+        clamp_.apply(y + c * plane + size_t(oy0) * g.out_w, size_t(oy1 - oy0) * g.out_w);
+      return;
+    }
     const size_t K = g.patch(), og = g.group_out(), T = tile_;
-    const size_t in_group = size_t(g.group_in()) * g.in_h * g.in_w, plane = size_t(g.out_h) * g.out_w;
+    const size_t in_group = size_t(g.group_in()) * g.in_h * g.in_w;
+    const OutputClamp clamp = clamp_;
     const size_t xsize = (T * K + 15) / 16 * 16;  // keeps Y 64-byte aligned
     float* X = thread_scratch(xsize + T * og, Scratch::kConv);
     float* Y = X + xsize;
@@ -126,7 +132,11 @@ class Im2colConv final : public Conv2d {
           // Y[t][o] -> y[grp * og + o][p0 + t]: contiguous writes, strided reads of the small Y
           for (size_t o = 0; o < og; ++o) {
             float* yo = yb + (grp * og + o) * plane;
-            for (size_t p = lo; p < hi; ++p) yo[p] = Y[(p - p0) * og + o];
+            if (clamp.active()) {
+              for (size_t p = lo; p < hi; ++p) yo[p] = clamp(Y[(p - p0) * og + o]);
+            } else {
+              for (size_t p = lo; p < hi; ++p) yo[p] = Y[(p - p0) * og + o];
+            }
           }
         }
       }

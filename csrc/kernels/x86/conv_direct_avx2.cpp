@@ -24,6 +24,8 @@ struct Ymm {
   static vec load(const float* p) { return _mm256_loadu_ps(p); }
   static vec load(const float* p, mask m) { return _mm256_maskload_ps(p, m); }
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static vec min(vec a, vec b) { return _mm256_min_ps(a, b); }
+  static vec max(vec a, vec b) { return _mm256_max_ps(a, b); }
   static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
   static void store(float* p, vec v, mask m) { _mm256_maskstore_ps(p, m, v); }
   static mask range(int64_t lo, int64_t hi) {

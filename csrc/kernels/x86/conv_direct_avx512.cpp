@@ -21,6 +21,8 @@ struct Zmm {
   static vec load(const float* p) { return _mm512_loadu_ps(p); }
   static vec load(const float* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
   static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+  static vec min(vec a, vec b) { return _mm512_min_ps(a, b); }
+  static vec max(vec a, vec b) { return _mm512_max_ps(a, b); }
   static void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
   static void store(float* p, vec v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
   static mask range(int64_t lo, int64_t hi) {
@@ -44,6 +46,8 @@ struct YmmVL {
   static vec load(const float* p) { return _mm256_loadu_ps(p); }
   static vec load(const float* p, mask m) { return _mm256_maskz_loadu_ps(m, p); }
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static vec min(vec a, vec b) { return _mm256_min_ps(a, b); }
+  static vec max(vec a, vec b) { return _mm256_max_ps(a, b); }
   static void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
   static void store(float* p, vec v, mask m) { _mm256_mask_storeu_ps(p, m, v); }
   static mask range(int64_t lo, int64_t hi) {

@@ -17,6 +17,7 @@ class ConvStep final : public Step {
  public:
   ConvStep(const BuildContext& ctx, const DecodedTensor& weight, LayerInfo& li)
       : conv_(kernels::Conv2d::create(ops::conv_geometry(ctx), weight, ctx.in_place)), bias_(ctx, li) {
+    if (ctx.fuse) conv_->set_output_clamp(ctx.fuse->clamp);
     const kernels::Conv2dGeometry& g = conv_->geometry();
     li.layout = conv_->layout();
     li.method = conv_->method();
@@ -83,6 +84,7 @@ StepSpec build_conv2d_with(const BuildContext& ctx, const DecodedTensor& weight)
   s.step = std::make_unique<ConvStep>(ctx, weight, s.layer);
   s.takes = {ValueType::f32()};
   s.gives = ValueType::f32();
+  s.fused = ctx.fuse != nullptr;
   return s;
 }
 

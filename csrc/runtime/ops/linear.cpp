@@ -26,7 +26,8 @@ class LinearStep final : public Step {
       : weight_(kernels::pack(ctx.tensor(0), ctx.in_place)),
         rows_(weight_->rows()),
         cols_(weight_->cols()),
-        bias_(ctx, li) {
+        bias_(ctx, li),
+        clamp_(ctx.fuse ? ctx.fuse->clamp : kernels::OutputClamp{}) {
     li.layout = weight_->layout();
     li.method = "gemm";
     li.exec_bytes += weight_->bytes();
@@ -42,13 +43,18 @@ class LinearStep final : public Step {
     auto chunk = [&](size_t c) {
       const size_t b0 = c * chunk_n, n = std::min(batch - b0, chunk_n);
       w.gemm(ctx.isa, x + b0 * cols_, n, y + b0 * rows_, bias_.data());
+      clamp_.apply(y + b0 * rows_, n * rows_);
     };
     if (ctx.pool && chunks == 1 && !splits_.empty()) {
       ctx.pool->run(static_cast<unsigned>(splits_.size() - 1), [&](unsigned i) {
         const uint32_t r0 = splits_[i], r1 = splits_[i + 1], n = r1 - r0;
-        if (batch == 1) return w.gemm_rows(ctx.isa, x, 1, y + r0, bias_.data(), r0, r1);
+        if (batch == 1) {
+          w.gemm_rows(ctx.isa, x, 1, y + r0, bias_.data(), r0, r1);
+          return clamp_.apply(y + r0, n);
+        }
         float* block = kernels::thread_scratch(batch * n, kernels::Scratch::kRows);
         w.gemm_rows(ctx.isa, x, batch, block, bias_.data(), r0, r1);
+        clamp_.apply(block, batch * n);
         for (size_t b = 0; b < batch; ++b) std::memcpy(y + b * rows_ + r0, block + b * n, n * sizeof(float));
       });
     } else if (ctx.pool && chunks >= 2 && w.bytes() * batch >= 2 * kMinBytesPerTask) {
@@ -76,6 +82,7 @@ class LinearStep final : public Step {
   std::unique_ptr<kernels::PackedWeight> weight_;
   size_t rows_, cols_;
   ops::Bias bias_;
+  kernels::OutputClamp clamp_;    // a fused relu / clamp (fusion.h), applied to each piece as it is written
   std::vector<uint32_t> splits_;  // batch-1 and single-chunk row boundaries for the pool
 };
 
@@ -88,6 +95,7 @@ StepSpec build_linear(const BuildContext& ctx) {
   s.step = std::make_unique<LinearStep>(ctx, s.layer);
   s.takes = {ValueType::f32()};
   s.gives = ValueType::f32();
+  s.fused = ctx.fuse != nullptr;
   return s;
 }
 

@@ -9,9 +9,13 @@ namespace {
 
 class AliasStep final : public Step {
  public:
+  explicit AliasStep(uint64_t work = 0) : work_(work) {}
   void run(const RunContext&, const void* const*, size_t, void*) const override {}
   bool alias() const override { return true; }
-  uint64_t work() const override { return 0; }
+  uint64_t work() const override { return work_; }
+
+ private:
+  uint64_t work_;  // a fused activation still counts the elements it clamps (pyrt_model_work)
 };
 
 class ConcatStep final : public Step {
@@ -39,6 +43,8 @@ class ConcatStep final : public Step {
 };
 
 }  // namespace
+
+std::unique_ptr<Step> make_alias_step(uint64_t work) { return std::make_unique<AliasStep>(work); }
 
 StepSpec build_shape(const BuildContext& ctx) {
   StepSpec s;

@@ -1,0 +1,33 @@
+#include "runtime/fusion.h"
+
+#include "common/op_schema.h"
+
+namespace pyrt::runtime {
+
+std::vector<FusableActivation> fusable_activations(const ModelDef& def) {
+  const size_t n = def.nodes.size();
+  // readers[v]: how many node inputs read value v (value 0 the graph input, node i's output value i + 1)
+  std::vector<uint32_t> readers(n + 1, 0), reader(n + 1, 0);
+  for (size_t j = 0; j < n; ++j)
+    for (uint32_t v : def.nodes[j].inputs) {
+      ++readers[v];
+      reader[v] = uint32_t(j);
+    }
+  std::vector<FusableActivation> out(n);
+  for (size_t i = 0; i + 1 < n; ++i) {  // the last node's output is the graph output: never fused away
+    const Op op = def.nodes[i].op;
+    if (op != Op::conv2d && op != Op::linear) continue;
+    const uint32_t v = uint32_t(i + 1);
+    if (readers[v] != 1) continue;
+    const NodeDef& act = def.nodes[reader[v]];
+    if (act.op == Op::relu) {
+      out[i] = {true, reader[v], kernels::OutputClamp{0.0f}, "relu"};
+    } else if (act.op == Op::clamp) {
+      const ClampAttrs c = clamp_attrs(act.attrs);
+      out[i] = {true, reader[v], kernels::OutputClamp{c.min, c.max}, "clamp"};
+    }
+  }
+  return out;
+}
+
+}  // namespace pyrt::runtime
