@@ -82,6 +82,7 @@ class DirectConv final : public Conv2d {
     const DirectConvLayout L = view();
     const DirectConvFn fn = direct_kernel(isa);
     float* xp = thread_scratch(L.scratch, Scratch::kConv);
+    std::fill(xp + L.group_in, xp + L.scratch, 0.0f);  // the slack (direct.h)
     for (size_t b = 0; b < batch; ++b) fn(L, x + b * geom_.in_size(), xp, y + b * geom_.out_size(), bias, oy0, oy1);
   }
 
@@ -119,7 +120,7 @@ class DirectConv final : public Conv2d {
     L.plane = pp_.plane;
     L.row_step = size_t(g.stride_h) * pp_.rs;
     L.group_in = size_t(g.group_in()) * pp_.plane;
-    L.scratch = L.group_in;
+    L.scratch = L.group_in + kDirectSlack;
     L.lo = clamp_.lo;
     L.hi = clamp_.hi;
     return L;
@@ -191,7 +192,7 @@ void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* x, float* xp,
 }
 
 uint64_t direct_conv_scratch_floats(const Conv2dGeometry& g) {
-  return uint64_t(g.group_in()) * PaddedPlane(g).plane;
+  return uint64_t(g.group_in()) * PaddedPlane(g).plane + kDirectSlack;
 }
 
 std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedTensor& w) {

@@ -59,9 +59,14 @@ struct DirectConvLayout {
   size_t plane;           // floats per padded channel: hp * rs
   size_t row_step;        // floats between the inputs of consecutive output rows: stride_h * rs
   size_t group_in;        // floats of one group's padded input: group_in_c * plane
-  size_t scratch;         // floats of scratch a kernel needs (group_in)
+  size_t scratch;         // floats of scratch a kernel needs: group_in, then kDirectSlack zeros
   float lo, hi;           // the output clamp (Conv2d::set_output_clamp): -inf, +inf for none
 };
+
+// Floats of zeros after the padded input: a tile's last vector may read up to a vector past the columns it
+// stores (plain loads rather than masked ones; those lanes are never stored), so up to a vector past the
+// end of the padded input.
+constexpr size_t kDirectSlack = 16;
 
 // Output rows [oy0, oy1) of one sample: x [in_c][in_h][in_w], y [out_c][out_h][out_w], bias [out_c] or
 // null, xp a 64-byte aligned scratch of L.scratch floats. Group by group, the kernel copies the rows of

@@ -11,8 +11,9 @@
 //
 // Tile: R output rows x NC vectors of output columns, R * NC <= 8 accumulators (enough independent FMA
 // chains to cover the FMA latency, few enough to leave registers for the loads and the broadcast weight).
-// Only the last vector of a tile is masked (and only when it is partial, where masks cost extra). The
-// rows left over below R make one shorter tile.
+// Loads are never masked (the padded input is followed by kDirectSlack zeros); only the store of the last
+// vector of a tile is, and only when it is partial, where masks cost extra. The rows left over below R
+// make one shorter tile.
 #pragma once
 
 #include <algorithm>
@@ -61,8 +62,9 @@ inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, co
     for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
       for (int c = 0; c < NC - 1; ++c) acc[r][c] = V::fma(wv, V::load(p + r * row_step + c * L), acc[r][c]);
-      const float* q = p + r * row_step + (NC - 1) * L;
-      acc[r][NC - 1] = V::fma(wv, Masked ? V::load(q, last) : V::load(q), acc[r][NC - 1]);
+      // the last vector too is a plain load: lanes past the block read the padded input's next columns (or
+      // the slack), and are never stored
+      acc[r][NC - 1] = V::fma(wv, V::load(p + r * row_step + (NC - 1) * L), acc[r][NC - 1]);
     }
   }
 #pragma GCC unroll 8
@@ -88,27 +90,39 @@ inline void direct_tail(const DirectConvLayout& Lw, const Off* off, const W& w, 
   }
 }
 
-// Rows [oy, oy1) in tiles of R, the rest in one shorter tile.
+// Rows [oy0, oy1) of the column block at ox0, tile by tile of R rows (the last one shorter), every output
+// channel [o0, o1) running over a tile before the next tile: the tile's input (its rows of every input
+// channel) is read from L1 by all of them.
 template <class V, int R, int NC, bool Masked, class Off, class W>
-inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
-                        const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t oy1,
+inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, const float* bias,
+                        float* y, uint32_t o0, uint32_t o1, uint32_t ox0, uint32_t oy0, uint32_t oy1,
                         typename V::mask last, const VClamp<V>& cl) {
-  for (; oy + R <= oy1; oy += R)
-    direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
-                                  yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl);
-  if (oy < oy1) direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, oy1 - oy, last, cl);
+  const size_t plane = size_t(Lw.out_h) * Lw.out_w;
+  for (uint32_t oy = oy0; oy < oy1; oy += R) {
+    const uint32_t t = std::min<uint32_t>(R, oy1 - oy);
+    for (uint32_t o = o0; o < o1; ++o) {
+      const float b = bias ? bias[o] : 0.0f;
+      const uint32_t e0 = Lw.rowptr[o], e1 = Lw.rowptr[o + 1];
+      float* yo = y + o * plane;
+      if (t == R)
+        direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, b,
+                                      yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl);
+      else
+        direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy, t, last, cl);
+    }
+  }
 }
 
-// A column block of NC vectors: the last one masked unless it is full and masked loads cost more than
-// plain ones (AVX2 vmaskmovps; AVX-512 masks are free, so V::kCheapMasks skips the unmasked copy).
+// A column block of NC vectors: the last one stored masked unless it is full and masked stores cost more
+// than plain ones (AVX2 vmaskmovps; AVX-512 masks are free, so V::kCheapMasks skips the unmasked copy).
 template <class V, int R, int NC, class Off, class W>
-inline void direct_block(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
-                         const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy0, uint32_t oy1,
+inline void direct_block(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, const float* bias,
+                         float* y, uint32_t o0, uint32_t o1, uint32_t ox0, uint32_t oy0, uint32_t oy1,
                          uint32_t n_last, const VClamp<V>& cl) {
   if constexpr (!V::kCheapMasks)
-    if (n_last == V::kLanes) return direct_rows<V, R, NC, false>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy0, oy1,
-                                                                V::tail(V::kLanes), cl);
-  direct_rows<V, R, NC, true>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy0, oy1, V::tail(n_last), cl);
+    if (n_last == V::kLanes)
+      return direct_rows<V, R, NC, false>(Lw, off, w, xg, bias, y, o0, o1, ox0, oy0, oy1, V::tail(V::kLanes), cl);
+  direct_rows<V, R, NC, true>(Lw, off, w, xg, bias, y, o0, o1, ox0, oy0, oy1, V::tail(n_last), cl);
 }
 
 // One padded row (conv/direct.h) from the input row src (null: a padding row): rs floats at dst. Each
@@ -167,42 +181,23 @@ void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t o
   }
 }
 
-// Output rows per band (a multiple of 8, so that every tile height divides it): the padded input rows one
-// band reads, over all of the group's channels, stay within about kBandBytes (in L2), and every output
-// channel runs over the band before the next band is read. Without bands each output channel streamed the
-// whole padded input (800 KB for a 64-channel 56x56 layer) from L3.
-constexpr size_t kBandBytes = 160 * 1024;
-inline uint32_t band_rows(const DirectConvLayout& Lw) {
-  const size_t per_row = std::max<size_t>(1, size_t(Lw.group_in_c) * Lw.row_step * sizeof(float));
-  return uint32_t(std::max<size_t>(8, kBandBytes / per_row / 8 * 8));
-}
-
-// Output channels [o0, o1) of one group over its padded input xg, band by band of output rows.
+// Output channels [o0, o1) of one group over its padded input xg: column block by column block, tile by
+// tile (direct_rows), every channel over a tile before the next.
 template <class V, class Off, class W>
 void direct_channels(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, float* y,
                      const float* bias, uint32_t o0, uint32_t o1, uint32_t oy0, uint32_t oy1) {
   constexpr uint32_t L = V::kLanes;
-  const size_t plane = size_t(Lw.out_h) * Lw.out_w;
   const VClamp<V> cl{V::set1(Lw.lo), V::set1(Lw.hi)};
-  const uint32_t band = band_rows(Lw);
-  for (uint32_t b0 = oy0; b0 < oy1; b0 += band) {
-    const uint32_t b1 = std::min(oy1, b0 + band);
-    for (uint32_t o = o0; o < o1; ++o) {
-      float* yo = y + o * plane;
-      const float b = bias ? bias[o] : 0.0f;
-      const uint32_t e0 = Lw.rowptr[o], e1 = Lw.rowptr[o + 1];
-      // column blocks of up to 4 vectors; a narrower last block takes fewer vectors and more rows
-      for (uint32_t ox0 = 0; ox0 < Lw.out_w;) {
-        const uint32_t n = std::min(Lw.out_w - ox0, 4 * L), nc = (n + L - 1) / L, n_last = n - (nc - 1) * L;
-        switch (nc) {
-          case 1: direct_block<V, 8, 1>(Lw, off, w, e0, e1, xg, b, yo, ox0, b0, b1, n_last, cl); break;
-          case 2: direct_block<V, 4, 2>(Lw, off, w, e0, e1, xg, b, yo, ox0, b0, b1, n_last, cl); break;
-          case 3: direct_block<V, 2, 3>(Lw, off, w, e0, e1, xg, b, yo, ox0, b0, b1, n_last, cl); break;
-          default: direct_block<V, 2, 4>(Lw, off, w, e0, e1, xg, b, yo, ox0, b0, b1, n_last, cl); break;
-        }
-        ox0 += n;
-      }
+  // column blocks of up to 4 vectors; a narrower last block takes fewer vectors and more rows
+  for (uint32_t ox0 = 0; ox0 < Lw.out_w;) {
+    const uint32_t n = std::min(Lw.out_w - ox0, 4 * L), nc = (n + L - 1) / L, n_last = n - (nc - 1) * L;
+    switch (nc) {
+      case 1: direct_block<V, 8, 1>(Lw, off, w, xg, bias, y, o0, o1, ox0, oy0, oy1, n_last, cl); break;
+      case 2: direct_block<V, 4, 2>(Lw, off, w, xg, bias, y, o0, o1, ox0, oy0, oy1, n_last, cl); break;
+      case 3: direct_block<V, 2, 3>(Lw, off, w, xg, bias, y, o0, o1, ox0, oy0, oy1, n_last, cl); break;
+      default: direct_block<V, 2, 4>(Lw, off, w, xg, bias, y, o0, o1, ox0, oy0, oy1, n_last, cl); break;
     }
+    ox0 += n;
   }
 }
 
