@@ -126,8 +126,8 @@ GemmFn<Layout> kernel_for(Isa isa);
 // Per-thread scratch of at least n floats, 64-byte aligned. Grows on first use in a thread and is reused
 // afterwards (no allocation in steady state); contents are unspecified. One buffer per slot, so that a
 // caller may keep data in its slot while calling code that uses another: the GEMM kernels reorder x in
-// kGemm; the convolutions (kernels/conv) keep their patches / padded input in kConv across the GEMM calls;
-// the runtime gathers a thread's block of output rows in kRows (runtime/ops/linear.cpp) and an int8 layer's
+// kGemm; the convolutions (kernels/conv) keep their patches / padded input in kConv across the GEMM calls
+// (and the f32 max pool its row of maxima); the runtime gathers a thread's block of output rows in kRows (runtime/ops/linear.cpp) and an int8 layer's
 // quantized activations in kInt8 (runtime/ops/linear_int8.cpp).
 enum class Scratch : int { kGemm = 0, kConv = 1, kRows = 2, kInt8 = 3, kBinary = 4 };
 float* thread_scratch(size_t n, Scratch slot = Scratch::kGemm);
