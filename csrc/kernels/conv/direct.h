@@ -45,6 +45,11 @@ namespace pyrt::kernels {
 struct DirectConvLayout {
   // entries of output channel o: [rowptr[o], rowptr[o + 1]); offsets relative to the group's channel 0
   const uint32_t* rowptr;
+  // the same split by blocks of input channels: block b of channel o is [blockptr[o * cblocks + b],
+  // blockptr[o * cblocks + b + 1]) (the vector kernels run a tile block by block, conv/direct_tiles.h); with
+  // one block, blockptr is rowptr
+  const uint32_t* blockptr;
+  uint32_t cblocks;
   const uint16_t* off16;  // exactly one of off16 / off32 is set
   const uint32_t* off32;
   const float* val;       // f32 weight per entry, or null

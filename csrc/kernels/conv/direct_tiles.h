@@ -43,18 +43,36 @@ struct VClamp {
   typename V::vec operator()(typename V::vec v) const { return V::max(lo, V::min(hi, v)); }
 };
 
+// Where a tile's FMA chains start and end: the chain of an output runs over the entries of its channel in
+// order, one block of input channels at a time (DirectConvLayout::cblocks); between blocks the partial sums
+// wait in y (a float stored and loaded back: exact), so the result does not depend on the blocking.
+struct ChainPart {
+  bool first, last;  // first block: start at the bias; last block: clamp and store the result
+};
+
 // Output rows [oy, oy + R), columns [0, (NC - 1) * kLanes + popcount(last)) relative to x / y, where x is
 // the padded input of the row oy and first column, y the output of that row and column.
 template <class V, int R, int NC, bool Masked, class Off, class W>
 inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, const float* x, size_t row_step,
-                        float bias, float* y, size_t out_w, typename V::mask last, const VClamp<V>& cl) {
+                        float bias, float* y, size_t out_w, typename V::mask last, const VClamp<V>& cl,
+                        ChainPart part) {
   constexpr int L = V::kLanes;
   typename V::vec acc[R][NC];
-  const typename V::vec b = V::set1(bias);
+  if (part.first) {
+    const typename V::vec b = V::set1(bias);
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int c = 0; c < NC; ++c) acc[r][c] = b;
+      for (int c = 0; c < NC; ++c) acc[r][c] = b;
+  } else {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+      for (int c = 0; c < NC - 1; ++c) acc[r][c] = V::load(y + r * out_w + c * L);
+      const float* q = y + r * out_w + (NC - 1) * L;
+      acc[r][NC - 1] = Masked ? V::load(q, last) : V::load(q);
+    }
+  }
   for (uint32_t e = e0; e < e1; ++e) {
     const typename V::vec wv = V::set1(w(e));
     const float* p = x + off[e];
@@ -67,12 +85,18 @@ inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, co
       acc[r][NC - 1] = V::fma(wv, V::load(p + r * row_step + (NC - 1) * L), acc[r][NC - 1]);
     }
   }
+  if (part.last) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < NC; ++c) acc[r][c] = cl(acc[r][c]);
+  }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-    for (int c = 0; c < NC - 1; ++c) V::store(y + r * out_w + c * L, cl(acc[r][c]));
-    if (Masked) V::store(y + r * out_w + (NC - 1) * L, cl(acc[r][NC - 1]), last);
-    else V::store(y + r * out_w + (NC - 1) * L, cl(acc[r][NC - 1]));
+    for (int c = 0; c < NC - 1; ++c) V::store(y + r * out_w + c * L, acc[r][c]);
+    if (Masked) V::store(y + r * out_w + (NC - 1) * L, acc[r][NC - 1], last);
+    else V::store(y + r * out_w + (NC - 1) * L, acc[r][NC - 1]);
   }
 }
 
@@ -81,34 +105,40 @@ inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, co
 template <class V, int T, int NC, bool Masked, class Off, class W>
 inline void direct_tail(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
                         const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t t,
-                        typename V::mask last, const VClamp<V>& cl) {
+                        typename V::mask last, const VClamp<V>& cl, ChainPart part) {
   if constexpr (T >= 1) {
     if (t == T)
       return direct_tile<V, T, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
-                                           yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl);
-    direct_tail<V, T - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, t, last, cl);
+                                           yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl, part);
+    direct_tail<V, T - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, t, last, cl, part);
   }
 }
 
-// Rows [oy0, oy1) of the column block at ox0, tile by tile of R rows (the last one shorter), every output
-// channel [o0, o1) running over a tile before the next tile: the tile's input (its rows of every input
-// channel) is read from L1 by all of them.
+// Rows [oy0, oy1) of the column block at ox0, tile by tile of R rows (the last one shorter). Within a tile,
+// block by block of input channels, every output channel [o0, o1) runs over the block's entries before the
+// next block: the tile's input of one block is read from L1 by all of them.
 template <class V, int R, int NC, bool Masked, class Off, class W>
 inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, const float* bias,
                         float* y, uint32_t o0, uint32_t o1, uint32_t ox0, uint32_t oy0, uint32_t oy1,
                         typename V::mask last, const VClamp<V>& cl) {
   const size_t plane = size_t(Lw.out_h) * Lw.out_w;
+  const uint32_t nb = Lw.cblocks;
   for (uint32_t oy = oy0; oy < oy1; oy += R) {
     const uint32_t t = std::min<uint32_t>(R, oy1 - oy);
-    for (uint32_t o = o0; o < o1; ++o) {
-      const float b = bias ? bias[o] : 0.0f;
-      const uint32_t e0 = Lw.rowptr[o], e1 = Lw.rowptr[o + 1];
-      float* yo = y + o * plane;
-      if (t == R)
-        direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, b,
-                                      yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl);
-      else
-        direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy, t, last, cl);
+    for (uint32_t cb = 0; cb < nb; ++cb) {
+      const ChainPart part{cb == 0, cb + 1 == nb};
+      for (uint32_t o = o0; o < o1; ++o) {
+        const float b = bias ? bias[o] : 0.0f;
+        const uint32_t* bp = Lw.blockptr + size_t(o) * nb + cb;
+        const uint32_t e0 = bp[0], e1 = bp[1];
+        if (e0 == e1 && !part.first && !part.last) continue;  // nothing to add
+        float* yo = y + o * plane;
+        if (t == R)
+          direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, b,
+                                        yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl, part);
+        else
+          direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy, t, last, cl, part);
+      }
     }
   }
 }
