@@ -419,3 +419,25 @@ def test_bad_run_arguments(method):
     with pytest.raises(ValueError, match="unknown ISA"):
         conv.run(x, isa="sse9")
     assert conv.run(np.ones((0, 5, 9, 10), np.float32)).shape == (0, 6, 9, 10)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_direct_drops_the_zero_centroid_of_a_codebook(helpers, rng, isa):
+    # a pruned layer stored with dense indices (the converter's smaller file at moderate sparsity): the
+    # zero centroid marks the pruned weights, which the direct method drops as CSR does
+    g = geom(24, 10, 128, 3, pad=1)
+    t = make_weight(helpers, rng, g, "codebook", 16)
+    cent = np.array(t["centroids"], np.float32)
+    cent[3], cent[7] = 0.0, -0.0
+    idx = np.array(t["indices"]).reshape(g["out_c"], -1)
+    pruned = rng.random(idx.shape) < 0.7
+    idx = np.where(pruned, np.where(rng.random(idx.shape) < 0.5, 3, 7), idx).astype(np.uint8)
+    t = {**t, "centroids": cent, "indices": idx.ravel()}
+    conv = _core.Conv2d(g, t)  # mostly zeros: direct, though a dense codebook of 128 channels goes im2col
+    assert conv.method == "direct"
+    nnz = int((cent[idx] != 0).sum())
+    assert conv.bytes == (g["out_c"] + 1) * 4 + nnz * (2 + 1) + 16 * 4  # rowptr; offset + index per nonzero
+    check(helpers, rng, g, t, "direct", isa, 2)
+    few = np.where(rng.random(idx.shape) < 0.3, 3, np.array(make_weight(helpers, rng, g, "codebook", 16)["indices"])
+                   .reshape(idx.shape)).astype(np.uint8)
+    assert _core.Conv2d(g, {**t, "indices": few.ravel()}).method == "im2col"  # 30% zeros: dense rules

@@ -98,10 +98,20 @@ void Conv2dGeometry::validate(const DecodedTensor& w, int status) const {
 //    padded by 23000 and strided 2305 reads 20 of 46001 padded rows, and its padded copy would be 8 GB
 //    for kilobytes of input and output). im2col's scratch is one tile of patches. So a kernel's scratch
 //    stays a small multiple of what the arena holds for the layer.
+//  - a codebook whose zero centroid holds at least half of the weights (a pruned layer stored with dense
+//    indices, the smaller file at moderate sparsity) counts as sparse: direct drops its zero entries (SqueezeNet
+//    at 33% density, 8 bits: its 1x1 expand layers 2.6x faster direct than im2col, Zen 3, AVX2).
+static bool mostly_zero_codebook(const DecodedTensor& w) {
+  if (w.encoding != Encoding::codebook || w.indices.empty()) return false;
+  size_t zeros = 0;
+  for (uint8_t i : w.indices) zeros += w.centroids[i] == 0.0f;
+  return zeros * 2 >= w.indices.size();
+}
+
 static Conv2d::Method auto_method(const Conv2dGeometry& g, const DecodedTensor& w) {
   if (direct_conv_scratch_floats(g) > 4 * (uint64_t(g.in_size()) + g.out_size()) + (uint64_t(1) << 16))
     return Conv2d::Method::kIm2col;
-  if (g.group_in() == 1 || is_sparse(w.encoding)) return Conv2d::Method::kDirect;
+  if (g.group_in() == 1 || is_sparse(w.encoding) || mostly_zero_codebook(w)) return Conv2d::Method::kDirect;
   return g.group_out() >= 128 ? Conv2d::Method::kIm2col : Conv2d::Method::kDirect;
 }
 

@@ -51,33 +51,47 @@ class DirectConv final : public Conv2d {
       for (uint32_t ky = 0; ky < g.kh; ++ky)
         for (uint32_t kx = 0; kx < g.kw; ++kx) col_off[c * khw + ky * g.kw + kx] = uint32_t(pp_.offset(g, c, ky, kx));
     const bool sparse = is_sparse(w.encoding), codebook = has_codebook(w.encoding);
-    const size_t n = sparse ? w.colidx.size() : size_t(g.out_c) * K;
+    // Stored entries of the weight: (source position in the tensor's values / indices, column). A dense-
+    // index codebook stores pruned weights as a zero centroid: those entries are dropped here as CSR drops
+    // them, so a pruned layer costs its nonzeros whatever its encoding.
+    std::vector<uint32_t> src, col;
     rowptr_.resize(g.out_c + 1);
-    for (uint32_t o = 0; o <= g.out_c; ++o) rowptr_[o] = sparse ? w.rowptr[o] : o * K;
+    rowptr_[0] = 0;
+    for (uint32_t o = 0; o < g.out_c; ++o) {
+      const size_t j0 = sparse ? w.rowptr[o] : size_t(o) * K, j1 = sparse ? w.rowptr[o + 1] : j0 + K;
+      for (size_t j = j0; j < j1; ++j) {
+        if (codebook && !sparse && w.centroids[w.indices[j]] == 0.0f) continue;  // +0 or -0
+        src.push_back(uint32_t(j));
+        col.push_back(sparse ? w.colidx[j] : uint32_t(j - j0));
+      }
+      rowptr_[o + 1] = uint32_t(src.size());
+    }
+    const size_t n = src.size();
     wide_ = size_t(g.group_in()) * pp_.plane > 65536;
     if (wide_) off32_.resize(n);
     else off16_.resize(n);
-    for (size_t j = 0; j < n; ++j) {
-      const uint32_t off = col_off[sparse ? w.colidx[j] : j % K];
-      if (wide_) off32_[j] = off;
-      else off16_[j] = uint16_t(off);
+    for (size_t e = 0; e < n; ++e) {
+      const uint32_t off = col_off[col[e]];
+      if (wide_) off32_[e] = off;
+      else off16_[e] = uint16_t(off);
     }
     if (codebook) {
       idx_.resize(n);
-      if (n) std::memcpy(idx_.data(), w.indices.data(), n);  // (indices.data() may be null when empty)
+      for (size_t e = 0; e < n; ++e) idx_[e] = w.indices[src[e]];
       lut_.resize(256);
       std::copy(w.centroids.begin(), w.centroids.end(), lut_.data());
       k_ = uint32_t(w.centroids.size());
     } else {
       val_.resize(n);
-      if (n) std::memcpy(val_.data(), w.value_data(), n * sizeof(float));
+      const float* v = w.value_data();
+      for (size_t e = 0; e < n; ++e) val_[e] = v[src[e]];
     }
-    // Blocks of input channels whose rows of a tile (2 output rows x 4 vectors of 8 floats, AVX2's widest)
+    // Blocks of input channels whose rows of a tile (up to 4 output rows x 4 vectors of 8 floats, AVX2's)
     // take at most kBlockBytes of cache lines, so that they stay in L1 while every output channel reads
     // them; blocks of at least kMinBlockEntries entries per output channel on average, so that the partial
     // sums' trips through y stay cheap next to the FMAs. Narrow outputs (tiles of one or two vectors and
     // more rows) keep one block: measured slower blocked (Zen 3, ResNet-18's 7x7 and 14x14 layers).
-    const uint64_t rows_read = uint64_t(g.stride_h) + (uint64_t(g.kh) - 1) * g.dilation_h + 1;
+    const uint64_t rows_read = 3 * uint64_t(g.stride_h) + (uint64_t(g.kh) - 1) * g.dilation_h + 1;
     const uint64_t lines = (32 * uint64_t(g.stride_w) + uint64_t(g.kw - 1) * g.dilation_w + 15) / 16 + 1;
     const double per_channel = double(n) / std::max<uint64_t>(1, uint64_t(g.out_c) * g.group_in());  // entries
     uint64_t per_block = std::max<uint64_t>(1, kBlockBytes / (rows_read * lines * 64));
@@ -92,7 +106,7 @@ class DirectConv final : public Conv2d {
         for (uint32_t b = 0; b < cblocks_; ++b) {
           blockptr_[size_t(o) * cblocks_ + b] = e;
           const uint64_t end_col = std::min<uint64_t>(g.group_in(), (b + 1) * per_block) * khw;
-          while (e < rowptr_[o + 1] && (sparse ? w.colidx[e] : e - rowptr_[o]) < end_col) ++e;
+          while (e < rowptr_[o + 1] && col[e] < end_col) ++e;
         }
       }
       blockptr_[size_t(g.out_c) * cblocks_] = rowptr_[g.out_c];
