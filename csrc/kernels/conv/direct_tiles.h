@@ -157,8 +157,21 @@ inline void direct_block(const DirectConvLayout& Lw, const Off* off, const W& w,
   direct_rows<V, R, NC, true>(Lw, off, w, xg, bias, y, o0, o1, ox0, oy0, oy1, V::tail(n_last), cl);
 }
 
-// One padded row (conv/direct.h) from the input row src (null: a padding row): rs floats at dst. Each
-// vector of dst is a masked load of the input (lanes over the padding read nothing and are zero), straight
+// Plain loads and stores where a whole vector lies inside the input row / the padded row, masked ones at
+// the edges only (masked lanes read nothing and are zero): AVX2's masked stores cost about ten times a plain
+// one on Zen 3, and with a mask on every vector the copy took most of a depthwise layer's time.
+template <class V>
+inline typename V::vec load_span(const float* src, int64_t s0, int64_t w) {
+  if (s0 >= 0 && s0 + V::kLanes <= w) return V::load(src + s0);
+  return V::load(src + s0, V::range(-s0, w - s0));
+}
+template <class V>
+inline void store_span(float* dst, int64_t j, int64_t n, typename V::vec v) {
+  if (j + V::kLanes <= n) V::store(dst + j, v);
+  else V::store(dst + j, v, V::tail(size_t(n - j)));
+}
+
+// One padded row (conv/direct.h) from the input row src (null: a padding row): rs floats at dst, straight
 // from x: stride_w 1 as it is, stride_w 2 as two vectors split into their even and odd phase in registers
 // (a copy through memory would stall on store forwarding, 40 cycles a row). Larger strides (rare) copy
 // one float at a time.
@@ -167,25 +180,21 @@ inline void pad_row(const DirectConvLayout& Lw, const float* src, float* dst) {
   constexpr int64_t L = V::kLanes;
   const int64_t rs = Lw.rs, pl = Lw.pad_left, w = Lw.in_w;
   if (src == nullptr) {
-    for (int64_t j = 0; j < rs; j += L) V::store(dst + j, V::zero(), V::tail(size_t(rs - j)));
+    for (int64_t j = 0; j < rs; j += L) store_span<V>(dst, j, rs, V::zero());
     return;
   }
   if (Lw.stride_w == 1) {
-    for (int64_t j = 0; j < rs; j += L) {  // dst[j + t] = src[j + t - pl]
-      const int64_t s0 = j - pl;
-      V::store(dst + j, V::load(src + s0, V::range(-s0, w - s0)), V::tail(size_t(rs - j)));
-    }
+    for (int64_t j = 0; j < rs; j += L) store_span<V>(dst, j, rs, load_span<V>(src, j - pl, w));  // dst[j] = src[j - pl]
     return;
   }
   const int64_t wph = Lw.wph;
   if (Lw.stride_w == 2) {
     for (int64_t j = 0; j < wph; j += L) {  // dst[ph * wph + j + t] = src[2 * (j + t) + ph - pl]
-      const int64_t s0 = 2 * j - pl, s1 = s0 + L;
+      const int64_t s0 = 2 * j - pl;
       typename V::vec even, odd;
-      V::deinterleave2(V::load(src + s0, V::range(-s0, w - s0)), V::load(src + s1, V::range(-s1, w - s1)), &even,
-                       &odd);
-      V::store(dst + j, even, V::tail(size_t(wph - j)));
-      V::store(dst + wph + j, odd, V::tail(size_t(wph - j)));
+      V::deinterleave2(load_span<V>(src, s0, w), load_span<V>(src, s0 + L, w), &even, &odd);
+      store_span<V>(dst, j, wph, even);
+      store_span<V>(dst + wph, j, wph, odd);
     }
     return;
   }
