@@ -16,7 +16,7 @@ std::vector<FusableActivation> fusable_activations(const ModelDef& def) {
   std::vector<FusableActivation> out(n);
   for (size_t i = 0; i + 1 < n; ++i) {  // the last node's output is the graph output: never fused away
     const Op op = def.nodes[i].op;
-    if (op != Op::conv2d && op != Op::linear) continue;
+    if (op != Op::conv2d && op != Op::linear && op != Op::add) continue;
     const uint32_t v = uint32_t(i + 1);
     if (readers[v] != 1) continue;
     const NodeDef& act = def.nodes[reader[v]];

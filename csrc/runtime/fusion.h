@@ -1,6 +1,6 @@
 // pyruntime: activations fused into the layer before them. A relu or clamp node whose input is the output
-// of a conv2d or linear node read by nothing else (and not the graph output) is applied by that layer as it
-// writes its output (kernels::OutputClamp); the relu / clamp node itself becomes an alias. The results are
+// of a conv2d, linear or add node read by nothing else (and not the graph output) is applied by that node
+// as it writes its output (kernels::OutputClamp); the relu / clamp node itself becomes an alias. The results are
 // bit-identical to the separate op: the clamp is the same comparison, made once per output.
 #pragma once
 
@@ -19,8 +19,8 @@ struct FusableActivation {
   std::string name;             // "relu" or "clamp"
 };
 
-// Per node of def: the activation it may fuse. Only conv2d and linear nodes are candidates; their build
-// functions decide whether they take it (StepSpec::fused).
+// Per node of def: the activation it may fuse. Only conv2d, linear and add nodes are candidates; their
+// build functions decide whether they take it (StepSpec::fused: f32 layers and adds do).
 std::vector<FusableActivation> fusable_activations(const ModelDef& def);
 
 }  // namespace pyrt::runtime

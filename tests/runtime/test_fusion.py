@@ -120,3 +120,25 @@ def test_the_graph_output_is_never_aliased_away(helpers, rng):
     y = m.run(x)
     assert (y >= 0).all() and (y > 0).any()
     assert m.work == pyruntime.load(_core.write_model({**model, "nodes": [layer]})).work + int(np.prod(out_shape))
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_activation_after_a_residual_add_is_fused_into_the_add(helpers, rng, activation):
+    w = helpers.tensor(rng, "csr", (6, 6, 3, 3), name="w", density=0.4)
+    bias = helpers.dense(rng, (6,), name="b")
+    op, attrs = ACTIVATIONS[activation]
+    act = {"op": op, "inputs": [2], **({"attrs": attrs} if attrs else {})}
+    conv = {"op": "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": CONV_ATTRS}
+    add = {"op": "add", "inputs": [1, 0]}
+    fused = {"input_shape": [6, 9, 11], "tensors": [w, bias], "nodes": [conv, add, act]}
+    apart = {**fused, "nodes": [conv, add, {"op": "reshape", "inputs": [2], "attrs": {"shape": [6, 9, 11]}},
+                                {**act, "inputs": [3]}]}
+    m = pyruntime.load(_core.write_model(fused))
+    assert m.layers()[1]["activation"] == op and m.layers()[2]["method"] == "fused"
+    x = rng.standard_normal((2, 6, 9, 11)).astype(np.float32) * 3
+    x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    x[1, 1] = -0.0  # -0 + -0 = -0 where the conv adds nothing: relu keeps it
+    for threads in (1, 2):
+        got = pyruntime.load(_core.write_model(fused), threads=threads).run(x)
+        want = pyruntime.load(_core.write_model(apart), threads=threads).run(x)
+        np.testing.assert_array_equal(_bits(got), _bits(want))

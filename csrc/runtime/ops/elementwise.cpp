@@ -1,5 +1,6 @@
-// pyruntime: elementwise ops: relu, clamp, softmax (over all of a sample's elements) and add. relu also
-// takes an i8 value as it is (max(q, 0) is exact: the scale is positive and the zero point 0).
+// pyruntime: elementwise ops: relu, clamp, softmax (over all of a sample's elements) and add (which may
+// apply a relu / clamp fused into it: runtime/fusion.h). relu also takes an i8 value as it is (max(q, 0) is
+// exact: the scale is positive and the zero point 0).
 #include <algorithm>
 #include <cstring>
 
@@ -11,8 +12,8 @@ namespace {
 
 class ElementwiseStep final : public Step {
  public:
-  ElementwiseStep(Op op, uint64_t elements, DType dtype, ClampAttrs clamp)
-      : op_(op), n_(elements), dtype_(dtype), clamp_(clamp) {}
+  ElementwiseStep(Op op, uint64_t elements, DType dtype, ClampAttrs clamp, kernels::OutputClamp fused)
+      : op_(op), n_(elements), dtype_(dtype), clamp_(clamp), fused_(fused) {}
 
   void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
     const size_t n = batch * n_;
@@ -23,7 +24,17 @@ class ElementwiseStep final : public Step {
       return;
     }
     float* y = static_cast<float*>(out);
-    if (op_ == Op::add) return kernels::ref::add_f32(static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), y, n);
+    if (op_ == Op::add) {  // a fused relu / clamp (fusion.h) on each chunk while it is in L1
+      const float* a = static_cast<const float*>(in[0]);
+      const float* b = static_cast<const float*>(in[1]);
+      constexpr size_t kChunk = 2048;
+      for (size_t i = 0; i < n; i += kChunk) {
+        const size_t m = std::min(kChunk, n - i);
+        kernels::ref::add_f32(a + i, b + i, y + i, m);
+        fused_.apply(y + i, m);
+      }
+      return;
+    }
     if (in[0] != out) std::memcpy(y, in[0], n * sizeof(float));
     switch (op_) {
       case Op::relu: return kernels::ref::relu_f32(y, n);
@@ -39,6 +50,7 @@ class ElementwiseStep final : public Step {
   uint64_t n_;  // elements per sample
   DType dtype_;
   ClampAttrs clamp_;
+  kernels::OutputClamp fused_;  // add: an activation fused into it
 };
 
 }  // namespace
@@ -47,10 +59,13 @@ StepSpec build_elementwise(const BuildContext& ctx) {
   const Op op = ctx.node.op;
   const ValueType t = op == Op::relu && ctx.in_types[0].dtype == DType::i8 ? ctx.in_types[0] : ValueType::f32();
   StepSpec s;
+  const bool fuse = op == Op::add && ctx.fuse != nullptr;
   s.step = std::make_unique<ElementwiseStep>(op, shape_numel(ctx.out_shape), t.dtype,
-                                             op == Op::clamp ? clamp_attrs(ctx.node.attrs) : ClampAttrs{0, 0});
+                                             op == Op::clamp ? clamp_attrs(ctx.node.attrs) : ClampAttrs{0, 0},
+                                             fuse ? ctx.fuse->clamp : kernels::OutputClamp{});
   s.takes.assign(ctx.node.inputs.size(), t);
   s.gives = t;
+  s.fused = fuse;
   return s;
 }
 
