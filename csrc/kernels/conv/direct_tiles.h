@@ -157,18 +157,15 @@ inline void direct_block(const DirectConvLayout& Lw, const Off* off, const W& w,
   direct_rows<V, R, NC, true>(Lw, off, w, xg, bias, y, o0, o1, ox0, oy0, oy1, V::tail(n_last), cl);
 }
 
-// Plain loads and stores where a whole vector lies inside the input row / the padded row, masked ones at
-// the edges only (masked lanes read nothing and are zero): AVX2's masked stores cost about ten times a plain
-// one on Zen 3, and with a mask on every vector the copy took most of a depthwise layer's time.
+// Plain loads where a whole vector lies inside the input row, masked ones at its edges (masked lanes read
+// nothing and are zero). Stores are never masked (AVX2's masked stores cost tens of cycles on Zen 3: with
+// two per padded row they were most of a depthwise layer's time): the last vector of a padded row (or
+// phase) runs up to a vector past its end, into the next phase, row or channel, which the copy writes
+// afterwards, or into rows this call does not read, or the slack after the last channel (kDirectSlack).
 template <class V>
 inline typename V::vec load_span(const float* src, int64_t s0, int64_t w) {
   if (s0 >= 0 && s0 + V::kLanes <= w) return V::load(src + s0);
   return V::load(src + s0, V::range(-s0, w - s0));
-}
-template <class V>
-inline void store_span(float* dst, int64_t j, int64_t n, typename V::vec v) {
-  if (j + V::kLanes <= n) V::store(dst + j, v);
-  else V::store(dst + j, v, V::tail(size_t(n - j)));
 }
 
 // One padded row (conv/direct.h) from the input row src (null: a padding row): rs floats at dst, straight
@@ -180,22 +177,25 @@ inline void pad_row(const DirectConvLayout& Lw, const float* src, float* dst) {
   constexpr int64_t L = V::kLanes;
   const int64_t rs = Lw.rs, pl = Lw.pad_left, w = Lw.in_w;
   if (src == nullptr) {
-    for (int64_t j = 0; j < rs; j += L) store_span<V>(dst, j, rs, V::zero());
+    for (int64_t j = 0; j < rs; j += L) V::store(dst + j, V::zero());
     return;
   }
   if (Lw.stride_w == 1) {
-    for (int64_t j = 0; j < rs; j += L) store_span<V>(dst, j, rs, load_span<V>(src, j - pl, w));  // dst[j] = src[j - pl]
+    for (int64_t j = 0; j < rs; j += L) V::store(dst + j, load_span<V>(src, j - pl, w));  // dst[j] = src[j - pl]
     return;
   }
   const int64_t wph = Lw.wph;
   if (Lw.stride_w == 2) {
+    typename V::vec odd0 = V::zero();
     for (int64_t j = 0; j < wph; j += L) {  // dst[ph * wph + j + t] = src[2 * (j + t) + ph - pl]
       const int64_t s0 = 2 * j - pl;
       typename V::vec even, odd;
       V::deinterleave2(load_span<V>(src, s0, w), load_span<V>(src, s0 + L, w), &even, &odd);
-      store_span<V>(dst, j, wph, even);
-      store_span<V>(dst + wph, j, wph, odd);
+      V::store(dst + j, even);  // the last one runs into the odd phase's first vector: stored again below
+      V::store(dst + wph + j, odd);
+      if (j == 0) odd0 = odd;
     }
+    V::store(dst + wph, odd0);
     return;
   }
   for (int64_t ph = 0; ph < Lw.stride_w; ++ph)
