@@ -71,7 +71,8 @@ static kernels::Conv2d::Method method_arg(const std::string& name) {
   if (name == "auto") return kernels::Conv2d::Method::kAuto;
   if (name == "im2col") return kernels::Conv2d::Method::kIm2col;
   if (name == "direct") return kernels::Conv2d::Method::kDirect;
-  fail(PYRT_INVALID_ARGUMENT, "unknown conv2d method '", name, "' (expected auto, im2col or direct)");
+  if (name == "direct_lanes") return kernels::Conv2d::Method::kDirectLanes;
+  fail(PYRT_INVALID_ARGUMENT, "unknown conv2d method '", name, "' (expected auto, im2col, direct or direct_lanes)");
 }
 
 void bind_kernels(py::module_& m) {

@@ -441,3 +441,43 @@ def test_direct_drops_the_zero_centroid_of_a_codebook(helpers, rng, isa):
     few = np.where(rng.random(idx.shape) < 0.3, 3, np.array(make_weight(helpers, rng, g, "codebook", 16)["indices"])
                    .reshape(idx.shape)).astype(np.uint8)
     assert _core.Conv2d(g, {**t, "indices": few.ravel()}).method == "im2col"  # 30% zeros: dense rules
+
+
+# direct_lanes: groups 1 only (output channels in the lanes of one weight block)
+LANES_GEOMETRIES = {n: g for n, g in {**GEOMETRIES, **BIG_GEOMETRIES}.items() if g["groups"] == 1}
+LANES_GEOMETRIES["rgb_7x7_s2"] = geom(3, (40, 37), 40, 7, stride=2, pad=3)  # a first conv, 40 = 2.5 blocks
+
+
+@pytest.mark.parametrize("gname", sorted(LANES_GEOMETRIES))
+@pytest.mark.parametrize("weight", [("dense", None), ("csr", None), ("codebook", 16), ("csr+codebook", 64)], ids=wid)
+@pytest.mark.parametrize("isa", ISAS)
+def test_direct_lanes_matches_oracle(helpers, rng, isa, weight, gname):
+    g = LANES_GEOMETRIES[gname]
+    check(helpers, rng, g, make_weight(helpers, rng, g, *weight), "direct_lanes", isa, 2)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_direct_lanes_row_ranges_and_clamp(helpers, rng, isa):
+    need(isa)
+    g = LANES_GEOMETRIES["rgb_7x7_s2"]
+    conv = _core.Conv2d(g, make_weight(helpers, rng, g, "codebook", 16), "direct_lanes")
+    assert conv.layout == "lanes_f32" and conv.bytes == 3 * 147 * 16 * 4 + 147 * 4  # 3 blocks; tap offsets
+    x = rng.standard_normal((1, 3, 40, 37)).astype(np.float32)
+    bias = rng.standard_normal(40).astype(np.float32)
+    full = conv.run(x, bias, isa)
+    got = np.zeros_like(full)
+    for r0, r1 in [(0, 3), (3, 4), (4, g["out_h"])]:
+        got[:, :, r0:r1] = conv.run(x, bias, isa, rows=(r0, r1))[:, :, r0:r1]
+    np.testing.assert_array_equal(got, full)
+
+
+def test_direct_lanes_is_the_auto_method_of_a_first_conv(helpers, rng):
+    rgb = geom(3, 32, 64, 7, stride=2, pad=3)
+    for enc, k in [("dense", None), ("codebook", 256)]:
+        assert _core.Conv2d(rgb, make_weight(helpers, rng, rgb, enc, k)).method == "direct_lanes", enc
+    assert _core.Conv2d(rgb, make_weight(helpers, rng, rgb, "csr", None, density=0.3)).method == "direct"
+    deep = geom(16, 8, 64, 3, pad=1)  # more than 4 input channels: the entry-wise direct kernel
+    assert _core.Conv2d(deep, make_weight(helpers, rng, deep, "dense", None)).method == "direct"
+    with pytest.raises(ValueError, match="direct_lanes needs groups 1"):
+        _core.Conv2d(GEOMETRIES["groups2"], make_weight(helpers, rng, GEOMETRIES["groups2"], "dense", None),
+                     "direct_lanes")

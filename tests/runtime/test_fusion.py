@@ -26,10 +26,11 @@ def _layer(helpers, rng, kind: str, encoding: str) -> tuple[list, dict, dict, li
         w = helpers.tensor(rng, encoding, (24, 40), name="w", **kw)
         return [40], {"op": "linear", "inputs": [0], "tensors": [0, 1]}, w, [24]
     groups = 6 if kind == "depthwise" else 1
-    w = helpers.tensor(rng, encoding, (6 if groups > 1 else 10, 6 // groups, 3, 3), name="w", **kw)
+    in_c = 3 if kind == "rgb" else 6  # rgb: a first conv (method direct_lanes when dense)
+    w = helpers.tensor(rng, encoding, (6 if groups > 1 else 10, in_c // groups, 3, 3), name="w", **kw)
     attrs = {**CONV_ATTRS, "groups": groups}
     out_c = w["shape"][0]
-    return [6, 9, 11], {"op": "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": attrs}, w, [out_c, 9, 11]
+    return [in_c, 9, 11], {"op": "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": attrs}, w, [out_c, 9, 11]
 
 
 def _models(helpers, rng, kind: str, encoding: str, activation: str) -> tuple[dict, dict]:
@@ -56,7 +57,7 @@ def _bits(y: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("encoding", ["dense", "csr", "codebook", "csr+codebook"])
-@pytest.mark.parametrize("kind", ["conv", "depthwise", "linear"])
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "rgb", "linear"])
 def test_fused_activation_equals_the_separate_step(helpers, rng, kind, encoding, activation):
     fused, apart = _models(helpers, rng, kind, encoding, activation)
     if kind != "linear" and encoding in ("dense", "codebook"):

@@ -101,6 +101,8 @@ void Conv2dGeometry::validate(const DecodedTensor& w, int status) const {
 //  - a codebook whose zero centroid holds at least half of the weights (a pruned layer stored with dense
 //    indices, the smaller file at moderate sparsity) counts as sparse: direct drops its zero entries (SqueezeNet
 //    at 33% density, 8 bits: its 1x1 expand layers 2.6x faster direct than im2col, Zen 3, AVX2).
+//  - dense (or dense-index codebook) weights over at most 4 input channels, groups 1, at least 8 output
+//    channels (a network's first conv): direct_lanes, output channels in the vector lanes (conv/direct.h).
 static bool mostly_zero_codebook(const DecodedTensor& w) {
   if (w.encoding != Encoding::codebook || w.indices.empty()) return false;
   size_t zeros = 0;
@@ -112,6 +114,7 @@ static Conv2d::Method auto_method(const Conv2dGeometry& g, const DecodedTensor& 
   if (direct_conv_scratch_floats(g) > 4 * (uint64_t(g.in_size()) + g.out_size()) + (uint64_t(1) << 16))
     return Conv2d::Method::kIm2col;
   if (g.group_in() == 1 || is_sparse(w.encoding) || mostly_zero_codebook(w)) return Conv2d::Method::kDirect;
+  if (g.groups == 1 && g.in_c <= 4 && g.out_c >= 8) return Conv2d::Method::kDirectLanes;
   return g.group_out() >= 128 ? Conv2d::Method::kIm2col : Conv2d::Method::kDirect;
 }
 
@@ -121,6 +124,7 @@ std::unique_ptr<Conv2d> Conv2d::create(const Conv2dGeometry& g, const DecodedTen
   w.validate(PYRT_INVALID_ARGUMENT);
   if (method == Method::kAuto) method = auto_method(g, w);
   if (method == Method::kDirect) return make_direct_conv(g, w);
+  if (method == Method::kDirectLanes) return make_direct_lanes_conv(g, w);
   return make_im2col_conv(g, w, in_place);
 }
 

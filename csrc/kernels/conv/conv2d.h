@@ -60,7 +60,7 @@ class Conv2d {
 
   // How to run: kAuto picks the faster method for this geometry and encoding (the rule, and the
   // measurements behind it, are in conv2d.cpp); the others force one (tests, benchmarks).
-  enum class Method { kAuto, kIm2col, kDirect };
+  enum class Method { kAuto, kIm2col, kDirect, kDirectLanes };
 
   // Packs `w` (shape [out_c, in_c / groups, kh, kw], any encoding; validated) for geometry `g`. Checks
   // g.validate(w, PYRT_INVALID_ARGUMENT) again (cheap), so a caller that validated with its own status

@@ -13,26 +13,6 @@
 namespace pyrt::kernels {
 namespace {
 
-// Shape of the padded, phase-split input (conv/direct.h). hp / wp cover every tap of every output
-// (the implied bottom / right padding included) and at least the input itself.
-struct PaddedPlane {
-  uint32_t hp = 0, wph = 0, rs = 0;
-  size_t plane = 0;
-  explicit PaddedPlane(const Conv2dGeometry& g) {
-    const uint64_t ext_h = uint64_t(g.dilation_h) * (g.kh - 1) + 1, ext_w = uint64_t(g.dilation_w) * (g.kw - 1) + 1;
-    hp = uint32_t(std::max<uint64_t>(uint64_t(g.pad_top) + g.in_h, uint64_t(g.out_h - 1) * g.stride_h + ext_h));
-    const uint64_t wp = std::max<uint64_t>(uint64_t(g.pad_left) + g.in_w, uint64_t(g.out_w - 1) * g.stride_w + ext_w);
-    wph = uint32_t((wp + g.stride_w - 1) / g.stride_w);
-    rs = g.stride_w * wph;
-    plane = size_t(hp) * rs;
-  }
-  // Offset of tap (c, ky, kx) from channel 0, row 0 of the group's padded input.
-  size_t offset(const Conv2dGeometry& g, uint32_t c, uint32_t ky, uint32_t kx) const {
-    const size_t dx = size_t(kx) * g.dilation_w;
-    return c * plane + size_t(ky) * g.dilation_h * rs + dx % g.stride_w * wph + dx / g.stride_w;
-  }
-};
-
 DirectConvFn direct_kernel(Isa isa) {
 #if PYRT_HAVE_X86_KERNELS
   if (isa >= Isa::avx512) return &pyrt_conv_direct__avx512;
@@ -182,25 +162,6 @@ class DirectConv final : public Conv2d {
   AlignedArray<float> lut_;
 };
 
-// Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp.
-// Rows outside that range are not touched (never read).
-void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
-  const uint32_t r_lo = oy0 * L.stride_h, r_hi = (oy1 - 1) * L.stride_h + L.taps_h, sw = L.stride_w;
-  for (uint32_t c = 0; c < L.group_in_c; ++c) {
-    for (uint32_t r = r_lo; r < r_hi; ++r) {
-      float* dst = xp + c * L.plane + size_t(r) * L.rs;
-      const int64_t iy = int64_t(r) - L.pad_top;
-      const bool row_in = iy >= 0 && iy < int64_t(L.in_h);
-      const float* src = row_in ? x + (size_t(c) * L.in_h + size_t(iy)) * L.in_w : nullptr;
-      for (uint32_t ph = 0; ph < sw; ++ph)
-        for (uint32_t j = 0; j < L.wph; ++j) {
-          const int64_t ix = int64_t(j) * sw + ph - L.pad_left;  // column of x, or padding
-          dst[ph * L.wph + j] = row_in && ix >= 0 && ix < int64_t(L.in_w) ? src[ix] : 0.0f;
-        }
-    }
-  }
-}
-
 template <class Off, class Weight>
 void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const float* x, float* xp, float* y,
                 const float* bias, uint32_t oy0, uint32_t oy1) {
@@ -223,6 +184,25 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
 }
 
 }  // namespace
+
+// Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp.
+// Rows outside that range are not touched (never read).
+void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
+  const uint32_t r_lo = oy0 * L.stride_h, r_hi = (oy1 - 1) * L.stride_h + L.taps_h, sw = L.stride_w;
+  for (uint32_t c = 0; c < L.group_in_c; ++c) {
+    for (uint32_t r = r_lo; r < r_hi; ++r) {
+      float* dst = xp + c * L.plane + size_t(r) * L.rs;
+      const int64_t iy = int64_t(r) - L.pad_top;
+      const bool row_in = iy >= 0 && iy < int64_t(L.in_h);
+      const float* src = row_in ? x + (size_t(c) * L.in_h + size_t(iy)) * L.in_w : nullptr;
+      for (uint32_t ph = 0; ph < sw; ++ph)
+        for (uint32_t j = 0; j < L.wph; ++j) {
+          const int64_t ix = int64_t(j) * sw + ph - L.pad_left;  // column of x, or padding
+          dst[ph * L.wph + j] = row_in && ix >= 0 && ix < int64_t(L.in_w) ? src[ix] : 0.0f;
+        }
+    }
+  }
+}
 
 // The scalar twin of the vector kernels: one output at a time, entries in order.
 void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,

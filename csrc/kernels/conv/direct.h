@@ -41,6 +41,26 @@
 
 namespace pyrt::kernels {
 
+// Shape of the padded, phase-split input (conv/direct.h). hp / wp cover every tap of every output
+// (the implied bottom / right padding included) and at least the input itself.
+struct PaddedPlane {
+  uint32_t hp = 0, wph = 0, rs = 0;
+  size_t plane = 0;
+  explicit PaddedPlane(const Conv2dGeometry& g) {
+    const uint64_t ext_h = uint64_t(g.dilation_h) * (g.kh - 1) + 1, ext_w = uint64_t(g.dilation_w) * (g.kw - 1) + 1;
+    hp = uint32_t(std::max<uint64_t>(uint64_t(g.pad_top) + g.in_h, uint64_t(g.out_h - 1) * g.stride_h + ext_h));
+    const uint64_t wp = std::max<uint64_t>(uint64_t(g.pad_left) + g.in_w, uint64_t(g.out_w - 1) * g.stride_w + ext_w);
+    wph = uint32_t((wp + g.stride_w - 1) / g.stride_w);
+    rs = g.stride_w * wph;
+    plane = size_t(hp) * rs;
+  }
+  // Offset of tap (c, ky, kx) from channel 0, row 0 of the group's padded input.
+  size_t offset(const Conv2dGeometry& g, uint32_t c, uint32_t ky, uint32_t kx) const {
+    const size_t dx = size_t(kx) * g.dilation_w;
+    return c * plane + size_t(ky) * g.dilation_h * rs + dx % g.stride_w * wph + dx / g.stride_w;
+  }
+};
+
 // The packed entries and the padded-input geometry the kernels run on (views; owned by the conv).
 struct DirectConvLayout {
   // entries of output channel o: [rowptr[o], rowptr[o + 1]); offsets relative to the group's channel 0
@@ -66,6 +86,12 @@ struct DirectConvLayout {
   size_t group_in;        // floats of one group's padded input: group_in_c * plane
   size_t scratch;         // floats of scratch a kernel needs: group_in, then kDirectSlack zeros
   float lo, hi;           // the output clamp (Conv2d::set_output_clamp): -inf, +inf for none
+  // method direct_lanes (conv/direct_lanes.cpp) only: weights packed [out_c / 16 blocks][K][16] (zero past
+  // out_c), bias padded to a multiple of 16, tap offsets koff[k] of weight column k; else null
+  const float* lanes_w;
+  const float* lanes_bias;
+  const uint32_t* koff;
+  uint32_t K;
 };
 
 // Floats of zeros after the padded input: a tile's last vector may read up to a vector past the columns it
@@ -89,8 +115,31 @@ void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* x, float* 
                               uint32_t oy0, uint32_t oy1);
 #endif
 
+// Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp (the
+// scalar version; the vector kernels have their own, conv/direct_tiles.h).
+void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1);
+
+// Method direct_lanes (conv/direct_lanes.cpp): dense weights, output channels in the vector lanes. For each
+// block of 16 output channels and each tile of P consecutive outputs of a row (P = 6 with AVX2's two
+// vectors per block, 12 with AVX-512's one), every weight column k adds W[block][k] (loaded) times the
+// tile's P input taps (broadcast from the padded input) into P x 16 accumulators: 12 FMAs per 8 loads, no
+// patches. Made for convs of few input channels (a network's first conv: 3 x 7 x 7 = 147 columns), where
+// im2col's patches cost as much as the GEMM and the entry-wise direct kernel reads every tap for every
+// output channel again. Each output is one FMA chain over k in order (any row split is bit-identical).
+void pyrt_conv_lanes__ref(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                          uint32_t oy0, uint32_t oy1);
+#if PYRT_HAVE_X86_KERNELS
+void pyrt_conv_lanes__avx2(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                           uint32_t oy0, uint32_t oy1);
+void pyrt_conv_lanes__avx512(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                             uint32_t oy0, uint32_t oy1);
+#endif
+constexpr uint32_t kLanesBlock = 16;  // output channels per packed weight block
+
 // A direct conv for geometry g (validated) and weight w, any encoding.
 std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedTensor& w);
+// A direct_lanes conv (groups 1; any encoding, expanded to f32 at create time).
+std::unique_ptr<Conv2d> make_direct_lanes_conv(const Conv2dGeometry& g, const DecodedTensor& w);
 // Floats of the per-thread scratch the direct method needs: one group's padded, phase-split input.
 uint64_t direct_conv_scratch_floats(const Conv2dGeometry& g);
 

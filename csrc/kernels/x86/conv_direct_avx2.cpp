@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "kernels/conv/direct_lanes_tiles.h"
 #include "kernels/conv/direct_tiles.h"
 
 namespace pyrt::kernels {
@@ -63,6 +64,11 @@ struct Ymm {
 void pyrt_conv_direct__avx2(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
                             uint32_t oy0, uint32_t oy1) {
   direct_conv<Ymm>(L, x, xp, y, bias, oy0, oy1);
+}
+
+void pyrt_conv_lanes__avx2(const DirectConvLayout& L, const float* x, float* xp, float* y, const float*,
+                           uint32_t oy0, uint32_t oy1) {
+  lanes_conv<Ymm>(L, x, xp, y, oy0, oy1);
 }
 
 }  // namespace pyrt::kernels

@@ -5,6 +5,7 @@
 
 #include "kernels/x86/avx512_util.h"
 
+#include "kernels/conv/direct_lanes_tiles.h"
 #include "kernels/conv/direct_tiles.h"
 
 namespace pyrt::kernels {
@@ -66,6 +67,11 @@ void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* x, float* 
                               uint32_t oy0, uint32_t oy1) {
   if (L.out_w <= 8) direct_conv<YmmVL>(L, x, xp, y, bias, oy0, oy1);
   else direct_conv<Zmm>(L, x, xp, y, bias, oy0, oy1);
+}
+
+void pyrt_conv_lanes__avx512(const DirectConvLayout& L, const float* x, float* xp, float* y, const float*,
+                             uint32_t oy0, uint32_t oy1) {
+  lanes_conv<Zmm>(L, x, xp, y, oy0, oy1);
 }
 
 }  // namespace pyrt::kernels

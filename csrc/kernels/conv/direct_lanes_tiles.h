@@ -1,0 +1,95 @@
+// pyruntime: the register tiles of the direct_lanes convolution (conv/direct.h), written once over the
+// vector traits V of conv/direct_tiles.h (which this header needs: its pad_group and VClamp) and
+// instantiated by x86/conv_direct_avx2.cpp and x86/conv_direct_avx512.cpp. Internal linkage, as there.
+//
+// Tile: P consecutive outputs of one row x one block of 16 output channels (NV = 16 / kLanes vectors),
+// P * NV = 12 accumulators. Per weight column k: NV aligned loads of the packed block, P broadcasts of the
+// input taps, P * NV FMAs. The result goes through a small buffer to the P outputs of each channel.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/conv/direct.h"
+#include "kernels/conv/direct_tiles.h"
+
+namespace pyrt::kernels {
+namespace {
+
+template <class V>
+constexpr int lanes_vectors() { return int(kLanesBlock) / V::kLanes; }
+template <class V>
+constexpr int lanes_pixels() { return 12 / lanes_vectors<V>(); }
+
+// Outputs [ox, ox + P) of row oy, channels [o0, o0 + n_o) of the block at wb; xr: the padded input at row
+// oy's first tap row, column 0.
+template <class V, int P>
+inline void lanes_tile(const DirectConvLayout& Lw, const float* wb, const float* bias, const float* xr, uint32_t ox,
+                       float* y, size_t plane, size_t pos, uint32_t n_o, const VClamp<V>& cl) {
+  constexpr int NV = lanes_vectors<V>(), L = V::kLanes;
+  typename V::vec acc[P][NV];
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[p][v] = V::load(bias + v * L);
+  const float* x0 = xr + ox;
+  for (uint32_t k = 0; k < Lw.K; ++k) {
+    typename V::vec w[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) w[v] = V::load(wb + size_t(k) * kLanesBlock + v * L);
+    const float* xk = x0 + Lw.koff[k];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      const typename V::vec xb = V::set1(xk[p]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[p][v] = V::fma(w[v], xb, acc[p][v]);
+    }
+  }
+  alignas(64) float buf[P][kLanesBlock];
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) V::store(buf[p] + v * L, cl(acc[p][v]));
+  for (uint32_t o = 0; o < n_o; ++o) {
+    float* yo = y + o * plane + pos;
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) yo[p] = buf[p][o];
+  }
+}
+
+// The last t < P outputs of a row in one tile of t (T counts down from P - 1 to find it).
+template <class V, int T>
+inline void lanes_tail(const DirectConvLayout& Lw, const float* wb, const float* bias, const float* xr, uint32_t ox,
+                       float* y, size_t plane, size_t pos, uint32_t n_o, const VClamp<V>& cl, uint32_t t) {
+  if constexpr (T >= 1) {
+    if (t == T) return lanes_tile<V, T>(Lw, wb, bias, xr, ox, y, plane, pos, n_o, cl);
+    lanes_tail<V, T - 1>(Lw, wb, bias, xr, ox, y, plane, pos, n_o, cl, t);
+  }
+}
+
+// The kernel of one ISA (DirectConvFn): the padded copy of every input channel, then block by block of
+// output channels (its packed weights stay in L1), row by row, tile by tile.
+template <class V>
+void lanes_conv(const DirectConvLayout& Lw, const float* x, float* xp, float* y, uint32_t oy0, uint32_t oy1) {
+  constexpr int P = lanes_pixels<V>();
+  pad_group<V>(Lw, x, xp, oy0, oy1);
+  const VClamp<V> cl{V::set1(Lw.lo), V::set1(Lw.hi)};
+  const size_t plane = size_t(Lw.out_h) * Lw.out_w;
+  for (uint32_t o0 = 0; o0 < Lw.out_c; o0 += kLanesBlock) {
+    const float* wb = Lw.lanes_w + size_t(o0 / kLanesBlock) * Lw.K * kLanesBlock;
+    const float* bias = Lw.lanes_bias + o0;
+    const uint32_t n_o = std::min(kLanesBlock, Lw.out_c - o0);
+    float* yb = y + o0 * plane;
+    for (uint32_t oy = oy0; oy < oy1; ++oy) {
+      const float* xr = xp + oy * Lw.row_step;
+      const size_t row = size_t(oy) * Lw.out_w;
+      uint32_t ox = 0;
+      for (; ox + P <= Lw.out_w; ox += P) lanes_tile<V, P>(Lw, wb, bias, xr, ox, yb, plane, row + ox, n_o, cl);
+      if (ox < Lw.out_w) lanes_tail<V, P - 1>(Lw, wb, bias, xr, ox, yb, plane, row + ox, n_o, cl, Lw.out_w - ox);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyrt::kernels
