@@ -22,7 +22,11 @@ struct OutputClamp {
   }
   void apply(float* y, size_t n) const {
     if (!active()) return;
-    for (size_t i = 0; i < n; ++i) y[i] = (*this)(y[i]);
+    const float l = lo, h = hi;  // locals: y cannot alias them, so the loop vectorizes (minps, maxps)
+    for (size_t i = 0; i < n; ++i) {
+      const float v = h < y[i] ? h : y[i];
+      y[i] = l > v ? l : v;
+    }
   }
 };
 

@@ -24,14 +24,14 @@ class ElementwiseStep final : public Step {
       return;
     }
     float* y = static_cast<float*>(out);
-    if (op_ == Op::add) {  // a fused relu / clamp (fusion.h) on each chunk while it is in L1
+    if (op_ == Op::add) {
       const float* a = static_cast<const float*>(in[0]);
       const float* b = static_cast<const float*>(in[1]);
-      constexpr size_t kChunk = 2048;
-      for (size_t i = 0; i < n; i += kChunk) {
-        const size_t m = std::min(kChunk, n - i);
-        kernels::ref::add_f32(a + i, b + i, y + i, m);
-        fused_.apply(y + i, m);
+      if (!fused_.active()) return kernels::ref::add_f32(a, b, y, n);
+      const float lo = fused_.lo, hi = fused_.hi;  // a fused relu / clamp (fusion.h), in the same pass
+      for (size_t i = 0; i < n; ++i) {
+        const float s = a[i] + b[i], v = hi < s ? hi : s;
+        y[i] = lo > v ? lo : v;
       }
       return;
     }
