@@ -115,7 +115,8 @@ class Conv2d:
 
     geometry keys: in_c, in_h, in_w, out_c, out_h, out_w, kh, kw (required); stride_h, stride_w, pad_top,
     pad_left, dilation_h, dilation_w, groups (optional; bottom / right padding are implied by out_h / out_w).
-    method: "auto", "im2col" or "direct".
+    method: "auto", "im2col", "direct" or "direct_lanes" (groups 1 only: output channels in the vector
+    lanes, the auto choice for dense weights over at most 4 input channels).
     """
 
     def __init__(self, geometry: dict[str, int], tensor: dict[str, Any], method: str = "auto") -> None: ...
@@ -141,12 +142,14 @@ class Conv2d:
 # dilation: [h, w], groups}; max_pool2d {kernel, stride, padding, ceil_mode}; avg_pool2d {... ,
 # count_include_pad}; concat {axis}; reshape {shape: 1..4 dims}; clamp {min, max}; sign {scale, shift};
 # blinear {input: 0 | 1, output: 0 | 1}; bconv2d: conv2d's (groups 1), then blinear's; other ops none.
-# Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | "gemm-dynamic" |
+# Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | "direct_lanes" |
+# "fused" (a relu / clamp applied by the node before it) | "gemm-dynamic" |
 # "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | "xnor" |
 # "xnor-threshold" | "add-sub" | ""; the binary layouts "b1_r8" (XNOR), "b1_rows" (real input); the int8 conv
 # layouts: "i8_k4x16" dense, "i8_p128" csr+int8, "i8_dw" depthwise), groups,
 # shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks,
-# output_type ("f32", "i8", "b1" or "b1c": the value type the node gives). Tensor dicts of int8 / csr+int8 weights hold
+# output_type ("f32", "i8", "b1" or "b1c": the value type the node gives), activation ("relu" / "clamp" fused
+# into the node, else ""). Tensor dicts of int8 / csr+int8 weights hold
 # "qvalues" (int8 in -127..127) and "scales" (float32, one per row); of binary weights "bits" (uint8 0 / 1 per
 # element, row-major, 1 for +1) and "scales" (float32 alphas, one per row). Node attrs of qlinear: input_scale,
 # output_scale, min, max; of qconv2d: conv2d's, then qlinear's.
