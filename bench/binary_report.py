@@ -9,7 +9,6 @@ convolutions (torch fp32 conv and LCE as peers), when the JSON holds them.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 
@@ -201,23 +200,20 @@ def conv_report(groups: dict[str, dict[str, dict]], machine: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json", nargs="+", help="pytest-benchmark JSON of test_binary.py and / or test_binary_conv.py")
-    ap.add_argument("-o", "--output")
-    args = ap.parse_args()
-    parts = []
-    for path in args.json:
-        binary, conv = load(path, "binary"), load(path, "bconv")
-        if binary[0]:
-            parts.append(report(*binary))
-        if conv[0]:
-            parts.append(conv_report(*conv))
-    text = "\n\n".join(parts) or "no benchmarks of bench/test_binary.py or bench/test_binary_conv.py in the JSON"
-    print(text)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
-    return 0
+    from report_cli import report_main
+
+    def build(paths) -> str:
+        parts = []
+        for path in paths:
+            binary, conv = load(path, "binary"), load(path, "bconv")
+            if binary[0]:
+                parts.append(report(*binary))
+            if conv[0]:
+                parts.append(conv_report(*conv))
+        return "\n\n".join(parts) or "no benchmarks of bench/test_binary.py or bench/test_binary_conv.py in the JSON"
+
+    return report_main(__doc__, build, "pytest-benchmark JSON of test_binary.py and / or test_binary_conv.py",
+                       many=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ issues as met / not met. Each section is printed when its benchmarks are in the 
 """
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 
@@ -184,16 +183,9 @@ def conv_aims(groups: dict[str, dict[str, dict]], names: list[str], isas: list[s
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json")
-    ap.add_argument("-o", "--output")
-    args = ap.parse_args()
-    text = report(load(args.json))
-    print(text)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
-    return 0
+    from report_cli import report_main
+
+    return report_main(__doc__, lambda paths: report(load(paths[0])), "pytest-benchmark JSON of the int8 suites")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ runs the compressed network, the peers the dense fp32 one (torch-dynamic-int8: i
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 from typing import Any
@@ -177,16 +176,9 @@ def report(groups: dict[str, Group], machine: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json", help="pytest-benchmark JSON of bench/test_nets.py")
-    ap.add_argument("-o", "--output", help="also write the tables to this file")
-    args = ap.parse_args()
-    text = report(*load(args.json))
-    print(text)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
-    return 0
+    from report_cli import report_main
+
+    return report_main(__doc__, lambda paths: report(*load(paths[0])), "pytest-benchmark JSON of bench/test_nets.py")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ class DirectConv final : public Conv2d {
 
  private:
   DirectConvLayout view() const {
-    DirectConvLayout L{};
+    DirectConvLayout L = padded_layout(geom_, pp_, clamp_);
     L.rowptr = rowptr_.data();
     L.blockptr = cblocks_ > 1 ? blockptr_.data() : rowptr_.data();
     L.cblocks = cblocks_;
@@ -122,28 +122,6 @@ class DirectConv final : public Conv2d {
     L.val = k_ ? nullptr : val_.data();
     L.idx = idx_.data();
     L.lut = lut_.data();
-    const Conv2dGeometry& g = geom_;
-    L.out_c = g.out_c;
-    L.out_h = g.out_h;
-    L.out_w = g.out_w;
-    L.groups = g.groups;
-    L.group_out = g.group_out();
-    L.group_in_c = g.group_in();
-    L.in_h = g.in_h;
-    L.in_w = g.in_w;
-    L.pad_top = g.pad_top;
-    L.pad_left = g.pad_left;
-    L.stride_h = g.stride_h;
-    L.stride_w = g.stride_w;
-    L.taps_h = (g.kh - 1) * g.dilation_h + 1;
-    L.wph = pp_.wph;
-    L.rs = pp_.rs;
-    L.plane = pp_.plane;
-    L.row_step = size_t(g.stride_h) * pp_.rs;
-    L.group_in = size_t(g.group_in()) * pp_.plane;
-    L.scratch = L.group_in + kDirectSlack;
-    L.lo = clamp_.lo;
-    L.hi = clamp_.hi;
     return L;
   }
 
@@ -202,6 +180,32 @@ void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_
         }
     }
   }
+}
+
+DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, const OutputClamp& clamp) {
+  DirectConvLayout L{};
+  L.out_c = g.out_c;
+  L.out_h = g.out_h;
+  L.out_w = g.out_w;
+  L.groups = g.groups;
+  L.group_out = g.group_out();
+  L.group_in_c = g.group_in();
+  L.in_h = g.in_h;
+  L.in_w = g.in_w;
+  L.pad_top = g.pad_top;
+  L.pad_left = g.pad_left;
+  L.stride_h = g.stride_h;
+  L.stride_w = g.stride_w;
+  L.taps_h = (g.kh - 1) * g.dilation_h + 1;
+  L.wph = pp.wph;
+  L.rs = pp.rs;
+  L.plane = pp.plane;
+  L.row_step = size_t(g.stride_h) * pp.rs;
+  L.group_in = size_t(g.group_in()) * pp.plane;
+  L.scratch = L.group_in + kDirectSlack;
+  L.lo = clamp.lo;
+  L.hi = clamp.hi;
+  return L;
 }
 
 // The scalar twin of the vector kernels: one output at a time, entries in order.

@@ -115,6 +115,9 @@ void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* x, float* 
                               uint32_t oy0, uint32_t oy1);
 #endif
 
+// The geometry part of a layout (everything but the weights): sizes, the padded plane, scratch, the clamp.
+DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, const OutputClamp& clamp);
+
 // Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp (the
 // scalar version; the vector kernels have their own, conv/direct_tiles.h).
 void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1);

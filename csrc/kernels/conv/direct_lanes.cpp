@@ -73,32 +73,10 @@ class DirectLanesConv final : public Conv2d {
 
  private:
   DirectConvLayout view() const {
-    DirectConvLayout L{};
-    const Conv2dGeometry& g = geom_;
-    L.out_c = g.out_c;
-    L.out_h = g.out_h;
-    L.out_w = g.out_w;
-    L.groups = 1;
-    L.group_out = g.out_c;
-    L.group_in_c = g.in_c;
-    L.in_h = g.in_h;
-    L.in_w = g.in_w;
-    L.pad_top = g.pad_top;
-    L.pad_left = g.pad_left;
-    L.stride_h = g.stride_h;
-    L.stride_w = g.stride_w;
-    L.taps_h = (g.kh - 1) * g.dilation_h + 1;
-    L.wph = pp_.wph;
-    L.rs = pp_.rs;
-    L.plane = pp_.plane;
-    L.row_step = size_t(g.stride_h) * pp_.rs;
-    L.group_in = size_t(g.in_c) * pp_.plane;
-    L.scratch = L.group_in + kDirectSlack;
-    L.lo = clamp_.lo;
-    L.hi = clamp_.hi;
+    DirectConvLayout L = padded_layout(geom_, pp_, clamp_);  // groups 1: one group of all input channels
     L.lanes_w = packed_.data();
     L.koff = koff_.data();
-    L.K = g.patch();
+    L.K = geom_.patch();
     return L;
   }
 
