@@ -22,11 +22,8 @@ struct OutputClamp {
   }
   void apply(float* y, size_t n) const {
     if (!active()) return;
-    const float l = lo, h = hi;  // locals: y cannot alias them, so the loop vectorizes (minps, maxps)
-    for (size_t i = 0; i < n; ++i) {
-      const float v = h < y[i] ? h : y[i];
-      y[i] = l > v ? l : v;
-    }
+    const OutputClamp c = *this;  // a local copy: y cannot alias it, so the loop vectorizes (minps, maxps)
+    for (size_t i = 0; i < n; ++i) y[i] = c(y[i]);
   }
 };
 

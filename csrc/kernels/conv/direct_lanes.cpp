@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "kernels/conv/direct.h"
 #include "kernels/kernels.h"
+#include "kernels/packed_weight.h"
 
 namespace pyrt::kernels {
 namespace {
@@ -20,19 +21,6 @@ DirectConvFn lanes_kernel(Isa isa) {
   return &pyrt_conv_lanes__ref;
 }
 
-// The weight as a dense [out_c][K] f32 matrix, whatever its encoding.
-std::vector<float> dense_weight(const DecodedTensor& w, uint32_t rows, uint32_t K) {
-  std::vector<float> d(size_t(rows) * K, 0.0f);
-  const bool sparse = is_sparse(w.encoding), codebook = has_codebook(w.encoding);
-  const float* v = codebook ? nullptr : w.value_data();
-  for (uint32_t o = 0; o < rows; ++o) {
-    const size_t j0 = sparse ? w.rowptr[o] : size_t(o) * K, j1 = sparse ? w.rowptr[o + 1] : j0 + K;
-    for (size_t j = j0; j < j1; ++j)
-      d[size_t(o) * K + (sparse ? w.colidx[j] : j - j0)] = codebook ? w.centroids[w.indices[j]] : v[j];
-  }
-  return d;
-}
-
 class DirectLanesConv final : public Conv2d {
  public:
   DirectLanesConv(const Conv2dGeometry& g, const DecodedTensor& w) : Conv2d(g), pp_(g) {
@@ -42,12 +30,16 @@ class DirectLanesConv final : public Conv2d {
     for (uint32_t c = 0; c < g.in_c; ++c)
       for (uint32_t ky = 0; ky < g.kh; ++ky)
         for (uint32_t kx = 0; kx < g.kw; ++kx) koff_[c * khw + ky * g.kw + kx] = uint32_t(pp_.offset(g, c, ky, kx));
-    const std::vector<float> d = dense_weight(w, g.out_c, K);
+    // each row decoded through its execution layout (any encoding), then spread over its block's lanes
+    const std::unique_ptr<PackedWeight> pw = pack(w);
+    std::vector<float> row(K);
     packed_.resize(size_t(blocks) * K * kLanesBlock);
     std::fill(packed_.data(), packed_.data() + packed_.size(), 0.0f);
-    for (uint32_t o = 0; o < g.out_c; ++o)
-      for (uint32_t k = 0; k < K; ++k)
-        packed_[(size_t(o / kLanesBlock) * K + k) * kLanesBlock + o % kLanesBlock] = d[size_t(o) * K + k];
+    for (uint32_t o = 0; o < g.out_c; ++o) {
+      pw->decode_row(o, row.data());
+      float* lane = packed_.data() + size_t(o / kLanesBlock) * K * kLanesBlock + o % kLanesBlock;
+      for (uint32_t k = 0; k < K; ++k) lane[size_t(k) * kLanesBlock] = row[k];
+    }
     bias_floats_ = size_t(blocks) * kLanesBlock;
   }
 

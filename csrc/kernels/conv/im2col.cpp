@@ -132,11 +132,7 @@ class Im2colConv final : public Conv2d {
           // Y[t][o] -> y[grp * og + o][p0 + t]: contiguous writes, strided reads of the small Y
           for (size_t o = 0; o < og; ++o) {
             float* yo = yb + (grp * og + o) * plane;
-            if (clamp.active()) {
-              for (size_t p = lo; p < hi; ++p) yo[p] = clamp(Y[(p - p0) * og + o]);
-            } else {
-              for (size_t p = lo; p < hi; ++p) yo[p] = Y[(p - p0) * og + o];
-            }
+            for (size_t p = lo; p < hi; ++p) yo[p] = clamp(Y[(p - p0) * og + o]);  // (-inf, inf): a copy
           }
         }
       }

@@ -28,11 +28,8 @@ class ElementwiseStep final : public Step {
       const float* a = static_cast<const float*>(in[0]);
       const float* b = static_cast<const float*>(in[1]);
       if (!fused_.active()) return kernels::ref::add_f32(a, b, y, n);
-      const float lo = fused_.lo, hi = fused_.hi;  // a fused relu / clamp (fusion.h), in the same pass
-      for (size_t i = 0; i < n; ++i) {
-        const float s = a[i] + b[i], v = hi < s ? hi : s;
-        y[i] = lo > v ? lo : v;
-      }
+      const kernels::OutputClamp c = fused_;  // a fused relu / clamp (fusion.h), in the same pass
+      for (size_t i = 0; i < n; ++i) y[i] = c(a[i] + b[i]);
       return;
     }
     if (in[0] != out) std::memcpy(y, in[0], n * sizeof(float));
