@@ -1,4 +1,5 @@
 """Type stubs for pyruntime._core, the pybind11 layer over the C++ core."""
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -137,11 +138,16 @@ class Conv2d:
     ) -> npt.NDArray[np.float32]: ...
 
 # file format
-# model dict: {"input_shape": [..], "nodes": [{"op", "inputs", "tensors", "attrs"}], "tensors": [..], "metadata": str}.
+# model dict: {"inputs": [{"shape": [..], "type": "f32" | "i32"}], "outputs": [value ids], "nodes": [{"op", "inputs",
+# "tensors", "attrs"}], "tensors": [..], "metadata": str}; "input_shape": [..] may stand for one f32 input and
+# "outputs" defaults to the last node's value (read_model gives both forms). Values: the inputs, then node i's
+# output is value len(inputs) + i.
 # Node attrs by op (docs/FORMAT.md 2.2): conv2d {stride: [h, w], padding: [top, left, bottom, right],
 # dilation: [h, w], groups}; max_pool2d {kernel, stride, padding, ceil_mode}; avg_pool2d {... ,
 # count_include_pad}; concat {axis}; reshape {shape: 1..4 dims}; clamp {min, max}; sign {scale, shift};
-# blinear {input: 0 | 1, output: 0 | 1}; bconv2d: conv2d's (groups 1), then blinear's; other ops none.
+# blinear {input: 0 | 1, output: 0 | 1}; bconv2d: conv2d's (groups 1), then blinear's; layer_norm {eps}; gelu
+# {approximate: 0 | 1}; leaky_relu {slope}; softmax_axis {axis}; transpose {perm: 4 words}; slice {axis, start,
+# end, step}; upsample_nearest {scale: [h, w]}; adaptive_avg_pool2d {output_size: [h, w]}; other ops none.
 # Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | "direct_lanes" |
 # "fused" (a relu / clamp applied by the node before it) | "gemm-dynamic" |
 # "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | "xnor" |
@@ -167,9 +173,18 @@ class Model:
     @staticmethod
     def from_file(path: str, mmap: bool = False, threads: int = 1) -> Model: ...
     @property
-    def input_shape(self) -> list[int]: ...
+    def input_shape(self) -> list[int]:
+        """The first input's shape (without the batch)."""
     @property
-    def output_shape(self) -> list[int]: ...
+    def output_shape(self) -> list[int]:
+        """The first output's shape (without the batch)."""
+    @property
+    def input_shapes(self) -> list[list[int]]: ...
+    @property
+    def input_types(self) -> list[str]:
+        """Per input: "f32" or "i32" (token ids)."""
+    @property
+    def output_shapes(self) -> list[list[int]]: ...
     @property
     def layers(self) -> list[dict[str, Any]]: ...
     @property
@@ -190,5 +205,6 @@ class Model:
     def threads(self) -> int: ...
     @property
     def format_version(self) -> int: ...
-    def run(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
-    def profile(self, x: npt.NDArray[np.float32], runs: int) -> list[dict[str, Any]]: ...
+    def run(self, *xs: npt.NDArray[Any]) -> npt.NDArray[np.float32] | tuple[npt.NDArray[np.float32], ...]:
+        """One array per input (float32, or integers for an i32 input); one output array, or a tuple."""
+    def profile(self, xs: npt.NDArray[Any] | Sequence[npt.NDArray[Any]], runs: int) -> list[dict[str, Any]]: ...

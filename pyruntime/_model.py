@@ -14,19 +14,27 @@ PathOrBytes = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 
 
 class Model:
-    """A loaded, validated, immutable model. Call it (or ``run``) with float32 numpy arrays, batch first."""
+    """A loaded, validated, immutable model. Call it (or ``run``) with one numpy array per input, batch first:
+    float32 for an f32 input, integers for an i32 input (token ids)."""
 
     def __init__(self, core: _core.Model) -> None:
         self._core = core
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
-        """One entry per graph input: name, shape (``None`` for the batch dimension) and dtype."""
-        return [{"name": "input", "shape": (None, *self._core.input_shape), "dtype": "float32"}]
+        """One entry per graph input: name, shape (``None`` for the batch dimension) and dtype (``float32``, or
+        ``int32`` for token ids: any integer array is taken)."""
+        shapes, types = self._core.input_shapes, self._core.input_types
+        names = ["input"] if len(shapes) == 1 else [f"input{k}" for k in range(len(shapes))]
+        return [{"name": n, "shape": (None, *s), "dtype": "int32" if t == "i32" else "float32"}
+                for n, s, t in zip(names, shapes, types, strict=True)]
 
     @property
     def outputs(self) -> list[dict[str, Any]]:
-        return [{"name": "output", "shape": (None, *self._core.output_shape), "dtype": "float32"}]
+        """One entry per graph output (always float32)."""
+        shapes = self._core.output_shapes
+        names = ["output"] if len(shapes) == 1 else [f"output{k}" for k in range(len(shapes))]
+        return [{"name": n, "shape": (None, *s), "dtype": "float32"} for n, s in zip(names, shapes, strict=True)]
 
     @property
     def file_bytes(self) -> int:
@@ -67,21 +75,25 @@ class Model:
             raise TypeError(f"batch must be an int, got {type(batch).__name__}")
         return int(self._core.arena_bytes(batch))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Runs a batch: ``x`` has shape ``(batch, *input_shape)`` and dtype float32.
+    def run(self, *inputs: np.ndarray) -> Any:
+        """Runs a batch: one array per graph input (``inputs``), each of shape ``(batch, *shape)``, float32
+        or, for an i32 input, integers (ids outside int32 are refused). Returns the output array, or a tuple
+        of one per output for a model of several.
 
         The outputs are the same, bit for bit, whatever the ``threads`` of ``load``. Activations live in an
         arena: a batch whose arena exceeds 64 MiB runs in pieces that fit (whole chunks of 64 samples, so
         the results do not change), and the model keeps at most 64 MiB of arena between calls.
         """
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"input must be a numpy array, got {type(x).__name__}")
-        return self._core.run(x)
+        for k, x in enumerate(inputs):
+            if not isinstance(x, np.ndarray):
+                who = "input" if len(inputs) == 1 else f"input {k}"
+                raise TypeError(f"{who} must be a numpy array, got {type(x).__name__}")
+        return self._core.run(*inputs)
 
     __call__ = run
 
-    def profile(self, x: np.ndarray, seconds: float = 1.0) -> list[dict[str, Any]]:
-        """Where the time of a run on ``x`` goes: runs it for about ``seconds`` with every step timed and
+    def profile(self, x: Any, seconds: float = 1.0) -> list[dict[str, Any]]:
+        """Where the time of a run on ``x`` (an array, or a tuple of one per input) goes: runs it for about ``seconds`` with every step timed and
         returns one row per step in run order (graph nodes and the plan's type conversions): node, op,
         layer, encoding, method, output shape, mean ``seconds`` per run and ``share`` of the total.
         ``print(pyruntime.profile_text(rows))`` shows them as a table; ``pyruntime bench --per-layer``

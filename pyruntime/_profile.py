@@ -16,7 +16,7 @@ import numpy as np
 from ._report import format_table
 
 
-def profile_rows(core: Any, x: np.ndarray, seconds: float) -> list[dict[str, Any]]:
+def profile_rows(core: Any, x: Any, seconds: float) -> list[dict[str, Any]]:
     """One row per step that runs, in run order (aliases, which move no data, are left out).
 
     Each row: ``step`` (index in the run order), ``node`` (graph node; for a conversion, the node whose
@@ -25,16 +25,18 @@ def profile_rows(core: Any, x: np.ndarray, seconds: float) -> list[dict[str, Any
     ``encoding``, ``method``, ``output_shape`` (per sample), ``seconds`` (mean per run) and ``share`` of
     the rows' total.
     """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"input must be a numpy array, got {type(x).__name__}")
+    xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    for k, a in enumerate(xs):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"input {k} must be a numpy array, got {type(a).__name__}")
     if not seconds > 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
-    core.run(x)  # warm up: arena, per-thread scratch, caches
+    core.run(*xs)  # warm up: arena, per-thread scratch, caches
     t0 = time.perf_counter()
-    core.run(x)
+    core.run(*xs)
     one = max(time.perf_counter() - t0, 1e-7)
     runs = int(min(max(1, seconds / one), 1 << 20))
-    steps = core.profile(x, runs)
+    steps = core.profile(list(xs), runs)
     layers = core.layers
     rows = []
     for i, s in enumerate(steps):

@@ -1,7 +1,10 @@
 // pyruntime bindings: the one writer and reader of the file format, plus the symbol-stream codec for
 // tests. Models cross as dicts:
-//   {"input_shape": [..], "nodes": [{"op": "linear", "inputs": [0], "tensors": [0, 1], "attrs": {..}}, ...],
+//   {"inputs": [{"shape": [..], "type": "f32" | "i32"}, ..], "outputs": [value ids],
+//    "nodes": [{"op": "linear", "inputs": [0], "tensors": [0, 1], "attrs": {..}}, ...],
 //    "tensors": [tensor dicts (tensor_dict.h)], "metadata": str}
+// "input_shape": [..] may stand for one f32 input, and "outputs" defaults to the last node's value (what
+// format versions 1 to 4 hold); a dict read back has both "inputs" and "input_shape" (the first input's).
 // Node attrs map the op table's fields (common/op_schema.h) by name: an int / float for a one-word field,
 // a list for the others ("shape" of reshape: 1..4 dims). Ops without fields take no "attrs" (or {}).
 #include <cstring>
@@ -99,7 +102,21 @@ py::dict attrs_to_dict(const NodeDef& n) {
 
 ModelDef model_from_dict(const py::dict& d) {
   ModelDef m;
-  m.input_shape = dict_field<std::vector<uint32_t>>(d, "input_shape", "model input");
+  if (d.contains("inputs")) {
+    const auto inputs = dict_field<std::vector<py::dict>>(d, "inputs", "model");
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const std::string who = "model input " + std::to_string(k);
+      InputDef in;
+      in.shape = dict_field<std::vector<uint32_t>>(inputs[k], "shape", who);
+      const std::string type = inputs[k].contains("type") ? dict_field<std::string>(inputs[k], "type", who) : "f32";
+      PYRT_CHECK(type == "f32" || type == "i32", PYRT_INVALID_ARGUMENT, who, ": type '", type,
+                 "' is not f32 or i32");
+      in.type = type == "i32" ? ElemType::i32 : ElemType::f32;
+      m.inputs.push_back(std::move(in));
+    }
+  } else {
+    m.inputs.push_back({dict_field<std::vector<uint32_t>>(d, "input_shape", "model input"), ElemType::f32});
+  }
   const auto nodes = dict_field<std::vector<py::dict>>(d, "nodes", "model");
   for (size_t i = 0; i < nodes.size(); ++i) {
     const py::dict& nd = nodes[i];
@@ -117,12 +134,25 @@ ModelDef model_from_dict(const py::dict& d) {
     for (const py::dict& td : dict_field<std::vector<py::dict>>(d, "tensors", "model"))
       m.tensors.push_back(tensor_from_dict(td));
   if (d.contains("metadata") && !d["metadata"].is_none()) m.metadata = dict_field<std::string>(d, "metadata", "model");
+  if (d.contains("outputs") && !d["outputs"].is_none())
+    m.outputs = dict_field<std::vector<uint32_t>>(d, "outputs", "model");
+  else if (!m.nodes.empty())
+    m.outputs = {m.node_value(m.nodes.size() - 1)};
   return m;
 }
 
 py::dict model_to_dict(const ModelDef& m, const format::FileInfo& info) {
   py::dict d;
-  d["input_shape"] = m.input_shape;
+  d["input_shape"] = m.inputs[0].shape;
+  py::list inputs;
+  for (const InputDef& in : m.inputs) {
+    py::dict id;
+    id["shape"] = in.shape;
+    id["type"] = elem_type_name(in.type);
+    inputs.append(id);
+  }
+  d["inputs"] = inputs;
+  d["outputs"] = m.outputs;
   py::list nodes;
   for (const auto& n : m.nodes) {
     py::dict nd;

@@ -44,32 +44,80 @@ struct PyModel {
     return py::array_t<float>(shape, static_cast<float*>(mem), owner);
   }
 
-  // step_seconds: null, or one entry per planned step, to which each run adds the step's wall time.
-  py::array_t<float> run(py::array x, double* step_seconds = nullptr) {
-    const auto& in_shape = model->input_shape();
+  // One input array, checked against input k and made C-contiguous: float32 for an f32 input; any integer
+  // dtype for an i32 input (ids), converted to int32 (values outside int32 are refused).
+  py::array input_array(const py::handle& h, size_t k) const {
+    const size_t n_in = model->input_count();
+    const std::string who = n_in == 1 ? std::string("input") : "input " + std::to_string(k);
+    PYRT_CHECK(py::isinstance<py::array>(h), PYRT_INVALID_ARGUMENT, who, " is a ",
+               std::string(py::str(py::type::handle_of(h).attr("__name__"))), ", expected a numpy array");
+    py::array x = py::reinterpret_borrow<py::array>(h);
+    const auto& in_shape = model->input_shape(k);
     const size_t rank = in_shape.size();
-    PYRT_CHECK(x.dtype().is(py::dtype::of<float>()), PYRT_INVALID_ARGUMENT, "input dtype is ",
-               std::string(py::str(x.dtype())), ", expected float32");
-    PYRT_CHECK(static_cast<size_t>(x.ndim()) == rank + 1, PYRT_INVALID_ARGUMENT, "input has ", x.ndim(),
+    const bool ids = model->input_type(k) == ElemType::i32;
+    if (ids) {
+      PYRT_CHECK(x.dtype().kind() == 'i' || x.dtype().kind() == 'u', PYRT_INVALID_ARGUMENT, who, " dtype is ",
+                 std::string(py::str(x.dtype())), ", expected integers (token ids)");
+    } else {
+      PYRT_CHECK(x.dtype().is(py::dtype::of<float>()), PYRT_INVALID_ARGUMENT, who, " dtype is ",
+                 std::string(py::str(x.dtype())), ", expected float32");
+    }
+    PYRT_CHECK(static_cast<size_t>(x.ndim()) == rank + 1, PYRT_INVALID_ARGUMENT, who, " has ", x.ndim(),
                " dimensions, expected ", rank + 1, " (batch, ", shape_str(in_shape), ")");
     for (size_t i = 0; i < rank; ++i)
-      PYRT_CHECK(static_cast<size_t>(x.shape(i + 1)) == in_shape[i], PYRT_INVALID_ARGUMENT, "input shape ",
+      PYRT_CHECK(static_cast<size_t>(x.shape(i + 1)) == in_shape[i], PYRT_INVALID_ARGUMENT, who, " shape ",
                  shape_str(x), " does not match the model's (batch, ", shape_str(in_shape), ")");
-    auto xc = py::array_t<float, py::array::c_style>::ensure(x);
-    const size_t batch = static_cast<size_t>(x.shape(0));
-    std::vector<py::ssize_t> out_shape{static_cast<py::ssize_t>(batch)};
-    for (uint32_t d : model->output_shape()) out_shape.push_back(d);
-    py::array_t<float> y = aligned_output(out_shape);
-    if (batch == 0) return y;
-    const float* xp = xc.data();
-    float* yp = y.mutable_data();
+    if (!ids) return py::array_t<float, py::array::c_style>::ensure(x);
+    if (x.dtype().itemsize() > 4 || x.dtype().kind() == 'u') {
+      py::module_ np = py::module_::import("numpy");
+      if (x.size() > 0) {
+        const int64_t lo = np.attr("min")(x).cast<int64_t>();
+        const uint64_t hi = np.attr("max")(x).cast<uint64_t>();
+        PYRT_CHECK(lo >= INT32_MIN && hi <= uint64_t(INT32_MAX), PYRT_INVALID_ARGUMENT, who, " holds ids from ", lo,
+                   " to ", hi, ", outside int32");
+      }
+    }
+    return py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(x);
+  }
+
+  // xs: one array per model input (the batch first, the same in all). Returns one float32 array per output.
+  // step_seconds: null, or one entry per planned step, to which each run adds the step's wall time.
+  std::vector<py::array_t<float>> run(const std::vector<py::handle>& xs, double* step_seconds = nullptr) {
+    const size_t n_in = model->input_count(), n_out = model->output_count();
+    PYRT_CHECK(xs.size() == n_in, PYRT_INVALID_ARGUMENT, "the model takes ", n_in, n_in == 1 ? " input" : " inputs",
+               ", got ", xs.size());
+    std::vector<py::array> in;
+    for (size_t k = 0; k < n_in; ++k) in.push_back(input_array(xs[k], k));
+    const size_t batch = static_cast<size_t>(in[0].shape(0));
+    for (size_t k = 1; k < n_in; ++k)
+      PYRT_CHECK(static_cast<size_t>(in[k].shape(0)) == batch, PYRT_INVALID_ARGUMENT, "input ", k, " has batch ",
+                 in[k].shape(0), ", input 0 has ", batch);
+    std::vector<py::array_t<float>> ys;
+    for (size_t k = 0; k < n_out; ++k) {
+      std::vector<py::ssize_t> out_shape{static_cast<py::ssize_t>(batch)};
+      for (uint32_t d : model->output_shape(k)) out_shape.push_back(d);
+      ys.push_back(aligned_output(out_shape));
+    }
+    if (batch == 0) return ys;
+    std::vector<const uint8_t*> xp;
+    std::vector<size_t> in_bytes;  // per sample
+    for (size_t k = 0; k < n_in; ++k) {
+      xp.push_back(static_cast<const uint8_t*>(in[k].data()));
+      in_bytes.push_back(model->input_size(k) * 4);
+    }
+    std::vector<float*> yp;
+    for (auto& y : ys) yp.push_back(y.mutable_data());
     {
       py::gil_scoped_release release;
       const size_t piece = piece_samples(batch);
-      const size_t in = model->input_size(), out = model->output_size();
+      std::vector<const void*> pin(n_in);
+      std::vector<float*> pout(n_out);
       auto run_all = [&](runtime::Session& sess) {
-        for (size_t b0 = 0; b0 < batch; b0 += piece)
-          sess.run(xp + b0 * in, std::min(piece, batch - b0), yp + b0 * out, step_seconds);
+        for (size_t b0 = 0; b0 < batch; b0 += piece) {
+          for (size_t k = 0; k < n_in; ++k) pin[k] = xp[k] + b0 * in_bytes[k];
+          for (size_t k = 0; k < n_out; ++k) pout[k] = yp[k] + b0 * model->output_size(k);
+          sess.run(pin.data(), std::min(piece, batch - b0), pout.data(), step_seconds);
+        }
       };
       std::unique_lock<std::mutex> lock(mu, std::try_to_lock);
       if (lock.owns_lock() && runtime::Session::arena_bytes(*model, piece) <= kMaxCachedArena) {
@@ -83,16 +131,33 @@ struct PyModel {
         run_all(own);
       }
     }
-    return y;
+    return ys;
+  }
+
+  // A single output's array, or a tuple of one per output.
+  py::object run_py(const py::args& xs) {
+    std::vector<py::handle> hs(xs.begin(), xs.end());
+    std::vector<py::array_t<float>> ys = run(hs);
+    if (ys.size() == 1) return ys[0];
+    py::tuple t(ys.size());
+    for (size_t k = 0; k < ys.size(); ++k) t[k] = ys[k];
+    return t;
   }
 
   // Runs x `runs` times; per planned step: the node it belongs to, the conversion it makes (empty for a
   // node's own step), whether it is an alias (nothing runs) and its mean seconds per run.
-  py::list profile(py::array x, size_t runs) {
+  // xs: an array (a model of one input) or a tuple / list of one per input.
+  py::list profile(py::object xs, size_t runs) {
     PYRT_CHECK(runs >= 1 && runs <= (size_t(1) << 30), PYRT_INVALID_ARGUMENT, "runs ", runs, " not in 1..2^30");
+    std::vector<py::handle> hs;
+    if (py::isinstance<py::tuple>(xs) || py::isinstance<py::list>(xs)) {
+      for (const py::handle& h : xs) hs.push_back(h);
+    } else {
+      hs.push_back(xs);
+    }
     const auto& steps = model->planned_steps();
     std::vector<double> seconds(steps.size(), 0.0);
-    for (size_t r = 0; r < runs; ++r) run(x, seconds.data());
+    for (size_t r = 0; r < runs; ++r) run(hs, seconds.data());
     py::list out;
     for (size_t i = 0; i < steps.size(); ++i) {
       py::dict d;
@@ -194,6 +259,26 @@ void bind_model(py::module_& m) {
           py::arg("path"), py::arg("mmap") = false, py::arg("threads") = 1)
       .def_property_readonly("input_shape", [](const PyModel& p) { return p.model->input_shape(); })
       .def_property_readonly("output_shape", [](const PyModel& p) { return p.model->output_shape(); })
+      .def_property_readonly("input_shapes",
+                             [](const PyModel& p) {
+                               std::vector<std::vector<uint32_t>> out;
+                               for (size_t k = 0; k < p.model->input_count(); ++k) out.push_back(p.model->input_shape(k));
+                               return out;
+                             })
+      .def_property_readonly("input_types",
+                             [](const PyModel& p) {
+                               std::vector<std::string> out;
+                               for (size_t k = 0; k < p.model->input_count(); ++k)
+                                 out.push_back(elem_type_name(p.model->input_type(k)));
+                               return out;
+                             })
+      .def_property_readonly("output_shapes",
+                             [](const PyModel& p) {
+                               std::vector<std::vector<uint32_t>> out;
+                               for (size_t k = 0; k < p.model->output_count(); ++k)
+                                 out.push_back(p.model->output_shape(k));
+                               return out;
+                             })
       .def_property_readonly("layers", [](const PyModel& p) { return layers_list(*p.model); })
       .def_property_readonly("metadata", [](const PyModel& p) { return text_to_py(p.model->metadata()); })
       .def_property_readonly("file_bytes", [](const PyModel& p) { return p.model->file_bytes(); })
@@ -211,7 +296,7 @@ void bind_model(py::module_& m) {
           },
           py::arg("batch") = 1)
       .def_property_readonly_static("max_cached_arena_bytes", [](py::object) { return kMaxCachedArena; })
-      .def("run", [](PyModel& p, py::array x) { return p.run(x); }, py::arg("x"))
+      .def("run", &PyModel::run_py)
       .def("profile", &PyModel::profile, py::arg("x"), py::arg("runs"));
 }
 

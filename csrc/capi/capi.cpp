@@ -98,12 +98,16 @@ pyrt_status pyrt_model_load_buffer(const void* data, size_t size, pyrt_model** o
 
 void pyrt_model_free(pyrt_model* model) { delete model; }
 
+static void dims_out(const std::vector<uint32_t>& s, size_t* rank, size_t dims[4]) {
+  *rank = s.size();
+  for (size_t i = 0; i < 4; ++i) dims[i] = i < s.size() ? s[i] : 0;
+}
+
 static pyrt_status shape_out(const std::vector<uint32_t>& s, size_t* rank, size_t dims[4]) {
   PYRT_CAPI_GUARD({
     PYRT_REQUIRE(rank);
     PYRT_REQUIRE(dims);
-    *rank = s.size();
-    for (size_t i = 0; i < 4; ++i) dims[i] = i < s.size() ? s[i] : 0;
+    dims_out(s, rank, dims);
   })
 }
 
@@ -115,6 +119,33 @@ pyrt_status pyrt_model_input_shape(const pyrt_model* model, size_t* rank, size_t
 pyrt_status pyrt_model_output_shape(const pyrt_model* model, size_t* rank, size_t dims[4]) {
   if (model == nullptr) return set_error(PYRT_INVALID_ARGUMENT, "model is null");
   return shape_out(model->impl->output_shape(), rank, dims);
+}
+
+size_t pyrt_model_num_inputs(const pyrt_model* model) { return model ? model->impl->input_count() : 0; }
+size_t pyrt_model_num_outputs(const pyrt_model* model) { return model ? model->impl->output_count() : 0; }
+
+pyrt_status pyrt_model_input_info(const pyrt_model* model, size_t index, pyrt_dtype* dtype, size_t* rank,
+                                  size_t dims[4]) {
+  if (model == nullptr) return set_error(PYRT_INVALID_ARGUMENT, "model is null");
+  PYRT_CAPI_GUARD({
+    PYRT_CHECK(index < model->impl->input_count(), PYRT_INVALID_ARGUMENT, "input ", index, " of a model of ",
+               model->impl->input_count(), " inputs");
+    PYRT_REQUIRE(rank);
+    PYRT_REQUIRE(dims);
+    if (dtype) *dtype = model->impl->input_type(index) == pyrt::ElemType::i32 ? PYRT_I32 : PYRT_F32;
+    dims_out(model->impl->input_shape(index), rank, dims);
+  })
+}
+
+pyrt_status pyrt_model_output_info(const pyrt_model* model, size_t index, size_t* rank, size_t dims[4]) {
+  if (model == nullptr) return set_error(PYRT_INVALID_ARGUMENT, "model is null");
+  PYRT_CAPI_GUARD({
+    PYRT_CHECK(index < model->impl->output_count(), PYRT_INVALID_ARGUMENT, "output ", index, " of a model of ",
+               model->impl->output_count(), " outputs");
+    PYRT_REQUIRE(rank);
+    PYRT_REQUIRE(dims);
+    dims_out(model->impl->output_shape(index), rank, dims);
+  })
 }
 
 size_t pyrt_model_input_size(const pyrt_model* model) { return model ? model->impl->input_size() : 0; }
@@ -166,7 +197,23 @@ void pyrt_session_free(pyrt_session* session) { delete session; }
 pyrt_status pyrt_session_run(pyrt_session* session, const float* input, size_t batch, float* output) {
   PYRT_CAPI_GUARD({
     PYRT_REQUIRE(session);
+    PYRT_CHECK(input != nullptr && output != nullptr, PYRT_INVALID_ARGUMENT, "input or output is null");
+    const pyrt::runtime::Model& m = session->impl->model();
+    PYRT_CHECK(m.input_count() == 1 && m.input_type(0) == pyrt::ElemType::f32 && m.output_count() == 1,
+               PYRT_INVALID_ARGUMENT, "the model has ", m.input_count(), " inputs (the first ",
+               pyrt::elem_type_name(m.input_type(0)), ") and ", m.output_count(),
+               " outputs: run it with pyrt_session_run_multi");
     session->impl->run(input, batch, output);
+  })
+}
+
+pyrt_status pyrt_session_run_multi(pyrt_session* session, const void* const* inputs, size_t batch,
+                                   float* const* outputs) {
+  PYRT_CAPI_GUARD({
+    PYRT_REQUIRE(session);
+    PYRT_REQUIRE(inputs);
+    PYRT_REQUIRE(outputs);
+    session->impl->run(inputs, batch, outputs);
   })
 }
 

@@ -18,10 +18,24 @@ std::string shape_str(const std::vector<uint32_t>& s) {
   return out + "]";
 }
 
-uint32_t graph_version(const ModelDef& m) {
+const char* elem_type_name(ElemType t) { return t == ElemType::i32 ? "i32" : "f32"; }
+
+bool ModelDef::single_io() const {
+  return inputs.size() == 1 && inputs[0].type == ElemType::f32 && outputs.size() == 1 &&
+         outputs[0] == node_value(nodes.size() - 1);
+}
+
+uint32_t graph_version(const ModelDef& m, const GraphValues& values) {
   uint32_t v = 1;
-  for (const NodeDef& n : m.nodes) v = std::max(v, op_schema(n.op).version);
+  for (const NodeDef& n : m.nodes) {
+    v = std::max(v, op_schema(n.op).version);
+    // Version 5 forms of older ops: a broadcast or tensor operand of add, a linear over more than one axis.
+    const auto& x = values.shapes[n.inputs[0]];
+    if (n.op == Op::add && (n.inputs.size() == 1 || x != values.shapes[n.inputs[1]])) v = std::max(v, 5u);
+    if ((n.op == Op::linear || n.op == Op::qlinear) && x.size() != 1) v = std::max(v, 5u);
+  }
   for (const DecodedTensor& t : m.tensors) v = std::max(v, encoding_version(t.encoding));
+  if (!m.single_io()) v = std::max(v, 5u);
   return v;
 }
 
@@ -42,9 +56,8 @@ constexpr uint64_t kMaxValueFloats = 1ull << 31;
 // Checks a node's shapes and attributes against its op and returns its output shape.
 class NodeChecker {
  public:
-  NodeChecker(const ModelDef& m, const std::vector<std::vector<uint32_t>>& shapes, size_t index,
-              std::vector<bool>& used, pyrt_status st)
-      : m_(m), n_(m.nodes[index]), shapes_(shapes), used_(used), st_(st),
+  NodeChecker(const ModelDef& m, const GraphValues& values, size_t index, std::vector<bool>& used, pyrt_status st)
+      : m_(m), n_(m.nodes[index]), shapes_(values.shapes), types_(values.types), used_(used), st_(st),
         who_("node " + std::to_string(index) + " (" + op_name(n_.op) + ")") {}
 
   std::vector<uint32_t> output() {
@@ -67,10 +80,7 @@ class NodeChecker {
         const auto& x = chw(0);
         return {x[0], 1, 1};
       }
-      case Op::add:
-        PYRT_CHECK(in(0) == in(1), st_, who_, ": inputs have different shapes ", shape_str(in(0)), " and ",
-                   shape_str(in(1)));
-        return in(0);
+      case Op::add: return arithmetic();
       case Op::concat: return concat();
       case Op::reshape: return reshape();
       case Op::sign: {
@@ -86,6 +96,40 @@ class NodeChecker {
         PYRT_CHECK(!std::isnan(a.min) && !std::isnan(a.max) && a.min <= a.max, st_, who_, ": bounds [", a.min, ", ",
                    a.max, "] are not an interval");
         return in(0);
+      }
+      case Op::layer_norm: return layer_norm();
+      case Op::gelu:
+        PYRT_CHECK(n_.attrs[0] <= 1, st_, who_, ": approximate ", n_.attrs[0], " is not 0 (erf) or 1 (tanh)");
+        return in(0);
+      case Op::silu:
+      case Op::sigmoid:
+      case Op::tanh: return in(0);
+      case Op::leaky_relu:
+        PYRT_CHECK(std::isfinite(f32_attr(n_.attrs, 0)), st_, who_, ": slope ", f32_attr(n_.attrs, 0),
+                   " is not finite");
+        return in(0);
+      case Op::softmax_axis:
+        PYRT_CHECK(n_.attrs[0] < in(0).size(), st_, who_, ": axis ", n_.attrs[0], " is not an axis of ",
+                   shape_str(in(0)));
+        return in(0);
+      case Op::sub:
+      case Op::mul:
+      case Op::div: return arithmetic();
+      case Op::matmul: return matmul();
+      case Op::transpose: return transpose();
+      case Op::slice: return slice();
+      case Op::embedding: return embedding();
+      case Op::upsample_nearest: {
+        const auto& x = chw(0);
+        window_attr("scale", n_.attrs[0], 1);
+        window_attr("scale", n_.attrs[1], 1);
+        return {x[0], grow(x[1], n_.attrs[0]), grow(x[2], n_.attrs[1])};
+      }
+      case Op::adaptive_avg_pool2d: {
+        const auto& x = chw(0);
+        window_attr("output_size", n_.attrs[0], 1);
+        window_attr("output_size", n_.attrs[1], 1);
+        return {x[0], n_.attrs[0], n_.attrs[1]};
       }
     }
     fail(st_, who_, ": op ", s.name, " has no shape rule");
@@ -122,13 +166,18 @@ class NodeChecker {
   std::vector<uint32_t> linear() {
     const DecodedTensor& w = tensor(0);
     PYRT_CHECK(w.shape.size() == 2, st_, who_, ": weight '", w.name, "' has rank ", w.shape.size(), ", expected 2");
-    PYRT_CHECK(in(0).size() == 1, st_, who_, ": input shape ", shape_str(in(0)), " is not flat (add a flatten)");
-    PYRT_CHECK(w.shape[1] == in(0)[0], st_, who_, ": weight '", w.name, "' ", shape_str(w.shape), " expects ",
-               w.shape[1], " input features, the input has ", in(0)[0]);
+    // linear and qlinear apply to the last axis of any rank (format version 5), the binary layers to flat input
+    const bool any_rank = n_.op == Op::linear || n_.op == Op::qlinear;
+    PYRT_CHECK(any_rank || in(0).size() == 1, st_, who_, ": input shape ", shape_str(in(0)),
+               " is not flat (add a flatten)");
+    PYRT_CHECK(w.shape[1] == in(0).back(), st_, who_, ": weight '", w.name, "' ", shape_str(w.shape), " expects ",
+               w.shape[1], " input features, the input has ", in(0).back());
     PYRT_CHECK(!is_int8(w.encoding) || w.shape[1] <= kMaxInt8Inputs, st_, who_, ": int8 weight '", w.name, "' has ",
                w.shape[1], " inputs, more than the ", kMaxInt8Inputs, " an int32 sum of int8 products holds");
     bias(w.shape[0]);
-    return {w.shape[0]};
+    std::vector<uint32_t> out = in(0);
+    out.back() = w.shape[0];
+    return out;
   }
 
   // An int8 layer's sum of up to K products of two int8 in -127..127 stays in int32 (RUNTIME.md).
@@ -273,6 +322,110 @@ class NodeChecker {
     return out;
   }
 
+  uint32_t grow(uint32_t dim, uint32_t scale) const {
+    const uint64_t d = uint64_t(dim) * scale;
+    PYRT_CHECK(d <= kMaxValueFloats, st_, who_, ": dimension ", dim, " times ", scale, " is too large");
+    return static_cast<uint32_t>(d);
+  }
+
+  // Numpy broadcasting of two shapes (right-aligned; each pair of dims equal or one of them 1).
+  std::vector<uint32_t> broadcast(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) const {
+    std::vector<uint32_t> out(std::max(a.size(), b.size()));
+    for (size_t i = 0; i < out.size(); ++i) {
+      const uint32_t da = i < a.size() ? a[a.size() - 1 - i] : 1, db = i < b.size() ? b[b.size() - 1 - i] : 1;
+      PYRT_CHECK(da == db || da == 1 || db == 1, st_, who_, ": shapes ", shape_str(a), " and ", shape_str(b),
+                 " do not broadcast");
+      out[out.size() - 1 - i] = std::max(da, db);
+    }
+    PYRT_CHECK(out.size() <= 4, st_, who_, ": the result of ", shape_str(a), " and ", shape_str(b), " has rank ",
+               out.size(), ", more than 4");
+    return out;
+  }
+
+  // add, sub, mul, div: two values, or one value and a dense tensor (the right operand), broadcast.
+  std::vector<uint32_t> arithmetic() {
+    PYRT_CHECK(n_.inputs.size() + n_.tensors.size() == 2, st_, who_, ": takes two operands (two values, or a value "
+               "and a tensor), has ", n_.inputs.size(), " values and ", n_.tensors.size(), " tensors");
+    if (n_.inputs.size() == 2) return broadcast(in(0), in(1));
+    const DecodedTensor& t = tensor(0);
+    PYRT_CHECK(t.encoding == Encoding::dense_f32, st_, who_, ": operand '", t.name, "' must be dense, is ",
+               encoding_name(t.encoding));
+    PYRT_CHECK(!t.shape.empty() && t.shape.size() <= 4, st_, who_, ": operand '", t.name, "' has rank ",
+               t.shape.size(), ", expected 1..4");
+    std::vector<uint32_t> out = broadcast(in(0), t.shape);
+    return out;
+  }
+
+  std::vector<uint32_t> layer_norm() {
+    const float eps = f32_attr(n_.attrs, 0);
+    PYRT_CHECK(std::isfinite(eps) && eps >= 0, st_, who_, ": eps ", eps, " must be finite and >= 0");
+    for (size_t k = 0; k < n_.tensors.size(); ++k) {
+      const DecodedTensor& t = tensor(k);
+      PYRT_CHECK(t.encoding == Encoding::dense_f32 && t.shape.size() == 1 && t.shape[0] == in(0).back(), st_, who_,
+                 ": ", k ? "bias '" : "weight '", t.name, "' must be dense [", in(0).back(), "], is ",
+                 encoding_name(t.encoding), " ", shape_str(t.shape));
+    }
+    return in(0);
+  }
+
+  std::vector<uint32_t> matmul() {
+    const auto& a = in(0);
+    const auto& b = in(1);
+    PYRT_CHECK(a.size() >= 2 && b.size() >= 2, st_, who_, ": operands ", shape_str(a), " and ", shape_str(b),
+               " must have rank 2 or more ([..., M, K] and [..., K, N])");
+    PYRT_CHECK(a.back() == b[b.size() - 2], st_, who_, ": ", shape_str(a), " @ ", shape_str(b),
+               ": the inner dimensions differ");
+    std::vector<uint32_t> out =
+        broadcast(std::vector<uint32_t>(a.begin(), a.end() - 2), std::vector<uint32_t>(b.begin(), b.end() - 2));
+    out.push_back(a[a.size() - 2]);
+    out.push_back(b.back());
+    PYRT_CHECK(out.size() <= 4, st_, who_, ": the result has rank ", out.size(), ", more than 4");
+    return out;
+  }
+
+  std::vector<uint32_t> transpose() {
+    const auto& x = in(0);
+    std::vector<uint32_t> out;
+    std::vector<bool> seen(x.size(), false);
+    for (size_t i = 0; i < 4; ++i) {
+      const uint32_t p = n_.attrs[i];
+      if (i >= x.size()) {
+        PYRT_CHECK(p == 0, st_, who_, ": perm word ", i, " is ", p, ", expected 0 past the input's rank ", x.size());
+        continue;
+      }
+      PYRT_CHECK(p < x.size() && !seen[p], st_, who_, ": perm [", n_.attrs[0], ", ", n_.attrs[1], ", ", n_.attrs[2],
+                 ", ", n_.attrs[3], "] is not a permutation of the ", x.size(), " axes of ", shape_str(x));
+      seen[p] = true;
+      out.push_back(x[p]);
+    }
+    return out;
+  }
+
+  std::vector<uint32_t> slice() {
+    const auto& x = in(0);
+    const SliceAttrs a = slice_attrs(n_.attrs);
+    PYRT_CHECK(a.axis < x.size(), st_, who_, ": axis ", a.axis, " is not an axis of ", shape_str(x));
+    PYRT_CHECK(a.step >= 1 && a.start < a.end && a.end <= x[a.axis], st_, who_, ": ", a.start, ":", a.end, ":",
+               a.step, " is not a non-empty slice of ", x[a.axis], " elements (0 <= start < end <= ", x[a.axis],
+               ", step >= 1)");
+    std::vector<uint32_t> out = x;
+    out[a.axis] = (a.end - a.start + a.step - 1) / a.step;
+    return out;
+  }
+
+  std::vector<uint32_t> embedding() {
+    PYRT_CHECK(types_[n_.inputs[0]] == ElemType::i32, st_, who_, ": the ids must be an integer value (an i32 graph "
+               "input), value ", n_.inputs[0], " is f32");
+    const DecodedTensor& t = tensor(0);
+    PYRT_CHECK(t.shape.size() == 2, st_, who_, ": table '", t.name, "' has rank ", t.shape.size(),
+               ", expected 2 [rows, dim]");
+    PYRT_CHECK(t.encoding != Encoding::binary, st_, who_, ": table '", t.name, "' is binary (FORMAT.md 2.6)");
+    std::vector<uint32_t> out = in(0);
+    out.push_back(t.shape[1]);
+    PYRT_CHECK(out.size() <= 4, st_, who_, ": ids ", shape_str(in(0)), " give a result of rank 5");
+    return out;
+  }
+
   std::vector<uint32_t> reshape() {
     const std::vector<uint32_t> shape = reshape_attrs(n_.attrs);
     PYRT_CHECK(!shape.empty(), st_, who_, ": target shape is empty");
@@ -286,6 +439,7 @@ class NodeChecker {
   const ModelDef& m_;
   const NodeDef& n_;
   const std::vector<std::vector<uint32_t>>& shapes_;
+  const std::vector<ElemType>& types_;
   std::vector<bool>& used_;
   pyrt_status st_;
   std::string who_;
@@ -293,13 +447,22 @@ class NodeChecker {
 
 }  // namespace
 
-std::vector<std::vector<uint32_t>> check_graph(const ModelDef& m, pyrt_status st) {
-  PYRT_CHECK(!m.input_shape.empty() && m.input_shape.size() <= 4, st, "graph: input rank ", m.input_shape.size(),
-             " not in 1..4");
-  for (uint32_t d : m.input_shape) PYRT_CHECK(d > 0, st, "graph: input shape ", shape_str(m.input_shape), " has a zero");
-  PYRT_CHECK(shape_numel(m.input_shape) <= kMaxValueFloats, st, "graph: input too large");
+GraphValues check_graph(const ModelDef& m, pyrt_status st) {
+  PYRT_CHECK(!m.inputs.empty() && m.inputs.size() <= kMaxGraphInputs, st, "graph: ", m.inputs.size(),
+             " inputs, expected 1..", kMaxGraphInputs);
+  GraphValues values;
+  for (size_t k = 0; k < m.inputs.size(); ++k) {
+    const InputDef& in = m.inputs[k];
+    PYRT_CHECK(!in.shape.empty() && in.shape.size() <= 4, st, "graph: input rank ", in.shape.size(),
+               " not in 1..4 (input ", k, ")");
+    for (uint32_t d : in.shape) PYRT_CHECK(d > 0, st, "graph: input ", k, " shape ", shape_str(in.shape), " has a zero");
+    PYRT_CHECK(shape_numel(in.shape) <= kMaxValueFloats, st, "graph: input ", k, " is too large");
+    PYRT_CHECK(in.type == ElemType::f32 || in.type == ElemType::i32, st, "graph: input ", k, " has unknown type ",
+               static_cast<uint32_t>(in.type));
+    values.shapes.push_back(in.shape);
+    values.types.push_back(in.type);
+  }
   PYRT_CHECK(!m.nodes.empty(), st, "graph: no nodes");
-  std::vector<std::vector<uint32_t>> shapes{m.input_shape};
   std::vector<bool> used(m.tensors.size(), false);
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     const NodeDef& n = m.nodes[i];
@@ -310,20 +473,34 @@ std::vector<std::vector<uint32_t>> check_graph(const ModelDef& m, pyrt_status st
                int(s->min_inputs), s->max_inputs > s->min_inputs ? ".." + std::to_string(s->max_inputs) : "",
                s->max_inputs == 1 ? " input" : " inputs", ", has ", n.inputs.size());
     for (uint32_t v : n.inputs)
-      PYRT_CHECK(v <= i, st, who, ": reads value ", v, ", which is not defined before it");
+      PYRT_CHECK(v < m.node_value(i), st, who, ": reads value ", v, ", which is not defined before it");
     PYRT_CHECK(n.tensors.size() >= s->min_tensors && n.tensors.size() <= s->max_tensors, st, who,
-               s->max_tensors == 0 ? ": takes no tensors, has " : ": expects weight and optional bias, has ",
+               s->max_tensors == 0                         ? ": takes no tensors, has "
+               : s->min_tensors == 1 && s->max_tensors == 2 ? ": expects weight and optional bias, has "
+                                                            : (": takes " + std::to_string(s->min_tensors) + ".." +
+                                                               std::to_string(s->max_tensors) + " tensors, has "),
                n.tensors.size(), " tensors");
     for (uint32_t t : n.tensors)
       PYRT_CHECK(t < m.tensors.size(), st, who, ": references tensor ", t, " but the file has ", m.tensors.size());
     PYRT_CHECK(n.attrs.size() == s->attr_words(), st, who, ": has ", n.attrs.size() * 4, " attribute bytes, the op takes ",
                s->attr_words() * 4);
-    std::vector<uint32_t> out = NodeChecker(m, shapes, i, used, st).output();
+    std::vector<uint32_t> out = NodeChecker(m, values, i, used, st).output();
+    PYRT_CHECK(!out.empty() && out.size() <= 4, st, who, ": output shape ", shape_str(out), " has rank ", out.size());
     PYRT_CHECK(shape_numel(out) >= 1 && shape_numel(out) <= kMaxValueFloats, st, who, ": output shape ",
                shape_str(out), " is too large (at most 2^31 values per sample)");
-    shapes.push_back(std::move(out));
+    // Shape ops keep i32 ids i32; every other op gives f32 (and takes f32: the runtime converts ids).
+    bool ids = n.op == Op::flatten || n.op == Op::reshape || n.op == Op::slice || n.op == Op::transpose ||
+               n.op == Op::concat;
+    for (uint32_t v : n.inputs) ids = ids && values.types[v] == ElemType::i32;
+    values.shapes.push_back(std::move(out));
+    values.types.push_back(ids ? ElemType::i32 : ElemType::f32);
   }
-  return shapes;
+  PYRT_CHECK(!m.outputs.empty() && m.outputs.size() <= kMaxGraphOutputs, st, "graph: ", m.outputs.size(),
+             " outputs, expected 1..", kMaxGraphOutputs);
+  for (uint32_t v : m.outputs)
+    PYRT_CHECK(v < values.shapes.size(), st, "graph: output value ", v, " does not exist (the graph has ",
+               values.shapes.size(), " values)");
+  return values;
 }
 
 }  // namespace pyrt

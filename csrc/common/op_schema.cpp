@@ -27,7 +27,7 @@ const std::vector<OpSchema>& op_schemas() {
         {"ceil_mode", 1, false},
         {"count_include_pad", 1, false}}},
       {Op::global_avg_pool, "global_avg_pool", 2, 1, 1, 0, 0, {}},
-      {Op::add, "add", 2, 2, 2, 0, 0, {}},
+      {Op::add, "add", 2, 1, 2, 0, 1, {}},
       {Op::concat, "concat", 2, 2, 16, 0, 0, {{"axis", 1, false}}},
       {Op::reshape, "reshape", 2, 1, 1, 0, 0, {{"shape", 4, false}}},
       {Op::clamp, "clamp", 2, 1, 1, 0, 0, {{"min", 1, true}, {"max", 1, true}}},
@@ -51,6 +51,23 @@ const std::vector<OpSchema>& op_schemas() {
         {"groups", 1, false},
         {"input", 1, false},
         {"output", 1, false}}},
+      {Op::layer_norm, "layer_norm", 5, 1, 1, 0, 2, {{"eps", 1, true}}},
+      {Op::gelu, "gelu", 5, 1, 1, 0, 0, {{"approximate", 1, false}}},
+      {Op::silu, "silu", 5, 1, 1, 0, 0, {}},
+      {Op::sigmoid, "sigmoid", 5, 1, 1, 0, 0, {}},
+      {Op::tanh, "tanh", 5, 1, 1, 0, 0, {}},
+      {Op::leaky_relu, "leaky_relu", 5, 1, 1, 0, 0, {{"slope", 1, true}}},
+      {Op::softmax_axis, "softmax_axis", 5, 1, 1, 0, 0, {{"axis", 1, false}}},
+      {Op::sub, "sub", 5, 1, 2, 0, 1, {}},
+      {Op::mul, "mul", 5, 1, 2, 0, 1, {}},
+      {Op::div, "div", 5, 1, 2, 0, 1, {}},
+      {Op::matmul, "matmul", 5, 2, 2, 0, 0, {}},
+      {Op::transpose, "transpose", 5, 1, 1, 0, 0, {{"perm", 4, false}}},
+      {Op::slice, "slice", 5, 1, 1, 0, 0,
+       {{"axis", 1, false}, {"start", 1, false}, {"end", 1, false}, {"step", 1, false}}},
+      {Op::embedding, "embedding", 5, 1, 1, 1, 1, {}},
+      {Op::upsample_nearest, "upsample_nearest", 5, 1, 1, 0, 0, {{"scale", 2, false}}},
+      {Op::adaptive_avg_pool2d, "adaptive_avg_pool2d", 5, 1, 1, 0, 0, {{"output_size", 2, false}}},
   };
   return table;
 }
@@ -121,6 +138,14 @@ std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& w) {
 }
 
 uint32_t concat_attrs(const std::vector<uint32_t>& w) { return w[0]; }
+
+SliceAttrs slice_attrs(const std::vector<uint32_t>& w) { return {w[0], w[1], w[2], w[3]}; }
+
+float f32_attr(const std::vector<uint32_t>& w, size_t index) {
+  float f;
+  std::memcpy(&f, &w[index], 4);
+  return f;
+}
 
 SignAttrs sign_attrs(const std::vector<uint32_t>& w) {
   SignAttrs a;

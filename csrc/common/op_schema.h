@@ -20,7 +20,8 @@ enum class Op : uint16_t {
   max_pool2d = 6,       // [C, H, W] -> [C, OH, OW]
   avg_pool2d = 7,       // [C, H, W] -> [C, OH, OW]
   global_avg_pool = 8,  // [C, H, W] -> [C, 1, 1]
-  add = 9,              // a + b, same shapes
+  add = 9,              // a + b: two values of the same shape; from version 5 also broadcast (numpy rules over the
+                        // per-sample dims) or one value and a dense tensor operand b
   concat = 10,          // along one per-sample axis
   reshape = 11,         // same elements, new per-sample shape (an alias)
   clamp = 12,           // elementwise min(max(x, lo), hi): relu6, hardtanh
@@ -33,6 +34,23 @@ enum class Op : uint16_t {
                         // thresholds [out]; attributes input (0: sign of x, 1: x), output (0: real, 1: sign)
   bconv2d = 17,         // binary conv2d (format version 4): conv2d's attributes (groups 1), then blinear's two;
                         // a tap in the zero padding contributes 0
+  // ---- format version 5: transformers (values of any rank up to 4, several typed graph inputs and outputs) ----
+  layer_norm = 18,         // over the last axis; tensors: optional weight [N], optional bias [N]; attribute eps
+  gelu = 19,               // attribute approximate (0: erf, 1: tanh)
+  silu = 20,               // x * sigmoid(x)
+  sigmoid = 21,
+  tanh = 22,
+  leaky_relu = 23,         // x >= 0 ? x : slope * x; attribute slope
+  softmax_axis = 24,       // softmax along one per-sample axis; attribute axis
+  sub = 25,                // a - b: as add (broadcast; b may be a dense tensor)
+  mul = 26,                // a * b: as add
+  div = 27,                // a / b: as add
+  matmul = 28,             // a [..., M, K] @ b [..., K, N] -> [..., M, N], leading dims broadcast
+  transpose = 29,          // per-sample axes permuted; attribute perm[4]
+  slice = 30,              // one axis, start:end:step; attributes axis, start, end, step
+  embedding = 31,          // i32 ids [...] -> [..., D]; tensor: table [V, D] (any encoding but binary)
+  upsample_nearest = 32,   // [C, H, W] -> [C, H * sh, W * sw]; attribute scale[2]
+  adaptive_avg_pool2d = 33,  // [C, H, W] -> [C, oh, ow], torch's windows; attribute output_size[2]
 };
 
 struct AttrField {
@@ -95,6 +113,12 @@ struct BLinearAttrs {  // input: 0 = the sign of x (XNOR-popcount), 1 = x (real)
 BLinearAttrs blinear_attrs(const std::vector<uint32_t>& words);
 // bconv2d: conv2d_attrs() of its first 9 words, and these of the last 2.
 BLinearAttrs bconv2d_binary_attrs(const std::vector<uint32_t>& words);
+struct SliceAttrs {  // along `axis`: elements start, start + step, ... < end
+  uint32_t axis, start, end, step;
+};
+SliceAttrs slice_attrs(const std::vector<uint32_t>& words);
+// One f32 attribute word (layer_norm's eps, leaky_relu's slope).
+float f32_attr(const std::vector<uint32_t>& words, size_t index);
 // reshape: shape[4] = rank-many positive dims then zeros; concat: axis.
 std::vector<uint32_t> reshape_attrs(const std::vector<uint32_t>& words);
 uint32_t concat_attrs(const std::vector<uint32_t>& words);

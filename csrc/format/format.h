@@ -30,7 +30,7 @@
 namespace pyrt::format {
 
 constexpr uint8_t kMagic[8] = {0x50, 0x59, 0x52, 0x54, 0x0D, 0x0A, 0x1A, 0x0A};
-constexpr uint32_t kVersion = 4;  // the newest version this reader reads (and writer writes)
+constexpr uint32_t kVersion = 5;  // the newest version this reader reads (and writer writes)
 constexpr uint32_t kHeaderSize = 64;
 constexpr uint32_t kSectionEntrySize = 32;
 constexpr uint32_t kPayloadAlign = 64;

@@ -13,12 +13,30 @@ namespace {
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-std::vector<uint8_t> graph_payload(const ModelDef& m) {
+void put_shape(ByteWriter& w, const std::vector<uint32_t>& shape) {
+  w.put<uint32_t>(static_cast<uint32_t>(shape.size()));
+  for (size_t i = 0; i < 4; ++i) w.put<uint32_t>(i < shape.size() ? shape[i] : 0);
+}
+
+// FORMAT.md 2: version 5 lists typed inputs and the outputs; versions 1 to 4 have one f32 input and the last
+// node's output.
+std::vector<uint8_t> graph_payload(const ModelDef& m, uint32_t version) {
   ByteWriter w;
-  w.put<uint32_t>(static_cast<uint32_t>(m.input_shape.size()));
-  for (size_t i = 0; i < 4; ++i) w.put<uint32_t>(i < m.input_shape.size() ? m.input_shape[i] : 0);
-  w.put<uint32_t>(static_cast<uint32_t>(m.nodes.size()));
-  w.put<uint32_t>(0);
+  if (version >= 5) {
+    w.put<uint32_t>(static_cast<uint32_t>(m.inputs.size()));
+    w.put<uint32_t>(static_cast<uint32_t>(m.outputs.size()));
+    w.put<uint32_t>(static_cast<uint32_t>(m.nodes.size()));
+    w.put<uint32_t>(0);
+    for (const InputDef& in : m.inputs) {
+      w.put<uint32_t>(static_cast<uint32_t>(in.type));
+      put_shape(w, in.shape);
+    }
+    for (uint32_t v : m.outputs) w.put<uint32_t>(v);
+  } else {
+    put_shape(w, m.inputs[0].shape);
+    w.put<uint32_t>(static_cast<uint32_t>(m.nodes.size()));
+    w.put<uint32_t>(0);
+  }
   for (const NodeDef& n : m.nodes) {
     w.put<uint16_t>(static_cast<uint16_t>(n.op));
     w.put<uint8_t>(static_cast<uint8_t>(n.inputs.size()));
@@ -31,19 +49,45 @@ std::vector<uint8_t> graph_payload(const ModelDef& m) {
   return std::move(w.bytes());
 }
 
-void parse_graph(const uint8_t* p, size_t size, uint32_t version, ModelDef* m) {
-  ByteReader r(p, size, "graph section");
+std::vector<uint32_t> get_shape(ByteReader& r, uint32_t input) {
   const uint32_t rank = r.get<uint32_t>();
   uint32_t dims[4];
   for (auto& d : dims) d = r.get<uint32_t>();
-  PYRT_CHECK(rank >= 1 && rank <= 4, PYRT_BAD_FORMAT, "graph section: input rank ", rank, " not in 1..4");
+  PYRT_CHECK(rank >= 1 && rank <= 4, PYRT_BAD_FORMAT, "graph section: input rank ", rank, " not in 1..4 (input ",
+             input, ")");
+  std::vector<uint32_t> shape;
   for (uint32_t i = 0; i < 4; ++i) {
     PYRT_CHECK(i < rank ? dims[i] > 0 : dims[i] == 0, PYRT_BAD_FORMAT, "graph section: input dimension ", i, " is ",
-               dims[i]);
-    if (i < rank) m->input_shape.push_back(dims[i]);
+               dims[i], " (input ", input, ")");
+    if (i < rank) shape.push_back(dims[i]);
   }
-  const uint32_t count = r.get<uint32_t>();
-  r.get<uint32_t>();
+  return shape;
+}
+
+void parse_graph(const uint8_t* p, size_t size, uint32_t version, ModelDef* m) {
+  ByteReader r(p, size, "graph section");
+  uint32_t count = 0;
+  if (version >= 5) {
+    const uint32_t n_in = r.get<uint32_t>(), n_out = r.get<uint32_t>();
+    count = r.get<uint32_t>();
+    r.get<uint32_t>();
+    PYRT_CHECK(n_in >= 1 && n_in <= kMaxGraphInputs, PYRT_BAD_FORMAT, "graph section: input count ", n_in,
+               " not in 1..", kMaxGraphInputs);
+    PYRT_CHECK(n_out >= 1 && n_out <= kMaxGraphOutputs, PYRT_BAD_FORMAT, "graph section: output count ", n_out,
+               " not in 1..", kMaxGraphOutputs);
+    for (uint32_t k = 0; k < n_in; ++k) {
+      const uint32_t type = r.get<uint32_t>();
+      PYRT_CHECK(type <= 1, PYRT_BAD_FORMAT, "graph section: input ", k, " has type ", type,
+                 " (0 = f32, 1 = i32)");
+      std::vector<uint32_t> shape = get_shape(r, k);
+      m->inputs.push_back({std::move(shape), static_cast<ElemType>(type)});
+    }
+    for (uint32_t k = 0; k < n_out; ++k) m->outputs.push_back(r.get<uint32_t>());
+  } else {
+    m->inputs.push_back({get_shape(r, 0), ElemType::f32});
+    count = r.get<uint32_t>();
+    r.get<uint32_t>();
+  }
   PYRT_CHECK(count >= 1 && count <= kMaxNodes, PYRT_BAD_FORMAT, "graph section: node count ", count,
              " not in 1..", kMaxNodes);
   PYRT_CHECK(uint64_t(count) * 8 <= r.remaining(), PYRT_BAD_FORMAT, "graph section: ", count,
@@ -72,20 +116,21 @@ void parse_graph(const uint8_t* p, size_t size, uint32_t version, ModelDef* m) {
     for (uint32_t k = 0; k < attr / 4; ++k) n.attrs.push_back(r.get<uint32_t>());
   }
   PYRT_CHECK(r.remaining() == 0, PYRT_BAD_FORMAT, "graph section: ", r.remaining(), " trailing bytes");
+  if (version < 5) m->outputs = {m->node_value(count - 1)};
 }
 
 }  // namespace
 
 std::vector<uint8_t> write_model(const ModelDef& m) {
   for (const auto& t : m.tensors) t.validate(PYRT_INVALID_ARGUMENT);
-  check_graph(m, PYRT_INVALID_ARGUMENT);
+  const uint32_t version = graph_version(m, check_graph(m, PYRT_INVALID_ARGUMENT));
 
   struct Section {
     uint32_t type, flags;
     std::vector<uint8_t> payload;
   };
   std::vector<Section> sections;
-  sections.push_back({kSectionGraph, kSectionRequired, graph_payload(m)});
+  sections.push_back({kSectionGraph, kSectionRequired, graph_payload(m, version)});
   for (const auto& t : m.tensors) {
     ByteWriter w;
     encode_tensor(w, t);
@@ -108,7 +153,7 @@ std::vector<uint8_t> write_model(const ModelDef& m) {
 
   ByteWriter out;
   out.put_bytes(kMagic, sizeof kMagic);
-  out.put<uint32_t>(graph_version(m));  // the lowest version that holds every op: MLP files stay version 1
+  out.put<uint32_t>(version);  // the lowest version that holds the graph: MLP files stay version 1
   out.put<uint32_t>(0);
   const size_t file_size_at = out.size();
   out.put<uint64_t>(0);  // file_size, patched below: the file ends right after the last payload
@@ -220,7 +265,9 @@ ModelDef read_model(const uint8_t* data, size_t size, FileInfo* info, bool borro
              " bytes after the end of the last section (section ", count - 1, ")");
   PYRT_CHECK(have_graph, PYRT_BAD_FORMAT, "file has no graph section");
   parse_graph(graph_p, graph_size, version, &m);
-  check_graph(m, PYRT_BAD_FORMAT);
+  const uint32_t needs = graph_version(m, check_graph(m, PYRT_BAD_FORMAT));
+  PYRT_CHECK(needs <= version, PYRT_BAD_FORMAT, "graph: needs format version ", needs, " (a broadcast or tensor "
+             "operand of add, or a linear over more than one axis), the file says ", version);
   if (info) *info = std::move(fi);
   return m;
 }

@@ -45,7 +45,7 @@ extern "C" {
 /* Version of the library and the newest model-file version it reads (it reads every older one). */
 #define PYRT_VERSION_MAJOR 0
 #define PYRT_VERSION_MINOR 1
-#define PYRT_FORMAT_VERSION 4
+#define PYRT_FORMAT_VERSION 5
 
 typedef enum pyrt_status {
   PYRT_OK = 0,
@@ -96,12 +96,23 @@ PYRT_API size_t pyrt_model_threads(const pyrt_model* model); /* 0 for a null mod
 PYRT_API size_t pyrt_model_in_place_bytes(const pyrt_model* model);
 PYRT_API void pyrt_model_free(pyrt_model* model);
 
-/* Input / output shape without the batch dimension: *rank in 1..4, dims[0..rank). */
+/* Input / output shape without the batch dimension: *rank in 1..4, dims[0..rank). For a model of several
+ * inputs or outputs: the first one's (pyrt_model_input_info / pyrt_model_output_info give each). */
 PYRT_API pyrt_status pyrt_model_input_shape(const pyrt_model* model, size_t* rank, size_t dims[4]);
 PYRT_API pyrt_status pyrt_model_output_shape(const pyrt_model* model, size_t* rank, size_t dims[4]);
-/* Elements per sample of the input and output (product of the dims). */
+/* Elements per sample of the (first) input and output (product of the dims). */
 PYRT_API size_t pyrt_model_input_size(const pyrt_model* model);
 PYRT_API size_t pyrt_model_output_size(const pyrt_model* model);
+
+/* Models of several inputs and outputs (format version 5: a transformer's input_ids and attention_mask,
+ * say). An input holds float or int32_t elements (token ids); outputs are float. */
+typedef enum pyrt_dtype { PYRT_F32 = 0, PYRT_I32 = 1 } pyrt_dtype;
+PYRT_API size_t pyrt_model_num_inputs(const pyrt_model* model);  /* 0 for a null model */
+PYRT_API size_t pyrt_model_num_outputs(const pyrt_model* model); /* 0 for a null model */
+/* Input `index`: its element type, rank and dims (without the batch); dtype may be null. */
+PYRT_API pyrt_status pyrt_model_input_info(const pyrt_model* model, size_t index, pyrt_dtype* dtype, size_t* rank,
+                                           size_t dims[4]);
+PYRT_API pyrt_status pyrt_model_output_info(const pyrt_model* model, size_t index, size_t* rank, size_t dims[4]);
 /* Number of layers (graph nodes) and bytes of all weights in their execution layouts. */
 PYRT_API size_t pyrt_model_num_layers(const pyrt_model* model);
 PYRT_API size_t pyrt_model_weight_bytes(const pyrt_model* model);
@@ -125,6 +136,11 @@ PYRT_API void pyrt_session_free(pyrt_session* session);
 /* Runs batch samples: input holds batch * input_size floats, output receives batch * output_size.
  * 1 <= batch <= the session's max_batch. No heap allocation. */
 PYRT_API pyrt_status pyrt_session_run(pyrt_session* session, const float* input, size_t batch, float* output);
+/* Runs batch samples of a model of any inputs and outputs: inputs[k] holds batch * (input k's elements per
+ * sample) of its dtype, outputs[k] receives batch * (output k's) floats. An id outside an embedding's table
+ * is refused (PYRT_INVALID_ARGUMENT) naming it. pyrt_session_run is this for one f32 input and one output. */
+PYRT_API pyrt_status pyrt_session_run_multi(pyrt_session* session, const void* const* inputs, size_t batch,
+                                            float* const* outputs);
 
 #ifdef __cplusplus
 }

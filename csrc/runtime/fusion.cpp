@@ -6,18 +6,20 @@ namespace pyrt::runtime {
 
 std::vector<FusableActivation> fusable_activations(const ModelDef& def) {
   const size_t n = def.nodes.size();
-  // readers[v]: how many node inputs read value v (value 0 the graph input, node i's output value i + 1)
-  std::vector<uint32_t> readers(n + 1, 0), reader(n + 1, 0);
+  // readers[v]: how many node inputs read value v (node i's output is value def.node_value(i)); a graph output
+  // counts as a reader too: its value is never clamped in place
+  std::vector<uint32_t> readers(def.node_value(n), 0), reader(def.node_value(n), 0);
   for (size_t j = 0; j < n; ++j)
     for (uint32_t v : def.nodes[j].inputs) {
       ++readers[v];
       reader[v] = uint32_t(j);
     }
+  for (uint32_t v : def.outputs) readers[v] += 2;
   std::vector<FusableActivation> out(n);
-  for (size_t i = 0; i + 1 < n; ++i) {  // the last node's output is the graph output: never fused away
+  for (size_t i = 0; i < n; ++i) {
     const Op op = def.nodes[i].op;
     if (op != Op::conv2d && op != Op::linear && op != Op::add) continue;
-    const uint32_t v = uint32_t(i + 1);
+    const uint32_t v = def.node_value(i);
     if (readers[v] != 1) continue;
     const NodeDef& act = def.nodes[reader[v]];
     if (act.op == Op::relu) {

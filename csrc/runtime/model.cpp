@@ -50,14 +50,21 @@ std::unique_ptr<Model> Model::load_file(const char* path, format::FileBuffer::Mo
 
 Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing)
     : metadata_(std::move(def.metadata)), file_bytes_(info.file_size), format_version_(info.version) {
-  shapes_ = check_graph(def, PYRT_BAD_FORMAT);
-  std::vector<ValueType> value_types{ValueType::f32()};  // what each graph value's producer gives
+  shapes_ = check_graph(def, PYRT_BAD_FORMAT).shapes;
+  outputs_ = def.outputs;
+  std::vector<ValueType> value_types;  // what each graph value's producer gives
+  for (const InputDef& in : def.inputs) {
+    input_types_.push_back(in.type);
+    value_types.push_back(in.type == ElemType::i32 ? ValueType::i32() : ValueType::f32());
+  }
+  const std::vector<ValueType> input_types = value_types;
   std::vector<StepSpec> specs;
   const std::vector<FusableActivation> fusable = fusable_activations(def);
   std::vector<int64_t> fused_by(def.nodes.size(), -1);  // activation node -> the node that applies it
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     const NodeDef& n = def.nodes[i];
-    BuildContext ctx{n, def, info, {}, shapes_[i + 1], {}, backing != nullptr};
+    const uint32_t out_value = def.node_value(i);
+    BuildContext ctx{n, def, info, {}, shapes_[out_value], {}, backing != nullptr};
     for (uint32_t v : n.inputs) {
       ctx.in_shapes.push_back(&shapes_[v]);
       ctx.in_types.push_back(value_types[v]);
@@ -65,7 +72,7 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
     if (fusable[i].fusable) ctx.fuse = &fusable[i];
     StepSpec spec;
     if (fused_by[i] >= 0) {  // its producer clamps as it writes: same bytes, nothing to run
-      spec.step = make_alias_step(shape_numel(shapes_[i + 1]));
+      spec.step = make_alias_step(shape_numel(shapes_[out_value]));
       spec.takes = {ctx.in_types[0]};
       spec.gives = ctx.in_types[0];
       spec.layer.method = "fused";
@@ -79,13 +86,13 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
     PYRT_CHECK(spec.takes.size() == n.inputs.size(), PYRT_INTERNAL, "node ", i, " (", op_name(n.op),
                "): its step takes ", spec.takes.size(), " inputs, the node has ", n.inputs.size());
     spec.layer.op = op_name(n.op);
-    spec.layer.output_shape = shapes_[i + 1];
+    spec.layer.output_shape = shapes_[out_value];
     spec.layer.output_type = dtype_name(spec.gives.dtype);
     value_types.push_back(spec.gives);
     in_place_bytes_ += spec.step->in_place_bytes();
     specs.push_back(std::move(spec));
   }
-  plan_ = make_plan(def, shapes_, specs);
+  plan_ = make_plan(def, shapes_, input_types, specs);
   for (StepSpec& spec : specs) {
     steps_.push_back(std::move(spec.step));
     layers_.push_back(std::move(spec.layer));
@@ -111,18 +118,19 @@ size_t Model::weight_bytes() const {
   return total;
 }
 
-void Model::run(const float* input, size_t batch, float* output, void* arena, double* step_seconds) const {
+void Model::run(const void* const* inputs, size_t batch, float* const* outputs, void* arena,
+                double* step_seconds) const {
   uint8_t* base = static_cast<uint8_t*>(arena);
   auto at = [&](int64_t offset) -> void* {
-    return offset < 0 ? const_cast<float*>(input) : static_cast<void*>(base + offset * batch);
+    return offset < 0 ? const_cast<void*>(inputs[offset_input(offset)]) : static_cast<void*>(base + offset * batch);
   };
   const RunContext ctx{kernels::active_isa(), pool_.get()};
   const void* xs[16];  // inputs of one step (the format allows at most 16)
-  // When the last step computes the graph output (f32), it writes it straight into the caller's buffer (no
-  // step reads it afterwards); otherwise (an alias, or the input itself) the output is copied at the end.
+  // When the last step computes the only graph output (f32), it writes it straight into the caller's buffer
+  // (no step reads it afterwards); otherwise each output is copied at the end.
   const PlannedStep* direct = nullptr;
-  if (!plan_.steps.empty() && !plan_.steps.back().alias && plan_.output_offset >= 0 &&
-      plan_.steps.back().out_offset == plan_.output_offset)
+  if (outputs_.size() == 1 && !plan_.steps.empty() && !plan_.steps.back().alias &&
+      plan_.output_offsets[0] >= 0 && plan_.steps.back().out_offset == plan_.output_offsets[0])
     direct = &plan_.steps.back();
   using Clock = std::chrono::steady_clock;
   for (size_t i = 0; i < plan_.steps.size(); ++i) {
@@ -130,10 +138,12 @@ void Model::run(const float* input, size_t batch, float* output, void* arena, do
     if (s.alias) continue;
     for (size_t k = 0; k < s.in_offsets.size(); ++k) xs[k] = at(s.in_offsets[k]);
     const Clock::time_point t0 = step_seconds ? Clock::now() : Clock::time_point{};
-    s.step->run(ctx, xs, batch, &s == direct ? static_cast<void*>(output) : at(s.out_offset));
+    s.step->run(ctx, xs, batch, &s == direct ? static_cast<void*>(outputs[0]) : at(s.out_offset));
     if (step_seconds) step_seconds[i] += std::chrono::duration<double>(Clock::now() - t0).count();
   }
-  if (!direct) std::memcpy(output, at(plan_.output_offset), batch * output_size() * sizeof(float));
+  if (direct) return;
+  for (size_t k = 0; k < outputs_.size(); ++k)
+    std::memcpy(outputs[k], at(plan_.output_offsets[k]), batch * output_size(k) * sizeof(float));
 }
 
 Session::Session(const Model& model, size_t max_batch, void* arena, size_t arena_bytes_given)
@@ -154,11 +164,15 @@ Session::Session(const Model& model, size_t max_batch, void* arena, size_t arena
   }
 }
 
-void Session::run(const float* input, size_t batch, float* output, double* step_seconds) {
-  PYRT_CHECK(input != nullptr && output != nullptr, PYRT_INVALID_ARGUMENT, "input or output is null");
+void Session::run(const void* const* inputs, size_t batch, float* const* outputs, double* step_seconds) {
+  PYRT_CHECK(inputs != nullptr && outputs != nullptr, PYRT_INVALID_ARGUMENT, "inputs or outputs is null");
+  for (size_t k = 0; k < model_.input_count(); ++k)
+    PYRT_CHECK(inputs[k] != nullptr, PYRT_INVALID_ARGUMENT, "input ", k, " is null");
+  for (size_t k = 0; k < model_.output_count(); ++k)
+    PYRT_CHECK(outputs[k] != nullptr, PYRT_INVALID_ARGUMENT, "output ", k, " is null");
   PYRT_CHECK(batch >= 1 && batch <= max_batch_, PYRT_INVALID_ARGUMENT, "batch ", batch, " not in 1..", max_batch_,
              " (the session's max_batch)");
-  model_.run(input, batch, output, arena_, step_seconds);
+  model_.run(inputs, batch, outputs, arena_, step_seconds);
 }
 
 }  // namespace pyrt::runtime

@@ -34,10 +34,14 @@ class Model {
   // they point into and is kept while any is used); everything else is copied.
   Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const void> backing = nullptr);
 
-  const std::vector<uint32_t>& input_shape() const { return shapes_.front(); }
-  const std::vector<uint32_t>& output_shape() const { return shapes_.back(); }
-  size_t input_size() const { return static_cast<size_t>(shape_numel(input_shape())); }
-  size_t output_size() const { return static_cast<size_t>(shape_numel(output_shape())); }
+  // Graph inputs (f32 or i32 ids) and outputs (always f32), per sample.
+  size_t input_count() const { return input_types_.size(); }
+  size_t output_count() const { return outputs_.size(); }
+  const std::vector<uint32_t>& input_shape(size_t k = 0) const { return shapes_[k]; }
+  ElemType input_type(size_t k = 0) const { return input_types_[k]; }
+  const std::vector<uint32_t>& output_shape(size_t k = 0) const { return shapes_[outputs_[k]]; }
+  size_t input_size(size_t k = 0) const { return static_cast<size_t>(shape_numel(input_shape(k))); }
+  size_t output_size(size_t k = 0) const { return static_cast<size_t>(shape_numel(output_shape(k))); }
   const std::vector<LayerInfo>& layers() const { return layers_; }
   const std::string& metadata() const { return metadata_; }
   uint64_t file_bytes() const { return file_bytes_; }
@@ -61,14 +65,24 @@ class Model {
 
   // Bytes of arena needed for `batch` samples (the arena must be 64-byte aligned).
   size_t arena_bytes(size_t batch) const { return plan_.bytes_per_sample * batch; }
-  // input: batch * input_size() floats, output: batch * output_size(); no allocation. With step_seconds
-  // (one entry per planned_steps() item), each step's wall time is added to its entry: a profile.
-  void run(const float* input, size_t batch, float* output, void* arena, double* step_seconds = nullptr) const;
+  // inputs[k]: batch * input_size(k) elements of input_type(k) (float or int32_t); outputs[k]: batch *
+  // output_size(k) floats; no allocation. With step_seconds (one entry per planned_steps() item), each
+  // step's wall time is added to its entry: a profile.
+  void run(const void* const* inputs, size_t batch, float* const* outputs, void* arena,
+           double* step_seconds = nullptr) const;
+  // A model of one f32 input and one output.
+  void run(const float* input, size_t batch, float* output, void* arena, double* step_seconds = nullptr) const {
+    const void* in[1] = {input};
+    float* out[1] = {output};
+    run(in, batch, out, arena, step_seconds);
+  }
   // The run order: node steps and the conversions the plan added (PlannedStep::node, ::conversion).
   const std::vector<PlannedStep>& planned_steps() const { return plan_.steps; }
 
  private:
   std::vector<std::vector<uint32_t>> shapes_;  // per graph value
+  std::vector<ElemType> input_types_;
+  std::vector<uint32_t> outputs_;              // value ids
   std::vector<std::unique_ptr<Step>> steps_;   // per node
   std::vector<LayerInfo> layers_;              // per node
   Plan plan_;
@@ -90,7 +104,12 @@ class Session {
     if (max_batch < 1 || max_batch > kMaxBatch) return 0;
     return model.arena_bytes(max_batch) + kAlignment;
   }
-  void run(const float* input, size_t batch, float* output, double* step_seconds = nullptr);
+  void run(const void* const* inputs, size_t batch, float* const* outputs, double* step_seconds = nullptr);
+  void run(const float* input, size_t batch, float* output, double* step_seconds = nullptr) {
+    const void* in[1] = {input};
+    float* out[1] = {output};
+    run(in, batch, out, step_seconds);
+  }
   size_t max_batch() const { return max_batch_; }
   const Model& model() const { return model_; }
 

@@ -45,12 +45,16 @@ struct Item {
 }  // namespace
 
 Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& shapes,
-               const std::vector<StepSpec>& specs) {
+               const std::vector<ValueType>& input_types, const std::vector<StepSpec>& specs) {
   Plan plan;
-  // Values: the graph input, every node's output, every conversion's output.
-  std::vector<ValueType> types{ValueType::f32()};
-  std::vector<uint64_t> elements{shape_numel(shapes[0])};
-  std::vector<uint32_t> node_value{0};  // graph value id -> plan value id
+  // Values: the graph inputs, every node's output, every conversion's output.
+  std::vector<ValueType> types = input_types;
+  std::vector<uint64_t> elements;
+  std::vector<uint32_t> node_value;  // graph value id -> plan value id
+  for (size_t k = 0; k < input_types.size(); ++k) {
+    elements.push_back(shape_numel(shapes[k]));
+    node_value.push_back(uint32_t(k));
+  }
   std::vector<std::pair<uint32_t, uint32_t>> converted;  // (value, that value converted to another type)
   std::vector<Item> items;
   auto new_value = [&](ValueType t, uint64_t n) {
@@ -75,21 +79,23 @@ Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& sh
     Item item{spec.step.get(), {}, 0, spec.step->alias(), uint32_t(i), {}};
     for (size_t k = 0; k < def.nodes[i].inputs.size(); ++k)
       item.ins.push_back(in_type(node_value[def.nodes[i].inputs[k]], spec.takes[k], uint32_t(i)));
-    item.out = new_value(spec.gives, shape_numel(shapes[i + 1]));
+    item.out = new_value(spec.gives, shape_numel(shapes[def.node_value(i)]));
     node_value.push_back(item.out);
     items.push_back(std::move(item));
   }
-  const uint32_t output = in_type(node_value.back(), ValueType::f32(), uint32_t(def.nodes.size()));
+  std::vector<uint32_t> outputs;
+  for (uint32_t v : def.outputs) outputs.push_back(in_type(node_value[v], ValueType::f32(), uint32_t(def.nodes.size())));
 
-  // Liveness over the run order; the graph output stays live to the end.
+  // Liveness over the run order; the graph outputs stay live to the end.
   const size_t n_values = types.size();
   std::vector<size_t> last_use(n_values, 0);
   for (size_t i = 0; i < items.size(); ++i)
     for (uint32_t v : items[i].ins) last_use[v] = std::max(last_use[v], i);
-  last_use[output] = SIZE_MAX;
+  for (uint32_t v : outputs) last_use[v] = SIZE_MAX;
 
   // A slot may back several values (aliases); it is released when its last value dies.
   std::vector<int64_t> offset(n_values, -1);
+  for (size_t k = 0; k < input_types.size(); ++k) offset[k] = input_offset(k);
   std::map<int64_t, size_t> slot_last_use;  // offset -> last item that reads any value in it
   SlotAllocator slots;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -119,7 +125,7 @@ Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& sh
       }
     }
   }
-  plan.output_offset = offset[output];
+  for (uint32_t v : outputs) plan.output_offsets.push_back(offset[v]);
   plan.bytes_per_sample = slots.peak();
   return plan;
 }

@@ -15,11 +15,11 @@ namespace pyrt::runtime {
 
 struct PlannedStep {
   const Step* step = nullptr;
-  std::vector<int64_t> in_offsets;  // per input: per-sample byte offset in the arena; -1 = the graph input
+  std::vector<int64_t> in_offsets;  // per input: per-sample byte offset in the arena; -1 - k = graph input k
   int64_t out_offset = -1;
   bool alias = false;               // nothing runs: the output is the input's memory
   // What a profile calls it: the graph node this step runs, or for a conversion the node it converts an
-  // input of (def.nodes.size() for the graph output's); `conversion` names it ("i8 -> f32"), else empty.
+  // input of (def.nodes.size() for a graph output's); `conversion` names it ("i8 -> f32"), else empty.
   uint32_t node = 0;
   std::string conversion;
 };
@@ -27,13 +27,18 @@ struct PlannedStep {
 struct Plan {
   std::vector<PlannedStep> steps;                // in run order
   std::vector<std::unique_ptr<Step>> conversions;  // the conversion steps the plan added (owned here)
-  int64_t output_offset = -1;                    // of the graph output (f32)
+  std::vector<int64_t> output_offsets;           // of the graph outputs (f32), as in_offsets
   size_t bytes_per_sample = 0;                   // arena peak, a multiple of 64
 };
 
-// specs[i] is node i's step with the types it takes and gives; shapes[v] is value v's shape (value 0 the
-// graph input, f32). The graph output is made f32 (a dequantize step at the end if needed).
+// specs[i] is node i's step with the types it takes and gives; shapes[v] is value v's shape (values
+// 0 .. I - 1 the graph inputs, of input_types). The graph outputs are made f32 (a dequantize step at the
+// end where needed).
 Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& shapes,
-               const std::vector<StepSpec>& specs);
+               const std::vector<ValueType>& input_types, const std::vector<StepSpec>& specs);
+
+// A graph input's offset in PlannedStep::in_offsets and Plan::output_offsets, and back.
+inline int64_t input_offset(size_t k) { return -1 - int64_t(k); }
+inline size_t offset_input(int64_t offset) { return size_t(-1 - offset); }
 
 }  // namespace pyrt::runtime

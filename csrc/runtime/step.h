@@ -114,5 +114,15 @@ StepSpec build_shape(const BuildContext& ctx);        // ops/shape.cpp: flatten,
 StepSpec build_sign(const BuildContext& ctx);         // ops/binary.cpp: sign (gives b1)
 StepSpec build_blinear(const BuildContext& ctx);      // ops/binary.cpp: blinear (XNOR-popcount or add/subtract)
 StepSpec build_bconv2d(const BuildContext& ctx);      // ops/binary_conv.cpp: bconv2d
+// format version 5 (transformers):
+StepSpec build_activation(const BuildContext& ctx);   // ops/activation.cpp: gelu, silu, sigmoid, tanh, leaky_relu
+StepSpec build_normalize(const BuildContext& ctx);    // ops/normalize.cpp: layer_norm, softmax_axis
+// ops/arithmetic.cpp: add (broadcast or a tensor operand; a plain add of two equal shapes is build_elementwise's),
+// sub, mul, div
+StepSpec build_arithmetic(const BuildContext& ctx);
+StepSpec build_matmul(const BuildContext& ctx);       // ops/matmul.cpp: matmul of two values
+StepSpec build_layout(const BuildContext& ctx);       // ops/layout.cpp: transpose, slice (f32 or i32)
+StepSpec build_embedding(const BuildContext& ctx);    // ops/embedding.cpp: embedding (i32 ids)
+StepSpec build_resample(const BuildContext& ctx);     // ops/resample.cpp: upsample_nearest, adaptive_avg_pool2d
 
 }  // namespace pyrt::runtime

@@ -13,6 +13,7 @@ enum class DType : uint8_t {
             // word i / 64, 1 for +1 and 0 for -1, bits past n zero
   b1c = 3,  // bit-packed signs of an image [C, H, W] channels-last: pixel p = y * W + x holds ceil(C / 64) words,
             // channel c at bit c % 64 of word c / 64, bits past C zero (what a binary convolution reads)
+  i32 = 4,  // int32: token ids (an i32 graph input, and shape ops of one)
 };
 
 struct ValueType {
@@ -24,6 +25,7 @@ struct ValueType {
   static ValueType i8(float scale) { return {DType::i8, scale}; }
   static ValueType b1() { return {DType::b1, 0.0f}; }
   static ValueType b1c(uint32_t channels) { return {DType::b1c, 0.0f, channels}; }
+  static ValueType i32() { return {DType::i32, 0.0f}; }
   bool operator==(const ValueType& o) const {
     return dtype == o.dtype && (dtype != DType::i8 || scale == o.scale) && (dtype != DType::b1c || channels == o.channels);
   }
@@ -37,11 +39,12 @@ inline uint64_t value_bytes(const ValueType& t, uint64_t n) {
     case DType::i8: return n;
     case DType::b1: return (n + 63) / 64 * 8;
     case DType::b1c: return n / t.channels * ((t.channels + 63) / 64) * 8;
+    case DType::i32: return 4 * n;
   }
   return 0;
 }
 inline const char* dtype_name(DType d) {
-  return d == DType::f32 ? "f32" : d == DType::i8 ? "i8" : d == DType::b1 ? "b1" : "b1c";
+  return d == DType::f32 ? "f32" : d == DType::i8 ? "i8" : d == DType::b1 ? "b1" : d == DType::b1c ? "b1c" : "i32";
 }
 
 }  // namespace pyrt::runtime

@@ -53,15 +53,21 @@ import numpy as np
 from .. import _core
 
 OPS = ("linear", "conv2d", "relu", "clamp", "softmax", "flatten", "reshape", "max_pool2d", "avg_pool2d",
-       "global_avg_pool", "add", "concat", "sign", "blinear", "bconv2d")
+       "global_avg_pool", "add", "concat", "sign", "blinear", "bconv2d", "layer_norm", "gelu", "silu", "sigmoid",
+       "tanh", "leaky_relu", "softmax_axis", "sub", "mul", "div", "matmul", "transpose", "slice", "embedding",
+       "upsample_nearest", "adaptive_avg_pool2d")
 #: ops with float weights, which pruning, sharing and int8 apply to
-WEIGHTED_OPS = ("linear", "conv2d")
+WEIGHTED_OPS = ("linear", "conv2d", "embedding")
 #: every op that is a named layer (binary layers too)
-LAYER_OPS = ("linear", "conv2d", "blinear", "bconv2d")
+LAYER_OPS = ("linear", "conv2d", "embedding", "blinear", "bconv2d")
+#: ops whose node may hold constant tensors that stay dense (not a layer): layer_norm's weight and bias, the
+#: constant operand of add, sub, mul, div
+CONSTANT_OPS = ("layer_norm", "add", "sub", "mul", "div")
 #: the binary layers (FORMAT.md 2.6)
 BINARY_OPS = ("blinear", "bconv2d")
 MAX_CONCAT_INPUTS = 16
 MAX_RANK = 4
+MAX_GRAPH_INPUTS = MAX_GRAPH_OUTPUTS = 16
 
 
 @dataclass
@@ -128,35 +134,101 @@ def pool_out(size: int, pad_a: int, pad_b: int, kernel: int, stride: int, ceil_m
     return out
 
 
+builtins_slice = slice
+
+
+def broadcast_shapes(a: Sequence[int], b: Sequence[int], who: str) -> tuple[int, ...]:
+    """Numpy's broadcast of two per-sample shapes (FORMAT.md 2.7), at most 4 dims."""
+    try:
+        out = tuple(int(d) for d in np.broadcast_shapes(tuple(a), tuple(b)))
+    except ValueError:
+        raise ValueError(f"{who}: shapes {tuple(a)} and {tuple(b)} do not broadcast") from None
+    if len(out) > MAX_RANK:
+        raise _unsupported(f"{who}: the result of {tuple(a)} and {tuple(b)} has more than {MAX_RANK} dims")
+    return out
+
+
 class Graph:
     """A network under construction; see the module docstring."""
 
     input = 0
 
-    def __init__(self, input_shape: Sequence[int]) -> None:
-        try:
-            shape = None if isinstance(input_shape, str) else tuple(int(s) for s in input_shape)
-        except (TypeError, ValueError):
-            shape = None
-        if not shape or len(shape) > MAX_RANK or any(s <= 0 for s in shape):
-            raise ValueError(f"input_shape must be the shape of one sample (1..{MAX_RANK} positive dims, no "
-                             f"batch), got {input_shape!r}")
-        self.input_shape = shape
+    def __init__(self, input_shape: Sequence[int], dtype: str = "f32") -> None:
+        self.input_shapes: list[tuple[int, ...]] = []
+        self.input_types: list[str] = []
         self.nodes: list[Node] = []
+        self._outputs: list[int] | None = None
         self._counts: dict[str, int] = {}
+        self.add_input(input_shape, dtype)
+
+    def add_input(self, shape: Sequence[int], dtype: str = "f32") -> int:
+        """Another graph input (format version 5), before any node: a per-sample ``shape`` of ``dtype`` "f32" or
+        "i32" (token ids, which an :meth:`embedding` reads). Returns its value id (inputs are values 0, 1, ...)."""
+        if self.nodes:
+            raise ValueError("inputs are added before the first node (they are values 0, 1, ...)")
+        if len(self.input_shapes) >= MAX_GRAPH_INPUTS:
+            raise ValueError(f"a graph has at most {MAX_GRAPH_INPUTS} inputs")
+        try:
+            shp = None if isinstance(shape, str) else tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            shp = None
+        if not shp or len(shp) > MAX_RANK or any(s <= 0 for s in shp):
+            raise ValueError(f"input_shape must be the shape of one sample (1..{MAX_RANK} positive dims, no "
+                             f"batch), got {shape!r}")
+        if dtype not in ("f32", "i32"):
+            raise ValueError(f"an input's dtype is 'f32' or 'i32' (token ids), got {dtype!r}")
+        self.input_shapes.append(shp)
+        self.input_types.append(dtype)
+        return len(self.input_shapes) - 1
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The first input's per-sample shape."""
+        return self.input_shapes[0]
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.input_shapes)
+
+    def node_of(self, value: int) -> Node | None:
+        """The node whose output ``value`` is (None for a graph input)."""
+        return None if value < self.n_inputs else self.nodes[value - self.n_inputs]
+
+    def set_outputs(self, values: Sequence[int]) -> None:
+        """The graph outputs (format version 5), any values; by default the last node's output alone."""
+        vs = [self._check_value(v, "set_outputs()") for v in values]
+        if not 1 <= len(vs) <= MAX_GRAPH_OUTPUTS:
+            raise ValueError(f"a graph has 1..{MAX_GRAPH_OUTPUTS} outputs, got {len(vs)}")
+        self._outputs = vs
+
+    @property
+    def outputs(self) -> list[int]:
+        """The graph outputs' value ids."""
+        return list(self._outputs) if self._outputs is not None else [self.output]
+
+    def dtype(self, value: int) -> str:
+        """"i32" for token ids (an i32 input and the shape ops of one), else "f32"."""
+        v = self._check_value(value, "dtype()")
+        node = self.node_of(v)
+        if node is None:
+            return self.input_types[v]
+        if node.op in ("flatten", "reshape", "slice", "transpose", "concat"):
+            return "i32" if all(self.dtype(i) == "i32" for i in node.inputs) else "f32"
+        return "f32"
 
     # -- queries --------------------------------------------------------------------------------------
     @property
     def output(self) -> int:
-        """The graph output: the last node's value."""
+        """The last node's value (the graph output unless :meth:`set_outputs` says otherwise)."""
         if not self.nodes:
             raise ValueError("the graph has no nodes")
-        return len(self.nodes)
+        return self.n_inputs + len(self.nodes) - 1
 
     def shape(self, value: int) -> tuple[int, ...]:
         """Per-sample shape of a value."""
-        self._check_value(value, "shape()")
-        return self.input_shape if value == 0 else self.nodes[value - 1].shape
+        v = self._check_value(value, "shape()")
+        node = self.node_of(v)
+        return self.input_shapes[v] if node is None else node.shape
 
     @property
     def layer_names(self) -> list[str]:
@@ -173,8 +245,8 @@ class Graph:
         reshape or max_pool2d of one): a binary layer reading it takes XNOR-popcount input (input 0) by
         default."""
         v = self._check_value(value, "is_binary()")
-        while v:
-            n = self.nodes[v - 1]
+        while v >= self.n_inputs:
+            n = self.nodes[v - self.n_inputs]
             if n.op == "sign" or (n.op in BINARY_OPS and n.attrs["output"] == 1):
                 return True
             if n.op not in ("flatten", "reshape", "max_pool2d"):
@@ -190,12 +262,15 @@ class Graph:
         return len(self.nodes)
 
     def __repr__(self) -> str:
-        return f"<Graph input={self.input_shape} nodes={len(self.nodes)} layers={self.layer_names}>"
+        inputs = self.input_shape if self.n_inputs == 1 else self.input_shapes
+        return f"<Graph input={inputs} nodes={len(self.nodes)} layers={self.layer_names}>"
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _check_value(self, v: Any, who: str) -> int:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= int(v) <= len(self.nodes):
-            raise ValueError(f"{who}: {v!r} is not a value of this graph (0 = input, 1..{len(self.nodes)} = "
+        last = self.n_inputs + len(self.nodes) - 1
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= int(v) <= last:
+            first = "0 = input" if self.n_inputs == 1 else f"0..{self.n_inputs - 1} = inputs"
+            raise ValueError(f"{who}: {v!r} is not a value of this graph ({first}, {self.n_inputs}..{last} = "
                              "outputs of the nodes so far)")
         return int(v)
 
@@ -208,7 +283,7 @@ class Graph:
         if len(shape) > MAX_RANK:
             raise _unsupported(f"{self._who(op, name)}: output shape {shape} has more than {MAX_RANK} dims")
         self.nodes.append(Node(op, list(inputs), attrs, shape, name, **extra))
-        return len(self.nodes)
+        return self.n_inputs + len(self.nodes) - 1
 
     def _layer_name(self, op: str, name: str | None, default_prefix: str) -> str:
         k = self._counts.get(op, 0) + 1
@@ -247,13 +322,25 @@ class Graph:
 
     # -- weighted layers ------------------------------------------------------------------------------
     def linear(self, x: int, weight: Any, bias: Any = None, *, name: str | None = None) -> int:
-        """``y = W x + b`` on a flat input; ``weight`` is (out, in) like torch.nn.Linear."""
+        """``y = W x + b`` over the last axis of the input (a flat one, or [..., in]: format version 5);
+        ``weight`` is (out, in) like torch.nn.Linear."""
         nm = self._layer_name("linear", name, "fc")
-        v, s, who = self._in(x, "linear", nm, rank=1)
+        v, s, who = self._in(x, "linear", nm)
         w, b = self._weights(who, weight, bias, 2)
-        if w.shape[1] != s[0]:
-            raise ValueError(f"{who}: weight {w.shape} expects {w.shape[1]} inputs, the input has {s[0]}")
-        return self._add("linear", [v], {}, (w.shape[0],), nm, weight=w, bias=b)
+        if w.shape[1] != s[-1]:
+            hint = f" (it applies to the last axis of the {s} input: flatten it first)" if len(s) > 1 else ""
+            raise ValueError(f"{who}: weight {w.shape} expects {w.shape[1]} inputs, the input has {s[-1]}{hint}")
+        return self._add("linear", [v], {}, (*s[:-1], w.shape[0]), nm, weight=w, bias=b)
+
+    def embedding(self, ids: int, table: Any, *, name: str | None = None) -> int:
+        """Rows of ``table`` (V, D) at the i32 ``ids`` (an i32 input, or a shape op of one): [...] -> [..., D]
+        (format version 5). A weighted layer: pruning, sharing and int8 apply to the table."""
+        nm = self._layer_name("embedding", name, "embedding")
+        v, s, who = self._in(ids, "embedding", nm)
+        if self.dtype(v) != "i32":
+            raise ValueError(f"{who}: the ids must be an i32 value (a graph input of dtype 'i32'), value {v} is f32")
+        w, _ = self._weights(who, table, None, 2)
+        return self._add("embedding", [v], {}, (*s, w.shape[1]), nm, weight=w)
 
     def conv2d(self, x: int, weight: Any, bias: Any = None, *, stride: Any = 1, padding: Any = 0,
                dilation: Any = 1, groups: int = 1, name: str | None = None) -> int:
@@ -385,6 +472,128 @@ class Graph:
             raise ValueError(f"{who}: scale and shift must be finite, got {scale!r}, {shift!r}")
         return self._add("sign", [v], {"scale": sc, "shift": sh}, s, name)
 
+    # -- transformer ops (format version 5) -------------------------------------------------------------
+    def _unary(self, op: str, x: int, name: str | None, **attrs: Any) -> int:
+        v, s, _ = self._in(x, op, name)
+        return self._add(op, [v], attrs, s, name)
+
+    def gelu(self, x: int, approximate: str = "none", *, name: str | None = None) -> int:
+        """torch's GELU: ``approximate`` "none" (the erf form) or "tanh"."""
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"{self._who('gelu', name)}: approximate must be 'none' or 'tanh', got {approximate!r}")
+        return self._unary("gelu", x, name, approximate=int(approximate == "tanh"))
+
+    def silu(self, x: int, *, name: str | None = None) -> int:
+        return self._unary("silu", x, name)
+
+    def sigmoid(self, x: int, *, name: str | None = None) -> int:
+        return self._unary("sigmoid", x, name)
+
+    def tanh(self, x: int, *, name: str | None = None) -> int:
+        return self._unary("tanh", x, name)
+
+    def leaky_relu(self, x: int, slope: float = 0.01, *, name: str | None = None) -> int:
+        sl = float(np.float32(slope))
+        if not math.isfinite(sl):
+            raise ValueError(f"{self._who('leaky_relu', name)}: slope must be finite, got {slope!r}")
+        return self._unary("leaky_relu", x, name, slope=sl)
+
+    def layer_norm(self, x: int, weight: Any = None, bias: Any = None, eps: float = 1e-5, *,
+                   name: str | None = None) -> int:
+        """torch.nn.LayerNorm over the last axis (N): optional ``weight`` and ``bias`` of N values."""
+        v, s, who = self._in(x, "layer_norm", name)
+        e = float(np.float32(eps))
+        if not (math.isfinite(e) and e >= 0):
+            raise ValueError(f"{who}: eps must be finite and >= 0, got {eps!r}")
+        w = None if weight is None else np.array(weight, np.float32)
+        b = None if bias is None else np.array(bias, np.float32)
+        for what, t in (("weight", w), ("bias", b)):
+            if t is not None and (t.shape != (s[-1],) or not np.isfinite(t).all()):
+                raise ValueError(f"{who}: {what} must be {s[-1]} finite values (the last axis), got shape {t.shape}")
+        if b is not None and w is None:
+            w = np.ones(s[-1], np.float32)
+        return self._add("layer_norm", [v], {"eps": e}, s, name, weight=w, bias=b)
+
+    def _arith(self, op: str, a: int, b: Any, name: str | None) -> int:
+        va, sa, who = self._in(a, op, name)
+        if isinstance(b, (int, np.integer)) and not isinstance(b, bool):
+            vb = self._check_value(b, who)
+            sb, const = self.shape(vb), None
+        else:  # a constant operand: a number or an array, the same for every sample
+            const = np.array(b, np.float32)
+            if const.ndim == 0:
+                const = const.reshape(1)
+            if const.ndim > MAX_RANK:
+                raise ValueError(f"{who}: a constant operand has at most {MAX_RANK} dims, got shape {const.shape}")
+            sb = const.shape
+        out = broadcast_shapes(sa, sb, who)
+        if const is None:
+            if op == "add" and sa == sb:
+                return self._add("add", [va, vb], {}, sa, name)
+            return self._add(op, [va, vb], {}, out, name)
+        return self._add(op, [va], {}, out, name, weight=const)
+
+    def sub(self, a: int, b: Any, *, name: str | None = None) -> int:
+        """``a - b``: ``b`` a value or a constant (a number or an array), broadcast as numpy."""
+        return self._arith("sub", a, b, name)
+
+    def mul(self, a: int, b: Any, *, name: str | None = None) -> int:
+        """``a * b``, as :meth:`sub`."""
+        return self._arith("mul", a, b, name)
+
+    def div(self, a: int, b: Any, *, name: str | None = None) -> int:
+        """``a / b``, as :meth:`sub`."""
+        return self._arith("div", a, b, name)
+
+    def matmul(self, a: int, b: int, *, name: str | None = None) -> int:
+        """``a @ b`` of two values: [..., M, K] @ [..., K, N] -> [..., M, N], leading dims broadcast."""
+        va, sa, who = self._in(a, "matmul", name)
+        vb = self._check_value(b, who)
+        sb = self.shape(vb)
+        if len(sa) < 2 or len(sb) < 2:
+            raise _unsupported(f"{who}: operands {sa} and {sb} must have rank 2 or more")
+        if sa[-1] != sb[-2]:
+            raise ValueError(f"{who}: {sa} @ {sb}: the inner dimensions differ")
+        out = (*broadcast_shapes(sa[:-2], sb[:-2], who), sa[-2], sb[-1])
+        return self._add("matmul", [va, vb], {}, out, name)
+
+    def transpose(self, x: int, perm: Sequence[int], *, name: str | None = None) -> int:
+        """The per-sample axes permuted: output axis i is input axis perm[i]."""
+        v, s, who = self._in(x, "transpose", name)
+        p = [int(a) + len(s) if int(a) < 0 else int(a) for a in perm]
+        if sorted(p) != list(range(len(s))):
+            raise ValueError(f"{who}: perm {list(perm)} is not a permutation of the {len(s)} axes of {s}")
+        return self._add("transpose", [v], {"perm": p + [0] * (MAX_RANK - len(p))}, [s[a] for a in p], name)
+
+    def slice(self, x: int, axis: int, start: int, end: int, step: int = 1, *, name: str | None = None) -> int:
+        """Elements start, start + step, ... < end along per-sample ``axis`` (python's rules for negative and
+        out-of-range bounds; the slice must not be empty)."""
+        v, s, who = self._in(x, "slice", name)
+        ax = _int(axis + len(s) if isinstance(axis, (int, np.integer)) and axis < 0 else axis, "axis", who)
+        if ax >= len(s):
+            raise ValueError(f"{who}: axis {axis} out of range for shape {s}")
+        st = _int(step, "step", who, 1)
+        lo, hi, _ = builtins_slice(start, end).indices(s[ax])
+        if lo >= hi:
+            raise ValueError(f"{who}: {start}:{end} is empty along axis {ax} of {s}")
+        out = list(s)
+        out[ax] = len(range(lo, hi, st))
+        return self._add("slice", [v], {"axis": ax, "start": lo, "end": hi, "step": st}, out, name)
+
+    def upsample_nearest(self, x: int, scale: Any, *, name: str | None = None) -> int:
+        """[C, H, W] -> [C, H * sh, W * sw], each pixel repeated (integer scales)."""
+        v, s, who = self._in(x, "upsample_nearest", name, rank=3)
+        sc = _pair(scale, "scale", who, 1)
+        return self._add("upsample_nearest", [v], {"scale": sc}, (s[0], s[1] * sc[0], s[2] * sc[1]), name)
+
+    def adaptive_avg_pool2d(self, x: int, output_size: Any, *, name: str | None = None) -> int:
+        """torch's adaptive average pool of a [C, H, W] input to [C, oh, ow]; (1, 1) is :meth:`global_avg_pool`."""
+        v, s, who = self._in(x, "adaptive_avg_pool2d", name, rank=3)
+        o = _pair(output_size, "output_size", who, 1)
+        if o == [1, 1]:
+            return self.global_avg_pool(x, name=name)
+        return self._add("adaptive_avg_pool2d", [v], {"output_size": o}, (s[0], *o), name)
+
     def relu(self, x: int, *, name: str | None = None) -> int:
         v, s, _ = self._in(x, "relu", name)
         return self._add("relu", [v], {}, s, name)
@@ -404,18 +613,20 @@ class Graph:
     def hardtanh(self, x: int, min_val: float = -1.0, max_val: float = 1.0, *, name: str | None = None) -> int:
         return self.clamp(x, min_val, max_val, name=name)
 
-    def softmax(self, x: int, *, name: str | None = None) -> int:
-        v, s, _ = self._in(x, "softmax", name, rank=1)
-        return self._add("softmax", [v], {}, s, name)
+    def softmax(self, x: int, axis: int = -1, *, name: str | None = None) -> int:
+        """Softmax along per-sample ``axis`` (a flat input: the softmax op of version 1; else softmax_axis)."""
+        v, s, who = self._in(x, "softmax", name)
+        ax = axis + len(s) if axis < 0 else axis
+        if not 0 <= ax < len(s):
+            raise ValueError(f"{who}: axis {axis} out of range for shape {s}")
+        if len(s) == 1:
+            return self._add("softmax", [v], {}, s, name)
+        return self._add("softmax_axis", [v], {"axis": ax}, s, name)
 
-    def add(self, a: int, b: int, *, name: str | None = None) -> int:
-        """Elementwise sum of two values of the same shape (a residual connection)."""
-        va, sa, who = self._in(a, "add", name)
-        vb = self._check_value(b, who)
-        sb = self.shape(vb)
-        if sa != sb:
-            raise ValueError(f"{who}: shapes {sa} and {sb} differ (no broadcasting)")
-        return self._add("add", [va, vb], {}, sa, name)
+    def add(self, a: int, b: Any, *, name: str | None = None) -> int:
+        """``a + b``: two values of the same shape (a residual connection), or (format version 5) shapes that
+        broadcast as numpy's, or ``b`` a constant (a number or an array)."""
+        return self._arith("add", a, b, name)
 
     # -- shapes ---------------------------------------------------------------------------------------
     def flatten(self, x: int, *, name: str | None = None) -> int:
@@ -501,8 +712,8 @@ class Graph:
         """Raises ValueError if the graph is empty or a node's output is never read (dead code)."""
         if not self.nodes:
             raise ValueError("a model needs at least one layer")
-        used = {v for n in self.nodes for v in n.inputs}
-        for i in range(len(self.nodes) - 1):
-            if i + 1 not in used:
-                raise ValueError(f"{self.node_label(i)}: its output (value {i + 1}) is never read and is not the "
-                                 "graph output (the last node's)")
+        used = {v for n in self.nodes for v in n.inputs} | set(self.outputs)
+        for i in range(len(self.nodes)):
+            if self.n_inputs + i not in used:
+                raise ValueError(f"{self.node_label(i)}: its output (value {self.n_inputs + i}) is never read and is "
+                                 "not a graph output")

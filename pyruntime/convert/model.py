@@ -55,7 +55,7 @@ from .encode import (
     int8_matrix,
     nonzeros,
 )
-from .graph import BINARY_OPS, OPS, WEIGHTED_OPS, Graph
+from .graph import BINARY_OPS, CONSTANT_OPS, OPS, WEIGHTED_OPS, Graph
 from .prune import PerLayer, check_layer_names, magnitude_mask, per_layer
 from .quantize import (
     Int8Layer,
@@ -108,8 +108,14 @@ class CompressedModel:
     """
 
     def __init__(self, input_shape: Sequence[int], nodes: list[dict[str, Any]], tensors: list[TensorDict],
-                 layers: list[LayerReport], metadata: dict[str, Any] | None = None) -> None:
+                 layers: list[LayerReport], metadata: dict[str, Any] | None = None, *,
+                 inputs: Sequence[tuple[Sequence[int], str]] | None = None, outputs: Sequence[int] | None = None) -> None:
         self.input_shape = tuple(int(s) for s in input_shape)
+        #: per graph input: (per-sample shape, "f32" or "i32")
+        self.inputs = [(tuple(int(d) for d in sh), str(t)) for sh, t in inputs] if inputs else [(self.input_shape,
+                                                                                                  "f32")]
+        #: the graph outputs' value ids (None: the last node's output)
+        self.outputs = None if outputs is None else [int(v) for v in outputs]
         self._nodes = nodes
         self._tensors = tensors
         self.layers = layers
@@ -118,9 +124,15 @@ class CompressedModel:
 
     # -- file -----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The model dict of ``pyruntime._core.write_model`` (input_shape, nodes, tensors, metadata)."""
+        """The model dict of ``pyruntime._core.write_model`` (inputs and outputs, or input_shape for one f32 input
+        and the last node's output; nodes, tensors, metadata)."""
+        io: dict[str, Any] = {"input_shape": list(self.input_shape)}
+        if len(self.inputs) > 1 or self.inputs[0][1] != "f32" or self.outputs is not None:
+            io = {"inputs": [{"shape": list(sh), "type": t} for sh, t in self.inputs],
+                  "outputs": list(self.outputs) if self.outputs is not None
+                  else [len(self.inputs) + len(self._nodes) - 1]}
         return {
-            "input_shape": list(self.input_shape),
+            **io,
             "nodes": [{**n, **({"attrs": dict(n["attrs"])} if "attrs" in n else {})} for n in self._nodes],
             "tensors": [dict(t) for t in self._tensors],
             "metadata": json.dumps(self.metadata, sort_keys=True),
@@ -216,30 +228,41 @@ class CompressedModel:
                 return wb.weight, (wb.second if wb.output == 0 else None)
             return wb
 
-        weighted = [dense(wb) for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["tensors"]]
+        weighted = [dense(wb) for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["op"] in _LAYERS]
         return {r.name: wb for r, wb in zip(self.layers, weighted, strict=True)}  # type: ignore[misc]
 
     def binary_layers(self) -> dict[str, BinaryLayer]:
         """Per binary layer name: its signs (int8 +-1), alphas, input and output modes, and its second tensor
         (the bias for output 0, the integer popcount thresholds for output 1)."""
-        layers = [wb for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["tensors"]]
+        layers = [wb for n, wb in zip(self._nodes, self._node_weights(), strict=True) if n["op"] in _LAYERS]
         return {r.name: wb for r, wb in zip(self.layers, layers, strict=True) if isinstance(wb, BinaryLayer)}
 
-    def run_numpy(self, x: np.ndarray, *, all_values: bool = False) -> Any:
+    def run_numpy(self, *xs: np.ndarray, all_values: bool = False) -> Any:
         """A plain numpy forward pass over :meth:`dense_weights` (float64 accumulation), as float32: a
-        reference for the runtime. ``x`` is a batch (batch first) of ``input_shape`` samples. With
-        ``all_values``, every value of the graph as a list (the input first, then each node's output)."""
-        x = np.asarray(x)
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"input of shape {x.shape}: expected (batch, {', '.join(map(str, self.input_shape))})")
+        reference for the runtime. ``xs``: one batch (batch first) per graph input. Returns the output, or a
+        tuple of one per output for a model of several. With ``all_values``, every value of the graph as a
+        list (the inputs first, then each node's output)."""
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"the model takes {len(self.inputs)} inputs, got {len(xs)}")
+        arrays = [np.asarray(x) for x in xs]
+        for k, (x, (shape, _)) in enumerate(zip(arrays, self.inputs, strict=True)):
+            if tuple(x.shape[1:]) != shape:
+                who = "input" if len(xs) == 1 else f"input {k}"
+                raise ValueError(f"{who} of shape {x.shape}: expected (batch, {', '.join(map(str, shape))})")
+        values = reference.forward(self._nodes, self._node_weights(), tuple(arrays), all_values=True)
         if all_values:
-            return [v.astype(np.float32) for v in reference.forward(self._nodes, self._node_weights(), x,
-                                                                    all_values=True)]
-        return reference.forward(self._nodes, self._node_weights(), x).astype(np.float32)
+            return [v.astype(np.float32) for v in values]
+        outs = self.outputs if self.outputs is not None else [len(values) - 1]
+        ys = [values[v].astype(np.float32) for v in outs]
+        return ys[0] if len(ys) == 1 else tuple(ys)
 
     def __repr__(self) -> str:
         return (f"<CompressedModel input={self.input_shape} layers={len(self.layers)} "
                 f"file_bytes={self.file_bytes} ratio={self.ratio:.1f}x>")
+
+
+#: the file's layer ops: a node of one has a layer report (constant tensors of other ops do not)
+_LAYERS = ("linear", "conv2d", "embedding", "qlinear", "qconv2d", "blinear", "bconv2d")
 
 
 def _unsupported(msg: str) -> Exception:
@@ -427,12 +450,19 @@ def from_graph(
             if bt is not None:
                 tensors.append(bt)
             reports.append(report)
+        elif node.op in CONSTANT_OPS and node.weight is not None:  # layer_norm's weight and bias, an operand
+            for what, t in (("weight", node.weight), ("bias", node.bias)):
+                if t is not None:
+                    d["tensors"].append(len(tensors))
+                    tensors.append(dense_tensor(f"{node.name or f'node{len(nodes)}.{node.op}'}.{what}", t))
         nodes.append(d)
     meta = {"producer": "pyruntime.convert", "layers": [r.name for r in reports],
             "encoding_choice": {**objective.to_dict(), "cost_model": cost_model.name,
                                 "why": {r.name: r.why for r in reports}}}
     meta.update(metadata or {})
-    return CompressedModel(graph.input_shape, nodes, tensors, reports, meta)
+    return CompressedModel(graph.input_shape, nodes, tensors, reports, meta,
+                           inputs=list(zip(graph.input_shapes, graph.input_types, strict=True)),
+                           outputs=graph.outputs if graph.outputs != [graph.output] else None)
 
 
 #: Ops a runtime runs on an int8 value as it is (FORMAT.md 2.5), so a static chain stays int8 through them.
@@ -468,6 +498,9 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
             continue
         if per_layer(bits, str(node.name), "bits") is not None:
             raise ValueError(f"layer '{node.name}': bits (weight sharing) and quantize (int8) exclude each other")
+        if mode == "static" and (node.op == "embedding" or graph.n_inputs > 1):
+            raise ValueError(f"layer '{node.name}': static int8 takes a layer of a single-input graph that is not an "
+                             "embedding ('int8' quantizes the weights alone)")
         modes[str(node.name)] = mode
     if not modes:
         return {}
@@ -503,12 +536,12 @@ def _int8_plan(graph: Graph, quantize: PerLayerMode, bits: PerLayer, sparsity: P
             out[name] = _Int8Choice(keeps[name], Int8Params("dynamic"))
             continue
         # follow single readers through the ops the runtime runs on int8 as it is (FORMAT.md 2.5) to a static layer
-        value, relu, nxt = i + 1, False, None
+        value, relu, nxt = graph.n_inputs + i, False, None
         while len(readers.get(value, [])) == 1:
             j = readers[value][0]
             consumer = graph.nodes[j]
             if consumer.op in INT8_PASS_THROUGH:
-                relu, value = relu or consumer.op == "relu", j + 1
+                relu, value = relu or consumer.op == "relu", graph.n_inputs + j
                 continue
             if consumer.op in WEIGHTED_OPS and modes.get(str(consumer.name)) == "static":
                 nxt = str(consumer.name)

@@ -168,7 +168,7 @@ def model(ffi, lib, model_bytes):
 
 
 def test_constants_and_status_names(ffi, lib):
-    assert lib.PYRT_FORMAT_VERSION == 4
+    assert lib.PYRT_FORMAT_VERSION == 5
     for i, name in enumerate(STATUS):
         assert getattr(lib, name) == i
         assert ffi.string(lib.pyrt_status_name(i)).decode() == name
@@ -517,3 +517,58 @@ def test_threads(ffi, lib, helpers):
     finally:
         one.close()
         many.close()
+
+
+# ---- several inputs and outputs (format version 5) ------------------------------------------------------
+
+
+def test_a_model_of_ids_and_two_outputs_through_run_multi(ffi, lib):
+    """input_ids (i32) and a mask-like f32 input; two outputs. pyrt_session_run refuses such a model, and an id
+    outside the embedding table fails the run with a message naming it."""
+    from pyruntime import _core
+
+    rng = np.random.default_rng(3)
+    table = rng.standard_normal((9, 4)).astype(np.float32)
+    data = _core.write_model({
+        "inputs": [{"shape": [6], "type": "i32"}, {"shape": [6, 1], "type": "f32"}],
+        "nodes": [{"op": "embedding", "inputs": [0], "tensors": [0]},
+                  {"op": "mul", "inputs": [2, 1]},
+                  {"op": "sigmoid", "inputs": [3]}],
+        "outputs": [4, 2],
+        "tensors": [{"name": "emb", "encoding": "dense", "shape": [9, 4], "values": table.ravel()}],
+    })
+    m = Model.from_bytes(ffi, lib, data)
+    try:
+        assert lib.pyrt_model_num_inputs(m.h) == 2 and lib.pyrt_model_num_outputs(m.h) == 2
+        dtype, rank, dims = ffi.new("pyrt_dtype*"), ffi.new("size_t*"), ffi.new("size_t[4]")
+        ok(ffi, lib, lib.pyrt_model_input_info(m.h, 0, dtype, rank, dims))
+        assert dtype[0] == lib.PYRT_I32 and rank[0] == 1 and dims[0] == 6
+        ok(ffi, lib, lib.pyrt_model_input_info(m.h, 1, dtype, rank, dims))
+        assert dtype[0] == lib.PYRT_F32 and (rank[0], dims[0], dims[1]) == (2, 6, 1)
+        ok(ffi, lib, lib.pyrt_model_output_info(m.h, 1, rank, dims))
+        assert (rank[0], dims[0], dims[1]) == (2, 6, 4)
+        assert lib.pyrt_model_input_info(m.h, 2, dtype, rank, dims) == lib.PYRT_INVALID_ARGUMENT
+        assert "input 2 of a model of 2 inputs" in last_error(ffi, lib)
+
+        s = m.session(4)
+        ids = rng.integers(0, 9, (3, 6)).astype(np.int32)
+        mask = rng.random((3, 6, 1)).astype(np.float32)
+        y0 = np.full((3, 6, 4), np.nan, np.float32)
+        y1 = np.full((3, 6, 4), np.nan, np.float32)
+        ins = ffi.new("void*[2]", [ffi.from_buffer(ids), ffi.from_buffer(mask)])
+        outs = ffi.new("float*[2]", [ffi.from_buffer("float[]", y0), ffi.from_buffer("float[]", y1)])
+        ok(ffi, lib, lib.pyrt_session_run_multi(s, ins, 3, outs))
+        np.testing.assert_array_equal(y1, table[ids])
+        np.testing.assert_allclose(y0, 1 / (1 + np.exp(-(table[ids] * mask))), rtol=1e-6, atol=1e-7)
+
+        x = ffi.new("float[]", 6)
+        y = ffi.new("float[]", 24)
+        assert lib.pyrt_session_run(s, x, 1, y) == lib.PYRT_INVALID_ARGUMENT
+        assert "pyrt_session_run_multi" in last_error(ffi, lib)
+
+        ids[1, 2] = 9
+        assert lib.pyrt_session_run_multi(s, ins, 3, outs) == lib.PYRT_INVALID_ARGUMENT
+        assert "id 9" in last_error(ffi, lib)
+        assert lib.pyrt_session_run_multi(s, ffi.NULL, 3, outs) == lib.PYRT_INVALID_ARGUMENT
+    finally:
+        m.close()

@@ -98,7 +98,7 @@ def test_report_and_dict(rng):
 
 def test_bad_graphs_are_rejected(rng):
     w = rng.standard_normal((4, 64)).astype(np.float32)
-    with pytest.raises(pyruntime.UnsupportedError, match="not flat"):
+    with pytest.raises(ValueError, match="last axis of the .8, 8. input: flatten it first"):
         from_numpy([("linear", w, None)], (8, 8))
     with pytest.raises(pyruntime.UnsupportedError, match="conv2d"):
         from_numpy([("conv2d", w)], (64,))

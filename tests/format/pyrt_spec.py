@@ -16,7 +16,7 @@ import numpy as np
 
 MAGIC = b"PYRT\r\n\x1a\n"
 VERSION = 1  # what build_file writes unless told: the version of a graph of version-1 ops
-NEWEST_VERSION = 4
+NEWEST_VERSION = 5
 HEADER_SIZE = 64
 ENTRY_SIZE = 32
 ALIGN = 64
@@ -36,6 +36,12 @@ OPS_V2 = {
     "clamp": 12,
 }
 OPS.update(OPS_V2)
+OPS.update({"qlinear": 13, "qconv2d": 14, "sign": 15, "blinear": 16, "bconv2d": 17})  # versions 3 and 4
+OPS_V5 = {"layer_norm": 18, "gelu": 19, "silu": 20, "sigmoid": 21, "tanh": 22, "leaky_relu": 23, "softmax_axis": 24,
+          "sub": 25, "mul": 26, "div": 27, "matmul": 28, "transpose": 29, "slice": 30, "embedding": 31,
+          "upsample_nearest": 32, "adaptive_avg_pool2d": 33}
+OPS.update(OPS_V5)
+INPUT_TYPES = {"f32": 0, "i32": 1}  # a version-5 graph input's type (FORMAT.md 2)
 OP_NAMES = {v: k for k, v in OPS.items()}
 # attribute words of each op, in file order (FORMAT.md 2.2): (field, words, struct code)
 _POOL_ATTRS = [("kernel", 2, "I"), ("stride", 2, "I"), ("padding", 4, "I"), ("ceil_mode", 1, "I")]
@@ -46,6 +52,14 @@ ATTR_LAYOUT = {
     "concat": [("axis", 1, "I")],
     "reshape": [("shape", 4, "I")],
     "clamp": [("min", 1, "f"), ("max", 1, "f")],
+    "layer_norm": [("eps", 1, "f")],
+    "gelu": [("approximate", 1, "I")],
+    "leaky_relu": [("slope", 1, "f")],
+    "softmax_axis": [("axis", 1, "I")],
+    "transpose": [("perm", 4, "I")],
+    "slice": [("axis", 1, "I"), ("start", 1, "I"), ("end", 1, "I"), ("step", 1, "I")],
+    "upsample_nearest": [("scale", 2, "I")],
+    "adaptive_avg_pool2d": [("output_size", 2, "I")],
 }
 ENCODINGS = {"dense": 0, "csr": 1, "codebook": 2, "csr+codebook": 3, "int8": 4, "csr+int8": 5}
 ENCODING_NAMES = {v: k for k, v in ENCODINGS.items()}
@@ -169,9 +183,24 @@ def decode_attrs(op: str, raw: bytes) -> dict:
 
 
 def graph_payload(input_shape: list[int], nodes: list[dict]) -> bytes:
-    """Nodes as write_model takes them; "attrs" is a dict (2.2) or raw bytes, "op" a name or a code."""
+    """A graph of versions 1 to 4. Nodes as write_model takes them; "attrs" is a dict (2.2) or raw bytes, "op"
+    a name or a code."""
     dims = list(input_shape) + [0] * (4 - len(input_shape))
-    out = struct.pack("<I4III", len(input_shape), *dims, len(nodes), 0)
+    return struct.pack("<I4III", len(input_shape), *dims, len(nodes), 0) + _nodes_payload(nodes)
+
+
+def graph_payload_v5(inputs: list[tuple[str, list[int]]], outputs: list[int], nodes: list[dict]) -> bytes:
+    """A version-5 graph: inputs as (type name, shape), outputs as value ids, nodes as graph_payload's."""
+    out = struct.pack("<4I", len(inputs), len(outputs), len(nodes), 0)
+    for t, shape in inputs:
+        out += struct.pack("<II4I", INPUT_TYPES[t] if isinstance(t, str) else t, len(shape),
+                           *(list(shape) + [0] * (4 - len(shape))))
+    out += struct.pack(f"<{len(outputs)}I", *outputs)
+    return out + _nodes_payload(nodes)
+
+
+def _nodes_payload(nodes: list[dict]) -> bytes:
+    out = b""
     for n in nodes:
         tensors = n.get("tensors", [])
         op = OPS[n["op"]] if isinstance(n["op"], str) else n["op"]
@@ -360,10 +389,23 @@ def decode_tensor(pl: bytes) -> dict:
     return t
 
 
-def parse_graph(pl: bytes) -> dict:
-    rank, *dims = struct.unpack_from("<I4I", pl, 0)
-    (count,) = struct.unpack_from("<I", pl, 20)
-    p = 28
+def parse_graph(pl: bytes, version: int = 1) -> dict:
+    """The graph section (2) of a file of `version`: inputs [(type, shape)], outputs (value ids), nodes."""
+    if version >= 5:
+        n_in, n_out, count, _ = struct.unpack_from("<4I", pl, 0)
+        p = 16
+        graph_inputs = []
+        for _ in range(n_in):
+            t, rank, *dims = struct.unpack_from("<II4I", pl, p)
+            graph_inputs.append(({v: k for k, v in INPUT_TYPES.items()}[t], dims[:rank]))
+            p += 24
+        outputs = list(struct.unpack_from(f"<{n_out}I", pl, p))
+        p += 4 * n_out
+    else:
+        rank, *dims = struct.unpack_from("<I4I", pl, 0)
+        (count,) = struct.unpack_from("<I", pl, 20)
+        p = 28
+        graph_inputs, outputs = [("f32", dims[:rank])], [count]
     nodes = []
     for _ in range(count):
         op, nin, nt, attr = struct.unpack_from("<HBBI", pl, p)
@@ -377,7 +419,7 @@ def parse_graph(pl: bytes) -> dict:
             node["attrs"] = decode_attrs(node["op"], pl[p : p + attr])
         p += attr
         nodes.append(node)
-    return {"input_shape": dims[:rank], "nodes": nodes, "end": p}
+    return {"input_shape": graph_inputs[0][1], "inputs": graph_inputs, "outputs": outputs, "nodes": nodes, "end": p}
 
 
 # ---- an independent Huffman ---------------------------------------------------------------------------

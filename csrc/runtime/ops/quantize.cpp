@@ -1,5 +1,5 @@
 // pyruntime: the conversion steps the plan inserts where a value's producer and a reader disagree on its
-// type (docs/RUNTIME.md): quantize f32 -> i8(s), dequantize i8(s) -> f32, requantize i8(s) -> i8(t), and to
+// type (docs/RUNTIME.md): ids i32 -> f32, quantize f32 -> i8(s), dequantize i8(s) -> f32, requantize i8(s) -> i8(t), and to
 // and from bit-packed signs (b1). The arithmetic is the reference's (kernels/ref/quantize.h; quantize and
 // binarize vectorized at the ISA level, to the same bytes), so every ISA gives the same bits.
 #include <cstring>
@@ -18,6 +18,12 @@ class ConversionStep final : public Step {
   ConversionStep(ValueType from, ValueType to, uint64_t n) : from_(from), to_(to), n_(n) {}
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
+    if (from_.dtype == DType::i32) {  // ids as numbers (exact below 2^24)
+      const int32_t* x = static_cast<const int32_t*>(in[0]);
+      float* y = static_cast<float*>(out);
+      for (size_t i = 0; i < batch * n_; ++i) y[i] = static_cast<float>(x[i]);
+      return;
+    }
     if (from_.dtype >= DType::b1 || to_.dtype >= DType::b1) return bits(ctx, in[0], batch, out);
     const size_t n = batch * n_;
     if (from_.dtype == DType::f32) {
@@ -128,6 +134,10 @@ class ConversionStep final : public Step {
 
 std::unique_ptr<Step> make_conversion(ValueType from, ValueType to, uint64_t elements) {
   PYRT_CHECK(from != to, PYRT_INTERNAL, "a conversion from a type to itself");
+  PYRT_CHECK(from.dtype != DType::i32 || to.dtype == DType::f32, PYRT_UNSUPPORTED, "an i32 value (ids) read as ",
+             dtype_name(to.dtype), ": only f32 readers and shape ops take ids");
+  PYRT_CHECK(to.dtype != DType::i32, PYRT_UNSUPPORTED, "a ", dtype_name(from.dtype),
+             " value where ids (i32) are needed");
   return std::make_unique<ConversionStep>(from, to, elements);
 }
 

@@ -1,0 +1,94 @@
+// pyruntime: matmul of two values (format version 5): a [..., M, K] @ b [..., K, N] -> [..., M, N], f32,
+// the leading (per-sample) dims broadcast numpy-style, e.g. attention's [H, T, d] @ [H, d, T], or
+// [T, K] @ [H, K, N] (a shared by every head). Both operands are activations: each sample has its own b.
+//
+// Each matrix product runs kernels::ref::matmul_f32 (i-k-j, blocked over K and N). When b holds one
+// matrix per sample (rank 2, or leading dims all 1) the matrices of a are stacked into one product of
+// L * M rows, so b's panels are streamed once per sample rather than once per matrix of a.
+#include <algorithm>
+
+#include "kernels/ref/matmul_f32.h"
+#include "runtime/step.h"
+
+namespace pyrt::runtime {
+namespace {
+
+// The output's leading dims, two of them (1s in front), and each operand's matrix stride along them
+// (0 where the operand broadcasts: it has a 1 there, or fewer dims).
+struct MatmulGeometry {
+  uint32_t m = 0, k = 0, n = 0;
+  uint32_t lead[2] = {1, 1};
+  uint64_t a_step[2] = {0, 0}, b_step[2] = {0, 0};  // in matrices
+  uint64_t a_numel = 0, b_numel = 0;                // per sample
+  bool b_single = false;                            // b has one matrix: stack a's rows into one product
+};
+
+// The leading dims of `s` (all but the last two) right-aligned into 2 (1s in front).
+void lead_dims(const std::vector<uint32_t>& s, uint32_t out[2]) {
+  out[0] = out[1] = 1;
+  const size_t l = s.size() - 2;
+  for (size_t i = 0; i < l; ++i) out[2 - l + i] = s[i];
+}
+
+MatmulGeometry matmul_geometry(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b,
+                               const std::vector<uint32_t>& out) {
+  MatmulGeometry g;
+  g.m = a[a.size() - 2], g.k = a.back(), g.n = b.back();
+  uint32_t la[2], lb[2];
+  lead_dims(a, la);
+  lead_dims(b, lb);
+  lead_dims(out, g.lead);
+  // row-major matrix index of operand x at leading index (l0, l1): (l0 if x0 > 1) * x1 + (l1 if x1 > 1)
+  g.a_step[0] = la[0] > 1 ? la[1] : 0, g.a_step[1] = la[1] > 1 ? 1 : 0;
+  g.b_step[0] = lb[0] > 1 ? lb[1] : 0, g.b_step[1] = lb[1] > 1 ? 1 : 0;
+  g.a_numel = shape_numel(a), g.b_numel = shape_numel(b);
+  g.b_single = lb[0] == 1 && lb[1] == 1;
+  return g;
+}
+
+class MatmulStep final : public Step {
+ public:
+  explicit MatmulStep(const MatmulGeometry& g) : g_(g) {}
+
+  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+    const float* a = static_cast<const float*>(in[0]);
+    const float* b = static_cast<const float*>(in[1]);
+    float* c = static_cast<float*>(out);
+    const size_t mk = size_t(g_.m) * g_.k, kn = size_t(g_.k) * g_.n, mn = size_t(g_.m) * g_.n;
+    const size_t mats = size_t(g_.lead[0]) * g_.lead[1], c_numel = mats * mn;
+    for (size_t s = 0; s < batch; ++s) {
+      const float* as = a + s * g_.a_numel;
+      const float* bs = b + s * g_.b_numel;
+      float* cs = c + s * c_numel;
+      if (g_.b_single) {  // the output's matrices are a's, in a's order: one product of mats * M rows
+        kernels::ref::matmul_f32(as, bs, cs, mats * g_.m, g_.k, g_.n);
+        continue;
+      }
+      for (uint32_t l0 = 0; l0 < g_.lead[0]; ++l0)
+        for (uint32_t l1 = 0; l1 < g_.lead[1]; ++l1) {
+          const float* am = as + (l0 * g_.a_step[0] + l1 * g_.a_step[1]) * mk;
+          const float* bm = bs + (l0 * g_.b_step[0] + l1 * g_.b_step[1]) * kn;
+          kernels::ref::matmul_f32(am, bm, cs + (size_t(l0) * g_.lead[1] + l1) * mn, g_.m, g_.k, g_.n);
+        }
+    }
+  }
+
+  uint64_t work() const override {  // multiply-adds
+    return uint64_t(g_.lead[0]) * g_.lead[1] * g_.m * g_.k * g_.n;
+  }
+
+ private:
+  MatmulGeometry g_;
+};
+
+}  // namespace
+
+StepSpec build_matmul(const BuildContext& ctx) {
+  StepSpec s;
+  s.step = std::make_unique<MatmulStep>(matmul_geometry(*ctx.in_shapes[0], *ctx.in_shapes[1], ctx.out_shape));
+  s.takes = {ValueType::f32(), ValueType::f32()};
+  s.gives = ValueType::f32();
+  return s;
+}
+
+}  // namespace pyrt::runtime
