@@ -182,9 +182,9 @@ class _BinaryCapture:
                 self.folded_bn.add(bn_node)
                 folded, flipped = [str(bn_node.target)], int(flip.sum())
             v = emit(signs, bias=bias, input=mode)
-        meta = self.g.nodes[v - 1].meta
+        meta = self.g.node_of(v).meta
         meta["folded"], meta["flipped"] = ", ".join(folded), flipped
-        out = self.g.nodes[v - 1].attrs["output"]
+        out = self.g.node_of(v).attrs["output"]
         self.cap.binary[name] = {"input": mode, "output": out, "folded": folded, "flipped_rows": flipped}
         return v
 

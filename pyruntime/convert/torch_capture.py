@@ -56,6 +56,7 @@ import numpy as np
 from .graph import Graph
 from .torch_binary import _BAD_SIGNS, PerLayerBinary, _BinaryCapture, _Pending, bad_sign, check_binary_option
 from .torch_nodes import _args, _node_label, _qualname, _shape, _unsupported, _where
+from .torch_tensor_ops import SIZE_METHODS, TENSOR_FNS, TENSOR_METHODS, TENSOR_MODULES, _TensorCapture
 
 try:
     import torch
@@ -107,6 +108,8 @@ if torch is not None:
         operator.add: ("input", "other"), operator.iadd: ("input", "other"), torch.add: ("input", "other", "alpha"),
         F.softmax: ("input", "dim"), torch.softmax: ("input", "dim"),
     })
+    for _f, _k in TENSOR_FNS.items():
+        _FNS.setdefault(_f, _k)
     for _f, _k in _FNS.items():
         if _k == "cat":
             _PARAMS[_f] = ("tensors", "dim")
@@ -118,6 +121,7 @@ _METHODS = {"relu": "relu", "relu_": "relu", "clamp": "clamp", "clamp_": "clamp"
             "float": "identity", "ge": "compare", "gt": "compare", "le": "compare", "lt": "compare",
             "greater_equal": "compare", "greater": "compare", "less_equal": "compare", "less": "compare",
             "mul": "affine", "sub": "affine", "neg": "affine", "multiply": "affine", "subtract": "affine"}
+_METHODS.update({k: v for k, v in TENSOR_METHODS.items() if k not in _METHODS})
 _METHOD_PARAMS = {"clamp": ("input", "min", "max"), "clip": ("input", "min", "max"), "clamp_min": ("input", "min"),
                   "clamp_max": ("input", "max"), "mean": ("input", "dim", "keepdim"),
                   "add": ("input", "other", "alpha"), "softmax": ("input", "dim")}
@@ -126,7 +130,8 @@ _IDENTITY_MODULES = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d
 _AUX_FNS = (getattr, operator.getitem, operator.mul, operator.floordiv, operator.sub, operator.add)
 _SUPPORTED_MODULES = ("Linear (also torch.ao dynamic-quantized qint8), Conv2d, BatchNorm2d after Conv2d, BatchNorm1d "
                       "after Linear, pyruntime.convert.BinaryLinear, BinaryConv2d and SignSTE, ReLU, ReLU6, Hardtanh, "
-                      "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, Unflatten, Softmax, Dropout, Identity")
+                      "MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Unflatten, Softmax, Dropout, Identity, LayerNorm, "
+                      "GELU, SiLU, Sigmoid, Tanh, LeakyReLU, Embedding, Conv1d, Upsample (nearest)")
 
 
 @dataclass
@@ -251,6 +256,8 @@ def _module_kind(node: Any, mod: Any) -> str:
              nn.Softmax: "softmax", nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "gap"}
     if cls in table:
         return table[cls]
+    if cls in TENSOR_MODULES:
+        return TENSOR_MODULES[cls]
     if cls.__name__ in _IDENTITY_MODULES and cls.__module__.startswith("torch.nn"):
         return "identity"
     raise _unsupported(f"unsupported module '{node.target}' ({cls.__module__}.{cls.__name__}); supported: "
@@ -262,6 +269,8 @@ def _trace(module: Any) -> Any:
     """torch.fx.symbolic_trace, with pyruntime's SignSTE, BinaryLinear and BinaryConv2d kept as leaf modules."""
 
     class Tracer(torch.fx.Tracer):
+        proxy_buffer_attributes = True  # buffers as get_attr nodes: a slice of one by a size is a constant
+
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
             return isinstance(m, (SignSTE, BinaryLinear, BinaryConv2d)) or super().is_leaf_module(m, qualname)
 
@@ -281,9 +290,14 @@ def capture(module: Any, example_input: Any, binary: PerLayerBinary = None) -> C
     check_binary_option(binary)
     if not isinstance(module, nn.Module):
         raise TypeError(f"from_torch expects a torch.nn.Module, got {type(module).__name__}")
-    x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(np.asarray(example_input))
-    if x.dim() < 2:
-        raise ValueError(f"example_input must have a batch dimension first, got shape {tuple(x.shape)}")
+    examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    xs = [x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)) for x in examples]
+    for k, x in enumerate(xs):
+        if x.dim() < 2:
+            who = "example_input" if len(xs) == 1 else f"example input {k}"
+            raise ValueError(f"{who} must have a batch dimension first, got shape {tuple(x.shape)}")
+        if x.shape[0] != xs[0].shape[0]:
+            raise ValueError(f"example input {k} has batch {x.shape[0]}, input 0 has {xs[0].shape[0]}")
     try:
         gm = _trace(module)
     except Exception as e:
@@ -294,24 +308,35 @@ def capture(module: Any, example_input: Any, binary: PerLayerBinary = None) -> C
     gm.recompile()
 
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    if len(placeholders) != 1:
-        raise _unsupported(f"{type(module).__name__}.forward takes {len(placeholders)} inputs; exactly one "
-                           "tensor input is supported")
+    if len(placeholders) != len(xs):
+        raise _unsupported(f"{type(module).__name__}.forward takes {len(placeholders)} inputs, {len(xs)} example "
+                           "inputs were given (pass a tuple of one per input)")
+    static = _static_nodes(gm)
     # Early, shape-free check so an unsupported op is named even if it would fail on the example input.
     for node in gm.graph.nodes:
-        _kind(node, gm, module)
+        if node not in static:
+            _kind(node, gm, module)
 
     was_training = gm.training
     gm.eval()
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.cat([x, x]).float() if x.is_floating_point() else torch.cat([x, x]))
+            ShapeProp(gm).propagate(*[torch.cat([x, x]) for x in xs])
     except Exception as e:
-        raise ValueError(f"running {type(module).__name__} on the example input {tuple(x.shape)} failed: "
+        shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+        raise ValueError(f"running {type(module).__name__} on the example input {shapes} failed: "
                          f"{type(e).__name__}: {e}") from e
     finally:
         gm.train(was_training)
-    cap = _Builder(gm, module, [int(s) for s in x.shape[1:]], 2 * int(x.shape[0]), binary).run(placeholders[0])
+    inputs = []
+    for x in xs:
+        if x.is_floating_point():
+            inputs.append(([int(s) for s in x.shape[1:]], "f32"))
+        elif x.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool):
+            inputs.append(([int(s) for s in x.shape[1:]], "i32"))
+        else:
+            raise _unsupported(f"an input of dtype {x.dtype}: inputs are float or integer (token ids)")
+    cap = _Builder(gm, module, inputs, 2 * int(xs[0].shape[0]), binary, static).run(placeholders)
     if isinstance(binary, Mapping):
         names = cap.graph.layer_names
         unknown = [k for k in binary if k not in names]
@@ -320,16 +345,36 @@ def capture(module: Any, example_input: Any, binary: PerLayerBinary = None) -> C
     return cap
 
 
-class _Builder(_BinaryCapture):
-    """Walks the traced graph in order, emitting Graph ops (one method per kind; signs and binary layers in
-    :class:`~pyruntime.convert.torch_binary._BinaryCapture`)."""
+def _static_nodes(gm: Any) -> set[Any]:
+    """The nodes computed from constants and sizes alone (parameters, buffers, x.size(), x.shape and what is
+    computed from them): evaluated while converting (:mod:`.torch_tensor_ops`), never ops of the graph."""
+    static: set[Any] = set()
+    for node in gm.graph.nodes:
+        size = (node.op == "call_method" and node.target in SIZE_METHODS) or (
+            node.op == "call_function" and node.target is getattr and node.args[1] in ("shape", "dtype", "device"))
+        computed = node.op in ("call_function", "call_method", "call_module") and bool(node.all_input_nodes) and \
+            all(a in static for a in node.all_input_nodes)
+        if node.op == "get_attr" or size or computed:
+            static.add(node)
+    return static
 
-    def __init__(self, gm: Any, root: Any, input_shape: list[int], batch: int, binary: PerLayerBinary = None) -> None:
+
+class _Builder(_TensorCapture, _BinaryCapture):
+    """Walks the traced graph in order, emitting Graph ops (one method per kind; signs and binary layers in
+    :class:`~pyruntime.convert.torch_binary._BinaryCapture`, constants and the ops of format version 5 in
+    :class:`~pyruntime.convert.torch_tensor_ops._TensorCapture`)."""
+
+    def __init__(self, gm: Any, root: Any, inputs: list[tuple[list[int], str]], batch: int,
+                 binary: PerLayerBinary = None, static: set[Any] | None = None) -> None:
         self.gm, self.root, self.batch, self.binary = gm, root, batch, binary
         self.pending: dict[Any, _Pending] = {}
         self.consumed: dict[Any, int] = {}
+        self.static_nodes = static or set()
+        self.static: dict[Any, Any] = {}
         try:
-            self.g = Graph(input_shape)
+            self.g = Graph(*inputs[0])
+            for shape, dtype in inputs[1:]:
+                self.g.add_input(shape, dtype)
         except ValueError as e:
             raise _unsupported(f"input of {type(root).__name__}: {e}") from e
         self.cap = Capture(self.g)
@@ -345,42 +390,70 @@ class _Builder(_BinaryCapture):
     def src(self, node: Any, arg: Any = None) -> int:
         """The value an op reads (its first argument unless ``arg`` is given)."""
         a = node.args[0] if arg is None and node.args else arg
+        if isinstance(a, torch.fx.Node) and a in self.pending and self.pending[a].compare is None:
+            return self._materialize(a)
         if isinstance(a, torch.fx.Node) and a in self.pending:
-            what = "comparison" if self.pending[a].compare else "scalar affine"
             raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)} reads '{a.name}' ({_node_label(a)}), a "
-                               f"{what} of an activation; a scalar affine or a comparison is only supported as the "
-                               "input of a sign (torch.where(x >= 0, 1.0, -1.0) or pyruntime.convert.SignSTE)")
+                               "comparison of an activation; a comparison is only supported as the condition of a "
+                               "sign (torch.where(x >= 0, 1.0, -1.0) or pyruntime.convert.SignSTE)")
         if not isinstance(a, torch.fx.Node) or a not in self.value_of:
             raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)} reads something other than the "
                                "network's activations (a constant, a parameter or a size); only ops on activations "
                                "are supported")
         return self.value_of[a]
 
-    def run(self, placeholder: Any) -> Capture:
-        self.value_of[placeholder] = self.g.input
-        output_value = None
+    def _materialize(self, a: Any) -> int:
+        """A scalar affine held for a sign (x * a + b, 1 - x, ...) read by another op: its steps as mul and add
+        ops, in torch's order (each step one f32 operation, as torch computes it)."""
+        p = self.pending.pop(a)
+        v = p.base
+        for op, k in p.chain:
+            v = self.g.mul(v, k) if op == "mul" else self.g.add(v, k)
+        self.value_of[a] = v
+        return v
+
+    def _value_or_output(self, out: Any) -> int:
+        if isinstance(out, torch.fx.Node) and out in self.pending and self.pending[out].compare is None:
+            return self._materialize(out)
+        if isinstance(out, torch.fx.Node) and out in self.pending:
+            raise _unsupported(f"unsupported op '{_node_label(out)}' in {self.where(out)}: a comparison of an "
+                               "activation is only supported as the condition of a sign (torch.where(x >= 0, "
+                               "1.0, -1.0) or pyruntime.convert.SignSTE)")
+        if not isinstance(out, torch.fx.Node) or out not in self.value_of:
+            raise _unsupported(f"{type(self.root).__name__}.forward must return tensors computed from its inputs "
+                               "(a tensor, or a tuple of them)")
+        return self.value_of[out]
+
+    def run(self, placeholders: list[Any]) -> Capture:
+        for k, p in enumerate(placeholders):
+            self.value_of[p] = k
+        output_values: list[int] | None = None
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
+                continue
+            if node in self.static_nodes:  # computed while converting
+                self.static[node] = self._size_of(node) if (
+                    node.args and isinstance(node.args[0], torch.fx.Node) and node.args[0] not in self.static_nodes
+                ) else self._eval_static(node)
                 continue
             if node in self.consumed:  # folded into a binary layer's thresholds
                 self.value_of[node] = self.consumed[node]
                 continue
             if node.op == "output":
                 out = node.args[0]
-                if isinstance(out, torch.fx.Node) and out in self.pending:
-                    what = "comparison" if self.pending[out].compare else "scalar affine"
-                    raise _unsupported(f"unsupported op '{_node_label(out)}' in {self.where(out)}: a {what} of an "
-                                       "activation is only supported as the input of a sign (torch.where(x >= 0, "
-                                       "1.0, -1.0) or pyruntime.convert.SignSTE)")
-                if not isinstance(out, torch.fx.Node) or out not in self.value_of:
-                    raise _unsupported(f"{type(self.root).__name__}.forward must return a single tensor")
-                output_value = self.value_of[out]
+                outs = list(out) if isinstance(out, (tuple, list)) else [out]
+                output_values = [self._value_or_output(o) for o in outs]
                 continue
             kind = _kind(node, self.gm, self.root)
             if kind in ("param", "io"):
                 continue
             if kind in ("aux", "add") and _shape(node) is not None and self._scalar_affine(node) is not None:
                 kind = "affine"
+            if kind == "affine" and self._scalar_affine(node) is None:
+                kind = "arith"  # the product or difference of two activations, or with a constant tensor
+            if kind == "aux" and _shape(node) is not None:
+                kind = ("getitem" if node.target is operator.getitem else
+                        "arith" if node.target in (operator.mul, operator.sub, operator.add, operator.truediv) else kind)
             if kind in ("affine", "compare"):
                 self.pending[node] = getattr(self, f"_{kind}")(node)
                 continue
@@ -390,15 +463,15 @@ class _Builder(_BinaryCapture):
                 continue
             v = getattr(self, f"_{kind}")(node)
             self.value_of[node] = v
-            if v != 0 and v == len(self.g.nodes):
+            if self.g.nodes and v == self.g.output:
                 self._check_shape(node, v)
             mutated = self._mutated(node)
             if mutated is not None:  # ops after an in-place op read the new value of its input
                 self.value_of[mutated] = v
-        if output_value is None or not self.g.nodes:
+        if output_values is None or not self.g.nodes:
             raise _unsupported(f"{type(self.root).__name__} computes no supported layer")
-        if output_value != self.g.output:
-            raise _unsupported(f"{type(self.root).__name__}.forward returns an intermediate activation")
+        if output_values != [self.g.output]:
+            self.g.set_outputs(output_values)
         return self.cap
 
     def _mutated(self, node: Any) -> Any:
@@ -469,15 +542,15 @@ class _Builder(_BinaryCapture):
     def _linear(self, node: Any) -> int:
         x = self.src(node)
         ins = _shape(node.args[0])
-        if ins is None or len(ins) != 2:
-            raise _unsupported(f"linear {self.where(node)} applied to a {ins} input: flatten to (batch, features) "
-                               "first")
+        if ins is None or len(ins) < 2:
+            raise _unsupported(f"linear {self.where(node)} applied to a {ins} input: it needs (batch, ..., "
+                               "features)")
         if node.op == "call_module" and _is_dynamic_int8_linear(self.gm.get_submodule(node.target)):
             name = self._layer_name(node, str(node.target))
             q, scales, b, clamped = int8_module_weights(self.gm.get_submodule(node.target))
             w = (q.astype(np.float32) * scales[:, None]).astype(np.float32)
             v = self.g.linear(x, w, b, name=name)
-            self.g.nodes[v - 1].meta["int8"] = {"q": q, "scales": scales, "clamped": clamped}
+            self.g.node_of(v).meta["int8"] = {"q": q, "scales": scales, "clamped": clamped}
             return v
         if node.op == "call_module":
             name = str(node.target)
@@ -585,13 +658,8 @@ class _Builder(_BinaryCapture):
             raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} with alpha={a['alpha']}: only a plain "
                                "sum of two activations is supported")
         ia, ib = a.get("input"), a.get("other")
-        if not all(isinstance(t, torch.fx.Node) and t in self.value_of for t in (ia, ib)):
-            raise _unsupported(f"unsupported op '{_node_label(node)}' in {self.where(node)}: only the sum of two "
-                               "activations (a residual connection) is supported, not a constant or parameter")
-        sa, sb = _shape(ia), _shape(ib)
-        if sa != sb:
-            raise _unsupported(f"'{_node_label(node)}' in {self.where(node)} adds shapes {sa} and {sb}: only "
-                               "activations of the same shape can be added (no broadcasting)")
+        if not all(isinstance(t, torch.fx.Node) and t in self.value_of for t in (ia, ib)) or _shape(ia) != _shape(ib):
+            return self._arith(node)  # a constant operand, a pending affine, or broadcasting
         return self.g.add(self.value_of[ia], self.value_of[ib])
 
     # -- shapes ---------------------------------------------------------------------------------------
@@ -619,11 +687,12 @@ class _Builder(_BinaryCapture):
             dim = _args(node, _PARAMS[node.target] if node.op == "call_function" else _METHOD_PARAMS["softmax"]) \
                 .get("dim")
         ins = _shape(node.args[0])
-        rank = None if ins is None else len(ins)
-        if rank != 2 or (dim is not None and dim not in (1, -1)):
-            raise _unsupported(f"softmax in {self.where(node)} over dim {dim} of a rank-{rank} input: only "
-                               "softmax over the features of a (batch, features) input is supported")
-        return self.g.softmax(self.src(node))
+        rank = 0 if ins is None else len(ins)
+        d = None if dim is None else int(dim) % max(rank, 1)
+        if rank < 2 or d is None or d == 0:
+            raise _unsupported(f"softmax in {self.where(node)} over dim {dim} of a rank-{rank} input: only softmax "
+                               "over a given non-batch dim is supported")
+        return self.g.softmax(self.src(node), axis=d - 1)
 
     def _cat(self, node: Any) -> int:
         a = _args(node, ("tensors", "dim"))
@@ -696,8 +765,8 @@ class _Builder(_BinaryCapture):
             size = (self.gm.get_submodule(node.target).output_size if node.op == "call_module"
                     else _args(node, _PARAMS[F.adaptive_avg_pool2d]).get("output_size"))
             if size not in (1, (1, 1), [1, 1]):
-                raise _unsupported(f"{label} with output size {size}: only output size 1 (global average pooling) "
-                                   "is supported")
+                outs = _shape(node)
+                return self.g.adaptive_avg_pool2d(x, (int(outs[2]), int(outs[3])))  # type: ignore[index]
             return self.g.global_avg_pool(x)
         a = _args(node, _METHOD_PARAMS["mean"])
         dims = a.get("dim")
