@@ -9,10 +9,13 @@
     cm = from_graph(g, sparsity=0.8, bits=4)                 # pyruntime.convert.from_graph
 
 Value 0 (``g.input``) is the graph input, value ``i + 1`` the output of node ``i``; the graph output
-is the last node's output. Shapes are per sample: ``[features]`` for linear/softmax, ``[C, H, W]``
-for the 2-D ops. Ops (the file's op table, ``csrc/common/op_schema.h``):
+is the last node's output. A graph of several inputs (format version 5: ``Graph((T,), dtype="i32")`` then
+``g.add_input(shape, dtype)`` before the first node) numbers them 0 .. I-1 and node ``i``'s output I + i;
+``g.set_outputs([...])`` makes any values the outputs. Shapes are per sample: ``[features]`` or
+``[tokens, features]`` for linear, ``[C, H, W]`` for the 2-D ops. Ops (the file's op table,
+``csrc/common/op_schema.h``):
 
-  linear           x [in] -> [out]; weight [out, in], optional bias [out]
+  linear           x [..., in] -> [..., out] (over the last axis); weight [out, in], optional bias [out]
   conv2d           [C, H, W] -> [O, OH, OW]; weight [O, C/groups, kh, kw], optional bias [O];
                    stride, padding, dilation, groups
   max_pool2d       [C, H, W] -> [C, OH, OW]; kernel, stride (default: kernel), padding, ceil_mode
@@ -22,7 +25,14 @@ for the 2-D ops. Ops (the file's op table, ``csrc/common/op_schema.h``):
   softmax          over the features of a flat input
   flatten          [d0, d1, ...] -> [d0 * d1 * ...]
   reshape          same number of elements, 1..4 dims (one may be -1)
-  add              two values of the same shape
+  add, sub, mul, div  two values that broadcast (numpy's rules over the per-sample dims), or a value and a
+                   constant (a number or an array); add of two equal shapes is format version 2
+  matmul           [..., M, K] @ [..., K, N] of two values (attention's scores and context)
+  transpose, slice per-sample axes permuted; one axis cut to start:end:step
+  layer_norm       over the last axis, optional weight and bias; gelu (erf / tanh), silu, sigmoid, tanh,
+                   leaky_relu elementwise; softmax along an axis (softmax_axis in the file beyond rank 1)
+  embedding        i32 ids [...] -> [..., D]: rows of a table (a weighted layer: pruned, shared, int8)
+  upsample_nearest, adaptive_avg_pool2d  [C, H, W] -> [C, H * sh, W * sw] / [C, oh, ow]
   concat           2.. values along a per-sample axis (channels = 0), other dims equal
   sign             elementwise: +1 where x * scale + shift >= 0, else -1 (FORMAT.md 2.6)
   blinear          x [in] -> [out]: a binary linear layer, signs [out, in] (+-1) and alphas [out]; the

@@ -2,12 +2,15 @@
 // the leading (per-sample) dims broadcast numpy-style, e.g. attention's [H, T, d] @ [H, d, T], or
 // [T, K] @ [H, K, N] (a shared by every head). Both operands are activations: each sample has its own b.
 //
-// Each matrix product runs kernels::ref::matmul_f32 (i-k-j, blocked over K and N). When b holds one
-// matrix per sample (rank 2, or leading dims all 1) the matrices of a are stacked into one product of
-// L * M rows, so b's panels are streamed once per sample rather than once per matrix of a.
+// Each matrix product is a dense GEMM of the ISA level (kernels::kernel_for<DenseF32>, the kernels of dense
+// linear layers): b's matrix is transposed into a per-thread scratch (N x K, the layout a weight has) and a's
+// M rows are the batch, C = A B = (B^T A^T)^T (PYRT_ISA=ref: the reference GEMM; tests compare with numpy at
+// every level). When b holds one matrix per sample
+// (rank 2, or leading dims all 1) the matrices of a are stacked into one product of L * M rows, so b is
+// transposed once per sample.
 #include <algorithm>
 
-#include "kernels/ref/matmul_f32.h"
+#include "kernels/kernels.h"
 #include "runtime/step.h"
 
 namespace pyrt::runtime {
@@ -50,25 +53,33 @@ class MatmulStep final : public Step {
  public:
   explicit MatmulStep(const MatmulGeometry& g) : g_(g) {}
 
-  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+  void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     const float* a = static_cast<const float*>(in[0]);
     const float* b = static_cast<const float*>(in[1]);
     float* c = static_cast<float*>(out);
     const size_t mk = size_t(g_.m) * g_.k, kn = size_t(g_.k) * g_.n, mn = size_t(g_.m) * g_.n;
     const size_t mats = size_t(g_.lead[0]) * g_.lead[1], c_numel = mats * mn;
+    const kernels::GemmFn<kernels::DenseF32> gemm = kernels::kernel_for<kernels::DenseF32>(ctx.isa);
+    float* bt = kernels::thread_scratch(kn, kernels::Scratch::kRows);  // b's matrix, transposed: N x K
+    // C (rows x N) = A (rows x K) B (K x N): the GEMM of a weight B^T over `rows` samples of A.
+    auto product = [&](const float* am, const float* bm, float* cm, size_t rows) {
+      for (uint32_t k = 0; k < g_.k; ++k)
+        for (uint32_t n = 0; n < g_.n; ++n) bt[size_t(n) * g_.k + k] = bm[size_t(k) * g_.n + n];
+      gemm(kernels::DenseF32{bt, g_.n, g_.k}, am, rows, cm, nullptr);
+    };
     for (size_t s = 0; s < batch; ++s) {
       const float* as = a + s * g_.a_numel;
       const float* bs = b + s * g_.b_numel;
       float* cs = c + s * c_numel;
       if (g_.b_single) {  // the output's matrices are a's, in a's order: one product of mats * M rows
-        kernels::ref::matmul_f32(as, bs, cs, mats * g_.m, g_.k, g_.n);
+        product(as, bs, cs, mats * g_.m);
         continue;
       }
       for (uint32_t l0 = 0; l0 < g_.lead[0]; ++l0)
         for (uint32_t l1 = 0; l1 < g_.lead[1]; ++l1) {
           const float* am = as + (l0 * g_.a_step[0] + l1 * g_.a_step[1]) * mk;
           const float* bm = bs + (l0 * g_.b_step[0] + l1 * g_.b_step[1]) * kn;
-          kernels::ref::matmul_f32(am, bm, cs + (size_t(l0) * g_.lead[1] + l1) * mn, g_.m, g_.k, g_.n);
+          product(am, bm, cs + (size_t(l0) * g_.lead[1] + l1) * mn, g_.m);
         }
     }
   }
