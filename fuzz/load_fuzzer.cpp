@@ -141,7 +141,66 @@ void fill_input(std::vector<float>& x, const uint8_t* data, size_t size) {
   }
 }
 
+// A model of several inputs or outputs, or of token ids (format version 5): typed buffers through
+// pyrt_session_run_multi. Ids are small (0..2); an id outside an embedding's table is refused with
+// PYRT_INVALID_ARGUMENT, never a crash.
+void run_multi(const pyrt_model* m, const uint8_t* data, size_t size) {
+  const size_t n_in = pyrt_model_num_inputs(m), n_out = pyrt_model_num_outputs(m);
+  if (n_in < 1 || n_in > 16 || n_out < 1 || n_out > 16) finding("input or output count not in 1..16");
+  std::vector<std::vector<float>> floats(n_in), outs(n_out);
+  std::vector<std::vector<int32_t>> ids(n_in);
+  std::vector<const void*> in(n_in);
+  std::vector<float*> out(n_out);
+  bool has_ids = false;
+  for (size_t k = 0; k < n_in; ++k) {
+    pyrt_dtype t = PYRT_F32;
+    size_t rank = 0, dims[4] = {0, 0, 0, 0};
+    if (pyrt_model_input_info(m, k, &t, &rank, dims) != PYRT_OK) finding("pyrt_model_input_info failed");
+    size_t numel = 1;
+    for (size_t i = 0; i < rank; ++i) numel *= dims[i];
+    if (numel > kMaxFloats / kMaxBatch) return;
+    if (t == PYRT_I32) {
+      has_ids = true;
+      ids[k].resize(numel * kMaxBatch);
+      for (size_t i = 0; i < ids[k].size(); ++i) ids[k][i] = size ? data[(i * 5 + k) % size] % 3 : 0;
+      in[k] = ids[k].data();
+    } else {
+      floats[k].resize(numel * kMaxBatch);
+      fill_input(floats[k], data, size);
+      in[k] = floats[k].data();
+    }
+  }
+  if (pyrt_model_input_info(m, n_in, nullptr, nullptr, nullptr) != PYRT_INVALID_ARGUMENT)
+    finding("pyrt_model_input_info accepted an index past the inputs");
+  for (size_t k = 0; k < n_out; ++k) {
+    size_t rank = 0, dims[4] = {0, 0, 0, 0};
+    if (pyrt_model_output_info(m, k, &rank, dims) != PYRT_OK) finding("pyrt_model_output_info failed");
+    size_t numel = 1;
+    for (size_t i = 0; i < rank; ++i) numel *= dims[i];
+    if (numel > kMaxFloats / kMaxBatch) return;
+    outs[k].resize(numel * kMaxBatch);
+    out[k] = outs[k].data();
+  }
+  if (pyrt_session_arena_bytes(m, kMaxBatch) > kMaxArenaBytes || pyrt_model_work(m) > kMaxWork) return;
+  pyrt_session* s = nullptr;
+  pyrt_status st = pyrt_session_create(m, kMaxBatch, &s);
+  if (st == PYRT_OUT_OF_MEMORY) return;
+  if (st != PYRT_OK || s == nullptr) finding("pyrt_session_create failed for batch 2", st);
+  for (size_t batch : {size_t(1), kMaxBatch}) {
+    st = pyrt_session_run_multi(s, in.data(), batch, out.data());
+    if (st != PYRT_OK && !(has_ids && st == PYRT_INVALID_ARGUMENT)) finding("pyrt_session_run_multi failed", st);
+  }
+  st = pyrt_session_run_multi(s, in.data(), kMaxBatch + 1, out.data());
+  if (st != PYRT_INVALID_ARGUMENT) finding("pyrt_session_run_multi accepted a batch above max_batch", st);
+  pyrt_session_free(s);
+}
+
 void run_model(const pyrt_model* m, const uint8_t* data, size_t size) {
+  pyrt_dtype first = PYRT_F32;
+  size_t first_rank = 0, first_dims[4];
+  if (pyrt_model_input_info(m, 0, &first, &first_rank, first_dims) != PYRT_OK) finding("no input 0");
+  if (pyrt_model_num_inputs(m) != 1 || pyrt_model_num_outputs(m) != 1 || first != PYRT_F32)
+    return run_multi(m, data, size);
   const size_t in_size = checked_shape(m, true);
   const size_t out_size = checked_shape(m, false);
   if (pyrt_model_num_layers(m) < 1) finding("a loaded model has no layers");

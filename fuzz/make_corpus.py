@@ -763,7 +763,69 @@ def binary_seeds() -> list[tuple[str, bytes, str | None]]:
                     binary(4, 65, "b2.weight")],
     }
     out.append(("v4_binarized_image_pool_reshape.pyrt", _core.write_model(image), "binary"))
-    return out + bconv2d_seeds()
+    return out + bconv2d_seeds() + v5_seeds()
+
+
+def v5_seeds() -> list[tuple[str, bytes, str | None]]:
+    """Version 5 (FORMAT.md 2, 2.7), from a random generator of its own so that every seed before these keeps
+    its bytes: a one-layer attention block over token ids and a float mask (two inputs, two outputs; an
+    embedding table stored csr+codebook, codebook q/k weights, broadcasting arithmetic with constants,
+    matmul, transposes, slice, softmax along an axis, layer norm, gelu, tanh); and the CNN ops of version 5
+    (nearest upsampling, adaptive average pooling, leaky relu, silu, sigmoid, a broadcast product)."""
+    rng = np.random.default_rng(20241202)
+
+    def n(op, inputs, tensors=(), **attrs):
+        return {"op": op, "inputs": list(inputs), "tensors": list(tensors), "attrs": attrs}
+
+    t, h = 6, 8
+    attention = {
+        "inputs": [{"shape": [t], "type": "i32"}, {"shape": [t], "type": "f32"}],
+        "nodes": [
+            n("embedding", [0], [0]),                          # 2: [6, 8]
+            n("add", [2], [1]),                                # 3: + positions
+            n("layer_norm", [3], [2, 3], eps=1e-5),            # 4
+            n("linear", [4], [4]),                             # 5: q
+            n("linear", [4], [5]),                             # 6: k
+            n("reshape", [5], shape=[t, 2, 4]),                # 7
+            n("transpose", [7], perm=[1, 0, 2, 0]),            # 8: [2, 6, 4]
+            n("reshape", [6], shape=[t, 2, 4]),                # 9
+            n("transpose", [9], perm=[1, 2, 0, 0]),            # 10: [2, 4, 6]
+            n("matmul", [8, 10]),                              # 11: [2, 6, 6]
+            n("div", [11], [6]),                               # 12: / sqrt(4)
+            n("reshape", [1], shape=[1, 1, t]),                # 13: the mask
+            n("sub", [13], [7]),                               # 14: mask - 1
+            n("mul", [14], [8]),                               # 15: * 10000
+            n("add", [12, 15]),                                # 16
+            n("softmax_axis", [16], axis=2),                   # 17
+            n("matmul", [17, 8]),                              # 18: [2, 6, 4]
+            n("transpose", [18], perm=[1, 0, 2, 0]),           # 19
+            n("reshape", [19], shape=[t, h]),                  # 20
+            n("gelu", [20], approximate=0),                    # 21
+            n("slice", [21], axis=0, start=0, end=1, step=1),  # 22
+            n("tanh", [22]),                                   # 23
+        ],
+        "outputs": [21, 23],
+        "tensors": [csr_codebook(rng, (9, h), 0.5, k=8, name="emb"), dense(rng, (t, h), "pos"),
+                    dense(rng, (h,), "ln.weight"), dense(rng, (h,), "ln.bias"),
+                    codebook(rng, (h, h), k=4, name="q"), codebook(rng, (h, h), k=4, name="k"),
+                    {"name": "scale", "encoding": "dense", "shape": [1], "values": np.array([2.0], np.float32)},
+                    {"name": "one", "encoding": "dense", "shape": [1], "values": np.array([1.0], np.float32)},
+                    {"name": "big", "encoding": "dense", "shape": [1], "values": np.array([1e4], np.float32)}],
+    }
+    cnn = {
+        "input_shape": [2, 5, 5],
+        "nodes": [
+            n("upsample_nearest", [0], scale=[2, 1]),           # 1: [2, 10, 5]
+            n("adaptive_avg_pool2d", [1], output_size=[3, 4]),  # 2: [2, 3, 4]
+            n("leaky_relu", [2], slope=0.1),                    # 3
+            n("global_avg_pool", [3]),                          # 4: [2, 1, 1]
+            n("sigmoid", [4]),                                  # 5
+            n("mul", [3, 5]),                                   # 6: broadcast
+            n("silu", [6]),                                     # 7
+        ],
+    }
+    return [("v5_attention_two_inputs_two_outputs.pyrt", _core.write_model(attention), None),
+            ("v5_cnn_ops.pyrt", _core.write_model(cnn), None)]
 
 
 def bconv2d_seeds() -> list[tuple[str, bytes, str | None]]:

@@ -474,6 +474,12 @@ GraphValues check_graph(const ModelDef& m, pyrt_status st) {
                s->max_inputs == 1 ? " input" : " inputs", ", has ", n.inputs.size());
     for (uint32_t v : n.inputs)
       PYRT_CHECK(v < m.node_value(i), st, who, ": reads value ", v, ", which is not defined before it");
+    // ids (i32) are read by the shape ops, an embedding and the ops that take f32 (as numbers); not by the
+    // int8 and binary layers, whose inputs are quantized or bit-packed
+    const bool takes_ids = !(n.op == Op::qlinear || n.op == Op::qconv2d || n.op == Op::blinear || n.op == Op::bconv2d);
+    for (uint32_t v : n.inputs)
+      PYRT_CHECK(takes_ids || values.types[v] != ElemType::i32, st, who, ": reads value ", v,
+                 ", token ids (i32), which an int8 or binary layer does not take");
     PYRT_CHECK(n.tensors.size() >= s->min_tensors && n.tensors.size() <= s->max_tensors, st, who,
                s->max_tensors == 0                         ? ": takes no tensors, has "
                : s->min_tensors == 1 && s->max_tensors == 2 ? ": expects weight and optional bias, has "

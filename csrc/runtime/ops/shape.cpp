@@ -1,5 +1,6 @@
 // pyruntime: shape ops. flatten and reshape are aliases (the same bytes under a new shape, any type);
-// concat copies each input's chunks after one another, per sample and per index before the axis (f32).
+// concat copies each input's chunks after one another, per sample and per index before the axis (f32, or i32
+// ids when every input is).
 #include <cstring>
 
 #include "runtime/step.h"
@@ -55,8 +56,12 @@ StepSpec build_shape(const BuildContext& ctx) {
     const uint32_t axis = concat_attrs(ctx.node.attrs);
     for (uint32_t d = 0; d < axis; ++d) outer *= ctx.out_shape[d];
     s.step = std::make_unique<ConcatStep>(std::move(sizes), outer, shape_numel(ctx.out_shape));
-    s.takes.assign(ctx.node.inputs.size(), ValueType::f32());
-    s.gives = ValueType::f32();
+    // 4-byte elements moved as they are: ids stay ids when every input is i32 (FORMAT.md 2)
+    bool ids = true;
+    for (const ValueType& t : ctx.in_types) ids = ids && t.dtype == DType::i32;
+    const ValueType t = ids ? ValueType::i32() : ValueType::f32();
+    s.takes.assign(ctx.node.inputs.size(), t);
+    s.gives = t;
     return s;
   }
   s.step = std::make_unique<AliasStep>();
