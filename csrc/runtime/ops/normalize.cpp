@@ -1,15 +1,16 @@
 // pyruntime: the normalizations of format version 5 (f32): layer_norm over the last axis (optional weight and
 // bias) and softmax_axis along one per-sample axis.
 //
-// Numerics: layer_norm takes the mean and the biased variance in two passes in double and rounds each output
-// once, so it is within an ulp or so of torch in float64 (torch's float32 kernel is within ~1e-6 of that).
-// softmax_axis subtracts the max along the axis, exponentiates in float (expf) and sums in double; a slice of
+// Numerics: layer_norm and softmax along the last axis run the row kernels of kernels/ref/vector_math.h at
+// the step's ISA level (two passes for the mean and the biased variance; max, exp, sum, scale). softmax along
+// another axis subtracts the max along the axis, exponentiates in float (expf) and sums in double. A slice of
 // all -inf gives NaN (-inf - -inf), as torch. A NaN anywhere in a row (layer_norm) or a slice (softmax) makes
 // all of it NaN.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/ref/vector_math.h"
 #include "runtime/step.h"
 
 namespace pyrt::runtime {
@@ -20,42 +21,19 @@ class LayerNormStep final : public Step {
   LayerNormStep(uint64_t elements, uint32_t n, float eps, std::vector<float> weight, std::vector<float> bias)
       : elements_(elements), n_(n), eps_(eps), weight_(std::move(weight)), bias_(std::move(bias)) {}
 
-  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+  void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out);
     if (n_ == 0) return;
     const size_t rows = batch * (elements_ / n_);
     const float* w = weight_.empty() ? nullptr : weight_.data();
     const float* b = bias_.empty() ? nullptr : bias_.data();
-    for (size_t r = 0; r < rows; ++r, x += n_, y += n_) row(x, w, b, y);  // y may be x: each row is read first
+    kernels::math_kernels(ctx.isa).layer_norm_rows(x, y, rows, n_, w, b, eps_);  // y may be x
   }
 
   uint64_t work() const override { return elements_; }
 
  private:
-  void row(const float* x, const float* w, const float* b, float* y) const {
-    const size_t n = n_;
-    double sum = 0.0;
-    for (size_t i = 0; i < n; ++i) sum += x[i];
-    const double mean = sum / double(n);
-    double ss = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-      const double d = double(x[i]) - mean;
-      ss += d * d;
-    }
-    // eps 0 and a constant row: 0 * inf = NaN, as torch.
-    const double inv = 1.0 / std::sqrt(ss / double(n) + double(eps_));
-    if (w && b) {
-      for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>((double(x[i]) - mean) * inv * w[i] + b[i]);
-    } else if (w) {
-      for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>((double(x[i]) - mean) * inv * w[i]);
-    } else if (b) {
-      for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>((double(x[i]) - mean) * inv + b[i]);
-    } else {
-      for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>((double(x[i]) - mean) * inv);
-    }
-  }
-
   uint64_t elements_;  // per sample
   uint32_t n_;         // the last axis
   float eps_;
@@ -67,15 +45,12 @@ class SoftmaxAxisStep final : public Step {
  public:
   SoftmaxAxisStep(uint64_t outer, uint64_t len, uint64_t inner) : outer_(outer), len_(len), inner_(inner) {}
 
-  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+  void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out);
     const size_t blocks = batch * outer_, block = len_ * inner_;
     if (block == 0) return;
-    if (inner_ == 1) {
-      for (size_t o = 0; o < blocks; ++o) last_axis(x + o * block, y + o * block);
-      return;
-    }
+    if (inner_ == 1) return kernels::math_kernels(ctx.isa).softmax_rows(x, y, blocks, len_);
     // Per-thread scratch of `inner` maxima and sums, grown on a thread's first call.
     thread_local std::vector<float> max_scratch;
     thread_local std::vector<double> sum_scratch;
@@ -87,19 +62,6 @@ class SoftmaxAxisStep final : public Step {
   uint64_t work() const override { return outer_ * len_ * inner_; }
 
  private:
-  // A contiguous slice of len_ floats.
-  void last_axis(const float* x, float* y) const {
-    const size_t n = len_;
-    float m = x[0];
-    for (size_t i = 1; i < n; ++i) m = std::max(m, x[i]);
-    double sum = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-      y[i] = std::exp(x[i] - m);
-      sum += y[i];
-    }
-    for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(double(y[i]) / sum);
-  }
-
   // inner_ slices at once, element a of slice j at x[a * inner_ + j]: every pass runs along contiguous rows.
   void strided(const float* x, float* y, float* m, double* s) const {
     const size_t n = len_, k = inner_;
