@@ -209,11 +209,18 @@ def render(r: Report) -> str:
                      f"{numel * 4 / max(1, t['file_bytes']):.1f}x", extra])
     out.append(format_table(["#", "name", "encoding", "shape", "nonzeros", "bits", "bytes", "vs fp32", "coding"],
                             rows))
-    out.append(f"\ngraph: input {tuple(info['input_shape'])}")
+    inputs = info.get("inputs") or [{"shape": info["input_shape"], "type": "f32"}]
+    if len(inputs) == 1 and inputs[0]["type"] == "f32":
+        out.append(f"\ngraph: input {tuple(inputs[0]['shape'])}")
+    else:
+        out.append("\ngraph: " + ", ".join(f"v{k} = input {tuple(i['shape'])}" + (" i32" if i["type"] == "i32" else "")
+                                           for k, i in enumerate(inputs)))
     for i, n in enumerate(info["nodes"]):
         args = [f"v{v}" for v in n["inputs"]] + [info["tensors"][t]["name"] for t in n["tensors"]]
         args += [f"{k}={v}" for k, v in n.get("attrs", {}).items()]
-        out.append(f"  v{i + 1} = {n['op']}({', '.join(args)})")
+        out.append(f"  v{len(inputs) + i} = {n['op']}({', '.join(args)})")
+    if info.get("outputs") and info["outputs"] != [len(inputs) + len(info["nodes"]) - 1]:
+        out.append("  outputs: " + ", ".join(f"v{v}" for v in info["outputs"]))
     if info["metadata"]:
         out.append(f"\nmetadata: {info['metadata']}")
     if r.cost:

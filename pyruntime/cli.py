@@ -28,28 +28,41 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0 if report.valid else 1
 
 
-def _load_input(args: argparse.Namespace, model) -> np.ndarray:
+def _load_input(args: argparse.Namespace, model) -> tuple[np.ndarray, ...]:
+    """One array per model input: --input (an .npy file, or an .npz with one array per input in order), else
+    random: floats N(0, 1), token ids 0..9."""
     if args.input:
-        x = np.load(args.input)
-        return np.ascontiguousarray(x, dtype=np.float32)
-    shape = model.inputs[0]["shape"][1:]
-    return np.random.default_rng(args.seed).standard_normal((args.batch, *shape)).astype(np.float32)
+        if str(args.input).endswith(".npz"):
+            with np.load(args.input) as z:
+                arrays = [z[k] for k in z.files]
+        else:
+            arrays = [np.load(args.input)]
+        return tuple(np.ascontiguousarray(a) if i["dtype"] == "int32" else np.ascontiguousarray(a, dtype=np.float32)
+                     for a, i in zip(arrays, model.inputs, strict=False))
+    rng = np.random.default_rng(args.seed)
+    return tuple(rng.integers(0, 10, (args.batch, *i["shape"][1:])).astype(np.int32) if i["dtype"] == "int32"
+                 else rng.standard_normal((args.batch, *i["shape"][1:])).astype(np.float32) for i in model.inputs)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import load
 
     model = load(args.file)
-    x = _load_input(args, model)
-    y = model.run(x)
+    xs = _load_input(args, model)
+    out = model.run(*xs)
+    ys = out if isinstance(out, tuple) else (out,)
     if args.output:
-        np.save(args.output, y)
-        print(f"wrote {args.output}: shape {y.shape}")
+        if len(ys) == 1:
+            np.save(args.output, ys[0])
+        else:
+            np.savez(args.output, *ys)
+        print(f"wrote {args.output}: shape{'s' if len(ys) > 1 else ''} {', '.join(str(y.shape) for y in ys)}")
     else:
         np.set_printoptions(precision=5, suppress=True, linewidth=120)
-        print(y)
-        if y.ndim == 2 and y.shape[1] > 1:
-            print("argmax:", y.argmax(axis=1))
+        for y in ys:
+            print(y)
+            if y.ndim == 2 and y.shape[1] > 1:
+                print("argmax:", y.argmax(axis=1))
     return 0
 
 
@@ -58,14 +71,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from ._timing import time_call
 
     model = load(args.file, threads=args.threads)
-    x = _load_input(args, model)
+    xs = _load_input(args, model)
+    x = xs[0]
     print(model.summary_text(batch=x.shape[0]))
-    seconds = time_call(lambda: model.run(x), min_time=args.seconds)
+    seconds = time_call(lambda: model.run(*xs), min_time=args.seconds)
     if args.per_layer:
         from ._profile import profile_text
 
         print(f"\nper step (batch {x.shape[0]}, {model.threads} thread{'s' if model.threads > 1 else ''}):")
-        print(profile_text(model.profile(x, seconds=args.seconds), measured_s=seconds, top=args.top))
+        print(profile_text(model.profile(xs, seconds=args.seconds), measured_s=seconds, top=args.top))
     predicted = sum(r["predicted_s"] for r in model.summary(batch=x.shape[0]))
     print(f"\nbatch {x.shape[0]}, {model.threads} thread{'s' if model.threads > 1 else ''}: "
           f"{seconds * 1e6:.1f} us per run ({_core.active_isa()} kernels); " +
@@ -148,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  ("bench", _cmd_bench, "time a model at a batch size")):
         r = sub.add_parser(name, help=helptext)
         r.add_argument("file")
-        r.add_argument("--input", help=".npy file, shape (batch, *input_shape)")
+        r.add_argument("--input", help=".npy file, shape (batch, *input_shape); .npz: one array per input, in order")
         r.add_argument("--batch", type=int, default=1, help="batch of random input when --input is absent")
         r.add_argument("--seed", type=int, default=0)
         if name == "run":

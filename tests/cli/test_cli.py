@@ -231,3 +231,31 @@ def test_inspect_gives_the_bits_per_weight_of_binary_and_int8_tensors(tmp_path, 
             if line.strip().startswith(("0 ", "1 ")) and "weight" in line}
     assert rows["b.weight"][2:6] == ["binary", "9x70", "630", "1"]
     assert rows["q.weight"][2:6] == ["int8", "3x9", "27", "8"]
+
+
+def test_a_model_of_token_ids_and_two_outputs_through_the_cli(tmp_path, capsys):
+    """Format version 5: inspect lists the typed inputs and the outputs; run takes an .npz of one array per
+    input and writes one of one array per output; bench makes ids for an i32 input."""
+    from pyruntime.convert import Graph, from_graph
+
+    rng = np.random.default_rng(4)
+    g = Graph((5,), dtype="i32")
+    scale = g.add_input((5, 1))
+    e = g.embedding(g.input, rng.standard_normal((12, 6)).astype(np.float32), name="emb")
+    h = g.gelu(g.mul(e, scale))
+    g.set_outputs([h, g.layer_norm(h)])
+    path = tmp_path / "ids.pyrt"
+    from_graph(g).save(path)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "v0 = input (5,) i32" in out and "v1 = input (5, 1)" in out and "outputs: v4, v5" in out
+    ids = rng.integers(0, 12, (3, 5)).astype(np.int64)
+    s = rng.random((3, 5, 1)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", ids, s)
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npz"), "--output", str(tmp_path / "y.npz")]) == 0
+    want = load(str(path)).run(ids, s)
+    with np.load(tmp_path / "y.npz") as z:
+        for k, w in zip(z.files, want, strict=True):
+            np.testing.assert_array_equal(z[k], w)
+    assert main(["bench", str(path), "--seconds", "0.05", "--per-layer"]) == 0
+    assert "embedding" in capsys.readouterr().out
