@@ -12,9 +12,9 @@ in int8).
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from typing import Any
+
+from report_cli import load_groups
 
 PYRT = ["pyrt-dense", "pyrt-s80-4bit", "pyrt-s90-4bit", "pyrt-s90-int8"]
 PEERS = ["torch-fp32", "ort-fp32", "torch-dynamic-int8", "ort-dynamic-int8"]
@@ -27,16 +27,7 @@ Group = dict[str, dict[str, Any]]
 
 def load(path: str) -> tuple[dict[str, Group], dict[str, Any]]:
     """Groups of BERT benchmarks (group name -> method -> median and extra_info) and the machine info."""
-    with open(path) as f:
-        data = json.load(f)
-    groups: dict[str, Group] = defaultdict(dict)
-    for b in data["benchmarks"]:
-        e = b.get("extra_info") or {}
-        if e.get("kind") != "bert":
-            continue
-        stats = b["stats"]
-        groups[b["group"]][e["method"]] = {"median": stats["median"], "rounds": stats["rounds"], **e}
-    return dict(groups), data.get("machine_info") or {}
+    return load_groups(path, "bert")
 
 
 def _threads(g: Group) -> int:

@@ -66,6 +66,20 @@ CHECK_TOL = 1e-3
 INT8_CHECK_TOL = 5e-2
 
 
+def onnxruntime_peer() -> tuple[Any, str | None]:
+    """(the onnxruntime module, None), or (None, why it cannot be a peer: not installed, or no onnx for
+    torch.onnx.export)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        return None, f"onnxruntime not installed ({e})"
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+    except ImportError as e:
+        return None, f"onnx not installed: torch.onnx.export needs it ({e})"
+    return ort, None
+
+
 def selected_isas(opt: str) -> list[str]:
     """The pyruntime ISA levels to time for --pyrt-isa=opt ('best', 'all' or a comma list)."""
     supported = list(_core.supported_isas())

@@ -10,9 +10,9 @@ runs the compressed network, the peers the dense fp32 one (torch-dynamic-int8: i
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from typing import Any
+
+from report_cli import load_groups
 
 PEERS = ["torch-fp32", "ort-fp32", "torch-dynamic-int8"]
 MEMBERS = ["pyruntime", *PEERS]
@@ -27,16 +27,7 @@ Group = dict[str, dict[str, Any]]
 
 def load(path: str) -> tuple[dict[str, Group], dict[str, Any]]:
     """Groups of net benchmarks (group name -> method -> median and extra_info) and the machine info."""
-    with open(path) as f:
-        data = json.load(f)
-    groups: dict[str, Group] = defaultdict(dict)
-    for b in data["benchmarks"]:
-        e = b.get("extra_info") or {}
-        if e.get("kind") != "net":
-            continue
-        stats = b["stats"]
-        groups[b["group"]][e["method"]] = {"median": stats["median"], "rounds": stats["rounds"], **e}
-    return dict(groups), data.get("machine_info") or {}
+    return load_groups(path, "net")
 
 
 def _key(g: Group) -> tuple:

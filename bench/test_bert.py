@@ -74,18 +74,7 @@ from pyruntime.convert import from_torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "convert"))
 import torch_models as tm
 
-try:
-    import onnxruntime as ort
-except ImportError as e:
-    ort = None
-    ORT_UNAVAILABLE: str | None = f"onnxruntime not installed ({e})"
-else:
-    try:
-        import onnx  # noqa: F401  (torch.onnx.export needs it)
-    except ImportError as e:
-        ORT_UNAVAILABLE = f"onnx not installed: torch.onnx.export needs it ({e})"
-    else:
-        ORT_UNAVAILABLE = None
+ort, ORT_UNAVAILABLE = harness.onnxruntime_peer()
 
 SEED = 20240612
 TOKENS = 128

@@ -61,18 +61,7 @@ from torch import nn
 import pyruntime
 from pyruntime import _core
 
-try:
-    import onnxruntime as ort
-except ImportError as e:
-    ort = None
-    ORT_UNAVAILABLE: str | None = f"onnxruntime not installed ({e})"
-else:
-    try:
-        import onnx  # noqa: F401  (torch.onnx.export needs it)
-    except ImportError as e:
-        ORT_UNAVAILABLE = f"onnx not installed: torch.onnx.export needs it ({e})"
-    else:
-        ORT_UNAVAILABLE = None
+ort, ORT_UNAVAILABLE = harness.onnxruntime_peer()
 
 THREADS = sorted({1, os.cpu_count() or 1})
 BATCHES = (1, 8)

@@ -44,13 +44,17 @@ def from_torch(
     **choice: Any,
 ) -> CompressedModel:
     """Converts a PyTorch network (traced with torch.fx: Sequential or any forward, branches and
-    residual connections included) into a :class:`CompressedModel`. Supported: Linear, Conv2d,
-    BatchNorm folded into the conv / Linear before it, ReLU / ReLU6 / Hardtanh / clamp, max / average
-    / global average pooling, adds, concatenation, flatten / reshape, Softmax, Dropout, Identity (the
-    list, with the functional forms, is in :mod:`pyruntime.convert.torch_capture`).
+    residual connections included) into a :class:`CompressedModel`. Supported: Linear (over the last
+    axis), Conv2d, Conv1d, BatchNorm folded into the conv / Linear before it, ReLU / ReLU6 / Hardtanh /
+    clamp / LeakyReLU / GELU / SiLU / Sigmoid / Tanh, max / average / adaptive average pooling, nearest
+    upsampling, arithmetic with broadcasting and constants, matmul, softmax along a dim, LayerNorm,
+    Embedding, concatenation, split / chunk, flatten / reshape / transpose / permute / indexing,
+    Dropout, Identity: CNNs and transformer encoders such as BERT (the list, with the functional forms,
+    is in :mod:`pyruntime.convert.torch_capture` and :mod:`~pyruntime.convert.torch_tensor_ops`).
 
-    ``example_input``: a batch (batch first) of the input the network takes; only its shape and dtype
-    matter. ``sparsity``: None keeps the zeros the weights already have (and the masks of
+    ``example_input``: a batch (batch first) of the input the network takes, or a tuple of one per input
+    (``(input_ids, attention_mask)``: an integer tensor becomes an int32 token-id input); only shapes and
+    dtypes matter. ``sparsity``: None keeps the zeros the weights already have (and the masks of
     ``torch.nn.utils.prune``); a number, or a mapping layer-path -> number, prunes that fraction of
     each layer by magnitude. ``bits``: None keeps fp32 values; a number (or mapping) shares each
     layer's weights among ``2**bits`` k-means centroids. Layers are named by module path.

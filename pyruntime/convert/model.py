@@ -33,6 +33,7 @@ layer alone). A conv weight [O, C/g, kh, kw] is compressed and encoded as the ma
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -436,6 +437,8 @@ def from_graph(
             cost: Any = cost_model
             if node.op == "conv2d":
                 cost = ConvCost(cost_model, int(node.attrs["groups"]), node.shape[1] * node.shape[2])
+            elif node.op == "linear" and len(node.shape) > 1:  # over the last axis: each row is a sample
+                cost = ConvCost(cost_model, 1, math.prod(node.shape[:-1]))
             if name in int8:
                 report, wt, bt = _int8_layer(node, int8[name], objective, cost)
                 if int8[name].params.mode == "static":  # qlinear / qconv2d: the conv's attributes, then these

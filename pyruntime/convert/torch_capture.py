@@ -34,6 +34,14 @@ everything else raises ``pyruntime.UnsupportedError`` naming the op and the modu
               output channel: as blinear, with BatchNorm2d, the thresholds taken over every dot a window can
               reach (a tap in the zero padding contributes 0); a grouped conv asked to be binary is refused
 
+Format version 5 (:mod:`.torch_tensor_ops`): several inputs (a tuple of example inputs; integer ones are
+token ids) and tuple outputs; Linear over the last axis; nn.LayerNorm / F.layer_norm over the last dim,
+GELU (both forms), SiLU, Sigmoid, Tanh, LeakyReLU; nn.Embedding / F.embedding; matmul / @ / bmm of two
+activations; add / sub / mul / div with broadcasting and constants (a scalar affine not read by a sign
+becomes mul / add ops); transpose / permute keeping the batch dim first; indexing (slices, integers, None);
+split / chunk; softmax along any non-batch dim; AdaptiveAvgPool2d to any size; nn.Conv1d; nearest Upsample
+/ F.interpolate by whole factors. Nodes computed from parameters, buffers and sizes alone are constants.
+
 In-place ops (``x.relu_()``, ``inplace=True``, ``x.add_(y)``, ...) are followed as torch runs them:
 ops after one that read its input read the overwritten value.
 
@@ -371,6 +379,7 @@ class _Builder(_TensorCapture, _BinaryCapture):
         self.consumed: dict[Any, int] = {}
         self.static_nodes = static or set()
         self.static: dict[Any, Any] = {}
+        self.pieces: dict[Any, list[int]] = {}  # the values of a split's pieces
         try:
             self.g = Graph(*inputs[0])
             for shape, dtype in inputs[1:]:
@@ -389,17 +398,23 @@ class _Builder(_TensorCapture, _BinaryCapture):
 
     def src(self, node: Any, arg: Any = None) -> int:
         """The value an op reads (its first argument unless ``arg`` is given)."""
-        a = node.args[0] if arg is None and node.args else arg
-        if isinstance(a, torch.fx.Node) and a in self.pending and self.pending[a].compare is None:
-            return self._materialize(a)
+        return self._value(node.args[0] if arg is None and node.args else arg, node)
+
+    def _value(self, a: Any, reader: Any = None) -> int:
+        """The value of activation ``a``, read by node ``reader`` (None: returned by the forward); a pending
+        scalar affine becomes mul / add ops here. Anything else is refused, naming the reader."""
+        who = (f"op '{_node_label(reader)}' in {self.where(reader)} reads" if reader is not None
+               else f"{type(self.root).__name__}.forward returns")
         if isinstance(a, torch.fx.Node) and a in self.pending:
-            raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)} reads '{a.name}' ({_node_label(a)}), a "
-                               "comparison of an activation; a comparison is only supported as the condition of a "
-                               "sign (torch.where(x >= 0, 1.0, -1.0) or pyruntime.convert.SignSTE)")
+            if self.pending[a].compare is None:
+                return self._materialize(a)
+            raise _unsupported(f"{who} '{a.name}' ({_node_label(a)}), a comparison of an activation; a comparison is "
+                               "only supported as the condition of a sign (torch.where(x >= 0, 1.0, -1.0) or "
+                               "pyruntime.convert.SignSTE)")
         if not isinstance(a, torch.fx.Node) or a not in self.value_of:
-            raise _unsupported(f"op '{_node_label(node)}' in {self.where(node)} reads something other than the "
-                               "network's activations (a constant, a parameter or a size); only ops on activations "
-                               "are supported")
+            raise _unsupported(f"{who} something other than the network's activations (a constant, a parameter or a "
+                               "size); only ops on activations are supported, and a forward returns tensors computed "
+                               "from its inputs (a tensor, or a tuple of them)")
         return self.value_of[a]
 
     def _materialize(self, a: Any) -> int:
@@ -411,18 +426,6 @@ class _Builder(_TensorCapture, _BinaryCapture):
             v = self.g.mul(v, k) if op == "mul" else self.g.add(v, k)
         self.value_of[a] = v
         return v
-
-    def _value_or_output(self, out: Any) -> int:
-        if isinstance(out, torch.fx.Node) and out in self.pending and self.pending[out].compare is None:
-            return self._materialize(out)
-        if isinstance(out, torch.fx.Node) and out in self.pending:
-            raise _unsupported(f"unsupported op '{_node_label(out)}' in {self.where(out)}: a comparison of an "
-                               "activation is only supported as the condition of a sign (torch.where(x >= 0, "
-                               "1.0, -1.0) or pyruntime.convert.SignSTE)")
-        if not isinstance(out, torch.fx.Node) or out not in self.value_of:
-            raise _unsupported(f"{type(self.root).__name__}.forward must return tensors computed from its inputs "
-                               "(a tensor, or a tuple of them)")
-        return self.value_of[out]
 
     def run(self, placeholders: list[Any]) -> Capture:
         for k, p in enumerate(placeholders):
@@ -442,7 +445,7 @@ class _Builder(_TensorCapture, _BinaryCapture):
             if node.op == "output":
                 out = node.args[0]
                 outs = list(out) if isinstance(out, (tuple, list)) else [out]
-                output_values = [self._value_or_output(o) for o in outs]
+                output_values = [self._value(o) for o in outs]
                 continue
             kind = _kind(node, self.gm, self.root)
             if kind in ("param", "io"):
@@ -451,7 +454,10 @@ class _Builder(_TensorCapture, _BinaryCapture):
                 kind = "affine"
             if kind == "affine" and self._scalar_affine(node) is None:
                 kind = "arith"  # the product or difference of two activations, or with a constant tensor
-            if kind == "aux" and _shape(node) is not None:
+            if kind == "split":
+                self.pieces[node] = self._split(node)
+                continue
+            if kind == "aux" and (_shape(node) is not None or node.args and node.args[0] in self.pieces):
                 kind = ("getitem" if node.target is operator.getitem else
                         "arith" if node.target in (operator.mul, operator.sub, operator.add, operator.truediv) else kind)
             if kind in ("affine", "compare"):

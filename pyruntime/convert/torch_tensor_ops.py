@@ -33,7 +33,7 @@ TENSOR_FNS: dict[Any, str] = {}
 #: Tensor methods of those kinds
 TENSOR_METHODS = {"matmul": "matmul", "transpose": "transpose", "permute": "transpose", "unsqueeze": "reshape",
                   "squeeze": "reshape", "sigmoid": "sigmoid", "tanh": "tanh", "to": "identity", "type_as": "identity",
-                  "div": "arith", "truediv": "arith", "__getitem__": "getitem", "masked_fill": "unsupported"}
+                  "div": "arith", "truediv": "arith", "__getitem__": "getitem", "split": "split", "chunk": "split"}
 #: module classes of those kinds
 TENSOR_MODULES: dict[Any, str] = {}
 #: the methods whose result is a size, never an activation
@@ -54,6 +54,7 @@ if torch is not None:
         "arith": (operator.truediv, torch.div, torch.true_divide),
         "upsample": (F.interpolate,),
         "conv1d": (F.conv1d,),
+        "split": (torch.split, torch.chunk),
     }.items():
         for _f in _fns:
             TENSOR_FNS[_f] = _kind
@@ -81,6 +82,7 @@ class _TensorCapture:
     root: Any
     value_of: dict[Any, int]
     static: dict[Any, Any]
+    pieces: dict[Any, list[int]]
     cap: Any
 
     def where(self, node: Any) -> str:  # pragma: no cover - the walker's
@@ -199,8 +201,39 @@ class _TensorCapture:
             return x
         return self.g.transpose(x, per_sample)
 
+    def _split(self, node: Any) -> list[int]:
+        """torch.split / chunk of an activation along a non-batch dim: one slice per piece (x.split(768, -1)
+        of a fused qkv projection, say); getitem takes a piece."""
+        x = self.src(node)
+        shape = _shape(node.args[0]) or ()
+        chunk = node.target == "chunk" or node.target is getattr(torch, "chunk", None)
+        names = ("input", "chunks", "dim") if chunk else ("input", "split_size_or_sections", "dim")
+        a = _args(node, names)
+        if node.op == "call_method" and "split_size" in a:
+            a["split_size_or_sections"] = a.pop("split_size")
+        d = int(a.get("dim", 0)) % max(len(shape), 1)
+        if d == 0:
+            raise _unsupported(f"{self._label(node)} splits the batch dim")
+        n = shape[d]
+        if chunk:
+            step = -(-n // int(a["chunks"]))
+            sizes = [min(step, n - i) for i in range(0, n, step)]
+        elif isinstance(a["split_size_or_sections"], int):
+            step = int(a["split_size_or_sections"])
+            sizes = [min(step, n - i) for i in range(0, n, step)]
+        else:
+            sizes = [int(t) for t in a["split_size_or_sections"]]
+        out, at = [], 0
+        for size in sizes:
+            out.append(x if size == n else self.g.slice(x, d - 1, at, at + size))
+            at += size
+        return out
+
     def _getitem(self, node: Any) -> int:
-        """x[...] of an activation: slices, integers (an axis taken away), None (an axis added), Ellipsis."""
+        """x[...] of an activation: slices, integers (an axis taken away), None (an axis added), Ellipsis; or
+        a piece of a split."""
+        if node.args[0] in self.pieces:
+            return self.pieces[node.args[0]][int(node.args[1])]
         x = self.src(node)
         shape = list(_shape(node.args[0]) or ())
         idx = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)

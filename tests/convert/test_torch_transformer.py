@@ -213,3 +213,40 @@ def test_bert_base_structure_dense():
     _close(got, ref, DENSE_TOL)
     assert len([r for r in cm.layers if r.name.startswith("encoder.layer.")]) == 12 * 6
     assert time.perf_counter() - t0 < 60
+
+
+class FusedQKV(torch.nn.Module):
+    """Attention with one fused q/k/v projection split three ways (split and chunk), as GPT-2-style blocks
+    write it, and a tuple of two outputs."""
+
+    def __init__(self, hidden: int = 32, heads: int = 4) -> None:
+        super().__init__()
+        self.qkv = torch.nn.Linear(hidden, 3 * hidden)
+        self.out = torch.nn.Linear(hidden, hidden)
+        self.heads, self.d = heads, hidden // heads
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).split(self.heads * self.d, dim=-1)
+        b, t, _ = x.shape
+        q, k, v = (z.view(b, t, self.heads, self.d).transpose(1, 2) for z in (q, k, v))
+        a = torch.softmax(q @ k.transpose(-2, -1) * self.d ** -0.5, dim=-1)
+        y = (a @ v).transpose(1, 2).reshape(b, t, -1)
+        first, second = self.out(y).chunk(2, dim=-1)
+        return torch.sigmoid(first), torch.nn.functional.silu(second)
+
+
+def test_split_and_chunk_of_a_fused_projection():
+    torch.manual_seed(3)
+    net = FusedQKV().eval()
+    x = torch.randn(2, 10, 32)
+    cm = from_torch(net, x, sparsity=0.5)
+    with torch.inference_mode():
+        ref = net(*[torch.as_tensor(x)])
+    ref_cm = cm.run_numpy(x.numpy())
+    got = cm.load().run(x.numpy())
+    assert len(got) == 2 and got[0].shape == (2, 10, 16)
+    for g, r in zip(got, ref_cm, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+    dense = from_torch(net, x).load().run(x.numpy())
+    for g, r in zip(dense, ref, strict=True):
+        np.testing.assert_allclose(g, r.numpy(), rtol=1e-4, atol=1e-5)
