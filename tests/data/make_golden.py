@@ -1,6 +1,7 @@
 """Writes the golden files of tests/data: golden_v1.pyrt + golden_v1_expected.npz (format version 1),
-golden_v2.pyrt + golden_v2_expected.npz (format version 2, a small convolutional net) and golden_v3.pyrt +
-golden_v3_expected.npz (format version 3, int8 layers).
+golden_v2.pyrt + golden_v2_expected.npz (format version 2, a small convolutional net), golden_v3.pyrt +
+golden_v3_expected.npz (format version 3, int8 layers) and golden_v5.pyrt + golden_v5_expected.npz (format
+version 5, an attention block and the CNN ops of version 5).
 
 Each was run once, when its file was created; never again. The committed bytes are the contract: every
 later reader must load them to the same tensors and outputs (tests/format/test_golden.py), and the test
@@ -21,6 +22,12 @@ Version 3 adds int8: a linear with an int8 weight (dynamic activation scales), a
 weight and a bias giving int8 (output scale = the next layer's input scale) through a relu to a qlinear
 with an int8 weight giving float32 with a clamp, a zero channel, Huffman-coded and packed value streams,
 then a float32 linear and a softmax.
+
+Version 5 adds the transformer ops and typed inputs: three inputs (token ids i32 [6], a float mask [6], an
+image [2, 4, 4]) and three outputs; an embedding stored csr+codebook, a constant operand broadcast over the
+tokens, layer_norm, linear over the last axis (codebook, dense), head reshapes and transposes, matmul, div,
+a mask made by sub and mul with constants, softmax_axis, gelu (tanh form), silu, slice, tanh; on the image
+upsample_nearest, adaptive_avg_pool2d, leaky_relu, sigmoid and a broadcast product with a pooled gate.
 
     python tests/data/make_golden.py 3      (needs the built package: pyruntime._core.write_model)
 """
@@ -240,7 +247,100 @@ def build_v3() -> dict:
     return {"input_shape": [5, 6], "nodes": nodes, "tensors": t, "metadata": json.dumps(meta)}
 
 
+def build_v5() -> dict:
+    rng = np.random.default_rng(20261202)
+
+    def dense(shape, name, scale=0.3):
+        return {"name": name, "encoding": "dense", "shape": list(shape),
+                "values": (rng.standard_normal(int(np.prod(shape))) * scale).astype(np.float32)}
+
+    def const(v, name):
+        return {"name": name, "encoding": "dense", "shape": [1], "values": np.array([v], np.float32)}
+
+    def n(op, inputs, tensors=(), **attrs):
+        return {"op": op, "inputs": list(inputs), "tensors": list(tensors), **({"attrs": attrs} if attrs else {})}
+
+    mask = rng.random((11, 8)) < 0.5
+    rowptr, colidx = csr_index(mask)
+    t = [
+        {"name": "emb.weight", "encoding": "csr+codebook", "shape": [11, 8], "rowptr": rowptr, "colidx": colidx,
+         "centroids": np.array([-0.5, -0.2, 0.2, 0.5], np.float32),
+         "indices": rng.integers(0, 4, colidx.size).astype(np.uint8), "index_bits": 2},   # 0
+        dense((6, 8), "pos"),                                                              # 1
+        dense((8,), "ln.weight"), dense((8,), "ln.bias"),                                  # 2, 3
+        {"name": "qk.weight", "encoding": "codebook", "shape": [16, 8],
+         "centroids": np.array([-0.4, -0.1, 0.1, 0.4], np.float32),
+         "indices": rng.integers(0, 4, 128).astype(np.uint8), "index_bits": 2},            # 4
+        dense((8, 8), "v.weight"), dense((8,), "v.bias"),                                  # 5, 6
+        const(2.0, "sqrt_d"), const(1.0, "one"), const(1e4, "big"),                        # 7, 8, 9
+    ]
+    nodes = [
+        n("embedding", [0], [0]),                          # 3: [6, 8]
+        n("add", [3], [1]),                                # 4: + positions
+        n("layer_norm", [4], [2, 3], eps=1e-5),            # 5
+        n("linear", [5], [4]),                             # 6: [6, 16] q|k
+        n("slice", [6], axis=1, start=0, end=8, step=1),   # 7: q
+        n("slice", [6], axis=1, start=8, end=16, step=1),  # 8: k
+        n("reshape", [7], shape=[6, 2, 4]),                # 9
+        n("transpose", [9], perm=[1, 0, 2, 0]),            # 10: [2, 6, 4]
+        n("reshape", [8], shape=[6, 2, 4]),                # 11
+        n("transpose", [11], perm=[1, 2, 0, 0]),           # 12: [2, 4, 6]
+        n("matmul", [10, 12]),                             # 13: [2, 6, 6]
+        n("div", [13], [7]),                               # 14
+        n("reshape", [1], shape=[1, 1, 6]),                # 15: the mask
+        n("sub", [15], [8]),                               # 16
+        n("mul", [16], [9]),                               # 17
+        n("add", [14, 17]),                                # 18: broadcast
+        n("softmax_axis", [18], axis=2),                   # 19
+        n("linear", [5], [5, 6]),                          # 20: v
+        n("reshape", [20], shape=[6, 2, 4]),               # 21
+        n("transpose", [21], perm=[1, 0, 2, 0]),           # 22
+        n("matmul", [19, 22]),                             # 23: [2, 6, 4]
+        n("transpose", [23], perm=[1, 0, 2, 0]),           # 24
+        n("reshape", [24], shape=[6, 8]),                  # 25
+        n("gelu", [25], approximate=1),                    # 26
+        n("silu", [26]),                                   # 27
+        n("slice", [27], axis=0, start=0, end=6, step=5),  # 28: tokens 0 and 5
+        n("tanh", [28]),                                   # 29
+        n("upsample_nearest", [2], scale=[2, 1]),          # 30: [2, 8, 4]
+        n("adaptive_avg_pool2d", [30], output_size=[3, 3]),  # 31
+        n("leaky_relu", [31], slope=0.1),                  # 32
+        n("global_avg_pool", [32]),                        # 33: [2, 1, 1]
+        n("sigmoid", [33]),                                # 34
+        n("mul", [32, 34]),                                # 35: the gated image
+    ]
+    meta = {"golden": "format version 5", "note": "do not regenerate: the committed bytes are the contract"}
+    return {"inputs": [{"shape": [6], "type": "i32"}, {"shape": [6], "type": "f32"}, {"shape": [2, 4, 4], "type": "f32"}],
+            "outputs": [27, 29, 35], "nodes": nodes, "tensors": t, "metadata": json.dumps(meta)}
+
+
+def write_v5() -> None:
+    """Version 5: three inputs and three outputs, kept as input0.. and output0.. in the expected file."""
+    import pyruntime
+
+    path, expected = HERE / "golden_v5.pyrt", HERE / "golden_v5_expected.npz"
+    for p in (path, expected):
+        if p.exists():
+            raise SystemExit(f"{p} exists: golden files are never regenerated")
+    model = build_v5()
+    data = _core.write_model(model)
+    assert _core.read_model(data)["version"] == 5
+    rng = np.random.default_rng(10)
+    ids = rng.integers(0, 11, (4, 6)).astype(np.int32)
+    mask = np.ones((4, 6), np.float32)
+    mask[1, 4:] = 0.0
+    image = rng.standard_normal((4, 2, 4, 4)).astype(np.float32)
+    ys = pyruntime.load(data).run(ids, mask, image)
+    path.write_bytes(data)
+    weights = {f"tensor:{t['name']}": dense_matrix(t) for t in model["tensors"]}
+    outs = {f"output{k}": y for k, y in enumerate(ys)}
+    np.savez(expected, input0=ids, input1=mask, input2=image, **outs, **weights)
+    print(f"{path.name}: {len(data)} bytes")
+
+
 def write(version: int) -> None:
+    if version == 5:
+        return write_v5()
     import pyruntime
 
     path, expected = HERE / f"golden_v{version}.pyrt", HERE / f"golden_v{version}_expected.npz"
@@ -278,7 +378,7 @@ def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description="write one golden file (never overwrites)")
-    ap.add_argument("version", type=int, choices=[1, 2, 3])
+    ap.add_argument("version", type=int, choices=[1, 2, 3, 5])
     write(ap.parse_args().version)
 
 

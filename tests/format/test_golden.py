@@ -1,4 +1,4 @@
-"""The golden files (tests/data/golden_v1.pyrt and golden_v2.pyrt, each written once by
+"""The golden files (tests/data/golden_v1, v2, v3 and v5 .pyrt, each written once by
 tests/data/make_golden.py).
 
 They must keep loading, forever, to the same tensors and the same outputs: a reader change that breaks
@@ -252,3 +252,74 @@ def test_golden_v3_outputs_follow_from_the_tensors(expected_v3):
     p = np.exp(h - h.max(axis=1, keepdims=True))
     np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), e["output"], rtol=1e-5, atol=1e-6)
     assert np.isfinite(e["output"]).all() and (np.abs(e["output"].sum(axis=1) - 1) < 1e-5).all()
+
+
+# ---- version 5 ------------------------------------------------------------------------------------------
+
+GOLDEN_V5 = DATA / "golden_v5.pyrt"
+EXPECTED_V5 = DATA / "golden_v5_expected.npz"
+SHA256_V5 = "14d09c5b68ac685796b88f0cf90ec9dc89208a60cac5bd3a15e472588d42cfad"
+
+
+@pytest.fixture(scope="module")
+def expected_v5() -> dict[str, np.ndarray]:
+    with np.load(EXPECTED_V5) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_golden_v5_bytes_are_unchanged():
+    assert hashlib.sha256(GOLDEN_V5.read_bytes()).hexdigest() == SHA256_V5, "tests/data/golden_v5.pyrt was modified"
+
+
+def test_golden_v5_decodes_to_the_same_model(expected_v5):
+    info = _core.read_model(GOLDEN_V5.read_bytes())
+    assert info["version"] == 5 and info["outputs"] == [27, 29, 35]
+    assert info["inputs"] == [{"shape": [6], "type": "i32"}, {"shape": [6], "type": "f32"},
+                              {"shape": [2, 4, 4], "type": "f32"}]
+    ops = [n["op"] for n in info["nodes"]]
+    assert len(ops) == 33 and {"embedding", "layer_norm", "matmul", "softmax_axis", "gelu", "silu", "slice", "tanh",
+                               "upsample_nearest", "adaptive_avg_pool2d", "leaky_relu", "sigmoid", "mul"} <= set(ops)
+    assert {t["name"]: t["encoding"] for t in info["tensors"]}["emb.weight"] == "csr+codebook"
+    for t in info["tensors"]:
+        from pyruntime.convert.encode import decode_tensor
+
+        np.testing.assert_array_equal(decode_tensor(t).reshape(-1), expected_v5[f"tensor:{t['name']}"].reshape(-1))
+
+
+def _v5_inputs(e: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    return e["input0"], e["input1"], e["input2"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("isa", _core.supported_isas())
+@pytest.mark.parametrize("mode", ["bytes", "path", "mmap"])
+def test_golden_v5_outputs(expected_v5, isa, mode, threads):
+    """Every ISA, load mode and thread count gives the recorded outputs (the transcendental ops are vectorized
+    per ISA: to 1e-5)."""
+    model = {"bytes": lambda: pyruntime.load(GOLDEN_V5.read_bytes(), threads=threads),
+             "path": lambda: pyruntime.load(GOLDEN_V5, threads=threads),
+             "mmap": lambda: pyruntime.load(GOLDEN_V5, mmap=True, threads=threads)}[mode]()
+    previous = _core.active_isa()
+    try:
+        _core.set_isa(isa)
+        ys = model.run(*_v5_inputs(expected_v5))
+    finally:
+        _core.set_isa(previous)
+    for k, y in enumerate(ys):
+        np.testing.assert_allclose(y, expected_v5[f"output{k}"], rtol=1e-5, atol=1e-6, err_msg=f"output {k}")
+
+
+def test_golden_v5_outputs_follow_from_the_tensors(expected_v5):
+    """The recorded outputs are what FORMAT.md 2.7 defines, computed from the stored tensors by the converter's
+    float64 reference (pyruntime.convert.reference)."""
+    from pyruntime.convert import reference
+
+    info = _core.read_model(GOLDEN_V5.read_bytes())
+    names = [t["name"] for t in info["tensors"]]
+    weights = []
+    for n in info["nodes"]:
+        ts = [expected_v5[f"tensor:{names[t]}"] for t in n["tensors"]]
+        weights.append(None if not ts else (ts[0], ts[1] if len(ts) > 1 else None))
+    values = reference.forward(info["nodes"], weights, _v5_inputs(expected_v5), all_values=True)
+    for k, v in enumerate(info["outputs"]):
+        np.testing.assert_allclose(values[v], expected_v5[f"output{k}"], rtol=1e-5, atol=1e-6, err_msg=f"output {k}")
