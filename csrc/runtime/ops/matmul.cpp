@@ -16,6 +16,9 @@
 namespace pyrt::runtime {
 namespace {
 
+// Below this many multiply-adds per run a pool's wake-up costs more than the products save.
+constexpr uint64_t kMinParallelMacs = uint64_t(1) << 18;
+
 // The output's leading dims, two of them (1s in front), and each operand's matrix stride along them
 // (0 where the operand broadcasts: it has a 1 there, or fewer dims).
 struct MatmulGeometry {
@@ -60,27 +63,33 @@ class MatmulStep final : public Step {
     const size_t mk = size_t(g_.m) * g_.k, kn = size_t(g_.k) * g_.n, mn = size_t(g_.m) * g_.n;
     const size_t mats = size_t(g_.lead[0]) * g_.lead[1], c_numel = mats * mn;
     const kernels::GemmFn<kernels::DenseF32> gemm = kernels::kernel_for<kernels::DenseF32>(ctx.isa);
-    float* bt = kernels::thread_scratch(kn, kernels::Scratch::kRows);  // b's matrix, transposed: N x K
-    // C (rows x N) = A (rows x K) B (K x N): the GEMM of a weight B^T over `rows` samples of A.
+    // C (rows x N) = A (rows x K) B (K x N): the GEMM of a weight B^T over `rows` samples of A. The scratch is
+    // the calling thread's, so products may run on the pool's threads at once.
     auto product = [&](const float* am, const float* bm, float* cm, size_t rows) {
+      float* bt = kernels::thread_scratch(kn, kernels::Scratch::kRows);  // b's matrix, transposed: N x K
       for (uint32_t k = 0; k < g_.k; ++k)
         for (uint32_t n = 0; n < g_.n; ++n) bt[size_t(n) * g_.k + k] = bm[size_t(k) * g_.n + n];
       gemm(kernels::DenseF32{bt, g_.n, g_.k}, am, rows, cm, nullptr);
     };
-    for (size_t s = 0; s < batch; ++s) {
+    // One task per (sample, output matrix); a b of one matrix per sample stacks a's rows instead (one task
+    // per sample). Each product is the same computation whichever thread runs it: the bits do not depend
+    // on the thread count.
+    const size_t per_sample = g_.b_single ? 1 : mats;
+    auto task = [&](size_t t) {
+      const size_t s = t / per_sample, mat = t % per_sample;
       const float* as = a + s * g_.a_numel;
       const float* bs = b + s * g_.b_numel;
       float* cs = c + s * c_numel;
-      if (g_.b_single) {  // the output's matrices are a's, in a's order: one product of mats * M rows
-        product(as, bs, cs, mats * g_.m);
-        continue;
-      }
-      for (uint32_t l0 = 0; l0 < g_.lead[0]; ++l0)
-        for (uint32_t l1 = 0; l1 < g_.lead[1]; ++l1) {
-          const float* am = as + (l0 * g_.a_step[0] + l1 * g_.a_step[1]) * mk;
-          const float* bm = bs + (l0 * g_.b_step[0] + l1 * g_.b_step[1]) * kn;
-          product(am, bm, cs + (size_t(l0) * g_.lead[1] + l1) * mn, g_.m);
-        }
+      if (g_.b_single) return product(as, bs, cs, mats * g_.m);
+      const uint32_t l0 = uint32_t(mat / g_.lead[1]), l1 = uint32_t(mat % g_.lead[1]);
+      product(as + (l0 * g_.a_step[0] + l1 * g_.a_step[1]) * mk, bs + (l0 * g_.b_step[0] + l1 * g_.b_step[1]) * kn,
+              cs + mat * mn, g_.m);
+    };
+    const size_t tasks = batch * per_sample;
+    if (ctx.pool && tasks >= 2 && work() * batch >= kMinParallelMacs) {
+      ctx.pool->run(static_cast<unsigned>(std::min<size_t>(tasks, UINT32_MAX)), [&](unsigned t) { task(t); });
+    } else {
+      for (size_t t = 0; t < tasks; ++t) task(t);
     }
   }
 
