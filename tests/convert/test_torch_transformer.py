@@ -7,8 +7,6 @@ out exactly, ids of any integer dtype run alike, ids outside the vocabulary are 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -204,7 +202,6 @@ def test_transformers_shape_arithmetic():
 
 def test_bert_base_structure_dense():
     """bert-base-uncased's configuration (110 M parameters), sequence 128, batch 1, HF's initializer range."""
-    t0 = time.perf_counter()
     net = tm.randomize(tm.bert_base(), seed=3)
     ids, mask = tm.bert_inputs(1, 128, 30522, seed=3, pad=(100,))
     ref = _torch(net, ids, mask)
@@ -212,7 +209,6 @@ def test_bert_base_structure_dense():
     got = pyruntime.load(cm.to_bytes(), threads=0).run(*_np(ids, mask))
     _close(got, ref, DENSE_TOL)
     assert len([r for r in cm.layers if r.name.startswith("encoder.layer.")]) == 12 * 6
-    assert time.perf_counter() - t0 < 60
 
 
 class FusedQKV(torch.nn.Module):
