@@ -80,15 +80,17 @@ class Model:
         or, for an i32 input, integers (ids outside int32 are refused). Returns the output array, or a tuple
         of one per output for a model of several.
 
+        An input may be a numpy array or any CPU array exposing DLPack or ``__array__`` (a torch tensor,
+        or a JAX array on the CPU): DLPack is read in place, without a copy, where the layout is
+        C-contiguous. The dtype is not converted: float64 is refused as numpy's other dtypes are, since a
+        silent cast would hide a mistake and copy the batch (``x.astype(np.float32)``).
+
         The outputs are the same, bit for bit, whatever the ``threads`` of ``load``. Activations live in an
         arena: a batch whose arena exceeds 64 MiB runs in pieces that fit (whole chunks of 64 samples, so
         the results do not change), and the model keeps at most 64 MiB of arena between calls.
         """
-        for k, x in enumerate(inputs):
-            if not isinstance(x, np.ndarray):
-                who = "input" if len(inputs) == 1 else f"input {k}"
-                raise TypeError(f"{who} must be a numpy array, got {type(x).__name__}")
-        return self._core.run(*inputs)
+        return self._core.run(*(as_array(x, "input" if len(inputs) == 1 else f"input {k}")
+                                for k, x in enumerate(inputs)))
 
     __call__ = run
 
@@ -186,6 +188,30 @@ class Model:
     def __repr__(self) -> str:
         return (f"<pyruntime.Model input={self.inputs[0]['shape']} output={self.outputs[0]['shape']} "
                 f"layers={len(self._core.layers)} file_bytes={self.file_bytes}>")
+
+
+def as_array(x: Any, who: str = "input") -> np.ndarray:
+    """``x`` as a numpy array without copying where possible: an ndarray as it is; an object exposing
+    DLPack (a torch tensor...) through ``np.from_dlpack`` (in place), on the CPU only; else ``__array__``.
+    Raises TypeError naming ``who`` for anything else (a list: its dtype would be a guess)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "__dlpack__"):
+        device = getattr(x, "__dlpack_device__", None)
+        if device is not None and int(device()[0]) not in (1, 3):  # kDLCPU, kDLCUDAHost
+            raise TypeError(f"{who} is a {type(x).__name__} on device {getattr(x, 'device', device())}; "
+                            "the runtime reads CPU memory: move it to the CPU first (x.cpu())")
+        if getattr(x, "requires_grad", False):
+            raise TypeError(f"{who} is a {type(x).__name__} that requires grad: pass x.detach()")
+        try:
+            return np.from_dlpack(x)
+        except (BufferError, RuntimeError, TypeError) as e:
+            if not hasattr(x, "__array__"):
+                raise TypeError(f"{who}: {type(x).__name__} cannot be read through DLPack: {e}") from None
+    if hasattr(x, "__array__"):
+        return np.asarray(x)
+    raise TypeError(f"{who} must be a numpy array (or a CPU array exposing DLPack or __array__), "
+                    f"got {type(x).__name__}")
 
 
 def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> float:

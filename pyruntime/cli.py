@@ -28,26 +28,53 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0 if report.valid else 1
 
 
+def _load_model(path: str, threads: int = 1):
+    """The .pyrt model at ``path``; one line saying what the file is when it is another kind."""
+    from . import load
+    from .convert.sources import sniff
+
+    kind = sniff(path)
+    if kind not in ("pyrt", "unknown"):
+        hint = "convert it first: pyruntime convert" if kind in ("onnx", "torch.export", "torchscript", "torch-pickle",
+                                                                  "pickle") else "expected a .pyrt model"
+        raise ValueError(f"{path} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} file, not a .pyrt model: {hint}")
+    return load(path, threads=threads)
+
+
 def _load_input(args: argparse.Namespace, model) -> tuple[np.ndarray, ...]:
     """One array per model input: --input (an .npy file, or an .npz with one array per input in order), else
-    random: floats N(0, 1), token ids 0..9."""
-    if args.input:
-        if str(args.input).endswith(".npz"):
-            with np.load(args.input) as z:
-                arrays = [z[k] for k in z.files]
-        else:
-            arrays = [np.load(args.input)]
-        return tuple(np.ascontiguousarray(a) if i["dtype"] == "int32" else np.ascontiguousarray(a, dtype=np.float32)
-                     for a, i in zip(arrays, model.inputs, strict=False))
-    rng = np.random.default_rng(args.seed)
-    return tuple(rng.integers(0, 10, (args.batch, *i["shape"][1:])).astype(np.int32) if i["dtype"] == "int32"
-                 else rng.standard_normal((args.batch, *i["shape"][1:])).astype(np.float32) for i in model.inputs)
+    random (said on stderr): floats N(0, 1), token ids 0..9. No dtype is converted, as in Model.run."""
+    inputs = model.inputs
+    if not args.input:
+        print(f"pyruntime {args.command}: no --input: running on random data (batch {args.batch}, seed {args.seed}: "
+              "floats N(0, 1), token ids 0..9)", file=sys.stderr)
+        rng = np.random.default_rng(args.seed)
+        return tuple(rng.integers(0, 10, (args.batch, *i["shape"][1:])).astype(np.int32) if i["dtype"] == "int32"
+                     else rng.standard_normal((args.batch, *i["shape"][1:])).astype(np.float32) for i in inputs)
+    from .convert.sources import sniff
+
+    kind = sniff(args.input)
+    if kind == "npz":
+        with np.load(args.input, allow_pickle=False) as z:
+            arrays = [z[k] for k in z.files]
+    elif kind == "npy":
+        arrays = [np.load(args.input, allow_pickle=False)]
+    else:
+        raise ValueError(f"--input {args.input}: {'a .pyrt model' if kind == 'pyrt' else 'not an .npy or .npz file'}; "
+                         "expected an .npy array, or an .npz with one array per input")
+    if len(arrays) != len(inputs):
+        raise ValueError(f"--input {args.input}: {len(arrays)} array{'s' if len(arrays) != 1 else ''}, the model "
+                         f"takes {len(inputs)} input{'s' if len(inputs) != 1 else ''}")
+    for k, (a, i) in enumerate(zip(arrays, inputs, strict=True)):
+        if i["dtype"] == "float32" and a.dtype != np.float32:
+            who = "the array" if len(inputs) == 1 else f"array {k}"
+            raise ValueError(f"--input {args.input}: {who} is {a.dtype}, the model takes float32 (as Model.run "
+                             "does, nothing is converted: save x.astype(np.float32))")
+    return tuple(arrays)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from . import load
-
-    model = load(args.file)
+    model = _load_model(args.file)
     xs = _load_input(args, model)
     out = model.run(*xs)
     ys = out if isinstance(out, tuple) else (out,)
@@ -67,10 +94,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import _core, load
+    from . import _core
     from ._timing import time_call
 
-    model = load(args.file, threads=args.threads)
+    model = _load_model(args.file, threads=args.threads)
     xs = _load_input(args, model)
     x = xs[0]
     print(model.summary_text(batch=x.shape[0]))
@@ -110,42 +137,61 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_dict_or_float(text: str | None, cast):
+def _parse_dict_or_float(text: str | None, cast, what: str):
+    """``0.9`` or ``fc1=0.92,fc2=0.9``; a ValueError naming the option and the expected form otherwise."""
     if text is None:
         return None
-    if "=" in text:
-        return {k: cast(v) for k, v in (item.split("=", 1) for item in text.split(","))}
-    return cast(text)
+    try:
+        if "=" in text:
+            return {k.strip(): cast(v) for k, v in (item.split("=", 1) for item in text.split(","))}
+        return cast(text)
+    except ValueError:
+        kind = {float: "a number", int: "an integer", str: "a word"}[cast]
+        raise ValueError(f"{what} {text!r}: expected {kind}, or per layer name=value,name=value") from None
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    """An .npy file for ``what``; one line for a missing file or a file of another kind."""
+    from .convert.sources import sniff
+
+    kind = sniff(path)
+    if kind != "npy":
+        found = {"npz": "an .npz archive (give one .npy)", "pyrt": "a .pyrt model", "onnx": "an ONNX model",
+                 "torch.export": "a torch.export program"}.get(kind, "not an .npy file")
+        raise ValueError(f"{what} {path}: {found}; expected an .npy array (np.save)")
+    return np.load(path, allow_pickle=False)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    try:
-        import torch
-    except ImportError:
-        print("pyruntime convert needs PyTorch: pip install 'pyruntime[torch]'", file=sys.stderr)
-        return 2
-    from .convert import from_torch
+    from .convert.sources import convert_file, parse_shape
 
-    module = torch.load(args.model, weights_only=False)
-    if isinstance(module, dict):
-        print("the file holds a state_dict; save the whole module (torch.save(model, path))", file=sys.stderr)
-        return 2
-    module.eval()
-    shape = tuple(int(s) for s in args.input_shape.split(","))
-    example = torch.zeros((1, *shape))
-    calibration = np.load(args.calibration) if args.calibration else None
-    cm = from_torch(module, example, sparsity=_parse_dict_or_float(args.sparsity, float),
-                    bits=_parse_dict_or_float(args.bits, int), optimize=args.optimize, batch=args.batch,
-                    threads=args.threads, size_budget=args.size_budget, speed_budget=args.speed_budget,
-                    quantize=_parse_dict_or_float(args.quantize, str), calibration=calibration)
+    shapes = [parse_shape(t) for t in args.input_shape or ()]
+    calibration = _load_npy(args.calibration, "--calibration") if args.calibration else None
+    cm = convert_file(args.model, input_shapes=shapes, trust_pickle=args.trust_pickle,
+                      sparsity=_parse_dict_or_float(args.sparsity, float, "--sparsity"),
+                      bits=_parse_dict_or_float(args.bits, int, "--bits"), optimize=args.optimize,
+                      batch=args.batch, threads=args.threads, size_budget=args.size_budget,
+                      speed_budget=args.speed_budget, quantize=_parse_dict_or_float(args.quantize, str, "--quantize"),
+                      calibration=calibration)
     cm.save(args.output)
-    print(cm.report() if hasattr(cm, "report") else "")
+    print(cm.report())
     print(f"wrote {args.output}: {Path(args.output).stat().st_size} bytes")
     return 0
 
 
+def _version_text() -> str:
+    try:
+        from . import __version__, _core
+
+        return (f"pyruntime {__version__} (file format versions 1-{_core.FORMAT_VERSION}, "
+                f"kernels: {_core.active_isa()})")
+    except ImportError as e:
+        return f"pyruntime (the compiled core does not import: {e})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyruntime", description="Runtime for compressed neural networks.")
+    p.add_argument("--version", action="version", version=_version_text())
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="train, prune, share, write, load and run a small MLP on the digits dataset")
@@ -182,10 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--name", help="name recorded in the profile")
     k.set_defaults(func=_cmd_calibrate)
 
-    c = sub.add_parser("convert", help="convert a saved torch.nn.Module (torch.save(model)) to .pyrt")
-    c.add_argument("model")
-    c.add_argument("output")
-    c.add_argument("--input-shape", required=True, help="without batch, e.g. 784 or 1,28,28")
+    c = sub.add_parser(
+        "convert", help="convert an ONNX model, a torch.export program (.pt2), a TorchScript file or a pickled "
+                        "torch module to .pyrt",
+        description="Converts a trained network to a compressed .pyrt file. MODEL is recognised by its content: an "
+                    "ONNX model (.onnx), a torch.export program (torch.export.save, .pt2), a TorchScript file "
+                    "(torch.jit.save; needs --input-shape), or a whole torch module saved with torch.save (needs "
+                    "--input-shape and --trust-pickle). SECURITY: a torch.save file is a pickle, and loading it "
+                    "(torch.load(weights_only=False)) runs any code stored in it; --trust-pickle says you trust the "
+                    "file. Prefer ONNX or torch.export files, which hold no code.")
+    c.add_argument("model", help="the model file (.onnx, .pt2, TorchScript, or torch.save'd module)")
+    c.add_argument("output", help="the .pyrt file to write")
+    c.add_argument("--input-shape", action="append",
+                   help="per-sample shape without the batch, e.g. 784, 1,28,28 or 1x28x28; add :int for token ids "
+                        "(128:int); repeat for several inputs; needed for torch modules and TorchScript")
+    c.add_argument("--trust-pickle", action="store_true",
+                   help="allow loading a pickled torch module: unpickling runs code from the file, so only "
+                        "for files you trust")
     c.add_argument("--sparsity", help="0.9, or per layer: fc1=0.92,fc2=0.9")
     c.add_argument("--bits", help="5, or per layer: fc1=5,fc2=6")
     c.add_argument("--quantize", help="int8 linear layers: int8 (= dynamic), dynamic or static; or per layer: "
@@ -205,9 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, OSError) as e:
-        print(f"pyruntime {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, ImportError) as e:  # FormatError and UnsupportedError included
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"pyruntime {args.command}: {type(e).__name__}: {first}", file=sys.stderr)
+        return 2 if isinstance(e, ImportError) else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Small datasets for examples, tests and demos. Nothing is downloaded: the caller says where data is.
 
-- :func:`load_mnist` reads the four MNIST idx files (``.gz`` or not) from a directory, e.g. the one in
-  the ``PYRUNTIME_MNIST`` environment variable (:func:`mnist_dir`).
+- :func:`load_mnist` reads the four MNIST idx files (``.gz`` or not, ``-idx3-ubyte`` or ``.idx3-ubyte``
+  names, in the directory or its ``raw`` / ``MNIST/raw`` folder) from a directory, e.g. the one in the
+  ``PYRUNTIME_MNIST`` environment variable (:func:`mnist_dir`).
 - :func:`load_digits` returns scikit-learn's bundled 8x8 digits (1797 images; ships with sklearn).
 
 Images come back as float32 ``(n, rows, cols)`` normalised as ``(x/255 - mean) / std`` (MNIST:
@@ -60,11 +61,20 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
+MNIST_SOURCES = ("the four files of https://yann.lecun.com/exdb/mnist/ (or a mirror, e.g. "
+                 "https://ossci-datasets.s3.amazonaws.com/mnist/), .gz or unpacked")
+
+
 def _find(directory: Path, stem: str) -> Path:
-    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
-        if (directory / name).is_file():
-            return directory / name
-    raise FileNotFoundError(f"MNIST file {stem}[.gz] not found in {directory}")
+    """The idx file ``stem`` in ``directory`` or in the ``raw`` / ``MNIST/raw`` folders that torchvision and
+    others create, under any of its common names: ``t10k-images-idx3-ubyte`` or ``t10k-images.idx3-ubyte``,
+    each with or without ``.gz``."""
+    names = [n + gz for n in (stem, stem.replace("-idx", ".idx")) for gz in ("", ".gz")]
+    for folder in (directory, directory / "raw", directory / "MNIST" / "raw"):
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    raise FileNotFoundError(f"MNIST file {stem}[.gz] not found in {directory} (expected {MNIST_SOURCES})")
 
 
 def mnist_dir(path: str | os.PathLike[str] | None = None) -> Path | None:

@@ -287,6 +287,11 @@ def _trace(module: Any) -> Any:
     return torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def capture(module: Any, example_input: Any, binary: PerLayerBinary = None) -> Capture:
     """Traces ``module`` into a :class:`Capture` (graph, masks, folded batch norms) for
     :func:`pyruntime.convert.from_graph`. ``binary``: which linear and conv layers become binary (blinear,
@@ -325,17 +330,27 @@ def capture(module: Any, example_input: Any, binary: PerLayerBinary = None) -> C
         if node not in static:
             _kind(node, gm, module)
 
-    was_training = gm.training
+    was_training, module_training = gm.training, module.training
     gm.eval()
+    module.eval()  # the module itself runs the examples: a traced module prints tracebacks when it fails
+    shapes = ", ".join(str(tuple(x.shape)) for x in xs)
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(*[torch.cat([x, x]) for x in xs])
-    except Exception as e:
-        shapes = ", ".join(str(tuple(x.shape)) for x in xs)
-        raise ValueError(f"running {type(module).__name__} on the example input {shapes} failed: "
-                         f"{type(e).__name__}: {e}") from e
+            try:  # the example as given first, so that a shape mistake is reported with the user's own shapes
+                module(*[x.clone() for x in xs])
+            except Exception as e:  # noqa: BLE001 - any failure of the user's forward is reported
+                raise ValueError(f"example_input: {type(module).__name__} does not run on shape {shapes}: "
+                                 f"{_first_line(e)}") from None
+            doubled = [torch.cat([x, x]) for x in xs]
+            try:
+                module(*[x.clone() for x in doubled])
+            except Exception as e:  # noqa: BLE001 - as above
+                raise ValueError(f"{type(module).__name__} runs on the example input {shapes} but not on twice its "
+                                 f"batch: the forward hard-codes the batch size ({_first_line(e)})") from None
+            ShapeProp(gm).propagate(*doubled)
     finally:
         gm.train(was_training)
+        module.train(module_training)
     inputs = []
     for x in xs:
         if x.is_floating_point():

@@ -64,7 +64,7 @@ def test_convert_a_saved_torch_module(tmp_path, capsys):
     net = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     torch.save(net, tmp_path / "net.pt")
     out_path = tmp_path / "net.pyrt"
-    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--input-shape", "12",
+    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--trust-pickle", "--input-shape", "12",
                  "--sparsity", "0.5", "--bits", "4"]) == 0
     model = load(out_path)
     assert model.inputs[0]["shape"] == (None, 12)
@@ -81,8 +81,8 @@ def test_convert_to_int8_with_calibration(tmp_path, capsys):
     calib = np.random.default_rng(0).standard_normal((50, 12)).astype(np.float32)
     np.save(tmp_path / "calib.npy", calib)
     out_path = tmp_path / "net.pyrt"
-    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--input-shape", "12", "--quantize",
-                 "0=static,2=dynamic", "--calibration", str(tmp_path / "calib.npy")]) == 0
+    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--trust-pickle", "--input-shape", "12",
+                 "--quantize", "0=static,2=dynamic", "--calibration", str(tmp_path / "calib.npy")]) == 0
     out = capsys.readouterr().out
     assert "int8 (static: input scale" in out and "int8 (dynamic activation scales)" in out
     model = load(out_path)
@@ -191,11 +191,11 @@ def test_convert_for_speed_records_the_objective(tmp_path, capsys):
     net = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.ReLU(), torch.nn.Linear(48, 3))
     torch.save(net, tmp_path / "net.pt")
     out_path = tmp_path / "net.pyrt"
-    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--input-shape", "64", "--sparsity", "0.5",
-                 "--bits", "4", "--optimize", "speed", "--batch", "16", "--size-budget", "1.5"]) == 0
+    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--trust-pickle", "--input-shape", "64",
+                 "--sparsity", "0.5", "--bits", "4", "--optimize", "speed", "--batch", "16", "--size-budget", "1.5"]) == 0
     assert "fastest at batch 16" in capsys.readouterr().out
     assert all(r["why"].startswith("fastest at batch 16") for r in load(out_path).summary())
-    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--input-shape", "64",
+    assert main(["convert", str(tmp_path / "net.pt"), str(out_path), "--trust-pickle", "--input-shape", "64",
                  "--optimize", "size", "--size-budget", "1.5"]) == 1
     assert "size_budget bounds optimize='speed'" in capsys.readouterr().err
 
