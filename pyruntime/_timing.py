@@ -5,8 +5,10 @@ import time
 from collections.abc import Callable
 
 
-def time_call(fn: Callable[[], object], min_time: float = 0.2, repeats: int = 5) -> float:
-    """Median over `repeats` of the mean seconds per call, each repeat lasting about min_time / repeats."""
+def time_call(fn: Callable[[], object], min_time: float = 0.2, repeats: int = 5,
+              progress: Callable[[], object] | None = None) -> float:
+    """Median over `repeats` of the mean seconds per call, each repeat lasting about min_time / repeats;
+    ``progress`` is called after each repeat."""
     fn()  # warm up
     t0 = time.perf_counter()
     fn()
@@ -18,5 +20,7 @@ def time_call(fn: Callable[[], object], min_time: float = 0.2, repeats: int = 5)
         for _ in range(inner):
             fn()
         samples.append((time.perf_counter() - t0) / inner)
+        if progress is not None:
+            progress()
     samples.sort()
     return samples[len(samples) // 2]

@@ -95,13 +95,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import _core
+    from ._progress import bar
     from ._timing import time_call
 
     model = _load_model(args.file, threads=args.threads)
     xs = _load_input(args, model)
     x = xs[0]
     print(model.summary_text(batch=x.shape[0]))
-    seconds = time_call(lambda: model.run(*xs), min_time=args.seconds)
+    with bar(5, f"timing batch {x.shape[0]}", unit="repeat") as b:
+        seconds = time_call(lambda: model.run(*xs), min_time=args.seconds, progress=b.update)
     if args.per_layer:
         from ._profile import profile_text
 
@@ -118,13 +120,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from . import _core
-    from .cost.calibrate import calibrate, fit_errors
+    from .cost.calibrate import CLASSES, calibrate, fit_errors
 
     if args.isa:
         _core.set_isa(args.isa)
-    print(f"measuring the {_core.active_isa()} kernels: ", end="", flush=True)
-    model, samples = calibrate(budget_s=args.budget, threads=args.threads,
-                               progress=lambda cls: print(cls, end=" ", flush=True))
+    from ._progress import bar, enabled
+
+    print(f"measuring the {_core.active_isa()} kernels: ", end="" if not enabled() else "\n", flush=True)
+    with bar(len(CLASSES), "kernel classes", unit="class") as b:
+        def progress(cls: str) -> None:
+            if enabled():
+                b.set_postfix_str(cls)
+                b.update()
+            else:
+                print(cls, end=" ", flush=True)
+
+        model, samples = calibrate(budget_s=args.budget, threads=args.threads, progress=progress)
     if args.name:
         model.name = args.name
     ratios = np.array(fit_errors(model, samples))

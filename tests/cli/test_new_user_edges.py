@@ -246,3 +246,14 @@ def test_mnist_under_its_common_file_names(tmp_path, layout):
 def test_missing_mnist_says_where_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="yann.lecun.com"):
         load_mnist(tmp_path)
+
+
+def test_bench_shows_progress_only_when_asked_or_on_a_terminal(model_file, capsys, monkeypatch):
+    monkeypatch.delenv("PYRUNTIME_PROGRESS", raising=False)
+    assert main(["bench", str(model_file), "--seconds", "0.05"]) == 0
+    assert "timing batch" not in capsys.readouterr().err  # not a terminal: no bar
+    pytest.importorskip("tqdm")
+    monkeypatch.setenv("PYRUNTIME_PROGRESS", "1")
+    assert main(["bench", str(model_file), "--seconds", "0.05"]) == 0
+    err = capsys.readouterr().err
+    assert "timing batch 1" in err and "/5 [" in err
