@@ -7,7 +7,8 @@ One call::
     print(cm.report()); cm.save("lenet.pyrt")
     y = pyruntime.load("lenet.pyrt").run(x)
 
-or over numpy arrays with :func:`from_numpy` (a chain of layer tuples) or :func:`from_graph` (a
+or an ONNX model with :func:`from_onnx` (``pip install "pyruntime[onnx]"``), or over numpy arrays with
+:func:`from_numpy` (a chain of layer tuples) or :func:`from_graph` (a
 :class:`Graph`: any DAG of the runtime's ops, convolutions, pools, residual adds, concats). The steps are also usable one by one:
 :func:`prune_magnitude`, :func:`kmeans_share`, :func:`encode_layer` (smallest of the candidate
 encodings, as sized by the C++ writer). ``pyruntime.convert.finetune`` (needs torch) holds the
@@ -95,6 +96,63 @@ def from_torch(
     return from_graph(cap.graph, sparsity=sparsity, bits=bits, masks=cap.masks or None, metadata=meta, **choice)
 
 
+def from_onnx(
+    model: Any,
+    *,
+    sparsity: PerLayer = None,
+    bits: PerLayer = None,
+    metadata: dict[str, Any] | None = None,
+    **choice: Any,
+) -> CompressedModel:
+    """Converts an ONNX model (a path, the serialized bytes, or an ``onnx.ModelProto``; needs the ``onnx``
+    package: ``pip install "pyruntime[onnx]"``) into a :class:`CompressedModel`, as :func:`from_torch` does a
+    torch module. Supported: Gemm, MatMul (with a constant operand: a linear layer; of two activations:
+    attention's matmul), Conv (2-D and 1-D), BatchNormalization (folded into the layer before it when that
+    layer's output is read by it alone), Relu / Clip / LeakyRelu / Sigmoid / Tanh / Gelu / HardSigmoid /
+    HardSwish, the erf and tanh forms of GELU and the decomposed LayerNorm that exporters write,
+    LayerNormalization, Softmax, Add / Sub / Mul / Div with broadcasting and constants, MaxPool / AveragePool /
+    GlobalAveragePool (a Pad before a conv or pool becomes its padding), nearest Resize / Upsample by whole
+    factors, Reshape / Flatten / Transpose / Squeeze / Unsqueeze / Concat / Split / Slice / Expand, Gather (an
+    embedding, or constant indices), Identity, Dropout, Cast, and constant subgraphs (folded); the list is in
+    :mod:`pyruntime.convert.onnx_capture`. Anything else raises ``pyruntime.UnsupportedError`` naming the ONNX
+    op type and node.
+
+    The batch is the first dim of every graph input (fixed or symbolic; every other dim must be fixed): float
+    inputs are f32 values, integer ones i32 token ids, taken by ``Model.run`` in the ONNX graph's input order.
+    Layers are named after their weight initializer (``fc1.weight`` -> ``fc1``), else their bias initializer or
+    node (see :mod:`~pyruntime.convert.onnx_capture`); the metadata maps each layer to its ONNX node
+    (``"onnx_nodes"``) and lists folded batch norms (``"folded_batchnorm"``).
+
+    Quantized models (:mod:`pyruntime.convert.onnx_quant`): integer weights behind a DequantizeLinear (QDQ) and
+    the MatMulInteger / ConvInteger layers of ``onnxruntime.quantization.quantize_dynamic`` become dynamic int8
+    layers holding the file's own integers and per-output-channel scales (``"onnx_int8"`` in the metadata); a
+    weight whose scales the runtime cannot hold is dequantized to float (``"onnx_dequantized"`` says why); an
+    activation QuantizeLinear / DequantizeLinear pair becomes a clamp to its integer range, without the
+    rounding: the runtime quantizes activations dynamically, not with the file's static scales
+    (``"onnx_notes"``). ``bits`` does not apply to such int8 layers (a layer is shared or int8).
+
+    ``sparsity``, ``bits`` and ``choice`` are :func:`from_torch`'s: None keeps the zeros a pruned model already
+    holds (so the encoder can choose CSR), a number or a mapping layer name -> number prunes / shares;
+    ``choice`` is :func:`from_graph`'s encoding objective (``optimize``, ``batch``, ``threads``, ...) and int8
+    settings (``quantize=``, ``calibration=``).
+    """
+    from .onnx_capture import capture
+
+    cap = capture(model)
+    meta: dict[str, Any] = {"source": f"onnx:{cap.producer or 'unknown producer'}", "onnx_opset": cap.opset,
+                            "onnx_nodes": dict(cap.nodes)}
+    if cap.folded:
+        meta["folded_batchnorm"] = dict(cap.folded)
+    if cap.int8:
+        meta["onnx_int8"] = dict(cap.int8)
+    if cap.dequantized:
+        meta["onnx_dequantized"] = dict(cap.dequantized)
+    if cap.notes:
+        meta["onnx_notes"] = list(cap.notes)
+    meta.update(metadata or {})
+    return from_graph(cap.graph, sparsity=sparsity, bits=bits, metadata=meta, **choice)
+
+
 def assign_weights(module: Any, compressed: CompressedModel) -> None:
     """Loads the compressed weights (``compressed.dense_weights()``) into ``module``'s Linear and Conv2d
     layers (by module path), in place, so that torch computes what the runtime computes.
@@ -141,6 +199,7 @@ __all__ = [
     "from_binary_layers",
     "from_graph",
     "from_numpy",
+    "from_onnx",
     "from_torch",
     "int8_linear",
     "kmeans_share",

@@ -19,7 +19,9 @@ for live modules, ONNX for files that carry their own graph), so an op is added 
 from __future__ import annotations
 
 import io
+import logging
 import os
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,14 +117,21 @@ def _onnx_bytes_of(program: Any, args: Any, kind: str) -> bytes:
     own exporter."""
     torch = _need_torch(kind)
     buf = io.BytesIO()
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)  # the exporter logs a line per torchvision op it skips
     try:
-        if kind == "torch.export":
-            onnx_program = torch.onnx.export(program, (), dynamo=True, verbose=False)
-            return onnx_program.model_proto.SerializeToString()
-        torch.onnx.export(program, args, buf, dynamo=False, input_names=None, opset_version=17)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecations inside torch's exporters, not the user's to act on
+            if kind == "torch.export":
+                onnx_program = torch.onnx.export(program, (), dynamo=True, verbose=False)
+                return onnx_program.model_proto.SerializeToString()
+            torch.onnx.export(program, args, buf, dynamo=False, opset_version=17)
     except ImportError as e:
         raise ImportError(f"exporting a {kind} program to ONNX needs {e.name or 'onnxscript'}: "
                           "pip install 'pyruntime[onnx]'") from None
+    finally:
+        log.setLevel(level)
     return buf.getvalue()
 
 
