@@ -215,9 +215,8 @@ def as_array(x: Any, who: str = "input") -> np.ndarray:
 
 
 def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> float:
-    """The cost model's seconds for one call of a weighted layer. A conv is costed as its im2col GEMMs:
-    per group, the group's rows against one patch per output position and sample (an estimate for
-    convs that run as direct sparse convolutions, whose kernels the cost model does not calibrate)."""
+    """The cost model's seconds for one call of a weighted layer; a conv by the method it runs by, as the
+    converter prices it (:func:`pyruntime.cost.conv.layer_seconds`)."""
     shape = tuple(layer["shape"])
     rows, cols = int(shape[0]), int(np.prod(shape[1:]))
     nnz, k, nbytes = int(layer["nnz"]), int(layer["codebook_size"]), int(layer["exec_bytes"])
@@ -225,11 +224,9 @@ def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> flo
         return float("nan")  # a kernel class the profile has no timings for (an older profile)
     if layer["op"] not in ("conv2d", "qconv2d"):
         return model.seconds(layer["encoding"], rows, cols, nnz, k, batch=batch, threads=threads, nbytes=nbytes)
-    groups = max(1, int(layer.get("groups", 1)))
-    positions = int(np.prod(layer["output_shape"][1:]))
-    per_group = model.seconds(layer["encoding"], max(1, rows // groups), cols, max(1, nnz // groups), k,
-                              batch=batch * positions, threads=threads, nbytes=max(1, nbytes // groups))
-    return groups * per_group
+    from .cost.conv import layer_seconds
+
+    return layer_seconds(model, layer, batch, threads)
 
 
 def _us(seconds: float) -> str:

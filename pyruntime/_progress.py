@@ -41,12 +41,13 @@ def enabled() -> bool:
         return False
 
 
-def bar(total: int | None, desc: str, unit: str = "step") -> Any:
-    """A tqdm bar of ``total`` steps on stderr (left on screen when done), or a silent stand-in."""
+def bar(total: int | None, desc: str, unit: str = "step", unit_scale: bool = False) -> Any:
+    """A tqdm bar of ``total`` steps on stderr (cleared when done), or a silent stand-in. ``unit_scale``:
+    counts shown as 1.2M rather than 1200000."""
     if not enabled():
         return _Silent()
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return _Silent()
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, file=sys.stderr, leave=False, dynamic_ncols=True)

@@ -120,14 +120,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from . import _core
-    from .cost.calibrate import CLASSES, calibrate, fit_errors
+    from .cost.calibrate import CLASSES, CONV_CLASSES, calibrate, fit_errors
 
     if args.isa:
         _core.set_isa(args.isa)
     from ._progress import bar, enabled
 
     print(f"measuring the {_core.active_isa()} kernels: ", end="" if not enabled() else "\n", flush=True)
-    with bar(len(CLASSES), "kernel classes", unit="class") as b:
+    with bar(len(CLASSES) + len(CONV_CLASSES), "kernel classes", unit="class") as b:
         def progress(cls: str) -> None:
             if enabled():
                 b.set_postfix_str(cls)
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
             r.add_argument("--top", type=int, help="with --per-layer: list only the slowest N steps")
         r.set_defaults(func=func)
 
-    k = sub.add_parser("calibrate", help="measure this machine's kernels for the cost model (about 20 s)")
+    k = sub.add_parser("calibrate", help="measure this machine's kernels for the cost model (about a minute)")
     k.add_argument("-o", "--output", default="pyruntime-cost.json", help="profile to write (JSON)")
     k.add_argument("--isa", help="ISA level to measure (default: the active one)")
     k.add_argument("--budget", type=float, default=0.05, help="seconds of repetitions per timed call")
@@ -265,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per layer, the smallest file (default) or the fastest kernel (cost model)")
     c.add_argument("--batch", type=int, default=1, help="expected batch size, for --optimize speed")
     c.add_argument("--threads", type=int, default=1, help="expected threads per run, for --optimize speed")
-    c.add_argument("--size-budget", type=float, help="with --optimize speed: file <= this x the smallest")
+    c.add_argument("--size-budget", type=float, help="with --optimize speed: each layer's file <= this x its smallest "
+                                                         "(default 1.5; inf: no bound)")
     c.add_argument("--speed-budget", type=float, help="with --optimize size: time <= this x the fastest")
     c.set_defaults(func=_cmd_convert)
     return p

@@ -35,6 +35,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,7 +44,9 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from .._progress import bar
 from ..cost import CostModel
+from ..cost.conv import ConvCost
 from . import reference
 from .binarize import BinaryLayer, binary_payload_bytes, binary_tensor
 from .choose import Objective, choose_int8
@@ -90,6 +94,8 @@ class LayerReport:
     op: str = "linear"
     quantize: str = ""        # "dynamic" or "static" for an int8 layer, else ""
     weight_error: float = 0.0  # int8: RMS error of the quantized weights relative to the float ones
+    centroids: int = 0        # k: distinct shared values of the surviving weights (a dense codebook's extra
+    #                           zero for pruned weights not counted); 0 for fp32 values, int8 and binary
 
     @property
     def density(self) -> float:
@@ -178,11 +184,12 @@ class CompressedModel:
         from .._report import format_table
 
         rows = [[r.name, r.encoding, "x".join(map(str, r.shape)), str(r.nonzeros), f"{100 * r.density:.1f}%",
-                 str(r.bits), str(r.file_bytes), str(r.dense_bytes), f"{r.ratio:.1f}x"] for r in self.layers]
-        rows.append(["total (file)", "", "", str(sum(r.nonzeros for r in self.layers)), "", "",
+                 str(r.bits), str(r.centroids or ""), str(r.file_bytes), str(r.dense_bytes),
+                 f"{r.ratio:.1f}x"] for r in self.layers]
+        rows.append(["total (file)", "", "", str(sum(r.nonzeros for r in self.layers)), "", "", "",
                      str(self.file_bytes), str(self.dense_bytes), f"{self.ratio:.1f}x"])
-        table = format_table(["layer", "encoding", "shape", "nonzeros", "density", "bits", "bytes", "dense bytes",
-                              "ratio"], rows)
+        table = format_table(["layer", "encoding", "shape", "nonzeros", "density", "bits", "k", "bytes",
+                              "dense bytes", "ratio"], rows)
         why = [f"  {r.name}: {r.encoding}: {r.why}" for r in self.layers if r.why]
         return table + ("\nencoding choice:\n" + "\n".join(why) if why else "")
 
@@ -279,23 +286,6 @@ _TUPLE_OPS: dict[str, tuple[str, int, int]] = {
 }
 
 
-class ConvCost:
-    """A cost model seen through a conv layer's im2col GEMMs, as ``Model.summary`` costs them: per
-    group, the group's rows of the [O, C/g*kh*kw] matrix against one patch per output position and
-    sample (``positions`` = OH * OW)."""
-
-    def __init__(self, base: CostModel, groups: int, positions: int) -> None:
-        self.base, self.groups, self.positions = base, max(1, int(groups)), max(1, int(positions))
-        self.name = base.name
-
-    def seconds(self, encoding: str, rows: int, cols: int, nnz: int, k: int = 0, *, batch: int = 1,
-                threads: int = 1, nbytes: int | None = None) -> float:
-        g = self.groups
-        return g * self.base.seconds(encoding, max(1, rows // g), cols, max(1, nnz // g), k,
-                                     batch=batch * self.positions, threads=threads,
-                                     nbytes=None if nbytes is None else max(1, nbytes // g))
-
-
 def graph_from_layers(layers: Sequence[tuple], input_shape: Sequence[int]) -> Graph:
     """The chain of :func:`from_numpy`'s layer tuples (see the module docstring) as a :class:`Graph`."""
     g = Graph(input_shape)
@@ -386,9 +376,13 @@ def from_graph(
     exactly (:mod:`pyruntime.convert.choose`): ``optimize="size"`` (default) the smallest file, within
     ``speed_budget`` (a factor over the fastest candidate's predicted time) if given;
     ``optimize="speed"`` the fastest at ``batch`` samples on ``threads`` threads, within
-    ``size_budget`` (a factor over the smallest candidate's file bytes) if given. Times come from
-    ``cost_model`` (default :func:`pyruntime.cost.default_cost_model`); a conv layer is predicted as
-    its im2col products (:class:`ConvCost`: per group, ``batch * OH * OW`` patch columns).
+    ``size_budget`` (a factor over the smallest candidate's file bytes, per layer): 1.5 when not given,
+    so a speed-optimized file is at most 1.5x the size-optimized one; a larger factor allows more, and
+    ``size_budget=math.inf`` none (the fastest whatever its size). A layer whose fastest encoding the
+    default budget excluded says so in its reason. Times come from ``cost_model`` (default
+    :func:`pyruntime.cost.default_cost_model`); a conv layer is predicted by the method the runtime
+    will run it by, direct, direct_lanes or im2col, with that method's own terms
+    (:class:`pyruntime.cost.conv.ConvCost`).
     The choice and its reason are in the layer reports and in the file's metadata, where
     ``Model.summary()`` finds them.
     """
@@ -419,7 +413,11 @@ def from_graph(
     nodes: list[dict[str, Any]] = []
     tensors: list[TensorDict] = []
     reports: list[LayerReport] = []
+    weighted = [n for n in graph.nodes if n.op in WEIGHTED_OPS or n.op in BINARY_OPS]
+    progress = bar(sum(int(np.size(n.weight)) for n in weighted), "converting", unit="weight", unit_scale=True)
     for node in graph.nodes:
+        if node.op in WEIGHTED_OPS or node.op in BINARY_OPS:
+            progress.set_postfix_str(str(node.name))
         if node.op not in OPS:  # pragma: no cover - the builder only makes known ops
             raise _unsupported(f"unsupported op '{node.op}'")
         d: dict[str, Any] = {"op": node.op, "inputs": list(node.inputs), "tensors": []}
@@ -436,7 +434,7 @@ def from_graph(
             name = str(node.name)
             cost: Any = cost_model
             if node.op == "conv2d":
-                cost = ConvCost(cost_model, int(node.attrs["groups"]), node.shape[1] * node.shape[2])
+                cost = ConvCost.of_node(cost_model, graph.shape(node.inputs[0]), node)
             elif node.op == "linear" and len(node.shape) > 1:  # over the last axis: each row is a sample
                 cost = ConvCost(cost_model, 1, math.prod(node.shape[:-1]))
             if name in int8:
@@ -459,6 +457,9 @@ def from_graph(
                     d["tensors"].append(len(tensors))
                     tensors.append(dense_tensor(f"{node.name or f'node{len(nodes)}.{node.op}'}.{what}", t))
         nodes.append(d)
+        if node.op in WEIGHTED_OPS or node.op in BINARY_OPS:
+            progress.update(int(np.size(node.weight)))
+    progress.close()
     meta = {"producer": "pyruntime.convert", "layers": [r.name for r in reports],
             "encoding_choice": {**objective.to_dict(), "cost_model": cost_model.name,
                                 "why": {r.name: r.why for r in reports}}}
@@ -651,9 +652,39 @@ def _compress_layer(op: str, name: str, w: np.ndarray, b: np.ndarray | None, spa
     bt = dense_tensor(f"{name}.bias", b) if b is not None else None
     file_bytes = sizes[wt["encoding"]] + (int(_core.encoded_tensor_bytes(bt)) if bt is not None else 0)
     n_bias = 0 if b is None else b.size
+    k = _shared_values(wt, keep.reshape(w2.shape)) if bits is not None or "centroids" in wt else 0
+    if bits is not None and k < 1 << int(bits):
+        warnings.warn(f"layer '{name}': bits={int(bits)} asks for {1 << int(bits)} centroids, got {k}: its "
+                      f"{int(keep.sum())} surviving weights take only {k} distinct values",
+                      stacklevel=_caller_level())
     report = LayerReport(
         name=name, encoding=wt["encoding"], shape=shape, nonzeros=nonzeros(wt),
         bits=int(wt["index_bits"]) if "index_bits" in wt else 32, file_bytes=file_bytes,
         dense_bytes=4 * (w2.size + n_bias), candidate_bytes=sizes, predicted_seconds=choice.seconds, why=choice.why,
-        op=op)
+        op=op, centroids=k)
     return report, wt, bt
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning issued by this function's caller that points at the first frame outside
+    pyruntime (the user's call of from_numpy, from_graph, from_torch...)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _shared_values(t: TensorDict, keep: np.ndarray) -> int:
+    """How many distinct values the surviving weights (``keep``, the 2-D mask) take in the tensor dict ``t``
+    (dense, csr, codebook or csr+codebook): the k of a shared layer."""
+    enc = t["encoding"]
+    if enc == "csr+codebook":
+        vals = np.asarray(t["centroids"])[np.unique(np.asarray(t["indices"]))]
+    elif enc == "codebook":
+        vals = np.asarray(t["centroids"])[np.unique(np.asarray(t["indices"])[keep.ravel()])]
+    elif enc == "csr":
+        vals = np.asarray(t["values"])
+    else:
+        vals = np.asarray(t["values"])[keep.ravel()]
+    return int(np.unique(vals).size)

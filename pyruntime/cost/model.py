@@ -27,6 +27,9 @@ when ``exec_bytes * batch >= 128 KiB``. An int8 layer (``ops/linear_int8.cpp``) 
 pieces at every batch, the input quantized once beforehand (its per-column term is not divided), else
 into sample pieces when ``visits * batch >= 512 Ki``.
 
+Conv layers have terms of their own, per method the runtime runs them by (direct, direct_lanes,
+im2col; ``conv``: conv class -> term -> coefficient), used through :class:`pyruntime.cost.conv.ConvCost`.
+
 Coefficients come from :func:`pyruntime.cost.calibrate` on the machine at hand, or from the profile
 measured for the active ISA on a reference machine (:mod:`pyruntime.cost.profiles`).
 """
@@ -73,14 +76,17 @@ class CostModel:
     read_bandwidth: dict[int, float]        # threads -> bytes/s streaming from memory
     coef: dict[str, dict[int, Coef]] = field(default_factory=dict)  # kernel class -> batch point -> Coef
     measured: str = ""                      # what the coefficients were measured on (machine, ISA, threads)
+    conv: dict[str, dict[str, float]] = field(default_factory=dict)  # conv class -> term -> coefficient
 
     # -- prediction ---------------------------------------------------------------------------------
     def seconds(self, encoding: str, rows: int, cols: int, nnz: int, k: int = 0, *, batch: int = 1,
-                threads: int = 1, nbytes: int | None = None) -> float:
+                threads: int = 1, nbytes: int | None = None, entries: int | None = None) -> float:
         """Predicted seconds of ``y = x @ W.T`` for ``batch`` samples on ``threads`` threads.
 
         ``nnz``: stored entries (CSR) or nonzeros (dense encodings; unused). ``k``: centroids of a
         codebook encoding. ``nbytes``: the execution layout's bytes when known (else computed).
+        ``entries`` is unused (the linear kernels walk every weight of a dense layout; a conv's direct
+        kernels do not: :class:`~pyruntime.cost.conv.ConvCost`).
         """
         if batch < 1 or threads < 1:
             raise ValueError(f"batch and threads must be >= 1, got batch={batch}, threads={threads}")
@@ -125,6 +131,25 @@ class CostModel:
         except ValueError:
             return False
 
+    def knows_conv(self) -> bool:
+        """Whether the profile has the conv terms of every conv class (older profiles do not)."""
+        from .conv import CONV_CLASSES
+
+        return all(c in self.conv for c in CONV_CLASSES)
+
+    def conv_seconds(self, cls: str, terms: dict[str, float]) -> float:
+        """Seconds of a conv class for its terms (:mod:`pyruntime.cost.conv`): sum of coefficient x term."""
+        if cls not in self.conv:
+            raise KeyError(f"cost model '{self.name}' has no conv terms for class '{cls}'")
+        c = self.conv[cls]
+        return sum(c.get(name, 0.0) * v for name, v in terms.items())
+
+    def lanes(self) -> int:
+        """Floats per vector of the profile's ISA (1 for the scalar reference), as the conv terms count."""
+        from .conv import ISA_LANES
+
+        return ISA_LANES.get(self.isa, 8)
+
     def _coef(self, cls: str) -> dict[int, Coef]:
         if cls in self.coef:
             return self.coef[cls]
@@ -162,6 +187,7 @@ class CostModel:
             "name": self.name, "isa": self.isa, "llc_bytes": self.llc_bytes, "measured": self.measured,
             "read_bandwidth": {str(t): bw for t, bw in sorted(self.read_bandwidth.items())},
             "coef": {cls: {str(p): asdict(c) for p, c in sorted(pts.items())} for cls, pts in sorted(self.coef.items())},
+            **({"conv": {cls: dict(sorted(t.items())) for cls, t in sorted(self.conv.items())}} if self.conv else {}),
         }
 
     @classmethod
@@ -169,8 +195,9 @@ class CostModel:
         try:
             coef = {k: {int(p): Coef(**c) for p, c in pts.items()} for k, pts in d["coef"].items()}
             bw = {int(t): float(v) for t, v in d["read_bandwidth"].items()}
+            conv = {str(c): {str(n): float(v) for n, v in t.items()} for c, t in d.get("conv", {}).items()}
             model = cls(name=str(d["name"]), isa=str(d["isa"]), llc_bytes=int(d["llc_bytes"]),
-                        read_bandwidth=bw, coef=coef, measured=str(d.get("measured", "")))
+                        read_bandwidth=bw, coef=coef, measured=str(d.get("measured", "")), conv=conv)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a cost profile: {e!r}") from None
         if not bw or any(v <= 0 for v in bw.values()):
@@ -193,7 +220,14 @@ def default_cost_model(isa: str | None = None) -> CostModel:
     built-in profile measured for that ISA."""
     path = os.environ.get("PYRUNTIME_COST_PROFILE")
     if path:
-        return CostModel.load(path)
+        fix = "point it to a profile written by `pyruntime calibrate -o FILE`, or unset it"
+        try:
+            return CostModel.load(path)
+        except OSError as e:
+            raise type(e)(e.errno, f"PYRUNTIME_COST_PROFILE={path}: {e.strerror or e}; {fix}") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"PYRUNTIME_COST_PROFILE={path} is not a cost profile ({type(e).__name__}: {e}); "
+                             f"{fix}") from None
     from .. import _core
     from .profiles import builtin_profile
 

@@ -3,7 +3,9 @@ JSON file per ISA level in ``profiles/`` (written with ``pyruntime calibrate --i
 pyruntime/cost/profiles/<level>.json``). The f32 kernel classes and the read bandwidth come from a 2-core
 AMD EPYC (Zen 4, 32 MiB L3, bandwidth at 1 and 2 threads; avx512vnni has the avx512 ones, as its f32
 kernels are those), the int8 classes from a 2-core Intel Xeon with AVX-512 VNNI and VBMI, measured at
-each level with ``calibrate(classes=INT8_CLASSES)``; each profile's ``measured`` says which, by ISA and
+each level with ``calibrate(classes=INT8_CLASSES)``, and the conv terms (:mod:`pyruntime.cost.conv`)
+from that Xeon too, with ``calibrate_conv(builtin_profile(level))`` at each level (avx512vnni has the
+avx512 ones: its f32 conv kernels are those); each profile's ``measured`` says which, by ISA and
 threads.
 
 On another machine the absolute times differ, but the ranking of encodings, which is what the

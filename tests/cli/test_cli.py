@@ -69,7 +69,8 @@ def test_convert_a_saved_torch_module(tmp_path, capsys):
     model = load(out_path)
     assert model.inputs[0]["shape"] == (None, 12)
     summary = model.summary()
-    assert [row["bits"] for row in summary] == [4, 4]
+    # 16 shared values (bits=4) and the zero of the pruned weights: 17 codebook entries in 5-bit indices
+    assert [(row["encoding"], row["codebook_size"], row["bits"]) for row in summary] == [("codebook", 17, 5)] * 2
     assert all(row["density"] <= 0.5 + 1e-9 for row in summary)
 
 

@@ -3,13 +3,14 @@ the results (every candidate represents the same weights)."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 
 import pyruntime
-from pyruntime.convert import Objective, candidates, choose, encoded_bytes, from_numpy
-from pyruntime.convert.choose import choose_int8
+from pyruntime.convert import Graph, Objective, candidates, choose, encoded_bytes, from_graph, from_numpy
+from pyruntime.convert.choose import DEFAULT_SIZE_BUDGET, choose_int8
 from pyruntime.convert.encode import int8_candidates
 from pyruntime.cost import Coef, CostModel, default_cost_model
 
@@ -28,6 +29,9 @@ def _model(per_visit: dict[str, float]) -> CostModel:
 # dense-layout kernels cheap per weight, sparse ones dear per entry (the shape of the real profiles)
 TOY = _model({"dense_f32": 1e-10, "lut1": 0.6e-10, "lut2": 0.6e-10, "lut4": 0.6e-10, "lut8": 1.3e-10,
               "csr_f32": 5e-10, "csr_lut4": 4e-10, "csr_lut8": 5e-10})
+# dense fp32 by far the fastest: optimize="speed" without a bound would store every layer dense
+DENSE_FAST = _model({"dense_f32": 1e-11, "lut1": 0.6e-10, "lut2": 0.6e-10, "lut4": 0.6e-10, "lut8": 1.3e-10,
+                     "csr_f32": 5e-10, "csr_lut4": 4e-10, "csr_lut8": 5e-10})
 
 
 def _layer(rng, density: float, bits: int = 4, shape=(64, 256)):
@@ -61,7 +65,7 @@ def test_speed_objective_is_the_fastest_predicted(rng, density, want):
 
 def test_size_budget_excludes_big_fast_encodings(rng):
     cands, sizes = _layer(rng, 0.5)
-    fastest = choose(cands, sizes, Objective("speed"), TOY)
+    fastest = choose(cands, sizes, Objective("speed", size_budget=math.inf), TOY)
     within = choose(cands, sizes, Objective("speed", size_budget=1.0), TOY)
     assert within.encoding == min(sizes, key=sizes.get)
     big = max(sizes, key=sizes.get)
@@ -69,6 +73,78 @@ def test_size_budget_excludes_big_fast_encodings(rng):
     assert loose.encoding == fastest.encoding
     for c in (within, loose):
         assert sizes[c.encoding] <= min(sizes.values()) * (sizes[big] / min(sizes.values()))
+
+
+def test_speed_has_a_default_size_budget_that_says_when_it_binds(rng):
+    cands, sizes = _layer(rng, 0.5)  # by TOY, dense is the fastest and 4x the smallest file
+    secs = choose(cands, sizes, Objective(), TOY).seconds
+    assert min(secs, key=secs.get) == "dense" and sizes["dense"] > DEFAULT_SIZE_BUDGET * min(sizes.values())
+    default = choose(cands, sizes, Objective("speed"), TOY)
+    allowed = [e for e in sizes if sizes[e] <= DEFAULT_SIZE_BUDGET * min(sizes.values())]
+    assert default.encoding == min(allowed, key=secs.get) != "dense"
+    assert "within the default 1.5x of the smallest file" in default.why
+    assert "dense is faster" in default.why and "the default size budget bound this choice" in default.why
+    explicit = choose(cands, sizes, Objective("speed", size_budget=1.5), TOY)
+    assert explicit.encoding == default.encoding and "default" not in explicit.why
+    unbounded = choose(cands, sizes, Objective("speed", size_budget=math.inf), TOY)
+    assert unbounded.encoding == "dense" and unbounded.why.startswith("fastest at batch 1 (predicted")
+    assert "within" not in unbounded.why
+    # when the fastest is within the budget, the default says so and nothing about binding
+    cands, sizes = _layer(rng, 0.05)
+    free = choose(cands, sizes, Objective("speed"), TOY)
+    assert free.encoding == min(free.seconds, key=free.seconds.get) and "bound" not in free.why
+
+
+def test_objective_records_the_budget_in_force():
+    assert Objective("speed").budget == DEFAULT_SIZE_BUDGET and Objective("speed").default_budget
+    assert Objective("speed").to_dict()["size_budget"] == DEFAULT_SIZE_BUDGET
+    assert Objective("speed", size_budget=3.0).to_dict()["size_budget"] == 3.0
+    assert Objective("speed", size_budget=math.inf).budget is None
+    assert Objective("speed", size_budget=math.inf).to_dict()["size_budget"] is None
+    assert Objective().budget is None and Objective(speed_budget=2.0).to_dict()["speed_budget"] == 2.0
+    assert json.loads(json.dumps(Objective("speed", size_budget=math.inf).to_dict()))  # no Infinity in JSON
+
+
+def _cnn(rng):
+    g = Graph((3, 24, 24))
+    v = g.relu(g.conv2d(g.input, rng.standard_normal((16, 3, 3, 3)).astype(np.float32), padding=1, name="stem"))
+    v = g.relu(g.conv2d(v, rng.standard_normal((32, 16, 3, 3)).astype(np.float32), padding=1, name="c1"))
+    v = g.relu(g.conv2d(v, rng.standard_normal((64, 32, 3, 3)).astype(np.float32), stride=2, padding=1, name="c2"))
+    v = g.relu(g.conv2d(v, rng.standard_normal((64, 64, 3, 3)).astype(np.float32), padding=1, name="c3"))
+    g.linear(g.flatten(g.global_avg_pool(v)), rng.standard_normal((10, 64)).astype(np.float32), name="fc")
+    return g
+
+
+def _weight_bytes(cm) -> int:
+    return sum(r.file_bytes for r in cm.layers)
+
+
+@pytest.mark.parametrize("model", ["default", "dense-fast"])
+@pytest.mark.parametrize("batch,threads", [(1, 1), (8, 2)])
+def test_speed_file_is_at_most_the_default_budget_over_the_size_file(rng, model, batch, threads):
+    cost_model = default_cost_model() if model == "default" else DENSE_FAST
+    g = _cnn(rng)
+    kw = {"sparsity": {"c1": 0.8, "c2": 0.8, "c3": 0.8, "fc": 0.5}, "bits": 4, "batch": batch, "threads": threads,
+          "cost_model": cost_model}
+    size, speed = from_graph(g, **kw), from_graph(g, optimize="speed", **kw)
+    assert _weight_bytes(speed) <= DEFAULT_SIZE_BUDGET * _weight_bytes(size)
+    for r in speed.layers:
+        assert r.candidate_bytes[r.encoding] <= DEFAULT_SIZE_BUDGET * min(r.candidate_bytes.values())
+    assert speed.metadata["encoding_choice"]["size_budget"] == DEFAULT_SIZE_BUDGET
+    if model == "dense-fast":  # dense layers the fastest: the budget binds, and says so
+        bound = [r for r in speed.layers if "the default size budget bound this choice" in r.why]
+        assert bound and all(r.encoding != "dense" and r.predicted_seconds["dense"] < r.predicted_seconds[r.encoding]
+                             for r in bound)
+        # a larger budget lets the file grow, each layer up to it (dense: 5-22x the smallest here)
+        larger = from_graph(g, optimize="speed", size_budget=10.0, **kw)
+        assert _weight_bytes(speed) < _weight_bytes(larger) <= 10.0 * _weight_bytes(size)
+        assert all(r.candidate_bytes[r.encoding] <= 10.0 * min(r.candidate_bytes.values()) for r in larger.layers)
+        assert larger.metadata["encoding_choice"]["size_budget"] == 10.0
+        # and math.inf removes the bound: every layer the fastest
+        free = from_graph(g, optimize="speed", size_budget=math.inf, **kw)
+        assert _weight_bytes(free) > DEFAULT_SIZE_BUDGET * _weight_bytes(size)
+        assert free.metadata["encoding_choice"]["size_budget"] is None
+        assert all(r.encoding == min(r.predicted_seconds, key=r.predicted_seconds.get) for r in free.layers)
 
 
 def test_speed_budget_trades_bytes_for_time(rng):
@@ -90,6 +166,7 @@ def test_speed_budget_trades_bytes_for_time(rng):
     ({"threads": 1.5}, "threads must be an int >= 1"),
     ({"optimize": "speed", "size_budget": 0.5}, "size_budget must be a factor >= 1.0"),
     ({"optimize": "size", "speed_budget": float("nan")}, "speed_budget must be a factor"),
+    ({"optimize": "speed", "size_budget": True}, "size_budget must be a factor"),
     ({"optimize": "size", "size_budget": 2.0}, "size_budget bounds optimize='speed'"),
     ({"optimize": "speed", "speed_budget": 2.0}, "speed_budget bounds optimize='size'"),
 ])
@@ -118,8 +195,10 @@ def test_every_objective_computes_the_same_function(rng, kw):
     for r in cm.layers:
         assert r.encoding in r.candidate_bytes and r.predicted_seconds.keys() == r.candidate_bytes.keys()
         objective = kw.get("optimize", "size")
-        if objective == "speed" and "size_budget" not in kw:
-            assert r.predicted_seconds[r.encoding] == min(r.predicted_seconds.values())
+        if objective == "speed" and "size_budget" not in kw:  # the fastest within the default size budget
+            smallest = min(r.candidate_bytes.values())
+            allowed = {e: t for e, t in r.predicted_seconds.items() if r.candidate_bytes[e] <= 1.5 * smallest}
+            assert r.predicted_seconds[r.encoding] == min(allowed.values())
         if objective == "size" and "speed_budget" not in kw:
             assert r.candidate_bytes[r.encoding] == min(r.candidate_bytes.values())
 
@@ -170,7 +249,8 @@ def test_int8_size_picks_the_smaller_and_speed_the_faster_predicted(rng, density
     cands, sizes = _int8_layer(rng, density)
     # csr+int8 dear per slot: int8 the faster at every density here, csr+int8 the smaller when pruned
     model = _model8(0.1e-9, 10e-9)
-    size, speed = (choose_int8(cands, sizes, Objective(o), model) for o in ("size", "speed"))
+    size, speed = choose_int8(cands, sizes, Objective(), model), choose_int8(
+        cands, sizes, Objective("speed", size_budget=math.inf), model)
     assert size.encoding == min(sizes, key=lambda e: (sizes[e], e != "int8"))
     assert speed.encoding == min(speed.seconds, key=speed.seconds.get) == "int8"
     assert size.why.startswith("smallest file") and speed.why.startswith("fastest at batch 1")

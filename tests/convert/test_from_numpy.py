@@ -133,8 +133,11 @@ def test_integral_settings_of_any_numeric_type_are_taken(rng):
     a = from_numpy(layers, (8, 8), sparsity=0.5, bits=4)
     b = from_numpy(layers, (8, 8), sparsity=np.float32(0.5), bits=np.int64(4))
     assert [(r.encoding, r.nonzeros, r.bits) for r in a.layers] == [(r.encoding, r.nonzeros, r.bits) for r in b.layers]
-    assert [r.bits for r in b.layers] == [4, 4, 4]
-    assert from_numpy(_mlp(rng), (8, 8), bits=4.0).layers[0].bits == 4
+    # 16 shared values per layer; a dense codebook of a pruned layer adds a zero: 17 entries in 5-bit indices
+    assert [r.centroids for r in b.layers] == [16, 16, 16]
+    assert [r.bits for r in b.layers] == [4 if r.encoding == "csr+codebook" else 5 for r in b.layers]
+    dense = from_numpy(_mlp(rng), (8, 8), bits=4.0).layers[0]
+    assert (dense.bits, dense.centroids) == (4, 16)
 
 
 @pytest.mark.parametrize("bias_shape", [(48, 1), (1, 48), (47,), (49,), ()])

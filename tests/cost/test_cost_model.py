@@ -277,6 +277,20 @@ def test_environment_profile_wins(tmp_path, monkeypatch):
     assert default_cost_model().name == "toy"
 
 
+def test_environment_profile_missing_or_bad_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRUNTIME_COST_PROFILE", str(tmp_path / "gone.json"))
+    with pytest.raises(FileNotFoundError, match=r"PYRUNTIME_COST_PROFILE=.*gone\.json: No such file.*calibrate"):
+        default_cost_model()
+    (tmp_path / "bad.json").write_text('{"name": "x"')
+    monkeypatch.setenv("PYRUNTIME_COST_PROFILE", str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match=r"PYRUNTIME_COST_PROFILE=.*bad\.json is not a cost profile"):
+        default_cost_model()
+    (tmp_path / "other.json").write_text('{"name": "x"}')
+    monkeypatch.setenv("PYRUNTIME_COST_PROFILE", str(tmp_path / "other.json"))
+    with pytest.raises(ValueError, match=r"is not a cost profile"):
+        default_cost_model()
+
+
 # ---- calibration ----------------------------------------------------------------------------------------
 
 def test_nnls_recovers_exact_coefficients():
@@ -299,7 +313,7 @@ def test_fit_predicts_its_own_samples_from_a_known_law():
 
 
 def test_calibrate_measures_int8_layers_with_their_quantization():
-    model, samples = calibrate(budget_s=0.0, classes=INT8_CLASSES, threads=1)
+    model, samples = calibrate(budget_s=0.0, classes=INT8_CLASSES, conv_classes=(), threads=1)
     assert set(model.coef) == {"i8_r16k4", "i8_p128"}
     assert {s.encoding for s in samples} == {"int8", "csr+int8"} and all(s.seconds > 0 for s in samples)
     assert max(s.nnz / (s.rows * s.cols) for s in samples if s.encoding == "csr+int8") > 0.5  # where int8 wins
@@ -309,9 +323,11 @@ def test_calibrate_measures_int8_layers_with_their_quantization():
 
 
 def test_calibrate_measures_and_fits_two_classes():
-    model, samples = calibrate(budget_s=0.0, classes=(("dense", 0), ("csr", 0)), threads=1)
-    assert set(model.coef) == {"dense_f32", "csr_f32"}
-    assert {s.batch for s in samples} == {1, 8, 64} and all(s.seconds > 0 for s in samples)
+    model, samples = calibrate(budget_s=0.0, classes=(("dense", 0), ("csr", 0)), conv_classes=("lanes_f32",),
+                               threads=1)
+    assert set(model.coef) == {"dense_f32", "csr_f32"} and set(model.conv) == {"lanes_f32"}
+    assert {type(s).__name__ for s in samples} == {"Sample", "ConvSample"}
+    assert {s.batch for s in samples if isinstance(s, Sample)} == {1, 8, 64} and all(s.seconds > 0 for s in samples)
     assert check_exec_bytes(samples) == []
     assert model.isa == _core.active_isa() and model.read_bandwidth[1] > 0
     ratios = fit_errors(model, samples)
