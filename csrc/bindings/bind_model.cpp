@@ -59,7 +59,8 @@ struct PyModel {
       PYRT_CHECK(x.dtype().kind() == 'i' || x.dtype().kind() == 'u', PYRT_INVALID_ARGUMENT, who, " dtype is ",
                  std::string(py::str(x.dtype())), ", expected integers (token ids)");
     } else {
-      PYRT_CHECK(x.dtype().is(py::dtype::of<float>()), PYRT_INVALID_ARGUMENT, who, " dtype is ",
+      // equal, not is: an unpickled array's float32 is another dtype object (big-endian >f4 is still refused)
+      PYRT_CHECK(x.dtype().equal(py::dtype::of<float>()), PYRT_INVALID_ARGUMENT, who, " dtype is ",
                  std::string(py::str(x.dtype())), ", expected float32");
     }
     PYRT_CHECK(static_cast<size_t>(x.ndim()) == rank + 1, PYRT_INVALID_ARGUMENT, who, " has ", x.ndim(),

@@ -6,6 +6,7 @@ MemoryError or a hang.
 
 from __future__ import annotations
 
+import pickle
 import struct
 
 import numpy as np
@@ -742,6 +743,17 @@ def test_run_wrong_shape(image_model, shape, words):
 def test_run_wrong_dtype(image_model, dtype):
     with pytest.raises(ValueError, match="expected float32"):
         image_model.run(np.zeros((2, 3, 4), dtype))
+
+
+def test_run_unpickled_and_byte_swapped_float32(image_model):
+    # An array that crossed a process boundary (Ray, Dask, multiprocessing) has a float32 dtype equal to, but
+    # not the same object as, numpy's own: it runs. Big-endian float32 is another layout: refused.
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    y = pickle.loads(pickle.dumps(x))
+    assert y.dtype == np.float32 and y.dtype is not np.dtype(np.float32)
+    np.testing.assert_array_equal(image_model.run(y), image_model.run(x))
+    with pytest.raises(ValueError, match=r"dtype is >f4, expected float32"):
+        image_model.run(x.astype(">f4"))
 
 
 def test_run_not_an_array(image_model):
