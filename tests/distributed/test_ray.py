@@ -9,6 +9,7 @@ the chunk). Blocks of 10,240 rows and batches of 4,096 start every batch at a mu
 is computed as in one Model.run over all of them."""
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -28,12 +29,19 @@ ID_OFFSET = 10**9  # ids unlike row numbers, so a row matched by position alone 
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     if ray.is_initialized():  # someone else's cluster: use it, leave it running
         yield
         return
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning",
-             configure_logging=False)
+    # Ray puts the driver's working directory on its workers' sys.path. Started from the repository root,
+    # the workers would import the source tree's pyruntime (no compiled core) instead of the installed one.
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray"))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning",
+                 configure_logging=False)
+    finally:
+        os.chdir(here)
     ctx = ray.data.DataContext.get_current()  # a dataset keeps the context current when it is made
     ctx.enable_progress_bars = False
     ctx.execution_options.preserve_order = True  # so that the tests can check the order too
