@@ -14,7 +14,7 @@ from collections import defaultdict
 
 PEERS = ["numpy-fp32-1t", "numpy-fp32-default", "torch-fp32", "lce-default", "lce-indirect-bgemm"]
 RATIO_PEERS = ["numpy-fp32-1t", "numpy-fp32-default", "torch-fp32", "lce"]  # lce: the faster LCE member
-ISA_ORDER = ["avx512", "avx2", "ref"]
+ISA_ORDER = ["avx512", "avx2", "neon", "ref"]
 # Peak binary MACs per cycle of one core: one 512-bit vpopcntq per cycle (VPOPCNTDQ; on Intel it issues on
 # one port, throughput 1 per cycle), one bit per MAC. The XOR and the accumulation are not counted.
 BITS_PER_CYCLE = 512

@@ -48,7 +48,7 @@ from pyruntime import _core
 KS = (256, 1024, 4096)
 BATCHES = (1, 64)
 # The pyrt-xnor ISA levels, best first (avx512vnni adds nothing to the binary kernels: the same as avx512).
-XNOR_ISAS = [i for i in ("avx512", "avx2") if i in _core.supported_isas()]
+XNOR_ISAS = [i for i in ("avx512", "avx2", "neon") if i in _core.supported_isas()]
 REF_MAX_K = 256  # the scalar kernel only at K <= this: it is slow
 LCE_METHODS = ("lce-default", "lce-indirect-bgemm")
 # A worker's LCE member runs calls until a round takes at least this long (the pipe's round trip: ~0.1 ms).

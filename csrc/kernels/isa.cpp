@@ -6,6 +6,16 @@
 
 #include "common/error.h"
 
+#if PYRT_HAVE_ARM_KERNELS && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
 namespace pyrt::kernels {
 namespace {
 
@@ -37,6 +47,31 @@ bool cpu_has_avx512vnni() {
 #endif
 }
 
+// aarch64: Advanced SIMD is part of the base architecture, so the neon level needs only a build with the
+// ARM kernels; the dot-product extension (sdot / udot, Armv8.2 optional, Armv8.4 mandatory) is read from
+// the kernel's hardware capabilities. Other systems (no getauxval) get neon only.
+bool cpu_has_neon() {
+#if PYRT_HAVE_ARM_KERNELS
+#if defined(__linux__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+#else
+  return true;
+#endif
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_neon_dot() {
+#if PYRT_HAVE_ARM_KERNELS && defined(__linux__)
+  return cpu_has_neon() && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  return false;
+#endif
+}
+
+constexpr Isa kAllIsas[] = {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::neon, Isa::neon_dot};
+
 }  // namespace
 
 // Features no level implies, which kernels check before dispatching the files compiled for them.
@@ -65,7 +100,7 @@ Isa initial_isa() {
   if (env != nullptr && env[0] != '\0') {
     Isa isa;
     PYRT_CHECK(isa_from_name(env, &isa), PYRT_INVALID_ARGUMENT, "PYRT_ISA='", env,
-               "' is not one of ref, avx2, avx512, avx512vnni");
+               "' is not one of ref, avx2, avx512, avx512vnni, neon, neon_dot");
     PYRT_CHECK(isa_supported(isa), PYRT_UNSUPPORTED, "PYRT_ISA=", env, " is not supported by this CPU or build");
     return isa;
   }
@@ -85,12 +120,14 @@ const char* isa_name(Isa isa) {
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
     case Isa::avx512vnni: return "avx512vnni";
+    case Isa::neon: return "neon";
+    case Isa::neon_dot: return "neon_dot";
   }
   return "unknown";
 }
 
 bool isa_from_name(const char* name, Isa* out) {
-  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512vnni}) {
+  for (Isa isa : kAllIsas) {
     if (std::strcmp(name, isa_name(isa)) == 0) {
       *out = isa;
       return true;
@@ -105,13 +142,15 @@ bool isa_supported(Isa isa) {
     case Isa::avx2: return cpu_has_avx2();
     case Isa::avx512: return cpu_has_avx512();
     case Isa::avx512vnni: return cpu_has_avx512vnni();
+    case Isa::neon: return cpu_has_neon();
+    case Isa::neon_dot: return cpu_has_neon_dot();
   }
   return false;
 }
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512vnni})
+  for (Isa isa : kAllIsas)
     if (isa_supported(isa)) out.push_back(isa);
   return out;
 }

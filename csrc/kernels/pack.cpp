@@ -30,8 +30,8 @@ struct KernelTable {
   if constexpr (std::is_same_v<Layout, layout>) fn[static_cast<int>(Isa::isa)] = &pyrt_##stem##__##isa;
 #include "kernels/kernel_list.inc"
 #undef PYRT_KERNEL
-    for (int i = 1; i < kIsaLevels; ++i)
-      if (fn[i] == nullptr) fn[i] = fn[i - 1];
+    for (int i = 1; i < kIsaLevels; ++i)  // each level's fallback comes before it in the enum
+      if (fn[i] == nullptr) fn[i] = fn[static_cast<int>(isa_fallback(static_cast<Isa>(i)))];
   }
 };
 

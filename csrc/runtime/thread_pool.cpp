@@ -4,6 +4,17 @@
 
 namespace pyrt::runtime {
 
+#if !PYRT_THREADS
+
+ThreadPool::ThreadPool(unsigned) {}
+ThreadPool::~ThreadPool() = default;
+unsigned ThreadPool::hardware_threads() { return 1; }
+void ThreadPool::run(unsigned n, const std::function<void(unsigned)>& fn) {
+  for (unsigned i = 0; i < n; ++i) fn(i);
+}
+
+#else
+
 ThreadPool::ThreadPool(unsigned threads) {
   threads = std::max(1u, threads);
   workers_.reserve(threads - 1);
@@ -71,5 +82,7 @@ void ThreadPool::run(unsigned n, const std::function<void(unsigned)>& fn) {
   done_.wait(lock, [&] { return working_ == 0; });  // every worker has left drain(): fn may go
   fn_ = nullptr;
 }
+
+#endif  // PYRT_THREADS
 
 }  // namespace pyrt::runtime

@@ -6,14 +6,24 @@
 // all calls are done. One run uses the pool at a time; a caller that finds it busy (another thread
 // running the same model through its own session) does its tasks alone, so concurrent sessions never
 // block each other or deadlock.
+//
+// Built with PYRT_THREADS=0 (CMake option PYRT_THREADS=OFF, for targets without pthreads) the pool has no
+// workers: threads() is 1 whatever was asked, run() calls fn(0..n-1) in order on the caller, and nothing
+// of <thread> or <mutex> is compiled in.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <vector>
+
+#ifndef PYRT_THREADS
+#define PYRT_THREADS 1
+#endif
+#if PYRT_THREADS
+#include <condition_variable>
 #include <mutex>
 #include <thread>
-#include <vector>
+#endif
 
 namespace pyrt::runtime {
 
@@ -25,7 +35,11 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
+#if PYRT_THREADS
   unsigned threads() const { return static_cast<unsigned>(workers_.size()) + 1; }
+#else
+  unsigned threads() const { return 1; }
+#endif
 
   // fn must not throw. Tasks are handed out dynamically, so uneven tasks balance themselves.
   void run(unsigned n, const std::function<void(unsigned)>& fn);
@@ -34,6 +48,7 @@ class ThreadPool {
   static unsigned hardware_threads();
 
  private:
+#if PYRT_THREADS
   void worker();
   void drain();  // takes tasks of the current job until none is left
 
@@ -45,6 +60,7 @@ class ThreadPool {
   unsigned n_ = 0, next_ = 0, working_ = 0;
   uint64_t generation_ = 0;
   bool stop_ = false;
+#endif
 };
 
 }  // namespace pyrt::runtime

@@ -20,6 +20,9 @@ from importlib import resources
 from .model import CostModel
 
 ISA_ORDER = ("ref", "avx2", "avx512", "avx512vnni")
+# Levels with no profile of their own and the profile that stands in for them: the aarch64 levels take the
+# avx2 one (the nearest x86 kernels in structure: no masked loads, the same tile shapes per vector).
+STAND_IN = {"neon": "avx2", "neon_dot": "avx2"}
 
 
 def available() -> list[str]:
@@ -35,6 +38,8 @@ def builtin_profile(isa: str) -> CostModel:
         raise FileNotFoundError("no built-in cost profiles are installed (pyruntime/cost/profiles/*.json)")
     if isa in have:
         pick = isa
+    elif STAND_IN.get(isa) in have:
+        pick = STAND_IN[isa]
     else:
         rank = ISA_ORDER.index(isa) if isa in ISA_ORDER else len(ISA_ORDER)
         below = [p for p in have if ISA_ORDER.index(p) <= rank]

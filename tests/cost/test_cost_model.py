@@ -332,3 +332,13 @@ def test_calibrate_measures_and_fits_two_classes():
     assert model.isa == _core.active_isa() and model.read_bandwidth[1] > 0
     ratios = fit_errors(model, samples)
     assert all(np.isfinite(ratios)) and all(r > 0 for r in ratios)
+
+
+@pytest.mark.parametrize("level", ["neon", "neon_dot"])
+def test_arm_levels_use_the_avx2_profile(level):
+    """The aarch64 levels have no calibrated profile: the AVX2 one stands in, and says so in its name."""
+    if "avx2" not in available():
+        pytest.skip("no built-in avx2 profile installed")
+    m = builtin_profile(level)
+    assert m.to_dict()["coef"] == builtin_profile("avx2").to_dict()["coef"]
+    assert f"used for {level}" in m.name
