@@ -58,17 +58,18 @@ struct BinaryKernels {
   BinarizeFn binarize;
   BinarizeHwcFn binarize_hwc;
   DotEpilogueFn dot_epilogue;
-  const char* xnor_name;  // "ref", "avx2" (vpshufb popcount), "avx512-vpopcntdq"
+  const char* xnor_name;  // "ref", "avx2" (vpshufb popcount), "avx512-vpopcntdq", "neon" (vcnt)
 };
 
 // The kernels of a level (isa must be supported): XNOR with vpopcntq where the CPU has AVX512_VPOPCNTDQ at
-// level avx512 or above, else the AVX2 kernel; every level below avx2 runs the scalar reference.
+// level avx512 or above, else the AVX2 kernel; on aarch64 the NEON kernels at neon and neon_dot; ref runs the
+// scalar reference.
 const BinaryKernels& binary_kernels(Isa isa);
 
 // The scalar one-element sign (compiled without FMA contraction: the tails of the vector kernels call it).
 bool sign_bit(float x, float scale, float shift);
 
-// ---- per level (kernels/binary/binary_ref.cpp, kernels/x86/binary_*.cpp) ----
+// ---- per level (kernels/binary/binary_ref.cpp, kernels/x86/binary_*.cpp, kernels/arm/binary_neon.cpp) ----
 namespace ref {
 void xnor_gemm(const uint64_t*, size_t, size_t, size_t, const uint64_t*, size_t, size_t, const BinaryEpilogue&, void*,
                size_t);
@@ -95,5 +96,15 @@ void pyrt_binarize__avx512(const float*, size_t, size_t, size_t, float, float, u
 void pyrt_binarize_hwc__avx512(const float*, size_t, size_t, size_t, float, float, uint64_t*);
 void pyrt_dot_epilogue__avx512(const int32_t*, size_t, size_t, const int32_t*, const float*, const float*,
                                const int32_t*, void*, size_t);
+#if PYRT_HAVE_ARM_KERNELS
+void pyrt_xnor_gemm__neon(const uint64_t*, size_t, size_t, size_t, const uint64_t*, size_t, size_t,
+                          const BinaryEpilogue&, void*, size_t);
+void pyrt_bwn_gemm__neon(const uint64_t*, size_t, size_t, size_t, size_t, const float*, size_t, size_t, const float*,
+                         const float*, float*, size_t);
+void pyrt_binarize__neon(const float*, size_t, size_t, size_t, float, float, uint64_t*, size_t);
+void pyrt_binarize_hwc__neon(const float*, size_t, size_t, size_t, float, float, uint64_t*);
+void pyrt_dot_epilogue__neon(const int32_t*, size_t, size_t, const int32_t*, const float*, const float*,
+                             const int32_t*, void*, size_t);
+#endif
 
 }  // namespace pyrt::kernels

@@ -102,6 +102,11 @@ const BinaryKernels& binary_kernels(Isa isa) {
   if (isa >= Isa::avx512) return popcnt ? avx512popcnt : avx512;
   if (isa >= Isa::avx2) return avx2;
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+  static const BinaryKernels neon{&pyrt_xnor_gemm__neon,    &pyrt_bwn_gemm__neon,     &pyrt_binarize__neon,
+                                  &pyrt_binarize_hwc__neon, &pyrt_dot_epilogue__neon, "neon"};
+  if (isa >= Isa::neon) return neon;
+#endif
   (void)isa;
   return reference;
 }

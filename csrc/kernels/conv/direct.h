@@ -114,6 +114,10 @@ void pyrt_conv_direct__avx2(const DirectConvLayout& L, const float* x, float* xp
 void pyrt_conv_direct__avx512(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
                               uint32_t oy0, uint32_t oy1);
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+void pyrt_conv_direct__neon(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                            uint32_t oy0, uint32_t oy1);
+#endif
 
 // The geometry part of a layout (everything but the weights): sizes, the padded plane, scratch, the clamp.
 DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, const OutputClamp& clamp);
@@ -136,6 +140,10 @@ void pyrt_conv_lanes__avx2(const DirectConvLayout& L, const float* x, float* xp,
                            uint32_t oy0, uint32_t oy1);
 void pyrt_conv_lanes__avx512(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
                              uint32_t oy0, uint32_t oy1);
+#endif
+#if PYRT_HAVE_ARM_KERNELS
+void pyrt_conv_lanes__neon(const DirectConvLayout& L, const float* x, float* xp, float* y, const float* bias,
+                           uint32_t oy0, uint32_t oy1);
 #endif
 constexpr uint32_t kLanesBlock = 16;  // output channels per packed weight block
 

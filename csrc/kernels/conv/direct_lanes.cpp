@@ -18,6 +18,9 @@ DirectConvFn lanes_kernel(Isa isa) {
   if (isa >= Isa::avx512) return &pyrt_conv_lanes__avx512;
   if (isa == Isa::avx2) return &pyrt_conv_lanes__avx2;
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon) return &pyrt_conv_lanes__neon;
+#endif
   return &pyrt_conv_lanes__ref;
 }
 

@@ -1,6 +1,7 @@
 // pyruntime: the register tiles of the direct_lanes convolution (conv/direct.h), written once over the
 // vector traits V of conv/direct_tiles.h (which this header needs: its pad_group and VClamp) and
-// instantiated by x86/conv_direct_avx2.cpp and x86/conv_direct_avx512.cpp. Internal linkage, as there.
+// instantiated by x86/conv_direct_avx2.cpp, x86/conv_direct_avx512.cpp and arm/conv_direct_neon.cpp. Internal
+// linkage, as there.
 //
 // Tile: P consecutive outputs of one row x one block of 16 output channels (NV = 16 / kLanes vectors),
 // P * NV = 12 accumulators. Per weight column k: NV aligned loads of the packed block, P broadcasts of the

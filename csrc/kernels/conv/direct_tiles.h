@@ -1,7 +1,7 @@
 // pyruntime: the register tiles of the direct convolution (conv/direct.h), written once over a vector
-// traits class V and instantiated by x86/conv_direct_avx2.cpp and x86/conv_direct_avx512.cpp with their
-// own V. Include only from those files (the traits use ISA intrinsics); everything here has internal
-// linkage, so the AVX2 and AVX-512 instantiations can never be merged by the linker.
+// traits class V and instantiated by x86/conv_direct_avx2.cpp, x86/conv_direct_avx512.cpp and
+// arm/conv_direct_neon.cpp with their own V. Include only from those files (the traits use ISA intrinsics);
+// everything here has internal linkage, so the instantiations of two levels can never be merged by the linker.
 //
 // V provides: vec, mask, kLanes, kCheapMasks (masked loads as fast as plain ones); tail(n) (lanes [0, n),
 // n clamped to kLanes); range(lo, hi) (lanes [lo, hi), any int64 bounds); zero(); set1(f); load(p),

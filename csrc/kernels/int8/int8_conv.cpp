@@ -30,6 +30,10 @@ void int8_conv_tile(Isa isa, const Int8ConvTile& t) {
   if (isa >= Isa::avx512) return pyrt_i8_conv_tile__avx512(t);
   if (isa >= Isa::avx2) return pyrt_i8_conv_tile__avx2(t);
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon_dot) return pyrt_i8_conv_tile__neon_dot(t);
+  if (isa >= Isa::neon) return pyrt_i8_conv_tile__neon(t);
+#endif
   pyrt_i8_conv_tile__ref(t);
 }
 void pyrt_i8_dw_phases__ref(const Int8DwPhases& f, const int8_t* src, int8_t* dst) { detail::dw_phases(f, src, dst); }
@@ -46,6 +50,9 @@ void int8_dwconv_plane(Isa isa, const Int8DwPlane& p) {
 #if PYRT_HAVE_X86_KERNELS
   if (isa >= Isa::avx512) return pyrt_i8_dwconv__avx512(p);
   if (isa >= Isa::avx2) return pyrt_i8_dwconv__avx2(p);
+#endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon) return pyrt_i8_dwconv__neon(p);
 #endif
   pyrt_i8_dwconv__ref(p);
 }

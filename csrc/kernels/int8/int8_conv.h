@@ -87,5 +87,10 @@ void pyrt_i8_conv_tile__avx512vnni(const Int8ConvTile& t);
 void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
                                  size_t dst_stride);
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+void pyrt_i8_dwconv__neon(const Int8DwPlane& p);
+void pyrt_i8_conv_tile__neon(const Int8ConvTile& t);
+void pyrt_i8_conv_tile__neon_dot(const Int8ConvTile& t);
+#endif
 
 }  // namespace pyrt::kernels

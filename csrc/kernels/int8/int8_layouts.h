@@ -95,6 +95,17 @@ void pyrt_quantize_s8__avx2(const float* x, size_t n, float inv_scale, int8_t* q
 void pyrt_quantize_s8__avx512(const float* x, size_t n, float inv_scale, int8_t* q);
 void pyrt_quantize_rows__avx512(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+// Advanced SIMD (vmull_s8 + vpadalq_s16) and the Armv8.2 dot product (sdot); the sparse ones gather with tbl.
+void pyrt_i8_gemm__neon(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
+void pyrt_i8_gemm__neon_dot(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
+                            size_t);
+void pyrt_i8_spmm__neon(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
+void pyrt_i8_spmm__neon_dot(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
+                            size_t);
+void pyrt_quantize_rows__neon(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
+void pyrt_quantize_s8__neon(const float* x, size_t n, float inv_scale, int8_t* q);
+#endif
 
 // Dynamic quantization of activation rows (ref/quantize.h: quantize_rows), at ISA level `isa`; every level
 // gives the reference's bytes and scales.

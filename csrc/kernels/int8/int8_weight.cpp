@@ -16,6 +16,10 @@ Int8DenseFn dense_kernel(Isa isa) {
   if (isa >= Isa::avx512) return &pyrt_i8_gemm__avx512;
   if (isa >= Isa::avx2) return &pyrt_i8_gemm__avx2;
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon_dot) return &pyrt_i8_gemm__neon_dot;
+  if (isa >= Isa::neon) return &pyrt_i8_gemm__neon;
+#endif
   return &pyrt_i8_gemm__ref;
 }
 
@@ -25,6 +29,10 @@ Int8PanelsFn panels_kernel(Isa isa) {
   if (isa >= Isa::avx512vnni && vbmi) return &pyrt_i8_spmm__avx512vnni;
   if (isa >= Isa::avx512 && vbmi) return &pyrt_i8_spmm__avx512;
   if (isa >= Isa::avx2) return &pyrt_i8_spmm__avx2;
+#endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon_dot) return &pyrt_i8_spmm__neon_dot;
+  if (isa >= Isa::neon) return &pyrt_i8_spmm__neon;
 #endif
   return &pyrt_i8_spmm__ref;
 }
@@ -144,6 +152,9 @@ void quantize_rows(Isa isa, const float* x, size_t batch, size_t cols, size_t ld
   if (isa >= Isa::avx512) return pyrt_quantize_rows__avx512(x, batch, cols, ldq, q, xs);
   if (isa >= Isa::avx2) return pyrt_quantize_rows__avx2(x, batch, cols, ldq, q, xs);
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon) return pyrt_quantize_rows__neon(x, batch, cols, ldq, q, xs);
+#endif
   ref::quantize_rows(x, batch, cols, ldq, q, xs);
 }
 
@@ -151,6 +162,9 @@ void quantize_s8(Isa isa, const float* x, size_t n, float inv_scale, int8_t* q) 
 #if PYRT_HAVE_X86_KERNELS
   if (isa >= Isa::avx512) return pyrt_quantize_s8__avx512(x, n, inv_scale, q);
   if (isa >= Isa::avx2) return pyrt_quantize_s8__avx2(x, n, inv_scale, q);
+#endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon) return pyrt_quantize_s8__neon(x, n, inv_scale, q);
 #endif
   ref::quantize_s8(x, n, inv_scale, q);
 }
