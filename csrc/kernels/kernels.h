@@ -14,8 +14,8 @@
 // cannot leak into a result. x and y are caller memory and are never over-read or over-written.
 //
 // ISA kernels live in x86/*_avx2.cpp and x86/*_avx512.cpp (compiled with per-file ISA flags, only when
-// PYRT_HAVE_X86_KERNELS); calling one at a level the CPU lacks is undefined, so callers pass a level
-// that isa_supported() accepted (active_isa() always is).
+// PYRT_HAVE_X86_KERNELS) and arm/*_neon.cpp (aarch64, PYRT_HAVE_ARM_KERNELS); calling one at a level the CPU
+// lacks is undefined, so callers pass a level that isa_supported() accepted (active_isa() always is).
 #pragma once
 
 #include <cstddef>
