@@ -1,5 +1,5 @@
 // pyruntime bindings: direct access to the kernels, for tests and benchmarks.
-//   _core.supported_isas() -> ["ref", "avx2", ...]; _core.active_isa(); _core.set_isa(name)
+//   _core.supported_isas() -> ["ref", "avx2", ...]; _core.architecture_isas(); _core.active_isa(); _core.set_isa(name)
 //   _core.PackedWeight(tensor_dict).gemm(x, bias=None, isa=None) -> y; .gemv_rows(x, r0, r1); .gemm_rows(x, r0, r1); .row_splits(n)
 //   _core.Conv2d(geometry_dict, tensor_dict, method="auto").run(x, bias=None, isa=None, rows=None) -> y
 #include <algorithm>
@@ -79,6 +79,11 @@ void bind_kernels(py::module_& m) {
   m.def("supported_isas", [] {
     std::vector<std::string> out;
     for (Isa isa : kernels::supported_isas()) out.push_back(kernels::isa_name(isa));
+    return out;
+  });
+  m.def("architecture_isas", [] {
+    std::vector<std::string> out;
+    for (Isa isa : kernels::architecture_isas()) out.push_back(kernels::isa_name(isa));
     return out;
   });
   m.def("active_isa", [] { return std::string(kernels::isa_name(kernels::active_isa())); });

@@ -155,6 +155,16 @@ std::vector<Isa> supported_isas() {
   return out;
 }
 
+std::vector<Isa> architecture_isas() {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+  return {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512vnni};
+#elif defined(__aarch64__) || defined(_M_ARM64)
+  return {Isa::ref, Isa::neon, Isa::neon_dot};
+#else
+  return {Isa::ref};
+#endif
+}
+
 Isa best_isa() { return supported_isas().back(); }
 
 Isa active_isa() { return static_cast<Isa>(active_slot().load(std::memory_order_relaxed)); }

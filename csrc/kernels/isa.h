@@ -27,6 +27,7 @@ const char* isa_name(Isa isa);
 bool isa_from_name(const char* name, Isa* out);
 bool isa_supported(Isa isa);          // compiled in and supported by this CPU
 std::vector<Isa> supported_isas();    // ascending; always contains Isa::ref
+std::vector<Isa> architecture_isas(); // the chain of this build's architecture, supported or not (ref first)
 Isa best_isa();                       // highest supported level
 Isa active_isa();                     // the level kernels run at now
 void set_isa(Isa isa);                // throws pyrt::Error(PYRT_UNSUPPORTED) if !isa_supported(isa)

@@ -22,7 +22,7 @@ import pytest
 from pyruntime import _core
 
 RTOL = 1e-5
-ISAS = ("ref", "avx2", "avx512")
+ISAS = tuple(i for i in ("ref", "avx2", "avx512", "neon") if i in _core.architecture_isas())
 METHODS = ("im2col", "direct")
 
 # (encoding, k): every execution layout: dense, csr, codebook 1/2/4/8-bit, csr+codebook 4/8-bit

@@ -23,8 +23,9 @@ import pytest
 from pyruntime import _core
 
 RTOL = 1e-5  # fast ISA vs ref, and every ISA vs the float64 oracle
-ISAS = ("ref", "avx2", "avx512")
-FAST_ISAS = ("avx2", "avx512")
+# the levels of this architecture whose f32 kernels differ (avx512vnni and neon_dot run avx512 / neon ones)
+ISAS = tuple(i for i in ("ref", "avx2", "avx512", "neon") if i in _core.architecture_isas())
+FAST_ISAS = ISAS[1:]
 ENCODINGS = ("dense", "csr", "codebook", "csr+codebook")
 KERNEL_LIST = Path(__file__).resolve().parents[2] / "csrc" / "kernels" / "kernel_list.inc"
 

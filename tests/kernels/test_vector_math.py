@@ -31,7 +31,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 ATOL, RTOL = 1e-6, 1e-5
-ISAS = ("ref", "avx2", "avx512", "avx512vnni")
+ISAS = tuple(_core.architecture_isas())
 ROW_LENGTHS = (1, 7, 16, 17, 768, 3072)
 
 ACTIVATIONS = {

@@ -3,6 +3,7 @@
 // 1, 2, 4 and 8 bits and csr+codebook of 4 and 8 bits, over edge shapes (one column, columns around the
 // vector and group widths, rows past a register tile), batches 1 to 9, with and without bias.
 // The tolerance is the Python suite's (tests/kernels/test_kernels.py): 1e-5 of sum |w| |x| + |bias|.
+#include <algorithm>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
@@ -158,6 +159,9 @@ PYRT_TEST(levels_fall_back_within_their_architecture) {
     arm = arm || isa >= Isa::neon;
   }
   CHECK(!(x86 && arm), "a build supports levels of two architectures");
+  const std::vector<Isa> arch = architecture_isas();
+  for (Isa isa : supported_isas())
+    CHECK(std::find(arch.begin(), arch.end(), isa) != arch.end(), isa_name(isa), " is supported but not of this architecture");
 #if defined(__aarch64__) && PYRT_HAVE_ARM_KERNELS
   CHECK(isa_supported(Isa::neon), "an aarch64 build with the ARM kernels must support neon");
 #endif

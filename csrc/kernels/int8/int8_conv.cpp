@@ -43,6 +43,9 @@ void int8_dw_phases(Isa isa, const Int8DwPhases& f, const int8_t* src, int8_t* d
   if (isa >= Isa::avx512) return pyrt_i8_dw_phases__avx512(f, src, dst);
   if (isa >= Isa::avx2) return pyrt_i8_dw_phases__avx2(f, src, dst);
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon) return pyrt_i8_dw_phases__neon(f, src, dst);
+#endif
   pyrt_i8_dw_phases__ref(f, src, dst);
 }
 
@@ -62,6 +65,9 @@ void int8_channels_last(Isa isa, const int8_t* src, size_t channels, size_t h, s
 #if PYRT_HAVE_X86_KERNELS
   if (isa >= Isa::avx2) return pyrt_i8_channels_last__avx2(src, channels, h, w, dst, dst_row, dst_stride);
 #endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon) return pyrt_i8_channels_last__neon(src, channels, h, w, dst, dst_row, dst_stride);
+#endif
   const size_t plane = h * w;
   for (size_t y = 0; y < h; ++y)
     for (size_t c = 0; c < channels; ++c) {
@@ -74,6 +80,9 @@ void int8_channels_last(Isa isa, const int8_t* src, size_t channels, size_t h, s
 void transpose_to_planes(Isa isa, const float* tile, size_t n, size_t og, float* y, size_t plane) {
 #if PYRT_HAVE_X86_KERNELS
   if (isa >= Isa::avx2) return pyrt_transpose_planes__avx2(tile, n, og, y, plane);
+#endif
+#if PYRT_HAVE_ARM_KERNELS
+  if (isa >= Isa::neon) return pyrt_transpose_planes__neon(tile, n, og, y, plane);
 #endif
   constexpr size_t kB = 16;  // blocks of 16 x 16: the strided reads stay within 16 cache lines
   for (size_t o0 = 0; o0 < og; o0 += kB)

@@ -91,6 +91,10 @@ void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, s
 void pyrt_i8_dwconv__neon(const Int8DwPlane& p);
 void pyrt_i8_conv_tile__neon(const Int8ConvTile& t);
 void pyrt_i8_conv_tile__neon_dot(const Int8ConvTile& t);
+void pyrt_i8_dw_phases__neon(const Int8DwPhases& f, const int8_t* src, int8_t* dst);
+void pyrt_transpose_planes__neon(const float* tile, size_t n, size_t og, float* y, size_t plane);
+void pyrt_i8_channels_last__neon(const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
+                                 size_t dst_stride);
 #endif
 
 }  // namespace pyrt::kernels

@@ -117,6 +117,9 @@ const MathKernels& math_kernels(Isa isa) {
   static const MathKernels avx512 = PYRT_MATH_KERNELS_TABLE(avx512);
   if (isa >= Isa::avx512) return avx512;
   if (isa >= Isa::avx2) return avx2;
+#elif PYRT_HAVE_ARM_KERNELS
+  static const MathKernels neon = PYRT_MATH_KERNELS_TABLE(neon);
+  if (isa >= Isa::neon) return neon;
 #else
   (void)isa;
 #endif

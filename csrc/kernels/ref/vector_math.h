@@ -2,9 +2,9 @@
 // elementwise gelu (erf and tanh forms), silu, sigmoid and tanh (and the exact leaky_relu), and softmax / layer_norm over contiguous rows.
 //
 // One table of function pointers per ISA level, chosen with math_kernels(isa); levels above avx512 use the
-// avx512 table. The ref table is the scalar oracle (double arithmetic, libm) and is a selectable level
-// (PYRT_ISA=ref); the x86 tables (x86/vector_math_avx2.cpp, x86/vector_math_avx512.cpp) compute in float with
-// a Cephes-style exp.
+// avx512 table, neon_dot uses neon's. The ref table is the scalar oracle (double arithmetic, libm) and is a
+// selectable level (PYRT_ISA=ref); the x86 tables (x86/vector_math_avx2.cpp, x86/vector_math_avx512.cpp) and
+// the aarch64 one (arm/vector_math_neon.cpp) compute in float with a Cephes-style exp.
 //
 // Contract, every level:
 // - Output may alias input (y == x); no other overlap.
@@ -59,6 +59,9 @@ PYRT_MATH_KERNELS_DECLARE(ref)
 #if PYRT_HAVE_X86_KERNELS
 PYRT_MATH_KERNELS_DECLARE(avx2)
 PYRT_MATH_KERNELS_DECLARE(avx512)
+#endif
+#if PYRT_HAVE_ARM_KERNELS
+PYRT_MATH_KERNELS_DECLARE(neon)
 #endif
 
 }  // namespace pyrt::kernels
