@@ -4,7 +4,7 @@
 # package (pyruntime/lib, pyruntime/include), unversioned, as the cffi tests and users of the wheel load it.
 # Otherwise the tree is a C library as C and C++ projects consume one:
 #
-#   <prefix>/include/pyruntime.h
+#   <prefix>/include/pyruntime.h, pyruntime_micro.h
 #   <prefix>/lib/libpyruntime.a                       static (needs the C++ runtime, libm, pthreads)
 #   <prefix>/lib/libpyruntime.so -> .so.0 -> .so.0.1.0 shared, SONAME libpyruntime.so.<PYRT_ABI_VERSION>
 #   <prefix>/lib/cmake/pyruntime/pyruntime-config.cmake (+ -version, -targets): find_package(pyruntime CONFIG)
@@ -15,7 +15,8 @@ include(CMakePackageConfigHelpers)
 if(SKBUILD)
   if(PYRT_BUILD_CAPI_SHARED)
     install(TARGETS pyruntime_c LIBRARY DESTINATION pyruntime/lib)
-    install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/csrc/include/pyruntime.h DESTINATION pyruntime/include)
+    install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/csrc/include/pyruntime.h ${CMAKE_CURRENT_SOURCE_DIR}/csrc/include/pyruntime_micro.h
+            DESTINATION pyruntime/include)
   endif()
   return()
 endif()
@@ -30,7 +31,8 @@ install(TARGETS ${PYRT_INSTALL_TARGETS} EXPORT pyruntime-targets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK_COMPONENT Development
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/csrc/include/pyruntime.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/csrc/include/pyruntime.h ${CMAKE_CURRENT_SOURCE_DIR}/csrc/include/pyruntime_micro.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT pyruntime-targets NAMESPACE pyruntime:: DESTINATION ${PYRT_CONFIG_DIR})
 
 set(PYRT_CONFIG_HAS_SHARED ${PYRT_BUILD_CAPI_SHARED})

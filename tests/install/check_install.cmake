@@ -21,7 +21,7 @@ function(run)
 endfunction()
 
 run(${CMAKE_COMMAND} --install ${BUILD} --prefix ${prefix})
-foreach(f include/pyruntime.h lib/libpyruntime.a lib/libpyruntime.so lib/libpyruntime.so.0
+foreach(f include/pyruntime.h include/pyruntime_micro.h lib/libpyruntime.a lib/libpyruntime.so lib/libpyruntime.so.0
           lib/cmake/pyruntime/pyruntime-config.cmake lib/cmake/pyruntime/pyruntime-config-version.cmake
           lib/pkgconfig/pyruntime.pc)
   if(NOT EXISTS ${prefix}/${f})

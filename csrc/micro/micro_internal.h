@@ -1,0 +1,223 @@
+/*
+ * micro_internal.h -- the shared internals of the bare-metal runtime (csrc/micro/, C99): the error buffer
+ * and its small formatter, the bounds-checked byte reader, the symbol-stream decoder, the decoded weight
+ * layouts, the model tables that live in the caller's arena, and the functions each file provides.
+ *
+ * How a load goes (micro_api.c): one validating pass over the whole file that writes nothing
+ * (micro_parse with no arena: header, section table, every checksum, every tensor decoded and dropped, the
+ * graph with every value's shape, the activation plan), which gives the sizes; then, if the arena is large
+ * enough, the same parse again writing the tables, the decoded weights and the plan into the arena.
+ * Sizes are counted with the same bump allocator in both passes, so what pyrt_micro_memory_bytes reports is
+ * exactly what pyrt_micro_load uses.
+ */
+#ifndef PYRT_MICRO_INTERNAL_H_
+#define PYRT_MICRO_INTERNAL_H_
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pyruntime_micro.h"
+
+/* ---- limits of this path (the file format allows more; a larger graph is refused as unsupported) ---- */
+#define MICRO_MAX_NODES 127u /* graph nodes; value ids fit a u8 (the parse keeps ~2.8 KB of stack per value table) */
+#define MICRO_MAX_VALUES (MICRO_MAX_NODES + 1u)
+#define MICRO_ALIGN 8u       /* every arena block starts at a multiple of 8 */
+#define MICRO_FORMAT_VERSION 5u
+
+/* File format constants (docs/FORMAT.md). */
+enum { MICRO_HEADER = 64, MICRO_SECTION_ENTRY = 32, MICRO_PAYLOAD_ALIGN = 64 };
+enum { MICRO_SEC_GRAPH = 1, MICRO_SEC_TENSOR = 2, MICRO_SEC_METADATA = 3 };
+enum {
+  MICRO_ENC_DENSE = 0,
+  MICRO_ENC_CSR = 1,
+  MICRO_ENC_CODEBOOK = 2,
+  MICRO_ENC_CSR_CODEBOOK = 3,
+  MICRO_ENC_INT8 = 4,
+  MICRO_ENC_CSR_INT8 = 5,
+  MICRO_ENC_BINARY = 6
+};
+enum {
+  MICRO_OP_LINEAR = 1,
+  MICRO_OP_RELU = 2,
+  MICRO_OP_SOFTMAX = 3,
+  MICRO_OP_FLATTEN = 4,
+  MICRO_OP_CONV2D = 5,
+  MICRO_OP_MAX_POOL2D = 6,
+  MICRO_OP_AVG_POOL2D = 7,
+  MICRO_OP_GLOBAL_AVG_POOL = 8,
+  MICRO_OP_ADD = 9,
+  MICRO_OP_CONCAT = 10,
+  MICRO_OP_RESHAPE = 11,
+  MICRO_OP_CLAMP = 12,
+  MICRO_OP_COUNT = 33 /* codes 1..33 exist (format version 5) */
+};
+
+/* ---- errors (micro_util.c): the one static buffer; every failure returns its status ---- */
+/* Formats into the error buffer and returns st. Conversions: %s (const char*), %u (unsigned), %d (int),
+ * %L (unsigned long long), %% -- no printf. */
+pyrt_status micro_fail(pyrt_status st, const char* fmt, ...);
+/* The same formatter into a caller's buffer (always terminated; cut at cap - 1). */
+size_t micro_format(char* buf, size_t cap, const char* fmt, ...);
+size_t micro_vformat(char* buf, size_t cap, const char* fmt, va_list ap);
+uint32_t micro_crc32(const uint8_t* p, size_t n);
+int micro_utf8_valid(const uint8_t* p, size_t n);
+
+static inline uint32_t micro_u32(const uint8_t* p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t micro_u64(const uint8_t* p) { return micro_u32(p) | ((uint64_t)micro_u32(p + 4) << 32); }
+/* An f32 of the file, wherever it lies (the file may sit at any alignment): memcpy is one load on a
+ * Cortex-M4 and on x86. The files are little-endian, as every target of this path. */
+static inline float micro_f32(const uint8_t* p) {
+  float f;
+  memcpy(&f, p, 4);
+  return f;
+}
+static inline int micro_isnan(float f) { return f != f; }
+static inline int micro_isfinite(float f) { return f == f && f - f == 0.0f; }
+
+/* ---- the byte reader: every take is checked against the bytes left ---- */
+typedef struct micro_reader {
+  const uint8_t* p;
+  size_t size, pos;
+  const char* what; /* names the part being read in "data ends early" */
+} micro_reader;
+
+pyrt_status micro_take(micro_reader* r, uint64_t n, const uint8_t** out);
+pyrt_status micro_get_u32(micro_reader* r, uint32_t* out);
+pyrt_status micro_skip_to(micro_reader* r, size_t multiple); /* padding counted from the reader's start */
+
+/* ---- the bump allocator: counts only (base NULL) or places blocks in the arena ---- */
+typedef struct micro_alloc {
+  uint8_t* base; /* NULL while measuring */
+  size_t used;
+} micro_alloc;
+
+static inline void* micro_bump(micro_alloc* a, size_t bytes) {
+  const size_t at = a->used;
+  a->used += (bytes + MICRO_ALIGN - 1) / MICRO_ALIGN * MICRO_ALIGN;
+  return a->base ? (void*)(a->base + at) : NULL;
+}
+
+/* ---- a weight as the kernels read it ---- */
+typedef struct micro_weight {
+  uint32_t encoding; /* MICRO_ENC_DENSE, _CSR, _CODEBOOK or _CSR_CODEBOOK */
+  uint32_t rows, cols, nnz;
+  const uint8_t* values;    /* in the file: dense values [rows * cols] or csr values [nnz] (f32, any alignment) */
+  const uint8_t* centroids; /* in the file: the codebook (f32 [k], any alignment) */
+  const uint8_t* idx;       /* arena: codebook indices ([rows * cols] or [nnz]) packed at idx_bits each, index j
+                               at bits [j * idx_bits, +idx_bits) least significant first, one spare byte at the end */
+  const void* rowptr;       /* arena: rows + 1 offsets, u16 when nnz < 65536, else u32 */
+  const void* col;          /* arena: nnz columns of col_bytes each: 1 for up to 256 columns, 2 up to 65536, else 4 */
+  uint8_t wide_rowptr, col_bytes, idx_bits;
+} micro_weight;
+
+static inline uint32_t micro_rowptr(const micro_weight* w, uint32_t r) {
+  return w->wide_rowptr ? ((const uint32_t*)w->rowptr)[r] : ((const uint16_t*)w->rowptr)[r];
+}
+static inline uint32_t micro_col(const micro_weight* w, uint32_t j) {
+  return w->col_bytes == 1   ? ((const uint8_t*)w->col)[j]
+         : w->col_bytes == 2 ? ((const uint16_t*)w->col)[j]
+                             : ((const uint32_t*)w->col)[j];
+}
+static inline uint32_t micro_idx(const micro_weight* w, size_t j) {
+  const size_t bit = j * w->idx_bits;
+  const uint32_t two = (uint32_t)w->idx[bit >> 3] | (uint32_t)w->idx[(bit >> 3) + 1] << 8; /* the spare byte */
+  return (two >> (bit & 7u)) & ((1u << w->idx_bits) - 1u);
+}
+/* Bytes of `count` indices of `bits` bits packed as micro_idx reads them. */
+static inline size_t micro_idx_bytes(uint64_t count, uint32_t bits) { return (size_t)((count * bits + 7u) / 8u) + 1u; }
+
+/* What a tensor section's fixed header says (micro_tensors.c). */
+typedef struct micro_tensor_info {
+  uint32_t encoding, rank, dims[4];
+  uint64_t rows, cols;
+  uint32_t nnz; /* csr encodings */
+  char name[64]; /* for messages; cut if longer */
+} micro_tensor_info;
+
+/* Validates a whole tensor payload (FORMAT.md 3, 4, 6.3). With w == NULL nothing is stored; with w and an
+ * allocator, the Huffman-coded streams are decoded into the allocator's blocks (counted when it measures)
+ * and w describes the execution layout. who: "section 3 (tensor #2)". */
+/* Only the fixed header and name of a tensor section that micro_tensor_read already accepted. */
+void micro_tensor_head(const uint8_t* payload, micro_tensor_info* info);
+pyrt_status micro_tensor_read(const uint8_t* payload, size_t size, const char* who, uint32_t file_version,
+                              micro_tensor_info* info, micro_weight* w, micro_alloc* a);
+
+/* ---- the model in the arena ---- */
+typedef struct micro_value {
+  float* data;      /* NULL for the graph input (read in place from the caller's array) */
+  uint32_t numel;
+  uint32_t rank, dims[4];
+} micro_value;
+
+typedef struct micro_node {
+  uint16_t op;
+  uint8_t has_weight, has_bias;
+  uint8_t n_inputs, n_tensors;
+  uint32_t in0, in1, out; /* value ids */
+  uint8_t inputs[16];     /* every input's value id (concat reads up to 16) */
+  uint32_t tensor[2];     /* tensor section numbers (weight, bias) */
+  uint32_t attr[10];
+  micro_weight w;
+  const uint8_t* bias; /* in the file: f32 [out channels] */
+} micro_node;
+
+struct pyrt_micro_model {
+  uint32_t n_nodes, n_values, output_value;
+  micro_node* nodes;
+  micro_value* values;
+  float* scratch; /* one conv output channel's nonzero taps (micro_ops.c) */
+  const float* input;
+};
+
+/* ---- the parse (micro_reader.c): the whole file, measuring or building ---- */
+/* Validates the file; with arena == NULL only measures (sizes), else builds the model at the (aligned) arena
+ * and sets *model -- for a file a measuring parse has just accepted: the build skips the checksums and the
+ * decoding of unused tensors. */
+pyrt_status micro_parse(const uint8_t* file, size_t size, uint8_t* arena, pyrt_micro_sizes* sizes,
+                        pyrt_micro_model** model);
+
+/* Finds tensor section `index` (counting tensor sections only) of a file whose table was validated. */
+int micro_find_tensor(const uint8_t* file, uint32_t index, const uint8_t** payload, size_t* size, uint32_t* section);
+
+/* ---- shapes and the plan (micro_plan.c) ---- */
+typedef struct micro_graph_scratch { /* lives on the stack of the parse (about 3.5 KB) */
+  uint32_t dims[MICRO_MAX_VALUES][4];  /* a value's shape; unused dims 0 */
+  uint32_t offset[MICRO_MAX_VALUES];   /* its buffer in the activation area, in floats */
+  uint32_t weight[MICRO_MAX_NODES];    /* a node's weight tensor, or UINT32_MAX */
+  uint8_t last_read[MICRO_MAX_VALUES]; /* the last node reading it directly; n_nodes: the graph output */
+  uint8_t parent[MICRO_MAX_VALUES];    /* the value whose buffer it shares (flatten, reshape, in-place ops) */
+  uint8_t op[MICRO_MAX_NODES], in0[MICRO_MAX_NODES], in1[MICRO_MAX_NODES]; /* in1 0xFF: none */
+  uint32_t n_nodes, output;
+} micro_graph_scratch;
+
+/* Shares buffers (views, in-place ops) and places every value's buffer first-fit among the live ones; sets
+ * g->offset and returns the peak in floats. Value 0 (the input) is read in place and takes no space. The
+ * caller has set last_read (0xFF: never read) from every node's inputs. */
+uint64_t micro_plan(micro_graph_scratch* g);
+uint32_t micro_root(const micro_graph_scratch* g, uint32_t v);
+static inline uint64_t micro_numel(const uint32_t* dims) {
+  uint64_t n = 1;
+  int i;
+  for (i = 0; i < 4 && dims[i]; ++i) n *= dims[i];
+  return n;
+}
+
+const char* micro_op_name(uint32_t op);
+uint32_t micro_op_version(uint32_t op);
+void micro_op_arity(uint32_t op, uint32_t* min_in, uint32_t* max_in, uint32_t* min_t, uint32_t* max_t,
+                    uint32_t* attr_words);
+
+/* Checks node `index` (op, attributes, input shapes in g, its tensors) and writes its output shape into
+ * g->dims[index + 1] and the floats of scratch it needs while it runs (a conv's list of taps) into
+ * *scratch. PYRT_UNSUPPORTED for ops and encodings this path does not run. */
+pyrt_status micro_node_shape(const uint8_t* file, uint32_t version, uint32_t index, const micro_node* n,
+                             micro_graph_scratch* g, uint32_t* scratch);
+
+/* ---- kernels (micro_ops.c) ---- */
+void micro_run_node(const pyrt_micro_model* m, const micro_node* n);
+
+#endif /* PYRT_MICRO_INTERNAL_H_ */

@@ -1,0 +1,231 @@
+"""The bare-metal runtime (csrc/include/pyruntime_micro.h) through cffi on the shipped libpyruntime.so:
+small torch models converted with pyruntime.convert.from_torch (a LeNet-5-shaped CNN, MLPs; pruned and
+weight-shared), run one sample at a time in a caller-provided arena, against pyruntime.load(...).run.
+The declarations come from the headers themselves (test_capi_cffi.cdef_from_header).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+cffi = pytest.importorskip("cffi")
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+def _capi_helpers():
+    """test_capi_cffi's header helpers, loaded by path (the test folders are not packages)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).with_name("test_capi_cffi.py")
+    spec = importlib.util.spec_from_file_location("_pyrt_capi_helpers", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_helpers = _capi_helpers()
+ROOT, cdef_from_header, header_path, package_dir = (
+    _helpers.ROOT,
+    _helpers.cdef_from_header,
+    _helpers.header_path,
+    _helpers.package_dir,
+)
+
+from pyruntime.convert import from_torch
+
+OK, INVALID_ARGUMENT, BAD_FORMAT, UNSUPPORTED = 0, 1, 2, 3
+
+
+@pytest.fixture(scope="module")
+def micro():
+    lib_path = package_dir() / "lib" / "libpyruntime.so"
+    if not lib_path.exists():
+        pytest.skip(f"{lib_path} is not built (PYRT_BUILD_CAPI_SHARED=OFF or no build yet)")
+    main = header_path()
+    micro_h = main.parent / "pyruntime_micro.h"
+    if not micro_h.exists():
+        micro_h = ROOT / "csrc" / "include" / "pyruntime_micro.h"
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_from_header(main.read_text()) + "\n" + cdef_from_header(micro_h.read_text()))
+    return ffi, ffi.dlopen(str(lib_path))
+
+
+def error(ffi, lib) -> str:
+    return ffi.string(lib.pyrt_micro_last_error()).decode()
+
+
+def sizes(ffi, lib, data: bytes) -> dict[str, int]:
+    out = ffi.new("pyrt_micro_sizes*")
+    st = lib.pyrt_micro_memory_bytes(ffi.from_buffer(data), len(data), out)
+    assert st == OK, error(ffi, lib)
+    return {k: getattr(out, k) for k in ("weight_bytes", "activation_bytes", "model_bytes", "arena_bytes")}
+
+
+class MicroModel:
+    """A model loaded into an arena of exactly the size asked for (the arena and file kept alive here)."""
+
+    def __init__(self, ffi, lib, data: bytes, arena_bytes: int | None = None):
+        self.ffi, self.lib = ffi, lib
+        self.data = ffi.new("uint8_t[]", data)  # the "flash" copy: must outlive the model
+        need = sizes(ffi, lib, data)["arena_bytes"]
+        self.arena = ffi.new("uint8_t[]", need if arena_bytes is None else arena_bytes)
+        out = ffi.new("pyrt_micro_model**")
+        self.status = lib.pyrt_micro_load(self.data, len(data), self.arena, len(self.arena), out)
+        self.h = out[0]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, np.float32).reshape(-1)
+        assert x.size == self.lib.pyrt_micro_input_size(self.h)
+        y = np.full(self.lib.pyrt_micro_output_size(self.h), np.nan, np.float32)
+        st = self.lib.pyrt_micro_run(
+            self.h, self.ffi.from_buffer("float[]", x), self.ffi.from_buffer("float[]", y)
+        )
+        assert st == OK, error(self.ffi, self.lib)
+        return y
+
+
+def lenet5() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(256, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    ).eval()
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(64, 48),
+        nn.ReLU(),
+        nn.Linear(48, 32),
+        nn.ReLU6(),
+        nn.Linear(32, 10),
+        nn.Softmax(dim=1),
+    ).eval()
+
+
+def small_cnn() -> nn.Module:
+    """stride, padding, depthwise, no bias, pools with padding and ceil_mode, count_include_pad."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=True),
+        nn.Flatten(),
+        nn.Linear(8 * 3 * 3, 5),
+    ).eval()
+
+
+class Residual(nn.Module):
+    """add (in place over a live buffer's successor), dilation, clamp, global pools, concat, softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c1 = nn.Conv2d(8, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x):
+        a = torch.relu(self.c0(x))
+        b = torch.relu(self.c1(a)) + a
+        c = torch.clamp(self.c2(b), -1, 1)
+        y = torch.cat([self.pool(b), self.pool(c)], 1)
+        return torch.softmax(self.fc(torch.flatten(y, 1)), 1)
+
+
+def residual() -> nn.Module:
+    return Residual().eval()
+
+
+CASES = {
+    "residual_pruned_shared": (residual, (3, 10, 10), {"sparsity": 0.3, "bits": 4}),
+    "lenet5_pruned_shared": (lenet5, (1, 28, 28), {"sparsity": 0.6, "bits": 4}),
+    "lenet5_dense": (lenet5, (1, 28, 28), {}),
+    "mlp_shared": (mlp, (1, 8, 8), {"bits": 3}),
+    "mlp_pruned": (mlp, (1, 8, 8), {"sparsity": 0.7}),
+    "small_cnn_pruned_shared": (small_cnn, (3, 16, 16), {"sparsity": 0.5, "bits": 5}),
+}
+
+
+def convert(name: str):
+    make, shape, kw = CASES[name]
+    torch.manual_seed(sum(map(ord, name)))
+    net = make()
+    x = torch.randn(4, *shape)
+    return from_torch(net, x, **kw), shape
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_the_host_runtime(micro, name):
+    ffi, lib = micro
+    cm, shape = convert(name)
+    data = cm.to_bytes()
+    host = cm.load()
+    m = MicroModel(ffi, lib, data)
+    assert m.status == OK, error(ffi, lib)
+    rng = np.random.default_rng(7)
+    for _ in range(4):
+        x = rng.standard_normal((1, *shape)).astype(np.float32)
+        want = np.asarray(host.run(x)).reshape(-1)
+        got = m.run(x[0])
+        scale = max(1e-3, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_sizes_consistent(micro, name):
+    ffi, lib = micro
+    cm, _ = convert(name)
+    data = cm.to_bytes()
+    s = sizes(ffi, lib, data)
+    assert s["model_bytes"] > 0 and s["activation_bytes"] > 0
+    assert s["arena_bytes"] == s["model_bytes"] + s["weight_bytes"] + s["activation_bytes"] + 7
+    assert all(v % 8 == 0 for k, v in s.items() if k != "arena_bytes")
+    kw = CASES[name][2]
+    if not kw:
+        assert s["weight_bytes"] == 0  # dense weights are read in place from the file
+    if "bits" in kw:
+        assert s["weight_bytes"] > 0  # codebook indices decoded into one byte each
+    print(name, len(data), "file bytes", s)
+    assert MicroModel(ffi, lib, data).status == OK
+    short = MicroModel(ffi, lib, data, s["arena_bytes"] - 1)
+    assert short.status == INVALID_ARGUMENT and short.h == ffi.NULL
+    assert "(1 bytes missing" in error(ffi, lib)
+
+
+def test_lenet5_sizes_fit_a_microcontroller(micro):
+    ffi, lib = micro
+    cm, _ = convert("lenet5_pruned_shared")
+    s = sizes(ffi, lib, cm.to_bytes())
+    # conv1's output (6 x 24 x 24 floats) is the largest value; the plan keeps about two values alive
+    assert 6 * 24 * 24 * 4 <= s["activation_bytes"] <= 2 * 6 * 24 * 24 * 4 + 4 * 16 * 25 * 4
+    assert s["arena_bytes"] < 128 * 1024
+
+
+def test_refusals_name_what(micro):
+    ffi, lib = micro
+    net = nn.Sequential(nn.Linear(8, 4), nn.Sigmoid()).eval()
+    data = from_torch(net, torch.randn(2, 8)).to_bytes()
+    out = ffi.new("pyrt_micro_sizes*")
+    assert lib.pyrt_micro_memory_bytes(ffi.from_buffer(data), len(data), out) == UNSUPPORTED
+    assert "sigmoid" in error(ffi, lib)
+    bad = bytearray(data)
+    bad[100] ^= 0x40
+    assert lib.pyrt_micro_memory_bytes(ffi.from_buffer(bad), len(bad), out) == BAD_FORMAT
+    assert "checksum" in error(ffi, lib)
