@@ -1,4 +1,4 @@
-"""The ``pyruntime`` command: demo, convert, inspect, run, bench, calibrate."""
+"""The ``pyruntime`` command: demo, convert, inspect, run, bench, calibrate, export-c."""
 from __future__ import annotations
 
 import argparse
@@ -190,6 +190,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_c(args: argparse.Namespace) -> int:
+    from .export_c import export_c
+
+    text = export_c(args.file, args.name)  # everything is checked before the first byte is printed
+    sys.stdout.write(text)
+    return 0
+
+
 def _version_text() -> str:
     try:
         from . import __version__, _core
@@ -269,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(default 1.5; inf: no bound)")
     c.add_argument("--speed-budget", type=float, help="with --optimize size: time <= this x the fastest")
     c.set_defaults(func=_cmd_convert)
+
+    e = sub.add_parser("export-c", help="print a .pyrt model as a C header (a byte array for firmware: flash)",
+                       description="Prints a C header holding the model file's bytes as a 16-byte-aligned "
+                                   "`static const unsigned char NAME[]` and `NAME_len`, for pyrt_micro_load "
+                                   "(pyruntime_micro.h). The file is loaded and checked first.")
+    e.add_argument("file", help="the .pyrt model")
+    e.add_argument("--name", help="the array's C identifier (default: the file name, sanitized: lenet5_pyrt)")
+    e.set_defaults(func=_cmd_export_c)
     return p
 
 

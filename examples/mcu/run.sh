@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# examples/mcu/run.sh DATA_DIR [model.pyrt] -- LeNet-5 on a Cortex-M4F under QEMU, checked against the host.
+#
+# Makes the model if none is given (examples/lenet5.py --quick: about 2.5 minutes on one core; kept in the
+# build folder and reused), exports it as a C header (pyruntime export-c), writes the first 100 MNIST test
+# images as another, builds the firmware (Makefile: arm-none-eabi-gcc, csrc/micro/*.c), runs it on QEMU's
+# mps2-an386 board, runs the same model file on the same images in the host runtime, compares every
+# prediction, and prints the flash, RAM and instruction figures. Exit 0 only if all predictions match.
+#
+# Environment: PYTHON (default: the repository's .venv, else python3), MCU_BUILD (default build/mcu),
+# MCU_IMAGES (100), MCU_QEMU_TIMEOUT (seconds, 300). Installs the Debian packages gcc-arm-none-eabi,
+# libnewlib-arm-none-eabi and qemu-system-arm when missing (as root, or through sudo).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+  echo "usage: $0 DATA_DIR [model.pyrt]   (DATA_DIR: the four MNIST idx files)" >&2
+  exit 2
+fi
+DATA="$(cd "$1" && pwd)"
+BUILD="${MCU_BUILD:-$REPO/build/mcu}"
+IMAGES="${MCU_IMAGES:-100}"
+TIMEOUT="${MCU_QEMU_TIMEOUT:-300}"
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$REPO/.venv/bin/python" ]]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi
+fi
+start=$SECONDS
+mkdir -p "$BUILD"
+
+# 1. the tools
+need=()
+command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi)
+if ! command -v arm-none-eabi-gcc >/dev/null || [[ ! -f "$(arm-none-eabi-gcc -print-file-name=nano.specs)" ]]; then
+  need+=(libnewlib-arm-none-eabi)
+fi
+command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+if [[ ${#need[@]} -gt 0 ]]; then
+  echo "== installing ${need[*]}"
+  SUDO=; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+# 2. the model
+if [[ $# -eq 2 ]]; then
+  MODEL="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+else
+  MODEL="$BUILD/lenet5.pyrt"
+  if [[ -f "$MODEL" ]]; then
+    echo "== reusing $MODEL (delete it to train again)"
+  else
+    echo "== training LeNet-5 (examples/lenet5.py --quick, about 2.5 minutes)"
+    (cd "$REPO" && "$PYTHON" examples/lenet5.py --quick --data "$DATA" --out "$MODEL.tmp") && mv "$MODEL.tmp" "$MODEL"
+  fi
+fi
+
+# 3. the firmware: the headers are regenerated every time (another model, other images), the library kept
+echo "== building the firmware ($BUILD)"
+rm -f "$BUILD/model.h" "$BUILD/images.h"
+make -s -C "$HERE" BUILD="$BUILD" MODEL="$MODEL" DATA="$DATA" IMAGES="$IMAGES" PYTHON="$PYTHON" all >"$BUILD/make.log" 2>&1 ||
+  { cat "$BUILD/make.log"; echo "run.sh: the firmware did not build" >&2; exit 1; }
+ELF="$BUILD/firmware.elf"
+
+# 4. run it (semihosting output arrives on QEMU's stderr)
+echo "== running it: qemu-system-arm -M mps2-an386 (timeout ${TIMEOUT} s)"
+t0=$SECONDS
+set +e
+timeout "$TIMEOUT" qemu-system-arm -M mps2-an386 -nographic -monitor none \
+  -semihosting-config enable=on,target=native -icount shift=0 -kernel "$ELF" >"$BUILD/qemu.log" 2>&1
+qemu_rc=$?
+set -e
+qemu_s=$((SECONDS - t0))
+head -n 4 "$BUILD/qemu.log"
+echo "  ..."
+tail -n 6 "$BUILD/qemu.log"
+if [[ $qemu_rc -ne 0 ]]; then
+  [[ $qemu_rc -eq 124 ]] && echo "run.sh: QEMU did not finish within ${TIMEOUT} s" >&2
+  echo "run.sh: the firmware exited with status $qemu_rc" >&2
+  exit 1
+fi
+
+# 5. the host runtime on the same file and images
+echo "== comparing with the host runtime (pyruntime.load(model).run(images))"
+set +e
+"$PYTHON" "$HERE/mcu_data.py" compare "$MODEL" "$DATA" "$BUILD/qemu.log" --count "$IMAGES"
+cmp_rc=$?
+set -e
+
+# 6. the figures
+sym_size() { local h; h=$(arm-none-eabi-nm -S "$ELF" | awk -v s="$1" '$4 == s { print $2 }'); echo $((16#${h:-0})); }
+sec_size() { arm-none-eabi-size -A "$ELF" | awk -v s="$1" '$1 == s { print $2 }'; }
+text=$(sec_size .text); data=$(sec_size .data); bss=$(sec_size .bss); stack=$(sec_size .stack)
+model=$(sym_size model_pyrt); images=$(( $(sym_size mcu_images) + $(sym_size mcu_labels) ))
+arena_line=$(sed -n 's/^arena_bytes //p' "$BUILD/qemu.log")
+stack_used=$(sed -n 's/^stack used \([0-9]*\).*/\1/p' "$BUILD/qemu.log")
+ticks=$(sed -n 's/^inference ticks \([0-9]*\).*/\1/p' "$BUILD/qemu.log")
+cal_insn=$(sed -n 's/^calibration \([0-9]*\) instructions = \([0-9]*\) ticks/\1/p' "$BUILD/qemu.log")
+cal_ticks=$(sed -n 's/^calibration \([0-9]*\) instructions = \([0-9]*\) ticks/\2/p' "$BUILD/qemu.log")
+echo "== figures ($(basename "$MODEL"), $IMAGES images)"
+echo "flash: $((text + data)) bytes = code and constants $((text - model - images)) + model array $model (the .pyrt file)"
+echo "       + test images $images (not part of a deployment) + .data initial values $data"
+echo "RAM:   $((data + bss + stack)) bytes = .data $data + .bss $bss + stack $stack (${stack_used} used at the deepest)"
+echo "       .bss holds the arena: $arena_line, and the firmware's 3136-byte input buffer"
+"$PYTHON" - "$ticks" "$IMAGES" "$cal_insn" "$cal_ticks" <<'PY'
+import sys
+ticks, n, cal_insn, cal_ticks = map(int, sys.argv[1:])
+per_tick = cal_insn / cal_ticks
+print(f"instructions per inference: {ticks * per_tick / n:,.0f} (QEMU -icount shift=0: 1 ns of virtual time per "
+      f"instruction; the board's 25 MHz timer, {per_tick:.0f} instructions a tick, read around each "
+      f"pyrt_micro_run; calibrated on a loop of {cal_insn:,} instructions). Instructions, not cycles: QEMU "
+      f"models no pipeline, flash wait states or cache.")
+PY
+echo "run.sh: $((SECONDS - start)) s in all (QEMU: ${qemu_s} s)"
+if [[ $cmp_rc -ne 0 ]]; then
+  echo "run.sh: FAILED: the firmware's predictions differ from the host runtime's" >&2
+  exit 1
+fi
+echo "run.sh: OK: all $IMAGES predictions of the firmware match the host runtime"
