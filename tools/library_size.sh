@@ -23,13 +23,14 @@ for arch in x86_64 aarch64; do
     cp "$dir/libpyruntime.a" "$dir/libpyruntime.stripped.a"
     $strip --strip-unneeded "$dir/libpyruntime.stripped.a"
     bytes=$(stat -c %s "$dir/libpyruntime.stripped.a")
-    echo "== $arch -$opt: stripped libpyruntime.a $bytes bytes"
+    code=$($size -t "$dir/libpyruntime.stripped.a" | awk '/\(TOTALS\)/ { print $1 + $2 }')
+    echo "== $arch -$opt: stripped libpyruntime.a $bytes bytes (code and data of its objects: $code bytes)"
     # text + data of each object, summed by the directory of its source (kernels/x86, runtime/ops, ...)
     $size -t "$dir/libpyruntime.stripped.a" 2>/dev/null | awk '
-      $6 ~ /\.o$/ { n = $6; sub(/\.cpp\.o$/, "", n); obj[n] = $1 + $2 }
+      $6 ~ /\.o$/ { n = $6; sub(/\.(c|cpp)\.o$/, "", n); obj[n] = $1 + $2 }
       END { for (o in obj) print obj[o], o }' | sort -rn > "$dir/objects.txt"
-    find csrc -name '*.cpp' | while read -r src; do
-      printf '%s %s\n' "$(basename "$src" .cpp)" "$(dirname "${src#csrc/}")"
+    find csrc -name '*.cpp' -o -name '*.c' | while read -r src; do
+      printf '%s %s\n' "$(basename "${src%.*}")" "$(dirname "${src#csrc/}")"
     done | sort -u > "$dir/dirs.txt"
     awk 'NR == FNR { d[$1] = $2; next } { g = ($2 in d) ? d[$2] : "?"; s[g] += $1; t += $1 }
          END { for (k in s) printf "   %-16s %8d bytes  %4.1f%%\n", k, s[k], 100 * s[k] / t }' \
