@@ -1,6 +1,8 @@
 // pyruntime native tests: runs the registered tests (harness.h).
 //
-//   pyrt_native_tests [substring]     runs the tests whose `file/name` contains substring (all without one)
+//   pyrt_native_tests [substring] [--exclude substring]...
+//                                     runs the tests whose `file/name` contains substring (all without one)
+//                                     and none of the excluded ones
 //   pyrt_native_tests --list          lists the tests
 //   pyrt_native_tests --example-...   the C example's test (c_example_check.cpp)
 //
@@ -70,13 +72,21 @@ int main(int argc, char** argv) {
     for (auto& t : registry()) std::printf("%s\n", t.first.c_str());
     return 0;
   }
-  const char* filter = argc > 1 ? argv[1] : "";
+  const char* filter = "";
+  std::vector<std::string> excluded;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) excluded.emplace_back(argv[++i]);
+    else filter = argv[i];
+  }
   std::printf("ISA levels:");
   for (auto isa : pyrt::kernels::supported_isas()) std::printf(" %s", pyrt::kernels::isa_name(isa));
   std::printf(" (active: %s)\n", pyrt::kernels::isa_name(pyrt::kernels::active_isa()));
   int ran = 0, failed = 0;
   for (auto& [name, fn] : registry()) {
     if (name.find(filter) == std::string::npos) continue;
+    bool skip = false;
+    for (const std::string& x : excluded) skip = skip || name.find(x) != std::string::npos;
+    if (skip) continue;
     ++ran;
     try {
       fn();
