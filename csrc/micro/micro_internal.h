@@ -51,6 +51,8 @@ enum {
   MICRO_OP_CONCAT = 10,
   MICRO_OP_RESHAPE = 11,
   MICRO_OP_CLAMP = 12,
+  MICRO_OP_QLINEAR = 13,
+  MICRO_OP_QCONV2D = 14,
   MICRO_OP_COUNT = 33 /* codes 1..33 exist (format version 5) */
 };
 
@@ -102,11 +104,18 @@ static inline void* micro_bump(micro_alloc* a, size_t bytes) {
 }
 
 /* ---- a weight as the kernels read it ---- */
+/* An int8 weight's dense rows are kept MICRO_I8_ROW_ALIGN-byte aligned (cols rounded up, zeros after the last
+ * column), so a row can be read a word at a time (micro_int8.c). */
+#define MICRO_I8_ROW_ALIGN 4u
+static inline uint32_t micro_i8_kp(uint32_t cols) { return (cols + MICRO_I8_ROW_ALIGN - 1u) & ~(MICRO_I8_ROW_ALIGN - 1u); }
+
 typedef struct micro_weight {
-  uint32_t encoding; /* MICRO_ENC_DENSE, _CSR, _CODEBOOK or _CSR_CODEBOOK */
+  uint32_t encoding; /* MICRO_ENC_DENSE, _CSR, _CODEBOOK, _CSR_CODEBOOK, _INT8 or _CSR_INT8 */
   uint32_t rows, cols, nnz;
   const uint8_t* values;    /* in the file: dense values [rows * cols] or csr values [nnz] (f32, any alignment) */
   const uint8_t* centroids; /* in the file: the codebook (f32 [k], any alignment) */
+  const uint8_t* scales;    /* in the file: an int8 weight's scale per row (f32 [rows], any alignment) */
+  const int8_t* q;          /* arena: an int8 weight's values, int8: rows of micro_i8_kp(cols), or csr [nnz] */
   const uint8_t* idx;       /* arena: codebook indices ([rows * cols] or [nnz]) packed at idx_bits each, index j
                                at bits [j * idx_bits, +idx_bits) least significant first, one spare byte at the end */
   const void* rowptr;       /* arena: rows + 1 offsets, u16 when nnz < 65536, else u32 */
@@ -161,6 +170,7 @@ typedef struct micro_node {
   uint8_t inputs[16];     /* every input's value id (concat reads up to 16) */
   uint32_t tensor[2];     /* tensor section numbers (weight, bias) */
   uint32_t attr[10];
+  float qattr[4];         /* qlinear, qconv2d: input_scale, output_scale, min, max (FORMAT.md 2.2) */
   micro_weight w;
   const uint8_t* bias; /* in the file: f32 [out channels] */
 } micro_node;
@@ -169,7 +179,7 @@ struct pyrt_micro_model {
   uint32_t n_nodes, n_values, output_value;
   micro_node* nodes;
   micro_value* values;
-  float* scratch; /* one conv output channel's nonzero taps (micro_ops.c) */
+  float* scratch; /* one conv output channel's nonzero taps (micro_ops.c); an int8 layer's quantized input */
   const float* input;
 };
 
@@ -219,5 +229,50 @@ pyrt_status micro_node_shape(const uint8_t* file, uint32_t version, uint32_t ind
 
 /* ---- kernels (micro_ops.c) ---- */
 void micro_run_node(const pyrt_micro_model* m, const micro_node* n);
+
+/* ---- int8 layers (micro_ops_int8.c, FORMAT.md 2.5) ---- */
+static inline int micro_is_int8(uint32_t encoding) {
+  return encoding == MICRO_ENC_INT8 || encoding == MICRO_ENC_CSR_INT8;
+}
+/* The floats of scratch an int8 linear (in: its input features) or convolution (x: the input [C, H, W])
+ * uses while it runs. */
+uint64_t micro_int8_linear_scratch(const micro_tensor_info* w);
+uint64_t micro_int8_conv_scratch(const micro_tensor_info* w, const uint32_t* x);
+/* linear / conv2d with an int8 weight (dynamic) and qlinear / qconv2d (static). */
+void micro_int8_linear(const micro_node* n, const float* x, uint32_t rows_x, float* y, float* scratch);
+void micro_int8_conv2d(const micro_node* n, const micro_value* xv, const micro_value* yv, const float* x, float* y,
+                       float* scratch);
+
+/* ---- int8 arithmetic (micro_int8.c) ---- */
+/* q = clamp(round_half_even(x * inv), -127, 127), NaN -> 0 (FORMAT.md 2.5), as the host's quantize_one. */
+static inline int32_t micro_quantize(float x, float inv) {
+  float v = x * inv;
+  if (v != v) return 0;
+  v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
+  /* round half to even without libm: adding and subtracting 1.5 * 2^23 rounds |v| <= 2^22 to an integer in
+   * the FPU's mode (to nearest, ties to even); the file is built with -ffp-contract=off */
+  return (int32_t)((v + 12582912.0f) - 12582912.0f);
+}
+/* Where column c of a dense row goes in a vector of quantized activations, for micro_i8_dot: each group of
+ * four columns c0 c1 c2 c3 is stored c0 c2 c1 c3 on the SMLAD path (the pairs SXTB16 makes of a weight word),
+ * in order elsewhere. */
+static inline uint32_t micro_i8_slot(uint32_t c) {
+#if defined(__ARM_FEATURE_DSP)
+  return (c & ~3u) | (c & 1u) << 1 | (c >> 1 & 1u);
+#else
+  return c;
+#endif
+}
+/* A sample's dynamic scale (FORMAT.md 2.5), m = max |x|: xs = m / 127, inv = 127 / m and 1 when m is finite
+ * and > 0; else 0 (qx = 0), with xs = 0 (m = 0) or NaN (a NaN or an infinity in x). */
+int micro_i8_dynamic_scale(const float* x, uint32_t n, float* xs, float* inv);
+/* quantize(x[c], inv) (0 where !any) into int16: at micro_i8_slot(c) when slotted, else at c; zeros up to
+ * micro_i8_kp(n). */
+void micro_i8_quantize16(const float* x, uint32_t n, float inv, int any, int slotted, int16_t* q);
+/* quantize(x[c], inv) (0 where !any) into int8, in order. */
+void micro_i8_quantize8(const float* x, uint32_t n, float inv, int any, int8_t* q);
+/* sum_c w[c] * x[c] over kp (a multiple of 4) columns: w a 4-byte aligned int8 row, x int16 in micro_i8_slot
+ * order, 4-byte aligned. Exact in int32 (FORMAT.md 2.1 bounds the columns). */
+int32_t micro_i8_dot(const int8_t* w, const int16_t* x, uint32_t kp);
 
 #endif /* PYRT_MICRO_INTERNAL_H_ */

@@ -247,10 +247,14 @@ void micro_run_node(const pyrt_micro_model* m, const micro_node* n) {
   if (y == NULL) return; /* a view of the input (flatten, reshape): nothing to move */
   switch (n->op) {
     case MICRO_OP_LINEAR:
-      linear(&n->w, n->bias, x, xv->numel / n->w.cols, y);
+    case MICRO_OP_QLINEAR:
+      if (micro_is_int8(n->w.encoding)) micro_int8_linear(n, x, xv->numel / n->w.cols, y, m->scratch);
+      else linear(&n->w, n->bias, x, xv->numel / n->w.cols, y);
       break;
     case MICRO_OP_CONV2D:
-      conv2d(n, xv, yv, x, y, m->scratch);
+    case MICRO_OP_QCONV2D:
+      if (micro_is_int8(n->w.encoding)) micro_int8_conv2d(n, xv, yv, x, y, m->scratch);
+      else conv2d(n, xv, yv, x, y, m->scratch);
       break;
     case MICRO_OP_MAX_POOL2D:
     case MICRO_OP_AVG_POOL2D:

@@ -37,8 +37,9 @@ static const op_info ops[MICRO_OP_COUNT] = {
 
 #define MICRO_MAX_WINDOW (1u << 16)
 #define MICRO_MAX_FLOATS (1ull << 31)
-#define SUPPORTED_OPS "linear, conv2d, relu, clamp, softmax, flatten, reshape, concat, max_pool2d, " \
-                      "avg_pool2d, global_avg_pool and add"
+#define SUPPORTED_OPS "linear, conv2d, qlinear, qconv2d, relu, clamp, softmax, flatten, reshape, concat, " \
+                      "max_pool2d, avg_pool2d, global_avg_pool and add"
+#define MICRO_MAX_INT8_COLS 133144u /* (2^31 - 1) / 127^2: an int32 sum of int8 products holds (FORMAT.md 2.1) */
 
 const char* micro_op_name(uint32_t op) { return op >= 1 && op <= MICRO_OP_COUNT ? ops[op - 1].name : "unknown"; }
 uint32_t micro_op_version(uint32_t op) { return ops[op - 1].version; }
@@ -83,15 +84,27 @@ static void tensor_of(const uint8_t* file, uint32_t index, micro_tensor_info* t)
   micro_tensor_head(p, t);
 }
 
-/* The weight of linear or conv2d: an encoding this path runs. */
-static pyrt_status check_weight(const char* who, const micro_tensor_info* w) {
+/* The weight of linear, conv2d, qlinear or qconv2d: an encoding this path runs; an int8 one's sums within
+ * int32. */
+static pyrt_status check_weight(const char* who, const micro_node* n, const micro_tensor_info* w) {
+  const int is_static = n->op == MICRO_OP_QLINEAR || n->op == MICRO_OP_QCONV2D;
+  if (is_static) {
+    const float* q = n->qattr; /* input_scale, output_scale, min, max */
+    if (!micro_is_int8(w->encoding))
+      return micro_fail(PYRT_BAD_FORMAT, "%s: weight '%s' must be int8 or csr+int8", who, w->name);
+    if (!micro_isfinite(q[0]) || !(q[0] > 0.0f))
+      return micro_fail(PYRT_BAD_FORMAT, "%s: input_scale must be finite and > 0", who);
+    if (!micro_isfinite(q[1]) || !(q[1] >= 0.0f))
+      return micro_fail(PYRT_BAD_FORMAT, "%s: output_scale must be finite and >= 0 (0: a float output)", who);
+    if (micro_isnan(q[2]) || micro_isnan(q[3]) || !(q[2] <= q[3]))
+      return micro_fail(PYRT_BAD_FORMAT, "%s: bounds are not an interval (min <= max, neither NaN)", who);
+  }
   if (w->encoding == MICRO_ENC_BINARY)
     return micro_fail(PYRT_BAD_FORMAT, "%s: weight '%s' is binary, which only blinear and bconv2d take (FORMAT.md 2.6)",
                       who, w->name);
-  if (w->encoding == MICRO_ENC_INT8 || w->encoding == MICRO_ENC_CSR_INT8)
-    return micro_fail(PYRT_UNSUPPORTED, "%s: weight '%s' has encoding %s, which the micro runtime does not run "
-                      "(it runs dense_f32, csr, codebook and csr_codebook)", who, w->name,
-                      w->encoding == MICRO_ENC_INT8 ? "int8" : "csr_int8");
+  if (micro_is_int8(w->encoding) && w->cols > MICRO_MAX_INT8_COLS)
+    return micro_fail(PYRT_BAD_FORMAT, "%s: int8 weight '%s' has %L inputs per output, more than the %u an int32 "
+                      "sum of int8 products holds", who, w->name, (unsigned long long)w->cols, MICRO_MAX_INT8_COLS);
   return PYRT_OK;
 }
 
@@ -113,7 +126,7 @@ static pyrt_status conv_shape(const uint8_t* file, const char* who, const micro_
   uint32_t oh, ow, i;
   pyrt_status st;
   tensor_of(file, n->tensor[0], &w);
-  if ((st = check_weight(who, &w)) != PYRT_OK) return st;
+  if ((st = check_weight(who, n, &w)) != PYRT_OK) return st;
   if (w.rank != 4)
     return micro_fail(PYRT_BAD_FORMAT, "%s: weight '%s' has rank %u, expected 4 [out_channels, in_channels / groups, "
                       "kh, kw]", who, w.name, w.rank);
@@ -146,6 +159,10 @@ static pyrt_status conv_shape(const uint8_t* file, const char* who, const micro_
   out[0] = w.dims[0];
   out[1] = oh;
   out[2] = ow;
+  if (micro_is_int8(w.encoding)) { /* the quantized input and one patch (micro_ops_int8.c) */
+    *scratch = (uint32_t)micro_int8_conv_scratch(&w, x); /* below 2^30: the input is at most 2^31 values */
+    return PYRT_OK;
+  }
   /* the nonzero taps of one output channel: value, input offset and (ky, kx), a word each (micro_ops.c) */
   if (3u * (uint64_t)w.cols > 0xFFFFFFFFull)
     return micro_fail(PYRT_UNSUPPORTED, "%s: weight '%s' has rows of %L columns, more than this path's scratch "
@@ -216,10 +233,11 @@ pyrt_status micro_node_shape(const uint8_t* file, uint32_t version, uint32_t ind
                           (unsigned long long)micro_numel(x), (unsigned long long)micro_numel(out));
       return PYRT_OK;
     }
-    case MICRO_OP_LINEAR: {
+    case MICRO_OP_LINEAR:
+    case MICRO_OP_QLINEAR: {
       micro_tensor_info w;
       tensor_of(file, n->tensor[0], &w);
-      if ((st = check_weight(who, &w)) != PYRT_OK) return st;
+      if ((st = check_weight(who, n, &w)) != PYRT_OK) return st;
       if (w.rank != 2)
         return micro_fail(PYRT_BAD_FORMAT, "%s: weight '%s' has rank %u, expected 2", who, w.name, w.rank);
       if (w.dims[1] != x[rank - 1])
@@ -231,14 +249,16 @@ pyrt_status micro_node_shape(const uint8_t* file, uint32_t version, uint32_t ind
                           "file says %u", version);
       memcpy(out, x, 4 * sizeof *out);
       out[rank - 1] = w.dims[0];
+      if (micro_is_int8(w.encoding)) *scratch = (uint32_t)micro_int8_linear_scratch(&w); /* cols <= 133144 */
       return PYRT_OK;
     }
     case MICRO_OP_CONV2D:
+    case MICRO_OP_QCONV2D:
     case MICRO_OP_MAX_POOL2D:
     case MICRO_OP_AVG_POOL2D:
     case MICRO_OP_GLOBAL_AVG_POOL:
       if (rank != 3) return micro_fail(PYRT_BAD_FORMAT, "%s: input is not [channels, height, width]", who);
-      if (n->op == MICRO_OP_CONV2D) return conv_shape(file, who, n, x, out, scratch);
+      if (n->op == MICRO_OP_CONV2D || n->op == MICRO_OP_QCONV2D) return conv_shape(file, who, n, x, out, scratch);
       if (n->op == MICRO_OP_GLOBAL_AVG_POOL) {
         out[0] = x[0];
         out[1] = out[2] = 1;

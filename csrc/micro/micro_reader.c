@@ -233,7 +233,11 @@ static pyrt_status read_node(const uint8_t** p, uint32_t i, uint32_t n_tensors, 
     if (k < 2) n->tensor[k] = t;
   }
   for (k = 0; k < words && k < 10; ++k) n->attr[k] = micro_u32(h + 8 + 4u * (n->n_inputs + n->n_tensors + k));
-  n->has_weight = (n->op == MICRO_OP_LINEAR || n->op == MICRO_OP_CONV2D) && n->n_tensors >= 1;
+  if (n->op == MICRO_OP_QLINEAR || n->op == MICRO_OP_QCONV2D) /* the int8 words: after conv2d's 9 for qconv2d */
+    for (k = 0; k < 4; ++k)
+      n->qattr[k] = micro_f32(h + 8 + 4u * (n->n_inputs + n->n_tensors + k + (n->op == MICRO_OP_QCONV2D ? 9u : 0u)));
+  n->has_weight = (n->op == MICRO_OP_LINEAR || n->op == MICRO_OP_CONV2D || n->op == MICRO_OP_QLINEAR ||
+                   n->op == MICRO_OP_QCONV2D) && n->n_tensors >= 1;
   n->has_bias = n->has_weight && n->n_tensors == 2;
   return PYRT_OK;
 }
@@ -328,7 +332,7 @@ pyrt_status micro_parse(const uint8_t* file, size_t size, uint8_t* arena, pyrt_m
         micro_find_tensor(file, n.tensor[1], &p, &psize, &section);
         n.bias = p + (psize - 4u * (size_t)micro_u32(p + 8)); /* the dense values end the payload */
       }
-      if (n.op == MICRO_OP_CONV2D) { /* the kernel width, for the kernel (micro_ops.c) */
+      if (n.op == MICRO_OP_CONV2D || n.op == MICRO_OP_QCONV2D) { /* the kernel width, for the kernel (micro_ops.c) */
         const uint8_t* p;
         size_t psize;
         uint32_t section;

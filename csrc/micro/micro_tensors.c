@@ -8,7 +8,8 @@
  * What is kept, when the caller asks for the weight: dense values and centroids stay in the file (read in
  * place); codebook indices are packed at index_bits bits each (1..8, fixed width: random access); CSR
  * becomes rowptr (u16 below 65536 nonzeros, else u32) and absolute columns (u8 for up to 256 columns, u16
- * up to 65536, else u32), the fillers resolved.
+ * up to 65536, else u32), the fillers resolved; int8 values are decoded to bytes, a dense int8 weight's rows
+ * padded to a multiple of 4 bytes (micro_i8_kp) with zeros.
  */
 #include "micro_internal.h"
 
@@ -144,16 +145,28 @@ static pyrt_status read_indices(micro_reader* r, uint32_t bits, uint32_t k, uint
   return st ? st : stream_finish(&s);
 }
 
-static pyrt_status read_int8_values(micro_reader* r, uint64_t count, const char* what) {
+/* Reads `count` int8 values (-127..127) into out (NULL: checked and dropped): rows of `cols` at a stride of
+ * `stride` bytes, the bytes between left zero (cols 0: one contiguous run). */
+static pyrt_status read_int8_values(micro_reader* r, uint64_t count, uint32_t cols, uint32_t stride, const char* what,
+                                    int8_t* out) {
   micro_stream s;
   uint64_t i;
-  uint32_t sym = 0;
+  uint32_t sym = 0, c = 0;
+  int8_t* row = out;
   pyrt_status st = stream_open(r, 8, count, count, what, &s);
+  if (st == PYRT_OK && out && cols) memset(out, 0, (size_t)(count / cols) * stride);
   for (i = 0; st == PYRT_OK && i < count; ++i) {
     if ((st = stream_next(&s, &sym)) != PYRT_OK) break;
     if (sym == 0x80u)
       return micro_fail(PYRT_BAD_FORMAT, "%s: int8 value -128 at position %L (values are -127..127)", what,
                         (unsigned long long)i);
+    if (out) {
+      row[c] = (int8_t)(sym < 0x80u ? (int32_t)sym : (int32_t)sym - 256); /* two's complement byte */
+      if (++c == cols) {
+        c = 0;
+        row += stride;
+      }
+    }
   }
   return st ? st : stream_finish(&s);
 }
@@ -346,12 +359,20 @@ pyrt_status micro_tensor_read(const uint8_t* payload, size_t size, const char* w
       if ((st = read_indices(&r, bits, k, numel, iwhat, idx)) != PYRT_OK) return st;
       break;
     }
-    case MICRO_ENC_INT8:
+    case MICRO_ENC_INT8: {
+      int8_t* q = NULL;
       if ((st = get_floats(&r, t->rows, what, "scales", &p)) != PYRT_OK) return st;
       if ((st = nonnegative_scales(p, t->rows, what, "scale")) != PYRT_OK) return st;
+      if (w) {
+        w->scales = p;
+        q = (int8_t*)micro_bump(a, (size_t)t->rows * micro_i8_kp((uint32_t)t->cols));
+        w->q = q;
+      }
       micro_format(iwhat, sizeof iwhat, "%s int8 values", what);
-      if ((st = read_int8_values(&r, numel, iwhat)) != PYRT_OK) return st;
+      if ((st = read_int8_values(&r, numel, (uint32_t)t->cols, micro_i8_kp((uint32_t)t->cols), iwhat, q)) != PYRT_OK)
+        return st;
       break;
+    }
     case MICRO_ENC_BINARY: {
       const uint64_t words = (t->cols + 63u) / 64u, tail = t->cols % 64u;
       uint64_t row;
@@ -399,6 +420,7 @@ pyrt_status micro_tensor_read(const uint8_t* payload, size_t size, const char* w
       if (q8) {
         if ((st = get_floats(&r, t->rows, what, "scales", &p)) != PYRT_OK) return st;
         if ((st = nonnegative_scales(p, t->rows, what, "scale")) != PYRT_OK) return st;
+        if (w) w->scales = p;
       }
       if ((st = read_csr(&r, t, nnz, gap_bits, width, what, w, a)) != PYRT_OK) return st;
       if (cb) {
@@ -410,8 +432,10 @@ pyrt_status micro_tensor_read(const uint8_t* payload, size_t size, const char* w
         micro_format(iwhat, sizeof iwhat, "%s indices", what);
         if ((st = read_indices(&r, bits, k, nnz, iwhat, idx)) != PYRT_OK) return st;
       } else if (q8) {
+        int8_t* q = w ? (int8_t*)micro_bump(a, nnz) : NULL;
+        if (w) w->q = q;
         micro_format(iwhat, sizeof iwhat, "%s int8 values", what);
-        if ((st = read_int8_values(&r, nnz, iwhat)) != PYRT_OK) return st;
+        if ((st = read_int8_values(&r, nnz, 0, 0, iwhat, q)) != PYRT_OK) return st;
       } else {
         if ((st = get_floats(&r, nnz, what, "csr values", &p)) != PYRT_OK) return st;
         if (w) w->values = p;

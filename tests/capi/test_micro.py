@@ -1,6 +1,7 @@
 """The bare-metal runtime (csrc/include/pyruntime_micro.h) through cffi on the shipped libpyruntime.so:
 small torch models converted with pyruntime.convert.from_torch (a LeNet-5-shaped CNN, MLPs; pruned and
-weight-shared), run one sample at a time in a caller-provided arena, against pyruntime.load(...).run.
+weight-shared; int8, dynamic and static, dense and pruned), run one sample at a time in a caller-provided
+arena, against pyruntime.load(...).run: float models to a few ulps, int8 models bit for bit (FORMAT.md 2.5).
 The declarations come from the headers themselves (test_capi_cffi.cdef_from_header).
 """
 
@@ -207,6 +208,113 @@ def test_sizes_consistent(micro, name):
     short = MicroModel(ffi, lib, data, s["arena_bytes"] - 1)
     assert short.status == INVALID_ARGUMENT and short.h == ffi.NULL
     assert "(1 bytes missing" in error(ffi, lib)
+
+
+# ---- int8 (FORMAT.md 2.5): dynamic (linear / conv2d with an int8 weight) and static (qlinear / qconv2d) ----
+
+
+def conv_mlp() -> nn.Module:
+    """padding, stride, groups, no bias, a linear over the last axis of a [C, H, W] value."""
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=3, bias=False),
+        nn.ReLU6(),
+        nn.MaxPool2d(2, ceil_mode=True),
+        nn.Linear(3, 5),
+        nn.Flatten(),
+        nn.Linear(6 * 3 * 5, 7),
+    ).eval()
+
+
+INT8_CASES = {
+    "lenet5_dynamic": (lenet5, (1, 28, 28), {"quantize": "dynamic"}),
+    "lenet5_static": (lenet5, (1, 28, 28), {"quantize": "static"}),
+    "lenet5_static_pruned": (lenet5, (1, 28, 28), {"quantize": "static", "sparsity": 0.6}),
+    "lenet5_dynamic_pruned": (lenet5, (1, 28, 28), {"quantize": "dynamic", "sparsity": 0.7}),
+    "mlp_static": (mlp, (1, 8, 8), {"quantize": "static"}),
+    "mlp_dynamic_pruned": (mlp, (1, 8, 8), {"quantize": "dynamic", "sparsity": 0.5}),
+    "conv_mlp_dynamic": (conv_mlp, (3, 10, 10), {"quantize": "dynamic"}),
+    "conv_mlp_static": (conv_mlp, (3, 10, 10), {"quantize": "static"}),
+    "conv_mlp_static_pruned": (conv_mlp, (3, 10, 10), {"quantize": "static", "sparsity": 0.5}),
+}
+
+
+def convert_int8(name: str):
+    make, shape, kw = INT8_CASES[name]
+    torch.manual_seed(sum(map(ord, name)))
+    net = make()
+    calibration = torch.randn(32, *shape)
+    kw = dict(kw, calibration=calibration) if kw["quantize"] == "static" else kw
+    return from_torch(net, calibration[:4], **kw), shape
+
+
+def int8_inputs(shape, rng):
+    """Typical samples, ones far outside the calibrated range (the static layers saturate), an all-zero sample
+    (a dynamic scale of 0), single large values, tiny values, and samples with a NaN or an infinity."""
+    xs = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
+    xs.append((rng.standard_normal(shape) * 1e3).astype(np.float32))
+    xs.append(np.zeros(shape, np.float32))
+    one = np.zeros(shape, np.float32)
+    one.flat[len(one.flat) // 2] = -7.5
+    xs.append(one)
+    xs.append((rng.standard_normal(shape) * 1e-30).astype(np.float32))
+    half = rng.integers(-3, 4, shape).astype(np.float32) * 0.5  # values on rounding ties
+    xs.append(half)
+    nan = rng.standard_normal(shape).astype(np.float32)
+    nan.flat[3] = np.nan
+    xs.append(nan)
+    inf = rng.standard_normal(shape).astype(np.float32)
+    inf.flat[0] = np.inf
+    xs.append(inf)
+    return xs
+
+
+def same_bits(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal float for float, NaN where NaN (its payload aside: numpy does not keep one through every path)."""
+    nan = np.isnan(want)
+    return bool(np.array_equal(np.isnan(got), nan) and np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32)))
+
+
+@pytest.mark.parametrize("name", sorted(INT8_CASES))
+def test_int8_bit_identical_to_the_host_runtime(micro, name):
+    ffi, lib = micro
+    cm, shape = convert_int8(name)
+    data = cm.to_bytes()
+    host = cm.load()
+    m = MicroModel(ffi, lib, data)
+    assert m.status == OK, error(ffi, lib)
+    for i, x in enumerate(int8_inputs(shape, np.random.default_rng(11))):
+        want = np.asarray(host.run(x[None]), np.float32).reshape(-1)
+        got = m.run(x)
+        assert same_bits(got, want), f"sample {i}: micro {got} host {want}"
+
+
+def test_int8_cases_cover_every_form():
+    """The cases reach every int8 form: dynamic and static, linear and conv, int8 and csr+int8 weights."""
+    forms = set()
+    for name in INT8_CASES:
+        d = convert_int8(name)[0].to_dict()
+        for n in d["nodes"]:
+            if n["op"] in ("linear", "conv2d", "qlinear", "qconv2d"):
+                enc = d["tensors"][n["tensors"][0]].get("encoding")
+                forms.add((n["op"], enc))
+    for op in ("linear", "conv2d", "qlinear", "qconv2d"):
+        assert {e for o, e in forms if o == op} >= {"int8", "csr+int8"}, (op, forms)
+
+
+@pytest.mark.parametrize("name", sorted(INT8_CASES))
+def test_int8_sizes_exact(micro, name):
+    ffi, lib = micro
+    cm, _ = convert_int8(name)
+    data = cm.to_bytes()
+    s = sizes(ffi, lib, data)
+    assert s["arena_bytes"] == s["model_bytes"] + s["weight_bytes"] + s["activation_bytes"] + 7
+    assert s["weight_bytes"] > 0  # int8 values decoded into the arena
+    print(name, len(data), "file bytes", s)
+    assert MicroModel(ffi, lib, data).status == OK
+    short = MicroModel(ffi, lib, data, s["arena_bytes"] - 1)
+    assert short.status == INVALID_ARGUMENT and short.h == ffi.NULL
 
 
 def test_lenet5_sizes_fit_a_microcontroller(micro):
