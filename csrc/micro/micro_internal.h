@@ -74,7 +74,11 @@ static inline uint64_t micro_u64(const uint8_t* p) { return micro_u32(p) | ((uin
  * Cortex-M4 and on x86. The files are little-endian, as every target of this path. */
 static inline float micro_f32(const uint8_t* p) {
   float f;
+#if defined(__GNUC__)
+  __builtin_memcpy(&f, p, 4); /* the builtin: with -ffreestanding (firmware) a plain memcpy is a call */
+#else
   memcpy(&f, p, 4);
+#endif
   return f;
 }
 static inline int micro_isnan(float f) { return f != f; }
@@ -229,6 +233,11 @@ pyrt_status micro_node_shape(const uint8_t* file, uint32_t version, uint32_t ind
 
 /* ---- kernels (micro_ops.c) ---- */
 void micro_run_node(const pyrt_micro_model* m, const micro_node* n);
+/* Of a dilated kernel of k taps starting at input position `start`, the taps [*lo, *hi) inside [0, in). */
+void micro_tap_range(int64_t start, uint32_t dil, uint32_t k, uint32_t in, uint32_t* lo, uint32_t* hi);
+/* The output positions [*lo, *hi) along one axis whose dilated window of k taps lies wholly inside [0, in). */
+void micro_inner_range(uint32_t out, uint32_t stride, uint32_t pad, uint32_t dil, uint32_t k, uint32_t in,
+                       uint32_t* lo, uint32_t* hi);
 
 /* ---- int8 layers (micro_ops_int8.c, FORMAT.md 2.5) ---- */
 static inline int micro_is_int8(uint32_t encoding) {

@@ -93,7 +93,7 @@ static void linear(const micro_weight* w, const uint8_t* bias, const float* x, u
 
 /* The taps [*lo, *hi) of a dilated kernel of k taps starting at input position `start` that fall inside
  * [0, in): the others read the zero padding and are skipped, as the reference skips them. */
-static void tap_range(int64_t start, uint32_t dil, uint32_t k, uint32_t in, uint32_t* lo, uint32_t* hi) {
+void micro_tap_range(int64_t start, uint32_t dil, uint32_t k, uint32_t in, uint32_t* lo, uint32_t* hi) {
   int64_t l = start < 0 ? (-start + dil - 1) / dil : 0;
   int64_t h = (int64_t)in - start <= 0 ? 0 : ((int64_t)in - start + dil - 1) / dil;
   if (h > (int64_t)k) h = k;
@@ -104,7 +104,7 @@ static void tap_range(int64_t start, uint32_t dil, uint32_t k, uint32_t in, uint
 
 /* The first output position [*lo] and the end [*hi] of those whose dilated window of k taps lies wholly
  * inside [0, in) along one axis. */
-static void inner_range(uint32_t out, uint32_t stride, uint32_t pad, uint32_t dil, uint32_t k, uint32_t in,
+void micro_inner_range(uint32_t out, uint32_t stride, uint32_t pad, uint32_t dil, uint32_t k, uint32_t in,
                         uint32_t* lo, uint32_t* hi) {
   const uint64_t span = (uint64_t)(k - 1) * dil; /* the window covers [o * stride - pad, + span] */
   uint64_t l = ((uint64_t)pad + stride - 1) / stride, h;
@@ -133,8 +133,8 @@ static void conv2d(const micro_node* n, const micro_value* xv, const micro_value
   uint32_t* off = (uint32_t*)(void*)(scratch + K);
   uint32_t* kyx = off + K;
   uint32_t oy_lo, oy_hi, ox_lo, ox_hi, o, oy, ox, e;
-  inner_range(OH, a[0], a[2], a[6], kh, H, &oy_lo, &oy_hi);
-  inner_range(OW, sw, a[3], a[7], kw, W, &ox_lo, &ox_hi);
+  micro_inner_range(OH, a[0], a[2], a[6], kh, H, &oy_lo, &oy_hi);
+  micro_inner_range(OW, sw, a[3], a[7], kw, W, &ox_lo, &ox_hi);
   for (o = 0; o < O; ++o) {
     const float* xg = x + (size_t)(o / og) * cg * H * W;
     const float bias = n->bias ? micro_f32(n->bias + 4u * o) : 0.0f;
@@ -145,7 +145,7 @@ static void conv2d(const micro_node* n, const micro_value* xv, const micro_value
       const int inner_row = oy >= oy_lo && oy < oy_hi;
       uint32_t ky0, ky1;
       float* yr = yo + (size_t)oy * OW;
-      tap_range(iy0, a[6], kh, H, &ky0, &ky1);
+      micro_tap_range(iy0, a[6], kh, H, &ky0, &ky1);
       for (ox = 0; ox < OW; ++ox) {
         const int32_t ix0 = (int32_t)(ox * sw) - (int32_t)a[3];
         if (inner_row && ox >= ox_lo && ox < ox_hi) {
@@ -175,7 +175,7 @@ static void conv2d(const micro_node* n, const micro_value* xv, const micro_value
           const ptrdiff_t at = (ptrdiff_t)iy0 * (ptrdiff_t)W + ix0;
           uint32_t kx0, kx1;
           float s = 0.0f;
-          tap_range(ix0, a[7], kw, W, &kx0, &kx1);
+          micro_tap_range(ix0, a[7], kw, W, &kx0, &kx1);
           for (e = 0; e < nt; ++e) {
             const uint32_t ky = kyx[e] >> 16, kx = kyx[e] & 0xFFFFu;
             if (ky >= ky0 && ky < ky1 && kx >= kx0 && kx < kx1) s += val[e] * xg[at + (ptrdiff_t)off[e]];

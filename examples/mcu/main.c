@@ -8,8 +8,8 @@
  * firmware is then built with -DARENA_BYTES=<arena_bytes> (see the Makefile). Each image is normalised as
  * the model was trained (examples/lenet5.py through pyruntime.datasets.load_mnist: x / 255, then minus
  * the MNIST mean 0.1307, divided by its std 0.3081, in float32) and run; one line per image:
- *     image <i>: predicted <d> label <l>
- * then the count of correct ones and the timer ticks of the inferences. Under QEMU with -icount shift=0
+ *     image <i>: predicted <d> label <l> bits <h>
+ * (h: FNV-1a of the scores' bytes, so the host can check every output bit for bit), then the count of correct ones and the timer ticks of the inferences. Under QEMU with -icount shift=0
  * every instruction takes 1 ns of virtual time, so the board's 25 MHz timer counts one tick per 40
  * instructions; the firmware also times a loop of known length ("calibration") so the script that reads
  * the output turns ticks into instructions without assuming the clock.
@@ -67,6 +67,22 @@ int main(void) {
 #ifndef ARENA_BYTES
 #error "build with -DARENA_BYTES=<bytes> (the Makefile takes it from the MCU_SIZE_ONLY image's output)"
 #endif
+
+/* FNV-1a (32-bit) of n floats' bytes, little-endian as they lie in memory (mcu_data.py fnv1a). */
+static uint32_t fnv1a(const float* x, uint32_t n) {
+  const uint8_t* p = (const uint8_t*)x;
+  uint32_t h = 0x811C9DC5u, i;
+  for (i = 0; i < 4u * n; ++i) h = (h ^ p[i]) * 0x01000193u;
+  return h;
+}
+
+static void put_hex(uint32_t v) {
+  char s[9];
+  int i;
+  for (i = 7; i >= 0; --i, v >>= 4) s[i] = "0123456789abcdef"[v & 15u];
+  s[8] = '\0';
+  sh_puts(s);
+}
 
 /* CMSDK APB timer 0 of the MPS2 board: a 32-bit down-counter clocked by the 25 MHz peripheral clock. */
 #define TIMER0_CTRL (*(volatile uint32_t*)0x40000000u)
@@ -133,6 +149,8 @@ int main(void) {
     sh_put_u32(best);
     sh_puts(" label ");
     sh_put_u32(mcu_labels[i]);
+    sh_puts(" bits ");
+    put_hex(fnv1a(scores, classes));
     sh_puts("\n");
   }
   sh_puts("correct ");

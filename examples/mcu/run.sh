@@ -5,10 +5,14 @@
 # build folder and reused), exports it as a C header (pyruntime export-c), writes the first 100 MNIST test
 # images as another, builds the firmware (Makefile: arm-none-eabi-gcc, csrc/micro/*.c), runs it on QEMU's
 # mps2-an386 board, runs the same model file on the same images in the host runtime, compares every
-# prediction, and prints the flash, RAM and instruction figures. Exit 0 only if all predictions match.
+# prediction, and prints the flash, RAM and instruction figures. Then the same for the same weights as a
+# static int8 model (mcu_data.py int8: decoded, calibrated on 256 training images, converted with
+# quantize="static"; its dense layers run the SMLAD dot product), whose outputs must match the host's bit for
+# bit. Exit 0 only if all predictions (and the int8 model's outputs) match.
 #
 # Environment: PYTHON (default: the repository's .venv, else python3), MCU_BUILD (default build/mcu),
-# MCU_IMAGES (100), MCU_QEMU_TIMEOUT (seconds, 300). Installs the Debian packages gcc-arm-none-eabi,
+# MCU_IMAGES (100), MCU_QEMU_TIMEOUT (seconds, 300), MCU_INT8 (1; 0 leaves the int8 model out). Installs the
+# Debian packages gcc-arm-none-eabi,
 # libnewlib-arm-none-eabi and qemu-system-arm when missing (as root, or through sudo).
 set -euo pipefail
 
@@ -54,54 +58,59 @@ else
   fi
 fi
 
-# 3. the firmware: the headers are regenerated every time (another model, other images), the library kept
-echo "== building the firmware ($BUILD)"
-rm -f "$BUILD/model.h" "$BUILD/images.h"
-make -s -C "$HERE" BUILD="$BUILD" MODEL="$MODEL" DATA="$DATA" IMAGES="$IMAGES" PYTHON="$PYTHON" all >"$BUILD/make.log" 2>&1 ||
-  { cat "$BUILD/make.log"; echo "run.sh: the firmware did not build" >&2; exit 1; }
-ELF="$BUILD/firmware.elf"
+# 3. the firmware of one model: built, run under QEMU, compared with the host runtime, its figures printed
+# firmware LABEL MODEL BUILD_DIR [--exact]
+firmware() {
+  local label=$1 model=$2 build=$3 exact=${4:-}
+  mkdir -p "$build"
+  echo "== $label: building the firmware ($build)"
+  rm -f "$build/model.h" "$build/images.h" # regenerated every time (another model, other images), the library kept
+  make -s -C "$HERE" BUILD="$build" MODEL="$model" DATA="$DATA" IMAGES="$IMAGES" PYTHON="$PYTHON" all \
+    >"$build/make.log" 2>&1 || { cat "$build/make.log"; echo "run.sh: the firmware did not build" >&2; exit 1; }
+  local elf="$build/firmware.elf"
 
-# 4. run it (semihosting output arrives on QEMU's stderr)
-echo "== running it: qemu-system-arm -M mps2-an386 (timeout ${TIMEOUT} s)"
-t0=$SECONDS
-set +e
-timeout "$TIMEOUT" qemu-system-arm -M mps2-an386 -nographic -monitor none \
-  -semihosting-config enable=on,target=native -icount shift=0 -kernel "$ELF" >"$BUILD/qemu.log" 2>&1
-qemu_rc=$?
-set -e
-qemu_s=$((SECONDS - t0))
-head -n 4 "$BUILD/qemu.log"
-echo "  ..."
-tail -n 6 "$BUILD/qemu.log"
-if [[ $qemu_rc -ne 0 ]]; then
-  [[ $qemu_rc -eq 124 ]] && echo "run.sh: QEMU did not finish within ${TIMEOUT} s" >&2
-  echo "run.sh: the firmware exited with status $qemu_rc" >&2
-  exit 1
-fi
+  # run it (semihosting output arrives on QEMU's stderr)
+  echo "== $label: running it: qemu-system-arm -M mps2-an386 (timeout ${TIMEOUT} s)"
+  local t0=$SECONDS qemu_rc cmp_rc
+  set +e
+  timeout "$TIMEOUT" qemu-system-arm -M mps2-an386 -nographic -monitor none \
+    -semihosting-config enable=on,target=native -icount shift=0 -kernel "$elf" >"$build/qemu.log" 2>&1
+  qemu_rc=$?
+  set -e
+  local qemu_s=$((SECONDS - t0))
+  head -n 4 "$build/qemu.log"
+  echo "  ..."
+  tail -n 6 "$build/qemu.log"
+  if [[ $qemu_rc -ne 0 ]]; then
+    [[ $qemu_rc -eq 124 ]] && echo "run.sh: QEMU did not finish within ${TIMEOUT} s" >&2
+    echo "run.sh: the firmware exited with status $qemu_rc" >&2
+    exit 1
+  fi
 
-# 5. the host runtime on the same file and images
-echo "== comparing with the host runtime (pyruntime.load(model).run(images))"
-set +e
-"$PYTHON" "$HERE/mcu_data.py" compare "$MODEL" "$DATA" "$BUILD/qemu.log" --count "$IMAGES"
-cmp_rc=$?
-set -e
+  # the host runtime on the same file and images
+  echo "== $label: comparing with the host runtime (pyruntime.load(model).run(images))"
+  set +e
+  "$PYTHON" "$HERE/mcu_data.py" compare "$model" "$DATA" "$build/qemu.log" --count "$IMAGES" $exact
+  cmp_rc=$?
+  set -e
 
-# 6. the figures
-sym_size() { local h; h=$(arm-none-eabi-nm -S "$ELF" | awk -v s="$1" '$4 == s { print $2 }'); echo $((16#${h:-0})); }
-sec_size() { arm-none-eabi-size -A "$ELF" | awk -v s="$1" '$1 == s { print $2 }'; }
-text=$(sec_size .text); data=$(sec_size .data); bss=$(sec_size .bss); stack=$(sec_size .stack)
-model=$(sym_size model_pyrt); images=$(( $(sym_size mcu_images) + $(sym_size mcu_labels) ))
-arena_line=$(sed -n 's/^arena_bytes //p' "$BUILD/qemu.log")
-stack_used=$(sed -n 's/^stack used \([0-9]*\).*/\1/p' "$BUILD/qemu.log")
-ticks=$(sed -n 's/^inference ticks \([0-9]*\).*/\1/p' "$BUILD/qemu.log")
-cal_insn=$(sed -n 's/^calibration \([0-9]*\) instructions = \([0-9]*\) ticks/\1/p' "$BUILD/qemu.log")
-cal_ticks=$(sed -n 's/^calibration \([0-9]*\) instructions = \([0-9]*\) ticks/\2/p' "$BUILD/qemu.log")
-echo "== figures ($(basename "$MODEL"), $IMAGES images)"
-echo "flash: $((text + data)) bytes = code and constants $((text - model - images)) + model array $model (the .pyrt file)"
-echo "       + test images $images (not part of a deployment) + .data initial values $data"
-echo "RAM:   $((data + bss + stack)) bytes = .data $data + .bss $bss + stack $stack (${stack_used} used at the deepest)"
-echo "       .bss holds the arena: $arena_line, and the firmware's 3136-byte input buffer"
-"$PYTHON" - "$ticks" "$IMAGES" "$cal_insn" "$cal_ticks" <<'PY'
+  # the figures
+  sym_size() { local h; h=$(arm-none-eabi-nm -S "$elf" | awk -v s="$1" '$4 == s { print $2 }'); echo $((16#${h:-0})); }
+  sec_size() { arm-none-eabi-size -A "$elf" | awk -v s="$1" '$1 == s { print $2 }'; }
+  local text data bss stack model_b images arena_line stack_used ticks cal_insn cal_ticks
+  text=$(sec_size .text); data=$(sec_size .data); bss=$(sec_size .bss); stack=$(sec_size .stack)
+  model_b=$(sym_size model_pyrt); images=$(( $(sym_size mcu_images) + $(sym_size mcu_labels) ))
+  arena_line=$(sed -n 's/^arena_bytes //p' "$build/qemu.log")
+  stack_used=$(sed -n 's/^stack used \([0-9]*\).*/\1/p' "$build/qemu.log")
+  ticks=$(sed -n 's/^inference ticks \([0-9]*\).*/\1/p' "$build/qemu.log")
+  cal_insn=$(sed -n 's/^calibration \([0-9]*\) instructions = \([0-9]*\) ticks/\1/p' "$build/qemu.log")
+  cal_ticks=$(sed -n 's/^calibration \([0-9]*\) instructions = \([0-9]*\) ticks/\2/p' "$build/qemu.log")
+  echo "== $label: figures ($(basename "$model"), $IMAGES images)"
+  echo "flash: $((text + data)) bytes = code and constants $((text - model_b - images)) + model array $model_b (the .pyrt file)"
+  echo "       + test images $images (not part of a deployment) + .data initial values $data"
+  echo "RAM:   $((data + bss + stack)) bytes = .data $data + .bss $bss + stack $stack (${stack_used} used at the deepest)"
+  echo "       .bss holds the arena: $arena_line, and the firmware's 3136-byte input buffer"
+  "$PYTHON" - "$ticks" "$IMAGES" "$cal_insn" "$cal_ticks" <<'PY'
 import sys
 ticks, n, cal_insn, cal_ticks = map(int, sys.argv[1:])
 per_tick = cal_insn / cal_ticks
@@ -110,9 +119,23 @@ print(f"instructions per inference: {ticks * per_tick / n:,.0f} (QEMU -icount sh
       f"pyrt_micro_run; calibrated on a loop of {cal_insn:,} instructions). Instructions, not cycles: QEMU "
       f"models no pipeline, flash wait states or cache.")
 PY
-echo "run.sh: $((SECONDS - start)) s in all (QEMU: ${qemu_s} s)"
-if [[ $cmp_rc -ne 0 ]]; then
-  echo "run.sh: FAILED: the firmware's predictions differ from the host runtime's" >&2
-  exit 1
+  echo "run.sh: $label: QEMU ${qemu_s} s"
+  if [[ $cmp_rc -ne 0 ]]; then
+    echo "run.sh: FAILED: the $label firmware's outputs differ from the host runtime's" >&2
+    exit 1
+  fi
+}
+
+firmware "model" "$MODEL" "$BUILD"
+
+# 4. the same weights as a static int8 model (its own build folder: another model.h, arena.h)
+if [[ "${MCU_INT8:-1}" != 0 ]]; then
+  INT8_MODEL="$BUILD/int8/$(basename "$MODEL" .pyrt)_int8.pyrt"
+  mkdir -p "$BUILD/int8"
+  echo "== int8: the same weights as a static int8 model (mcu_data.py int8)"
+  (cd "$BUILD/int8" && "$PYTHON" "$HERE/mcu_data.py" int8 "$MODEL" "$DATA" "$INT8_MODEL")
+  firmware "int8" "$INT8_MODEL" "$BUILD/int8" --exact
 fi
-echo "run.sh: OK: all $IMAGES predictions of the firmware match the host runtime"
+
+echo "run.sh: $((SECONDS - start)) s in all"
+echo "run.sh: OK: all $IMAGES predictions of the firmware match the host runtime$([[ "${MCU_INT8:-1}" != 0 ]] && echo ", and the int8 model's outputs bit for bit")"
