@@ -50,11 +50,15 @@ PYRT_API pyrt_status pyrt_micro_memory_bytes(const void* file, size_t file_bytes
  * What this path runs: graphs of at most 127 nodes with one f32 input and one output, of the ops linear
  * (flat input, or over the last axis), conv2d (any stride, padding, dilation and groups: depthwise too),
  * relu, clamp (relu6, hardtanh), softmax, flatten, reshape, concat, max_pool2d, avg_pool2d (ceil_mode,
- * count_include_pad), global_avg_pool and add (same shapes); weights dense_f32, csr, codebook or
- * csr_codebook (int8 and binary weights are refused). Dense values, centroids and biases are read in place
- * from the file; codebook indices (packed at index_bits) and CSR structure (rowptr, u8/u16 columns) are
- * decoded into the arena. Loading (and pyrt_micro_memory_bytes) takes about 6 KB of stack; a run, under
- * 200 bytes. Outputs match the host runtime at PYRT_ISA=ref to a few ulps (the same sums in the same order). */
+ * count_include_pad), global_avg_pool and add (same shapes), and the int8 layers qlinear and qconv2d (static
+ * scales); weights dense_f32, csr, codebook, csr_codebook, int8 or csr_int8 (an int8 weight makes linear and
+ * conv2d dynamic int8 layers; binary weights are refused). Dense values, centroids, scales and biases are
+ * read in place from the file; codebook indices (packed at index_bits), int8 values (a dense row padded to
+ * 4 bytes) and CSR structure (rowptr, u8/u16 columns) are decoded into the arena. Loading (and
+ * pyrt_micro_memory_bytes) takes about 6 KB of stack; a run, under 200 bytes. Float layers match the host
+ * runtime at PYRT_ISA=ref to a few ulps (the same sums in the same order); int8 layers match it bit for bit
+ * (FORMAT.md 2.5: exact int32 sums, then the same f32 operations; on a Cortex-M4 / M7 the dense int8 dot
+ * products use SMLAD). */
 PYRT_API pyrt_status pyrt_micro_load(const void* file, size_t file_bytes, void* arena, size_t arena_bytes,
                                      pyrt_micro_model** out_model);
 
