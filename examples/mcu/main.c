@@ -8,7 +8,8 @@
  * firmware is then built with -DARENA_BYTES=<arena_bytes> (see the Makefile). Each image is normalised as
  * the model was trained (examples/lenet5.py through pyruntime.datasets.load_mnist: x / 255, then minus
  * the MNIST mean 0.1307, divided by its std 0.3081, in float32) and run; one line per image:
- *     image <i>: predicted <d> label <l> bits <h>
+ *     image <i>: predicted <d> label <l>
+ *     bits <i> <h>
  * (h: FNV-1a of the scores' bytes, so the host can check every output bit for bit), then the count of correct ones and the timer ticks of the inferences. Under QEMU with -icount shift=0
  * every instruction takes 1 ns of virtual time, so the board's 25 MHz timer counts one tick per 40
  * instructions; the firmware also times a loop of known length ("calibration") so the script that reads
@@ -149,7 +150,9 @@ int main(void) {
     sh_put_u32(best);
     sh_puts(" label ");
     sh_put_u32(mcu_labels[i]);
-    sh_puts(" bits ");
+    sh_puts("\nbits ");
+    sh_put_u32(i);
+    sh_puts(" ");
     put_hex(fnv1a(scores, classes));
     sh_puts("\n");
   }
