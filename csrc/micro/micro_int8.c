@@ -17,6 +17,34 @@
 #include <arm_acle.h>
 #endif
 
+#if !(defined(__GNUC__) && defined(__FP_FAST_FMAF))
+/* a * b + c rounded once, in double arithmetic (IEEE binary64, to nearest: x86-64, or a soft-float C
+ * library): newlib's fmaf rounds the double sum to float, a second rounding that is wrong when the sum lands
+ * exactly on the midpoint of two floats. Here the product is exact (24 + 24 bits), the sum's rounding error
+ * is recovered exactly (TwoSum), and a sum on a float midpoint is moved one double ulp toward the exact
+ * value before the conversion, which then rounds as the exact value does. A midpoint is a double: of two
+ * normal floats, its low 29 bits are 1 followed by zeros; of two subnormals, an odd multiple of 2^-150. */
+float micro_fmaf(float a, float b, float c) {
+  const double p = (double)a * b, r = p + c;
+  const double cc = r - p, e = (p - (r - cc)) + (c - cc); /* p + c == r + e exactly */
+  union {
+    double f;
+    uint64_t i;
+  } u;
+  int midpoint;
+  if (e == 0.0 || r - r != 0.0) return (float)r; /* exact, or infinite / NaN */
+  u.f = r;
+  if (fabs(r) >= 0x1p-126) {
+    midpoint = (u.i & 0x1FFFFFFFu) == 0x10000000u;
+  } else {
+    const double t = fabs(r) * 0x1p150; /* below 2^24: exact */
+    midpoint = t == (double)(uint32_t)t && ((uint32_t)t & 1u);
+  }
+  if (midpoint) u.i += (e > 0.0) == (r > 0.0) ? 1 : (uint64_t)-1; /* away from zero if e has r's sign */
+  return (float)u.f;
+}
+#endif
+
 int micro_i8_dynamic_scale(const float* x, uint32_t n, float* xs, float* inv) {
   float m = 0.0f;
   int finite = 1;

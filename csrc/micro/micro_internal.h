@@ -272,6 +272,13 @@ static inline uint32_t micro_i8_slot(uint32_t c) {
   return c;
 #endif
 }
+/* fmaf with one rounding (FORMAT.md 2.5): VFMA.F32 where the FPU has it (Cortex-M4F, M7, M33: the builtin,
+ * as under -ffreestanding fmaf would be a call to the C library's), else computed in double (micro_int8.c). */
+#if defined(__GNUC__) && defined(__FP_FAST_FMAF)
+#define micro_fmaf __builtin_fmaf
+#else
+float micro_fmaf(float a, float b, float c);
+#endif
 /* A sample's dynamic scale (FORMAT.md 2.5), m = max |x|: xs = m / 127, inv = 127 / m and 1 when m is finite
  * and > 0; else 0 (qx = 0), with xs = 0 (m = 0) or NaN (a NaN or an infinity in x). */
 int micro_i8_dynamic_scale(const float* x, uint32_t n, float* xs, float* inv);

@@ -39,17 +39,9 @@ static int input_scale(const micro_node* n, const int8_layer* L, const float* x,
   return micro_i8_dynamic_scale(x, count, xs, inv);
 }
 
-/* fmaf with one rounding: VFMA.F32 on a Cortex-M4F / M7 / M33 (the builtin: under -ffreestanding a plain
- * fmaf is a call to the C library's, newlib's a software one); elsewhere the C library's. */
-#if defined(__GNUC__)
-#define MICRO_FMAF __builtin_fmaf
-#else
-#define MICRO_FMAF fmaf
-#endif
-
 static float output(const micro_node* n, const int8_layer* L, int32_t acc, float xs, uint32_t r) {
   const float s = xs * micro_f32(n->w.scales + 4u * r);
-  float v = MICRO_FMAF((float)acc, s, n->bias ? micro_f32(n->bias + 4u * r) : 0.0f);
+  float v = micro_fmaf((float)acc, s, n->bias ? micro_f32(n->bias + 4u * r) : 0.0f);
   if (!L->is_static) return v;
   v = n->qattr[2] > v ? n->qattr[2] : v; /* a NaN stays NaN */
   v = n->qattr[3] < v ? n->qattr[3] : v;

@@ -4,7 +4,9 @@
 // missing; any alignment); a file at any alignment; and the loader attacked: every truncation, and byte flips
 // at every offset with the checksums recomputed, so that what the CRCs would catch reaches the field checks.
 // A run after a load never writes outside the arena (guard bytes around it).
+#include <cmath>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -155,6 +157,55 @@ PYRT_TEST(golden_v2_convolutions) { check_golden("golden_v2"); }
 // float output and its clamp; the softmax after them is libm's expf on each side, hence a tolerance here (the
 // int8 layers alone are compared bit for bit in tests/capi/test_micro.py)
 PYRT_TEST(golden_v3_int8_layers) { check_golden("golden_v3"); }
+
+#if !(defined(__GNUC__) && defined(__FP_FAST_FMAF))
+extern "C" float micro_fmaf(float a, float b, float c);  // micro_int8.c, where the FPU has no fused multiply-add
+
+// The int8 epilogue's fmaf, computed in double where there is no FMA instruction: rounded once, as std::fma,
+// on random operands, on sums that land on float midpoints (where a double sum rounded again goes wrong), and
+// in the subnormal range.
+PYRT_TEST(fmaf_in_double_rounds_once) {
+  std::mt19937 rng(5);
+  auto bits = [](float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; };
+  auto check = [&](float a, float b, float c) {
+    const float want = std::fma(a, b, c), got = micro_fmaf(a, b, c);
+    CHECK(bits(got) == bits(want) || (std::isnan(got) && std::isnan(want)), "fmaf(", a, ", ", b, ", ", c, ") = ",
+          got, ", std::fma ", want);
+  };
+  std::uniform_int_distribution<int32_t> acc(-(1 << 30), 1 << 30);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> ex(-160, 40);
+  for (int i = 0; i < 200000; ++i) {
+    const float a = float(acc(rng)) * std::ldexp(1.0f, -(i % 31)), b = std::ldexp(unit(rng), ex(rng));
+    check(a, b, std::ldexp(unit(rng), ex(rng)));
+    check(a, b, -float(double(a) * b));  // c cancels most of a * b
+    // c with an odd last bit plus or minus (half an ulp of c) * (1 - 2^-46): the exact sum lies just inside
+    // the midpoint, the double sum on it, and the tie would go to the even neighbour, the wrong one
+    const float c = std::ldexp(float((uint32_t(acc(rng)) & 0x7FFFFFu) | 0x800001u), ex(rng) - 24);
+    const float h = std::ldexp(1.0f, std::ilogb(c) - 24), up = 1.0f + std::ldexp(1.0f, -23);
+    const float down = 1.0f - std::ldexp(1.0f, -23);
+    check(up, h * down, c);
+    check(up, -h * down, c);
+    check(-up, h * down, -c);
+  }
+  std::uniform_int_distribution<uint32_t> sub(0, (1u << 23) - 1);
+  for (int i = 0; i < 100000; ++i) {  // subnormal results, on and off their midpoints (odd multiples of 2^-150)
+    const float c = std::ldexp(float(sub(rng) | 1u), -149);
+    const float a = std::ldexp(1.0f + std::ldexp(1.0f, -23), -75), b = std::ldexp(1.0f - std::ldexp(1.0f, -23), -75);
+    check(a, b, c);
+    check(-a, b, c);
+    check(std::ldexp(float(acc(rng) % 4096), -80), std::ldexp(unit(rng), -70 - (i % 16)), c);
+  }
+  const float inf = INFINITY, nan = NAN;
+  check(inf, 1.0f, 2.0f);
+  check(0.0f, nan, 1.0f);
+  check(3e38f, 3e38f, -inf);
+  check(0.0f, inf, 1.0f);
+  check(-0.0f, 1.0f, 0.0f);
+  check(-0.0f, 1.0f, -0.0f);
+  check(3.4e38f, 2.0f, -3.4e38f);
+}
+#endif
 
 PYRT_TEST(refuses_transformer_files) {
   check_refused("golden_v5", "inputs");  // typed inputs (token ids): the first thing this path does not run
