@@ -109,10 +109,16 @@ static uint32_t calibration_ticks(void) {
   return timer_ticks() - t0;
 }
 
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FP)
+#define MCU_CORE "a Cortex-M4F (mps2-an386)"
+#else /* the Makefile's ARCH set to -mcpu=cortex-m3 -mthumb, run on mps2-an385 */
+#define MCU_CORE "a Cortex-M3 (mps2-an385: no FPU, no DSP extension)"
+#endif
+
 static uint8_t arena[ARENA_BYTES] __attribute__((aligned(16)));
 
 int main(void) {
-  sh_puts("pyruntime micro: LeNet-5 on a Cortex-M4F (mps2-an386), model ");
+  sh_puts("pyruntime micro: LeNet-5 on " MCU_CORE ", model ");
   sh_put_u32((uint32_t)MODEL_LEN(MODEL_ARRAY));
   sh_puts(" bytes in flash\n");
   pyrt_micro_sizes need;

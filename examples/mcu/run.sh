@@ -8,7 +8,8 @@
 # prediction, and prints the flash, RAM and instruction figures. Then the same for the same weights as a
 # static int8 model (mcu_data.py int8: decoded, calibrated on 256 training images, converted with
 # quantize="static"; its dense layers run the SMLAD dot product), whose outputs must match the host's bit for
-# bit. Exit 0 only if all predictions (and the int8 model's outputs) match.
+# bit, and that model again on a Cortex-M3 (mps2-an385: no DSP extension, no FPU). Exit 0 only if all
+# predictions (and the int8 model's outputs) match.
 #
 # Environment: PYTHON (default: the repository's .venv, else python3), MCU_BUILD (default build/mcu),
 # MCU_IMAGES (100), MCU_QEMU_TIMEOUT (seconds, 300), MCU_INT8 (1; 0 leaves the int8 model out). Installs the
@@ -59,22 +60,25 @@ else
 fi
 
 # 3. the firmware of one model: built, run under QEMU, compared with the host runtime, its figures printed
-# firmware LABEL MODEL BUILD_DIR [--exact]
+# firmware LABEL MODEL BUILD_DIR MACHINE ARCH [--exact]   (MACHINE: mps2-an386 for a Cortex-M4F, mps2-an385 for
+# a Cortex-M3; ARCH: the compiler's target flags)
 firmware() {
-  local label=$1 model=$2 build=$3 exact=${4:-}
+  local label=$1 model=$2 build=$3 machine=$4 arch=$5 exact=${6:-}
+  local qemu_flags="-M $machine -nographic -monitor none -semihosting-config enable=on,target=native -icount shift=0"
   mkdir -p "$build"
   echo "== $label: building the firmware ($build)"
   rm -f "$build/model.h" "$build/images.h" # regenerated every time (another model, other images), the library kept
-  make -s -C "$HERE" BUILD="$build" MODEL="$model" DATA="$DATA" IMAGES="$IMAGES" PYTHON="$PYTHON" all \
-    >"$build/make.log" 2>&1 || { cat "$build/make.log"; echo "run.sh: the firmware did not build" >&2; exit 1; }
+  make -s -C "$HERE" BUILD="$build" MODEL="$model" DATA="$DATA" IMAGES="$IMAGES" PYTHON="$PYTHON" ARCH="$arch" \
+    QEMU_FLAGS="$qemu_flags" all >"$build/make.log" 2>&1 ||
+    { cat "$build/make.log"; echo "run.sh: the firmware did not build" >&2; exit 1; }
   local elf="$build/firmware.elf"
 
   # run it (semihosting output arrives on QEMU's stderr)
-  echo "== $label: running it: qemu-system-arm -M mps2-an386 (timeout ${TIMEOUT} s)"
+  echo "== $label: running it: qemu-system-arm -M $machine (timeout ${TIMEOUT} s)"
   local t0=$SECONDS qemu_rc cmp_rc
   set +e
-  timeout "$TIMEOUT" qemu-system-arm -M mps2-an386 -nographic -monitor none \
-    -semihosting-config enable=on,target=native -icount shift=0 -kernel "$elf" >"$build/qemu.log" 2>&1
+  # shellcheck disable=SC2086
+  timeout "$TIMEOUT" qemu-system-arm $qemu_flags -kernel "$elf" >"$build/qemu.log" 2>&1
   qemu_rc=$?
   set -e
   local qemu_s=$((SECONDS - t0))
@@ -126,16 +130,20 @@ PY
   fi
 }
 
-firmware "model" "$MODEL" "$BUILD"
+M4F="-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
+firmware "model" "$MODEL" "$BUILD" mps2-an386 "$M4F"
 
-# 4. the same weights as a static int8 model (its own build folder: another model.h, arena.h)
+# 4. the same weights as a static int8 model (its own build folders: another model.h, arena.h): on the
+# Cortex-M4F (SMLAD, VFMA), then on a Cortex-M3 (no DSP extension, no FPU: the scalar dot product, soft
+# float and the runtime's own fmaf), both bit for bit with the host
 if [[ "${MCU_INT8:-1}" != 0 ]]; then
   INT8_MODEL="$BUILD/int8/$(basename "$MODEL" .pyrt)_int8.pyrt"
   mkdir -p "$BUILD/int8"
   echo "== int8: the same weights as a static int8 model (mcu_data.py int8)"
   (cd "$BUILD/int8" && "$PYTHON" "$HERE/mcu_data.py" int8 "$MODEL" "$DATA" "$INT8_MODEL")
-  firmware "int8" "$INT8_MODEL" "$BUILD/int8" --exact
+  firmware "int8" "$INT8_MODEL" "$BUILD/int8" mps2-an386 "$M4F" --exact
+  firmware "int8 on a Cortex-M3" "$INT8_MODEL" "$BUILD/int8-m3" mps2-an385 "-mcpu=cortex-m3 -mthumb" --exact
 fi
 
 echo "run.sh: $((SECONDS - start)) s in all"
-echo "run.sh: OK: all $IMAGES predictions of the firmware match the host runtime$([[ "${MCU_INT8:-1}" != 0 ]] && echo ", and the int8 model's outputs bit for bit")"
+echo "run.sh: OK: all $IMAGES predictions of the firmware match the host runtime$([[ "${MCU_INT8:-1}" != 0 ]] && echo ", and the int8 model's outputs bit for bit (Cortex-M4F and M3)")"
