@@ -247,6 +247,22 @@ def test_unused_infinite_centroid(helpers, rng, isa, encoding, k, batch):
     check(helpers, rng, t, isa, batch)
 
 
+@pytest.mark.parametrize("cols", [1, 31, 32, 33, 63, 64, 65, 95, 96, 127, 128, 129, 192, 193, 1000])
+@pytest.mark.parametrize("k", [9, 16, 17, 32, 33, 64])
+@pytest.mark.parametrize("isa", ISAS)
+def test_gemv_planes(helpers, rng, isa, k, cols):
+    # AVX2 batch 1, 9 <= k <= 64: byte-plane decoders on blocks of 32 index bytes (Lut4: 64 columns, Lut8:
+    # 32), x packed in the decoded order, the last block partial; 5 rows = tiles of 2 rows and a single one.
+    # Index 0 maps to +inf but no weight uses it: the lanes past cols must be zeroed, not multiplied by 0.
+    t = make(helpers, rng, "codebook", (5, cols), k=k)
+    t["centroids"][0] = np.inf
+    t["indices"] = np.maximum(t["indices"], 1).astype(np.uint8)
+    check(helpers, rng, t, isa, 1)
+    t["centroids"][0] = 0.5  # index 0 used as well
+    t["indices"] = rng.integers(0, k, t["indices"].shape).astype(np.uint8)
+    check(helpers, rng, t, isa, 1)
+
+
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("isa", ISAS)
 def test_no_bias_and_rank4(helpers, rng, isa, encoding):

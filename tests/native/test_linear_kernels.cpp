@@ -205,15 +205,17 @@ void check_batches(const PackedWeight& w, Rng& rng, std::initializer_list<size_t
 }  // namespace
 
 PYRT_TEST(linear_kernels_over_table_sizes_group_edges_and_batches) {
-  // table sizes at the vector decoders' boundaries (16 / 32 / 64 entries; 3 centroids in 2-bit fields),
-  // columns one either side of a 16-column step and of a packed group (32, 64, 128 columns), a row tile
-  // plus its remainder, and batches reaching every tile width
+  // table sizes at the vector decoders' boundaries (8 / 16 / 32 / 64 entries; 3 centroids in 2-bit fields),
+  // columns one either side of a 16-column step, of a packed group (32, 64, 128 columns) and of a 32-byte
+  // block of indices (64 columns of 4-bit indices, 32 of bytes), a row tile plus its remainder, and
+  // batches reaching every tile width
   const Case cases[] = {{Encoding::dense_f32, 0},     {Encoding::csr, 0},           {Encoding::codebook, 1},
-                        {Encoding::codebook, 3},      {Encoding::codebook, 30},     {Encoding::codebook, 32},
+                        {Encoding::codebook, 3},      {Encoding::codebook, 9},      {Encoding::codebook, 16},
+                        {Encoding::codebook, 17},     {Encoding::codebook, 30},     {Encoding::codebook, 32},
                         {Encoding::codebook, 33},     {Encoding::codebook, 64},     {Encoding::codebook, 65},
                         {Encoding::csr_codebook, 2},  {Encoding::csr_codebook, 30}, {Encoding::csr_codebook, 64},
                         {Encoding::csr_codebook, 65}};
-  const uint32_t shapes[][2] = {{9, 3}, {6, 12}, {11, 47}, {13, 49}, {7, 63}, {7, 65}, {10, 127}, {21, 191}};
+  const uint32_t shapes[][2] = {{9, 3}, {6, 12}, {11, 47}, {13, 49}, {7, 63}, {5, 64}, {7, 65}, {5, 96}, {10, 127}, {21, 191}};
   uint64_t seed = 1000;
   for (const Case& c : cases)
     for (auto& s : shapes)
@@ -229,8 +231,8 @@ PYRT_TEST(codebook_padding_never_reaches_a_result) {
   // padding of packed rows (and the zero bytes after the arrays) points at it: a kernel that multiplies a
   // padding weight by a zero x lane gets NaN
   uint64_t seed = 2000;
-  for (uint32_t k : {2u, 4u, 7u, 16u, 30u, 40u, 64u, 200u, 256u})
-    for (uint32_t cols : {1u, 3u, 17u, 47u, 63u, 129u}) {
+  for (uint32_t k : {2u, 4u, 7u, 9u, 16u, 30u, 32u, 40u, 64u, 200u, 256u})
+    for (uint32_t cols : {1u, 3u, 17u, 47u, 63u, 65u, 96u, 129u}) {
       Rng rng(seed++);
       DecodedTensor t = make_weight(rng, Case{Encoding::codebook, k}, 5, cols, 1.0);
       t.centroids[0] = std::numeric_limits<float>::infinity();

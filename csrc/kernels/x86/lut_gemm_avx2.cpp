@@ -5,7 +5,9 @@
 // vpermps on the table held in registers (k <= 8: one register; k <= 16: two and a blend; k <= 32: four
 // and two levels of blend) or, for larger tables, through eight scalar table loads.
 //
-// Batch 1: a register tile of kGemvRows weight rows shares every x vector.
+// Batch 1: a register tile of kGemvRows weight rows shares every x vector; for 8 < k <= 64 the byte-plane
+// vpshufb decoders of lut_planes_avx2.h replace vpermps (one port on Intel) and the scalar loads, on x
+// packed in their column order.
 // Batch >= 2: dot tiles of R weight rows x T batch rows on packed x (dot_batch_avx2.h): every decoded
 // weight vector feeds T batch rows, every x vector R weight rows; passes of at most T batch rows. The
 // cheap decoders (k <= 16) decode in the tile on every pass; the byte decoders (k > 16) do so for a
@@ -20,6 +22,7 @@
 #include "kernels/x86/avx2_util.h"
 #include "kernels/x86/dot_batch_avx2.h"
 #include "kernels/x86/gemm_bcast_avx2.h"
+#include "kernels/x86/lut_planes_avx2.h"
 
 namespace pyrt::kernels {
 namespace {
@@ -27,6 +30,7 @@ namespace {
 using namespace avx2;
 
 constexpr int kGemvRows = 4;           // batch 1: 4 weight rows per pass over x
+constexpr int kPlanesRows = 2;         // batch 1, byte-plane decoders (lut_planes_avx2.h): the same with 2
 constexpr size_t kBlockBytes = 256 << 10;  // in-tile decoding, several passes: index bytes per row block
 
 // x[t][c .. c+8), zero-filled past `cols` when masked (Tail).
@@ -447,11 +451,18 @@ void pyrt_lut2_f32_gemm__avx2(const Lut2& w, const float* x, size_t batch, float
 }
 
 void pyrt_lut4_f32_gemm__avx2(const Lut4& w, const float* x, size_t batch, float* y, const float* bias) {
+  if (batch == 1 && w.k > 8)
+    return planes_gemv<kPlanesRows, true>(w.idx, lutb_row_bytes(4, w.cols), w.rows, w.cols, PlanesNDec<1>(w.lut), x, y,
+                                          bias);
   if (w.k <= 8) return gemm(w, Lut8Reg(w.lut), x, batch, y, bias);
   gemm(w, Lut16Reg(w.lut), x, batch, y, bias);
 }
 
 void pyrt_lut8_f32_gemm__avx2(const Lut8& w, const float* x, size_t batch, float* y, const float* bias) {
+  if (batch == 1 && w.k <= 32)
+    return planes_gemv<kPlanesRows, false>(w.idx, w.cols, w.rows, w.cols, PlanesNDec<2>(w.lut), x, y, bias);
+  if (batch == 1 && w.k <= 64)
+    return planes_gemv<kPlanesRows, false>(w.idx, w.cols, w.rows, w.cols, PlanesNDec<4>(w.lut), x, y, bias);
   if (w.k <= 32) return gemm(w, RegBytes<Lut32Reg>{Lut32Reg(w.lut)}, x, batch, y, bias);
   gemm(w, ScalarBytes{w.lut}, x, batch, y, bias);
 }
