@@ -54,7 +54,7 @@ inline void interleave_planes(__m256i b0, __m256i b1, __m256i b2, __m256i b3, __
 
 // k <= 16 N: N tables per plane (N = 1, 2, 4). For table q, (i ^ 16 q) + 0x70 has bit 7 clear exactly when
 // i is in [16 q, 16 q + 16) and keeps i's low nibble, so vpshufb zeroes the entries of the other tables and
-// an or merges them. Index bytes must be < 16 N.
+// an or merges them (N = 2: table 1 takes (i + 0x70) ^ 0x80, one op less). Index bytes must be < 16 N.
 template <int N>
 struct PlanesNDec {
   Planes16 t[N];
@@ -64,12 +64,18 @@ struct PlanesNDec {
   }
   void operator()(__m256i i, __m256 (&w)[4]) const {
     const __m256i k70 = _mm256_set1_epi8(0x70);
-    __m256i p[4];
+    __m256i p[4], i0 = i;
 #pragma GCC unroll 4
     for (int q = 0; q < N; ++q) {
-      const __m256i iq = N == 1   ? i  // one table: the index needs no selection bit
-                         : q == 0 ? _mm256_add_epi8(i, k70)
-                                  : _mm256_add_epi8(_mm256_xor_si256(i, _mm256_set1_epi8(char(16 * q))), k70);
+      __m256i iq;
+      if (N == 1)
+        iq = i;  // one table: no selection bit
+      else if (q == 0)
+        iq = i0 = _mm256_add_epi8(i, k70);
+      else if (N == 2)
+        iq = _mm256_xor_si256(i0, _mm256_set1_epi8(char(0x80)));  // i < 32: i + 0x70 is 0x7_ or 0x8_
+      else
+        iq = _mm256_add_epi8(_mm256_xor_si256(i, _mm256_set1_epi8(char(16 * q))), k70);
 #pragma GCC unroll 4
       for (int m = 0; m < 4; ++m) {
         const __m256i v = _mm256_shuffle_epi8(t[q].p[m], iq);
