@@ -215,7 +215,8 @@ PYRT_TEST(linear_kernels_over_table_sizes_group_edges_and_batches) {
                         {Encoding::codebook, 33},     {Encoding::codebook, 64},     {Encoding::codebook, 65},
                         {Encoding::csr_codebook, 2},  {Encoding::csr_codebook, 30}, {Encoding::csr_codebook, 64},
                         {Encoding::csr_codebook, 65}};
-  const uint32_t shapes[][2] = {{9, 3}, {6, 12}, {11, 47}, {13, 49}, {7, 63}, {5, 64}, {7, 65}, {5, 96}, {10, 127}, {21, 191}};
+  const uint32_t shapes[][2] = {{9, 3},  {6, 12}, {11, 47}, {13, 49},  {7, 63},
+                                {5, 64}, {7, 65}, {5, 96},  {10, 127}, {21, 191}};
   uint64_t seed = 1000;
   for (const Case& c : cases)
     for (auto& s : shapes)

@@ -2,8 +2,8 @@
 //
 // vpermps, the register-table decoder of avx2_util.h, crosses 128-bit lanes and issues on one port of
 // Intel cores; vpshufb and vpunpck stay in their lane and issue on two (Ice Lake and later, AMD Zen).
-// Here the table of up to 16 (or 32) floats is split into 4 byte planes of 16 bytes, each broadcast to
-// both lanes. For 32 index bytes, one vpshufb per plane gives byte m of every weight; two levels of
+// Here each 16 floats of the table (k <= 16, 32 or 64) are split into 4 byte planes of 16 bytes, each
+// broadcast to both lanes. For 32 index bytes, one vpshufb per plane gives byte m of every weight; two levels of
 // unpacks (bytes -> words -> dwords) interleave the planes into 4 vectors of 8 floats:
 //
 //     index byte j of lane l (j = 0..15)  ->  vector j / 4, element 4 l + j % 4
@@ -38,7 +38,8 @@ struct Planes16 {
       std::memcpy(&u, lut + i, 4);
       for (int m = 0; m < 4; ++m) b[m][i] = uint8_t(u >> (8 * m));
     }
-    for (int m = 0; m < 4; ++m) p[m] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(b[m])));
+    for (int m = 0; m < 4; ++m)
+      p[m] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(b[m])));
   }
 };
 
@@ -87,9 +88,9 @@ struct PlanesNDec {
 };
 
 // ---- packed x ----
-// A block of 32 index bytes covers the columns c0 + off[j] (j = 0..31 in load order): for Lut4, 64 columns
-// (low nibbles of bytes j < 16: c0 + j; high: c0 + 16 + j; bytes 16..31 the next group, + 32); for Lut8,
-// 32 columns (byte j: c0 + j). Decoded, vector v of the block holds the columns of
+// A block of 32 index bytes covers 64 columns of Lut4 (bytes 0..15: a group, low nibbles c0 + j, high
+// nibbles c0 + 16 + j; bytes 16..31: the next group, + 32) or 32 columns of Lut8 (byte j: c0 + j).
+// Decoded, vector v of the block holds the columns
 //     Lut4 (H = 32): [c0 + 4v .. +3, c0 + H + 4v .. +3], v = 0..7 (low nibbles: v < 4)
 //     Lut8 (H = 16): [c0 + 4v .. +3, c0 + H + 4v .. +3], v = 0..3
 // H = half the block width. xs gets that order, zero past cols.
@@ -158,9 +159,11 @@ inline void planes_block(__m256 (&acc)[R][2], const Dec& dec, const uint8_t* con
   }
 }
 
+// Index bytes ahead of the current block prefetched into L1, one line per row every 64 bytes.
+constexpr size_t kPrefetch = 512;
+
 // y[r] = W[r] . x + bias[r] for all rows; idx: rows of `stride` index bytes, read in blocks of 32 bytes
 // (the last block of a row may read up to 31 bytes past it: the next row or the array's padding, masked).
-constexpr size_t kPrefetch = 512;  // index bytes ahead of the current block, into L1, one line per row per 64 bytes
 
 template <int R, bool Nibbles, class Dec>
 void planes_gemv(const uint8_t* idx, size_t stride, uint32_t rows, uint32_t cols, const Dec& dec, const float* x,
@@ -180,15 +183,17 @@ void planes_gemv(const uint8_t* idx, size_t stride, uint32_t rows, uint32_t cols
 #pragma GCC unroll 8
     for (int r = 0; r < RT; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (size_t s = 0; s < full; ++s) {
-      if (kPrefetch && (s & 1) == 0) {
+      if ((s & 1) == 0) {
 #pragma GCC unroll 8
-        for (int r = 0; r < RT; ++r) _mm_prefetch(reinterpret_cast<const char*>(p[r] + 32 * s + kPrefetch), _MM_HINT_T0);
+        for (int r = 0; r < RT; ++r)
+          _mm_prefetch(reinterpret_cast<const char*>(p[r] + 32 * s + kPrefetch), _MM_HINT_T0);
       }
       planes_block<RT, Nibbles, false>(acc, dec, p, 32 * s, xs + kBlock * s, mask);
     }
     if (full < nb) planes_block<RT, Nibbles, true>(acc, dec, p, 32 * full, xs + kBlock * full, mask);
 #pragma GCC unroll 8
-    for (int r = 0; r < RT; ++r) y[r0 + r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1])) + (bias ? bias[r0 + r] : 0.0f);
+    for (int r = 0; r < RT; ++r)
+      y[r0 + r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1])) + (bias ? bias[r0 + r] : 0.0f);
   };
   size_t r = 0;
   for (; r + R <= rows; r += R) run(std::integral_constant<int, R>{}, r);
