@@ -119,6 +119,15 @@ using GemmFn = void (*)(const Layout& w, const float* x, size_t batch, float* y,
 #include "kernels/kernel_list.inc"
 #undef PYRT_KERNEL
 
+#if PYRT_HAVE_X86_KERNELS
+// The two Lut8 kernels behind pyrt_lut8_f32_gemm__avx512, which picks one by CPU, k and batch (outside the
+// registry; the native tests call both directly, so each runs on a CPU with VBMI):
+//   pyrt_lut8_f32_gemm__avx512vbmi     byte-plane decoder (vpermb), only where cpu_has_vbmi(); any k, batch
+//   pyrt_lut8_f32_gemm_permps__avx512  vpermt2ps decoder, any AVX-512 CPU
+void pyrt_lut8_f32_gemm__avx512vbmi(const Lut8& w, const float* x, size_t batch, float* y, const float* bias);
+void pyrt_lut8_f32_gemm_permps__avx512(const Lut8& w, const float* x, size_t batch, float* y, const float* bias);
+#endif
+
 // The kernel for `Layout` at level `isa`; a level without a dedicated kernel falls back to the next lower.
 template <class Layout>
 GemmFn<Layout> kernel_for(Isa isa);

@@ -1,6 +1,8 @@
 // pyruntime: codebook (lookup-table) GEMV / GEMM, AVX-512.
 //   pyrt_lut{1,2,4}_f32_gemm__avx512   LutBits<B> layouts: B-bit indices, 8 / B per byte, k <= 2^B
-//   pyrt_lut8_f32_gemm__avx512         Lut8 layout: one index byte per weight, k <= 256
+//   pyrt_lut8_f32_gemm__avx512         Lut8 layout: one index byte per weight, k <= 256; with VBMI small
+//                                      batches go to the byte-plane decoder (lut_gemm_avx512vbmi.cpp)
+//   pyrt_lut8_f32_gemm_permps__avx512  the Lut8 kernel without VBMI
 // A 16-entry table fits one zmm, so a 4-bit group of 32 weights costs one vpmovzxbd (16 bytes -> 16
 // dwords, each holding two indices), one shift and two vpermps (which read only index bits [3:0]: the
 // low nibble directly, the high nibble after the shift); 2-bit and 1-bit groups (64 / 128 weights) take
@@ -374,7 +376,18 @@ void pyrt_lut4_f32_gemm__avx512(const Lut4& w, const float* x, size_t batch, flo
   gemm<4>(w, Lut16Reg(w.lut), x, batch, y, bias);
 }
 
+// With VBMI the byte-plane decoder (lut_gemm_avx512vbmi.cpp) where it measured faster on Sapphire Rapids
+// (4096 x 4096, 1 thread): from k = 33 at batch 1 (k = 64: 1.3 vs 1.9 ms, k = 256: 2.6 vs 5.2 ms), up to
+// batch 2 from k = 65 and up to 8 from k = 129. Its x vectors outgrow L1 at wider passes, where the
+// cheaper tables' vpermt2ps tiles win.
 void pyrt_lut8_f32_gemm__avx512(const Lut8& w, const float* x, size_t batch, float* y, const float* bias) {
+  static const bool vbmi = cpu_has_vbmi();
+  const size_t vbmi_batch = w.k <= 32 ? 0 : w.k <= 64 ? 1 : w.k <= 128 ? 2 : 8;
+  if (vbmi && batch <= vbmi_batch) return pyrt_lut8_f32_gemm__avx512vbmi(w, x, batch, y, bias);
+  pyrt_lut8_f32_gemm_permps__avx512(w, x, batch, y, bias);
+}
+
+void pyrt_lut8_f32_gemm_permps__avx512(const Lut8& w, const float* x, size_t batch, float* y, const float* bias) {
   if (w.k <= 32) return gemm<4>(w, Lut32Reg(w.lut), x, batch, y, bias);
   if (w.k <= 64) return gemm<4>(w, Lut64Reg(w.lut), x, batch, y, bias);
   if (w.k <= 128) return gemm<4>(w, Lut128Reg(w.lut), x, batch, y, bias);
