@@ -10,6 +10,8 @@ Layouts (csrc/kernels/kernels.h) and the decoder each codebook size selects:
   (bytes)
   csr+codebook k <= 16 -> CsrLut4; k > 16 -> CsrLut8
   decoder boundaries: AVX2 k <= 8 | 16 | 32 | gather; AVX-512 k <= 16 | 32 | 64 | gather
+  AVX-512 with VBMI, Lut8 at small batches: byte planes, k <= 64 | 128 | 256 (64-column blocks), chosen by k
+  and batch (k > 32 at batch 1, k > 64 up to 2, k > 128 up to 8)
 """
 
 from __future__ import annotations
@@ -162,6 +164,20 @@ CODEBOOK_K = [1, 2, 3, 4, 5, 8, 9, 15, 16, 17, 31, 32, 33, 64, 65, 128, 200, 256
 @pytest.mark.parametrize("isa", ISAS)
 def test_codebook_sizes(helpers, rng, isa, encoding, k, batch):
     t = make(helpers, rng, encoding, (37, 129), density=0.5, k=k)
+    check(helpers, rng, t, isa, batch)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 8, 9])
+@pytest.mark.parametrize("cols", [1, 63, 64, 65, 127, 200])
+@pytest.mark.parametrize("k", [32, 33, 64, 65, 128, 129, 256])
+@pytest.mark.parametrize("isa", ISAS)
+def test_byte_codebook_blocks(helpers, rng, isa, k, batch, cols):
+    # Lut8 around the byte-plane decoder's table sizes, its 64-column blocks, its 4- and 2-row tiles and
+    # the batches where the dispatcher switches decoders; centroid 0 is infinite and unused, so the
+    # columns past the end (the next row's bytes, the zero bytes after the array) must never reach a sum
+    t = make(helpers, rng, "codebook", (9, cols), k=k)
+    t["centroids"][0] = np.inf
+    t["indices"] = np.maximum(t["indices"], 1).astype(np.uint8)
     check(helpers, rng, t, isa, batch)
 
 

@@ -241,3 +241,62 @@ PYRT_TEST(codebook_padding_never_reaches_a_result) {
       check_batches(*w, rng, {1, 2, 5}, "infinite unused centroid:");
     }
 }
+
+#if PYRT_HAVE_X86_KERNELS
+PYRT_TEST(lut8_vbmi_and_permps_kernels_match_the_reference) {
+  // The two kernels behind pyrt_lut8_f32_gemm__avx512, called directly (the dispatcher picks one per CPU and
+  // batch): table sizes at the byte-plane decoder's boundaries (one vpermb up to 64 entries, one vpermi2b
+  // up to 128, two above), columns around the 64-column block, rows past the 4-row tile, batches around
+  // the 8-row pass. Entry 0 is infinite and the entries from k up are NaN; the weights use 1 .. k - 1, so
+  // a result is finite only if the columns past the end (the next row's bytes, the zero bytes after the
+  // array) never reach it.
+  if (!isa_supported(Isa::avx512)) return;
+  const bool vbmi = cpu_has_vbmi();
+  uint64_t seed = 3000;
+  for (uint32_t k : {17u, 33u, 64u, 65u, 128u, 129u, 200u, 256u})
+    for (uint32_t cols : {1u, 63u, 64u, 65u, 127u, 4097u})
+      for (uint32_t rows : {1u, 6u, 9u}) {
+        Rng rng(seed++);
+        std::vector<float> lut(256, std::numeric_limits<float>::quiet_NaN());
+        lut[0] = std::numeric_limits<float>::infinity();
+        for (uint32_t i = 1; i < k; ++i) lut[i] = rng.uniform();
+        std::vector<uint8_t> idx(size_t(rows) * cols + 64, 0);  // 64 zero bytes after, as AlignedArray
+        for (size_t i = 0; i < size_t(rows) * cols; ++i) idx[i] = uint8_t(1 + rng.below(k - 1));
+        const Lut8 w{idx.data(), lut.data(), k, rows, cols};
+        for (size_t batch : {1, 2, 3, 8, 9, 17}) {
+          std::vector<float> x(batch * cols), bias(rows);
+          for (float& v : x) v = rng.uniform();
+          for (float& v : bias) v = rng.uniform();
+          std::vector<float> want(batch * rows);
+          pyrt_lut8_f32_gemm__ref(w, x.data(), batch, want.data(), bias.data());
+          std::vector<double> scale(batch * rows);
+          for (size_t t = 0; t < batch; ++t)
+            for (uint32_t r = 0; r < rows; ++r) {
+              double s = std::fabs(double(bias[r])) + 1e-30;
+              for (uint32_t c = 0; c < cols; ++c)
+                s += std::fabs(double(lut[idx[size_t(r) * cols + c]])) * std::fabs(double(x[t * cols + c]));
+              scale[t * rows + r] = s;
+            }
+          for (int v = 0; v < 2; ++v) {
+            if (v == 0 && !vbmi) continue;
+            const auto fn = v == 0 ? &pyrt_lut8_f32_gemm__avx512vbmi : &pyrt_lut8_f32_gemm_permps__avx512;
+            const char* name = v == 0 ? "avx512vbmi" : "permps__avx512";
+            std::vector<float> got(batch * rows, 1234.5f);
+            fn(w, x.data(), batch, got.data(), bias.data());
+            const long bad = pyrt_test::first_outside(got.data(), want.data(), scale.data(), got.size(), 1e-5);
+            CHECK(bad < 0, "lut8 ", name, " k=", k, " ", rows, "x", cols, " batch ", batch, ": y[", bad,
+                  "] = ", got[bad < 0 ? 0 : bad], ", ref ", want[bad < 0 ? 0 : bad]);
+            if (rows > 1) {  // rows [1, rows) alone give the bits of the whole
+              const Lut8 part{idx.data() + cols, lut.data(), k, rows - 1, cols};
+              std::vector<float> y(batch * (rows - 1));
+              fn(part, x.data(), batch, y.data(), bias.data() + 1);
+              for (size_t t = 0; t < batch; ++t)
+                CHECK(std::memcmp(y.data() + t * (rows - 1), got.data() + t * rows + 1, (rows - 1) * sizeof(float)) == 0,
+                      "lut8 ", name, " k=", k, " rows [1, ", rows, ") of ", rows, "x", cols, " batch ", batch,
+                      " differ from the whole");
+            }
+          }
+        }
+      }
+}
+#endif
