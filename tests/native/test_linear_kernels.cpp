@@ -288,10 +288,11 @@ PYRT_TEST(lut8_vbmi_and_permps_kernels_match_the_reference) {
                   "] = ", got[bad < 0 ? 0 : bad], ", ref ", want[bad < 0 ? 0 : bad]);
             if (rows > 1) {  // rows [1, rows) alone give the bits of the whole
               const Lut8 part{idx.data() + cols, lut.data(), k, rows - 1, cols};
-              std::vector<float> y(batch * (rows - 1));
+              const size_t n = rows - 1;
+              std::vector<float> y(batch * n);
               fn(part, x.data(), batch, y.data(), bias.data() + 1);
               for (size_t t = 0; t < batch; ++t)
-                CHECK(std::memcmp(y.data() + t * (rows - 1), got.data() + t * rows + 1, (rows - 1) * sizeof(float)) == 0,
+                CHECK(std::memcmp(y.data() + t * n, got.data() + t * rows + 1, n * sizeof(float)) == 0,
                       "lut8 ", name, " k=", k, " rows [1, ", rows, ") of ", rows, "x", cols, " batch ", batch,
                       " differ from the whole");
             }
