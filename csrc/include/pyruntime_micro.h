@@ -37,6 +37,19 @@ typedef struct pyrt_micro_sizes {
 
 typedef struct pyrt_micro_model pyrt_micro_model; /* lives inside the caller's arena */
 
+/* Load flags (pyrt_micro_memory_bytes_ex, pyrt_micro_load_ex; the functions without _ex use 0).
+ *
+ * PYRT_MICRO_STREAM_WEIGHTS: leave the Huffman-coded weight streams of f32 layers (codebook, csr and
+ * csr_codebook weights: codebook indices, CSR column gaps) in the file and decode them during each run, in
+ * the order they are stored, instead of decoding them into the arena at load. RAM for such a weight drops to
+ * its streams' tables (where each starts in the file, the canonical code: about 60 bytes plus 2^bits per
+ * stream; weight_bytes counts them); flash stays the file; each run pays the decoding again (a linear layer
+ * decodes one output row at a time as it sums it, a convolution one output channel's taps into the scratch it
+ * uses anyway). The outputs are bit for bit those of the default mode: the same products summed in the same
+ * order. The load still decodes and checks every stream once, so a damaged file is refused at load as in the
+ * default mode. int8 and csr_int8 weights are decoded into the arena as in the default mode. */
+#define PYRT_MICRO_STREAM_WEIGHTS 1
+
 /* Parses and validates the file (checksums, sizes, every field, as pyrt_model_load_buffer does) and
  * reports the memory it needs, without writing anywhere but *out. */
 PYRT_API pyrt_status pyrt_micro_memory_bytes(const void* file, size_t file_bytes, pyrt_micro_sizes* out);
@@ -61,6 +74,13 @@ PYRT_API pyrt_status pyrt_micro_memory_bytes(const void* file, size_t file_bytes
  * products use SMLAD). */
 PYRT_API pyrt_status pyrt_micro_load(const void* file, size_t file_bytes, void* arena, size_t arena_bytes,
                                      pyrt_micro_model** out_model);
+
+/* The same with load flags (PYRT_MICRO_STREAM_WEIGHTS); a model must be sized and loaded with the same flags.
+ * PYRT_INVALID_ARGUMENT for a flag this build does not know. */
+PYRT_API pyrt_status pyrt_micro_memory_bytes_ex(const void* file, size_t file_bytes, uint32_t flags,
+                                                pyrt_micro_sizes* out);
+PYRT_API pyrt_status pyrt_micro_load_ex(const void* file, size_t file_bytes, uint32_t flags, void* arena,
+                                        size_t arena_bytes, pyrt_micro_model** out_model);
 
 /* Elements of one sample's input and output (float32, the model's shapes without the batch). */
 PYRT_API size_t pyrt_micro_input_size(const pyrt_micro_model* model);

@@ -5,18 +5,34 @@
  */
 #include "micro_internal.h"
 
+static pyrt_status check_flags(const char* fn, uint32_t flags) {
+  if (flags & ~(uint32_t)PYRT_MICRO_STREAM_WEIGHTS)
+    return micro_fail(PYRT_INVALID_ARGUMENT, "%s: unknown flags %u", fn, (unsigned)(flags & ~(uint32_t)PYRT_MICRO_STREAM_WEIGHTS));
+  return PYRT_OK;
+}
+
 pyrt_status pyrt_micro_memory_bytes(const void* file, size_t file_bytes, pyrt_micro_sizes* out) {
-  pyrt_micro_sizes sizes;
-  pyrt_status st;
-  if (out == NULL) return micro_fail(PYRT_INVALID_ARGUMENT, "pyrt_micro_memory_bytes: out is null");
-  if (file == NULL && file_bytes > 0) return micro_fail(PYRT_INVALID_ARGUMENT, "pyrt_micro_memory_bytes: file is null");
-  st = micro_parse((const uint8_t*)file, file_bytes, NULL, &sizes, NULL);
-  if (st == PYRT_OK) *out = sizes;
-  return st;
+  return pyrt_micro_memory_bytes_ex(file, file_bytes, 0, out);
 }
 
 pyrt_status pyrt_micro_load(const void* file, size_t file_bytes, void* arena, size_t arena_bytes,
                             pyrt_micro_model** out_model) {
+  return pyrt_micro_load_ex(file, file_bytes, 0, arena, arena_bytes, out_model);
+}
+
+pyrt_status pyrt_micro_memory_bytes_ex(const void* file, size_t file_bytes, uint32_t flags, pyrt_micro_sizes* out) {
+  pyrt_micro_sizes sizes;
+  pyrt_status st;
+  if (out == NULL) return micro_fail(PYRT_INVALID_ARGUMENT, "pyrt_micro_memory_bytes: out is null");
+  if (file == NULL && file_bytes > 0) return micro_fail(PYRT_INVALID_ARGUMENT, "pyrt_micro_memory_bytes: file is null");
+  if ((st = check_flags("pyrt_micro_memory_bytes", flags)) != PYRT_OK) return st;
+  st = micro_parse((const uint8_t*)file, file_bytes, flags, NULL, &sizes, NULL);
+  if (st == PYRT_OK) *out = sizes;
+  return st;
+}
+
+pyrt_status pyrt_micro_load_ex(const void* file, size_t file_bytes, uint32_t flags, void* arena, size_t arena_bytes,
+                               pyrt_micro_model** out_model) {
   pyrt_micro_sizes need, got;
   pyrt_micro_model* m = NULL;
   uint8_t* base;
@@ -25,7 +41,8 @@ pyrt_status pyrt_micro_load(const void* file, size_t file_bytes, void* arena, si
   *out_model = NULL;
   if (file == NULL && file_bytes > 0) return micro_fail(PYRT_INVALID_ARGUMENT, "pyrt_micro_load: file is null");
   if (arena == NULL) return micro_fail(PYRT_INVALID_ARGUMENT, "pyrt_micro_load: arena is null");
-  if ((st = micro_parse((const uint8_t*)file, file_bytes, NULL, &need, NULL)) != PYRT_OK) return st;
+  if ((st = check_flags("pyrt_micro_load", flags)) != PYRT_OK) return st;
+  if ((st = micro_parse((const uint8_t*)file, file_bytes, flags, NULL, &need, NULL)) != PYRT_OK) return st;
   if (arena_bytes < need.arena_bytes)
     return micro_fail(PYRT_INVALID_ARGUMENT, "pyrt_micro_load: the arena has %L bytes, the model needs %L (%L bytes "
                       "missing: %L of tables, %L of weights, %L of activations, up to 7 of alignment)",
@@ -33,7 +50,7 @@ pyrt_status pyrt_micro_load(const void* file, size_t file_bytes, void* arena, si
                       (unsigned long long)(need.arena_bytes - arena_bytes), (unsigned long long)need.model_bytes,
                       (unsigned long long)need.weight_bytes, (unsigned long long)need.activation_bytes);
   base = (uint8_t*)arena + (MICRO_ALIGN - (uintptr_t)arena % MICRO_ALIGN) % MICRO_ALIGN;
-  if ((st = micro_parse((const uint8_t*)file, file_bytes, base, &got, &m)) != PYRT_OK) return st;
+  if ((st = micro_parse((const uint8_t*)file, file_bytes, flags, base, &got, &m)) != PYRT_OK) return st;
   if (got.arena_bytes != need.arena_bytes)
     return micro_fail(PYRT_INTERNAL, "pyrt_micro_load: the build used %L bytes, the measure said %L",
                       (unsigned long long)got.arena_bytes, (unsigned long long)need.arena_bytes);

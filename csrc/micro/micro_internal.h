@@ -113,6 +113,71 @@ static inline void* micro_bump(micro_alloc* a, size_t bytes) {
 #define MICRO_I8_ROW_ALIGN 4u
 static inline uint32_t micro_i8_kp(uint32_t cols) { return (cols + MICRO_I8_ROW_ALIGN - 1u) & ~(MICRO_I8_ROW_ALIGN - 1u); }
 
+/* Stream mode (PYRT_MICRO_STREAM_WEIGHTS): a symbol stream (FORMAT.md 4) left in the file and decoded in order
+ * during each run. What the run needs of it: where its payload lies and, for a Huffman stream, the canonical
+ * code's tables (a count per code length, the symbols by length), built at load. */
+#define MICRO_MAX_CODE_LENGTH 24u
+typedef struct micro_sym_table {
+  const uint8_t* payload; /* in the file */
+  uint32_t payload_bytes;
+  uint8_t bits, huffman;
+  uint16_t len_count[MICRO_MAX_CODE_LENGTH + 1];
+  uint8_t sorted[1]; /* huffman: 2^bits bytes (the block is sized for them) */
+} micro_sym_table;
+/* Bytes of the table of a stream of `bits`-bit symbols. */
+static inline size_t micro_sym_table_bytes(uint32_t bits, uint32_t huffman) {
+  return offsetof(micro_sym_table, sorted) + (huffman ? (size_t)1u << bits : 1u);
+}
+
+/* A run's read position in a stream. The stream was decoded whole by the load's validating pass and the file
+ * does not change, so a symbol is never missing; the end is still checked so that no read leaves the payload. */
+typedef struct micro_sym_cursor {
+  const micro_sym_table* t;
+  const uint8_t* p; /* the byte holding the next bit */
+  const uint8_t* end;
+  uint32_t k;       /* the next bit's place in *p */
+} micro_sym_cursor;
+
+static inline void micro_sym_start(micro_sym_cursor* c, const micro_sym_table* t) {
+  c->t = t;
+  c->p = t->payload;
+  c->end = t->payload + t->payload_bytes;
+  c->k = 0;
+}
+static inline uint32_t micro_sym_bit(micro_sym_cursor* c) {
+  uint32_t b;
+  if (c->p == c->end) return 0;
+  b = (uint32_t)(*c->p >> c->k) & 1u;
+  if (++c->k == 8u) {
+    c->k = 0;
+    ++c->p;
+  }
+  return b;
+}
+/* The next symbol: a packed one least significant bit first, a Huffman one by its canonical code (as
+ * micro_tensors.c's validating decoder). */
+static inline uint32_t micro_sym_next(micro_sym_cursor* c) {
+  const micro_sym_table* t = c->t;
+  if (!t->huffman) {
+    uint32_t v = 0, k;
+    for (k = 0; k < t->bits; ++k) v |= micro_sym_bit(c) << k;
+    return v;
+  }
+  {
+    int32_t code = 0, first = 0, index = 0;
+    uint32_t len;
+    for (len = 1; len <= MICRO_MAX_CODE_LENGTH; ++len) {
+      const int32_t count = (int32_t)t->len_count[len];
+      code |= (int32_t)micro_sym_bit(c);
+      if (code - first < count) return t->sorted[index + (code - first)];
+      index += count;
+      first = (first + count) << 1;
+      code <<= 1;
+    }
+  }
+  return 0; /* not reached for a validated stream */
+}
+
 typedef struct micro_weight {
   uint32_t encoding; /* MICRO_ENC_DENSE, _CSR, _CODEBOOK, _CSR_CODEBOOK, _INT8 or _CSR_INT8 */
   uint32_t rows, cols, nnz;
@@ -125,7 +190,33 @@ typedef struct micro_weight {
   const void* rowptr;       /* arena: rows + 1 offsets, u16 when nnz < 65536, else u32 */
   const void* col;          /* arena: nnz columns of col_bytes each: 1 for up to 256 columns, 2 up to 65536, else 4 */
   uint8_t wide_rowptr, col_bytes, idx_bits;
+  /* Stream mode (the f32 Huffman-coded encodings: codebook, csr, csr_codebook): 1, and the run decodes the
+   * streams in order (micro_ops.c); nothing is decoded into the arena, and fields above are reused (no byte
+   * more per node): rowptr holds the row counts in the file, wide_rowptr their width in bytes (1, 2 or 4),
+   * col_bytes the gap bits, col the column gap stream's table, idx the index stream's table (micro_sym_table,
+   * arena); read through the accessors below. */
+  uint8_t streamed;
 } micro_weight;
+
+static inline const micro_sym_table* micro_gap_stream(const micro_weight* w) { return (const micro_sym_table*)w->col; }
+static inline const micro_sym_table* micro_idx_stream(const micro_weight* w) {
+  return (const micro_sym_table*)(const void*)w->idx;
+}
+/* Row r's count of nonzeros of a streamed csr weight. */
+static inline uint32_t micro_row_count(const micro_weight* w, uint32_t r) {
+  const uint8_t* p = (const uint8_t*)w->rowptr + (size_t)r * w->wide_rowptr;
+  return w->wide_rowptr == 1 ? p[0] : w->wide_rowptr == 2 ? (uint32_t)p[0] | (uint32_t)p[1] << 8 : micro_u32(p);
+}
+/* The next column of a streamed csr row: gaps, the fillers (2^gap_bits - 1) adding up to the gap that follows;
+ * *pos is the column after the previous nonzero (0 at a row's start). */
+static inline uint32_t micro_next_col(const micro_weight* w, micro_sym_cursor* gaps, uint32_t* pos) {
+  const uint32_t m = (1u << w->col_bytes) - 1u; /* col_bytes: the gap bits (stream mode) */
+  uint32_t sym, col;
+  while ((sym = micro_sym_next(gaps)) == m) *pos += m;
+  col = *pos + sym;
+  *pos = col + 1u;
+  return col < w->cols ? col : w->cols - 1u; /* validated at load: never clipped */
+}
 
 static inline uint32_t micro_rowptr(const micro_weight* w, uint32_t r) {
   return w->wide_rowptr ? ((const uint32_t*)w->rowptr)[r] : ((const uint16_t*)w->rowptr)[r];
@@ -156,8 +247,10 @@ typedef struct micro_tensor_info {
  * and w describes the execution layout. who: "section 3 (tensor #2)". */
 /* Only the fixed header and name of a tensor section that micro_tensor_read already accepted. */
 void micro_tensor_head(const uint8_t* payload, micro_tensor_info* info);
+/* stream: leave the f32 Huffman-coded streams in the file (stream mode), keeping their tables (micro_sym_table)
+ * in the allocator's blocks instead of the decoded layouts. */
 pyrt_status micro_tensor_read(const uint8_t* payload, size_t size, const char* who, uint32_t file_version,
-                              micro_tensor_info* info, micro_weight* w, micro_alloc* a);
+                              micro_tensor_info* info, micro_weight* w, micro_alloc* a, int stream);
 
 /* ---- the model in the arena ---- */
 typedef struct micro_value {
@@ -191,7 +284,7 @@ struct pyrt_micro_model {
 /* Validates the file; with arena == NULL only measures (sizes), else builds the model at the (aligned) arena
  * and sets *model -- for a file a measuring parse has just accepted: the build skips the checksums and the
  * decoding of unused tensors. */
-pyrt_status micro_parse(const uint8_t* file, size_t size, uint8_t* arena, pyrt_micro_sizes* sizes,
+pyrt_status micro_parse(const uint8_t* file, size_t size, uint32_t flags, uint8_t* arena, pyrt_micro_sizes* sizes,
                         pyrt_micro_model** model);
 
 /* Finds tensor section `index` (counting tensor sections only) of a file whose table was validated. */

@@ -10,26 +10,63 @@
  * codebook indices and CSR structure in the arena. A convolution lists one output channel's kept taps at a
  * time into the model's scratch (value, input offset, (ky, kx): 3 * K words, K = C / groups * kh * kw) and
  * sweeps the list over the output plane, so a pruned layer costs its nonzeros.
+ *
+ * A streamed weight (PYRT_MICRO_STREAM_WEIGHTS) is read the same way, its index and column gap streams
+ * decoded from the file in stream order: a linear layer's rows one after another as it sums them (again for
+ * each row of a batched input), a convolution's output channels one after another into the tap list. The
+ * entries come in the same order with the same values, so the sums are those of the decoded layout.
  */
 #include <math.h>
 
 #include "micro_internal.h"
 
+/* Where a run is in a streamed weight's streams; st->j: the next csr value (values are read in place). */
+typedef struct micro_wstream {
+  micro_sym_cursor idx, gaps;
+  uint32_t pos, j;
+} micro_wstream;
+
+static void wstream_start(const micro_weight* w, micro_wstream* st) {
+  memset(st, 0, sizeof *st);
+  if (!w->streamed) return;
+  if (w->encoding != MICRO_ENC_CSR) micro_sym_start(&st->idx, micro_idx_stream(w));
+  if (w->encoding != MICRO_ENC_CODEBOOK) micro_sym_start(&st->gaps, micro_gap_stream(w));
+  st->pos = 0;
+  st->j = 0;
+}
+
 /* The taps of output channel o that the host's direct convolution keeps (csrc/kernels/conv/direct.cpp), in
  * column order (c, ky, kx): every stored entry of a dense or csr row, and of a codebook row every entry whose
  * centroid is not zero (+0 or -0: the pruned weights). Per tap: its value, its input offset
  * c * H * W + ky * dil_h * W + kx * dil_w, and ky << 16 | kx (kernels are at most 65536 taps a side). */
-static uint32_t list_taps(const micro_weight* w, uint32_t o, uint32_t kh, uint32_t kw, uint32_t H, uint32_t W,
-                          uint32_t dil_h, uint32_t dil_w, float* val, uint32_t* off, uint32_t* kyx) {
+static uint32_t list_taps(const micro_weight* w, micro_wstream* st, uint32_t o, uint32_t kh, uint32_t kw, uint32_t H,
+                          uint32_t W, uint32_t dil_h, uint32_t dil_w, float* val, uint32_t* off, uint32_t* kyx) {
   const uint32_t k = w->cols, khw = kh * kw;
   const int sparse = w->encoding == MICRO_ENC_CSR || w->encoding == MICRO_ENC_CSR_CODEBOOK;
-  const uint32_t j0 = sparse ? micro_rowptr(w, o) : 0, j1 = sparse ? micro_rowptr(w, o + 1) : k;
+  uint32_t j0 = 0, j1 = k;
+  if (sparse && st) {
+    j1 = micro_row_count(w, o); /* the row's entries, counted from 0 */
+    st->pos = 0;
+  } else if (sparse) {
+    j0 = micro_rowptr(w, o);
+    j1 = micro_rowptr(w, o + 1);
+  }
   const size_t base = (size_t)o * k;
   uint32_t j, n = 0;
   for (j = j0; j < j1; ++j) {
     uint32_t col, c, ky, kx;
     float v;
-    switch (w->encoding) {
+    if (st) { /* streamed: the next entry of row o */
+      if (w->encoding == MICRO_ENC_CODEBOOK) {
+        v = micro_f32(w->centroids + 4u * micro_sym_next(&st->idx));
+        if (v == 0.0f) continue;
+        col = j;
+      } else {
+        col = micro_next_col(w, &st->gaps, &st->pos);
+        v = w->encoding == MICRO_ENC_CSR ? micro_f32(w->values + 4u * (size_t)(st->j++))
+                                         : micro_f32(w->centroids + 4u * micro_sym_next(&st->idx));
+      }
+    } else switch (w->encoding) {
       case MICRO_ENC_DENSE:
         v = micro_f32(w->values + 4u * (base + j));
         col = j;
@@ -63,10 +100,30 @@ static uint32_t list_taps(const micro_weight* w, uint32_t o, uint32_t kh, uint32
 static void linear(const micro_weight* w, const uint8_t* bias, const float* x, uint32_t rows_x, float* y) {
   const uint32_t rows = w->rows, cols = w->cols;
   uint32_t b, r, c, j, j1;
+  micro_wstream st;
   for (b = 0; b < rows_x; ++b, x += cols, y += rows) {
+    wstream_start(w, &st);
     for (r = 0; r < rows; ++r) {
       float acc = 0.0f;
-      switch (w->encoding) {
+      if (w->streamed) {
+        switch (w->encoding) {
+          case MICRO_ENC_CODEBOOK:
+            for (c = 0; c < cols; ++c) acc += micro_f32(w->centroids + 4u * micro_sym_next(&st.idx)) * x[c];
+            break;
+          case MICRO_ENC_CSR:
+            st.pos = 0;
+            for (j1 = micro_row_count(w, r); j1 > 0; --j1, ++st.j)
+              acc += micro_f32(w->values + 4u * (size_t)st.j) * x[micro_next_col(w, &st.gaps, &st.pos)];
+            break;
+          default: /* csr_codebook */
+            st.pos = 0;
+            for (j1 = micro_row_count(w, r); j1 > 0; --j1) {
+              const float v = micro_f32(w->centroids + 4u * micro_sym_next(&st.idx));
+              acc += v * x[micro_next_col(w, &st.gaps, &st.pos)];
+            }
+            break;
+        }
+      } else switch (w->encoding) {
         case MICRO_ENC_DENSE: {
           const uint8_t* wr = w->values + (size_t)r * cols * 4u;
           for (c = 0; c < cols; ++c) acc += micro_f32(wr + 4u * c) * x[c];
@@ -133,12 +190,14 @@ static void conv2d(const micro_node* n, const micro_value* xv, const micro_value
   uint32_t* off = (uint32_t*)(void*)(scratch + K);
   uint32_t* kyx = off + K;
   uint32_t oy_lo, oy_hi, ox_lo, ox_hi, o, oy, ox, e;
+  micro_wstream st;
+  wstream_start(&n->w, &st);
   micro_inner_range(OH, a[0], a[2], a[6], kh, H, &oy_lo, &oy_hi);
   micro_inner_range(OW, sw, a[3], a[7], kw, W, &ox_lo, &ox_hi);
   for (o = 0; o < O; ++o) {
     const float* xg = x + (size_t)(o / og) * cg * H * W;
     const float bias = n->bias ? micro_f32(n->bias + 4u * o) : 0.0f;
-    const uint32_t nt = list_taps(&n->w, o, kh, kw, H, W, a[6], a[7], val, off, kyx);
+    const uint32_t nt = list_taps(&n->w, n->w.streamed ? &st : NULL, o, kh, kw, H, W, a[6], a[7], val, off, kyx);
     float* yo = y + (size_t)o * OH * OW;
     for (oy = 0; oy < OH; ++oy) {
       const int32_t iy0 = (int32_t)(oy * a[0]) - (int32_t)a[2]; /* |.| below 2^31: micro_plan.c */

@@ -88,7 +88,7 @@ static pyrt_status check_file(const uint8_t* file, size_t size, int verified, ui
       char who[48];
       micro_tensor_info info;
       micro_format(who, sizeof who, "section %u (tensor #%u)", i, tensors);
-      if (!verified && (st = micro_tensor_read(p, (size_t)sz, who, *version, &info, NULL, NULL)) != PYRT_OK) return st;
+      if (!verified && (st = micro_tensor_read(p, (size_t)sz, who, *version, &info, NULL, NULL, 0)) != PYRT_OK) return st;
       ++tensors;
     } else if (type != MICRO_SEC_METADATA && (sflags & 1u)) {
       return micro_fail(PYRT_BAD_FORMAT, "section %u: unknown required section type %u (this reader knows 1..3; "
@@ -242,8 +242,9 @@ static pyrt_status read_node(const uint8_t** p, uint32_t i, uint32_t n_tensors, 
   return PYRT_OK;
 }
 
-pyrt_status micro_parse(const uint8_t* file, size_t size, uint8_t* arena, pyrt_micro_sizes* sizes,
+pyrt_status micro_parse(const uint8_t* file, size_t size, uint32_t flags, uint8_t* arena, pyrt_micro_sizes* sizes,
                         pyrt_micro_model** out_model) {
+  const int stream = (flags & PYRT_MICRO_STREAM_WEIGHTS) != 0;
   micro_graph_scratch g;
   micro_alloc tables = {NULL, 0}, weights = {NULL, 0};
   pyrt_micro_model* m = NULL;
@@ -322,7 +323,8 @@ pyrt_status micro_parse(const uint8_t* file, size_t size, uint8_t* arena, pyrt_m
           micro_tensor_info info;
           micro_find_tensor(file, n.tensor[0], &p, &psize, &section);
           micro_format(who, sizeof who, "section %u (tensor #%u)", section, n.tensor[0]);
-          if ((st = micro_tensor_read(p, psize, who, version, &info, &n.w, &weights)) != PYRT_OK) return st;
+          if ((st = micro_tensor_read(p, psize, who, version, &info, &n.w, &weights, stream)) != PYRT_OK)
+            return st;
         }
       }
       if (n.has_bias) {

@@ -9,11 +9,10 @@
  * place); codebook indices are packed at index_bits bits each (1..8, fixed width: random access); CSR
  * becomes rowptr (u16 below 65536 nonzeros, else u32) and absolute columns (u8 for up to 256 columns, u16
  * up to 65536, else u32), the fillers resolved; int8 values are decoded to bytes, a dense int8 weight's rows
- * padded to a multiple of 4 bytes (micro_i8_kp) with zeros.
+ * padded to a multiple of 4 bytes (micro_i8_kp) with zeros. In stream mode the f32 encodings' streams are
+ * decoded here only to be checked, and what is kept is each stream's table (micro_sym_table) for the run.
  */
 #include "micro_internal.h"
-
-#define MICRO_MAX_CODE_LENGTH 24u
 
 typedef struct micro_stream {
   const uint8_t* payload;
@@ -64,6 +63,7 @@ static pyrt_status stream_open(micro_reader* r, uint32_t bits, uint64_t min_coun
     if ((st = micro_take(r, s->payload_bytes, &s->payload)) != PYRT_OK || (st = micro_skip_to(r, 4)) != PYRT_OK)
       return st;
     memset(s->len_count, 0, sizeof s->len_count);
+    memset(s->sorted, 0, sizeof s->sorted);
     for (i = 0; i < n; ++i) {
       if (lengths[i] > MICRO_MAX_CODE_LENGTH)
         return micro_fail(PYRT_BAD_FORMAT, "%s: Huffman code length %u exceeds %u", what, (unsigned)lengths[i],
@@ -122,13 +122,30 @@ static pyrt_status stream_finish(const micro_stream* s) {
   return PYRT_OK;
 }
 
-/* Reads `count` indices (< k) into out (NULL: checked and dropped), packed at `bits` bits each (micro_idx). */
+/* Stream mode: the table of an opened stream, in an allocator block (counted only while measuring). */
+static const micro_sym_table* keep_stream(const micro_stream* s, micro_alloc* a) {
+  micro_sym_table* t = (micro_sym_table*)micro_bump(a, micro_sym_table_bytes(s->bits, s->huffman));
+  if (t) {
+    t->payload = s->payload;
+    t->payload_bytes = s->payload_bytes;
+    t->bits = (uint8_t)s->bits;
+    t->huffman = (uint8_t)s->huffman;
+    memcpy(t->len_count, s->len_count, sizeof t->len_count);
+    t->sorted[0] = 0;
+    if (s->huffman) memcpy(t->sorted, s->sorted, (size_t)1u << s->bits);
+  }
+  return t;
+}
+
+/* Reads `count` indices (< k) into out (NULL: checked and dropped), packed at `bits` bits each (micro_idx);
+ * with keep (stream mode), checked and its table kept in *keep from the allocator a. */
 static pyrt_status read_indices(micro_reader* r, uint32_t bits, uint32_t k, uint64_t count, const char* what,
-                                uint8_t* out) {
+                                uint8_t* out, const uint8_t** keep, micro_alloc* a) {
   micro_stream s;
   uint64_t i;
   uint32_t sym = 0;
   pyrt_status st = stream_open(r, bits, count, count, what, &s);
+  if (st == PYRT_OK && keep) *keep = (const uint8_t*)(const void*)keep_stream(&s, a); /* micro_idx_stream */
   if (st == PYRT_OK && out) memset(out, 0, micro_idx_bytes(count, bits));
   for (i = 0; st == PYRT_OK && i < count; ++i) {
     if ((st = stream_next(&s, &sym)) != PYRT_OK) break;
@@ -203,10 +220,10 @@ static pyrt_status check_codebook(const char* what, uint32_t k, uint32_t bits) {
 
 /* CSR structure (3.3, 3.5): row counts, then the gap stream resolved into columns. */
 static pyrt_status read_csr(micro_reader* r, const micro_tensor_info* t, uint32_t nnz, uint32_t gap_bits,
-                            uint32_t width, const char* what, micro_weight* w, micro_alloc* a) {
+                            uint32_t width, const char* what, micro_weight* w, micro_alloc* a, int stream) {
   const uint8_t* counts;
   const uint64_t rows = t->rows, cols = t->cols;
-  const int store = w != NULL;
+  const int store = w != NULL && !stream;
   const int wide_rowptr = nnz >= 65536u;
   const uint32_t col_bytes = cols <= 256u ? 1u : cols <= 65536u ? 2u : 4u;
   void* rowptr = NULL;
@@ -241,6 +258,13 @@ static pyrt_status read_csr(micro_reader* r, const micro_tensor_info* t, uint32_
                       (unsigned long long)total, nnz);
   micro_format(gwhat, sizeof gwhat, "%s column gaps", what);
   if ((st = stream_open(r, gap_bits, nnz, rows * cols, gwhat, &s)) != PYRT_OK) return st;
+  if (w && stream) { /* the fields micro_row_count, micro_next_col and micro_gap_stream read */
+    w->streamed = 1;
+    w->rowptr = counts;
+    w->wide_rowptr = (uint8_t)width;
+    w->col_bytes = (uint8_t)gap_bits;
+    w->col = keep_stream(&s, a);
+  }
   for (i = 0; i < rows; ++i) {
     uint32_t c = counts[i * width], k;
     uint64_t pos = 0;
@@ -286,7 +310,7 @@ static pyrt_status read_csr(micro_reader* r, const micro_tensor_info* t, uint32_
 }
 
 pyrt_status micro_tensor_read(const uint8_t* payload, size_t size, const char* who, uint32_t file_version,
-                              micro_tensor_info* t, micro_weight* w, micro_alloc* a) {
+                              micro_tensor_info* t, micro_weight* w, micro_alloc* a, int stream) {
   static const char* const enc_names[7] = {"dense_f32", "csr",      "codebook", "csr_codebook",
                                            "int8",      "csr_int8", "binary"};
   micro_reader r;
@@ -352,11 +376,13 @@ pyrt_status micro_tensor_read(const uint8_t* payload, size_t size, const char* w
       if (w) {
         w->centroids = p;
         w->idx_bits = (uint8_t)bits;
-        idx = (uint8_t*)micro_bump(a, micro_idx_bytes(numel, bits));
+        w->streamed = (uint8_t)stream;
+        if (!stream) idx = (uint8_t*)micro_bump(a, micro_idx_bytes(numel, bits));
         w->idx = idx;
       }
       micro_format(iwhat, sizeof iwhat, "%s indices", what);
-      if ((st = read_indices(&r, bits, k, numel, iwhat, idx)) != PYRT_OK) return st;
+      if ((st = read_indices(&r, bits, k, numel, iwhat, idx, w && stream ? &w->idx : NULL, a)) != PYRT_OK)
+        return st;
       break;
     }
     case MICRO_ENC_INT8: {
@@ -422,15 +448,16 @@ pyrt_status micro_tensor_read(const uint8_t* payload, size_t size, const char* w
         if ((st = nonnegative_scales(p, t->rows, what, "scale")) != PYRT_OK) return st;
         if (w) w->scales = p;
       }
-      if ((st = read_csr(&r, t, nnz, gap_bits, width, what, w, a)) != PYRT_OK) return st;
+      if ((st = read_csr(&r, t, nnz, gap_bits, width, what, w, a, stream && !q8)) != PYRT_OK) return st;
       if (cb) {
-        uint8_t* idx = w ? (uint8_t*)micro_bump(a, micro_idx_bytes(nnz, bits)) : NULL;
+        uint8_t* idx = w && !stream ? (uint8_t*)micro_bump(a, micro_idx_bytes(nnz, bits)) : NULL;
         if (w) {
           w->idx = idx;
           w->idx_bits = (uint8_t)bits;
         }
         micro_format(iwhat, sizeof iwhat, "%s indices", what);
-        if ((st = read_indices(&r, bits, k, nnz, iwhat, idx)) != PYRT_OK) return st;
+        if ((st = read_indices(&r, bits, k, nnz, iwhat, idx, w && stream ? &w->idx : NULL, a)) != PYRT_OK)
+          return st;
       } else if (q8) {
         int8_t* q = w ? (int8_t*)micro_bump(a, nnz) : NULL;
         if (w) w->q = q;

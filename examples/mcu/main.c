@@ -14,6 +14,10 @@
  * every instruction takes 1 ns of virtual time, so the board's 25 MHz timer counts one tick per 40
  * instructions; the firmware also times a loop of known length ("calibration") so the script that reads
  * the output turns ticks into instructions without assuming the clock.
+ *
+ * MCU_LOAD_FLAGS (Makefile LOAD_FLAGS, default 0) are the flags given to pyrt_micro_memory_bytes_ex and
+ * pyrt_micro_load_ex: 1 (PYRT_MICRO_STREAM_WEIGHTS) leaves the Huffman-coded weight streams in flash and
+ * decodes them during each run, for a smaller arena and more instructions per inference.
  */
 #include <stdint.h>
 
@@ -27,6 +31,9 @@
 #endif
 #define MODEL_LEN_(a) a##_len
 #define MODEL_LEN(a) MODEL_LEN_(a)
+#ifndef MCU_LOAD_FLAGS
+#define MCU_LOAD_FLAGS 0
+#endif
 
 uint32_t stack_used_bytes(void);
 uint32_t stack_size_bytes(void);
@@ -57,7 +64,7 @@ static int fail(const char* what, pyrt_status st) {
 
 int main(void) {
   pyrt_micro_sizes need;
-  pyrt_status st = pyrt_micro_memory_bytes(MODEL_ARRAY, MODEL_LEN(MODEL_ARRAY), &need);
+  pyrt_status st = pyrt_micro_memory_bytes_ex(MODEL_ARRAY, MODEL_LEN(MODEL_ARRAY), MCU_LOAD_FLAGS, &need);
   if (st != PYRT_OK) return fail("pyrt_micro_memory_bytes", st);
   put_sizes(&need);
   return 0;
@@ -120,13 +127,14 @@ static uint8_t arena[ARENA_BYTES] __attribute__((aligned(16)));
 int main(void) {
   sh_puts("pyruntime micro: LeNet-5 on " MCU_CORE ", model ");
   sh_put_u32((uint32_t)MODEL_LEN(MODEL_ARRAY));
-  sh_puts(" bytes in flash\n");
+  sh_puts(" bytes in flash");
+  sh_puts((MCU_LOAD_FLAGS & PYRT_MICRO_STREAM_WEIGHTS) ? ", weight streams decoded during each run\n" : "\n");
   pyrt_micro_sizes need;
-  pyrt_status st = pyrt_micro_memory_bytes(MODEL_ARRAY, MODEL_LEN(MODEL_ARRAY), &need);
+  pyrt_status st = pyrt_micro_memory_bytes_ex(MODEL_ARRAY, MODEL_LEN(MODEL_ARRAY), MCU_LOAD_FLAGS, &need);
   if (st != PYRT_OK) return fail("pyrt_micro_memory_bytes", st);
   put_sizes(&need);
   pyrt_micro_model* model;
-  st = pyrt_micro_load(MODEL_ARRAY, MODEL_LEN(MODEL_ARRAY), arena, sizeof arena, &model);
+  st = pyrt_micro_load_ex(MODEL_ARRAY, MODEL_LEN(MODEL_ARRAY), MCU_LOAD_FLAGS, arena, sizeof arena, &model);
   if (st != PYRT_OK) return fail("pyrt_micro_load", st);
   if (pyrt_micro_input_size(model) != 28 * 28 || pyrt_micro_output_size(model) < 2 ||
       pyrt_micro_output_size(model) > 16) {

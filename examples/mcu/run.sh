@@ -5,14 +5,17 @@
 # build folder and reused), exports it as a C header (pyruntime export-c), writes the first 100 MNIST test
 # images as another, builds the firmware (Makefile: arm-none-eabi-gcc, csrc/micro/*.c), runs it on QEMU's
 # mps2-an386 board, runs the same model file on the same images in the host runtime, compares every
-# prediction, and prints the flash, RAM and instruction figures. Then the same for the same weights as a
+# prediction, and prints the flash, RAM and instruction figures; then the same model in stream mode
+# (pyrt_micro_load_ex with PYRT_MICRO_STREAM_WEIGHTS: the weight streams decoded during each run, a smaller
+# arena), whose outputs must equal the default mode's bit for bit. Then the same for the same weights as a
 # static int8 model (mcu_data.py int8: decoded, calibrated on 256 training images, converted with
 # quantize="static"; its dense layers run the SMLAD dot product), whose outputs must match the host's bit for
 # bit, and that model again on a Cortex-M3 (mps2-an385: no DSP extension, no FPU). Exit 0 only if all
 # predictions (and the int8 model's outputs) match.
 #
 # Environment: PYTHON (default: the repository's .venv, else python3), MCU_BUILD (default build/mcu),
-# MCU_IMAGES (100), MCU_QEMU_TIMEOUT (seconds, 300), MCU_INT8 (1; 0 leaves the int8 model out). Installs the
+# MCU_IMAGES (100), MCU_QEMU_TIMEOUT (seconds, 300), MCU_INT8 (1; 0 leaves the int8 model out), MCU_STREAM
+# (1; 0 leaves the stream-mode firmware out). Installs the
 # Debian packages gcc-arm-none-eabi,
 # libnewlib-arm-none-eabi and qemu-system-arm when missing (as root, or through sudo).
 set -euo pipefail
@@ -60,16 +63,16 @@ else
 fi
 
 # 3. the firmware of one model: built, run under QEMU, compared with the host runtime, its figures printed
-# firmware LABEL MODEL BUILD_DIR MACHINE ARCH [--exact]   (MACHINE: mps2-an386 for a Cortex-M4F, mps2-an385 for
-# a Cortex-M3; ARCH: the compiler's target flags)
+# firmware LABEL MODEL BUILD_DIR MACHINE ARCH [--exact|""] [LOAD_FLAGS]   (MACHINE: mps2-an386 for a Cortex-M4F,
+# mps2-an385 for a Cortex-M3; ARCH: the compiler's target flags; LOAD_FLAGS: pyrt_micro_load_ex's, default 0)
 firmware() {
-  local label=$1 model=$2 build=$3 machine=$4 arch=$5 exact=${6:-}
+  local label=$1 model=$2 build=$3 machine=$4 arch=$5 exact=${6:-} flags=${7:-0}
   local qemu_flags="-M $machine -nographic -monitor none -semihosting-config enable=on,target=native -icount shift=0"
   mkdir -p "$build"
   echo "== $label: building the firmware ($build)"
   rm -f "$build/model.h" "$build/images.h" # regenerated every time (another model, other images), the library kept
   make -s -C "$HERE" BUILD="$build" MODEL="$model" DATA="$DATA" IMAGES="$IMAGES" PYTHON="$PYTHON" ARCH="$arch" \
-    QEMU_FLAGS="$qemu_flags" all >"$build/make.log" 2>&1 ||
+    LOAD_FLAGS="$flags" QEMU_FLAGS="$qemu_flags" all >"$build/make.log" 2>&1 ||
     { cat "$build/make.log"; echo "run.sh: the firmware did not build" >&2; exit 1; }
   local elf="$build/firmware.elf"
 
@@ -132,6 +135,16 @@ PY
 
 M4F="-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
 firmware "model" "$MODEL" "$BUILD" mps2-an386 "$M4F"
+
+# the same model and firmware in stream mode (its own build folder: another arena.h): the same outputs, bit for bit
+if [[ "${MCU_STREAM:-1}" != 0 ]]; then
+  firmware "model, stream mode" "$MODEL" "$BUILD/stream" mps2-an386 "$M4F" "" 1
+  if ! cmp -s <(grep '^bits ' "$BUILD/qemu.log") <(grep '^bits ' "$BUILD/stream/qemu.log"); then
+    echo "run.sh: FAILED: the stream-mode firmware's outputs differ from the default mode's" >&2
+    exit 1
+  fi
+  echo "run.sh: model, stream mode: all $IMAGES outputs bit for bit those of the default mode"
+fi
 
 # 4. the same weights as a static int8 model (its own build folders: another model.h, arena.h): on the
 # Cortex-M4F (SMLAD, VFMA), then on a Cortex-M3 (no DSP extension, no FPU: the scalar dot product, soft

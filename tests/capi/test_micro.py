@@ -58,23 +58,33 @@ def error(ffi, lib) -> str:
     return ffi.string(lib.pyrt_micro_last_error()).decode()
 
 
-def sizes(ffi, lib, data: bytes) -> dict[str, int]:
+STREAM = 1  # PYRT_MICRO_STREAM_WEIGHTS
+
+
+def sizes(ffi, lib, data: bytes, flags: int = 0) -> dict[str, int]:
     out = ffi.new("pyrt_micro_sizes*")
-    st = lib.pyrt_micro_memory_bytes(ffi.from_buffer(data), len(data), out)
+    if flags:
+        st = lib.pyrt_micro_memory_bytes_ex(ffi.from_buffer(data), len(data), flags, out)
+    else:
+        st = lib.pyrt_micro_memory_bytes(ffi.from_buffer(data), len(data), out)
     assert st == OK, error(ffi, lib)
     return {k: getattr(out, k) for k in ("weight_bytes", "activation_bytes", "model_bytes", "arena_bytes")}
 
 
 class MicroModel:
-    """A model loaded into an arena of exactly the size asked for (the arena and file kept alive here)."""
+    """A model loaded into an arena of exactly the size asked for (the arena and file kept alive here); flags:
+    the load flags (STREAM: pyrt_micro_load_ex in stream mode; 0: pyrt_micro_load)."""
 
-    def __init__(self, ffi, lib, data: bytes, arena_bytes: int | None = None):
+    def __init__(self, ffi, lib, data: bytes, arena_bytes: int | None = None, flags: int = 0):
         self.ffi, self.lib = ffi, lib
         self.data = ffi.new("uint8_t[]", data)  # the "flash" copy: must outlive the model
-        need = sizes(ffi, lib, data)["arena_bytes"]
-        self.arena = ffi.new("uint8_t[]", need if arena_bytes is None else arena_bytes)
+        need = sizes(ffi, lib, data, flags)["arena_bytes"] if arena_bytes is None else arena_bytes
+        self.arena = ffi.new("uint8_t[]", need)
         out = ffi.new("pyrt_micro_model**")
-        self.status = lib.pyrt_micro_load(self.data, len(data), self.arena, len(self.arena), out)
+        if flags:
+            self.status = lib.pyrt_micro_load_ex(self.data, len(data), flags, self.arena, len(self.arena), out)
+        else:
+            self.status = lib.pyrt_micro_load(self.data, len(data), self.arena, len(self.arena), out)
         self.h = out[0]
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -337,3 +347,130 @@ def test_refusals_name_what(micro):
     bad[100] ^= 0x40
     assert lib.pyrt_micro_memory_bytes(ffi.from_buffer(bad), len(bad), out) == BAD_FORMAT
     assert "checksum" in error(ffi, lib)
+
+
+# ---- stream mode (PYRT_MICRO_STREAM_WEIGHTS): Huffman-coded f32 weights decoded during each run ----
+
+
+def all_cases():
+    return [("f32", n) for n in sorted(CASES)] + [("int8", n) for n in sorted(INT8_CASES)]
+
+
+def convert_any(kind: str, name: str):
+    return convert(name) if kind == "f32" else convert_int8(name)
+
+
+@pytest.mark.parametrize("kind,name", all_cases())
+def test_stream_mode_bit_identical(micro, kind, name):
+    """Both modes give the same floats (the same products summed in the same order), and those match the host."""
+    ffi, lib = micro
+    cm, shape = convert_any(kind, name)
+    data = cm.to_bytes()
+    host = cm.load()
+    decoded = MicroModel(ffi, lib, data)
+    streamed = MicroModel(ffi, lib, data, flags=STREAM)
+    assert decoded.status == OK and streamed.status == OK, error(ffi, lib)
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)] if kind == "f32" else int8_inputs(shape, rng)
+    for i, x in enumerate(xs):
+        a, b = decoded.run(x), streamed.run(x)
+        assert same_bits(b, a), f"sample {i}: stream {b} decoded {a}"
+        b2 = streamed.run(x)  # a second run starts the streams over
+        assert same_bits(b2, a)
+        want = np.asarray(host.run(x[None]), np.float32).reshape(-1)
+        if kind == "int8":
+            assert same_bits(b, want)
+        else:
+            scale = max(1e-3, float(np.abs(want).max()))
+            np.testing.assert_allclose(b, want, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("kind,name", all_cases())
+def test_stream_mode_sizes_exact(micro, kind, name):
+    ffi, lib = micro
+    cm, _ = convert_any(kind, name)
+    data = cm.to_bytes()
+    d, s = sizes(ffi, lib, data), sizes(ffi, lib, data, STREAM)
+    assert s["arena_bytes"] == s["model_bytes"] + s["weight_bytes"] + s["activation_bytes"] + 7
+    assert all(v % 8 == 0 for k, v in s.items() if k != "arena_bytes")
+    assert s["model_bytes"] == d["model_bytes"] and s["activation_bytes"] == d["activation_bytes"]
+    assert s["weight_bytes"] <= d["weight_bytes"]
+    if kind == "f32" and CASES[name][2]:  # coded weights: only their streams' tables stay in RAM
+        assert s["weight_bytes"] < d["weight_bytes"], (s, d)
+        if name.startswith("lenet5"):  # layers large enough that the tables are a small part
+            assert s["weight_bytes"] < d["weight_bytes"] / 4, (s, d)
+    print(name, len(data), "file bytes, stream mode", s, "default", d["arena_bytes"])
+    assert MicroModel(ffi, lib, data, flags=STREAM).status == OK
+    short = MicroModel(ffi, lib, data, s["arena_bytes"] - 1, flags=STREAM)
+    assert short.status == INVALID_ARGUMENT and short.h == ffi.NULL
+    assert "(1 bytes missing" in error(ffi, lib)
+
+
+def test_stream_mode_unknown_flag_refused(micro):
+    ffi, lib = micro
+    data = convert("mlp_shared")[0].to_bytes()
+    out = ffi.new("pyrt_micro_sizes*")
+    assert lib.pyrt_micro_memory_bytes_ex(ffi.from_buffer(data), len(data), 2, out) == INVALID_ARGUMENT
+    assert "unknown flags" in error(ffi, lib)
+    m = MicroModel(ffi, lib, data, arena_bytes=1 << 20, flags=STREAM | 4)
+    assert m.status == INVALID_ARGUMENT and m.h == ffi.NULL
+
+
+def _refresh_crcs(buf: bytearray) -> bytes:
+    """Every section CRC, the table CRC and the header CRC recomputed (FORMAT.md 1), so damage reaches the
+    field and stream checks."""
+    import struct
+    import zlib
+
+    n = struct.unpack_from("<I", buf, 24)[0]
+    for i in range(n):
+        offset, size = struct.unpack_from("<QQ", buf, 64 + 32 * i + 8)
+        struct.pack_into("<I", buf, 64 + 32 * i + 24, zlib.crc32(buf[offset : offset + size]))
+    struct.pack_into("<I", buf, 28, zlib.crc32(buf[64 : 64 + 32 * n]))
+    struct.pack_into("<I", buf, 60, zlib.crc32(buf[:60]))
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("name", ["lenet5_pruned_shared", "mlp_shared", "mlp_pruned"])
+def test_stream_mode_damaged_streams(micro, name):
+    """Bytes of the weight sections flipped (checksums recomputed): stream mode refuses at load what the default
+    mode refuses, and what it loads runs to the default mode's outputs (tests/native/test_micro.cpp guards the
+    arena)."""
+    import struct
+
+    ffi, lib = micro
+    cm, shape = convert(name)
+    data = cm.to_bytes()
+    n = struct.unpack_from("<I", data, 24)[0]
+    spans = []
+    for i in range(n):
+        typ = struct.unpack_from("<I", data, 64 + 32 * i)[0]
+        offset, size = struct.unpack_from("<QQ", data, 64 + 32 * i + 8)
+        if typ == 2 and size > 256:  # the large tensor sections: the weights
+            spans.append((offset, size))
+    assert spans
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    refused = 0
+    for offset, size in spans:
+        for at in rng.choice(np.arange(offset + 64, offset + size), 60, replace=False):
+            bad = bytearray(data)
+            bad[int(at)] ^= int(rng.integers(1, 256))
+            bad = _refresh_crcs(bad)
+            d = MicroModel(ffi, lib, bad) if _sizes_status(ffi, lib, bad, 0) == OK else None
+            s_st = _sizes_status(ffi, lib, bad, STREAM)
+            assert (d is not None) == (s_st == OK), (at, error(ffi, lib))
+            if d is None:
+                refused += 1
+                m = MicroModel(ffi, lib, bad, arena_bytes=1 << 20, flags=STREAM)
+                assert m.status == BAD_FORMAT and m.h == ffi.NULL
+                continue
+            s = MicroModel(ffi, lib, bad, flags=STREAM)
+            assert d.status == OK and s.status == OK
+            assert same_bits(s.run(x), d.run(x)), at
+    assert refused > 0  # the streams' own checks (Huffman codes, index ranges, column bounds) were reached
+
+
+def _sizes_status(ffi, lib, data: bytes, flags: int) -> int:
+    out = ffi.new("pyrt_micro_sizes*")
+    return lib.pyrt_micro_memory_bytes_ex(ffi.from_buffer(data), len(data), flags, out)
