@@ -67,7 +67,8 @@ PYRT_API pyrt_status pyrt_micro_memory_bytes(const void* file, size_t file_bytes
  * scales); weights dense_f32, csr, codebook, csr_codebook, int8 or csr_int8 (an int8 weight makes linear and
  * conv2d dynamic int8 layers; binary weights are refused). Dense values, centroids, scales and biases are
  * read in place from the file; codebook indices (packed at index_bits), int8 values (a dense row padded to
- * 4 bytes) and CSR structure (rowptr, u8/u16 columns) are decoded into the arena. Loading (and
+ * 4 bytes) and CSR structure (rowptr, u8/u16 columns) are decoded into the arena (in stream mode the f32
+ * layers' index and gap streams are not: PYRT_MICRO_STREAM_WEIGHTS). Loading (and
  * pyrt_micro_memory_bytes) takes about 6 KB of stack; a run, under 200 bytes. Float layers match the host
  * runtime at PYRT_ISA=ref to a few ulps (the same sums in the same order); int8 layers match it bit for bit
  * (FORMAT.md 2.5: exact int32 sums, then the same f32 operations; on a Cortex-M4 / M7 the dense int8 dot

@@ -8,7 +8,9 @@
  * graph with every value's shape, the activation plan), which gives the sizes; then, if the arena is large
  * enough, the same parse again writing the tables, the decoded weights and the plan into the arena.
  * Sizes are counted with the same bump allocator in both passes, so what pyrt_micro_memory_bytes reports is
- * exactly what pyrt_micro_load uses.
+ * exactly what pyrt_micro_load uses. In stream mode (PYRT_MICRO_STREAM_WEIGHTS) the build pass keeps, for each
+ * f32 Huffman-coded weight, its streams' tables (micro_sym_table) instead of the decoded layout, and each run
+ * decodes the streams again in stream order (micro_sym_cursor, micro_ops.c).
  */
 #ifndef PYRT_MICRO_INTERNAL_H_
 #define PYRT_MICRO_INTERNAL_H_
@@ -122,11 +124,11 @@ typedef struct micro_sym_table {
   uint32_t payload_bytes;
   uint8_t bits, huffman;
   uint16_t len_count[MICRO_MAX_CODE_LENGTH + 1];
-  uint8_t sorted[1]; /* huffman: 2^bits bytes (the block is sized for them) */
+  uint8_t sorted[]; /* huffman: 2^bits bytes (the block is sized for them); packed: none */
 } micro_sym_table;
 /* Bytes of the table of a stream of `bits`-bit symbols. */
 static inline size_t micro_sym_table_bytes(uint32_t bits, uint32_t huffman) {
-  return offsetof(micro_sym_table, sorted) + (huffman ? (size_t)1u << bits : 1u);
+  return offsetof(micro_sym_table, sorted) + (huffman ? (size_t)1u << bits : 0u);
 }
 
 /* A run's read position in a stream. The stream was decoded whole by the load's validating pass and the file

@@ -131,7 +131,6 @@ static const micro_sym_table* keep_stream(const micro_stream* s, micro_alloc* a)
     t->bits = (uint8_t)s->bits;
     t->huffman = (uint8_t)s->huffman;
     memcpy(t->len_count, s->len_count, sizeof t->len_count);
-    t->sorted[0] = 0;
     if (s->huffman) memcpy(t->sorted, s->sorted, (size_t)1u << s->bits);
   }
   return t;

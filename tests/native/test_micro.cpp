@@ -3,7 +3,9 @@
 // as unsupported, naming what; the arena it asks for exactly enough (one byte less refused, naming the bytes
 // missing; any alignment); a file at any alignment; and the loader attacked: every truncation, and byte flips
 // at every offset with the checksums recomputed, so that what the CRCs would catch reaches the field checks.
-// A run after a load never writes outside the arena (guard bytes around it).
+// A run after a load never writes outside the arena (guard bytes around it). Stream mode
+// (PYRT_MICRO_STREAM_WEIGHTS) through the same checks: its own exact arena, the default mode's outputs bit for
+// bit, and every damaged file refused at load as in the default mode.
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -73,10 +75,12 @@ struct GuardedArena {
   }
 };
 
-// Loads `file` in a guarded arena of exactly the size asked for and runs `input`; returns the status of the load.
-pyrt_status load_and_run(const uint8_t* file, size_t size, size_t shift, const float* input, std::vector<float>* out) {
+// Loads `file` (with load flags) in a guarded arena of exactly the size asked for and runs `input`; returns the
+// status of the load.
+pyrt_status load_and_run(const uint8_t* file, size_t size, size_t shift, const float* input, std::vector<float>* out,
+                         uint32_t flags = 0) {
   pyrt_micro_sizes s{};
-  pyrt_status st = pyrt_micro_memory_bytes(file, size, &s);
+  pyrt_status st = pyrt_micro_memory_bytes_ex(file, size, flags, &s);
   if (st != PYRT_OK) return st;
   if (s.arena_bytes > (size_t(1) << 26)) {  // a damaged dimension that still checks out: valid, but not run here
     out->clear();
@@ -84,7 +88,7 @@ pyrt_status load_and_run(const uint8_t* file, size_t size, size_t shift, const f
   }
   GuardedArena arena(s.arena_bytes, shift);
   pyrt_micro_model* m = nullptr;
-  st = pyrt_micro_load(file, size, arena.data(), s.arena_bytes, &m);
+  st = pyrt_micro_load_ex(file, size, flags, arena.data(), s.arena_bytes, &m);
   if (st != PYRT_OK) return st;
   std::vector<float> in(pyrt_micro_input_size(m), 0.5f);
   if (input) std::memcpy(in.data(), input, in.size() * 4);
@@ -214,29 +218,36 @@ PYRT_TEST(refuses_transformer_files) {
 PYRT_TEST(arena_exactly_the_size_reported_at_any_alignment) {
   for (const char* stem : {"golden_v1", "golden_v2", "golden_v3"}) {
     const std::vector<uint8_t> bytes = golden(stem);
-    pyrt_micro_sizes s{};
-    CHECK(pyrt_micro_memory_bytes(bytes.data(), bytes.size(), &s) == PYRT_OK, pyrt_micro_last_error());
-    CHECK(s.model_bytes > 0 && s.activation_bytes > 0 && s.arena_bytes > s.activation_bytes, stem);
     std::vector<float> first;
-    for (size_t shift = 0; shift < 8; ++shift) {
-      GuardedArena arena(s.arena_bytes, shift);
-      pyrt_micro_model* m = nullptr;
-      CHECK(pyrt_micro_load(bytes.data(), bytes.size(), arena.data(), s.arena_bytes, &m) == PYRT_OK, stem, " shift ",
-            shift, ": ", pyrt_micro_last_error());
-      std::vector<float> in(pyrt_micro_input_size(m)), out(pyrt_micro_output_size(m));
-      for (size_t i = 0; i < in.size(); ++i) in[i] = float(i % 7) * 0.25f - 0.5f;
-      CHECK(pyrt_micro_run(m, in.data(), out.data()) == PYRT_OK, pyrt_micro_last_error());
-      CHECK(arena.guards_intact(), stem, " shift ", shift, ": wrote outside the arena");
-      if (shift == 0) first = out;
-      CHECK(std::memcmp(first.data(), out.data(), out.size() * 4) == 0, stem, " shift ", shift, ": other outputs");
+    for (uint32_t flags : {0u, uint32_t(PYRT_MICRO_STREAM_WEIGHTS)}) {
+      pyrt_micro_sizes s{};
+      CHECK(pyrt_micro_memory_bytes_ex(bytes.data(), bytes.size(), flags, &s) == PYRT_OK, pyrt_micro_last_error());
+      CHECK(s.model_bytes > 0 && s.activation_bytes > 0 && s.arena_bytes > s.activation_bytes, stem);
+      CHECK(s.arena_bytes == s.model_bytes + s.weight_bytes + s.activation_bytes + 7, stem, " flags ", flags);
+      for (size_t shift = 0; shift < 8; ++shift) {
+        GuardedArena arena(s.arena_bytes, shift);
+        pyrt_micro_model* m = nullptr;
+        CHECK(pyrt_micro_load_ex(bytes.data(), bytes.size(), flags, arena.data(), s.arena_bytes, &m) == PYRT_OK, stem,
+              " flags ", flags, " shift ", shift, ": ", pyrt_micro_last_error());
+        std::vector<float> in(pyrt_micro_input_size(m)), out(pyrt_micro_output_size(m));
+        for (size_t i = 0; i < in.size(); ++i) in[i] = float(i % 7) * 0.25f - 0.5f;
+        for (int twice = 0; twice < 2; ++twice) {  // a second run starts the weight streams over
+          CHECK(pyrt_micro_run(m, in.data(), out.data()) == PYRT_OK, pyrt_micro_last_error());
+          CHECK(arena.guards_intact(), stem, " flags ", flags, " shift ", shift, ": wrote outside the arena");
+          if (first.empty()) first = out;
+          CHECK(std::memcmp(first.data(), out.data(), out.size() * 4) == 0, stem, " flags ", flags, " shift ", shift,
+                ": other outputs");
+        }
 
-      GuardedArena small(s.arena_bytes - 1, shift);
-      m = reinterpret_cast<pyrt_micro_model*>(&small);
-      CHECK(pyrt_micro_load(bytes.data(), bytes.size(), small.data(), s.arena_bytes - 1, &m) == PYRT_INVALID_ARGUMENT,
-            stem, " shift ", shift, ": one byte less must be refused");
-      CHECK(m == nullptr && std::strstr(pyrt_micro_last_error(), "(1 bytes missing") != nullptr,
-            pyrt_micro_last_error());
-      CHECK(small.guards_intact(), stem, ": a refused load wrote outside the arena");
+        GuardedArena small(s.arena_bytes - 1, shift);
+        m = reinterpret_cast<pyrt_micro_model*>(&small);
+        CHECK(pyrt_micro_load_ex(bytes.data(), bytes.size(), flags, small.data(), s.arena_bytes - 1, &m) ==
+                  PYRT_INVALID_ARGUMENT,
+              stem, " flags ", flags, " shift ", shift, ": one byte less must be refused");
+        CHECK(m == nullptr && std::strstr(pyrt_micro_last_error(), "(1 bytes missing") != nullptr,
+              pyrt_micro_last_error());
+        CHECK(small.guards_intact(), stem, ": a refused load wrote outside the arena");
+      }
     }
   }
 }
@@ -321,6 +332,17 @@ PYRT_TEST(byte_flips_refused_or_harmless) {
         CHECK(st == PYRT_OK || st == PYRT_BAD_FORMAT || st == PYRT_UNSUPPORTED, stem, " flip at ", at, ": status ",
               int(st), " ", pyrt_micro_last_error());
         refused_fixed += st != PYRT_OK;
+        // stream mode: refused at load where the default mode refuses, else the same outputs, bit for bit
+        {
+          std::vector<float> streamed;
+          const pyrt_status st_stream =
+              load_and_run(bad.data(), bad.size(), at % 8, nullptr, &streamed, PYRT_MICRO_STREAM_WEIGHTS);
+          CHECK(st_stream == st, stem, " flip at ", at, ": stream mode says ", int(st_stream), ", default ", int(st));
+          if (st == PYRT_OK && !got.empty() && !streamed.empty())  // both run (not an arena over 64 MB)
+            CHECK(streamed.size() == got.size() &&
+                      std::memcmp(streamed.data(), got.data(), got.size() * 4) == 0,
+                  stem, " flip at ", at, ": stream mode gave other outputs");
+        }
         // the same verdict as the host reader (csrc/format): what one calls damaged, so does the other
         pyrt_model* host = nullptr;
         const pyrt_status host_st = pyrt_model_load_buffer(bad.data(), bad.size(), &host);
