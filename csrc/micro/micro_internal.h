@@ -131,47 +131,52 @@ static inline size_t micro_sym_table_bytes(uint32_t bits, uint32_t huffman) {
   return offsetof(micro_sym_table, sorted) + (huffman ? (size_t)1u << bits : 0u);
 }
 
-/* A run's read position in a stream. The stream was decoded whole by the load's validating pass and the file
- * does not change, so a symbol is never missing; the end is still checked so that no read leaves the payload. */
+/* A run's read position in a stream: the next bits in a 32-bit buffer (least significant first), refilled a
+ * byte at a time before each symbol. The stream was decoded whole by the load's validating pass and the file
+ * does not change, so a symbol is never missing; the end is still checked so that no read leaves the payload
+ * (past it the buffer reads zeros). */
 typedef struct micro_sym_cursor {
   const micro_sym_table* t;
-  const uint8_t* p; /* the byte holding the next bit */
+  const uint8_t* p; /* the next byte to load into buf */
   const uint8_t* end;
-  uint32_t k;       /* the next bit's place in *p */
+  uint32_t buf, nbits;
 } micro_sym_cursor;
 
 static inline void micro_sym_start(micro_sym_cursor* c, const micro_sym_table* t) {
   c->t = t;
   c->p = t->payload;
   c->end = t->payload + t->payload_bytes;
-  c->k = 0;
+  c->buf = 0;
+  c->nbits = 0;
 }
-static inline uint32_t micro_sym_bit(micro_sym_cursor* c) {
-  uint32_t b;
-  if (c->p == c->end) return 0;
-  b = (uint32_t)(*c->p >> c->k) & 1u;
-  if (++c->k == 8u) {
-    c->k = 0;
-    ++c->p;
-  }
-  return b;
-}
-/* The next symbol: a packed one least significant bit first, a Huffman one by its canonical code (as
- * micro_tensors.c's validating decoder). */
+/* The next symbol: a packed one least significant bit first, a Huffman one by its canonical code, one bit at
+ * a time as micro_tensors.c's validating decoder (codes are at most 24 bits: the buffer holds a whole one). */
 static inline uint32_t micro_sym_next(micro_sym_cursor* c) {
   const micro_sym_table* t = c->t;
+  uint32_t len;
+  while (c->nbits <= 24u && c->p != c->end) {
+    c->buf |= (uint32_t)*c->p++ << c->nbits;
+    c->nbits += 8u;
+  }
   if (!t->huffman) {
-    uint32_t v = 0, k;
-    for (k = 0; k < t->bits; ++k) v |= micro_sym_bit(c) << k;
+    const uint32_t v = c->buf & ((1u << t->bits) - 1u);
+    len = t->bits;
+    c->buf >>= len;
+    c->nbits = c->nbits > len ? c->nbits - len : 0u;
     return v;
   }
   {
     int32_t code = 0, first = 0, index = 0;
-    uint32_t len;
+    uint32_t buf = c->buf;
     for (len = 1; len <= MICRO_MAX_CODE_LENGTH; ++len) {
       const int32_t count = (int32_t)t->len_count[len];
-      code |= (int32_t)micro_sym_bit(c);
-      if (code - first < count) return t->sorted[index + (code - first)];
+      code |= (int32_t)(buf & 1u);
+      buf >>= 1;
+      if (code - first < count) {
+        c->buf = buf;
+        c->nbits = c->nbits > len ? c->nbits - len : 0u;
+        return t->sorted[index + (code - first)];
+      }
       index += count;
       first = (first + count) << 1;
       code <<= 1;
