@@ -16,7 +16,7 @@ CONV_PEERS = ["torch-fp32", "ort-fp32", "ort-int8-static", "openvino-fp32", "ope
 # Peers the best pyruntime int8 conv is divided by, and those of the conv aim (faster than both).
 CONV_RATIO_PEERS = ["torch-fp32", "ort-int8-static", "ort-fp32", "openvino-int8"]
 CONV_AIM_PEERS = {"torch-fp32": "torch fp32 conv", "ort-int8-static": "ONNX Runtime's QLinearConv"}
-ISA_ORDER = ["avx512vnni", "avx512", "avx2", "neon_dot", "neon"]
+ISA_ORDER = ["amx", "avx512vnni", "avx512", "avx2", "neon_dot", "neon"]
 
 
 def load(path: str) -> dict[str, dict[str, dict]]:

@@ -62,7 +62,7 @@ else:
 SHAPES = {"1024": (1024, 1024), "4096": (4096, 4096)}
 SPARSITIES = (0.0, 0.5, 0.9, 0.95)
 BATCHES = (1, 8, 64)
-PYRT_ISAS = [i for i in ("avx512vnni", "avx512", "avx2", "neon_dot", "neon") if i in _core.supported_isas()]
+PYRT_ISAS = [i for i in ("amx", "avx512vnni", "avx512", "avx2", "neon_dot", "neon") if i in _core.supported_isas()]
 TOL = 5e-2
 OV_CONFIG = {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
              "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}

@@ -12,8 +12,9 @@ class UnsupportedError(ValueError): ...
 
 # kernels
 def supported_isas() -> list[str]:
-    """Levels this CPU and build support, ascending from "ref": x86-64 "avx2", "avx512", "avx512vnni";
-    aarch64 "neon", "neon_dot"."""
+    """Levels this CPU and build support, ascending from "ref": x86-64 "avx2", "avx512", "avx512vnni",
+    "amx" (AMX tiles: the int8 GEMM from 4 samples; every other kernel is avx512vnni's); aarch64 "neon",
+    "neon_dot"."""
 def architecture_isas() -> list[str]:
     """Every level of this build's architecture, supported by this CPU or not (the tests skip the others)."""
 def active_isa() -> str: ...

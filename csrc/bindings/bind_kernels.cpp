@@ -27,7 +27,7 @@ Isa isa_arg(const py::object& name) {
   Isa isa;
   const std::string s = py::cast<std::string>(name);
   PYRT_CHECK(kernels::isa_from_name(s.c_str(), &isa), PYRT_INVALID_ARGUMENT, "unknown ISA '", s,
-             "' (expected ref, avx2, avx512 or avx512vnni)");
+             "' (expected ref, avx2, avx512, avx512vnni, amx, neon or neon_dot)");
   PYRT_CHECK(kernels::isa_supported(isa), PYRT_UNSUPPORTED, "ISA ", s, " is not supported by this CPU or build");
   return isa;
 }

@@ -1,11 +1,12 @@
-// pyruntime: instruction-set selection. The CPU is probed once; PYRT_ISA=ref|avx2|avx512|avx512vnni (x86-64)
+// pyruntime: instruction-set selection. The CPU is probed once; PYRT_ISA=ref|avx2|avx512|avx512vnni|amx (x86-64)
 // or ref|neon|neon_dot (aarch64) forces a level (an unsupported level in PYRT_ISA is an error at first use,
 // not a silent fallback). Tests switch the level in-process with set_isa().
 //
 // One list of levels for every architecture. Each architecture's levels form a chain above ref:
-//     x86-64:  ref < avx2 < avx512 < avx512vnni        aarch64:  ref < neon < neon_dot
+//     x86-64:  ref < avx2 < avx512 < avx512vnni < amx        aarch64:  ref < neon < neon_dot
 // and a kernel family without a dedicated kernel at a level runs the next lower one of the same chain
-// (isa_fallback; the f32 kernels have none at avx512vnni or neon_dot, the int8 kernels do). A build holds
+// (isa_fallback; the f32 kernels have none at avx512vnni, amx or neon_dot, the int8 kernels do; amx adds
+// only the int8 GEMM on tiles, kernels/x86/int8_gemm_amx.cpp). A build holds
 // the kernels of one architecture only (PYRT_HAVE_X86_KERNELS or PYRT_HAVE_ARM_KERNELS), so the levels of
 // the other are never supported there; that is why a dispatcher may test `isa >= Isa::avx2` inside its
 // x86 block and `isa >= Isa::neon` inside its ARM block.
@@ -15,8 +16,8 @@
 
 namespace pyrt::kernels {
 
-enum class Isa : int { ref = 0, avx2 = 1, avx512 = 2, avx512vnni = 3, neon = 4, neon_dot = 5 };
-constexpr int kIsaLevels = 6;
+enum class Isa : int { ref = 0, avx2 = 1, avx512 = 2, avx512vnni = 3, amx = 4, neon = 5, neon_dot = 6 };
+constexpr int kIsaLevels = 7;
 
 // The next lower level of isa's chain (ref for avx2 and neon; ref for ref).
 constexpr Isa isa_fallback(Isa isa) {

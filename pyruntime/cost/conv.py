@@ -74,7 +74,7 @@ DIRECT_SLACK = 16               # direct.h kDirectSlack
 BLOCK_BYTES, MIN_BLOCK_ENTRIES = 16 * 1024, 96
 # direct_tiles.h: rows of a register tile by the vectors of its column block
 TILE_ROWS = {1: 8, 2: 6, 3: 4, 4: 3}
-ISA_LANES = {"ref": 1, "avx2": 8, "avx512": 16, "avx512vnni": 16, "neon": 4}
+ISA_LANES = {"ref": 1, "avx2": 8, "avx512": 16, "avx512vnni": 16, "amx": 16, "neon": 4}
 FAR_BYTES = 512 * 1024          # a group's padded input from which every FMA counts as a far one
 
 

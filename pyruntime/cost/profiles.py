@@ -19,7 +19,7 @@ from importlib import resources
 
 from .model import CostModel
 
-ISA_ORDER = ("ref", "avx2", "avx512", "avx512vnni")
+ISA_ORDER = ("ref", "avx2", "avx512", "avx512vnni", "amx")
 # Levels with no profile of their own and the profile that stands in for them: the aarch64 levels take the
 # avx2 one (the nearest x86 kernels in structure: no masked loads, the same tile shapes per vector).
 STAND_IN = {"neon": "avx2", "neon_dot": "avx2"}

@@ -13,7 +13,7 @@ from pyruntime import _core
 
 ISAS = _core.supported_isas()
 FAST = [i for i in ISAS if i != "ref"]
-ALL_LEVELS = ("ref", "avx2", "avx512", "avx512vnni")
+ALL_LEVELS = ("ref", "avx2", "avx512", "avx512vnni", "amx")
 
 
 def need(isa: str) -> None:
@@ -53,7 +53,7 @@ def acts(rng, batch: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 SHAPES = [(1, 1), (15, 3), (16, 4), (17, 5), (33, 63), (64, 64), (100, 65), (48, 300), (20, 1000)]
-BATCHES = [1, 2, 3, 4, 5, 8, 9]
+BATCHES = [1, 2, 3, 4, 5, 8, 9, 17, 33]  # amx: tiles of 16 samples, in pairs, from 4 samples
 
 
 @pytest.mark.parametrize("isa", ALL_LEVELS)
@@ -126,9 +126,10 @@ def test_saturation_prone_inputs(isa, density):
             t = int8_tensor(rng, rows, cols, values=weights, scales=np.ones(rows), density=density)
         w = _core.Int8Weight(t)
         for act in (127, -127):
-            q = np.full((3, cols), act, np.int8)
-            want = q.astype(np.int64) @ dense_q(t).T
-            np.testing.assert_array_equal(w.gemm(q, np.ones(3, np.float32), isa=isa), want)
+            for batch in (3, 20):  # amx's tiles from 4 samples
+                q = np.full((batch, cols), act, np.int8)
+                want = q.astype(np.int64) @ dense_q(t).T
+                np.testing.assert_array_equal(w.gemm(q, np.ones(batch, np.float32), isa=isa), want)
 
 
 @pytest.mark.parametrize("isa", ALL_LEVELS)
@@ -140,9 +141,32 @@ def test_the_largest_int8_layer_sums_exactly(isa):
     w = np.full((2, cols), 127, np.int8)
     w[1] = -127
     t = int8_tensor(np.random.default_rng(0), 2, cols, values=w, scales=np.ones(2))
-    q = np.full((1, cols), 127, np.int8)
-    got = _core.Int8Weight(t).gemm(q, np.ones(1, np.float32), isa=isa)
-    assert got[0, 0] == np.float32(cols * 127 * 127) and got[0, 1] == -np.float32(cols * 127 * 127)
+    for batch in (1, 5):  # amx's tiles from 4 samples
+        q = np.full((batch, cols), 127, np.int8)
+        got = _core.Int8Weight(t).gemm(q, np.ones(batch, np.float32), isa=isa)
+        assert (got[:, 0] == np.float32(cols * 127 * 127)).all() and (got[:, 1] == -np.float32(cols * 127 * 127)).all()
+
+
+@pytest.mark.parametrize("batch", [4, 15, 16, 31, 32, 47, 64, 65])
+@pytest.mark.parametrize("rows,cols", [(16, 64), (48, 128), (40, 700), (130, 64 * 5 + 4)])
+def test_amx_tiles(batch, rows, cols):
+    """The AMX kernel's tile steps: 16-sample blocks in pairs (a last block alone or partial), row blocks in
+    pairs (a last one alone or partial), 64-column chunks (a last partial one, whose weight tile reaches into
+    the next row block or past the weights), bit for bit with the reference, f32 and int8 outputs."""
+    need("amx")
+    rng = np.random.default_rng(batch * 100 + rows + cols)
+    t = int8_tensor(rng, rows, cols)
+    w = _core.Int8Weight(t)
+    bias = rng.standard_normal(rows).astype(np.float32)
+    q, xs = acts(rng, batch, cols)
+    np.testing.assert_array_equal(w.gemm(q, xs, bias, isa="amx"), w.gemm(q, xs, bias, isa="ref"))
+    np.testing.assert_array_equal(w.gemm(q, xs, bias, lo=0.0, out_scale=0.02, isa="amx"),
+                                  w.gemm(q, xs, bias, lo=0.0, out_scale=0.02, isa="ref"))
+    for r0, r1 in ((0, 16), (16, rows)):
+        if r1 > r0:
+            part = w.gemm(q, xs, bias, rows=(r0, r1), isa="amx")
+            np.testing.assert_array_equal(part[:, r0:r1], w.gemm(q, xs, bias, isa="ref")[:, r0:r1])
+            assert np.isnan(part[:, :r0]).all() and np.isnan(part[:, r1:]).all()
 
 
 @pytest.mark.parametrize("density", [None, 0.4])

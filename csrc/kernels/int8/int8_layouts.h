@@ -16,7 +16,9 @@ namespace pyrt::kernels {
 // Dense int8, "i8_r16k4": rows in blocks of 16 and columns in groups of 4. Block (rb, g), 64 bytes at
 // w + (rb * kp / 4 + g) * 64, holds rows 16 rb .. 16 rb + 15, each as its 4 weights of columns 4 g .. 4 g + 3
 // (row-major within the block: one 32-bit lane per row, as vpdpbusd / vpmaddubsw + vpmaddwd consume them).
-// Rows are padded to a multiple of 16 and columns to kp (a multiple of 4) with zeros.
+// Rows are padded to a multiple of 16 and columns to kp (a multiple of 4) with zeros, and kInt8DensePad
+// readable bytes follow the last block (an AMX B tile of the last 64 columns may reach past them).
+constexpr size_t kInt8DensePad = 1024;
 struct Int8Dense {
   const int8_t* w;
   const int32_t* rowsum;  // per padded row: the sum of its weights (the VNNI kernels' offset correction)
@@ -84,6 +86,11 @@ void pyrt_i8_gemm__avx2(const Int8Dense&, const Int8Act&, const Int8Epilogue&, u
 void pyrt_i8_gemm__avx512(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
 void pyrt_i8_gemm__avx512vnni(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
                               size_t);
+#if PYRT_HAVE_AMX
+// AMX tiles (tdpbssd), from kAmxMinBatch samples (int8_gemm_amx.cpp); below it the VNNI kernel runs.
+constexpr size_t kAmxMinBatch = 4;
+void pyrt_i8_gemm__amx(const Int8Dense&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
+#endif
 void pyrt_i8_spmm__avx2(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*, size_t);
 // AVX-512 with VBMI (vpermi2b): the panel look-ups in registers; without VBMI the AVX2 kernel runs.
 void pyrt_i8_spmm__avx512(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,

@@ -10,8 +10,11 @@
 namespace pyrt::kernels {
 namespace {
 
-Int8DenseFn dense_kernel(Isa isa) {
+Int8DenseFn dense_kernel(Isa isa, size_t batch) {
 #if PYRT_HAVE_X86_KERNELS
+#if PYRT_HAVE_AMX
+  if (isa >= Isa::amx && batch >= kAmxMinBatch) return &pyrt_i8_gemm__amx;
+#endif
   if (isa >= Isa::avx512vnni) return &pyrt_i8_gemm__avx512vnni;
   if (isa >= Isa::avx512) return &pyrt_i8_gemm__avx512;
   if (isa >= Isa::avx2) return &pyrt_i8_gemm__avx2;
@@ -41,7 +44,7 @@ class DenseInt8 final : public Int8Weight {
  public:
   explicit DenseInt8(const DecodedTensor& t) : Int8Weight(t, 4) {
     const uint32_t prow = padded_rows(), groups = kp_ / 4;
-    w_.resize(size_t(prow) * kp_);
+    w_.resize(size_t(prow) * kp_, kInt8DensePad);
     rowsum_.resize(prow);
     for (uint32_t r = 0; r < rows_; ++r) {
       const int8_t* src = t.qvalues.data() + size_t(r) * cols_;
@@ -58,7 +61,7 @@ class DenseInt8 final : public Int8Weight {
   const char* layout() const override { return "i8_r16k4"; }
   void gemm(Isa isa, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
             size_t ldy) const override {
-    dense_kernel(isa)(Int8Dense{w_.data(), rowsum_.data(), rows_, cols_, kp_}, a, ep, r0, r1, y, ldy);
+    dense_kernel(isa, a.batch)(Int8Dense{w_.data(), rowsum_.data(), rows_, cols_, kp_}, a, ep, r0, r1, y, ldy);
   }
 
  private:

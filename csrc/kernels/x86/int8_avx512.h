@@ -65,6 +65,7 @@ struct DotBw {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)));
   }
   static __m512i correction(const int32_t*) { return _mm512_setzero_si512(); }
+  static constexpr int kBatchTile = 4;
 };
 
 #if defined(__AVX512VNNI__)
@@ -77,6 +78,7 @@ struct DotVnni {
   static __m512i table(__m512i q) { return _mm512_xor_si512(q, _mm512_set1_epi8(-128)); }
   static __m512i dot(__m512i acc, const W& w, __m512i q) { return _mm512_dpbusd_epi32(acc, q, w.w); }
   static __m512i correction(const int32_t* rowsum) { return _mm512_slli_epi32(_mm512_loadu_si512(rowsum), 7); }
+  static constexpr int kBatchTile = 6;
 };
 #endif
 
@@ -101,6 +103,7 @@ void tile(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t
   }
   for (int i = 0; i < R; ++i) {
     const uint32_t r = (rb + i) * 16;
+    if (r >= r1) break;
     const __m512i fix = Dot::correction(L.rowsum + r);
     for (int t = 0; t < T; ++t)
       store_rows(ep, _mm512_sub_epi32(acc[i][t], fix), a.xs[b0 + t], r, std::min<uint32_t>(16, r1 - r), y,
@@ -108,37 +111,50 @@ void tile(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t
   }
 }
 
-template <class Dot, int R>
-void tiles_of_rows(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t rb, uint32_t r1, void* y,
-                   size_t ldy) {
-  size_t b = 0;
-  for (; b + 4 <= a.batch; b += 4) tile<Dot, R, 4>(L, a, ep, rb, b, r1, y, ldy);
-  switch (a.batch - b) {
-    case 3: return tile<Dot, R, 3>(L, a, ep, rb, b, r1, y, ldy);
-    case 2: return tile<Dot, R, 2>(L, a, ep, rb, b, r1, y, ldy);
-    case 1: return tile<Dot, R, 1>(L, a, ep, rb, b, r1, y, ldy);
-    default: return;
+// The last n < T samples from b0: one tile of n.
+template <class Dot, int R, int N>
+void rest_tile(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t rb, size_t b0, size_t n,
+               uint32_t r1, void* y, size_t ldy) {
+  if constexpr (N >= 1) {
+    if (n == N) return tile<Dot, R, N>(L, a, ep, rb, b0, r1, y, ldy);
+    rest_tile<Dot, R, N - 1>(L, a, ep, rb, b0, n, r1, y, ldy);
   }
 }
 
-// Batch 1 streams 4 row blocks per pass (4 independent accumulators hide the dot latency); larger batches
-// 2 row blocks x 4 samples (8 accumulators, each weight vector used 4 times from a register).
+// Every sample of a.batch against row blocks rb .. rb + R - 1: tiles of T samples, then one of the rest.
+template <class Dot, int R, int T>
+void tiles_of_rows(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t rb, uint32_t r1, void* y,
+                   size_t ldy) {
+  size_t b = 0;
+  for (; b + T <= a.batch; b += T) tile<Dot, R, T>(L, a, ep, rb, b, r1, y, ldy);
+  rest_tile<Dot, R, T - 1>(L, a, ep, rb, b, a.batch - b, r1, y, ldy);
+}
+
+// Row blocks [r0 / 16, ceil(r1 / 16)) in passes of R blocks (the last pass narrower), each over every sample.
+template <class Dot, int R, int T>
+void passes(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
+            size_t ldy) {
+  const uint32_t rb_end = (r1 + 15) / 16;
+  uint32_t rb = r0 / 16;
+  for (; rb + R <= rb_end; rb += R) tiles_of_rows<Dot, R, T>(L, a, ep, rb, r1, y, ldy);
+  switch (rb_end - rb) {
+    case 3: if constexpr (R > 3) return tiles_of_rows<Dot, 3, T>(L, a, ep, rb, r1, y, ldy); break;
+    case 2: if constexpr (R > 2) return tiles_of_rows<Dot, 2, T>(L, a, ep, rb, r1, y, ldy); break;
+    case 1: if constexpr (R > 1) return tiles_of_rows<Dot, 1, T>(L, a, ep, rb, r1, y, ldy); break;
+    default: break;
+  }
+}
+
+// Batch 1 streams 4 row blocks per pass (4 independent accumulators hide the dot latency, and the weights
+// are read once). Larger batches compute: 4 row blocks x Dot::kBatchTile samples per tile (24 accumulators
+// with VNNI, 16 with BW's longer dot), each weight vector used T times from a register, each activation
+// word R times.
 template <class Dot>
 void gemm(const Int8Dense& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
           size_t ldy) {
-  const uint32_t rb_end = (r1 + 15) / 16;
-  uint32_t rb = r0 / 16;
-  const uint32_t step = a.batch == 1 ? 4 : 2;
-  for (; rb + step <= rb_end; rb += step) {
-    if (step == 4) tiles_of_rows<Dot, 4>(L, a, ep, rb, r1, y, ldy);
-    else tiles_of_rows<Dot, 2>(L, a, ep, rb, r1, y, ldy);
-  }
-  switch (rb_end - rb) {
-    case 3: return tiles_of_rows<Dot, 3>(L, a, ep, rb, r1, y, ldy);
-    case 2: return tiles_of_rows<Dot, 2>(L, a, ep, rb, r1, y, ldy);
-    case 1: return tiles_of_rows<Dot, 1>(L, a, ep, rb, r1, y, ldy);
-    default: return;
-  }
+  if (a.batch == 1) return passes<Dot, 4, 1>(L, a, ep, r0, r1, y, ldy);
+  if (a.batch < 4) return passes<Dot, 4, 2>(L, a, ep, r0, r1, y, ldy);
+  passes<Dot, 4, Dot::kBatchTile>(L, a, ep, r0, r1, y, ldy);
 }
 
 }  // namespace
