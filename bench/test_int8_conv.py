@@ -72,7 +72,7 @@ except ImportError as e:
 else:
     OV_UNAVAILABLE = None if ort is not None else "needs onnx / onnxruntime for the model files"
 
-PYRT_ISAS = [i for i in ("avx512vnni", "avx512", "avx2", "neon_dot", "neon") if i in _core.supported_isas()]
+PYRT_ISAS = [i for i in ("amx", "avx512vnni", "avx512", "avx2", "neon_dot", "neon") if i in _core.supported_isas()]
 TOL = 5e-2  # as test_int8.py: int8 weights and activations give ~1e-2 against the float64 conv
 # Static int8 (pyruntime, ONNX Runtime, OpenVINO) is calibrated on CALIBRATION random inputs plus the
 # benchmark's own inputs (all from one normal distribution). On random inputs alone, 8 or 32 of them, the

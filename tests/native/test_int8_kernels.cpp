@@ -201,12 +201,13 @@ PYRT_TEST(quantize_s8_matches_the_reference_bit_for_bit) {
 
 PYRT_TEST(int8_conv_tile_matches_the_reference_bit_for_bit) {
   Rng rng(9);
-  for (size_t n : {1, 5, 16, 17, 40})
-    for (size_t og : {1, 3, 4, 5, 9})
-      for (size_t kp : {4, 8, 12, 36, 68})
+  for (size_t n : {1, 5, 16, 17, 40, 64})
+    for (size_t og : {1, 3, 4, 5, 9, 16, 33})  // amx: 16-row blocks in pairs
+      for (size_t kp : {4, 8, 12, 36, 64, 68, 132})  // amx: 64-column chunks, the last one partial
         for (bool saturated : {false, true}) {
           const size_t blocks = (n + 15) / 16, plane = n + 5;
-          std::vector<int8_t> a(blocks * 16 * kp, 0), w(og * kp);
+          std::vector<int8_t> a(blocks * 16 * kp + kInt8ConvTilePad, 0), w(og * kp);
+          for (size_t i = blocks * 16 * kp; i < a.size(); ++i) a[i] = 99;  // the readable pad: never in a sum
           const size_t K = kp - (kp > 4 ? 3 : 0);  // zero from K to kp
           for (size_t p = 0; p < n; ++p)
             for (size_t k = 0; k < K; ++k)

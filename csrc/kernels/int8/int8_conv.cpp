@@ -26,6 +26,9 @@ void pyrt_i8_conv_tile__ref(const Int8ConvTile& t) {
 
 void int8_conv_tile(Isa isa, const Int8ConvTile& t) {
 #if PYRT_HAVE_X86_KERNELS
+#if PYRT_HAVE_AMX
+  if (isa >= Isa::amx) return pyrt_i8_conv_tile__amx(t);
+#endif
   if (isa >= Isa::avx512vnni) return pyrt_i8_conv_tile__avx512vnni(t);
   if (isa >= Isa::avx512) return pyrt_i8_conv_tile__avx512(t);
   if (isa >= Isa::avx2) return pyrt_i8_conv_tile__avx2(t);

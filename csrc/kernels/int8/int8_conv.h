@@ -47,7 +47,9 @@ void int8_dw_phases(Isa isa, const Int8DwPhases& f, const int8_t* src, int8_t* d
 // + g * 64 holding the 16 positions' 4 bytes (q in -127..127, zero from K to kp and for positions past n);
 // the weight row-major (row o at w + o * kp, zero from K to kp). For every output row o < og and position
 // p < n: acc = sum_k w[o][k] * q[p][k] (exact int32), then the int8 epilogue with scale xs * wscale[o] and
-// bias[o] (0 when bias is null), stored at y + o * plane + p (f32, or int8 when inv_out > 0).
+// bias[o] (0 when bias is null), stored at y + o * plane + p (f32, or int8 when inv_out > 0). a must be
+// readable kInt8ConvTilePad bytes past its last block (AMX's tiles of 64 columns may reach past kp).
+constexpr size_t kInt8ConvTilePad = 1024;
 struct Int8ConvTile {
   const int8_t* a;
   size_t n;
@@ -84,6 +86,9 @@ void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* 
 void pyrt_i8_conv_tile__avx2(const Int8ConvTile& t);
 void pyrt_i8_conv_tile__avx512(const Int8ConvTile& t);
 void pyrt_i8_conv_tile__avx512vnni(const Int8ConvTile& t);
+#if PYRT_HAVE_AMX
+void pyrt_i8_conv_tile__amx(const Int8ConvTile& t);
+#endif
 void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
                                  size_t dst_stride);
 #endif

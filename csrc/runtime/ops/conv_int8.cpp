@@ -209,7 +209,8 @@ class Int8ConvStep final : public Step {
     // scratch: 16 patch rows (+ the copies' slack), then the tile in the vectorized layout
     const size_t rows_bytes = (16 * kp_ + kCopySlack + 63) / 64 * 64;
     uint8_t* base = reinterpret_cast<uint8_t*>(
-        kernels::thread_scratch((rows_bytes + kTile * kp_) / 4 + 16, kernels::Scratch::kInt8));
+        kernels::thread_scratch((rows_bytes + kTile * kp_ + kernels::kInt8ConvTilePad) / 4 + 16,
+                                kernels::Scratch::kInt8));
     int8_t* rows16 = reinterpret_cast<int8_t*>(base);
     int8_t* tile = reinterpret_cast<int8_t*>(base + rows_bytes);
     for (size_t item = i0; item < i1; ++item) {
