@@ -19,6 +19,12 @@ def architecture_isas() -> list[str]:
     """Every level of this build's architecture, supported by this CPU or not (the tests skip the others)."""
 def active_isa() -> str: ...
 def set_isa(name: str) -> None: ...
+def set_gather(mode: str) -> str:
+    """How the sparse and byte-codebook kernels gather x (or table entries): "hw" (vgatherdps), "scalar"
+    (scalar loads), or "auto" (whichever this CPU ran faster, measured once per vector width; the
+    default, unless PYRT_GATHER=hw|scalar). Returns the previous mode. Results are the same either way."""
+def uses_hw_gather(isa: str | None = None) -> bool:
+    """Whether the kernels of ``isa`` (default: the active level) gather with vgatherdps now."""
 
 class PackedWeight:
     def __init__(self, tensor: dict[str, Any]) -> None: ...

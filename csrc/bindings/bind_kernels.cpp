@@ -88,6 +88,22 @@ void bind_kernels(py::module_& m) {
   });
   m.def("active_isa", [] { return std::string(kernels::isa_name(kernels::active_isa())); });
   m.def("set_isa", [](const std::string& name) { kernels::set_isa(isa_arg(py::str(name))); }, py::arg("name"));
+  m.def(
+      "set_gather",
+      [](const std::string& mode) {
+        using kernels::Gather;
+        const Gather before = kernels::gather_setting();
+        Gather g;
+        if (mode == "auto") g = Gather::automatic;
+        else if (mode == "hw") g = Gather::hw;
+        else if (mode == "scalar") g = Gather::scalar;
+        else PYRT_CHECK(false, PYRT_INVALID_ARGUMENT, "unknown gather mode '", mode, "' (expected auto, hw or scalar)");
+        kernels::set_gather(g);
+        return std::string(before == Gather::hw ? "hw" : before == Gather::scalar ? "scalar" : "auto");
+      },
+      py::arg("mode"));
+  m.def("uses_hw_gather", [](const py::object& isa) { return kernels::use_hw_gather(isa_arg(isa)); },
+        py::arg("isa") = py::none());
 
   py::class_<kernels::PackedWeight>(m, "PackedWeight")
       .def(py::init([](const py::dict& d) { return kernels::pack(tensor_from_dict(d)); }), py::arg("tensor"))

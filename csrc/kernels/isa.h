@@ -33,6 +33,16 @@ Isa best_isa();                       // highest supported level
 Isa active_isa();                     // the level kernels run at now
 void set_isa(Isa isa);                // throws pyrt::Error(PYRT_UNSUPPORTED) if !isa_supported(isa)
 
+// How the sparse and codebook kernels read x[c[0]], ..., x[c[n-1]] into a vector: vgatherdps, or scalar
+// loads assembled in registers. Which is faster depends on the core (scalar loads on AMD Zen 2-4 and on
+// Intel cores with the GDS microcode mitigation; vgatherdps on Sapphire Rapids), so it is measured once per
+// vector width at first use (kernels/gather_mode.cpp, under a millisecond); PYRT_GATHER=hw|scalar forces
+// one, and so does set_gather (tests). Both give the same vectors, so results never depend on the choice.
+enum class Gather : int { automatic = 0, hw = 1, scalar = 2 };
+bool use_hw_gather(Isa isa);  // isa: avx2 (ymm, 8 lanes) or avx512 (zmm, 16 lanes); false elsewhere
+void set_gather(Gather g);
+Gather gather_setting();
+
 // CPU features no level implies (the files compiled for them are dispatched only where the CPU has them).
 bool cpu_has_vbmi();       // AVX512_VBMI (vpermi2b): the int8 sparse kernels
 bool cpu_has_vpopcntdq();  // AVX512_VPOPCNTDQ (vpopcntq): the XNOR kernel

@@ -421,3 +421,41 @@ def test_unsupported_isa_is_an_error():
     t = {"encoding": "dense", "shape": [2, 2], "values": np.ones(4, np.float32)}
     with pytest.raises(Exception, match="unknown ISA"):
         _core.PackedWeight(t).gemm(np.ones((1, 2), np.float32), isa="sse9")
+
+
+# ---- gathers: vgatherdps and scalar loads (kernels/isa.h: use_hw_gather) give the same bits ------------
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("encoding, k, shape", [
+    ("csr", None, (37, 129)), ("csr", None, (3, 70001)),  # 16- and 32-bit columns
+    ("csr+codebook", 16, (37, 300)), ("csr+codebook", 200, (20, 1100)), ("csr+codebook", 200, (3, 70001)),
+    ("codebook", 100, (9, 65)), ("codebook", 256, (17, 300)),  # AVX2's byte tables past 32 entries
+])
+@pytest.mark.parametrize("isa", FAST_ISAS)
+def test_gather_modes_agree(helpers, rng, isa, encoding, k, shape, batch):
+    need(isa)
+    if isa not in ("avx2", "avx512"):
+        pytest.skip(f"{isa} has no gather choice")
+    t = make(helpers, rng, encoding, shape, density=0.05 if shape[1] > 60000 else 0.3, k=k or 16)
+    w = _core.PackedWeight(t)
+    x = rng.standard_normal((batch, shape[1])).astype(np.float32)
+    bias = rng.standard_normal(shape[0]).astype(np.float32)
+    previous = _core.set_gather("hw")
+    try:
+        assert _core.uses_hw_gather(isa)
+        hw = w.gemm(x, bias=bias, isa=isa)
+        _core.set_gather("scalar")
+        assert not _core.uses_hw_gather(isa)
+        scalar = w.gemm(x, bias=bias, isa=isa)
+    finally:
+        _core.set_gather(previous)
+    np.testing.assert_array_equal(hw, scalar)
+    want, scale = oracle(helpers, t, x, bias)
+    assert_close(hw, want, scale, f"{isa} with vgatherdps vs float64 oracle")
+
+
+def test_gather_mode_argument():
+    with pytest.raises(ValueError, match="unknown gather mode 'fast'"):
+        _core.set_gather("fast")
+    assert _core.set_gather("auto") in ("auto", "hw", "scalar")
+    assert _core.uses_hw_gather("ref") is False

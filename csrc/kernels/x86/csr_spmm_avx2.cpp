@@ -3,7 +3,8 @@
 //   pyrt_csr_lut4_f32_spmm__avx2   4-bit codebook index per entry (CsrLut4 groups), k <= 16
 //   pyrt_csr_lut8_f32_spmm__avx2   byte codebook index per entry, k <= 256
 // Batch 1 (SpMV): per row, 16 entries per step: the 16 weights as two float vectors (loaded or decoded
-// through the codebook), x at the 16 columns (scalar loads, see gather8), two FMA chains, one horizontal
+// through the codebook), x at the 16 columns (vgatherdps or scalar loads, see gather8 and kernels/isa.h:
+// use_hw_gather), two FMA chains, one horizontal
 // sum per row; the row's last 1..15 entries in a scalar loop.
 // Batch > 1 (SpMM): x is transposed per tile of 16 batch rows (8 when at most 8 are left) into
 // xt[col][16], so each entry costs one broadcast of its weight and two aligned 8-float loads of xt[col]
@@ -11,6 +12,7 @@
 // weights stream once per tile; their streams are prefetched ahead in software.
 #include <algorithm>
 
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/x86/avx2_util.h"
 
@@ -102,7 +104,14 @@ inline float scalar_tail(const W& wsrc, size_t e, size_t n, const Col* cr, const
   return s0 + s1;
 }
 
-template <class Col, class W>
+// x at 8 columns: vgatherdps (Hw) or scalar loads (gather8); the same vector (kernels/isa.h: use_hw_gather).
+template <bool Hw, class Col>
+inline __m256 gather_x(const float* x, const Col* c) {
+  if constexpr (Hw) return _mm256_i32gather_ps(x, load_cols(c), 4);
+  else return gather8(x, c);
+}
+
+template <bool Hw, class Col, class W>
 void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, const float* bias) {
   for (uint32_t r = 0; r < ix.rows; ++r) {
     const size_t j0 = ix.rowptr[r], n = ix.rowptr[r + 1] - j0;
@@ -113,8 +122,8 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
     for (; e + kStep <= n; e += kStep) {
       __m256 v0, v1;
       wsrc.vec(e, v0, v1);
-      acc0 = _mm256_fmadd_ps(v0, gather8(x, cr + e), acc0);
-      acc1 = _mm256_fmadd_ps(v1, gather8(x, cr + e + 8), acc1);
+      acc0 = _mm256_fmadd_ps(v0, gather_x<Hw>(x, cr + e), acc0);
+      acc1 = _mm256_fmadd_ps(v1, gather_x<Hw>(x, cr + e + 8), acc1);
     }
     float tail = 0.0f;
     if (e < n) tail = scalar_tail(wsrc, e, n, cr, x);
@@ -210,13 +219,19 @@ void spmm(const CsrIndex& ix, const Col* col, W wsrc, const float* x, size_t bat
   }
 }
 
+template <class Col, class W>
+void spmv_gather(const CsrIndex& ix, const Col* col, const W& wsrc, const float* x, float* y, const float* bias) {
+  if (use_hw_gather(Isa::avx2)) return spmv<true>(ix, col, wsrc, x, y, bias);
+  spmv<false>(ix, col, wsrc, x, y, bias);
+}
+
 template <class W>
 void run(const CsrIndex& ix, W wsrc, const float* x, size_t batch, float* y, const float* bias) {
   if (ix.col16 != nullptr) {
-    if (batch == 1) return spmv(ix, ix.col16, wsrc, x, y, bias);
+    if (batch == 1) return spmv_gather(ix, ix.col16, wsrc, x, y, bias);
     return spmm(ix, ix.col16, wsrc, x, batch, y, bias);
   }
-  if (batch == 1) return spmv(ix, ix.col32, wsrc, x, y, bias);
+  if (batch == 1) return spmv_gather(ix, ix.col32, wsrc, x, y, bias);
   spmm(ix, ix.col32, wsrc, x, batch, y, bias);
 }
 

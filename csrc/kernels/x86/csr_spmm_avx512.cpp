@@ -3,12 +3,14 @@
 //   pyrt_csr_lut4_f32_spmm__avx512   4-bit codebook index per entry (CsrLut4 groups), k <= 16
 //   pyrt_csr_lut8_f32_spmm__avx512   byte codebook index per entry, k <= 256
 // Same plan as csr_spmm_avx2.cpp with 16-entry vectors: a CsrLut4 group of 16 indices decodes with one
-// vpermps, byte indices with 1..8 vpermt2ps (LutTreeReg); x at 16 columns is two scalar-load gathers
-// (avx2::gather8), a row's last 1..15 entries a scalar loop. SpMM tiles are 32 batch rows in two zmm
+// vpermps, byte indices with 1..8 vpermt2ps (LutTreeReg); x at 16 columns is a vgatherdps or two
+// scalar-load gathers (avx2::gather8), whichever this CPU runs faster (kernels/isa.h: use_hw_gather), a
+// row's last 1..15 entries a scalar loop. SpMM tiles are 32 batch rows in two zmm
 // (one weight broadcast for both), 16 in a zmm when at most 16 batch rows are left, or 8 in a ymm when at
 // most 8 are.
 #include <algorithm>
 
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/x86/avx2_util.h"
 #include "kernels/x86/avx512_util.h"
@@ -71,10 +73,18 @@ struct Lut4Weights {
 
 // ---- SpMV: batch 1 ----
 
-// x at 16 columns: two 8-element scalar-load gathers (see avx2::gather8), joined.
-template <class Col>
+// x at 16 columns: vgatherdps (Hw), or two 8-element scalar-load gathers (see avx2::gather8) joined; the
+// same vector either way (kernels/isa.h: use_hw_gather).
+template <bool Hw, class Col>
 inline __m512 gather16(const float* x, const Col* c) {
-  return _mm512_insertf32x8(_mm512_castps256_ps512(gather8(x, c)), gather8(x, c + 8), 1);
+  if constexpr (!Hw) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(gather8(x, c)), gather8(x, c + 8), 1);
+  } else if constexpr (sizeof(Col) == 2) {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF,
+                                    _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c))), x, 4);
+  } else {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, _mm512_loadu_si512(c), x, 4);
+  }
 }
 
 // The row's last 1..15 entries [e, n): scalar products on two chains. Cheaper than a masked vgatherdps
@@ -95,7 +105,7 @@ inline float scalar_tail(const W& wsrc, size_t e, size_t n, const Col* cr, const
   return s0 + s1;
 }
 
-template <class Col, class W>
+template <bool Hw, class Col, class W>
 void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, const float* bias) {
   for (uint32_t r = 0; r < ix.rows; ++r) {
     const size_t j0 = ix.rowptr[r], n = ix.rowptr[r + 1] - j0;
@@ -104,11 +114,11 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     size_t e = 0;
     for (; e + 2 * kStep <= n; e += 2 * kStep) {
-      acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16(x, cr + e), acc0);
-      acc1 = _mm512_fmadd_ps(wsrc.vec(e + kStep), gather16(x, cr + e + kStep), acc1);
+      acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16<Hw>(x, cr + e), acc0);
+      acc1 = _mm512_fmadd_ps(wsrc.vec(e + kStep), gather16<Hw>(x, cr + e + kStep), acc1);
     }
     if (e + kStep <= n) {
-      acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16(x, cr + e), acc0);
+      acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16<Hw>(x, cr + e), acc0);
       e += kStep;
     }
     float tail = 0.0f;
@@ -225,13 +235,19 @@ void spmm(const CsrIndex& ix, const Col* col, W wsrc, const float* x, size_t bat
   }
 }
 
+template <class Col, class W>
+void spmv_gather(const CsrIndex& ix, const Col* col, const W& wsrc, const float* x, float* y, const float* bias) {
+  if (use_hw_gather(Isa::avx512)) return spmv<true>(ix, col, wsrc, x, y, bias);
+  spmv<false>(ix, col, wsrc, x, y, bias);
+}
+
 template <class W>
 void run(const CsrIndex& ix, W wsrc, const float* x, size_t batch, float* y, const float* bias) {
   if (ix.col16 != nullptr) {
-    if (batch == 1) return spmv(ix, ix.col16, wsrc, x, y, bias);
+    if (batch == 1) return spmv_gather(ix, ix.col16, wsrc, x, y, bias);
     return spmm(ix, ix.col16, wsrc, x, batch, y, bias);
   }
-  if (batch == 1) return spmv(ix, ix.col32, wsrc, x, y, bias);
+  if (batch == 1) return spmv_gather(ix, ix.col32, wsrc, x, y, bias);
   spmm(ix, ix.col32, wsrc, x, batch, y, bias);
 }
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/x86/avx2_util.h"
 #include "kernels/x86/dot_batch_avx2.h"
@@ -132,6 +133,10 @@ struct ScalarBytes {  // eight scalar table loads (any k; faster than vgatherdps
   const float* lut;
   __m256 operator()(const uint8_t* p) const { return gather8(lut, p); }
 };
+struct HwBytes {  // vgatherdps of the table (any k), where this CPU runs it faster (kernels/isa.h)
+  const float* lut;
+  __m256 operator()(const uint8_t* p) const { return _mm256_i32gather_ps(lut, load_u8x8(p), 4); }
+};
 
 template <int R, int T, bool Tail, class Dec>
 inline void lut8_block(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const (&p)[R], const float* x,
@@ -228,6 +233,8 @@ struct DotPlan<ScalarBytes> {  // eight scalar table loads per 8 weights
   template <int T>
   static constexpr int rows() { return 1; }
 };
+template <>
+struct DotPlan<HwBytes> : DotPlan<ScalarBytes> {};  // one vgatherdps per 8 weights
 
 // acc[r][t] += w[r] * x[t][chunk]; xk: the chunk's T packed vectors.
 template <int R, int T>
@@ -464,6 +471,7 @@ void pyrt_lut8_f32_gemm__avx2(const Lut8& w, const float* x, size_t batch, float
   if (batch == 1 && w.k <= 64)
     return planes_gemv<kPlanesRows, false>(w.idx, w.cols, w.rows, w.cols, PlanesNDec<4>(w.lut), x, y, bias);
   if (w.k <= 32) return gemm(w, RegBytes<Lut32Reg>{Lut32Reg(w.lut)}, x, batch, y, bias);
+  if (use_hw_gather(Isa::avx2)) return gemm(w, HwBytes{w.lut}, x, batch, y, bias);
   gemm(w, ScalarBytes{w.lut}, x, batch, y, bias);
 }
 
