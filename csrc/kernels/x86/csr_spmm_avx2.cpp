@@ -120,6 +120,8 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     size_t e = 0;
     for (; e + kStep <= n; e += kStep) {
+      wsrc.prefetch(e);  // beyond the LLC the streams come from DRAM: ask for them well ahead
+      _mm_prefetch(reinterpret_cast<const char*>(cr + e + 1024 / sizeof(Col)), _MM_HINT_T0);
       __m256 v0, v1;
       wsrc.vec(e, v0, v1);
       acc0 = _mm256_fmadd_ps(v0, gather_x<Hw>(x, cr + e), acc0);

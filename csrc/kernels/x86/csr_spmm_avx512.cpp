@@ -114,6 +114,8 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     size_t e = 0;
     for (; e + 2 * kStep <= n; e += 2 * kStep) {
+      wsrc.prefetch(e);  // beyond the LLC the streams come from DRAM: ask for them well ahead
+      _mm_prefetch(reinterpret_cast<const char*>(cr + e + 1024 / sizeof(Col)), _MM_HINT_T0);
       acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16<Hw>(x, cr + e), acc0);
       acc1 = _mm512_fmadd_ps(wsrc.vec(e + kStep), gather16<Hw>(x, cr + e + kStep), acc1);
     }
