@@ -16,7 +16,8 @@ Each (shape, sparsity, batch) is one pytest-benchmark group, e.g. "int8-4096-s0.
                        FullyConnected. Skipped with the reason if openvino is missing
   pyrt-int8-<isa>      a one-layer model converted with quantize="dynamic" (per-channel int8 weights, the
                        input quantized per sample at every call; int8 or csr+int8, whichever is smaller),
-                       Model.run at the ISA level <isa> (avx512vnni, avx512: BW without VNNI, avx2), 1 thread
+                       Model.run at the ISA level <isa> (amx: AMX tiles from 4 samples, avx512vnni, avx512: BW
+                       without VNNI, avx2; those this CPU has), 1 thread
 
 Every method's output is checked against the float64 product first (normalized max error <= 5e-2; int8
 quantization of weights and inputs alone gives ~1e-2). extra_info: method, peer, isa, encoding, sparsity,

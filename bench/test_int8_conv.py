@@ -15,8 +15,8 @@ Each (layer, sparsity, batch) is one pytest-benchmark group, e.g. "int8conv-resn
                            the runtime model); both skipped with the reason when openvino is missing
   pyrt-int8-dynamic-<isa>  a one-conv2d pyruntime model from pyruntime.convert.from_numpy(quantize="dynamic")
                            (per-channel int8 weights, int8 or csr+int8 whichever is smaller, one activation
-                           scale per sample at run time), Model.run at ISA level <isa> (avx512vnni, avx512,
-                           avx2: those this CPU has), 1 thread
+                           scale per sample at run time), Model.run at ISA level <isa> (amx, avx512vnni,
+                           avx512, avx2: those this CPU has), 1 thread
   pyrt-int8-static-<isa>   the same with quantize="static", calibration=<ORT's calibration inputs>; skipped
                            with the converter's reason while it refuses static int8 for convolutions
 
