@@ -18,32 +18,14 @@
 #include <vector>
 
 #include "kernels/int8/int8_conv.h"
+#include "kernels/x86/amx_tiles.h"
 #include "kernels/x86/int8_conv_avx512.h"  // conv_store16
 
 namespace pyrt::kernels {
 namespace {
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// Tiles 0-3: C (row block i, position block j) at 2 i + j; 4-5: A of row blocks 0, 1; 6-7: B of position
-// blocks 0, 1. Every tile 16 rows of 64 bytes.
-const TileConfig& config() {
-  static const TileConfig c = [] {
-    TileConfig t;
-    for (int i = 0; i < 8; ++i) {
-      t.colsb[i] = 64;
-      t.rows[i] = 16;
-    }
-    return t;
-  }();
-  return c;
-}
+// Tiles (amx::config_16x64): 0-3 C (row block i, position block j) at 2 i + j; 4-5 A of row blocks 0, 1;
+// 6-7 B of position blocks 0, 1.
 
 // The epilogue of a stored C tile: output rows o0 .. o0 + 15 (those < og), positions from p (those < n).
 void store_tile(const Int8ConvTile& t, const int32_t (*c)[16], size_t o0, size_t p) {
@@ -98,7 +80,7 @@ void pyrt_i8_conv_tile__amx(const Int8ConvTile& t) {
   thread_local std::vector<int8_t> wbuf;
   wbuf.assign(rows * ldw, 0);
   for (size_t o = 0; o < t.og; ++o) std::memcpy(wbuf.data() + o * ldw, t.w + o * t.kp, t.kp);
-  _tile_loadconfig(&config());
+  _tile_loadconfig(&amx::config_16x64());
   size_t o = 0;
   for (; o + 32 <= rows; o += 32) position_blocks<2>(t, wbuf.data(), ldw, o);
   if (o < rows) position_blocks<1>(t, wbuf.data(), ldw, o);

@@ -19,31 +19,14 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/x86/amx_tiles.h"
 #include "kernels/x86/int8_avx512.h"
 
 namespace pyrt::kernels {
 namespace {
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// Tiles 0-3: C (sample block i, row block j) at 2 i + j; 4-5: A of sample blocks 0, 1; 6-7: B of row blocks 0, 1.
-const TileConfig& config() {
-  static const TileConfig c = [] {
-    TileConfig t;
-    for (int i = 0; i < 8; ++i) {
-      t.colsb[i] = 64;
-      t.rows[i] = 16;
-    }
-    return t;
-  }();
-  return c;
-}
+// Tiles (amx::config_16x64): 0-3 C (sample block i, row block j) at 2 i + j; 4-5 A of sample blocks 0, 1;
+// 6-7 B of row blocks 0, 1.
 
 // The epilogue of a C tile stored at c (16 samples x 16 rows): samples b0 .. b0 + 15 (those < batch), rows
 // r .. r + 15 (those < r1). (The tile intrinsics take their tile numbers as literals, so the callers store.)
@@ -108,7 +91,7 @@ void pyrt_i8_gemm__amx(const Int8Dense& L, const Int8Act& a, const Int8Epilogue&
   thread_local std::vector<int8_t> buffer;
   buffer.assign(mp * kc, 0);
   for (size_t b = 0; b < a.batch; ++b) std::memcpy(buffer.data() + b * kc, a.q + b * a.ldq, L.kp);
-  _tile_loadconfig(&config());
+  _tile_loadconfig(&amx::config_16x64());
   const uint32_t rb_end = (r1 + 15) / 16;
   uint32_t rb = r0 / 16;
   for (; rb + 2 <= rb_end; rb += 2) row_blocks<2>(L, a, ep, buffer.data(), kc, kc, rb, r1, y, ldy);
