@@ -25,6 +25,9 @@ def set_gather(mode: str) -> str:
     default, unless PYRT_GATHER=hw|scalar). Returns the previous mode. Results are the same either way."""
 def uses_hw_gather(isa: str | None = None) -> bool:
     """Whether the kernels of ``isa`` (default: the active level) gather with vgatherdps now."""
+def cpu_has(feature: str) -> bool:
+    """Whether this CPU has an x86 feature no ISA level implies: "vbmi" (vpermi2b: the AVX-512 sparse int8
+    kernels), "vbmi2" (vpexpandb: csr+int8 weights stored masked, layout i8_p128m) or "vpopcntdq"."""
 
 class PackedWeight:
     def __init__(self, tensor: dict[str, Any]) -> None: ...
@@ -53,8 +56,9 @@ class PackedWeight:
     def row_splits(self, parts: int, align: int = 16) -> list[int]: ...
 
 class Int8Weight:
-    """An int8 or csr+int8 weight in its execution layout (i8_r16k4 / i8_p128); gemm runs FORMAT.md 2.5's
-    arithmetic on quantized activations q (batch, cols) int8 in -127..127 with per-sample scales xs."""
+    """An int8 or csr+int8 weight in its execution layout (i8_r16k4 / i8_p128, or i8_p128m where the CPU has
+    VBMI2: the same steps without their padding bytes); gemm runs FORMAT.md 2.5's arithmetic on quantized
+    activations q (batch, cols) int8 in -127..127 with per-sample scales xs."""
 
     def __init__(self, tensor: dict[str, Any]) -> None: ...
     @property
@@ -163,7 +167,7 @@ class Conv2d:
 # "fused" (a relu / clamp applied by the node before it) | "gemm-dynamic" |
 # "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | "xnor" |
 # "xnor-threshold" | "add-sub" | ""; the binary layouts "b1_r8" (XNOR), "b1_rows" (real input); the int8 conv
-# layouts: "i8_k4x16" dense, "i8_p128" csr+int8, "i8_dw" depthwise), groups,
+# layouts: "i8_k4x16" dense, "i8_p128" csr+int8 ("i8_p128m" masked), "i8_dw" depthwise), groups,
 # shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks,
 # output_type ("f32", "i8", "b1" or "b1c": the value type the node gives), activation ("relu" / "clamp" fused
 # into the node, else ""). Tensor dicts of int8 / csr+int8 weights hold

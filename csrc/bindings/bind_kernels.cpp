@@ -104,6 +104,17 @@ void bind_kernels(py::module_& m) {
       py::arg("mode"));
   m.def("uses_hw_gather", [](const py::object& isa) { return kernels::use_hw_gather(isa_arg(isa)); },
         py::arg("isa") = py::none());
+  m.def(
+      "cpu_has",
+      [](const std::string& feature) {
+        if (feature == "vbmi") return kernels::cpu_has_vbmi();
+        if (feature == "vbmi2") return kernels::cpu_has_vbmi2();
+        if (feature == "vpopcntdq") return kernels::cpu_has_vpopcntdq();
+        PYRT_CHECK(false, PYRT_INVALID_ARGUMENT, "unknown CPU feature '", feature,
+                   "' (expected vbmi, vbmi2 or vpopcntdq)");
+        return false;
+      },
+      py::arg("feature"));
 
   py::class_<kernels::PackedWeight>(m, "PackedWeight")
       .def(py::init([](const py::dict& d) { return kernels::pack(tensor_from_dict(d)); }), py::arg("tensor"))

@@ -113,6 +113,15 @@ bool cpu_has_vbmi() {
 #endif
 }
 
+bool cpu_has_vbmi2() {
+#if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vbmi2");
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_vpopcntdq() {
 #if PYRT_HAVE_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();

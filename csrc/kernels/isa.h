@@ -45,6 +45,7 @@ Gather gather_setting();
 
 // CPU features no level implies (the files compiled for them are dispatched only where the CPU has them).
 bool cpu_has_vbmi();       // AVX512_VBMI (vpermi2b): the int8 sparse kernels
+bool cpu_has_vbmi2();      // AVX512_VBMI2 (vpexpandb): the int8 sparse kernels on masked steps
 bool cpu_has_vpopcntdq();  // AVX512_VPOPCNTDQ (vpopcntq): the XNOR kernel
 
 }  // namespace pyrt::kernels

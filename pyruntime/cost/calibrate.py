@@ -189,14 +189,16 @@ def _nnls_rel(X: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def int8_layer(t: dict) -> tuple[Callable[[np.ndarray], object], int, int]:
     """A one-layer model of the int8 tensor ``t`` (a dynamic int8 linear layer, one thread): its run, the
-    weight's nonzeros and its execution-layout bytes."""
+    weight's nonzeros and its execution-layout bytes (csr+int8: in i8_p128 bytes, masked or not)."""
     from .. import _core, load
+    from .layouts import i8_p128_bytes
 
     cols = int(np.prod(t["shape"][1:]))
     model = load(_core.write_model({"input_shape": [cols], "tensors": [t],
                                     "nodes": [{"op": "linear", "inputs": [0], "tensors": [0]}]}), threads=1)
     w = _core.Int8Weight(t)
-    return model.run, int(w.nnz), int(w.bytes)
+    nbytes = int(w.bytes) if t["encoding"] == "int8" else i8_p128_bytes(t["shape"][0], cols, t["rowptr"], t["colidx"])
+    return model.run, int(w.nnz), nbytes
 
 
 @dataclass(frozen=True)

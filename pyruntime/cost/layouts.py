@@ -18,7 +18,9 @@ encoding), so that the converter can price an encoding without building it:
                              90%, 2.0 dense)
 
 The csr+int8 kernels work per step (16 rows x 4 entries, padding included), so their ``visits`` are
-the layout's step slots, read back from its bytes (:func:`i8_p128_steps`).
+the layout's step slots, read back from its bytes (:func:`i8_p128_steps`). Where the CPU has AVX-512
+VBMI2 the loader stores the same steps masked (``i8_p128m``: a 64-bit mask per step and only its real
+slots, :func:`i8_p128m_bytes`); the cost model still counts them in i8_p128 bytes.
 
 The byte-index kernels decode through a tree of table permutes whose depth grows with k (5, 6, 7 or 8
 bits), so their speed depends on k as well: :func:`kernel_class` names that finer class.
@@ -118,6 +120,17 @@ def i8_p128_bytes(rows: int, cols: int, rowptr: np.ndarray, colidx: np.ndarray) 
     per = per.reshape(prows // 16, 16, panels).max(axis=1)
     steps = int(((per + 3) // 4).sum())
     return 128 * steps + (prows // 16) * (8 + 2 * panels) + 8 + 8 * prows
+
+
+def i8_p128m_bytes(rows: int, cols: int, rowptr: np.ndarray, colidx: np.ndarray, qvalues: np.ndarray) -> int:
+    """Exact bytes of the masked form of the i8_p128 steps (as ``Int8Weight.bytes`` where its layout is
+    i8_p128m): a mask per step, an offset and a weight per nonzero weight, a byte start per row block."""
+    rows, cols = int(rows), int(cols)
+    prows = (rows + 15) // 16 * 16
+    steps = i8_p128_steps(rows, cols, i8_p128_bytes(rows, cols, rowptr, colidx))
+    real = int(np.count_nonzero(np.asarray(qvalues)))
+    return 8 * steps + 2 * real + 8 * (prows // 16 + 1) + (prows // 16) * (8 + 2 * ((cols + 127) // 128)) + 8 \
+        + 8 * prows
 
 
 def _lutb_row_bytes(bits: int, cols: int) -> int:

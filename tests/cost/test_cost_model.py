@@ -22,7 +22,7 @@ from pyruntime.cost.calibrate import (
     fit_errors,
     random_tensor,
 )
-from pyruntime.cost.layouts import i8_p128_bytes, visits
+from pyruntime.cost.layouts import i8_p128_bytes, i8_p128m_bytes, visits
 from pyruntime.cost.model import MIN_BYTES_PER_TASK
 from pyruntime.cost.profiles import available, builtin_profile
 
@@ -61,23 +61,27 @@ def test_int8_layout_bytes_mirror_the_loader(rng, shape, density):
     for encoding in ("int8", "csr+int8"):
         t = random_tensor(encoding, *shape, density, 0, rng)
         w = _core.Int8Weight(t)
-        assert layout_of(encoding) == w.layout
         if encoding == "int8":
+            assert layout_of(encoding) == w.layout
             assert exec_bytes(encoding, *shape, shape[0] * shape[1]) == w.bytes
+        elif _core.cpu_has("vbmi2") and "avx512" in _core.supported_isas():
+            assert w.layout == "i8_p128m"
+            assert i8_p128m_bytes(*shape, t["rowptr"], t["colidx"], t["qvalues"]) == w.bytes
         else:
+            assert layout_of(encoding) == w.layout
             assert i8_p128_bytes(*shape, t["rowptr"], t["colidx"]) == w.bytes
 
 
 @pytest.mark.parametrize("density", [0.02, 0.1, 0.3, 0.5, 0.9, 1.0])
 def test_csr_int8_estimate_of_scattered_entries_is_close(rng, density):
     t = random_tensor("csr+int8", 1024, 1000, density, 0, rng)
-    exact = _core.Int8Weight(t).bytes
+    exact = i8_p128_bytes(1024, 1000, t["rowptr"], t["colidx"])
     assert abs(exec_bytes("csr+int8", 1024, 1000, int(t["rowptr"][-1])) - exact) <= 0.03 * exact
 
 
 def test_csr_int8_visits_are_its_step_slots(rng):
     t = random_tensor("csr+int8", 64, 256, 0.05, 0, rng)  # 4 row blocks x 2 panels
-    nbytes, nnz = _core.Int8Weight(t).bytes, int(t["rowptr"][-1])
+    nbytes, nnz = i8_p128_bytes(64, 256, t["rowptr"], t["colidx"]), int(t["rowptr"][-1])
     v = visits("csr+int8", 64, 256, nnz, nbytes)
     assert v % 64 == 0 and v >= 64 * 8 + nnz  # every (block, panel) counts one step, padding counts
     assert visits("int8", 64, 256, nnz) == 64 * 256

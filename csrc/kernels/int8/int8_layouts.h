@@ -32,12 +32,21 @@ static_assert(sizeof(int32_t) * 16 == 64, "a block's 16 row lanes fill one 512-b
 // (the block's rows padded with zero weights to the longest one), as 64 bytes of column offsets within the
 // panel (0..127) followed by the 64 weights. A step is one permute of the panel's activations and one
 // 4-way dot per lane. Block rb's steps start at step_start[rb]; nsteps[rb * panels + p] counts them.
+//
+// The same steps may be stored masked ("i8_p128m", where the CPU has VBMI2): step s keeps a 64-bit mask
+// masks[s] (bit 4 i + j: lane i's slot j holds a nonzero) and only its c = popcount(masks[s]) real slots,
+// c column offsets then c weights, packed back to back from byte_start[rb] of the block's first step.
+// vpexpandb puts them back in their lanes (zeros elsewhere), so a step streams 8 + 2 c bytes instead of
+// 128: the padding costs nothing but its mask bits.
+constexpr size_t kMaskedPad = 128;  // readable bytes after the masked steps: a step loads 64 from either start
 struct Int8Panels {
-  const uint8_t* steps;         // 128 bytes per step: 64 column offsets, then 64 int8 weights
+  const uint8_t* steps;         // 128 bytes per step: 64 column offsets, then 64 int8 weights (or masked)
   const uint64_t* step_start;   // per row block (+1 at the end)
   const uint16_t* nsteps;       // per row block and panel
   const int32_t* rowsum;        // per padded row: the sum of its weights (VNNI's offset correction)
   uint32_t rows, cols, panels;  // the activations hold panels * 128 int8 per row (zero past cols)
+  const uint64_t* masks = nullptr;       // masked form only: per step
+  const uint64_t* byte_start = nullptr;  // masked form only: per row block, its first step's byte in steps
 };
 constexpr uint32_t kPanelCols = 128;
 constexpr size_t kStepBytes = 128;
@@ -97,6 +106,11 @@ void pyrt_i8_spmm__avx512(const Int8Panels&, const Int8Act&, const Int8Epilogue&
                           size_t);
 void pyrt_i8_spmm__avx512vnni(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
                               size_t);
+// The same on masked steps (i8_p128m), with VBMI2 (vpexpandb) besides VBMI.
+void pyrt_i8_spmm_masked__avx512(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t, void*,
+                                 size_t);
+void pyrt_i8_spmm_masked__avx512vnni(const Int8Panels&, const Int8Act&, const Int8Epilogue&, uint32_t, uint32_t,
+                                     void*, size_t);
 void pyrt_quantize_rows__avx2(const float* x, size_t batch, size_t cols, size_t ldq, int8_t* q, float* xs);
 void pyrt_quantize_s8__avx2(const float* x, size_t n, float inv_scale, int8_t* q);
 void pyrt_quantize_s8__avx512(const float* x, size_t n, float inv_scale, int8_t* q);

@@ -3,7 +3,9 @@
 #include "kernels/int8/int8_weight.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "common/error.h"
 
@@ -24,6 +26,36 @@ Int8DenseFn dense_kernel(Isa isa, size_t batch) {
   if (isa >= Isa::neon) return &pyrt_i8_gemm__neon;
 #endif
   return &pyrt_i8_gemm__ref;
+}
+
+// Whether this CPU's csr+int8 weights are stored masked (i8_p128m): the kernels that read them need VBMI2.
+bool masked_steps_here() {
+#if PYRT_HAVE_X86_KERNELS
+  static const bool yes = cpu_has_vbmi() && cpu_has_vbmi2() && isa_supported(Isa::avx512);
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// Whether a weight packed now is stored masked: where the CPU allows, unless PYRT_INT8_STEPS=padded (read at
+// every pack, so that one process can compare both forms).
+bool pack_masked() {
+  if (!masked_steps_here()) return false;
+  const char* env = std::getenv("PYRT_INT8_STEPS");
+  return env == nullptr || std::strcmp(env, "padded") != 0;
+}
+
+// The kernel for masked steps at level isa, or null where that level reads only padded ones.
+Int8PanelsFn masked_kernel(Isa isa) {
+#if PYRT_HAVE_X86_KERNELS
+  if (masked_steps_here()) {
+    if (isa >= Isa::avx512vnni) return &pyrt_i8_spmm_masked__avx512vnni;
+    if (isa >= Isa::avx512) return &pyrt_i8_spmm_masked__avx512;
+  }
+#endif
+  (void)isa;
+  return nullptr;
 }
 
 Int8PanelsFn panels_kernel(Isa isa) {
@@ -123,14 +155,26 @@ class SparseInt8 final : public Int8Weight {
         }
       }
     }
+    if (pack_masked()) mask_steps();
   }
-  size_t bytes() const override {
-    return steps_.bytes() + step_start_.bytes() + nsteps_.bytes() + rowsum_.bytes() + wscale_.bytes();
-  }
-  const char* layout() const override { return "i8_p128"; }
+  size_t bytes() const override {  // of the form the CPU's best level streams (a padded copy made for a
+    const size_t steps = is_masked_ ? masked_.bytes() + masks_.bytes() + byte_start_.bytes() : steps_.bytes();
+    return steps + step_start_.bytes() + nsteps_.bytes() + rowsum_.bytes() + wscale_.bytes();  // lower level
+  }                                                                                              // not counted)
+  const char* layout() const override { return is_masked_ ? "i8_p128m" : "i8_p128"; }
   void gemm(Isa isa, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
             size_t ldy) const override {
-    const Int8Panels L{steps_.data(), step_start_.data(), nsteps_.data(), rowsum_.data(), rows_, cols_, panels_};
+    Int8Panels L{steps_.data(), step_start_.data(), nsteps_.data(), rowsum_.data(), rows_, cols_, panels_};
+    if (is_masked_) {
+      if (Int8PanelsFn fn = masked_kernel(isa)) {
+        L.steps = masked_.data();
+        L.masks = masks_.data();
+        L.byte_start = byte_start_.data();
+        return fn(L, a, ep, r0, r1, y, ldy);
+      }
+      std::call_once(padded_once_, [this] { unmask_steps(); });  // a lower level forced on this CPU
+      L.steps = steps_.data();
+    }
     panels_kernel(isa)(L, a, ep, r0, r1, y, ldy);
   }
 
@@ -140,9 +184,66 @@ class SparseInt8 final : public Int8Weight {
   }
 
  private:
+  // The padded steps -> the masked form (int8_layouts.h); the padded bytes are freed.
+  void mask_steps() {
+    const uint64_t total = step_start_[padded_rows() / 16];
+    masks_.resize(total);
+    byte_start_.resize(padded_rows() / 16 + 1);
+    size_t nbytes = 0;
+    for (uint64_t s = 0; s < total; ++s) {
+      const uint8_t* w = steps_.data() + s * kStepBytes + 64;
+      uint64_t m = 0;
+      for (int j = 0; j < 64; ++j) m |= uint64_t(w[j] != 0) << j;  // a zero weight contributes nothing
+      masks_[s] = m;
+      nbytes += 2 * size_t(__builtin_popcountll(m));
+    }
+    masked_.resize(nbytes, kMaskedPad);
+    uint8_t* out = masked_.data();
+    for (uint32_t rb = 0; rb <= padded_rows() / 16; ++rb) {
+      const uint64_t first = step_start_[rb], last = rb < padded_rows() / 16 ? step_start_[rb + 1] : first;
+      byte_start_[rb] = static_cast<uint64_t>(out - masked_.data());
+      for (uint64_t s = first; s < last; ++s) {
+        const uint8_t* step = steps_.data() + s * kStepBytes;
+        const size_t c = size_t(__builtin_popcountll(masks_[s]));
+        size_t n = 0;
+        for (int j = 0; j < 64; ++j)
+          if (masks_[s] >> j & 1) {
+            out[n] = step[j];
+            out[c + n] = step[64 + j];
+            ++n;
+          }
+        out += 2 * c;
+      }
+    }
+    steps_ = AlignedArray<uint8_t>();
+    is_masked_ = true;
+  }
+  // The masked form -> padded steps again, for a level without VBMI2 forced on this CPU.
+  void unmask_steps() const {
+    const uint64_t total = step_start_[padded_rows() / 16];
+    steps_.resize(total * kStepBytes);
+    const uint8_t* in = masked_.data();
+    for (uint64_t s = 0; s < total; ++s) {
+      uint8_t* step = steps_.data() + s * kStepBytes;
+      const size_t c = size_t(__builtin_popcountll(masks_[s]));
+      size_t n = 0;
+      for (int j = 0; j < 64; ++j)
+        if (masks_[s] >> j & 1) {
+          step[j] = in[n];
+          step[64 + j] = in[c + n];
+          ++n;
+        }
+      in += 2 * c;
+    }
+  }
+
   uint32_t panels_ = 0;
+  bool is_masked_ = false;
   std::vector<uint32_t> rowptr_;  // for the cost of a row split
-  AlignedArray<uint8_t> steps_;
+  mutable AlignedArray<uint8_t> steps_;  // padded; empty once masked, until a lower level asks for it
+  mutable std::once_flag padded_once_;
+  AlignedArray<uint8_t> masked_;
+  AlignedArray<uint64_t> masks_, byte_start_;
   AlignedArray<uint64_t> step_start_;
   AlignedArray<uint16_t> nsteps_;
   AlignedArray<int32_t> rowsum_;

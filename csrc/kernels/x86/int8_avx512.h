@@ -9,7 +9,9 @@
 #pragma once
 
 #include <cstring>
+#include <vector>
 
+#include "common/aligned.h"
 #include "kernels/int8/int8_layouts.h"
 #include "kernels/x86/avx512_util.h"
 
@@ -167,13 +169,24 @@ namespace {
 // The sparse int8 kernel on the i8_p128 layout (int8_layouts.h): per (row block, panel), the panel's 128
 // activations of each sample sit in two registers, and each step is one vpermi2b (64 activations picked by
 // the step's column offsets) and one dot into the block's 16 row lanes. Up to 4 samples share every step's
-// loads; a sample's steps rotate over 2 accumulators to hide the dot's latency.
-template <class Dot, int T>
+// loads; a sample's steps rotate over 2 accumulators to hide the dot's latency. Steps is how a step's 64
+// offsets and weights are read: PaddedSteps (128 bytes each) here, MaskedSteps (i8_p128m) where VBMI2 is.
+struct PaddedSteps {
+  const uint8_t* p;
+  void next(__m512i& idx, __m512i& w) {
+    idx = _mm512_loadu_si512(p);
+    w = _mm512_loadu_si512(p + 64);
+    p += kStepBytes;
+  }
+};
+
+template <class Dot, int T, class Steps>
 void panel_tile(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t rb, size_t b0, uint32_t r1,
-                void* y, size_t ldy) {
-  __m512i acc[T][2];
-  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_si512();
-  const uint8_t* step = L.steps + L.step_start[rb] * kStepBytes;
+                void* y, size_t ldy, Steps steps) {
+  constexpr int A = T > 4 ? 1 : 2;  // accumulators per sample: 8 samples need every register for tables
+  __m512i acc[T][A];
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < A; ++i) acc[t][i] = _mm512_setzero_si512();
   const uint16_t* nsteps = L.nsteps + size_t(rb) * L.panels;
   for (uint32_t p = 0; p < L.panels; ++p) {
     const uint32_t n = nsteps[p];
@@ -184,34 +197,73 @@ void panel_tile(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, u
       lo[t] = Dot::table(_mm512_loadu_si512(table));
       hi[t] = Dot::table(_mm512_loadu_si512(table + 64));
     }
-    for (uint32_t s = 0; s < n; ++s, step += kStepBytes) {
-      const __m512i idx = _mm512_loadu_si512(step);
-      const typename Dot::W w = Dot::prep(_mm512_loadu_si512(step + 64));
+    for (uint32_t s = 0; s < n; ++s) {
+      __m512i idx, wv;
+      steps.next(idx, wv);
+      const typename Dot::W w = Dot::prep(wv);
       for (int t = 0; t < T; ++t)
-        acc[t][s & 1] = Dot::dot(acc[t][s & 1], w, _mm512_permutex2var_epi8(lo[t], idx, hi[t]));
+        acc[t][s % A] = Dot::dot(acc[t][s % A], w, _mm512_permutex2var_epi8(lo[t], idx, hi[t]));
     }
   }
   const uint32_t r = rb * 16;
   const __m512i fix = Dot::correction(L.rowsum + r);
-  for (int t = 0; t < T; ++t)
-    store_rows(ep, _mm512_sub_epi32(_mm512_add_epi32(acc[t][0], acc[t][1]), fix), a.xs[b0 + t], r,
-               std::min<uint32_t>(16, r1 - r), y, (b0 + t) * ldy + r);
+  for (int t = 0; t < T; ++t) {
+    __m512i sum = acc[t][0];
+    if constexpr (A == 2) sum = _mm512_add_epi32(sum, acc[t][1]);
+    store_rows(ep, _mm512_sub_epi32(sum, fix), a.xs[b0 + t], r, std::min<uint32_t>(16, r1 - r), y,
+               (b0 + t) * ldy + r);
+  }
+}
+
+// Every sample tile of row block rb, its steps read as `steps` says.
+template <class Dot, class Steps, int Wide = 4>
+void block_tiles(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t rb, uint32_t r1, void* y,
+                 size_t ldy, Steps steps) {
+  size_t b = 0;
+  if constexpr (Wide == 8)
+    for (; b + 8 <= a.batch; b += 8) panel_tile<Dot, 8>(L, a, ep, rb, b, r1, y, ldy, steps);
+  for (; b + 4 <= a.batch; b += 4) panel_tile<Dot, 4>(L, a, ep, rb, b, r1, y, ldy, steps);
+  switch (a.batch - b) {
+    case 3: panel_tile<Dot, 3>(L, a, ep, rb, b, r1, y, ldy, steps); break;
+    case 2: panel_tile<Dot, 2>(L, a, ep, rb, b, r1, y, ldy, steps); break;
+    case 1: panel_tile<Dot, 1>(L, a, ep, rb, b, r1, y, ldy, steps); break;
+    default: break;
+  }
 }
 
 template <class Dot>
 void spmm(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
           size_t ldy) {
-  for (uint32_t rb = r0 / 16; rb * 16 < r1; ++rb) {
-    size_t b = 0;
-    for (; b + 4 <= a.batch; b += 4) panel_tile<Dot, 4>(L, a, ep, rb, b, r1, y, ldy);
-    switch (a.batch - b) {
-      case 3: panel_tile<Dot, 3>(L, a, ep, rb, b, r1, y, ldy); break;
-      case 2: panel_tile<Dot, 2>(L, a, ep, rb, b, r1, y, ldy); break;
-      case 1: panel_tile<Dot, 1>(L, a, ep, rb, b, r1, y, ldy); break;
-      default: break;
-    }
-  }
+  for (uint32_t rb = r0 / 16; rb * 16 < r1; ++rb)
+    block_tiles<Dot>(L, a, ep, rb, r1, y, ldy, PaddedSteps{L.steps + L.step_start[rb] * kStepBytes});
 }
+
+#if defined(__AVX512VBMI2__)
+// Masked steps (i8_p128m): the step's mask comes from its own stream, so the byte pointer's only dependency
+// is the add of the previous popcount; vpexpandb loads the c real offsets and weights into their lanes.
+struct MaskedSteps {
+  const uint8_t* p;
+  const uint64_t* m;
+  MaskedSteps(const Int8Panels& L, uint32_t rb) : p(L.steps + L.byte_start[rb]), m(L.masks + L.step_start[rb]) {}
+  void next(__m512i& idx, __m512i& w) {
+    const uint64_t k = *m++;
+    const size_t c = static_cast<size_t>(_mm_popcnt_u64(k));
+    _mm_prefetch(reinterpret_cast<const char*>(p) + 1024, _MM_HINT_T0);
+    idx = _mm512_maskz_expand_epi8(k, _mm512_loadu_si512(p));
+    w = _mm512_maskz_expand_epi8(k, _mm512_loadu_si512(p + c));
+    p += 2 * c;
+  }
+};
+
+// The sparse kernel on masked steps: tiles of 8 samples (one accumulator each), so that a step's expansion
+// serves as many samples as the registers allow, then tiles of up to 4.
+template <class Dot>
+void spmm_masked(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
+                 size_t ldy) {
+  for (uint32_t rb = r0 / 16; rb * 16 < r1; ++rb)
+    block_tiles<Dot, MaskedSteps, 8>(L, a, ep, rb, r1, y, ldy, MaskedSteps(L, rb));
+}
+#endif
 
 }  // namespace
 }  // namespace pyrt::kernels::avx512
