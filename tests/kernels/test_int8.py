@@ -306,3 +306,31 @@ def test_sparse_panels_with_uneven_rows(isa):
     want = (qa.astype(np.int64) @ dense_q(t).T).astype(np.float32)
     got = _core.Int8Weight({**t, "scales": np.ones(17, np.float32)}).gemm(qa, np.ones(3, np.float32), isa=isa)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(SPARSE_LAYOUT != "i8_p128m", reason="csr+int8 is stored masked only where the CPU has VBMI2")
+@pytest.mark.parametrize("isa", ["avx512", "avx512vnni", "amx"])
+def test_masked_and_padded_steps_agree(isa, monkeypatch):
+    """The masked steps (i8_p128m) and the padded ones (PYRT_INT8_STEPS=padded) give the same bits at every
+    batch (1 tile of up to 4 samples, tiles of 8, and their tails), with fewer bytes; entries whose int8 value
+    is 0 drop out of the masks."""
+    need(isa)
+    rng = np.random.default_rng(21)
+    q = rng.integers(-127, 128, size=(70, 700))
+    keep = rng.random((70, 700)) < 0.15
+    keep[3, 5::11] = True
+    q[3, 5::11] = 0  # stored entries of value 0
+    t = {"name": "w", "encoding": "csr+int8", "shape": [70, 700],
+         "rowptr": np.concatenate([[0], np.cumsum(keep.sum(1))]).astype(np.uint32),
+         "colidx": np.nonzero(keep)[1].astype(np.uint32), "qvalues": q[keep].astype(np.int8),
+         "scales": rng.uniform(0.001, 0.02, 70).astype(np.float32)}
+    masked = _core.Int8Weight(t)
+    monkeypatch.setenv("PYRT_INT8_STEPS", "padded")
+    padded = _core.Int8Weight(t)
+    assert (masked.layout, padded.layout) == ("i8_p128m", "i8_p128") and masked.bytes < padded.bytes
+    for batch in (1, 3, 8, 13, 21):
+        qa, _ = acts(rng, batch, 700)
+        xs = rng.uniform(0.001, 0.01, batch).astype(np.float32)
+        want = padded.gemm(qa, xs, isa=isa)
+        np.testing.assert_array_equal(masked.gemm(qa, xs, isa=isa), want)
+        np.testing.assert_array_equal(masked.gemm(qa, xs, isa="ref"), want)
