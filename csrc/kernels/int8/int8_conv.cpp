@@ -24,6 +24,13 @@ void pyrt_i8_conv_tile__ref(const Int8ConvTile& t) {
     }
 }
 
+size_t int8_conv_w64(const int8_t* w, size_t og, size_t kp, std::vector<int8_t>& out) {
+  const size_t at = out.size(), ld = (kp + 63) / 64 * 64;
+  out.resize(at + (og + 15) / 16 * 16 * ld, 0);
+  for (size_t o = 0; o < og; ++o) std::copy(w + o * kp, w + (o + 1) * kp, out.begin() + at + o * ld);
+  return at;
+}
+
 void int8_conv_tile(Isa isa, const Int8ConvTile& t) {
 #if PYRT_HAVE_X86_KERNELS
 #if PYRT_HAVE_AMX

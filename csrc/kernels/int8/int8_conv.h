@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/isa.h"
 
@@ -49,6 +50,8 @@ void int8_dw_phases(Isa isa, const Int8DwPhases& f, const int8_t* src, int8_t* d
 // p < n: acc = sum_k w[o][k] * q[p][k] (exact int32), then the int8 epilogue with scale xs * wscale[o] and
 // bias[o] (0 when bias is null), stored at y + o * plane + p (f32, or int8 when inv_out > 0). a must be
 // readable kInt8ConvTilePad bytes past its last block (AMX's tiles of 64 columns may reach past kp).
+// w64, when not null, is the same weight as AMX's A tiles want it (int8_conv_w64): rows padded with zeros
+// to a multiple of 16, each row kp rounded up to 64 bytes; the amx kernel then copies nothing per call.
 constexpr size_t kInt8ConvTilePad = 1024;
 struct Int8ConvTile {
   const int8_t* a;
@@ -62,8 +65,12 @@ struct Int8ConvTile {
   float lo, hi, inv_out;
   void* y;
   size_t plane;
+  const int8_t* w64 = nullptr;
 };
 void int8_conv_tile(Isa isa, const Int8ConvTile& t);
+// The w64 form of og rows of kp bytes (row o at w + o * kp) appended to out: (og rounded up to 16) rows of
+// (kp rounded up to 64) bytes. Returns the offset of the block in out.
+size_t int8_conv_w64(const int8_t* w, size_t og, size_t kp, std::vector<int8_t>& out);
 
 // Channels-last: dst[y * dst_row + x * dst_stride + c] = src[(c * h + y) * w + x] for c < channels, y < h,
 // x < w (an int8 [channels, h, w] block into rows of positions of dst_stride >= channels bytes).

@@ -7,8 +7,9 @@
 // as the AVX-512 tile (int8_conv_avx512.h). tdpbssd multiplies signed by signed bytes and sums exactly in
 // int32: the reference's bits, with no offset correction.
 //
-// The weight rows are copied per call into a buffer of 16-row blocks and 64-byte rows, zero-padded, so
-// every A tile is whole and its columns past kp are zeros; a B tile of the last 64 columns may then read
+// The weight rows come as w64 (rows padded to 16, row length to 64 bytes, with zeros; the conv op packs it
+// once at load) or, without it, are copied per call into such a buffer, so every A tile is whole and its
+// columns past kp are zeros; a B tile of the last 64 columns may then read
 // past the patches' kp columns (into the next block, or kInt8ConvTilePad bytes past the last one), and
 // what it reads meets only those zeros. A step is 2 row blocks x 2 position blocks: 4 C tiles, 2 A, 2 B.
 #include <immintrin.h>
@@ -77,13 +78,17 @@ void position_blocks(const Int8ConvTile& t, const int8_t* w, size_t ldw, size_t 
 void pyrt_i8_conv_tile__amx(const Int8ConvTile& t) {
   if (t.n == 0 || t.og == 0) return;
   const size_t ldw = (t.kp + 63) / 64 * 64, rows = (t.og + 15) / 16 * 16;
-  thread_local std::vector<int8_t> wbuf;
-  wbuf.assign(rows * ldw, 0);
-  for (size_t o = 0; o < t.og; ++o) std::memcpy(wbuf.data() + o * ldw, t.w + o * t.kp, t.kp);
+  const int8_t* w = t.w64;
+  if (w == nullptr) {
+    thread_local std::vector<int8_t> wbuf;
+    wbuf.clear();
+    int8_conv_w64(t.w, t.og, t.kp, wbuf);
+    w = wbuf.data();
+  }
   _tile_loadconfig(&amx::config_16x64());
   size_t o = 0;
-  for (; o + 32 <= rows; o += 32) position_blocks<2>(t, wbuf.data(), ldw, o);
-  if (o < rows) position_blocks<1>(t, wbuf.data(), ldw, o);
+  for (; o + 32 <= rows; o += 32) position_blocks<2>(t, w, ldw, o);
+  if (o < rows) position_blocks<1>(t, w, ldw, o);
   _tile_release();
 }
 

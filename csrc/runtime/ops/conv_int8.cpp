@@ -96,6 +96,9 @@ class Int8ConvStep final : public Step {
         li.exec_bytes += parts_.back()->bytes();
       }
     }
+    if (dense_ && kernels::isa_supported(kernels::Isa::amx))  // AMX's A tiles, packed once (int8_conv.h)
+      for (uint32_t grp = 0; grp < g_.groups; ++grp)
+        w64_at_.push_back(kernels::int8_conv_w64(wrows_.data() + size_t(grp) * og * kp_, og, kp_, w64_));
     const size_t prow = dense_ ? og : parts_[0]->padded_rows();
     bias_.resize(size_t(g_.groups) * prow);
     has_bias_ = ctx.node.tensors.size() == 2;
@@ -235,7 +238,7 @@ class Int8ConvStep final : public Step {
       const kernels::Int8ConvTile t{tile, n, wrows_.data() + w0 * kp_, wsum_.data() + w0, og, kp_, x.scale,
                                     wscale_.data() + w0, has_bias_ ? bias_.data() + w0 : nullptr, lo_, hi_, inv_out_,
                                     static_cast<uint8_t*>(y) + (b * g.out_size() + w0 * plane + p0) * out_bytes,
-                                    plane};
+                                    plane, w64_.empty() ? nullptr : w64_.data() + w64_at_[grp]};
       kernels::int8_conv_tile(isa, t);
     }
   }
@@ -297,6 +300,8 @@ class Int8ConvStep final : public Step {
   kernels::Conv2dGeometry g_;
   bool dense_ = false;                                       // an int8 weight: kernels::int8_conv_tile
   std::vector<int8_t> wrows_;                                // dense: rows of kp_, channels-last columns
+  std::vector<int8_t> w64_;                                  // dense on an AMX CPU: wrows_ as A tiles want it
+  std::vector<size_t> w64_at_;                               // per group: its block in w64_
   std::vector<int32_t> wsum_;                                // dense: per row, the sum of its weights
   std::vector<float> wscale_;                                // dense: per row
   std::vector<std::unique_ptr<kernels::Int8Weight>> parts_;  // csr+int8, per group: its output channels
