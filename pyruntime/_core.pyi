@@ -71,6 +71,9 @@ class Int8Weight:
     def bytes(self) -> int: ...
     @property
     def layout(self) -> str: ...
+    @property
+    def steps(self) -> int:
+        """csr+int8: the layout's steps (16 rows x 4 slots, padding included); 0 for a dense int8 weight."""
     def gemm(
         self,
         q: npt.ArrayLike,
@@ -168,7 +171,8 @@ class Conv2d:
 # "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | "xnor" |
 # "xnor-threshold" | "add-sub" | ""; the binary layouts "b1_r8" (XNOR), "b1_rows" (real input); the int8 conv
 # layouts: "i8_k4x16" dense, "i8_p128" csr+int8 ("i8_p128m" masked), "i8_dw" depthwise), groups,
-# shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, in_place, row_tasks,
+# shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, steps (csr+int8: the
+# layout's steps), in_place, row_tasks,
 # output_type ("f32", "i8", "b1" or "b1c": the value type the node gives), activation ("relu" / "clamp" fused
 # into the node, else ""). Tensor dicts of int8 / csr+int8 weights hold
 # "qvalues" (int8 in -127..127) and "scales" (float32, one per row); of binary weights "bits" (uint8 0 / 1 per

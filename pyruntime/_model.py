@@ -223,6 +223,10 @@ def _predict(model: Any, layer: dict[str, Any], batch: int, threads: int) -> flo
     if not model.knows(layer["encoding"], k):
         return float("nan")  # a kernel class the profile has no timings for (an older profile)
     if layer["op"] not in ("conv2d", "qconv2d"):
+        if layer["encoding"] == "csr+int8" and layer.get("steps"):
+            from .cost.layouts import i8_p128_bytes_of_steps
+
+            nbytes = i8_p128_bytes_of_steps(rows, cols, layer["steps"])  # the steps, stored masked or not
         return model.seconds(layer["encoding"], rows, cols, nnz, k, batch=batch, threads=threads, nbytes=nbytes)
     from .cost.conv import layer_seconds
 

@@ -84,6 +84,7 @@ void bind_int8(py::module_& m) {
       .def_property_readonly("nnz", &kernels::Int8Weight::nnz)
       .def_property_readonly("bytes", &kernels::Int8Weight::bytes)
       .def_property_readonly("layout", [](const kernels::Int8Weight& w) { return std::string(w.layout()); })
+      .def_property_readonly("steps", &kernels::Int8Weight::steps)
       .def("gemm", &int8_gemm, py::arg("q"), py::arg("xs"), py::arg("bias") = py::none(),
            py::arg("lo") = -std::numeric_limits<float>::infinity(),
            py::arg("hi") = std::numeric_limits<float>::infinity(), py::arg("out_scale") = 0.0f,

@@ -215,6 +215,7 @@ py::list layers_list(const runtime::Model& m) {
     d["file_bytes"] = l.file_bytes;
     d["exec_bytes"] = l.exec_bytes;
     d["dense_bytes"] = l.dense_bytes;
+    d["steps"] = l.steps;
     d["in_place"] = l.in_place;
     d["row_tasks"] = l.row_tasks;
     d["output_type"] = l.output_type;

@@ -31,6 +31,8 @@ struct LayerInfo {
   uint64_t file_bytes = 0;            // weight + bias tensor payloads in the file
   uint64_t exec_bytes = 0;            // weight + bias in their execution layouts
   uint64_t dense_bytes = 0;           // weight + bias as dense fp32
+  uint64_t steps = 0;                 // csr+int8: the i8_p128(m) layout's steps, padding included (the cost
+                                      // model prices them; their bytes depend on the form the CPU stores)
   bool in_place = false;              // weight read in place from a memory-mapped file (dense only)
   uint32_t row_tasks = 1;             // pieces of rows (linear) or output rows (conv2d) the pool splits
                                       // this layer into at batch 1

@@ -53,7 +53,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .layouts import SPARSE_ENCODINGS
+from .layouts import SPARSE_ENCODINGS, i8_p128_bytes_of_steps
 from .model import POOL_OVERHEAD_S, CostModel
 
 CONV_TERMS = ("call", "fma", "far", "entry", "out", "copy", "gemm")
@@ -368,5 +368,8 @@ def layer_seconds(model: CostModel, layer: dict[str, Any], batch: int, threads: 
     # layer["nnz"] counts the weights that are not zero: the entries of a sparse layout, the walked
     # entries of a codebook run direct; a dense layout stores every weight
     stored = nnz if enc in SPARSE_ENCODINGS else rows * cols
-    return cost.seconds(enc, rows, cols, stored, k, batch=batch, threads=threads, nbytes=int(layer["exec_bytes"]),
+    nbytes = int(layer["exec_bytes"])
+    if enc == "csr+int8" and layer.get("steps"):  # the steps, stored masked or not
+        nbytes = i8_p128_bytes_of_steps(rows, cols, int(layer["steps"]), groups)
+    return cost.seconds(enc, rows, cols, stored, k, batch=batch, threads=threads, nbytes=nbytes,
                         entries=nnz if enc == "codebook" else None)

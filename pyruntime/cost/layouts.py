@@ -122,6 +122,15 @@ def i8_p128_bytes(rows: int, cols: int, rowptr: np.ndarray, colidx: np.ndarray) 
     return 128 * steps + (prows // 16) * (8 + 2 * panels) + 8 + 8 * prows
 
 
+def i8_p128_bytes_of_steps(rows: int, cols: int, steps: int, groups: int = 1) -> int:
+    """The i8_p128 bytes of a csr+int8 weight of ``steps`` steps in all (``groups`` weights of rows / groups
+    rows each, as a grouped conv packs them): what the cost model prices, whichever form the CPU stores."""
+    rows, cols, groups = int(rows), int(cols), max(1, int(groups))
+    prows = (rows // groups + 15) // 16 * 16
+    fixed = (prows // 16) * (8 + 2 * ((cols + 127) // 128)) + 8 + 8 * prows
+    return 128 * int(steps) + groups * fixed
+
+
 def i8_p128m_bytes(rows: int, cols: int, rowptr: np.ndarray, colidx: np.ndarray, qvalues: np.ndarray) -> int:
     """Exact bytes of the masked form of the i8_p128 steps (as ``Int8Weight.bytes`` where its layout is
     i8_p128m): a mask per step, an offset and a weight per nonzero weight, a byte start per row block."""

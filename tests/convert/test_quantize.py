@@ -279,3 +279,35 @@ def test_import_of_torch_dynamic_quantized_linear(rng, per_channel):
     assert np.abs(y - ref_q).max() < 0.04 * scale and np.abs(y - ref_f).max() < 0.03 * scale
     with pytest.raises(ValueError, match="bits .* and quantize .* exclude each other"):
         from_torch(qnet, torch.zeros(1, 30), bits=4)
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+@pytest.mark.parametrize("cin, cout, hw, k, stride, pad, dilation, groups", [
+    (16, 16, 32, 3, 1, 1, 1, 1),   # ResNet-20's first stage: rows of 32 outputs, 2 blocks of 16 per row
+    (8, 12, 9, 3, 2, 1, 2, 1),     # stride 2 and dilation 2: 4 outputs per row, blocks across rows
+    (16, 8, 11, 5, 1, 2, 1, 2),    # two groups of 8 channels, 5x5
+    (12, 20, 7, 1, 2, 0, 1, 1),    # 1x1 with stride 2: not in place
+    (6, 8, 10, 3, 1, 1, 1, 1),     # 6 channels: groups of 4 columns straddle taps, the copies only
+])
+def test_int8_conv_patch_gather_equals_the_copies(rng, helpers, mode, cin, cout, hw, k, stride, pad, dilation,
+                                                  groups):
+    """A dense int8 conv's patches gathered straight from the input (vgatherdd, where this CPU's gathers are
+    fast) give the bits of the copied patch rows and of the converter's reference at every level."""
+    from pyruntime import _core
+
+    g = Graph((cin, hw, hw))
+    w = (rng.standard_normal((cout, cin // groups, k, k)) / 4).astype(np.float32)
+    c = g.conv2d(g.input, w, rng.standard_normal(cout).astype(np.float32), stride=stride, padding=pad,
+                 dilation=dilation, groups=groups, name="conv")
+    g.relu(c)
+    x = rng.standard_normal((5, cin, hw, hw)).astype(np.float32)
+    cm = from_graph(g, quantize=mode, calibration=x[:4])
+    assert cm.layers[0].encoding == "int8"
+    want = cm.run_numpy(x)
+    previous = _core.set_gather("hw")
+    try:
+        helpers.assert_runtime_equals(cm.to_bytes(), x, want)
+        _core.set_gather("scalar")
+        helpers.assert_runtime_equals(cm.to_bytes(), x, want)
+    finally:
+        _core.set_gather(previous)

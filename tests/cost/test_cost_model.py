@@ -22,7 +22,13 @@ from pyruntime.cost.calibrate import (
     fit_errors,
     random_tensor,
 )
-from pyruntime.cost.layouts import i8_p128_bytes, i8_p128m_bytes, visits
+from pyruntime.cost.layouts import (
+    i8_p128_bytes,
+    i8_p128_bytes_of_steps,
+    i8_p128_steps,
+    i8_p128m_bytes,
+    visits,
+)
 from pyruntime.cost.model import MIN_BYTES_PER_TASK
 from pyruntime.cost.profiles import available, builtin_profile
 
@@ -62,14 +68,17 @@ def test_int8_layout_bytes_mirror_the_loader(rng, shape, density):
         t = random_tensor(encoding, *shape, density, 0, rng)
         w = _core.Int8Weight(t)
         if encoding == "int8":
-            assert layout_of(encoding) == w.layout
+            assert layout_of(encoding) == w.layout and w.steps == 0
             assert exec_bytes(encoding, *shape, shape[0] * shape[1]) == w.bytes
-        elif _core.cpu_has("vbmi2") and "avx512" in _core.supported_isas():
+            continue
+        padded = i8_p128_bytes(*shape, t["rowptr"], t["colidx"])
+        # the same steps in either form, priced as i8_p128 bytes
+        assert w.steps == i8_p128_steps(*shape, padded) and i8_p128_bytes_of_steps(*shape, w.steps) == padded
+        if _core.cpu_has("vbmi2") and "avx512" in _core.supported_isas():
             assert w.layout == "i8_p128m"
             assert i8_p128m_bytes(*shape, t["rowptr"], t["colidx"], t["qvalues"]) == w.bytes
         else:
-            assert layout_of(encoding) == w.layout
-            assert i8_p128_bytes(*shape, t["rowptr"], t["colidx"]) == w.bytes
+            assert layout_of(encoding) == w.layout and padded == w.bytes
 
 
 @pytest.mark.parametrize("density", [0.02, 0.1, 0.3, 0.5, 0.9, 1.0])

@@ -31,6 +31,17 @@ size_t int8_conv_w64(const int8_t* w, size_t og, size_t kp, std::vector<int8_t>&
   return at;
 }
 
+bool int8_patch_gather(Isa isa, const Int8PatchGather& p) {
+#if PYRT_HAVE_X86_KERNELS
+  if (isa >= Isa::avx512 && use_hw_gather(Isa::avx512)) {
+    pyrt_i8_patch_gather__avx512(p);
+    return true;
+  }
+#endif
+  (void)isa, (void)p;
+  return false;
+}
+
 void int8_conv_tile(Isa isa, const Int8ConvTile& t) {
 #if PYRT_HAVE_X86_KERNELS
 #if PYRT_HAVE_AMX

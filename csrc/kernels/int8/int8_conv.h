@@ -72,6 +72,22 @@ void int8_conv_tile(Isa isa, const Int8ConvTile& t);
 // (kp rounded up to 64) bytes. Returns the offset of the block in out.
 size_t int8_conv_w64(const int8_t* w, size_t og, size_t kp, std::vector<int8_t>& out);
 
+// A tile block's patches gathered straight from the channels-last padded input, for cg % 4 == 0 (then every
+// 4-column group of a patch is 4 consecutive channels of one tap, and kp = K): position i < m starts at byte
+// pos[i] of src, tap t (ky, kx in the weight's column order) at byte tap[t] from it, and block group
+// t * cg / 4 + c4 at dst + (t * cg / 4 + c4) * 64 receives the 16 positions' 4 bytes (zeros past m): the
+// Int8ConvTile layout without the patch rows in between. Returns false where this level has no such kernel
+// or its gathers are slower than the copies (use_hw_gather), and writes nothing then.
+struct Int8PatchGather {
+  const int8_t* src;
+  const int32_t* pos;  // 16 entries (those past m unused)
+  uint32_t m;
+  const int32_t* tap;
+  uint32_t taps, cg;
+  int8_t* dst;
+};
+bool int8_patch_gather(Isa isa, const Int8PatchGather& p);
+
 // Channels-last: dst[y * dst_row + x * dst_stride + c] = src[(c * h + y) * w + x] for c < channels, y < h,
 // x < w (an int8 [channels, h, w] block into rows of positions of dst_stride >= channels bytes).
 void int8_channels_last(Isa isa, const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
@@ -92,6 +108,7 @@ void pyrt_i8_dw_phases__avx512(const Int8DwPhases& f, const int8_t* src, int8_t*
 void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* y, size_t plane);
 void pyrt_i8_conv_tile__avx2(const Int8ConvTile& t);
 void pyrt_i8_conv_tile__avx512(const Int8ConvTile& t);
+void pyrt_i8_patch_gather__avx512(const Int8PatchGather& p);
 void pyrt_i8_conv_tile__avx512vnni(const Int8ConvTile& t);
 #if PYRT_HAVE_AMX
 void pyrt_i8_conv_tile__amx(const Int8ConvTile& t);

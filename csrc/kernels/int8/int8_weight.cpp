@@ -162,6 +162,7 @@ class SparseInt8 final : public Int8Weight {
     return steps + step_start_.bytes() + nsteps_.bytes() + rowsum_.bytes() + wscale_.bytes();  // lower level
   }                                                                                              // not counted)
   const char* layout() const override { return is_masked_ ? "i8_p128m" : "i8_p128"; }
+  uint64_t steps() const override { return step_start_[padded_rows() / 16]; }
   void gemm(Isa isa, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
             size_t ldy) const override {
     Int8Panels L{steps_.data(), step_start_.data(), nsteps_.data(), rowsum_.data(), rows_, cols_, panels_};

@@ -35,7 +35,8 @@ class Int8Weight {
   uint32_t padded_rows() const { return (rows_ + 15) / 16 * 16; }
 
   virtual size_t bytes() const = 0;        // of the execution layout one pass streams
-  virtual const char* layout() const = 0;  // "i8_r16k4" or "i8_p128"
+  virtual const char* layout() const = 0;  // "i8_r16k4", "i8_p128" or "i8_p128m"
+  virtual uint64_t steps() const { return 0; }  // sparse: the layout's steps (16 rows x 4 slots), padding included
   // Rows [r0, r1), r0 a multiple of 16; y + b * ldy + r receives output (b, r). isa must be supported.
   virtual void gemm(Isa isa, const Int8Act& a, const Int8Epilogue& ep, uint32_t r0, uint32_t r1, void* y,
                     size_t ldy) const = 0;

@@ -2,7 +2,7 @@
 // AVX-512BW without VNNI (int8_conv_avx512.h: ConvDotBw), and the depthwise body with its tap sums in
 // registers: 32 outputs at a time, two taps' int16 products added in int16 (|w x| <= 127 * 127, so a pair
 // is at most 32,258: no overflow), then widened into two int32 accumulators. (The transpose uses the AVX2
-// one.)
+// one.) And the patch gather: a tile block's 4-byte groups straight from the input with vpgatherdd.
 #include <immintrin.h>
 
 #include "kernels/int8/int8_dwconv_impl.h"
@@ -45,5 +45,16 @@ void block_sums(const int8_t* base, const size_t* off, const int16_t* w, size_t 
 void pyrt_i8_dwconv__avx512(const Int8DwPlane& p) { detail::dwconv_plane<block_sums>(p); }
 void pyrt_i8_conv_tile__avx512(const Int8ConvTile& t) { avx512::conv_tile<avx512::ConvDotBw>(t); }
 void pyrt_i8_dw_phases__avx512(const Int8DwPhases& f, const int8_t* src, int8_t* dst) { detail::dw_phases(f, src, dst); }
+
+void pyrt_i8_patch_gather__avx512(const Int8PatchGather& p) {
+  const __mmask16 k = avx512::tail_mask(p.m);
+  const __m512i pos = _mm512_maskz_loadu_epi32(k, p.pos);
+  int8_t* out = p.dst;
+  for (uint32_t t = 0; t < p.taps; ++t) {
+    const int8_t* s = p.src + p.tap[t];
+    for (uint32_t c = 0; c < p.cg; c += 4, out += 64)
+      _mm512_storeu_si512(out, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, pos, s + c, 1));
+  }
+}
 
 }  // namespace pyrt::kernels

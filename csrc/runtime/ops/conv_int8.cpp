@@ -94,6 +94,7 @@ class Int8ConvStep final : public Step {
         parts_.push_back(kernels::Int8Weight::pack(part));
         kp_ = parts_[0]->kp();
         li.exec_bytes += parts_.back()->bytes();
+        li.steps += parts_.back()->steps();
       }
     }
     if (dense_ && kernels::isa_supported(kernels::Isa::amx))  // AMX's A tiles, packed once (int8_conv.h)
@@ -123,6 +124,10 @@ class Int8ConvStep final : public Step {
     in_place_ = g_.kh == 1 && g_.kw == 1 && g_.stride_h == 1 && g_.stride_w == 1 && g_.pad_top == 0 &&
                 g_.pad_left == 0 && hp_ == g_.in_h && wp_ == g_.in_w && kp_ == g_.group_in();
     tiles_ = (size_t(g_.out_h) * g_.out_w + kTile - 1) / kTile;
+    if (dense_ && !in_place_ && g_.group_in() % 4 == 0)  // the taps' byte offsets, for int8_patch_gather
+      for (uint32_t ky = 0; ky < g_.kh; ++ky)
+        for (uint32_t kx = 0; kx < g_.kw; ++kx)
+          taps_.push_back(int32_t((size_t(ky) * g_.dilation_h * wp_ + size_t(kx) * g_.dilation_w) * g_.group_in()));
   }
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
@@ -223,6 +228,20 @@ class Int8ConvStep final : public Step {
       size_t oy = p0 / g.out_w, ox = p0 % g.out_w;
       for (size_t j = 0; j * 16 < n; ++j) {
         const size_t m = std::min<size_t>(16, n - j * 16);
+        if (!taps_.empty()) {  // straight from the input, where the gathers are fast
+          int32_t pos[16];
+          size_t py = oy, px = ox;
+          for (size_t i = 0; i < m; ++i) {
+            pos[i] = int32_t((py * g.stride_h * wp_ + px * g.stride_w) * cg);
+            if (++px == g.out_w) px = 0, ++py;
+          }
+          const kernels::Int8PatchGather pg{src, pos, uint32_t(m), taps_.data(), uint32_t(taps_.size()),
+                                            uint32_t(cg), tile + j * 16 * kp_};
+          if (kernels::int8_patch_gather(isa, pg)) {
+            oy = py, ox = px;
+            continue;
+          }
+        }
         const int8_t* rows = src + (p0 + j * 16) * cg;  // in place: the channels-last input rows
         if (!in_place_ || m < 16) {
           patch_rows(src, oy, ox, m, rows16);
@@ -300,6 +319,7 @@ class Int8ConvStep final : public Step {
   kernels::Conv2dGeometry g_;
   bool dense_ = false;                                       // an int8 weight: kernels::int8_conv_tile
   std::vector<int8_t> wrows_;                                // dense: rows of kp_, channels-last columns
+  std::vector<int32_t> taps_;  // dense, cg % 4 == 0, not in place: each tap's byte offset in the input
   std::vector<int8_t> w64_;                                  // dense on an AMX CPU: wrows_ as A tiles want it
   std::vector<size_t> w64_at_;                               // per group: its block in w64_
   std::vector<int32_t> wsum_;                                // dense: per row, the sum of its weights

@@ -44,6 +44,7 @@ class Int8LinearStep final : public Step {
     li.layout = weight_->layout();
     li.method = is_static ? "gemm-static" : "gemm-dynamic";
     li.exec_bytes += weight_->bytes();
+    li.steps = weight_->steps();
   }
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
