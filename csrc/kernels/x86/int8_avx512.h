@@ -185,6 +185,7 @@ void panel_tile(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, u
                 void* y, size_t ldy, Steps steps) {
   constexpr int A = T > 4 ? 1 : 2;  // accumulators per sample: 8 samples need every register for tables
   __m512i acc[T][A];
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t)
     for (int i = 0; i < A; ++i) acc[t][i] = _mm512_setzero_si512();
   const uint16_t* nsteps = L.nsteps + size_t(rb) * L.panels;
@@ -192,6 +193,7 @@ void panel_tile(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, u
     const uint32_t n = nsteps[p];
     if (n == 0) continue;
     __m512i lo[T], hi[T];
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const int8_t* table = a.q + (b0 + t) * a.ldq + size_t(p) * kPanelCols;
       lo[t] = Dot::table(_mm512_loadu_si512(table));
@@ -201,12 +203,14 @@ void panel_tile(const Int8Panels& L, const Int8Act& a, const Int8Epilogue& ep, u
       __m512i idx, wv;
       steps.next(idx, wv);
       const typename Dot::W w = Dot::prep(wv);
+#pragma GCC unroll 8
       for (int t = 0; t < T; ++t)
         acc[t][s % A] = Dot::dot(acc[t][s % A], w, _mm512_permutex2var_epi8(lo[t], idx, hi[t]));
     }
   }
   const uint32_t r = rb * 16;
   const __m512i fix = Dot::correction(L.rowsum + r);
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     __m512i sum = acc[t][0];
     if constexpr (A == 2) sum = _mm512_add_epi32(sum, acc[t][1]);
