@@ -311,3 +311,33 @@ def test_int8_conv_patch_gather_equals_the_copies(rng, helpers, mode, cin, cout,
         helpers.assert_runtime_equals(cm.to_bytes(), x, want)
     finally:
         _core.set_gather(previous)
+
+
+def test_pruned_int8_conv_runs_dense_on_amx_where_faster(rng, helpers):
+    """Loaded at level amx, a csr+int8 conv whose sparse steps would cost more than the dense tiles runs dense
+    (layout i8_k4x16, its entries expanded at load), a very sparse one stays sparse; every level gives the
+    same bits."""
+    import pyruntime
+    from pyruntime import _core
+
+    if "amx" not in _core.supported_isas():
+        pytest.skip("this CPU or build has no AMX")
+    layouts = {}
+    for sparsity in (0.8, 0.97):
+        g = Graph((64, 8, 8))
+        w = (rng.standard_normal((64, 64, 3, 3)) / 10).astype(np.float32)
+        w[np.abs(w) < np.quantile(np.abs(w), sparsity)] = 0
+        g.conv2d(g.input, w, rng.standard_normal(64).astype(np.float32), padding=1, name="conv")
+        x = rng.standard_normal((3, 64, 8, 8)).astype(np.float32)
+        cm = from_graph(g, quantize="dynamic")
+        assert cm.layers[0].encoding == "csr+int8"
+        previous = _core.active_isa()
+        try:
+            for isa in ("amx", "avx512vnni"):
+                _core.set_isa(isa)
+                layouts[sparsity, isa] = pyruntime.load(cm.to_bytes()).layers()[0]["layout"]
+        finally:
+            _core.set_isa(previous)
+        helpers.assert_runtime_equals(cm.to_bytes(), x, cm.run_numpy(x))
+    assert layouts[0.8, "amx"] == "i8_k4x16" and layouts[0.97, "amx"].startswith("i8_p128")
+    assert layouts[0.8, "avx512vnni"].startswith("i8_p128")

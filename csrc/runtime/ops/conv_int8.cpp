@@ -11,6 +11,7 @@
 // tiling and the split across threads (by tiles at batch 1, by samples above) never change a bit. A depthwise
 // convolution (one input channel per group) runs directly instead (ops/conv_int8_depthwise.cpp).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -68,16 +69,48 @@ inline void copy_run(int8_t* dst, const int8_t* src, size_t n) {
   for (size_t i = 0; i < n; i += 16) std::memcpy(dst + i, src + i, 16);
 }
 
+// A csr+int8 tensor as int8: its entries in zero rows.
+DecodedTensor densify(const DecodedTensor& t) {
+  DecodedTensor d;
+  d.name = t.name;
+  d.encoding = Encoding::int8;
+  d.shape = t.shape;
+  d.scales = t.scales;
+  const size_t cols = t.cols();
+  d.qvalues.assign(t.rows() * cols, 0);
+  for (size_t r = 0; r < t.rows(); ++r)
+    for (uint32_t j = t.rowptr[r]; j < t.rowptr[r + 1]; ++j) d.qvalues[r * cols + t.colidx[j]] = t.qvalues[j];
+  return d;
+}
+
 class Int8ConvStep final : public Step {
  public:
   Int8ConvStep(const BuildContext& ctx, LayerInfo& li, bool is_static, const QLinearAttrs& a)
       : g_(ops::conv_geometry(ctx)), static_(is_static), in_scale_(a.input_scale) {
     const DecodedTensor& w = ctx.tensor(0);
     const uint32_t og = g_.group_out();
+    std::vector<DecodedTensor> parts;
+    for (uint32_t grp = 0; grp < g_.groups; ++grp)
+      parts.push_back(slice_channels_last(w, grp * og, (grp + 1) * og, g_.group_in(), g_.kh, g_.kw));
     dense_ = w.encoding == Encoding::int8;
-    for (uint32_t grp = 0; grp < g_.groups; ++grp) {
-      const DecodedTensor part = slice_channels_last(w, grp * og, (grp + 1) * og, g_.group_in(), g_.kh, g_.kw);
-      if (dense_) {  // row-major, rows of kp (K rounded up to 4), for kernels::int8_conv_tile
+    if (!dense_) {
+      uint64_t steps = 0;
+      for (const DecodedTensor& part : parts) {
+        parts_.push_back(kernels::Int8Weight::pack(part));
+        steps += parts_.back()->steps();
+      }
+      kp_ = parts_[0]->kp();
+      if (amx_dense_is_faster(steps)) {  // run dense on the tiles; the same sums, so the same bits
+        parts_.clear();
+        for (DecodedTensor& part : parts) part = densify(part);
+        dense_ = true;
+      } else {
+        for (const auto& part : parts_) li.exec_bytes += part->bytes();
+        li.steps = steps;
+      }
+    }
+    if (dense_) {  // row-major, rows of kp (K rounded up to 4), for kernels::int8_conv_tile
+      for (const DecodedTensor& part : parts) {
         const size_t k = part.cols(), kp = (k + 3) / 4 * 4;
         kp_ = kp;
         for (size_t r = 0; r < og; ++r) {
@@ -90,11 +123,6 @@ class Int8ConvStep final : public Step {
         }
         wscale_.insert(wscale_.end(), part.scales.begin(), part.scales.end());
         li.exec_bytes += og * (kp + 8);
-      } else {
-        parts_.push_back(kernels::Int8Weight::pack(part));
-        kp_ = parts_[0]->kp();
-        li.exec_bytes += parts_.back()->bytes();
-        li.steps += parts_.back()->steps();
       }
     }
     if (dense_ && kernels::isa_supported(kernels::Isa::amx))  // AMX's A tiles, packed once (int8_conv.h)
@@ -205,6 +233,25 @@ class Int8ConvStep final : public Step {
       std::memset(row + k, 0, kp_ - k);
       if (++ox == g.out_w) ox = 0, ++oy;
     }
+  }
+
+  // Whether a csr+int8 weight of `steps` steps in all runs faster dense, when the model is loaded at level
+  // amx: a tile product (tdpbssd: 16 rows x 64 columns x 16 positions) costs about 16 cycles, where the sparse
+  // kernel takes about 26 per step and 16 positions; the dense patches cost about 10 per gathered 4-column
+  // group, the sparse patch rows about 1 (cycles per 16 positions on a Sapphire Rapids core, fitted to
+  // bench/test_int8_conv.py). Dense must win by 25%; its weight is og x K bytes per group, kept under 1 MiB.
+  bool amx_dense_is_faster(uint64_t steps) const {
+#if PYRT_HAVE_AMX
+    if (kernels::active_isa() != kernels::Isa::amx) return false;
+    const double og = g_.group_out(), k = double(g_.group_in()) * g_.kh * g_.kw, n = g_.groups;
+    if (og * k * n > double(1 << 20)) return false;
+    const double dense = n * (16.0 * std::ceil(og / 16) * std::ceil(k / 64) + 10.0 * std::ceil(k / 4));
+    const double sparse = 26.0 * double(steps) + n * std::ceil(k / 4);
+    return dense * 1.25 < sparse;
+#else
+    (void)steps;
+    return false;
+#endif
   }
 
   // Work items [i0, i1) of sample b (item = group * tiles_ + tile) of a dense weight: the patches of 16
