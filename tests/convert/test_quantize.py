@@ -287,12 +287,15 @@ def test_import_of_torch_dynamic_quantized_linear(rng, per_channel):
     (8, 12, 9, 3, 2, 1, 2, 1),     # stride 2 and dilation 2: 4 outputs per row, blocks across rows
     (16, 8, 11, 5, 1, 2, 1, 2),    # two groups of 8 channels, 5x5
     (12, 20, 7, 1, 2, 0, 1, 1),    # 1x1 with stride 2: not in place
+    (12, 20, 7, 1, 1, 0, 1, 1),    # 1x1, stride 1: blocks straight from the channel planes, 49 positions
+    (16, 8, 9, 1, 1, 0, 1, 2),     # the same in two groups
     (6, 8, 10, 3, 1, 1, 1, 1),     # 6 channels: groups of 4 columns straddle taps, the copies only
 ])
 def test_int8_conv_patch_gather_equals_the_copies(rng, helpers, mode, cin, cout, hw, k, stride, pad, dilation,
                                                   groups):
     """A dense int8 conv's patches gathered straight from the input (vgatherdd, where this CPU's gathers are
-    fast) give the bits of the copied patch rows and of the converter's reference at every level."""
+    fast), or a 1x1 conv's blocks from the channel planes, give the bits of the copied patch rows and of the
+    converter's reference at every level."""
     from pyruntime import _core
 
     g = Graph((cin, hw, hw))

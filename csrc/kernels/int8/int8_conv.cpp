@@ -2,6 +2,9 @@
 #include "kernels/int8/int8_conv.h"
 
 #include <algorithm>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <cstring>
 
 #include "kernels/int8/int8_dwconv_impl.h"
@@ -40,6 +43,31 @@ bool int8_patch_gather(Isa isa, const Int8PatchGather& p) {
 #endif
   (void)isa, (void)p;
   return false;
+}
+
+void int8_planar_block(const int8_t* q, size_t plane, size_t cg, size_t m, int8_t* dst) {
+#if defined(__SSE2__)
+  if (m == 16) {  // 4 rows of 16 bytes -> 16 positions x 4 bytes, by byte then word interleaves
+    for (size_t c = 0; c < cg; c += 4, dst += 64) {
+      const int8_t* r = q + c * plane;
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + plane));
+      const __m128i c2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * plane));
+      const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 3 * plane));
+      const __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+      const __m128i cd0 = _mm_unpacklo_epi8(c2, d), cd1 = _mm_unpackhi_epi8(c2, d);
+      __m128i* o = reinterpret_cast<__m128i*>(dst);
+      _mm_storeu_si128(o, _mm_unpacklo_epi16(ab0, cd0));
+      _mm_storeu_si128(o + 1, _mm_unpackhi_epi16(ab0, cd0));
+      _mm_storeu_si128(o + 2, _mm_unpacklo_epi16(ab1, cd1));
+      _mm_storeu_si128(o + 3, _mm_unpackhi_epi16(ab1, cd1));
+    }
+    return;
+  }
+#endif
+  for (size_t c = 0; c < cg; c += 4, dst += 64)
+    for (size_t i = 0; i < 16; ++i)
+      for (size_t k = 0; k < 4; ++k) dst[i * 4 + k] = i < m ? q[(c + k) * plane + i] : 0;
 }
 
 void int8_conv_tile(Isa isa, const Int8ConvTile& t) {

@@ -88,6 +88,11 @@ struct Int8PatchGather {
 };
 bool int8_patch_gather(Isa isa, const Int8PatchGather& p);
 
+// A tile block of a 1x1 conv straight from the planar int8 input (channels of `plane` bytes, channel c at
+// q + c * plane, cg % 4 == 0): for m <= 16 positions from q on, group c4 at dst + c4 * 64 receives each
+// position's 4 bytes of channels 4 c4 .. 4 c4 + 3 (zeros past m). Reads only the m bytes of each row.
+void int8_planar_block(const int8_t* q, size_t plane, size_t cg, size_t m, int8_t* dst);
+
 // Channels-last: dst[y * dst_row + x * dst_stride + c] = src[(c * h + y) * w + x] for c < channels, y < h,
 // x < w (an int8 [channels, h, w] block into rows of positions of dst_stride >= channels bytes).
 void int8_channels_last(Isa isa, const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,

@@ -152,6 +152,7 @@ class Int8ConvStep final : public Step {
     in_place_ = g_.kh == 1 && g_.kw == 1 && g_.stride_h == 1 && g_.stride_w == 1 && g_.pad_top == 0 &&
                 g_.pad_left == 0 && hp_ == g_.in_h && wp_ == g_.in_w && kp_ == g_.group_in();
     tiles_ = (size_t(g_.out_h) * g_.out_w + kTile - 1) / kTile;
+    planar_ = dense_ && in_place_ && g_.group_in() % 4 == 0;
     if (dense_ && !in_place_ && g_.group_in() % 4 == 0)  // the taps' byte offsets, for int8_patch_gather
       for (uint32_t ky = 0; ky < g_.kh; ++ky)
         for (uint32_t kx = 0; kx < g_.kw; ++kx)
@@ -192,7 +193,8 @@ class Int8ConvStep final : public Step {
 
  private:
   struct Input {
-    const int8_t* q;  // [group][hp][wp][Cg], zero padding, then kInt8ActPad zero bytes (the kernels' pad)
+    const int8_t* q;  // [group][hp][wp][Cg], zero padding, then kInt8ActPad zero bytes (the kernels' pad);
+                      // planar_: the sample's int8 input as it is, [group][Cg][h][w]
     float scale;
   };
 
@@ -209,6 +211,7 @@ class Int8ConvStep final : public Step {
       kernels::quantize_rows(isa, static_cast<const float*>(x) + b * in_size, 1, in_size, in_size, base, &scale);
       qin = base;
     }
+    if (planar_) return {qin, scale};  // a 1x1 conv's blocks come straight from the channel planes
     int8_t* hwc = base + qbytes;
     std::memset(hwc, 0, bytes);
     for (uint32_t grp = 0; grp < g.groups; ++grp)
@@ -273,7 +276,10 @@ class Int8ConvStep final : public Step {
       const size_t n = std::min(kTile, plane - p0);
       const int8_t* src = x.q + grp * hp_ * wp_ * cg;
       size_t oy = p0 / g.out_w, ox = p0 % g.out_w;
-      for (size_t j = 0; j * 16 < n; ++j) {
+      for (size_t j = 0; j * 16 < n && planar_; ++j)
+        kernels::int8_planar_block(x.q + grp * cg * plane + p0 + j * 16, plane, cg, std::min<size_t>(16, n - j * 16),
+                                   tile + j * 16 * kp_);
+      for (size_t j = 0; j * 16 < n && !planar_; ++j) {
         const size_t m = std::min<size_t>(16, n - j * 16);
         if (!taps_.empty()) {  // straight from the input, where the gathers are fast
           int32_t pos[16];
@@ -366,6 +372,7 @@ class Int8ConvStep final : public Step {
   kernels::Conv2dGeometry g_;
   bool dense_ = false;                                       // an int8 weight: kernels::int8_conv_tile
   std::vector<int8_t> wrows_;                                // dense: rows of kp_, channels-last columns
+  bool planar_ = false;        // dense 1x1, stride 1, no padding, cg % 4 == 0: tile blocks from the planes
   std::vector<int32_t> taps_;  // dense, cg % 4 == 0, not in place: each tap's byte offset in the input
   std::vector<int8_t> w64_;                                  // dense on an AMX CPU: wrows_ as A tiles want it
   std::vector<size_t> w64_at_;                               // per group: its block in w64_
