@@ -6,7 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
-#ifdef __AVX2__
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -29,6 +29,52 @@ inline void block_sums_plain(const int8_t* base, const size_t* off, const int16_
     const int8_t* x = base + off[k];
     const int32_t wk = w[k];
     for (size_t i = 0; i < n; ++i) acc[i] += wk * int32_t(x[i]);
+  }
+}
+
+// The int8 epilogue (int8_layouts.h) of n sums a, stored at output index `at` of the plane: 16 or 8 lanes
+// where the level has them (the same operations, so the same bits as the scalar loop that ends the row).
+inline void epilogue_row(const Int8DwPlane& p, const int32_t* a, size_t n, size_t at) {
+  size_t i = 0;
+  const bool i8 = p.inv_out > 0.0f;
+#if defined(__AVX512F__)
+  const __m512 s = _mm512_set1_ps(p.scale), b = _mm512_set1_ps(p.bias), lo = _mm512_set1_ps(p.lo),
+               hi = _mm512_set1_ps(p.hi), inv = _mm512_set1_ps(p.inv_out);
+  for (; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(a + i)), s, b);
+    v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));  // lo > v ? lo : v, then hi < v ? hi : v (NaN stays)
+    if (i8) {
+      __m512 t = _mm512_mul_ps(v, inv);
+      t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, t, _CMP_ORD_Q), t);  // NaN -> 0
+      t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<int8_t*>(p.y) + at + i),
+                       _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t)));  // half to even
+    } else {
+      _mm512_storeu_ps(static_cast<float*>(p.y) + at + i, v);
+    }
+  }
+#elif defined(__AVX2__) && defined(__FMA__)
+  const __m256 s = _mm256_set1_ps(p.scale), b = _mm256_set1_ps(p.bias), lo = _mm256_set1_ps(p.lo),
+               hi = _mm256_set1_ps(p.hi), inv = _mm256_set1_ps(p.inv_out);
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i))), s, b);
+    v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));  // lo > v ? lo : v, then hi < v ? hi : v (NaN stays)
+    if (i8) {
+      __m256 t = _mm256_mul_ps(v, inv);
+      t = _mm256_and_ps(t, _mm256_cmp_ps(t, t, _CMP_ORD_Q));  // NaN -> 0
+      t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
+      const __m256i q = _mm256_cvtps_epi32(t);  // half to even
+      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(static_cast<int8_t*>(p.y) + at + i), _mm_packs_epi16(w, w));
+    } else {
+      _mm256_storeu_ps(static_cast<float*>(p.y) + at + i, v);
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    const float v = int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi);
+    if (i8) static_cast<int8_t*>(p.y)[at + i] = ref::quantize_one(v, p.inv_out);
+    else static_cast<float*>(p.y)[at + i] = v;
   }
 }
 
@@ -67,24 +113,12 @@ void dwconv_plane(const Int8DwPlane& p) {
           for (size_t i = 0; i < n; ++i) acc[i] += part[i];
         }
       }
-      for (size_t r = 0; r < rows; ++r) {  // the epilogue straight into the output rows
-        const int32_t* a = acc + r * pl;
-        const size_t at = (oy0 + r) * p.out_w + c0;
-        if (p.inv_out > 0.0f) {
-          int8_t* y = static_cast<int8_t*>(p.y) + at;
-          for (size_t i = 0; i < cols; ++i)
-            y[i] = ref::quantize_one(int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi), p.inv_out);
-        } else {
-          float* y = static_cast<float*>(p.y) + at;
-          for (size_t i = 0; i < cols; ++i) y[i] = int8_epilogue(a[i], p.scale, p.bias, p.lo, p.hi);
-        }
-      }
+      for (size_t r = 0; r < rows; ++r)  // the epilogue straight into the output rows
+        epilogue_row(p, acc + r * pl, cols, (oy0 + r) * p.out_w + c0);
     }
   }
 }
 
-// even[k] = src[2k], odd[k] = src[2k + 1] for the n bytes of src: 32 at a time with AVX2 (in the files compiled
-// for it), the rest (and the reference) one by one.
 inline void deinterleave2(const int8_t* src, size_t n, int8_t* even, int8_t* odd) {
   size_t i = 0;
 #ifdef __AVX2__

@@ -3,15 +3,16 @@
 // registers: 32 outputs at a time, two taps' int16 products added in int16 (|w x| <= 127 * 127, so a pair
 // is at most 32,258: no overflow), then widened into two int32 accumulators. (The transpose uses the AVX2
 // one.) And the patch gather: a tile block's 4-byte groups straight from the input with vpgatherdd.
-#include <immintrin.h>
-
-#include "kernels/int8/int8_dwconv_impl.h"
-#include "kernels/x86/int8_conv_avx512.h"
 
 // GCC 12 reports the intrinsics' own undefined pass-through operands as "maybe uninitialized"
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+
+#include <immintrin.h>
+
+#include "kernels/int8/int8_dwconv_impl.h"
+#include "kernels/x86/int8_conv_avx512.h"
 
 namespace pyrt::kernels {
 namespace {
