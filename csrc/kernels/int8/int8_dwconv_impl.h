@@ -33,24 +33,25 @@ inline void block_sums_plain(const int8_t* base, const size_t* off, const int16_
 }
 
 // The int8 epilogue (int8_layouts.h) of n sums a, stored at output index `at` of the plane: 16 or 8 lanes
-// where the level has them (the same operations, so the same bits as the scalar loop that ends the row).
+// where the level has them (AVX-512 masks the last ones; AVX2 leaves them to the scalar loop): the same
+// operations, so the same bits.
 inline void epilogue_row(const Int8DwPlane& p, const int32_t* a, size_t n, size_t at) {
   size_t i = 0;
   const bool i8 = p.inv_out > 0.0f;
 #if defined(__AVX512F__)
   const __m512 s = _mm512_set1_ps(p.scale), b = _mm512_set1_ps(p.bias), lo = _mm512_set1_ps(p.lo),
                hi = _mm512_set1_ps(p.hi), inv = _mm512_set1_ps(p.inv_out);
-  for (; i + 16 <= n; i += 16) {
-    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(a + i)), s, b);
+  for (; i < n; i += 16) {  // the last 16 masked
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1u);
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, a + i)), s, b);
     v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));  // lo > v ? lo : v, then hi < v ? hi : v (NaN stays)
     if (i8) {
       __m512 t = _mm512_mul_ps(v, inv);
       t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, t, _CMP_ORD_Q), t);  // NaN -> 0
       t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<int8_t*>(p.y) + at + i),
-                       _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t)));  // half to even
+      _mm512_mask_cvtepi32_storeu_epi8(static_cast<int8_t*>(p.y) + at + i, m, _mm512_cvtps_epi32(t));
     } else {
-      _mm512_storeu_ps(static_cast<float*>(p.y) + at + i, v);
+      _mm512_mask_storeu_ps(static_cast<float*>(p.y) + at + i, m, v);
     }
   }
 #elif defined(__AVX2__) && defined(__FMA__)
