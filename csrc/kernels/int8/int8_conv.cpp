@@ -36,8 +36,13 @@ size_t int8_conv_w64(const int8_t* w, size_t og, size_t kp, std::vector<int8_t>&
 
 bool int8_patch_gather(Isa isa, const Int8PatchGather& p) {
 #if PYRT_HAVE_X86_KERNELS
-  if (isa >= Isa::avx512 && use_hw_gather(Isa::avx512)) {
+  if (isa >= Isa::avx512) {
+    if (!use_hw_gather(Isa::avx512)) return false;
     pyrt_i8_patch_gather__avx512(p);
+    return true;
+  }
+  if (isa >= Isa::avx2 && use_hw_gather(Isa::avx2)) {
+    pyrt_i8_patch_gather__avx2(p);
     return true;
   }
 #endif

@@ -114,6 +114,7 @@ void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* 
 void pyrt_i8_conv_tile__avx2(const Int8ConvTile& t);
 void pyrt_i8_conv_tile__avx512(const Int8ConvTile& t);
 void pyrt_i8_patch_gather__avx512(const Int8PatchGather& p);
+void pyrt_i8_patch_gather__avx2(const Int8PatchGather& p);
 void pyrt_i8_conv_tile__avx512vnni(const Int8ConvTile& t);
 #if PYRT_HAVE_AMX
 void pyrt_i8_conv_tile__amx(const Int8ConvTile& t);

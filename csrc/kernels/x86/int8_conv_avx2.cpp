@@ -3,6 +3,7 @@
 // channels-last copy by 16 x 16 bytes in registers (four rounds of "interleave row i with row i + 8"), and
 // the positions-vectorized conv tile: vpmaddubsw of |w| (broadcast) against the activations with w's sign
 // (vpsignb), which cannot saturate (2 * 127 * 127 < 2^15), then vpmaddwd by ones: 4 rows x 16 positions.
+// And the patch gather, 8 positions per vpgatherdd.
 #include <immintrin.h>
 
 #include <cstring>
@@ -167,6 +168,25 @@ void pyrt_i8_conv_tile__avx2(const Int8ConvTile& t) {
   for (; o + 4 <= t.og; o += 4) conv_rows<4>(t, o);
   if (o + 2 <= t.og) conv_rows<2>(t, o), o += 2;
   if (o < t.og) conv_rows<1>(t, o);
+}
+
+// The patch gather (int8_conv.h), 8 positions per vpgatherdd: two per 4-column group.
+void pyrt_i8_patch_gather__avx2(const Int8PatchGather& p) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i pos[2], keep[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(p.m) - 8 * h), lane);  // position < m
+    keep[h] = live;
+    pos[h] = _mm256_and_si256(_mm256_maskload_epi32(p.pos + 8 * h, live), live);
+  }
+  int8_t* out = p.dst;
+  for (uint32_t t = 0; t < p.taps; ++t) {
+    const int* s = reinterpret_cast<const int*>(p.src + p.tap[t]);
+    for (uint32_t c = 0; c < p.cg; c += 4, out += 64, s += 1)
+      for (int h = 0; h < 2; ++h)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * h),
+                            _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), s, pos[h], keep[h], 1));
+  }
 }
 
 }  // namespace pyrt::kernels
