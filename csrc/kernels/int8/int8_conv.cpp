@@ -34,20 +34,13 @@ size_t int8_conv_w64(const int8_t* w, size_t og, size_t kp, std::vector<int8_t>&
   return at;
 }
 
-bool int8_patch_gather(Isa isa, const Int8PatchGather& p) {
+Int8PatchGatherFn int8_patch_gather_kernel(Isa isa) {
 #if PYRT_HAVE_X86_KERNELS
-  if (isa >= Isa::avx512) {
-    if (!use_hw_gather(Isa::avx512)) return false;
-    pyrt_i8_patch_gather__avx512(p);
-    return true;
-  }
-  if (isa >= Isa::avx2 && use_hw_gather(Isa::avx2)) {
-    pyrt_i8_patch_gather__avx2(p);
-    return true;
-  }
+  if (isa >= Isa::avx512) return use_hw_gather(Isa::avx512) ? &pyrt_i8_patch_gather__avx512 : nullptr;
+  if (isa >= Isa::avx2 && use_hw_gather(Isa::avx2)) return &pyrt_i8_patch_gather__avx2;
 #endif
-  (void)isa, (void)p;
-  return false;
+  (void)isa;
+  return nullptr;
 }
 
 void int8_planar_block(const int8_t* q, size_t plane, size_t cg, size_t m, int8_t* dst) {

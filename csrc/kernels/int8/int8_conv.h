@@ -76,8 +76,8 @@ size_t int8_conv_w64(const int8_t* w, size_t og, size_t kp, std::vector<int8_t>&
 // 4-column group of a patch is 4 consecutive channels of one tap, and kp = K): position i < m starts at byte
 // pos[i] of src, tap t (ky, kx in the weight's column order) at byte tap[t] from it, and block group
 // t * cg / 4 + c4 at dst + (t * cg / 4 + c4) * 64 receives the 16 positions' 4 bytes (zeros past m): the
-// Int8ConvTile layout without the patch rows in between. Returns false where this level has no such kernel
-// or its gathers are slower than the copies (use_hw_gather), and writes nothing then.
+// Int8ConvTile layout without the patch rows in between. int8_patch_gather_kernel gives the kernel for level
+// isa, or null where it has none or its gathers are slower than the copies (use_hw_gather): ask once per call.
 struct Int8PatchGather {
   const int8_t* src;
   const int32_t* pos;  // 16 entries (those past m unused)
@@ -86,7 +86,8 @@ struct Int8PatchGather {
   uint32_t taps, cg;
   int8_t* dst;
 };
-bool int8_patch_gather(Isa isa, const Int8PatchGather& p);
+using Int8PatchGatherFn = void (*)(const Int8PatchGather&);
+Int8PatchGatherFn int8_patch_gather_kernel(Isa isa);
 
 // A tile block of a 1x1 conv straight from the planar int8 input (channels of `plane` bytes, channel c at
 // q + c * plane, cg % 4 == 0): for m <= 16 positions from q on, group c4 at dst + c4 * 64 receives each

@@ -185,6 +185,12 @@ class SparseInt8 final : public Int8Weight {
   }
 
  private:
+  // f(j, n) for the set bits j of a step's mask in ascending order, n counting them: vpexpandb's order.
+  template <class F>
+  static void for_each_slot(uint64_t mask, F f) {
+    for (size_t n = 0; mask != 0; mask &= mask - 1, ++n) f(__builtin_ctzll(mask), n);
+  }
+
   // The padded steps -> the masked form (int8_layouts.h); the padded bytes are freed.
   void mask_steps() {
     const uint64_t total = step_start_[padded_rows() / 16];
@@ -206,13 +212,7 @@ class SparseInt8 final : public Int8Weight {
       for (uint64_t s = first; s < last; ++s) {
         const uint8_t* step = steps_.data() + s * kStepBytes;
         const size_t c = size_t(__builtin_popcountll(masks_[s]));
-        size_t n = 0;
-        for (int j = 0; j < 64; ++j)
-          if (masks_[s] >> j & 1) {
-            out[n] = step[j];
-            out[c + n] = step[64 + j];
-            ++n;
-          }
+        for_each_slot(masks_[s], [&](int j, size_t n) { out[n] = step[j], out[c + n] = step[64 + j]; });
         out += 2 * c;
       }
     }
@@ -227,13 +227,7 @@ class SparseInt8 final : public Int8Weight {
     for (uint64_t s = 0; s < total; ++s) {
       uint8_t* step = steps_.data() + s * kStepBytes;
       const size_t c = size_t(__builtin_popcountll(masks_[s]));
-      size_t n = 0;
-      for (int j = 0; j < 64; ++j)
-        if (masks_[s] >> j & 1) {
-          step[j] = in[n];
-          step[64 + j] = in[c + n];
-          ++n;
-        }
+      for_each_slot(masks_[s], [&](int j, size_t n) { step[j] = in[n], step[64 + j] = in[c + n]; });
       in += 2 * c;
     }
   }

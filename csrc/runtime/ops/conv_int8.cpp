@@ -271,29 +271,26 @@ class Int8ConvStep final : public Step {
                                 kernels::Scratch::kInt8));
     int8_t* rows16 = reinterpret_cast<int8_t*>(base);
     int8_t* tile = reinterpret_cast<int8_t*>(base + rows_bytes);
+    const kernels::Int8PatchGatherFn gather = taps_.empty() ? nullptr : kernels::int8_patch_gather_kernel(isa);
     for (size_t item = i0; item < i1; ++item) {
       const size_t grp = item / tiles_, p0 = (item % tiles_) * kTile;
       const size_t n = std::min(kTile, plane - p0);
       const int8_t* src = x.q + grp * hp_ * wp_ * cg;
       size_t oy = p0 / g.out_w, ox = p0 % g.out_w;
-      for (size_t j = 0; j * 16 < n && planar_; ++j)
-        kernels::int8_planar_block(x.q + grp * cg * plane + p0 + j * 16, plane, cg, std::min<size_t>(16, n - j * 16),
-                                   tile + j * 16 * kp_);
-      for (size_t j = 0; j * 16 < n && !planar_; ++j) {
+      for (size_t j = 0; j * 16 < n; ++j) {
         const size_t m = std::min<size_t>(16, n - j * 16);
-        if (!taps_.empty()) {  // straight from the input, where the gathers are fast
+        if (planar_) {
+          kernels::int8_planar_block(x.q + grp * cg * plane + p0 + j * 16, plane, cg, m, tile + j * 16 * kp_);
+          continue;
+        }
+        if (gather) {  // straight from the input, where the gathers are fast
           int32_t pos[16];
-          size_t py = oy, px = ox;
           for (size_t i = 0; i < m; ++i) {
-            pos[i] = int32_t((py * g.stride_h * wp_ + px * g.stride_w) * cg);
-            if (++px == g.out_w) px = 0, ++py;
+            pos[i] = int32_t((oy * g.stride_h * wp_ + ox * g.stride_w) * cg);
+            if (++ox == g.out_w) ox = 0, ++oy;
           }
-          const kernels::Int8PatchGather pg{src, pos, uint32_t(m), taps_.data(), uint32_t(taps_.size()),
-                                            uint32_t(cg), tile + j * 16 * kp_};
-          if (kernels::int8_patch_gather(isa, pg)) {
-            oy = py, ox = px;
-            continue;
-          }
+          gather({src, pos, uint32_t(m), taps_.data(), uint32_t(taps_.size()), uint32_t(cg), tile + j * 16 * kp_});
+          continue;
         }
         const int8_t* rows = src + (p0 + j * 16) * cg;  // in place: the channels-last input rows
         if (!in_place_ || m < 16) {
