@@ -171,6 +171,24 @@ def test_amx_tiles(batch, rows, cols):
             assert np.isnan(part[:, :r0]).all() and np.isnan(part[:, r1:]).all()
 
 
+@pytest.mark.parametrize("isa", ALL_LEVELS)
+def test_wide_inputs_in_sample_chunks(isa):
+    """Wide layers at batch > 24: the VNNI GEMM copies the samples offset by 128 in chunks of at most 512 KiB
+    (24 samples of 20,000 columns here, a last chunk of 2 and a row tail of 32 columns), bit for bit with the
+    reference in f32 and int8 outputs, a row range included."""
+    need(isa)
+    rng = np.random.default_rng(77)
+    t = int8_tensor(rng, 20, 20000)
+    w = _core.Int8Weight(t)
+    bias = rng.standard_normal(20).astype(np.float32)
+    q, xs = acts(rng, 50, 20000)
+    np.testing.assert_array_equal(w.gemm(q, xs, bias, isa=isa), w.gemm(q, xs, bias, isa="ref"))
+    np.testing.assert_array_equal(w.gemm(q, xs, None, out_scale=0.5, isa=isa),
+                                  w.gemm(q, xs, None, out_scale=0.5, isa="ref"))
+    part = w.gemm(q, xs, bias, rows=(16, 20), isa=isa)
+    np.testing.assert_array_equal(part[:, 16:], w.gemm(q, xs, bias, isa="ref")[:, 16:])
+
+
 @pytest.mark.parametrize("density", [None, 0.4])
 def test_row_ranges_are_the_whole_matrix_columns(density):
     rng = np.random.default_rng(10)

@@ -59,21 +59,29 @@ void conv_block(const Int8ConvTile& t, size_t o0, size_t j0) {
   const int8_t* a[PB];
   for (int i = 0; i < PB; ++i) a[i] = t.a + (j0 + i) * 16 * t.kp;
   const int8_t* w = t.w + o0 * t.kp;
+  // Fully unrolled: GCC otherwise moves the accumulators through the stack at every group.
   __m512i acc[OB][PB];
+#pragma GCC unroll 8
   for (int r = 0; r < OB; ++r)
+#pragma GCC unroll 2
     for (int i = 0; i < PB; ++i) acc[r][i] = _mm512_setzero_si512();
   for (size_t g = 0; g < groups; ++g) {
     __m512i av[PB];
+#pragma GCC unroll 2
     for (int i = 0; i < PB; ++i) av[i] = Dot::act(_mm512_loadu_si512(a[i] + g * 64));
+#pragma GCC unroll 8
     for (int r = 0; r < OB; ++r) {
       int32_t wd;
       std::memcpy(&wd, w + r * t.kp + g * 4, 4);
       const typename Dot::W wb = Dot::weight(wd);
+#pragma GCC unroll 2
       for (int i = 0; i < PB; ++i) acc[r][i] = Dot::dot(acc[r][i], av[i], wb);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < OB; ++r) {
     const __m512i fix = _mm512_set1_epi32(Dot::fix(t.wsum[o0 + r]));
+#pragma GCC unroll 2
     for (int i = 0; i < PB; ++i) {
       const size_t p = (j0 + i) * 16;
       if (p < t.n) conv_store16(t, o0 + r, _mm512_sub_epi32(acc[r][i], fix), p, tail_mask(t.n - p));
