@@ -239,18 +239,23 @@ class Int8ConvStep final : public Step {
   }
 
   // Whether a csr+int8 weight of `steps` steps in all runs faster dense, when the model is loaded at level
-  // amx: a tile product (tdpbssd: 16 rows x 64 columns x 16 positions) costs about 16 cycles, where the sparse
-  // kernel takes about 26 per step and 16 positions; the dense patches cost about 10 per gathered 4-column
-  // group, the sparse patch rows about 1 (cycles per 16 positions on a Sapphire Rapids core, fitted to
-  // bench/test_int8_conv.py). Dense must win by 25%; its weight is og x K bytes per group, kept under 1 MiB.
+  // amx. Cycles per 16 output positions on a Sapphire Rapids core, fitted at batch 1 and 8 to ResNet-20,
+  // LeNet-5 and MobileNet-V2 shapes (16-128 channels 3x3, 1x1 24-192 channels, 6->16 5x5; 50-95% pruned):
+  //   dense:  about 140 per tile product (tdpbssd of 16 rows x 64 columns, its loads and epilogue) and 10 per
+  //           4-column group of the patches;
+  //   sparse: about 43 per step, 27 per 4-column group of the patch rows, 300 per 16-row block (its epilogue
+  //           into the channel planes).
+  // The two forms give the same bits, so the choice only moves time. The dense weight (og x K bytes per
+  // group) is kept under 1 MiB.
   bool amx_dense_is_faster(uint64_t steps) const {
 #if PYRT_HAVE_AMX
     if (kernels::active_isa() != kernels::Isa::amx) return false;
     const double og = g_.group_out(), k = double(g_.group_in()) * g_.kh * g_.kw, n = g_.groups;
     if (og * k * n > double(1 << 20)) return false;
-    const double dense = n * (16.0 * std::ceil(og / 16) * std::ceil(k / 64) + 10.0 * std::ceil(k / 4));
-    const double sparse = 26.0 * double(steps) + n * std::ceil(k / 4);
-    return dense * 1.25 < sparse;
+    const double blocks = std::ceil(og / 16), groups = std::ceil(k / 4);
+    const double dense = n * (140.0 * blocks * std::ceil(k / 64) + 10.0 * groups);
+    const double sparse = 43.0 * double(steps) + n * (27.0 * groups + 300.0 * blocks);
+    return dense < sparse;
 #else
     (void)steps;
     return false;
