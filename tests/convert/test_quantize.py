@@ -290,6 +290,9 @@ def test_import_of_torch_dynamic_quantized_linear(rng, per_channel):
     (12, 20, 7, 1, 1, 0, 1, 1),    # 1x1, stride 1: blocks straight from the channel planes, 49 positions
     (16, 8, 9, 1, 1, 0, 1, 2),     # the same in two groups
     (6, 8, 10, 3, 1, 1, 1, 1),     # 6 channels: groups of 4 columns straddle taps, the copies only
+    (16, 8, 21, 3, 1, 1, 1, 1),    # rows of 21: the channels-last copy's last block overlaps (16 wide)
+    (32, 8, 12, 3, 1, 1, 1, 1),    # rows of 12: two overlapping 8-wide blocks, two chunks of 16 channels
+    (16, 8, 5, 3, 1, 1, 1, 1),     # rows of 5: bytes one by one
 ])
 def test_int8_conv_patch_gather_equals_the_copies(rng, helpers, mode, cin, cout, hw, k, stride, pad, dilation,
                                                   groups):

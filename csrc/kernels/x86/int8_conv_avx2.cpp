@@ -71,6 +71,37 @@ void pyrt_transpose_planes__avx2(const float* tile, size_t n, size_t og, float* 
     for (size_t i = 0; i < n; ++i) y[o0 * plane + i] = tile[i * og + o0];
 }
 
+namespace {
+
+// 16 channels (rows plane apart from s) x `cols` positions from x0 (16, or 8 with the upper half of each load
+// zero) transposed by four rounds of byte unpacks into position rows dst_stride apart at d. Fully unrolled,
+// so that the 16 rows live in registers (GCC otherwise keeps both arrays on the stack).
+template <int Cols>
+inline void transpose16(const int8_t* s, size_t plane, int8_t* d, size_t dst_stride) {
+  __m128i r[16], n[16];
+#pragma GCC unroll 16
+  for (int k = 0; k < 16; ++k) {
+    const auto* p = reinterpret_cast<const __m128i*>(s + k * plane);
+    r[k] = Cols == 16 ? _mm_loadu_si128(p) : _mm_loadl_epi64(p);
+  }
+#pragma GCC unroll 4
+  for (int round = 0; round < 4; ++round) {
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      n[2 * k] = _mm_unpacklo_epi8(r[k], r[k + 8]);
+      n[2 * k + 1] = _mm_unpackhi_epi8(r[k], r[k + 8]);
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; ++k) r[k] = n[k];
+  }
+#pragma GCC unroll 16
+  for (int k = 0; k < Cols; ++k) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k * dst_stride), r[k]);
+}
+
+}  // namespace
+
+// A row's last w % 16 positions are one more block ending at w (16 or 8 wide, overlapping the previous one:
+// the same bytes written twice), so only rows narrower than 8 and channels past a multiple of 16 copy bytes.
 void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, size_t w, int8_t* dst, size_t dst_row,
                                  size_t dst_stride) {
   const size_t plane = h * w;
@@ -80,20 +111,17 @@ void pyrt_i8_channels_last__avx2(const int8_t* src, size_t channels, size_t h, s
       const int8_t* s = src + c0 * plane + y * w;
       int8_t* d = dst + y * dst_row + c0;
       size_t x0 = 0;
-      for (; x0 + 16 <= w; x0 += 16) {
-        __m128i r[16], n[16];
-        for (int k = 0; k < 16; ++k) r[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k * plane + x0));
-        for (int round = 0; round < 4; ++round) {
-          for (int k = 0; k < 8; ++k) {
-            n[2 * k] = _mm_unpacklo_epi8(r[k], r[k + 8]);
-            n[2 * k + 1] = _mm_unpackhi_epi8(r[k], r[k + 8]);
-          }
-          for (int k = 0; k < 16; ++k) r[k] = n[k];
-        }
-        for (int k = 0; k < 16; ++k) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + (x0 + k) * dst_stride), r[k]);
+      for (; x0 + 16 <= w; x0 += 16) transpose16<16>(s + x0, plane, d + x0 * dst_stride, dst_stride);
+      if (x0 == w) continue;
+      if (w >= 16) {
+        transpose16<16>(s + w - 16, plane, d + (w - 16) * dst_stride, dst_stride);
+      } else if (w >= 8) {
+        transpose16<8>(s, plane, d, dst_stride);
+        transpose16<8>(s + w - 8, plane, d + (w - 8) * dst_stride, dst_stride);
+      } else {
+        for (size_t c = 0; c < 16; ++c)
+          for (size_t x = 0; x < w; ++x) d[x * dst_stride + c] = s[c * plane + x];
       }
-      for (size_t c = 0; c < 16; ++c)
-        for (size_t x = x0; x < w; ++x) d[x * dst_stride + c] = s[c * plane + x];
     }
     for (size_t c = c0; c < channels; ++c) {
       const int8_t* s = src + c * plane + y * w;
