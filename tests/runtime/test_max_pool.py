@@ -42,6 +42,7 @@ CASES = {  # input (C, H, W), kernel, stride, padding (t, l, b, r), ceil_mode
     "kernel-wider-than-input": ((1, 6, 3), (2, 4), (1, 1), (0, 1, 0, 1), 0),
     "1x1-s2": ((3, 9, 9), (1, 1), (2, 2), (0, 0, 0, 0), 0),
     "wide-row": ((2, 5, 300), (3, 3), (2, 2), (1, 1, 1, 1), 1),
+    "odd-row-s2": ((3, 9, 113), (3, 3), (2, 2), (1, 1, 1, 1), 0),  # the stride-2 split of an odd row
 }
 
 
@@ -57,7 +58,14 @@ def test_max_pool_matches_every_window(case):
     want = reference(x, k, s, pad, ceil)
     model = {"input_shape": list(shape), "tensors": [], "nodes": [{"op": "max_pool2d", "inputs": [0], "attrs": {
         "kernel": list(k), "stride": list(s), "padding": list(pad), "ceil_mode": ceil}}]}
-    got = pyruntime.load(_core.write_model(model)).run(x)
-    assert got.shape == want.shape
-    np.testing.assert_array_equal(got, want)
+    m = pyruntime.load(_core.write_model(model))
+    previous = _core.active_isa()
+    try:
+        for isa in _core.supported_isas():  # the same body compiled per level (kernels/pool_max_f32.h)
+            _core.set_isa(isa)
+            got = m.run(x)
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(got, want, err_msg=isa)
+    finally:
+        _core.set_isa(previous)
     assert np.isnan(want).any() or case == "kernel-wider-than-input"  # the NaNs reached some window

@@ -1,6 +1,7 @@
 // pyruntime: max, average and global-average pooling (f32); max_pool2d also takes an i8 value as it is (the
 // largest q of a window is the largest value: exact, so a static int8 chain stays int8 through it), and b1c
 // signs as they are (the max of +-1 values is the OR of their bits: a binary network stays in bits).
+#include "kernels/pool2d.h"
 #include "kernels/ref/ref_kernels.h"
 #include "runtime/step.h"
 
@@ -11,7 +12,7 @@ class PoolStep final : public Step {
  public:
   PoolStep(Op op, const kernels::ref::Pool2dGeometry& g, DType dtype) : op_(op), g_(g), dtype_(dtype) {}
 
-  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+  void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     if (dtype_ == DType::i8)
       return kernels::ref::max_pool2d_s8(g_, static_cast<const int8_t*>(in[0]), batch, static_cast<int8_t*>(out));
     if (dtype_ == DType::b1c)
@@ -19,7 +20,7 @@ class PoolStep final : public Step {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out);
     switch (op_) {
-      case Op::max_pool2d: return kernels::ref::max_pool2d_f32(g_, x, batch, y);
+      case Op::max_pool2d: return kernels::max_pool2d_f32(ctx.isa, g_, x, batch, y);
       case Op::avg_pool2d: return kernels::ref::avg_pool2d_f32(g_, x, batch, y);
       default: return kernels::ref::global_avg_pool_f32(x, batch, g_.channels, size_t(g_.in_h) * g_.in_w, y);
     }
