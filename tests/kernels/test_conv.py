@@ -96,6 +96,10 @@ BIG_GEOMETRIES = {
     # channels (partial sums through y; a partial last vector, so masked partial loads)
     "channel_blocks": geom(72, (9, 37), 24, 3, pad=1),
     "channel_blocks_s2": geom(96, (12, 70), 16, 3, stride=2, pad=1),
+    # narrow outputs block by whole padded planes (32 KB): 80 channels of 16 x 16 in blocks of 32, 32 and 16;
+    # 160 of 9 x 9 in blocks of 101 and 59
+    "channel_blocks_narrow": geom(80, 14, 8, 3, pad=1),
+    "channel_blocks_7x7": geom(160, 7, 6, 3, pad=1),
 }
 
 
