@@ -93,7 +93,7 @@ inline void lanes_rows(const DirectConvLayout& Lw, const float* xp, float* y, ui
 // The kernel of one ISA (DirectConvFn): the padded copy of every input channel, then blocks of output
 // channels (their packed weights stay in L1), row by row, tile by tile. Where V has 32 registers (kLanes 16:
 // AVX-512), two blocks share each tile's broadcasts (24 accumulators: 2 weight loads and 12 broadcasts per
-// 24 FMAs instead of 1 and 12 per 12; ResNet-18's first conv 1.3x).
+// 24 FMAs instead of 1 and 12 per 12; the first convs of ResNet-18 and SqueezeNet 1.1x).
 template <class V>
 void lanes_conv(const DirectConvLayout& Lw, const float* x, float* xp, float* y, uint32_t oy0, uint32_t oy1) {
   pad_group<V>(Lw, x, xp, oy0, oy1);
