@@ -23,6 +23,10 @@ def set_gather(mode: str) -> str:
     """How the sparse and byte-codebook kernels gather x (or table entries): "hw" (vgatherdps), "scalar"
     (scalar loads), or "auto" (whichever this CPU ran faster, measured once per vector width; the
     default, unless PYRT_GATHER=hw|scalar). Returns the previous mode. Results are the same either way."""
+def set_direct_planes(mode: str) -> str:
+    """How direct convs created from now on copy their input: "shifted" (one plane per kernel column, aligned
+    loads), "padded" (one padded plane per channel), or "auto" (shifted where the active level is AVX-512 or
+    above; the default). Returns the previous mode. Results are the same either way."""
 def uses_hw_gather(isa: str | None = None) -> bool:
     """Whether the kernels of ``isa`` (default: the active level) gather with vgatherdps now."""
 def cpu_has(feature: str) -> bool:

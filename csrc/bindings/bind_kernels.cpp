@@ -14,6 +14,7 @@
 #include "bindings/tensor_dict.h"
 #include "common/error.h"
 #include "kernels/conv/conv2d.h"
+#include "kernels/conv/direct.h"
 #include "kernels/packed_weight.h"
 
 namespace py = pybind11;
@@ -100,6 +101,20 @@ void bind_kernels(py::module_& m) {
         else PYRT_CHECK(false, PYRT_INVALID_ARGUMENT, "unknown gather mode '", mode, "' (expected auto, hw or scalar)");
         kernels::set_gather(g);
         return std::string(before == Gather::hw ? "hw" : before == Gather::scalar ? "scalar" : "auto");
+      },
+      py::arg("mode"));
+  m.def(
+      "set_direct_planes",
+      [](const std::string& mode) {
+        using kernels::DirectPlanes;
+        const DirectPlanes before = kernels::direct_planes_setting();
+        DirectPlanes p;
+        if (mode == "auto") p = DirectPlanes::automatic;
+        else if (mode == "shifted") p = DirectPlanes::shifted;
+        else if (mode == "padded") p = DirectPlanes::padded;
+        else PYRT_CHECK(false, PYRT_INVALID_ARGUMENT, "unknown planes mode '", mode, "' (expected auto, shifted or padded)");
+        kernels::set_direct_planes(p);
+        return std::string(before == DirectPlanes::shifted ? "shifted" : before == DirectPlanes::padded ? "padded" : "auto");
       },
       py::arg("mode"));
   m.def("uses_hw_gather", [](const py::object& isa) { return kernels::use_hw_gather(isa_arg(isa)); },

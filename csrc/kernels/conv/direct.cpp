@@ -3,6 +3,7 @@
 #include "kernels/conv/direct.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -26,13 +27,17 @@ DirectConvFn direct_kernel(Isa isa) {
 
 class DirectConv final : public Conv2d {
  public:
-  DirectConv(const Conv2dGeometry& g, const DecodedTensor& w) : Conv2d(g), pp_(g) {
+  // shifted: the input copied into kw column-shifted planes (aligned loads, direct.h) rather than one padded
+  // plane; chosen when the level the kernels run at (active_isa) has 64-byte vectors
+  DirectConv(const Conv2dGeometry& g, const DecodedTensor& w, bool shifted)
+      : Conv2d(g), shifted_(shifted), pp_(g), sp_(g) {
     const uint32_t K = g.patch(), khw = g.kh * g.kw;
     // tap offsets by weight column (c * kh + ky) * kw + kx
     std::vector<uint32_t> col_off(K);
     for (uint32_t c = 0; c < g.group_in(); ++c)
       for (uint32_t ky = 0; ky < g.kh; ++ky)
-        for (uint32_t kx = 0; kx < g.kw; ++kx) col_off[c * khw + ky * g.kw + kx] = uint32_t(pp_.offset(g, c, ky, kx));
+        for (uint32_t kx = 0; kx < g.kw; ++kx) col_off[c * khw + ky * g.kw + kx] =
+              uint32_t(shifted_ ? sp_.offset(g, c, ky, kx) : pp_.offset(g, c, ky, kx));
     const bool sparse = is_sparse(w.encoding), codebook = has_codebook(w.encoding);
     // Stored entries of the weight: (source position in the tensor's values / indices, column). A dense-
     // index codebook stores pruned weights as a zero centroid: those entries are dropped here as CSR drops
@@ -50,7 +55,7 @@ class DirectConv final : public Conv2d {
       rowptr_[o + 1] = uint32_t(src.size());
     }
     const size_t n = src.size();
-    wide_ = size_t(g.group_in()) * pp_.plane > 65536;
+    wide_ = (shifted_ ? sp_.group_floats(g) : size_t(g.group_in()) * pp_.plane) > 65536;
     if (wide_) off32_.resize(n);
     else off16_.resize(n);
     for (size_t e = 0; e < n; ++e) {
@@ -69,22 +74,29 @@ class DirectConv final : public Conv2d {
       const float* v = w.value_data();
       for (size_t e = 0; e < n; ++e) val_[e] = v[src[e]];
     }
-    // Blocks of input channels whose rows of a tile (up to 4 output rows x 4 vectors of 8 floats, AVX2's)
-    // take at most kBlockBytes of cache lines, so that they stay in L1 while every output channel reads
-    // them; blocks of at least kMinBlockEntries entries per output channel on average, so that the partial
-    // sums' trips through y stay cheap next to the FMAs (48: ResNet-18 80% pruned 1.1x over 96 with
-    // AVX-512, its 56x56 and 28x28 layers 1.15-1.2x; 1.02x with AVX2). Narrow outputs (out_w <= 16: a tile of one or two
-    // vectors is most of the plane) block by whole padded planes instead, kNarrowBlockBytes of them, with at
-    // least kNarrowMinEntries entries: ResNet-18's 14x14 and 7x7 layers 1.2-1.3x, SqueezeNet's 13x13
-    // classifier 1.5x (Sapphire Rapids, 48 KB L1; one block was faster on Zen 3, 32 KB L1, at larger blocks).
+    // Blocks of input channels whose rows of a tile (up to 4 output rows x 32 floats of each of the kw
+    // shifted planes, AVX2's tile) take at most kBlockBytes of cache lines, so that they stay in L1 while every
+    // output channel reads them; blocks of at least kMinBlockEntries entries per output channel on average, so
+    // that the partial sums' trips through y stay cheap next to the FMAs. Narrow outputs (out_w <= 16: a tile
+    // of one or two vectors is most of the plane) block by whole shifted planes instead, kNarrowBlockBytes of
+    // them, with at least kNarrowMinEntries entries: ResNet-18's 14x14 and 7x7 layers 1.2-1.3x, SqueezeNet's
+    // 13x13 classifier 1.5x (Sapphire Rapids, 48 KB L1; one block was faster on Zen 3, 32 KB L1, at larger
+    // blocks). With the shifted planes (three times the footprint of one padded plane for a 3x3 conv), block
+    // sizes from 8 to 32 entries per output channel, and 16 to 64 KB narrow, all ran ResNet-18's layers within
+    // the host's noise (5%); 16 keeps a block within a 32 KB L1.
     const uint64_t rows_read = 3 * uint64_t(g.stride_h) + (uint64_t(g.kh) - 1) * g.dilation_h + 1;
-    const uint64_t lines = (32 * uint64_t(g.stride_w) + uint64_t(g.kw - 1) * g.dilation_w + 15) / 16 + 1;
+    // a tile's 32 floats per row: 2 lines of each shifted plane, or the lines of the padded row it spans
+    const uint64_t lines = shifted_ ? 2 * uint64_t(g.kw)
+                                    : (32 * uint64_t(g.stride_w) + uint64_t(g.kw - 1) * g.dilation_w + 15) / 16 + 1;
+    const uint64_t min_entries = shifted_ ? kMinBlockEntries : kMinBlockEntriesPadded;
+    const uint64_t narrow_min = shifted_ ? kNarrowMinEntries : kNarrowMinEntriesPadded;
+    const size_t channel_floats = shifted_ ? size_t(sp_.kw) * sp_.plane : pp_.plane;
     const double per_channel = double(n) / std::max<uint64_t>(1, uint64_t(g.out_c) * g.group_in());  // entries
     uint64_t per_block = std::max<uint64_t>(1, kBlockBytes / (rows_read * lines * 64));
-    per_block = std::max<uint64_t>(per_block, uint64_t(kMinBlockEntries / std::max(per_channel, 1e-9)));
+    per_block = std::max<uint64_t>(per_block, uint64_t(min_entries / std::max(per_channel, 1e-9)));
     if (g.out_w <= 16) {
-      per_block = std::max<uint64_t>(1, kNarrowBlockBytes / (pp_.plane * sizeof(float)));
-      per_block = std::max<uint64_t>(per_block, uint64_t(kNarrowMinEntries / std::max(per_channel, 1e-9)));
+      per_block = std::max<uint64_t>(1, kNarrowBlockBytes / (channel_floats * sizeof(float)));
+      per_block = std::max<uint64_t>(per_block, uint64_t(narrow_min / std::max(per_channel, 1e-9)));
     }
     if (per_block >= g.group_in()) per_block = g.group_in();
     cblocks_ = uint32_t((g.group_in() + per_block - 1) / per_block);
@@ -123,7 +135,7 @@ class DirectConv final : public Conv2d {
 
  private:
   DirectConvLayout view() const {
-    DirectConvLayout L = padded_layout(geom_, pp_, clamp_);
+    DirectConvLayout L = shifted_ ? shifted_layout(geom_, sp_, clamp_) : padded_layout(geom_, pp_, clamp_);
     L.rowptr = rowptr_.data();
     L.blockptr = cblocks_ > 1 ? blockptr_.data() : rowptr_.data();
     L.cblocks = cblocks_;
@@ -135,12 +147,14 @@ class DirectConv final : public Conv2d {
     return L;
   }
 
+  bool shifted_;
   PaddedPlane pp_;
+  ShiftedPlanes sp_;
   bool wide_ = false;
   uint32_t k_ = 0;
   const char* layout_ = "";
-  static constexpr uint64_t kBlockBytes = 16 * 1024, kMinBlockEntries = 48;
-  static constexpr uint64_t kNarrowBlockBytes = 32 * 1024, kNarrowMinEntries = 48;
+  static constexpr uint64_t kBlockBytes = 16 * 1024, kMinBlockEntries = 16, kMinBlockEntriesPadded = 48;
+  static constexpr uint64_t kNarrowBlockBytes = 32 * 1024, kNarrowMinEntries = 24, kNarrowMinEntriesPadded = 48;
   AlignedArray<uint32_t> rowptr_;
   AlignedArray<uint32_t> blockptr_;  // DirectConvLayout::blockptr
   uint32_t cblocks_ = 1;
@@ -156,7 +170,8 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
                 const float* bias, uint32_t oy0, uint32_t oy1) {
   const size_t plane = size_t(L.out_h) * L.out_w, in_group = size_t(L.group_in_c) * L.in_h * L.in_w;
   for (uint32_t grp = 0; grp < L.groups; ++grp) {
-    pad_group_ref(L, x + grp * in_group, xp, oy0, oy1);
+    if (L.shifted) shift_group_ref(L, x + grp * in_group, xp, oy0, oy1);
+    else pad_group_ref(L, x + grp * in_group, xp, oy0, oy1);
     for (uint32_t o = grp * L.group_out; o < (grp + 1) * L.group_out; ++o) {
       float* yo = y + o * plane;
       const uint32_t e0 = L.rowptr[o], e1 = L.rowptr[o + 1];
@@ -193,6 +208,25 @@ void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_
   }
 }
 
+// The shifted rows (direct.h) that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp.
+void shift_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
+  const uint32_t r_lo = oy0 * L.stride_h, r_hi = (oy1 - 1) * L.stride_h + L.taps_h;
+  for (uint32_t c = 0; c < L.group_in_c; ++c) {
+    for (uint32_t r = r_lo; r < r_hi; ++r) {
+      const int64_t iy = int64_t(r) - L.pad_top;
+      const bool row_in = iy >= 0 && iy < int64_t(L.in_h);
+      const float* src = row_in ? x + (size_t(c) * L.in_h + size_t(iy)) * L.in_w : nullptr;
+      for (uint32_t kx = 0; kx < L.kw; ++kx) {
+        float* dst = xp + (size_t(c) * L.kw + kx) * L.plane + size_t(r) * L.rs;
+        for (uint32_t j = 0; j < L.rs; ++j) {
+          const int64_t ix = int64_t(j) * L.stride_w + int64_t(kx) * L.dilation_w - L.pad_left;
+          dst[j] = row_in && ix >= 0 && ix < int64_t(L.in_w) ? src[ix] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
 DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, const OutputClamp& clamp) {
   DirectConvLayout L{};
   L.out_c = g.out_c;
@@ -210,12 +244,30 @@ DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, c
   L.taps_h = (g.kh - 1) * g.dilation_h + 1;
   L.wph = pp.wph;
   L.rs = pp.rs;
+  L.shifted = false;
+  L.kw = 1;
+  L.dilation_w = 0;
   L.plane = pp.plane;
   L.row_step = size_t(g.stride_h) * pp.rs;
   L.group_in = size_t(g.group_in()) * pp.plane;
   L.scratch = L.group_in + kDirectSlack;
   L.lo = clamp.lo;
   L.hi = clamp.hi;
+  return L;
+}
+
+DirectConvLayout shifted_layout(const Conv2dGeometry& g, const ShiftedPlanes& sp, const OutputClamp& clamp) {
+  PaddedPlane pp(g);
+  DirectConvLayout L = padded_layout(g, pp, clamp);
+  L.shifted = true;
+  L.wph = 0;
+  L.rs = sp.rs;
+  L.kw = sp.kw;
+  L.dilation_w = g.dilation_w;
+  L.plane = sp.plane;
+  L.row_step = size_t(g.stride_h) * sp.rs;
+  L.group_in = sp.group_floats(g);
+  L.scratch = L.group_in + kDirectSlack;
   return L;
 }
 
@@ -230,12 +282,36 @@ void pyrt_conv_direct__ref(const DirectConvLayout& L, const float* x, float* xp,
   else run(L.off32);
 }
 
+namespace {
+std::atomic<DirectPlanes> g_planes{DirectPlanes::automatic};
+}  // namespace
+
+void set_direct_planes(DirectPlanes p) { g_planes.store(p); }
+DirectPlanes direct_planes_setting() { return g_planes.load(); }
+
+bool shifted_planes_pay(const Conv2dGeometry& g, Isa isa) {
+  const DirectPlanes p = g_planes.load();
+  if (p != DirectPlanes::automatic) return p == DirectPlanes::shifted;
+#if PYRT_HAVE_X86_KERNELS
+  if (isa < Isa::avx512) return false;
+  // depthwise: the copy is most of the work, and kw planes triple it
+  if (g.group_in() == 1) return false;
+  // offsets that would grow from 16 to 32 bits: the weight stream grows 1.7x
+  const bool padded16 = size_t(g.group_in()) * PaddedPlane(g).plane <= 65536;
+  return !padded16 || ShiftedPlanes(g).group_floats(g) <= 65536;
+#else
+  (void)g;
+  (void)isa;
+  return false;
+#endif
+}
+
 uint64_t direct_conv_scratch_floats(const Conv2dGeometry& g) {
-  return uint64_t(g.group_in()) * PaddedPlane(g).plane + kDirectSlack;
+  return uint64_t(ShiftedPlanes(g).group_floats(g)) + kDirectSlack;
 }
 
 std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedTensor& w) {
-  return std::make_unique<DirectConv>(g, w);
+  return std::make_unique<DirectConv>(g, w, shifted_planes_pay(g, active_isa()));
 }
 
 }  // namespace pyrt::kernels

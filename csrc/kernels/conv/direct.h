@@ -4,24 +4,39 @@
 // (K = kh * kw: too short a reduction for a GEMM); dense and codebook weights run it too, every entry
 // counting as a nonzero.
 //
-// Input: per sample and group, the rows of the input that the requested output rows read are copied into a
-// zero-padded, phase-split plane per channel (scratch, Scratch::kConv):
+// Input: per sample and group, the rows of the input that the requested output rows read are copied into
+// scratch (Scratch::kConv) in one of two forms, chosen at create() time (shifted_planes_pay):
+//
+// Padded planes (AVX2, NEON): one zero-padded, phase-split plane per channel,
 //
 //     xp[c][r][phase][j] = x[c][r - pad_top][j * stride_w + phase - pad_left]   (0 outside the input)
 //
-// r in [0, hp), phase in [0, stride_w), j in [0, wph); a padded row holds rs = stride_w * wph floats. Then
-// output (oy, ox) of weight entry (c, ky, kx) reads xp at
+// r in [0, hp), phase in [0, stride_w), j in [0, wph); a padded row holds rs = stride_w * wph floats. Output
+// (oy, ox) of weight entry (c, ky, kx) reads xp at
 //
 //     off(c, ky, kx) + oy * stride_h * rs + ox,     off = c * plane + ky * dh * rs + (kx * dw % sw) * wph
 //                                                          + kx * dw / sw
 //
-// so every tap is contiguous in ox, whatever the stride, and padding needs no bounds checks. (Splitting
-// each output row into an inside part and border parts instead would need per-tap ranges in the inner
-// loop and, for stride 2, strided loads; the copy costs one pass over the input per sample, vectorized,
-// and is made group by group, so it is still in L1 / L2 when the group's channels read it.)
+// Shifted planes (AVX-512): one plane per channel and kernel column kx,
 //
-// Weights: off is precomputed per entry at create() time (16-bit when a group's padded input has <= 65536
-// floats, else 32-bit), next to the entry's f32 value (dense, csr: layouts "direct_f32", "direct_csr_f32")
+//     xs[c][kx][r][j] = x[c][r - pad_top][j * stride_w + kx * dilation_w - pad_left]   (0 outside the input)
+//
+// j in [0, rs), rs = out_w rounded up to whole vectors (8 floats for rows of at most 8 outputs, else 16:
+// ShiftedPlanes), read at off(c, ky, kx) + oy * stride_h * rs + ox with off = (c * kw + kx) * plane +
+// ky * dh * rs. Every offset, row and tile start is then a multiple of a whole vector: the loads are aligned
+// and never split a cache line. (Over padded planes two of every three zmm loads of a 3x3 conv split lines,
+// and a split load takes two of the core's load slots. Sapphire Rapids, one thread, 80%-pruned 4-bit 3x3
+// convs: 1.4x on a stride-2 56x56 -> 28x28 layer, 1.1x on 28x28 and 7x7 ones; at three times the footprint,
+// AVX2 lost 5-10% on the 28x28 and 14x14 ones, so AVX2 keeps the padded planes.)
+//
+// Either way every tap is contiguous in ox, whatever the stride, and padding needs no bounds checks.
+// (Splitting each output row into an inside part and border parts instead would need per-tap ranges in the
+// inner loop and, for stride 2, strided loads; the copy costs one (padded) or kw (shifted) passes over the
+// input per sample, vectorized, and is made group by group, so it is still in L1 / L2 when the group's
+// channels read it.)
+//
+// Weights: off is precomputed per entry at create() time (16-bit when a group's copy has <= 65536 floats,
+// else 32-bit), next to the entry's f32 value (dense, csr: layouts "direct_f32", "direct_csr_f32")
 // or its codebook index, one byte, with the centroid table (codebook, csr+codebook: "direct_lut8",
 // "direct_csr_lut8"; no weight is expanded to a float). Entries of a channel are in column order
 // (c, ky, kx), so consecutive entries read nearby input.
@@ -61,6 +76,24 @@ struct PaddedPlane {
   }
 };
 
+// Shape of the direct kernel's column-shifted planes (above): hp rows as PaddedPlane (every tap of every
+// output, the implied bottom padding included), rs floats per row, one plane per kernel column.
+struct ShiftedPlanes {
+  uint32_t hp = 0, rs = 0, kw = 1;
+  size_t plane = 0;  // floats of one plane: hp * rs
+  explicit ShiftedPlanes(const Conv2dGeometry& g) : hp(PaddedPlane(g).hp), kw(g.kw) {
+    const uint32_t lanes = g.out_w <= 8 ? 8 : 16;
+    rs = uint32_t((uint64_t(g.out_w) + lanes - 1) / lanes * lanes);
+    plane = size_t(hp) * rs;
+  }
+  // Offset of tap (c, ky, kx) from channel 0, row 0 of the group's planes.
+  size_t offset(const Conv2dGeometry& g, uint32_t c, uint32_t ky, uint32_t kx) const {
+    return (size_t(c) * kw + kx) * plane + size_t(ky) * g.dilation_h * rs;
+  }
+  // Floats of one group's planes.
+  size_t group_floats(const Conv2dGeometry& g) const { return size_t(g.group_in()) * kw * plane; }
+};
+
 // The packed entries and the padded-input geometry the kernels run on (views; owned by the conv).
 struct DirectConvLayout {
   // entries of output channel o: [rowptr[o], rowptr[o + 1]); offsets relative to the group's channel 0
@@ -80,10 +113,13 @@ struct DirectConvLayout {
   // input [groups * group_in_c][in_h][in_w] and the padded copy of one group
   uint32_t group_in_c, in_h, in_w, pad_top, pad_left, stride_h, stride_w;
   uint32_t taps_h;        // padded rows one output row reads: (kh - 1) * dilation_h + 1
-  uint32_t wph, rs;       // floats per phase / per padded row (rs = stride_w * wph)
-  size_t plane;           // floats per padded channel: hp * rs
+  bool shifted;           // the input as shifted planes (ShiftedPlanes), else as padded ones (PaddedPlane)
+  uint32_t wph, rs;       // floats per phase / per padded row (rs = stride_w * wph); shifted: wph unused,
+                          // rs floats per shifted row
+  uint32_t kw, dilation_w;  // shifted: one plane per kernel column kx (shift kx * dilation_w); padded: 1, 0
+  size_t plane;           // floats per padded channel: hp * rs (shifted: per plane)
   size_t row_step;        // floats between the inputs of consecutive output rows: stride_h * rs
-  size_t group_in;        // floats of one group's padded input: group_in_c * plane
+  size_t group_in;        // floats of one group's padded input: group_in_c * plane (shifted: * kw)
   size_t scratch;         // floats of scratch a kernel needs: group_in, then kDirectSlack zeros
   float lo, hi;           // the output clamp (Conv2d::set_output_clamp): -inf, +inf for none
   // method direct_lanes (conv/direct_lanes.cpp) only: weights packed [out_c / 16 blocks][K][16] (zero past
@@ -119,12 +155,16 @@ void pyrt_conv_direct__neon(const DirectConvLayout& L, const float* x, float* xp
                             uint32_t oy0, uint32_t oy1);
 #endif
 
-// The geometry part of a layout (everything but the weights): sizes, the padded plane, scratch, the clamp.
+// The geometry part of a layout (everything but the weights): sizes, the padded plane (direct_lanes) or the
+// shifted planes (direct), scratch, the clamp.
 DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, const OutputClamp& clamp);
+DirectConvLayout shifted_layout(const Conv2dGeometry& g, const ShiftedPlanes& sp, const OutputClamp& clamp);
 
 // Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp (the
-// scalar version; the vector kernels have their own, conv/direct_tiles.h).
+// scalar version; the vector kernels have their own, conv/direct_tiles.h). pad_group_ref: direct_lanes' padded
+// planes; shift_group_ref: the direct kernel's shifted planes.
 void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1);
+void shift_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1);
 
 // Method direct_lanes (conv/direct_lanes.cpp): dense weights, output channels in the vector lanes. For each
 // block of 16 output channels and each tile of P consecutive outputs of a row (P = 6 with AVX2's two
@@ -151,7 +191,21 @@ constexpr uint32_t kLanesBlock = 16;  // output channels per packed weight block
 std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedTensor& w);
 // A direct_lanes conv (groups 1; any encoding, expanded to f32 at create time).
 std::unique_ptr<Conv2d> make_direct_lanes_conv(const Conv2dGeometry& g, const DecodedTensor& w);
-// Floats of the per-thread scratch the direct method needs: one group's padded, phase-split input.
+// Whether a direct conv of geometry g loaded at level isa copies its input into shifted planes or into one
+// padded plane per channel: shifted at AVX-512 and above (a zmm load split across two cache lines takes two
+// load slots, and two of a 3x3 conv's three taps were split), except for depthwise convs (the copy is most
+// of their work, and kw planes triple it: MobileNet-V2's ran 0.44-0.8x as fast shifted) and where the
+// offsets would grow from 16 to 32 bits (the entries' stream 1.7x: ResNet-18's 7x7 and 14x14 layers ran
+// 0.7-0.93x as fast). Elsewhere, in ResNet-18 and MobileNet-V2 measured in the network (Sapphire Rapids, one
+// thread): stride-2 3x3 convs 1.3-1.5x, 1x1 convs 1.1-1.3x, stride-1 3x3 convs 1.03-1.1x. AVX2 and NEON keep
+// the padded planes (AVX2: fewer loads split, and the padded planes' smaller footprint won on ResNet-18's
+// 28x28 and 14x14 layers). set_direct_planes overrides the choice for the convs created afterwards (tests
+// run both forms at every level).
+bool shifted_planes_pay(const Conv2dGeometry& g, Isa isa);
+enum class DirectPlanes { automatic, shifted, padded };
+void set_direct_planes(DirectPlanes p);
+DirectPlanes direct_planes_setting();
+// Floats of the per-thread scratch the direct method needs at most: one group's shifted planes and the slack.
 uint64_t direct_conv_scratch_floats(const Conv2dGeometry& g);
 
 }  // namespace pyrt::kernels

@@ -13,8 +13,9 @@
 // independent FMA chains to cover the FMA latency and to spread an entry's scalar work (its offset, weight
 // and broadcast) over many FMAs, few enough to leave a register for the broadcast weight (the FMAs take
 // their input straight from memory). 12 rather than 8 measured 10-20% faster on Zen 3 at 14 to 28 columns.
-// Loads are never masked (the padded input is followed by kDirectSlack zeros); only the store of the last
-// vector of a tile is, and only when it is partial, where masks cost extra. The rows left over below R
+// Loads are never masked (a shifted row is whole vectors long: the last vector's extra lanes read the row's
+// own zeros or input columns, and all loads are aligned; a padded plane is followed by kDirectSlack zeros);
+// only the store of the last vector of a tile is, and only when it is partial, where masks cost extra. The rows left over below R
 // make one shorter tile.
 #pragma once
 
@@ -222,6 +223,55 @@ void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t o
   }
 }
 
+// One shifted row (conv/direct.h) of every kernel column from the input row src (null: a padding row): for
+// kx in [0, kw), rs floats at dst + kx * plane, dst[kx * plane + j] = src[j * stride_w + kx * dilation_w -
+// pad_left] (0 outside the row). rs is a whole number of vectors, so every store is a full aligned one.
+// Stride 1 loads the span as it is, stride 2 splits two vectors into their even lanes in registers; larger
+// strides (rare) copy one float at a time.
+template <class V>
+inline void shift_row(const DirectConvLayout& Lw, const float* src, float* dst) {
+  constexpr int64_t L = V::kLanes;
+  const int64_t rs = Lw.rs, w = Lw.in_w, sw = Lw.stride_w;
+  for (uint32_t kx = 0; kx < Lw.kw; ++kx, dst += Lw.plane) {
+    if (src == nullptr) {
+      for (int64_t j = 0; j < rs; j += L) V::store(dst + j, V::zero());
+      continue;
+    }
+    const int64_t s = int64_t(kx) * Lw.dilation_w - Lw.pad_left;  // input column of output column 0
+    if (sw == 1) {
+      for (int64_t j = 0; j < rs; j += L) V::store(dst + j, load_span<V>(src, j + s, w));
+    } else if (sw == 2) {
+      for (int64_t j = 0; j < rs; j += L) {
+        typename V::vec even, odd;
+        V::deinterleave2(load_span<V>(src, 2 * j + s, w), load_span<V>(src, 2 * j + s + L, w), &even, &odd);
+        V::store(dst + j, even);
+      }
+    } else {
+      for (int64_t j = 0; j < rs; ++j) {
+        const int64_t ix = j * sw + s;
+        dst[j] = ix >= 0 && ix < w ? src[ix] : 0.0f;
+      }
+    }
+  }
+}
+
+// The shifted rows that output rows [oy0, oy1) read, of the group's channels at x, into xp.
+template <class V>
+void shift_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
+  const uint32_t r_lo = oy0 * Lw.stride_h, r_hi = (oy1 - 1) * Lw.stride_h + Lw.taps_h;
+  const bool gaps = Lw.taps_h < Lw.stride_h;  // rows no output reads (1x1 stride 2): skipped
+  const size_t channel = size_t(Lw.kw) * Lw.plane;
+  for (uint32_t c = 0; c < Lw.group_in_c; ++c) {
+    const float* xc = x + size_t(c) * Lw.in_h * Lw.in_w;
+    for (uint32_t r = r_lo; r < r_hi; ++r) {
+      if (gaps && r % Lw.stride_h >= Lw.taps_h) continue;
+      const int64_t iy = int64_t(r) - Lw.pad_top;
+      const float* src = iy >= 0 && iy < int64_t(Lw.in_h) ? xc + size_t(iy) * Lw.in_w : nullptr;
+      shift_row<V>(Lw, src, xp + c * channel + size_t(r) * Lw.rs);
+    }
+  }
+}
+
 // Output channels [o0, o1) of one group over its padded input xg: column block by column block, tile by
 // tile (direct_rows), every channel over a tile before the next.
 template <class V, class Off, class W>
@@ -242,13 +292,14 @@ void direct_channels(const DirectConvLayout& Lw, const Off* off, const W& w, con
   }
 }
 
-// The kernel of one ISA (DirectConvFn): group by group, the padded copy, then the group's channels.
+// The kernel of one ISA (DirectConvFn): group by group, the copy (shifted or padded), then the group's channels.
 template <class V>
 void direct_conv(const DirectConvLayout& Lw, const float* x, float* xp, float* y, const float* bias, uint32_t oy0,
                  uint32_t oy1) {
   const size_t in_group = size_t(Lw.group_in_c) * Lw.in_h * Lw.in_w;
   for (uint32_t grp = 0; grp < Lw.groups; ++grp) {
-    pad_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
+    if (Lw.shifted) shift_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
+    else pad_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
     const uint32_t o0 = grp * Lw.group_out, o1 = o0 + Lw.group_out;
     if (Lw.off16) {
       if (Lw.val) direct_channels<V>(Lw, Lw.off16, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);
