@@ -101,6 +101,8 @@ BIG_GEOMETRIES = {
     "resnet_3x3_s2": geom(16, 32, 32, 3, stride=2, pad=1),
     "mobilenet_dw": geom(32, 14, 32, 3, pad=1, groups=32),
     "off32": geom(80, 30, 4, 3, pad=1),  # 80 x 32 x 32 padded floats per group: 32-bit entry offsets
+    # shifted planes: 80 x 3 x 32 x 32 floats, offsets in units of 8 floats (16-bit); 200 x 3 x 32 x 32: 32-bit
+    "off32_shifted": geom(200, 30, 2, 3, pad=1),
     # outputs wider than 16 with many input channels: the direct kernels run a tile block by block of input
     # channels (partial sums through y; a partial last vector, so masked partial loads)
     "channel_blocks": geom(72, (9, 37), 24, 3, pad=1),

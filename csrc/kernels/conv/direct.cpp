@@ -55,13 +55,17 @@ class DirectConv final : public Conv2d {
       rowptr_[o + 1] = uint32_t(src.size());
     }
     const size_t n = src.size();
-    wide_ = (shifted_ ? sp_.group_floats(g) : size_t(g.group_in()) * pp_.plane) > 65536;
+    // shifted planes' offsets are multiples of 8 floats (rs and plane are): 16 bits of them cover 512K floats
+    const size_t copy_floats = shifted_ ? sp_.group_floats(g) : size_t(g.group_in()) * pp_.plane;
+    off_shift_ = shifted_ && copy_floats > 65536 ? 3 : 0;
+    wide_ = ((copy_floats - 1) >> off_shift_) > 65535;
+    if (wide_) off_shift_ = 0;
     if (wide_) off32_.resize(n);
     else off16_.resize(n);
     for (size_t e = 0; e < n; ++e) {
       const uint32_t off = col_off[col[e]];
       if (wide_) off32_[e] = off;
-      else off16_[e] = uint16_t(off);
+      else off16_[e] = uint16_t(off >> off_shift_);
     }
     if (codebook) {
       idx_.resize(n);
@@ -141,6 +145,7 @@ class DirectConv final : public Conv2d {
     L.cblocks = cblocks_;
     L.off16 = wide_ ? nullptr : off16_.data();
     L.off32 = wide_ ? off32_.data() : nullptr;
+    L.off_shift = off_shift_;
     L.val = k_ ? nullptr : val_.data();
     L.idx = idx_.data();
     L.lut = lut_.data();
@@ -151,6 +156,7 @@ class DirectConv final : public Conv2d {
   PaddedPlane pp_;
   ShiftedPlanes sp_;
   bool wide_ = false;
+  uint32_t off_shift_ = 0;  // DirectConvLayout::off_shift
   uint32_t k_ = 0;
   const char* layout_ = "";
   static constexpr uint64_t kBlockBytes = 16 * 1024, kMinBlockEntries = 16, kMinBlockEntriesPadded = 48;
@@ -179,7 +185,7 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
         const float* xr = xp + oy * L.row_step;
         for (uint32_t ox = 0; ox < L.out_w; ++ox) {
           float acc = bias ? bias[o] : 0.0f;  // as the vector kernels: the chain starts at the bias
-          for (uint32_t e = e0; e < e1; ++e) acc += weight(e) * xr[off[e] + ox];
+          for (uint32_t e = e0; e < e1; ++e) acc += weight(e) * xr[(size_t(off[e]) << L.off_shift) + ox];
           yo[size_t(oy) * L.out_w + ox] = OutputClamp{L.lo, L.hi}(acc);
         }
       }
@@ -245,6 +251,7 @@ DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, c
   L.wph = pp.wph;
   L.rs = pp.rs;
   L.shifted = false;
+  L.off_shift = 0;
   L.kw = 1;
   L.dilation_w = 0;
   L.plane = pp.plane;
@@ -298,7 +305,7 @@ bool shifted_planes_pay(const Conv2dGeometry& g, Isa isa) {
   if (g.group_in() == 1) return false;
   // offsets that would grow from 16 to 32 bits: the weight stream grows 1.7x
   const bool padded16 = size_t(g.group_in()) * PaddedPlane(g).plane <= 65536;
-  return !padded16 || ShiftedPlanes(g).group_floats(g) <= 65536;
+  return !padded16 || ShiftedPlanes(g).group_floats(g) <= (size_t(65536) << 3);
 #else
   (void)g;
   (void)isa;

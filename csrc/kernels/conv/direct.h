@@ -36,7 +36,7 @@
 // channels read it.)
 //
 // Weights: off is precomputed per entry at create() time (16-bit when a group's copy has <= 65536 floats,
-// else 32-bit), next to the entry's f32 value (dense, csr: layouts "direct_f32", "direct_csr_f32")
+// or with shifted planes, in units of 8 floats, <= 512K floats; else 32-bit), next to the entry's f32 value (dense, csr: layouts "direct_f32", "direct_csr_f32")
 // or its codebook index, one byte, with the centroid table (codebook, csr+codebook: "direct_lut8",
 // "direct_csr_lut8"; no weight is expanded to a float). Entries of a channel are in column order
 // (c, ky, kx), so consecutive entries read nearby input.
@@ -105,6 +105,7 @@ struct DirectConvLayout {
   uint32_t cblocks;
   const uint16_t* off16;  // exactly one of off16 / off32 is set
   const uint32_t* off32;
+  uint32_t off_shift;     // off16's offsets are in units of 1 << off_shift floats (3 with shifted planes, else 0)
   const float* val;       // f32 weight per entry, or null
   const uint8_t* idx;     // codebook index per entry (when val is null) into lut (256 floats)
   const float* lut;
@@ -195,12 +196,13 @@ std::unique_ptr<Conv2d> make_direct_lanes_conv(const Conv2dGeometry& g, const De
 // padded plane per channel: shifted at AVX-512 and above (a zmm load split across two cache lines takes two
 // load slots, and two of a 3x3 conv's three taps were split), except for depthwise convs (the copy is most
 // of their work, and kw planes triple it: MobileNet-V2's ran 0.44-0.8x as fast shifted) and where the
-// offsets would grow from 16 to 32 bits (the entries' stream 1.7x: ResNet-18's 7x7 and 14x14 layers ran
-// 0.7-0.93x as fast). Elsewhere, in ResNet-18 and MobileNet-V2 measured in the network (Sapphire Rapids, one
-// thread): stride-2 3x3 convs 1.3-1.5x, 1x1 convs 1.1-1.3x, stride-1 3x3 convs 1.03-1.1x. AVX2 and NEON keep
-// the padded planes (AVX2: fewer loads split, and the padded planes' smaller footprint won on ResNet-18's
-// 28x28 and 14x14 layers). set_direct_planes overrides the choice for the convs created afterwards (tests
-// run both forms at every level).
+// entries' offsets would grow from 16 to 32 bits (the entries' stream 1.7x: ResNet-18's 7x7 and 14x14
+// layers ran 0.7-0.93x as fast before shifted offsets were stored in units of 8 floats; with them, 0.98-1.06x).
+// Measured in the networks (Sapphire Rapids, one thread, 80%-pruned 4-bit): ResNet-18's stride-2 3x3 convs
+// 1.45-1.6x, its 28x28 ones 1.15x, 1x1 convs 1.1-1.3x (MobileNet-V2's too). AVX2 and NEON keep the padded
+// planes (AVX2: fewer loads split, and the padded planes' smaller footprint won on ResNet-18's 28x28 and
+// 14x14 layers). set_direct_planes overrides the choice for the convs created afterwards (tests run both
+// forms at every level).
 bool shifted_planes_pay(const Conv2dGeometry& g, Isa isa);
 enum class DirectPlanes { automatic, shifted, padded };
 void set_direct_planes(DirectPlanes p);

@@ -39,6 +39,21 @@ struct LutEntries {
   float operator()(uint32_t e) const { return lut[idx[e]]; }
 };
 
+// The offset of entry e (direct.h): 16-bit, 16-bit in units of 8 floats (shifted planes, whose offsets are
+// all multiples of 8: 16 bits then cover 512K floats of planes), or 32-bit.
+struct Off16 {
+  const uint16_t* p;
+  size_t operator[](uint32_t e) const { return p[e]; }
+};
+struct Off16x8 {
+  const uint16_t* p;
+  size_t operator[](uint32_t e) const { return size_t(p[e]) << 3; }
+};
+struct Off32 {
+  const uint32_t* p;
+  size_t operator[](uint32_t e) const { return p[e]; }
+};
+
 // The output clamp in registers: min(hi, acc) then max(lo, that), as OutputClamp (a NaN passes both).
 template <class V>
 struct VClamp {
@@ -56,7 +71,7 @@ struct ChainPart {
 // Output rows [oy, oy + R), columns [0, (NC - 1) * kLanes + popcount(last)) relative to x / y, where x is
 // the padded input of the row oy and first column, y the output of that row and column.
 template <class V, int R, int NC, bool Masked, class Off, class W>
-inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, const float* x, size_t row_step,
+inline void direct_tile(Off off, const W& w, uint32_t e0, uint32_t e1, const float* x, size_t row_step,
                         float bias, float* y, size_t out_w, typename V::mask last, const VClamp<V>& cl,
                         ChainPart part) {
   constexpr int L = V::kLanes;
@@ -106,7 +121,7 @@ inline void direct_tile(const Off* off, const W& w, uint32_t e0, uint32_t e1, co
 // The last t < R rows [oy, oy + t) in one tile of t rows (T counts down from R - 1 to find it), so a
 // short tail still has t independent FMA chains per vector (7 rows: one tile of 7, not 4 + 2 + 1).
 template <class V, int T, int NC, bool Masked, class Off, class W>
-inline void direct_tail(const DirectConvLayout& Lw, const Off* off, const W& w, uint32_t e0, uint32_t e1,
+inline void direct_tail(const DirectConvLayout& Lw, Off off, const W& w, uint32_t e0, uint32_t e1,
                         const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t t,
                         typename V::mask last, const VClamp<V>& cl, ChainPart part) {
   if constexpr (T >= 1) {
@@ -121,7 +136,7 @@ inline void direct_tail(const DirectConvLayout& Lw, const Off* off, const W& w, 
 // block by block of input channels, every output channel [o0, o1) runs over the block's entries before the
 // next block: the tile's input of one block is read from L1 by all of them.
 template <class V, int R, int NC, bool Masked, class Off, class W>
-inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, const float* bias,
+inline void direct_rows(const DirectConvLayout& Lw, Off off, const W& w, const float* xg, const float* bias,
                         float* y, uint32_t o0, uint32_t o1, uint32_t ox0, uint32_t oy0, uint32_t oy1,
                         typename V::mask last, const VClamp<V>& cl) {
   const size_t plane = size_t(Lw.out_h) * Lw.out_w;
@@ -149,7 +164,7 @@ inline void direct_rows(const DirectConvLayout& Lw, const Off* off, const W& w, 
 // A column block of NC vectors: the last one stored masked unless it is full and masked stores cost more
 // than plain ones (AVX2 vmaskmovps; AVX-512 masks are free, so V::kCheapMasks skips the unmasked copy).
 template <class V, int R, int NC, class Off, class W>
-inline void direct_block(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, const float* bias,
+inline void direct_block(const DirectConvLayout& Lw, Off off, const W& w, const float* xg, const float* bias,
                          float* y, uint32_t o0, uint32_t o1, uint32_t ox0, uint32_t oy0, uint32_t oy1,
                          uint32_t n_last, const VClamp<V>& cl) {
   if constexpr (!V::kCheapMasks)
@@ -275,7 +290,7 @@ void shift_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t
 // Output channels [o0, o1) of one group over its padded input xg: column block by column block, tile by
 // tile (direct_rows), every channel over a tile before the next.
 template <class V, class Off, class W>
-void direct_channels(const DirectConvLayout& Lw, const Off* off, const W& w, const float* xg, float* y,
+void direct_channels(const DirectConvLayout& Lw, Off off, const W& w, const float* xg, float* y,
                      const float* bias, uint32_t o0, uint32_t o1, uint32_t oy0, uint32_t oy1) {
   constexpr uint32_t L = V::kLanes;
   const VClamp<V> cl{V::set1(Lw.lo), V::set1(Lw.hi)};
@@ -301,13 +316,13 @@ void direct_conv(const DirectConvLayout& Lw, const float* x, float* xp, float* y
     if (Lw.shifted) shift_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
     else pad_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
     const uint32_t o0 = grp * Lw.group_out, o1 = o0 + Lw.group_out;
-    if (Lw.off16) {
-      if (Lw.val) direct_channels<V>(Lw, Lw.off16, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);
-      else direct_channels<V>(Lw, Lw.off16, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, o0, o1, oy0, oy1);
-    } else {
-      if (Lw.val) direct_channels<V>(Lw, Lw.off32, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);
-      else direct_channels<V>(Lw, Lw.off32, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, o0, o1, oy0, oy1);
-    }
+    auto run = [&](auto off) {
+      if (Lw.val) direct_channels<V>(Lw, off, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);
+      else direct_channels<V>(Lw, off, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, o0, o1, oy0, oy1);
+    };
+    if (Lw.off16 && Lw.off_shift == 3) run(Off16x8{Lw.off16});
+    else if (Lw.off16) run(Off16{Lw.off16});
+    else run(Off32{Lw.off32});
   }
 }
 
