@@ -111,6 +111,8 @@ BIG_GEOMETRIES = {
     # 160 of 9 x 9 in blocks of 101 and 59
     "channel_blocks_narrow": geom(80, 14, 8, 3, pad=1),
     "channel_blocks_7x7": geom(160, 7, 6, 3, pad=1),
+    # 19 rows of 5: ymm tiles of 8, 8 and 3 rows at AVX-512, blocks of channels
+    "narrow_tall": geom(48, (19, 5), 6, 3, pad=1),
 }
 
 
@@ -248,7 +250,8 @@ def test_unused_infinite_centroid(helpers, rng, isa, method, encoding, k):
 # ---- row ranges: what one thread computes at batch 1 -----------------------------------------------
 
 
-@pytest.mark.parametrize("gname", ["3x3_s2", "depthwise", "multi_tile", "very_wide", "1x1"])
+# narrow, groups2: rows of at most 8 outputs (one ymm per row at AVX-512)
+@pytest.mark.parametrize("gname", ["3x3_s2", "depthwise", "multi_tile", "very_wide", "1x1", "narrow", "groups2"])
 @pytest.mark.parametrize(
     "weight", [("dense", None), ("csr", None), ("codebook", 4), ("csr+codebook", 64)], ids=wid
 )
