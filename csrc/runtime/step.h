@@ -3,6 +3,8 @@
 // describes the design: typed values, conversions where neighbours disagree, the arena in bytes.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,6 +47,27 @@ struct RunContext {
   kernels::Isa isa;
   ThreadPool* pool = nullptr;  // null: the calling thread only
 };
+
+// Memory-bound steps (pools, concat, elementwise) split their items over the pool when they move at least
+// two tasks of this many bytes: a task then takes several microseconds, well above the pool's hand-off.
+constexpr size_t kMinBytesPerTask = 128 * 1024;
+
+// Runs fn(lo, hi) over pieces of [0, n) items of bytes_per_item bytes each: on the pool's threads when the
+// step moves enough bytes (kMinBytesPerTask), else on the caller. Piece bounds are multiples of `align`
+// (but the last). For steps whose every output item depends only on its own inputs, so any split is
+// bit-identical to one piece.
+template <class F>
+void split_items(const RunContext& ctx, size_t n, size_t bytes_per_item, F&& fn, size_t align = 1) {
+  const size_t bytes = n * bytes_per_item;
+  const unsigned threads = ctx.pool ? ctx.pool->threads() : 1;
+  const size_t parts = threads > 1 && bytes >= 2 * kMinBytesPerTask ? std::min<size_t>(threads, bytes / kMinBytesPerTask) : 1;
+  if (parts <= 1) return fn(size_t(0), n);
+  const size_t units = (n + align - 1) / align;
+  ctx.pool->run(unsigned(parts), [&](unsigned i) {
+    const size_t lo = std::min(n, units * i / parts * align), hi = std::min(n, units * (i + 1) / parts * align);
+    if (lo < hi) fn(lo, hi);
+  });
+}
 
 // One op of a plan, immutable after set_threads: run() may be called from many threads at once.
 class Step {

@@ -411,6 +411,38 @@ def every_model(helpers, rng) -> dict[str, dict]:
         ],
         "tensors": [],
     }
+    # pools, concat, add, relu and clamp large enough (several 128 KB tasks) for the pool to split them by
+    # channels or elements at batch 1; concat pieces that start inside a chunk, an odd element count
+    models["memory_bound"] = {
+        "input_shape": [37, 41, 43],
+        "nodes": [
+            {"op": "max_pool2d", "inputs": [0], "attrs": pool_attrs((3, 3), (1, 1), (1, 1, 1, 1))},  # v1
+            {"op": "relu", "inputs": [0]},  # v2
+            {"op": "concat", "inputs": [1, 2, 1], "attrs": {"axis": 0}},  # v3 [111, 41, 43]
+            {"op": "clamp", "inputs": [3], "attrs": {"min": -0.5, "max": 0.75}},  # v4
+            {"op": "add", "inputs": [4, 3]},  # v5
+            {"op": "concat", "inputs": [5, 3], "attrs": {"axis": 2}},  # v6 [111, 41, 86]: chunks of rows
+            {"op": "avg_pool2d", "inputs": [6], "attrs": pool_attrs((2, 3), (1, 2), (1, 0, 0, 2), 1, 1)},  # v7
+            {"op": "global_avg_pool", "inputs": [7]},  # v8
+        ],
+        "tensors": [],
+    }
+    # narrow outputs (16 x 16) with enough work: split by output channels at batch 1 (the direct method's
+    # run_channels) rather than by rows: a 64 -> 200 conv (uneven entries per channel) and a depthwise one
+    a3 = conv_attrs(padding=(1, 1, 1, 1))
+    models["channel_split"] = {
+        "input_shape": [64, 16, 16],
+        "nodes": [
+            {"op": "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": a3},  # v1 [200, 16, 16]
+            {"op": "relu", "inputs": [1]},
+            {"op": "conv2d", "inputs": [2], "tensors": [2], "attrs": {**a3, "groups": 200}},  # depthwise
+        ],
+        "tensors": [
+            weight(helpers, rng, "csr+codebook", (200, 64, 3, 3), "c1"),
+            helpers.dense(rng, (200,), "c1.bias"),
+            weight(helpers, rng, "dense", (200, 1, 3, 3), "dw"),
+        ],
+    }
     return models
 
 
@@ -421,9 +453,10 @@ def test_threads_bit_identical(helpers, rng, batch):
         data = _core.write_model(model)
         x = helpers.random_input(rng, model, batch)
         one = pyruntime.load(data, threads=1).run(x)
-        two = pyruntime.load(data, threads=2)
-        assert two.threads == 2
-        np.testing.assert_array_equal(two.run(x).view(np.uint32), one.view(np.uint32), err_msg=name)
+        for threads in (2, 3):  # 3: pieces of unequal sizes
+            many = pyruntime.load(data, threads=threads)
+            assert many.threads == threads
+            np.testing.assert_array_equal(many.run(x).view(np.uint32), one.view(np.uint32), err_msg=f"{name} {threads}")
 
 
 @pytest.fixture

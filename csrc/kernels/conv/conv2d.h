@@ -87,6 +87,13 @@ class Conv2d {
     run(isa, x, batch, y, bias, 0, geom_.out_h);
   }
 
+  // Output channels [o0, o1) of every output row of one sample (the direct method; the others return false
+  // and compute nothing): a batch-1 split for narrow outputs, where a row split would leave each thread
+  // streaming every weight entry for a few rows. channel_splits(parts): parts + 1 channel boundaries that
+  // give the pieces about equal entries (empty where run_channels is not supported). Bit-identical to run().
+  virtual bool run_channels(Isa, const float*, float*, const float*, uint32_t, uint32_t) const { return false; }
+  virtual std::vector<uint32_t> channel_splits(unsigned) const { return {}; }
+
   // Bytes of the packed weights one pass streams (as PackedWeight::bytes()).
   virtual size_t bytes() const = 0;
   // Execution layout of the weights: im2col the PackedWeight::layout() names (e.g. "csr_lut4"), direct

@@ -131,6 +131,31 @@ class DirectConv final : public Conv2d {
     for (size_t b = 0; b < batch; ++b) fn(L, x + b * geom_.in_size(), xp, y + b * geom_.out_size(), bias, oy0, oy1);
   }
 
+  bool run_channels(Isa isa, const float* x, float* y, const float* bias, uint32_t o0, uint32_t o1) const override {
+    if (o0 >= o1) return true;
+    DirectConvLayout L = view();
+    L.o_begin = o0;
+    L.o_end = o1;
+    float* xp = thread_scratch(L.scratch, Scratch::kConv);
+    std::fill(xp + L.group_in, xp + L.scratch, 0.0f);  // the slack (direct.h)
+    direct_kernel(isa)(L, x, xp, y, bias, 0, geom_.out_h);
+    return true;
+  }
+
+  std::vector<uint32_t> channel_splits(unsigned parts) const override {
+    std::vector<uint32_t> cuts{0};
+    const uint32_t out_c = geom_.out_c;
+    const uint64_t total = rowptr_[out_c];
+    for (unsigned k = 1; k < parts; ++k) {  // the first channel whose entries start at or past k / parts
+      const uint64_t want = total * k / parts;
+      uint32_t o = cuts.back();
+      while (o < out_c && rowptr_[o] < want) ++o;
+      cuts.push_back(o);
+    }
+    cuts.push_back(out_c);
+    return cuts;
+  }
+
   size_t bytes() const override {
     return rowptr_.bytes() + blockptr_.bytes() + off16_.bytes() + off32_.bytes() + val_.bytes() + idx_.bytes() + k_ * sizeof(float);
   }
@@ -146,6 +171,8 @@ class DirectConv final : public Conv2d {
     L.off16 = wide_ ? nullptr : off16_.data();
     L.off32 = wide_ ? off32_.data() : nullptr;
     L.off_shift = off_shift_;
+    L.o_begin = 0;
+    L.o_end = geom_.out_c;
     L.val = k_ ? nullptr : val_.data();
     L.idx = idx_.data();
     L.lut = lut_.data();
@@ -176,9 +203,10 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
                 const float* bias, uint32_t oy0, uint32_t oy1) {
   const size_t plane = size_t(L.out_h) * L.out_w, in_group = size_t(L.group_in_c) * L.in_h * L.in_w;
   for (uint32_t grp = 0; grp < L.groups; ++grp) {
+    if ((grp + 1) * L.group_out <= L.o_begin || grp * L.group_out >= L.o_end) continue;  // no channel asked for
     if (L.shifted) shift_group_ref(L, x + grp * in_group, xp, oy0, oy1);
     else pad_group_ref(L, x + grp * in_group, xp, oy0, oy1);
-    for (uint32_t o = grp * L.group_out; o < (grp + 1) * L.group_out; ++o) {
+    for (uint32_t o = std::max(grp * L.group_out, L.o_begin); o < std::min((grp + 1) * L.group_out, L.o_end); ++o) {
       float* yo = y + o * plane;
       const uint32_t e0 = L.rowptr[o], e1 = L.rowptr[o + 1];
       for (uint32_t oy = oy0; oy < oy1; ++oy) {
@@ -236,6 +264,8 @@ void shift_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint3
 DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, const OutputClamp& clamp) {
   DirectConvLayout L{};
   L.out_c = g.out_c;
+  L.o_begin = 0;
+  L.o_end = g.out_c;
   L.out_h = g.out_h;
   L.out_w = g.out_w;
   L.groups = g.groups;

@@ -106,6 +106,7 @@ struct DirectConvLayout {
   const uint16_t* off16;  // exactly one of off16 / off32 is set
   const uint32_t* off32;
   uint32_t off_shift;     // off16's offsets are in units of 1 << off_shift floats (3 with shifted planes, else 0)
+  uint32_t o_begin, o_end;  // the output channels a call computes (Conv2d::run_channels), else 0, out_c
   const float* val;       // f32 weight per entry, or null
   const uint8_t* idx;     // codebook index per entry (when val is null) into lut (256 floats)
   const float* lut;

@@ -313,9 +313,10 @@ void direct_conv(const DirectConvLayout& Lw, const float* x, float* xp, float* y
                  uint32_t oy1) {
   const size_t in_group = size_t(Lw.group_in_c) * Lw.in_h * Lw.in_w;
   for (uint32_t grp = 0; grp < Lw.groups; ++grp) {
+    const uint32_t o0 = std::max(grp * Lw.group_out, Lw.o_begin), o1 = std::min((grp + 1) * Lw.group_out, Lw.o_end);
+    if (o0 >= o1) continue;  // no channel of this group asked for (Conv2d::run_channels)
     if (Lw.shifted) shift_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
     else pad_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
-    const uint32_t o0 = grp * Lw.group_out, o1 = o0 + Lw.group_out;
     auto run = [&](auto off) {
       if (Lw.val) direct_channels<V>(Lw, off, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);
       else direct_channels<V>(Lw, off, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, o0, o1, oy0, oy1);

@@ -15,7 +15,9 @@ class ElementwiseStep final : public Step {
   ElementwiseStep(Op op, uint64_t elements, DType dtype, ClampAttrs clamp, kernels::OutputClamp fused)
       : op_(op), n_(elements), dtype_(dtype), clamp_(clamp), fused_(fused) {}
 
-  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+  // Every element but softmax's depends on its own inputs only: pieces of the batch's elements go to the
+  // pool's threads (split_items).
+  void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     const size_t n = batch * n_;
     if (dtype_ == DType::i8) {  // relu
       const int8_t* x = static_cast<const int8_t*>(in[0]);
@@ -27,17 +29,23 @@ class ElementwiseStep final : public Step {
     if (op_ == Op::add) {
       const float* a = static_cast<const float*>(in[0]);
       const float* b = static_cast<const float*>(in[1]);
-      if (!fused_.active()) return kernels::ref::add_f32(a, b, y, n);
       const kernels::OutputClamp c = fused_;  // a fused relu / clamp (fusion.h), in the same pass
-      for (size_t i = 0; i < n; ++i) y[i] = c(a[i] + b[i]);
+      split_items(ctx, n, 3 * sizeof(float), [&](size_t lo, size_t hi) {
+        if (!c.active()) return kernels::ref::add_f32(a + lo, b + lo, y + lo, hi - lo);
+        for (size_t i = lo; i < hi; ++i) y[i] = c(a[i] + b[i]);
+      }, 16);
       return;
     }
-    if (in[0] != out) std::memcpy(y, in[0], n * sizeof(float));
-    switch (op_) {
-      case Op::relu: return kernels::ref::relu_f32(y, n);
-      case Op::clamp: return kernels::ref::clamp_f32(y, n, clamp_.min, clamp_.max);
-      default: return kernels::ref::softmax_f32(y, batch, n_);
+    if (op_ != Op::relu && op_ != Op::clamp) {  // softmax, over all of a sample's elements
+      if (in[0] != out) std::memcpy(y, in[0], n * sizeof(float));
+      return kernels::ref::softmax_f32(y, batch, n_);
     }
+    const float* x = static_cast<const float*>(in[0]);
+    split_items(ctx, n, 2 * sizeof(float), [&](size_t lo, size_t hi) {
+      if (x != y) std::memcpy(y + lo, x + lo, (hi - lo) * sizeof(float));
+      if (op_ == Op::relu) kernels::ref::relu_f32(y + lo, hi - lo);
+      else kernels::ref::clamp_f32(y + lo, hi - lo, clamp_.min, clamp_.max);
+    }, 16);
   }
 
   uint64_t work() const override { return n_; }

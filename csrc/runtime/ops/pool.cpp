@@ -17,13 +17,22 @@ class PoolStep final : public Step {
       return kernels::ref::max_pool2d_s8(g_, static_cast<const int8_t*>(in[0]), batch, static_cast<int8_t*>(out));
     if (dtype_ == DType::b1c)
       return kernels::ref::max_pool2d_b1c(g_, static_cast<const uint64_t*>(in[0]), batch, static_cast<uint64_t*>(out));
+    // the batch's channels are one run of planes: pieces of them go to the pool's threads (split_items)
+    const size_t in_plane = size_t(g_.in_h) * g_.in_w;
+    const size_t out_plane = op_ == Op::global_avg_pool ? 1 : size_t(g_.out_h) * g_.out_w;
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out);
-    switch (op_) {
-      case Op::max_pool2d: return kernels::max_pool2d_f32(ctx.isa, g_, x, batch, y);
-      case Op::avg_pool2d: return kernels::ref::avg_pool2d_f32(g_, x, batch, y);
-      default: return kernels::ref::global_avg_pool_f32(x, batch, g_.channels, size_t(g_.in_h) * g_.in_w, y);
-    }
+    split_items(ctx, batch * g_.channels, (in_plane + out_plane) * sizeof(float), [&](size_t c0, size_t c1) {
+      kernels::ref::Pool2dGeometry g = g_;
+      g.channels = uint32_t(c1 - c0);
+      const float* xc = x + c0 * in_plane;
+      float* yc = y + c0 * out_plane;
+      switch (op_) {
+        case Op::max_pool2d: return kernels::max_pool2d_f32(ctx.isa, g, xc, 1, yc);
+        case Op::avg_pool2d: return kernels::ref::avg_pool2d_f32(g, xc, 1, yc);
+        default: return kernels::ref::global_avg_pool_f32(xc, 1, g.channels, in_plane, yc);
+      }
+    });
   }
 
   uint64_t work() const override {  // window reads

@@ -1,6 +1,7 @@
 // pyruntime: shape ops. flatten and reshape are aliases (the same bytes under a new shape, any type);
 // concat copies each input's chunks after one another, per sample and per index before the axis (f32, or i32
 // ids when every input is).
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/step.h"
@@ -24,15 +25,22 @@ class ConcatStep final : public Step {
   ConcatStep(std::vector<uint64_t> in_sizes, uint32_t outer, uint64_t out_size)
       : in_sizes_(std::move(in_sizes)), outer_(outer), out_size_(out_size) {}
 
-  void run(const RunContext&, const void* const* in, size_t batch, void* out) const override {
+  // Output elements [lo, hi) of the batch go to the pool's threads (split_items), each piece copying the parts
+  // of the chunks that fall in it.
+  void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     float* y = static_cast<float*>(out);
-    for (size_t b = 0; b < batch; ++b)
-      for (uint32_t o = 0; o < outer_; ++o)
-        for (size_t k = 0; k < in_sizes_.size(); ++k) {
-          const size_t chunk = in_sizes_[k] / outer_;
-          std::memcpy(y, static_cast<const float*>(in[k]) + b * in_sizes_[k] + o * chunk, chunk * sizeof(float));
-          y += chunk;
-        }
+    split_items(ctx, batch * out_size_, 2 * sizeof(float), [&](size_t lo, size_t hi) {
+      size_t pos = 0;  // output position of the chunk
+      for (size_t b = 0; b < batch && pos < hi; ++b)
+        for (uint32_t o = 0; o < outer_ && pos < hi; ++o)
+          for (size_t k = 0; k < in_sizes_.size() && pos < hi; ++k) {
+            const size_t chunk = in_sizes_[k] / outer_, a = std::max(lo, pos), e = std::min(hi, pos + chunk);
+            if (a < e)
+              std::memcpy(y + a, static_cast<const float*>(in[k]) + b * in_sizes_[k] + o * chunk + (a - pos),
+                          (e - a) * sizeof(float));
+            pos += chunk;
+          }
+    }, 16);
   }
 
   uint64_t work() const override { return out_size_; }
