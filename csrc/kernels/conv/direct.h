@@ -163,7 +163,7 @@ DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, c
 DirectConvLayout shifted_layout(const Conv2dGeometry& g, const ShiftedPlanes& sp, const OutputClamp& clamp);
 
 // Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp (the
-// scalar version; the vector kernels have their own, conv/direct_tiles.h). pad_group_ref: direct_lanes' padded
+// scalar version; the vector kernels have their own, conv/direct_tiles.h pad_group). pad_group_ref: padded
 // planes; shift_group_ref: the direct kernel's shifted planes.
 void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1);
 void shift_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1);

@@ -221,22 +221,6 @@ inline void pad_row(const DirectConvLayout& Lw, const float* src, float* dst) {
     }
 }
 
-// The padded rows that output rows [oy0, oy1) read, of the group's channels at x, into xp.
-template <class V>
-void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
-  const uint32_t r_lo = oy0 * Lw.stride_h, r_hi = (oy1 - 1) * Lw.stride_h + Lw.taps_h;
-  // windows shorter than the stride (1x1 stride 2) leave rows no output reads: skip them
-  const bool gaps = Lw.taps_h < Lw.stride_h;
-  for (uint32_t c = 0; c < Lw.group_in_c; ++c) {
-    const float* xc = x + size_t(c) * Lw.in_h * Lw.in_w;
-    for (uint32_t r = r_lo; r < r_hi; ++r) {
-      if (gaps && r % Lw.stride_h >= Lw.taps_h) continue;
-      const int64_t iy = int64_t(r) - Lw.pad_top;
-      const float* src = iy >= 0 && iy < int64_t(Lw.in_h) ? xc + size_t(iy) * Lw.in_w : nullptr;
-      pad_row<V>(Lw, src, xp + c * Lw.plane + size_t(r) * Lw.rs);
-    }
-  }
-}
 
 // One shifted row (conv/direct.h) of every kernel column from the input row src (null: a padding row): for
 // kx in [0, kw), rs floats at dst + kx * plane, dst[kx * plane + j] = src[j * stride_w + kx * dilation_w -
@@ -270,19 +254,23 @@ inline void shift_row(const DirectConvLayout& Lw, const float* src, float* dst) 
   }
 }
 
-// The shifted rows that output rows [oy0, oy1) read, of the group's channels at x, into xp.
+// The rows that output rows [oy0, oy1) read, of the group's channels at x, into xp: padded (pad_row) or
+// shifted (shift_row, Lw.shifted) rows.
 template <class V>
-void shift_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
+void pad_group(const DirectConvLayout& Lw, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
   const uint32_t r_lo = oy0 * Lw.stride_h, r_hi = (oy1 - 1) * Lw.stride_h + Lw.taps_h;
-  const bool gaps = Lw.taps_h < Lw.stride_h;  // rows no output reads (1x1 stride 2): skipped
-  const size_t channel = size_t(Lw.kw) * Lw.plane;
+  // windows shorter than the stride (1x1 stride 2) leave rows no output reads: skip them
+  const bool gaps = Lw.taps_h < Lw.stride_h;
+  const size_t channel = Lw.shifted ? size_t(Lw.kw) * Lw.plane : Lw.plane;
   for (uint32_t c = 0; c < Lw.group_in_c; ++c) {
     const float* xc = x + size_t(c) * Lw.in_h * Lw.in_w;
     for (uint32_t r = r_lo; r < r_hi; ++r) {
       if (gaps && r % Lw.stride_h >= Lw.taps_h) continue;
       const int64_t iy = int64_t(r) - Lw.pad_top;
       const float* src = iy >= 0 && iy < int64_t(Lw.in_h) ? xc + size_t(iy) * Lw.in_w : nullptr;
-      shift_row<V>(Lw, src, xp + c * channel + size_t(r) * Lw.rs);
+      float* dst = xp + c * channel + size_t(r) * Lw.rs;
+      if (Lw.shifted) shift_row<V>(Lw, src, dst);
+      else pad_row<V>(Lw, src, dst);
     }
   }
 }
@@ -315,8 +303,7 @@ void direct_conv(const DirectConvLayout& Lw, const float* x, float* xp, float* y
   for (uint32_t grp = 0; grp < Lw.groups; ++grp) {
     const uint32_t o0 = std::max(grp * Lw.group_out, Lw.o_begin), o1 = std::min((grp + 1) * Lw.group_out, Lw.o_end);
     if (o0 >= o1) continue;  // no channel of this group asked for (Conv2d::run_channels)
-    if (Lw.shifted) shift_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
-    else pad_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
+    pad_group<V>(Lw, x + grp * in_group, xp, oy0, oy1);
     auto run = [&](auto off) {
       if (Lw.val) direct_channels<V>(Lw, off, F32Entries{Lw.val}, xp, y, bias, o0, o1, oy0, oy1);
       else direct_channels<V>(Lw, off, LutEntries{Lw.idx, Lw.lut}, xp, y, bias, o0, o1, oy0, oy1);
