@@ -4,15 +4,13 @@
 // linkage, as there.
 //
 // Tile: P consecutive outputs of one row x NB blocks of 16 output channels (NV = NB * 16 / kLanes vectors),
-// P * NV = 12 or (two blocks with AVX-512) 24 accumulators. Per weight column k: NV aligned loads of the packed
-// block, P broadcasts of the input taps, P * NV FMAs. The result goes through a small buffer to the P outputs
-// of each channel.
+// P * NV = 12 or (two blocks with AVX-512) 24 accumulators. Per weight column k: NV aligned loads of the packed block, P broadcasts of the
+// input taps, P * NV FMAs. The result goes through a small buffer to the P outputs of each channel.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/conv/direct.h"
 #include "kernels/conv/direct_tiles.h"
@@ -22,13 +20,6 @@ namespace {
 
 template <class V>
 constexpr int lanes_vectors() { return int(kLanesBlock) / V::kLanes; }
-
-// Whether V has gather_strided(base, stride, mask): lanes [0, popcount(mask)) of base[lane * stride].
-template <class V, class = void>
-struct has_gather_strided : std::false_type {};
-template <class V>
-struct has_gather_strided<V, std::void_t<decltype(V::gather_strided(nullptr, 0, typename V::mask{}))>>
-    : std::true_type {};
 template <class V>
 constexpr int lanes_pixels() { return 12 / lanes_vectors<V>(); }
 
@@ -62,18 +53,10 @@ inline void lanes_tile(const DirectConvLayout& Lw, const float* wb, const float*
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) V::store(buf[p] + v * L, cl(acc[p][v]));
-  // channel o's P outputs are column o of buf: one gather and one store where V gathers (AVX-512: 12
-  // scalar loads and stores per channel took about a tenth of a first conv), else one float at a time
-  if constexpr (has_gather_strided<V>::value && P <= L) {
-    const typename V::mask m = V::tail(P);
-    for (uint32_t o = 0; o < n_o; ++o)
-      V::store(y + o * plane + pos, V::gather_strided(&buf[0][o], int(NB * kLanesBlock), m), m);
-  } else {
-    for (uint32_t o = 0; o < n_o; ++o) {
-      float* yo = y + o * plane + pos;
+  for (uint32_t o = 0; o < n_o; ++o) {
+    float* yo = y + o * plane + pos;
 #pragma GCC unroll 16
-      for (int p = 0; p < P; ++p) yo[p] = buf[p][o];
-    }
+    for (int p = 0; p < P; ++p) yo[p] = buf[p][o];
   }
 }
 

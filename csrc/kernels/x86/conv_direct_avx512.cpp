@@ -29,12 +29,6 @@ struct Zmm {
   static mask range(int64_t lo, int64_t hi) {
     return tail(size_t(std::clamp<int64_t>(hi, 0, 16))) & mask(~tail(size_t(std::clamp<int64_t>(lo, 0, 16))));
   }
-  // lanes [0, popcount(m)) of base[lane * stride] (the others zero): a column of a row-major buffer
-  static vec gather_strided(const float* base, int stride, mask m) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(stride));
-    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base, 4);
-  }
   static void deinterleave2(vec a, vec b, vec* even, vec* odd) {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     *even = _mm512_permutex2var_ps(a, ie, b);
