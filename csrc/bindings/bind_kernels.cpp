@@ -112,9 +112,12 @@ void bind_kernels(py::module_& m) {
         if (mode == "auto") p = DirectPlanes::automatic;
         else if (mode == "shifted") p = DirectPlanes::shifted;
         else if (mode == "padded") p = DirectPlanes::padded;
-        else PYRT_CHECK(false, PYRT_INVALID_ARGUMENT, "unknown planes mode '", mode, "' (expected auto, shifted or padded)");
+        else PYRT_CHECK(false, PYRT_INVALID_ARGUMENT, "unknown planes mode '", mode,
+                        "' (expected auto, shifted or padded)");
         kernels::set_direct_planes(p);
-        return std::string(before == DirectPlanes::shifted ? "shifted" : before == DirectPlanes::padded ? "padded" : "auto");
+        return std::string(before == DirectPlanes::shifted  ? "shifted"
+                           : before == DirectPlanes::padded ? "padded"
+                                                            : "auto");
       },
       py::arg("mode"));
   m.def("uses_hw_gather", [](const py::object& isa) { return kernels::use_hw_gather(isa_arg(isa)); },

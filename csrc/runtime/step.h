@@ -60,7 +60,8 @@ template <class F>
 void split_items(const RunContext& ctx, size_t n, size_t bytes_per_item, F&& fn, size_t align = 1) {
   const size_t bytes = n * bytes_per_item;
   const unsigned threads = ctx.pool ? ctx.pool->threads() : 1;
-  const size_t parts = threads > 1 && bytes >= 2 * kMinBytesPerTask ? std::min<size_t>(threads, bytes / kMinBytesPerTask) : 1;
+  const size_t parts =
+      threads > 1 && bytes >= 2 * kMinBytesPerTask ? std::min<size_t>(threads, bytes / kMinBytesPerTask) : 1;
   if (parts <= 1) return fn(size_t(0), n);
   const size_t units = (n + align - 1) / align;
   ctx.pool->run(unsigned(parts), [&](unsigned i) {

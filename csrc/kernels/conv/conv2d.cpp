@@ -96,8 +96,8 @@ void Conv2dGeometry::validate(const DecodedTensor& w, int status) const {
 //  - whatever the above says, im2col when the direct method's shifted copy of a group's input (kw planes)
 //    would be out of proportion to the layer's input and output, kw times them (padding or strides far
 //    beyond the kernel: a 1x1 conv padded by 23000 and strided 2305 reads 20 of 46001 padded rows, and its
-//    padded copy would be 8 GB for kilobytes of input and output). im2col's scratch is one tile of patches. So a kernel's scratch
-//    stays a small multiple of what the arena holds for the layer.
+//    padded copy would be 8 GB for kilobytes of input and output). im2col's scratch is one tile of patches.
+//    So a kernel's scratch stays a small multiple of what the arena holds for the layer.
 //  - a codebook whose zero centroid holds at least half of the weights (a pruned layer stored with dense
 //    indices, the smaller file at moderate sparsity) counts as sparse: direct drops its zero entries (SqueezeNet
 //    at 33% density, 8 bits: features.5.expand1x1 1571 us im2col -> 331 us direct, AMD EPYC, AVX2, 1 thread).
@@ -111,7 +111,8 @@ static bool mostly_zero_codebook(const DecodedTensor& w) {
 }
 
 static Conv2d::Method auto_method(const Conv2dGeometry& g, const DecodedTensor& w) {
-  if (direct_conv_scratch_floats(g) > 4 * uint64_t(g.kw) * (uint64_t(g.in_size()) + g.out_size()) + (uint64_t(1) << 16))
+  const uint64_t io = uint64_t(g.in_size()) + g.out_size();
+  if (direct_conv_scratch_floats(g) > 4 * uint64_t(g.kw) * io + (uint64_t(1) << 16))
     return Conv2d::Method::kIm2col;
   if (g.group_in() == 1 || is_sparse(w.encoding) || mostly_zero_codebook(w)) return Conv2d::Method::kDirect;
   if (g.groups == 1 && g.in_c <= 4 && g.out_c >= 8) return Conv2d::Method::kDirectLanes;

@@ -28,7 +28,7 @@ DirectConvFn direct_kernel(Isa isa) {
 class DirectConv final : public Conv2d {
  public:
   // shifted: the input copied into kw column-shifted planes (aligned loads, direct.h) rather than one padded
-  // plane; chosen when the level the kernels run at (active_isa) has 64-byte vectors
+  // plane per channel (shifted_planes_pay decides)
   DirectConv(const Conv2dGeometry& g, const DecodedTensor& w, bool shifted)
       : Conv2d(g), shifted_(shifted), pp_(g), sp_(g) {
     const uint32_t K = g.patch(), khw = g.kh * g.kw;
@@ -204,8 +204,7 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
   const size_t plane = size_t(L.out_h) * L.out_w, in_group = size_t(L.group_in_c) * L.in_h * L.in_w;
   for (uint32_t grp = 0; grp < L.groups; ++grp) {
     if ((grp + 1) * L.group_out <= L.o_begin || grp * L.group_out >= L.o_end) continue;  // no channel asked for
-    if (L.shifted) shift_group_ref(L, x + grp * in_group, xp, oy0, oy1);
-    else pad_group_ref(L, x + grp * in_group, xp, oy0, oy1);
+    pad_group_ref(L, x + grp * in_group, xp, oy0, oy1);
     for (uint32_t o = std::max(grp * L.group_out, L.o_begin); o < std::min((grp + 1) * L.group_out, L.o_end); ++o) {
       float* yo = y + o * plane;
       const uint32_t e0 = L.rowptr[o], e1 = L.rowptr[o + 1];
@@ -223,40 +222,27 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
 
 }  // namespace
 
-// Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp.
-// Rows outside that range are not touched (never read).
+// Copies the rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp: padded,
+// phase-split rows, or with L.shifted one shifted row per kernel column (direct.h). Rows outside that range
+// are not touched (never read).
 void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
   const uint32_t r_lo = oy0 * L.stride_h, r_hi = (oy1 - 1) * L.stride_h + L.taps_h, sw = L.stride_w;
+  const size_t channel = L.shifted ? size_t(L.kw) * L.plane : L.plane;
   for (uint32_t c = 0; c < L.group_in_c; ++c) {
     for (uint32_t r = r_lo; r < r_hi; ++r) {
-      float* dst = xp + c * L.plane + size_t(r) * L.rs;
+      float* dst = xp + c * channel + size_t(r) * L.rs;
       const int64_t iy = int64_t(r) - L.pad_top;
       const bool row_in = iy >= 0 && iy < int64_t(L.in_h);
       const float* src = row_in ? x + (size_t(c) * L.in_h + size_t(iy)) * L.in_w : nullptr;
-      for (uint32_t ph = 0; ph < sw; ++ph)
-        for (uint32_t j = 0; j < L.wph; ++j) {
-          const int64_t ix = int64_t(j) * sw + ph - L.pad_left;  // column of x, or padding
-          dst[ph * L.wph + j] = row_in && ix >= 0 && ix < int64_t(L.in_w) ? src[ix] : 0.0f;
+      // padded: floats [ph * wph, (ph + 1) * wph) of the row are phase ph; shifted: [kx * plane, + rs) kx's
+      const uint32_t parts = L.shifted ? L.kw : sw, len = L.shifted ? L.rs : L.wph;
+      for (uint32_t k = 0; k < parts; ++k)
+        for (uint32_t j = 0; j < len; ++j) {
+          const int64_t ix = L.shifted ? int64_t(j) * sw + int64_t(k) * L.dilation_w - L.pad_left
+                                       : int64_t(j) * sw + k - L.pad_left;  // column of x, or padding
+          const bool inside = row_in && ix >= 0 && ix < int64_t(L.in_w);
+          dst[(L.shifted ? k * L.plane : k * L.wph) + j] = inside ? src[ix] : 0.0f;
         }
-    }
-  }
-}
-
-// The shifted rows (direct.h) that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp.
-void shift_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1) {
-  const uint32_t r_lo = oy0 * L.stride_h, r_hi = (oy1 - 1) * L.stride_h + L.taps_h;
-  for (uint32_t c = 0; c < L.group_in_c; ++c) {
-    for (uint32_t r = r_lo; r < r_hi; ++r) {
-      const int64_t iy = int64_t(r) - L.pad_top;
-      const bool row_in = iy >= 0 && iy < int64_t(L.in_h);
-      const float* src = row_in ? x + (size_t(c) * L.in_h + size_t(iy)) * L.in_w : nullptr;
-      for (uint32_t kx = 0; kx < L.kw; ++kx) {
-        float* dst = xp + (size_t(c) * L.kw + kx) * L.plane + size_t(r) * L.rs;
-        for (uint32_t j = 0; j < L.rs; ++j) {
-          const int64_t ix = int64_t(j) * L.stride_w + int64_t(kx) * L.dilation_w - L.pad_left;
-          dst[j] = row_in && ix >= 0 && ix < int64_t(L.in_w) ? src[ix] : 0.0f;
-        }
-      }
     }
   }
 }

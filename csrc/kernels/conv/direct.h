@@ -25,9 +25,8 @@
 // ShiftedPlanes), read at off(c, ky, kx) + oy * stride_h * rs + ox with off = (c * kw + kx) * plane +
 // ky * dh * rs. Every offset, row and tile start is then a multiple of a whole vector: the loads are aligned
 // and never split a cache line. (Over padded planes two of every three zmm loads of a 3x3 conv split lines,
-// and a split load takes two of the core's load slots. Sapphire Rapids, one thread, 80%-pruned 4-bit 3x3
-// convs: 1.4x on a stride-2 56x56 -> 28x28 layer, 1.1x on 28x28 and 7x7 ones; at three times the footprint,
-// AVX2 lost 5-10% on the 28x28 and 14x14 ones, so AVX2 keeps the padded planes.)
+// and a split load takes two of the core's load slots. The gains are in shifted_planes_pay below; at three
+// times the footprint, AVX2 lost 5-12% on ResNet-18's 28x28 and 14x14 layers, so AVX2 keeps padded planes.)
 //
 // Either way every tap is contiguous in ox, whatever the stride, and padding needs no bounds checks.
 // (Splitting each output row into an inside part and border parts instead would need per-tap ranges in the
@@ -36,10 +35,10 @@
 // channels read it.)
 //
 // Weights: off is precomputed per entry at create() time (16-bit when a group's copy has <= 65536 floats,
-// or with shifted planes, in units of 8 floats, <= 512K floats; else 32-bit), next to the entry's f32 value (dense, csr: layouts "direct_f32", "direct_csr_f32")
-// or its codebook index, one byte, with the centroid table (codebook, csr+codebook: "direct_lut8",
-// "direct_csr_lut8"; no weight is expanded to a float). Entries of a channel are in column order
-// (c, ky, kx), so consecutive entries read nearby input.
+// or with shifted planes, in units of 8 floats, <= 512K floats; else 32-bit), next to the entry's f32 value
+// (dense, csr: layouts "direct_f32", "direct_csr_f32") or its codebook index, one byte, with the centroid
+// table (codebook, csr+codebook: "direct_lut8", "direct_csr_lut8"; no weight is expanded to a float). Entries
+// of a channel are in column order (c, ky, kx), so consecutive entries read nearby input.
 //
 // Kernel: for each output channel, for tiles of R output rows x NC vectors of output columns held in
 // registers (initialised to the bias), for each entry of the channel: broadcast the weight and FMA it with
@@ -157,16 +156,14 @@ void pyrt_conv_direct__neon(const DirectConvLayout& L, const float* x, float* xp
                             uint32_t oy0, uint32_t oy1);
 #endif
 
-// The geometry part of a layout (everything but the weights): sizes, the padded plane (direct_lanes) or the
-// shifted planes (direct), scratch, the clamp.
+// The geometry part of a layout (everything but the weights): sizes, the padded planes (direct_lanes, and
+// direct below AVX-512) or the shifted ones, scratch, the clamp.
 DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, const OutputClamp& clamp);
 DirectConvLayout shifted_layout(const Conv2dGeometry& g, const ShiftedPlanes& sp, const OutputClamp& clamp);
 
-// Copies the padded rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp (the
-// scalar version; the vector kernels have their own, conv/direct_tiles.h pad_group). pad_group_ref: padded
-// planes; shift_group_ref: the direct kernel's shifted planes.
+// Copies the rows that output rows [oy0, oy1) read, of the group_in_c channels at x, into xp, padded or
+// shifted (L.shifted) (the scalar version; the vector kernels have their own, conv/direct_tiles.h pad_group).
 void pad_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1);
-void shift_group_ref(const DirectConvLayout& L, const float* x, float* xp, uint32_t oy0, uint32_t oy1);
 
 // Method direct_lanes (conv/direct_lanes.cpp): dense weights, output channels in the vector lanes. For each
 // block of 16 output channels and each tile of P consecutive outputs of a row (P = 6 with AVX2's two
@@ -202,7 +199,7 @@ std::unique_ptr<Conv2d> make_direct_lanes_conv(const Conv2dGeometry& g, const De
 // Measured in the networks (Sapphire Rapids, one thread, 80%-pruned 4-bit): ResNet-18's stride-2 3x3 convs
 // 1.45-1.6x, its 28x28 ones 1.15x, 1x1 convs 1.1-1.3x (MobileNet-V2's too). AVX2 and NEON keep the padded
 // planes (AVX2: fewer loads split, and the padded planes' smaller footprint won on ResNet-18's 28x28 and
-// 14x14 layers). set_direct_planes overrides the choice for the convs created afterwards (tests run both
+// 14x14 layers by 5-12%). set_direct_planes overrides the choice for the convs created afterwards (tests run both
 // forms at every level).
 bool shifted_planes_pay(const Conv2dGeometry& g, Isa isa);
 enum class DirectPlanes { automatic, shifted, padded };

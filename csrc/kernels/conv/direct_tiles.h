@@ -15,8 +15,8 @@
 // their input straight from memory). 12 rather than 8 measured 10-20% faster on Zen 3 at 14 to 28 columns.
 // Loads are never masked (a shifted row is whole vectors long: the last vector's extra lanes read the row's
 // own zeros or input columns, and all loads are aligned; a padded plane is followed by kDirectSlack zeros);
-// only the store of the last vector of a tile is, and only when it is partial, where masks cost extra. The rows left over below R
-// make one shorter tile.
+// only the store of the last vector of a tile is, and only when it is partial, where masks cost extra. The
+// rows left over below R make one shorter tile.
 #pragma once
 
 #include <algorithm>
@@ -220,7 +220,6 @@ inline void pad_row(const DirectConvLayout& Lw, const float* src, float* dst) {
       dst[ph * wph + j] = ix >= 0 && ix < w ? src[ix] : 0.0f;
     }
 }
-
 
 // One shifted row (conv/direct.h) of every kernel column from the input row src (null: a padding row): for
 // kx in [0, kw), rs floats at dst + kx * plane, dst[kx * plane + j] = src[j * stride_w + kx * dilation_w -
