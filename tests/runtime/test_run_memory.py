@@ -128,6 +128,25 @@ def test_work_counts_multiply_adds(helpers, rng):
     assert m.work == 30 * 20 + 20 + nnz  # linear, relu (20 elements), csr linear (its stored entries)
 
 
+@pytest.mark.parametrize("planes", ["shifted", "padded"])
+def test_columns_strided_far_beyond_the_kernel_do_not_pad_gigabytes(planes):
+    """Found by the fuzzer: the same conv strided 256 along the columns gives 46001 x 180 outputs. Its
+    padded plane (46001 rows of 256 phases x 180 columns) would be 8 GB, its shifted planes (rows of 192)
+    35 MB: the method choice must judge the copy the conv would make, whichever form it takes."""
+    model = huge_arena_model()
+    model["nodes"][0]["attrs"]["stride"] = [1, 256]
+    before = _core.set_direct_planes(planes)
+    try:
+        m = pyruntime.load(_core.write_model(model))
+    finally:
+        _core.set_direct_planes(before)
+    assert m.layers()[0]["method"] == "im2col"
+    assert tuple(m.layers()[0]["output_shape"]) == (1, 46001, 180)
+    x = np.full((1, 1, 1, 1), 3.0, np.float32)
+    # output (23000, 0) reads the input (23000 / 256 is not whole along the columns: no column reads it)
+    assert m.run(x)[0, 0, 0, 0] == 0.0
+
+
 def test_padding_far_beyond_the_kernel_does_not_pad_gigabytes():
     """Found by the fuzzer: a 1x1 conv padded by 23000 and strided 2305 down the rows has a 3.5 MiB arena
     and 1.8 million operations, but the direct method's padded copy of its input would be 8 GB. The

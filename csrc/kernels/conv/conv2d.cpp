@@ -93,8 +93,8 @@ void Conv2dGeometry::validate(const DecodedTensor& w, int status) const {
 //   csr 90%    ResNet-20 3x3 32->32 16x16      0.10 / 1.65   vs 0.010 / 0.17  direct
 //   csr+cb 90% MobileNet pw 64->128 28x28      0.19 / 9.8    vs 0.038 / 1.35  direct
 //   any        MobileNet dw 3x3 512 14x14      0.86 / 14     vs 0.04-0.065 / 0.7-1.1  direct
-//  - whatever the above says, im2col when the direct method's shifted copy of a group's input (kw planes)
-//    would be out of proportion to the layer's input and output, kw times them (padding or strides far
+//  - whatever the above says, im2col when the direct method's padded copy of a group's input would be out
+//    of proportion to the layer's input and output (direct_scratch_in_proportion; padding or strides far
 //    beyond the kernel: a 1x1 conv padded by 23000 and strided 2305 reads 20 of 46001 padded rows, and its
 //    padded copy would be 8 GB for kilobytes of input and output). im2col's scratch is one tile of patches.
 //    So a kernel's scratch stays a small multiple of what the arena holds for the layer.
@@ -111,8 +111,7 @@ static bool mostly_zero_codebook(const DecodedTensor& w) {
 }
 
 static Conv2d::Method auto_method(const Conv2dGeometry& g, const DecodedTensor& w) {
-  const uint64_t io = uint64_t(g.in_size()) + g.out_size();
-  if (direct_conv_scratch_floats(g) > 4 * uint64_t(g.kw) * io + (uint64_t(1) << 16))
+  if (!direct_scratch_in_proportion(g, direct_conv_scratch_floats(g)))
     return Conv2d::Method::kIm2col;
   if (g.group_in() == 1 || is_sparse(w.encoding) || mostly_zero_codebook(w)) return Conv2d::Method::kDirect;
   if (g.groups == 1 && g.in_c <= 4 && g.out_c >= 8) return Conv2d::Method::kDirectLanes;

@@ -313,6 +313,10 @@ void set_direct_planes(DirectPlanes p) { g_planes.store(p); }
 DirectPlanes direct_planes_setting() { return g_planes.load(); }
 
 bool shifted_planes_pay(const Conv2dGeometry& g, Isa isa) {
+  // never a copy out of proportion to the layer's input and output (kw planes: a wide kernel over a small
+  // input), whatever the setting
+  const uint64_t shifted = ShiftedPlanes(g).group_floats(g);
+  if (!direct_scratch_in_proportion(g, shifted + kDirectSlack)) return false;
   const DirectPlanes p = g_planes.load();
   if (p != DirectPlanes::automatic) return p == DirectPlanes::shifted;
 #if PYRT_HAVE_X86_KERNELS
@@ -321,16 +325,19 @@ bool shifted_planes_pay(const Conv2dGeometry& g, Isa isa) {
   if (g.group_in() == 1) return false;
   // offsets that would grow from 16 to 32 bits: the weight stream grows 1.7x
   const bool padded16 = size_t(g.group_in()) * PaddedPlane(g).plane <= 65536;
-  return !padded16 || ShiftedPlanes(g).group_floats(g) <= (size_t(65536) << 3);
+  return !padded16 || shifted <= (uint64_t(65536) << 3);
 #else
-  (void)g;
   (void)isa;
   return false;
 #endif
 }
 
 uint64_t direct_conv_scratch_floats(const Conv2dGeometry& g) {
-  return uint64_t(ShiftedPlanes(g).group_floats(g)) + kDirectSlack;
+  return uint64_t(g.group_in()) * PaddedPlane(g).plane + kDirectSlack;
+}
+
+bool direct_scratch_in_proportion(const Conv2dGeometry& g, uint64_t floats) {
+  return floats <= 4 * (uint64_t(g.in_size()) + g.out_size()) + (uint64_t(1) << 16);
 }
 
 std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedTensor& w) {

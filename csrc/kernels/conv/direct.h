@@ -191,21 +191,26 @@ std::unique_ptr<Conv2d> make_direct_conv(const Conv2dGeometry& g, const DecodedT
 // A direct_lanes conv (groups 1; any encoding, expanded to f32 at create time).
 std::unique_ptr<Conv2d> make_direct_lanes_conv(const Conv2dGeometry& g, const DecodedTensor& w);
 // Whether a direct conv of geometry g loaded at level isa copies its input into shifted planes or into one
-// padded plane per channel: shifted at AVX-512 and above (a zmm load split across two cache lines takes two
-// load slots, and two of a 3x3 conv's three taps were split), except for depthwise convs (the copy is most
-// of their work, and kw planes triple it: MobileNet-V2's ran 0.44-0.8x as fast shifted) and where the
-// entries' offsets would grow from 16 to 32 bits (the entries' stream 1.7x: ResNet-18's 7x7 and 14x14
-// layers ran 0.7-0.93x as fast before shifted offsets were stored in units of 8 floats; with them, 0.98-1.06x).
-// Measured in the networks (Sapphire Rapids, one thread, 80%-pruned 4-bit): ResNet-18's stride-2 3x3 convs
-// 1.45-1.6x, its 28x28 ones 1.15x, 1x1 convs 1.1-1.3x (MobileNet-V2's too). AVX2 and NEON keep the padded
-// planes (AVX2: fewer loads split, and the padded planes' smaller footprint won on ResNet-18's 28x28 and
-// 14x14 layers by 5-12%). set_direct_planes overrides the choice for the convs created afterwards (tests run both
-// forms at every level).
+// padded plane per channel. Never where the shifted copy would be out of proportion to the layer's input and
+// output (direct_scratch_in_proportion). Else shifted at AVX-512 and above (a zmm load split across two cache
+// lines takes two load slots, and two of a 3x3 conv's three taps were split), except for depthwise convs (the
+// copy is most of their work, and kw planes triple it: MobileNet-V2's ran 0.44-0.8x as fast shifted) and
+// where the entries' offsets would grow from 16 to 32 bits (the entries' stream 1.7x: ResNet-18's 7x7 and
+// 14x14 layers ran 0.67-0.94x as fast before shifted offsets were stored in units of 8 floats; with them,
+// 0.87-1.06x). Measured in the networks (Sapphire Rapids, one thread, 80%-pruned 4-bit): ResNet-18's stride-2
+// 3x3 convs 1.45-1.6x, its 28x28 ones 1.15x, 1x1 convs 1.1-1.3x (MobileNet-V2's too). AVX2 and NEON keep the
+// padded planes (AVX2: fewer loads split, and the padded planes' smaller footprint won on ResNet-18's 28x28
+// and 14x14 layers by 5-12%). set_direct_planes overrides the choice for the convs created afterwards (tests
+// run both forms at every level).
 bool shifted_planes_pay(const Conv2dGeometry& g, Isa isa);
 enum class DirectPlanes { automatic, shifted, padded };
 void set_direct_planes(DirectPlanes p);
 DirectPlanes direct_planes_setting();
-// Floats of the per-thread scratch the direct method needs at most: one group's shifted planes and the slack.
+// Floats of the per-thread scratch the direct method needs with padded planes: one group's copy and the slack.
 uint64_t direct_conv_scratch_floats(const Conv2dGeometry& g);
+// Whether a direct conv's scratch of `floats` stays a small multiple of what the arena holds for the layer
+// (4x its input and output, plus 64K floats): padded planes that are not run im2col (conv2d.cpp), and shifted
+// planes that are not are never chosen (kw planes of a wide kernel over a small input could take gigabytes).
+bool direct_scratch_in_proportion(const Conv2dGeometry& g, uint64_t floats);
 
 }  // namespace pyrt::kernels
