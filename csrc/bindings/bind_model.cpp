@@ -156,9 +156,10 @@ struct PyModel {
     } else {
       hs.push_back(xs);
     }
-    const auto& steps = model->planned_steps();
-    std::vector<double> seconds(steps.size(), 0.0);
+    std::vector<double> seconds(model->planned_steps(1).size(), 0.0);  // the same steps at every batch
     for (size_t r = 0; r < runs; ++r) run(hs, seconds.data());
+    // the batch the runs had (run() checked the inputs), whose plan says which steps were aliases
+    const auto& steps = model->planned_steps(hs.empty() ? 2 : static_cast<size_t>(input_array(hs[0], 0).shape(0)));
     py::list out;
     for (size_t i = 0; i < steps.size(); ++i) {
       py::dict d;

@@ -93,6 +93,7 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
     specs.push_back(std::move(spec));
   }
   plan_ = make_plan(def, shapes_, input_types, specs);
+  plan1_ = make_plan(def, shapes_, input_types, specs, /*in_place_concat=*/true);
   for (StepSpec& spec : specs) {
     steps_.push_back(std::move(spec.step));
     layers_.push_back(std::move(spec.layer));
@@ -125,16 +126,17 @@ void Model::run(const void* const* inputs, size_t batch, float* const* outputs, 
     return offset < 0 ? const_cast<void*>(inputs[offset_input(offset)]) : static_cast<void*>(base + offset * batch);
   };
   const RunContext ctx{kernels::active_isa(), pool_.get()};
+  const Plan& plan = plan_for(batch);
   const void* xs[16];  // inputs of one step (the format allows at most 16)
   // When the last step computes the only graph output (f32), it writes it straight into the caller's buffer
   // (no step reads it afterwards); otherwise each output is copied at the end.
   const PlannedStep* direct = nullptr;
-  if (outputs_.size() == 1 && !plan_.steps.empty() && !plan_.steps.back().alias &&
-      plan_.output_offsets[0] >= 0 && plan_.steps.back().out_offset == plan_.output_offsets[0])
-    direct = &plan_.steps.back();
+  if (outputs_.size() == 1 && !plan.steps.empty() && !plan.steps.back().alias &&
+      plan.output_offsets[0] >= 0 && plan.steps.back().out_offset == plan.output_offsets[0])
+    direct = &plan.steps.back();
   using Clock = std::chrono::steady_clock;
-  for (size_t i = 0; i < plan_.steps.size(); ++i) {
-    const PlannedStep& s = plan_.steps[i];
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const PlannedStep& s = plan.steps[i];
     if (s.alias) continue;
     for (size_t k = 0; k < s.in_offsets.size(); ++k) xs[k] = at(s.in_offsets[k]);
     const Clock::time_point t0 = step_seconds ? Clock::now() : Clock::time_point{};
@@ -143,7 +145,7 @@ void Model::run(const void* const* inputs, size_t batch, float* const* outputs, 
   }
   if (direct) return;
   for (size_t k = 0; k < outputs_.size(); ++k)
-    std::memcpy(outputs[k], at(plan_.output_offsets[k]), batch * output_size(k) * sizeof(float));
+    std::memcpy(outputs[k], at(plan.output_offsets[k]), batch * output_size(k) * sizeof(float));
 }
 
 Session::Session(const Model& model, size_t max_batch, void* arena, size_t arena_bytes_given)

@@ -5,6 +5,7 @@
 // threads may run one model through their own sessions. docs/RUNTIME.md describes the design.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -63,8 +64,11 @@ class Model {
   // this many samples, never on the thread count.
   static constexpr size_t kBatchChunk = 64;
 
-  // Bytes of arena needed for `batch` samples (the arena must be 64-byte aligned).
-  size_t arena_bytes(size_t batch) const { return plan_.bytes_per_sample * batch; }
+  // Bytes of arena needed for up to `batch` samples (the arena must be 64-byte aligned): a batch-1 run lays
+  // its arena out by the batch-1 plan, which may need more (in-place concats keep their inputs' slot alive).
+  size_t arena_bytes(size_t batch) const {
+    return std::max(plan_.bytes_per_sample * batch, plan1_.bytes_per_sample);
+  }
   // inputs[k]: batch * input_size(k) elements of input_type(k) (float or int32_t); outputs[k]: batch *
   // output_size(k) floats; no allocation. With step_seconds (one entry per planned_steps() item), each
   // step's wall time is added to its entry: a profile.
@@ -76,8 +80,9 @@ class Model {
     float* out[1] = {output};
     run(in, batch, out, arena, step_seconds);
   }
-  // The run order: node steps and the conversions the plan added (PlannedStep::node, ::conversion).
-  const std::vector<PlannedStep>& planned_steps() const { return plan_.steps; }
+  // The run order at `batch` samples: node steps and the conversions the plan added (PlannedStep::node,
+  // ::conversion); the same steps at every batch, but at batch 1 in-place concats are aliases (::alias).
+  const std::vector<PlannedStep>& planned_steps(size_t batch) const { return plan_for(batch).steps; }
 
  private:
   std::vector<std::vector<uint32_t>> shapes_;  // per graph value
@@ -85,7 +90,9 @@ class Model {
   std::vector<uint32_t> outputs_;              // value ids
   std::vector<std::unique_ptr<Step>> steps_;   // per node
   std::vector<LayerInfo> layers_;              // per node
-  Plan plan_;
+  Plan plan_;   // any batch
+  Plan plan1_;  // batch 1: concats written in place by their inputs' producers (make_plan's in_place_concat)
+  const Plan& plan_for(size_t batch) const { return batch == 1 ? plan1_ : plan_; }
   std::string metadata_;
   uint64_t file_bytes_ = 0;
   uint32_t format_version_ = 0;

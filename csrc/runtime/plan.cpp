@@ -45,7 +45,8 @@ struct Item {
 }  // namespace
 
 Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& shapes,
-               const std::vector<ValueType>& input_types, const std::vector<StepSpec>& specs) {
+               const std::vector<ValueType>& input_types, const std::vector<StepSpec>& specs,
+               bool in_place_concat) {
   Plan plan;
   // Values: the graph inputs, every node's output, every conversion's output.
   std::vector<ValueType> types = input_types;
@@ -93,10 +94,56 @@ Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& sh
     for (uint32_t v : items[i].ins) last_use[v] = std::max(last_use[v], i);
   for (uint32_t v : outputs) last_use[v] = SIZE_MAX;
 
-  // A slot may back several values (aliases); it is released when its last value dies.
-  std::vector<int64_t> offset(n_values, -1);
-  for (size_t k = 0; k < input_types.size(); ++k) offset[k] = input_offset(k);
-  std::map<int64_t, size_t> slot_last_use;  // offset -> last item that reads any value in it
+  // In-place concats (make_plan's comment): the value each input's bytes start from (through aliases) is
+  // placed at a byte offset of the concat's output, and the concat item becomes an alias.
+  std::vector<int64_t> placed_in(n_values, -1);  // value -> the in-place concat item whose slot holds it
+  std::vector<uint64_t> placed_at(n_values, 0);  // its byte offset there
+  std::vector<bool> in_place(items.size(), false);
+  if (in_place_concat) {
+    std::vector<int64_t> producer(n_values, -1), alias_of(n_values, -1);
+    for (size_t i = 0; i < items.size(); ++i) {
+      producer[items[i].out] = int64_t(i);
+      if (items[i].alias) alias_of[items[i].out] = items[i].ins[0];
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      Item& it = items[i];
+      if (it.alias || !it.conversion.empty() || it.node >= def.nodes.size() || def.nodes[it.node].op != Op::concat)
+        continue;
+      const std::vector<uint32_t>& out_shape = shapes[def.node_value(it.node)];
+      const uint32_t axis = concat_attrs(def.nodes[it.node].attrs);
+      uint64_t outer = 1;
+      for (uint32_t d = 0; d < axis && d < out_shape.size(); ++d) outer *= out_shape[d];
+      if (outer != 1) continue;
+      std::vector<uint32_t> roots;
+      std::vector<uint64_t> at;
+      uint64_t bytes = 0;
+      bool ok = true;
+      for (uint32_t v : it.ins) {
+        uint32_t r = v;
+        while (alias_of[r] >= 0) r = uint32_t(alias_of[r]);
+        ok = ok && producer[r] >= 0 && !items[size_t(producer[r])].alias && placed_in[r] < 0 &&
+             std::find(roots.begin(), roots.end(), r) == roots.end() && bytes % kAlignment == 0 &&
+             value_bytes(types[r], elements[r]) == value_bytes(types[v], elements[v]);
+        roots.push_back(r);
+        at.push_back(bytes);
+        bytes += value_bytes(types[v], elements[v]);
+      }
+      if (!ok || bytes != value_bytes(types[it.out], elements[it.out])) continue;
+      for (size_t k = 0; k < roots.size(); ++k) {
+        placed_in[roots[k]] = int64_t(i);
+        placed_at[roots[k]] = at[k];
+      }
+      it.alias = true;
+      in_place[i] = true;
+    }
+  }
+
+  // A slot may back several values (aliases, the inputs of an in-place concat); it is released when its last
+  // value dies.
+  std::vector<int64_t> offset(n_values, -1), slot(n_values, -1);  // a value's byte offset, and its slot's
+  for (size_t k = 0; k < input_types.size(); ++k) offset[k] = slot[k] = input_offset(k);
+  std::vector<int64_t> concat_slot(items.size(), -1);  // in-place concat item -> its slot, once allocated
+  std::map<int64_t, size_t> slot_last_use;  // slot offset -> last item that reads any value in it
   SlotAllocator slots;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& it = items[i];
@@ -106,18 +153,29 @@ Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& sh
     ps.node = it.node;
     ps.conversion = it.conversion;
     for (uint32_t v : it.ins) ps.in_offsets.push_back(offset[v]);
-    if (it.alias) {
+    if (in_place[i]) {  // its inputs were written into its slot
+      offset[it.out] = slot[it.out] = concat_slot[i];
+    } else if (it.alias) {
       offset[it.out] = offset[it.ins[0]];
-      if (offset[it.out] >= 0) slot_last_use[offset[it.out]] = std::max(slot_last_use[offset[it.out]], last_use[it.out]);
+      slot[it.out] = slot[it.ins[0]];
+    } else if (placed_in[it.out] >= 0) {
+      const size_t c = size_t(placed_in[it.out]);
+      if (concat_slot[c] < 0) {
+        concat_slot[c] = slots.alloc(value_bytes(types[items[c].out], elements[items[c].out]));
+        slot_last_use[concat_slot[c]] = c;
+      }
+      slot[it.out] = concat_slot[c];
+      offset[it.out] = concat_slot[c] + int64_t(placed_at[it.out]);
     } else {
-      offset[it.out] = slots.alloc(value_bytes(types[it.out], elements[it.out]));
-      slot_last_use[offset[it.out]] = last_use[it.out];
+      offset[it.out] = slot[it.out] = slots.alloc(value_bytes(types[it.out], elements[it.out]));
+      slot_last_use[slot[it.out]] = last_use[it.out];
     }
+    if (slot[it.out] >= 0) slot_last_use[slot[it.out]] = std::max(slot_last_use[slot[it.out]], last_use[it.out]);
     ps.out_offset = offset[it.out];
     plan.steps.push_back(std::move(ps));
     // Release slots whose every value is dead after this item (never the one just written).
     for (auto s = slot_last_use.begin(); s != slot_last_use.end();) {
-      if (s->second <= i && s->first != offset[it.out]) {
+      if (s->second <= i && s->first != slot[it.out]) {
         slots.release(s->first);
         s = slot_last_use.erase(s);
       } else {

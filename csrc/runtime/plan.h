@@ -34,8 +34,17 @@ struct Plan {
 // specs[i] is node i's step with the types it takes and gives; shapes[v] is value v's shape (values
 // 0 .. I - 1 the graph inputs, of input_types). The graph outputs are made f32 (a dequantize step at the
 // end where needed).
+//
+// in_place_concat (a plan for batch 1 only): a concat whose inputs are whole, 64-byte aligned pieces of its
+// output (nothing before the axis but the batch: SqueezeNet's fire modules, Inception's branches) is
+// written in place by its inputs' producers: each input (through any aliases: a fused relu, a reshape) is
+// placed at its offset in the concat's slot, allocated when the first of them is produced, and the concat
+// becomes an alias. An input that is a graph input, another in-place concat's output, or placed already
+// (the same value in two concats) keeps the concat a copy. At batch > 1 the samples of each input would
+// interleave in the output, so the plan for any batch (false) copies.
 Plan make_plan(const ModelDef& def, const std::vector<std::vector<uint32_t>>& shapes,
-               const std::vector<ValueType>& input_types, const std::vector<StepSpec>& specs);
+               const std::vector<ValueType>& input_types, const std::vector<StepSpec>& specs,
+               bool in_place_concat = false);
 
 // A graph input's offset in PlannedStep::in_offsets and Plan::output_offsets, and back.
 inline int64_t input_offset(size_t k) { return -1 - int64_t(k); }
