@@ -156,16 +156,22 @@ struct PyModel {
     } else {
       hs.push_back(xs);
     }
-    std::vector<double> seconds(model->planned_steps(1).size(), 0.0);  // the same steps at every batch
-    for (size_t r = 0; r < runs; ++r) run(hs, seconds.data());
-    // the batch the runs had (run() checked the inputs), whose plan says which steps were aliases
-    const auto& steps = model->planned_steps(hs.empty() ? 2 : static_cast<size_t>(input_array(hs[0], 0).shape(0)));
+    // the same steps at every batch; at batch 1 in-place concats are aliases (Model::planned_steps)
+    const auto& steps = model->planned_steps(2);
+    const auto& steps1 = model->planned_steps(1);
+    std::vector<double> seconds(steps.size(), 0.0);
+    size_t batch = 0;
+    for (size_t r = 0; r < runs; ++r) batch = static_cast<size_t>(run(hs, seconds.data())[0].shape(0));
+    // a step is an alias if it ran in none of the pieces the batch ran in (piece_samples): pieces of one
+    // sample run the batch-1 plan, larger ones the other
+    const size_t piece = batch ? piece_samples(batch) : 1, last = batch ? batch - (batch - 1) / piece * piece : 0;
+    const bool ran1 = last == 1 || (piece == 1 && batch > 0), ran_any = piece > 1 && batch > 1;
     py::list out;
     for (size_t i = 0; i < steps.size(); ++i) {
       py::dict d;
       d["node"] = steps[i].node;
       d["conversion"] = steps[i].conversion;
-      d["alias"] = steps[i].alias;
+      d["alias"] = (!ran_any || steps[i].alias) && (!ran1 || steps1[i].alias);
       d["seconds"] = seconds[i] / double(runs);
       out.append(d);
     }

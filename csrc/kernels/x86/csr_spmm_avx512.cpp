@@ -24,8 +24,9 @@ using avx2::gather8;
 constexpr size_t kStep = 16;  // entries per step (= one CsrLut4 group)
 // SpMV (batch 1) prefetch distances in bytes: the weight stream 2 KB ahead, the column stream 4 KB (about 2000
 // entries of 16-bit columns, five rows of a 90%-pruned 4096-column layer). A model beyond the LLC (238 layers of
-// 4096 x 4096, 90% pruned, 4-bit, 1 GB) streamed 8.4-9.8 GB/s on one thread against 7.8-8.4 at 512 B / 1 KB
-// (interleaved runs, Xeon with a 480 MB L3, AVX-512); 4 KB / 8 KB was no better.
+// 4096 x 4096, 90% pruned, 4-bit, 1 GB), one thread, a Xeon with a 480 MB L3, against 512 B / 1 KB:
+// AVX-512: 9.3-9.6 -> 10.2-10.3 GB/s. With the AVX-512 kernels, 4 KB / 8 KB was no better and the same layers
+// resident in the L3 ran as fast as before.
 constexpr size_t kSpmvWeightAhead = 2048, kSpmvColAhead = 4096;
 
 // ---- weight sources: the weights of entries [e, e + 16) of the current row as a zmm ----
@@ -126,7 +127,7 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     size_t e = 0;
     for (; e + 2 * kStep <= n; e += 2 * kStep) {
-      // beyond the LLC the streams come from DRAM: ask for them well ahead (kSpmvAhead)
+      // beyond the LLC the streams come from DRAM: ask for them well ahead
       wsrc.prefetch(e, kSpmvWeightAhead);
       _mm_prefetch(reinterpret_cast<const char*>(cr + e) + kSpmvColAhead, _MM_HINT_T0);
       acc0 = _mm512_fmadd_ps(wsrc.vec(e), gather16<Hw>(x, cr + e), acc0);
