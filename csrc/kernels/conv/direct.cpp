@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common/aligned.h"
@@ -104,19 +105,7 @@ class DirectConv final : public Conv2d {
     }
     if (per_block >= g.group_in()) per_block = g.group_in();
     cblocks_ = uint32_t((g.group_in() + per_block - 1) / per_block);
-    if (cblocks_ > 1) {
-      // blockptr[o * cblocks + b]: first entry of block b of channel o; the next channel's first block ends it
-      blockptr_.resize(size_t(g.out_c) * cblocks_ + 1);
-      for (uint32_t o = 0; o < g.out_c; ++o) {
-        uint32_t e = rowptr_[o];
-        for (uint32_t b = 0; b < cblocks_; ++b) {
-          blockptr_[size_t(o) * cblocks_ + b] = e;
-          const uint64_t end_col = std::min<uint64_t>(g.group_in(), (b + 1) * per_block) * khw;
-          while (e < rowptr_[o + 1] && col[e] < end_col) ++e;
-        }
-      }
-      blockptr_[size_t(g.out_c) * cblocks_] = rowptr_[g.out_c];
-    }
+    if (cblocks_ > 1) block_major(col, per_block * khw);
     static const char* const names[] = {"direct_f32", "direct_csr_f32", "direct_lut8", "direct_csr_lut8"};
     layout_ = names[static_cast<uint32_t>(w.encoding)];
   }
@@ -140,6 +129,43 @@ class DirectConv final : public Conv2d {
     std::fill(xp + L.group_in, xp + L.scratch, 0.0f);  // the slack (direct.h)
     direct_kernel(isa)(L, x, xp, y, bias, 0, geom_.out_h);
     return true;
+  }
+
+  // Stores the entries block by block (DirectConvLayout::blockptr): a tile's pass over the blocks then reads
+  // them in storage order, one sequential stream the hardware prefetches, where channel-major order jumps to
+  // every channel's next block (a 512 x 512 x 3 x 3 layer's 1.4 MB of entries, not in cache at 7 x 7: 1.3x as
+  // slow as from cache that way). Each output's chain (the entries in column order) is unchanged.
+  void block_major(const std::vector<uint32_t>& col, uint64_t block_cols) {
+    const uint32_t out_c = geom_.out_c, nb = cblocks_;
+    blockptr_.resize(size_t(nb) * (out_c + 1));
+    std::vector<uint32_t> start(size_t(nb) * out_c);  // first entry of (o, b) in channel-major order
+    for (uint32_t o = 0; o < out_c; ++o) {
+      uint32_t e = rowptr_[o];
+      for (uint32_t b = 0; b < nb; ++b) {
+        start[size_t(o) * nb + b] = e;
+        while (e < rowptr_[o + 1] && col[e] < (b + 1) * block_cols) ++e;
+      }
+    }
+    std::vector<uint32_t> perm;  // block-major position -> channel-major entry
+    perm.reserve(rowptr_[out_c]);
+    for (uint32_t b = 0; b < nb; ++b)
+      for (uint32_t o = 0; o <= out_c; ++o) {
+        blockptr_[size_t(b) * (out_c + 1) + o] = uint32_t(perm.size());
+        if (o == out_c) break;
+        const uint32_t e1 = b + 1 < nb ? start[size_t(o) * nb + b + 1] : rowptr_[o + 1];
+        for (uint32_t e = start[size_t(o) * nb + b]; e < e1; ++e) perm.push_back(e);
+      }
+    auto permute = [&](auto& a) {
+      if (a.size() == 0) return;
+      std::remove_reference_t<decltype(a)> t;
+      t.resize(a.size());
+      for (size_t i = 0; i < perm.size(); ++i) t[i] = a[perm[i]];
+      a = std::move(t);
+    };
+    permute(off16_);
+    permute(off32_);
+    permute(idx_);
+    permute(val_);
   }
 
   std::vector<uint32_t> channel_splits(unsigned parts) const override {
@@ -207,12 +233,14 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
     pad_group_ref(L, x + grp * in_group, xp, oy0, oy1);
     for (uint32_t o = std::max(grp * L.group_out, L.o_begin); o < std::min((grp + 1) * L.group_out, L.o_end); ++o) {
       float* yo = y + o * plane;
-      const uint32_t e0 = L.rowptr[o], e1 = L.rowptr[o + 1];
       for (uint32_t oy = oy0; oy < oy1; ++oy) {
         const float* xr = xp + oy * L.row_step;
         for (uint32_t ox = 0; ox < L.out_w; ++ox) {
           float acc = bias ? bias[o] : 0.0f;  // as the vector kernels: the chain starts at the bias
-          for (uint32_t e = e0; e < e1; ++e) acc += weight(e) * xr[(size_t(off[e]) << L.off_shift) + ox];
+          for (uint32_t b = 0; b < L.cblocks; ++b) {  // the channel's entries, block by block (blockptr)
+            const uint32_t* bp = L.blockptr + size_t(b) * (L.out_c + 1) + o;
+            for (uint32_t e = bp[0]; e < bp[1]; ++e) acc += weight(e) * xr[(size_t(off[e]) << L.off_shift) + ox];
+          }
           yo[size_t(oy) * L.out_w + ox] = OutputClamp{L.lo, L.hi}(acc);
         }
       }

@@ -95,11 +95,12 @@ struct ShiftedPlanes {
 
 // The packed entries and the padded-input geometry the kernels run on (views; owned by the conv).
 struct DirectConvLayout {
-  // entries of output channel o: [rowptr[o], rowptr[o + 1]); offsets relative to the group's channel 0
+  // entry counts: output channel o has rowptr[o + 1] - rowptr[o] entries; offsets relative to the group's
+  // channel 0
   const uint32_t* rowptr;
-  // the same split by blocks of input channels: block b of channel o is [blockptr[o * cblocks + b],
-  // blockptr[o * cblocks + b + 1]) (the vector kernels run a tile block by block, conv/direct_tiles.h); with
-  // one block, blockptr is rowptr
+  // the entries split by blocks of input channels and stored block by block: block b of channel o is
+  // [blockptr[b * (out_c + 1) + o], blockptr[b * (out_c + 1) + o + 1]) (the kernels run a tile block by block,
+  // conv/direct_tiles.h, and read the entries in storage order); with one block, blockptr is rowptr
   const uint32_t* blockptr;
   uint32_t cblocks;
   const uint16_t* off16;  // exactly one of off16 / off32 is set

@@ -147,7 +147,7 @@ inline void direct_rows(const DirectConvLayout& Lw, Off off, const W& w, const f
       const ChainPart part{cb == 0, cb + 1 == nb};
       for (uint32_t o = o0; o < o1; ++o) {
         const float b = bias ? bias[o] : 0.0f;
-        const uint32_t* bp = Lw.blockptr + size_t(o) * nb + cb;
+        const uint32_t* bp = Lw.blockptr + size_t(cb) * (Lw.out_c + 1) + o;
         const uint32_t e0 = bp[0], e1 = bp[1];
         if (e0 == e1 && !part.first && !part.last) continue;  // nothing to add
         float* yo = y + o * plane;
