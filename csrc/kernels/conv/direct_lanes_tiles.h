@@ -5,12 +5,14 @@
 //
 // Tile: P consecutive outputs of one row x NB blocks of 16 output channels (NV = NB * 16 / kLanes vectors),
 // P * NV = 12 or (two blocks with AVX-512) 24 accumulators. Per weight column k: NV aligned loads of the packed block, P broadcasts of the
-// input taps, P * NV FMAs. The result goes through a small buffer to the P outputs of each channel.
+// input taps, P * NV FMAs. The result is transposed in registers (AVX2, AVX-512: V::store_columns) or goes
+// through a small buffer to the P outputs of each channel.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/conv/direct.h"
 #include "kernels/conv/direct_tiles.h"
@@ -20,8 +22,32 @@ namespace {
 
 template <class V>
 constexpr int lanes_vectors() { return int(kLanesBlock) / V::kLanes; }
+
+// Whether V stores a tile's outputs transposed in registers: V::store_columns<P>(px, y, plane, n) writes lane
+// c of the P vectors px (output channel c, pixels 0..P-1) to y + c * plane, P floats, for c < n. Else each
+// output goes through a buffer, one scalar store each (about 13% of a first conv's time).
+template <class V, class = void>
+struct HasStoreColumns : std::false_type {};
+template <class V>
+struct HasStoreColumns<V, std::void_t<decltype(&V::template store_columns<1>)>> : std::true_type {};
 template <class V>
 constexpr int lanes_pixels() { return 12 / lanes_vectors<V>(); }
+
+// The P x NV accumulators of a tile to y, transposed in registers (V::store_columns), one store per channel.
+// Not inlined: the tile's FMA loop keeps (almost) every register, and the transpose's would spill some.
+template <class V, int P, int NV>
+__attribute__((noinline)) void lanes_store(const typename V::vec (&acc)[P][NV], float* y, size_t plane, size_t pos,
+                                           uint32_t n_o, const VClamp<V>& cl) {
+  constexpr int L = V::kLanes;
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    if (uint32_t(v * L) >= n_o) break;
+    typename V::vec px[P];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) px[p] = cl(acc[p][v]);
+    V::template store_columns<P>(px, y + size_t(v) * L * plane + pos, plane, std::min<uint32_t>(L, n_o - v * L));
+  }
+}
 
 // Outputs [ox, ox + P) of row oy, channels [o0, o0 + n_o) of the NB blocks from wb (consecutive blocks of the
 // packed weight, K * kLanesBlock floats apart); xr: the padded input at row oy's first tap row, column 0.
@@ -48,6 +74,7 @@ inline void lanes_tile(const DirectConvLayout& Lw, const float* wb, const float*
       for (int v = 0; v < NV; ++v) acc[p][v] = V::fma(w[v], xb, acc[p][v]);
     }
   }
+  if constexpr (HasStoreColumns<V>::value) return lanes_store<V, P, NV>(acc, y, plane, pos, n_o, cl);
   alignas(64) float buf[P][NB * kLanesBlock];
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p)

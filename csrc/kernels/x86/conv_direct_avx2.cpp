@@ -51,6 +51,53 @@ struct Ymm {
     return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(h), lane),
                             _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(l - 1)));
   }
+  // direct_lanes (conv/direct_lanes_tiles.h): the P <= 8 pixel vectors px (lane c: channel c) transposed by
+  // an 8 x 8 in-register transpose (rows past P zero), then channel c's P pixels to y + c * plane (plain
+  // stores of 4, 2 and 1 floats, as store above).
+  template <int P>
+  static void store_columns(const vec (&px)[P], float* y, size_t plane, uint32_t n) {
+    static_assert(P >= 1 && P <= 8);
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) r[i] = i < P ? px[i] : _mm256_setzero_ps();
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {  // per 128-bit lane: [a0 b0 a1 b1], [a2 b2 a3 b3]
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 8; i += 4) {  // u[i + j], lane k: column 4k + j of rows i .. i + 3
+      u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+      u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+      u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+      u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      if (uint32_t(j) < n) store_prefix<P>(y + size_t(j) * plane, _mm256_permute2f128_ps(u[j], u[4 + j], 0x20));
+      if (uint32_t(4 + j) < n) store_prefix<P>(y + size_t(4 + j) * plane, _mm256_permute2f128_ps(u[j], u[4 + j], 0x31));
+    }
+  }
+  template <int P>  // lanes [0, P) to p: plain stores of 8, or 4, 2 and 1 floats
+  static void store_prefix(float* p, vec v) {
+    if constexpr (P == 8) {
+      _mm256_storeu_ps(p, v);
+    } else {
+      __m128 h = _mm256_castps256_ps128(v);
+      if constexpr ((P & 4) != 0) {
+        _mm_storeu_ps(p, h);
+        h = _mm256_extractf128_ps(v, 1);
+        p += 4;
+      }
+      if constexpr ((P & 2) != 0) {
+        _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+        h = _mm_movehl_ps(h, h);
+        p += 2;
+      }
+      if constexpr ((P & 1) != 0) _mm_store_ss(p, h);
+    }
+  }
   static void deinterleave2(vec a, vec b, vec* even, vec* odd) {
     // [a0 a2 b0 b2 | a4 a6 b4 b6] -> 64-bit lanes 0, 2, 1, 3 -> [a0 a2 a4 a6 b0 b2 b4 b6]
     const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xDD);

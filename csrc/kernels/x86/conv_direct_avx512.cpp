@@ -29,6 +29,41 @@ struct Zmm {
   static mask range(int64_t lo, int64_t hi) {
     return tail(size_t(std::clamp<int64_t>(hi, 0, 16))) & mask(~tail(size_t(std::clamp<int64_t>(lo, 0, 16))));
   }
+  // direct_lanes (conv/direct_lanes_tiles.h): the P <= 16 pixel vectors px (lane c: channel c) transposed by
+  // a 16 x 16 in-register transpose (rows past P zero), then channel c's P pixels to y + c * plane.
+  template <int P>
+  static void store_columns(const vec (&px)[P], float* y, size_t plane, uint32_t n) {
+    static_assert(P >= 1 && P <= 16);
+    __m512 r[16], t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = i < P ? px[i] : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {  // per 128-bit lane: [a0 b0 a1 b1], [a2 b2 a3 b3]
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) {  // r[i + j], lane k: column 4k + j of rows i .. i + 3
+      const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+      const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+      r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+      r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+      r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+      r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    const __mmask16 m = avx512::tail_mask(P);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {  // columns j, 4 + j, 8 + j, 12 + j: lane k of r[j], r[4 + j], r[8 + j], r[12 + j]
+      const __m512 u0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), u1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+      const __m512 u2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+      const __m512 u3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+      const __m512 col[4] = {_mm512_shuffle_f32x4(u0, u2, 0x88), _mm512_shuffle_f32x4(u1, u3, 0x88),
+                             _mm512_shuffle_f32x4(u0, u2, 0xdd), _mm512_shuffle_f32x4(u1, u3, 0xdd)};
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k)
+        if (uint32_t(4 * k + j) < n) _mm512_mask_storeu_ps(y + size_t(4 * k + j) * plane, m, col[k]);
+    }
+  }
   static void deinterleave2(vec a, vec b, vec* even, vec* odd) {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     *even = _mm512_permutex2var_ps(a, ie, b);
