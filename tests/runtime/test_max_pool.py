@@ -1,5 +1,6 @@
-"""max_pool2d on f32: the separable kernel (rows, then the columns of a phase-split row) against a direct
-numpy reference over every window, with NaNs and infinities, padding, ceil_mode and strides 1 to 4."""
+"""max_pool2d on f32: the separable kernel (rows, then the columns of a phase-split row, or of the padded row
+itself for 3x3 / 2) against a direct numpy reference over every window, with NaNs and infinities, padding,
+ceil_mode and strides 1 to 4."""
 from __future__ import annotations
 
 import itertools
@@ -43,6 +44,9 @@ CASES = {  # input (C, H, W), kernel, stride, padding (t, l, b, r), ceil_mode
     "1x1-s2": ((3, 9, 9), (1, 1), (2, 2), (0, 0, 0, 0), 0),
     "wide-row": ((2, 5, 300), (3, 3), (2, 2), (1, 1, 1, 1), 1),
     "odd-row-s2": ((3, 9, 113), (3, 3), (2, 2), (1, 1, 1, 1), 0),  # the stride-2 split of an odd row
+    # 3x3 / 2 reads the padded row in place, 16 (8) outputs per vector: exactly 16 outputs, the last one's
+    # third tap past the two vectors it loads
+    "3x3-s2-16-outputs": ((2, 7, 33), (3, 3), (2, 2), (0, 0, 0, 0), 0),
 }
 
 

@@ -29,6 +29,40 @@ struct Avx2PoolOps {
     }
     ScalarPoolOps::split2(row + 2 * j, h - j, even + j, odd + j);
   }
+  static void max3_of(float* y, const float* a, const float* b, const float* c, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(y + i, max_or_nan8(max_or_nan8(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)),
+                                          _mm256_loadu_ps(c + i)));
+    ScalarPoolOps::max3_of(y + i, a + i, b + i, c + i, n - i);
+  }
+  static void max3_finish(float* y, const float* a, const float* b, const float* c, size_t n) {
+    const __m256 qnan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = max_or_nan8(max_or_nan8(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)), _mm256_loadu_ps(c + i));
+      _mm256_storeu_ps(y + i, _mm256_blendv_ps(v, qnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    }
+    ScalarPoolOps::max3_finish(y + i, a + i, b + i, c + i, n - i);
+  }
+  static void max3s2_finish(float* y, const float* p, size_t n) {
+    const __m256 qnan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {  // even / odd lanes of p[2 j ..) and of p[2 j + 2 ..), as split2
+      const __m256 a = _mm256_loadu_ps(p + 2 * j), b = _mm256_loadu_ps(p + 2 * j + 8);
+      const __m256 c = _mm256_loadu_ps(p + 2 * j + 2), d = _mm256_loadu_ps(p + 2 * j + 10);
+      const __m256 even = even8(a, b), next = even8(c, d);
+      const __m256 odd = _mm256_castpd_ps(_mm256_permute4x64_pd(
+          _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+      const __m256 v = max_or_nan8(max_or_nan8(even, odd), next);
+      _mm256_storeu_ps(y + j, _mm256_blendv_ps(v, qnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    }
+    ScalarPoolOps::max3s2_finish(y + j, p + 2 * j, n - j);
+  }
+  static __m256 even8(__m256 a, __m256 b) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                                                  _MM_SHUFFLE(3, 1, 2, 0)));
+  }
   static void finish(float* y, const float* src, size_t n) {
     const __m256 qnan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
     size_t i = 0;
