@@ -32,4 +32,28 @@ std::vector<FusableActivation> fusable_activations(const ModelDef& def) {
   return out;
 }
 
+std::vector<FusableResidual> fusable_residuals(const ModelDef& def, const std::vector<std::vector<uint32_t>>& shapes) {
+  const size_t n = def.nodes.size();
+  std::vector<uint32_t> readers(def.node_value(n), 0), reader(def.node_value(n), 0);
+  for (size_t j = 0; j < n; ++j)
+    for (uint32_t v : def.nodes[j].inputs) {
+      ++readers[v];
+      reader[v] = uint32_t(j);
+    }
+  for (uint32_t v : def.outputs) readers[v] += 2;
+  std::vector<FusableResidual> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (def.nodes[i].op != Op::conv2d) continue;
+    const uint32_t v = def.node_value(i);
+    if (readers[v] != 1) continue;
+    const uint32_t j = reader[v];
+    const NodeDef& add = def.nodes[j];
+    if (add.op != Op::add || add.inputs.size() != 2) continue;
+    const uint32_t r = add.inputs[0] == v ? add.inputs[1] : add.inputs[0];
+    if (r == v || r >= v || shapes[r] != shapes[v]) continue;  // made after the conv, or broadcast
+    out[i] = {true, j, r};
+  }
+  return out;
+}
+
 }  // namespace pyrt::runtime

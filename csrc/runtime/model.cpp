@@ -60,18 +60,25 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
   const std::vector<ValueType> input_types = value_types;
   std::vector<StepSpec> specs;
   const std::vector<FusableActivation> fusable = fusable_activations(def);
-  std::vector<int64_t> fused_by(def.nodes.size(), -1);  // activation node -> the node that applies it
+  const std::vector<FusableResidual> residual = fusable_residuals(def, shapes_);
+  std::vector<int64_t> fused_by(def.nodes.size(), -1);  // activation or add node -> the node that applies it
   for (size_t i = 0; i < def.nodes.size(); ++i) {
-    const NodeDef& n = def.nodes[i];
     const uint32_t out_value = def.node_value(i);
+    if (fused_by[i] >= 0 && def.nodes[i].op == Op::add)  // a residual its conv added: an alias of the conv
+      def.nodes[i].inputs = {def.node_value(size_t(fused_by[i]))};
+    const NodeDef& n = def.nodes[i];
     BuildContext ctx{n, def, info, {}, shapes_[out_value], {}, backing != nullptr};
     for (uint32_t v : n.inputs) {
       ctx.in_shapes.push_back(&shapes_[v]);
       ctx.in_types.push_back(value_types[v]);
     }
     if (fusable[i].fusable) ctx.fuse = &fusable[i];
+    if (residual[i].fusable && value_types[residual[i].residual] == ValueType::f32()) {
+      ctx.residual = &residual[i];
+      if (fusable[residual[i].add].fusable) ctx.residual_fuse = &fusable[residual[i].add];
+    }
     StepSpec spec;
-    if (fused_by[i] >= 0) {  // its producer clamps as it writes: same bytes, nothing to run
+    if (fused_by[i] >= 0) {  // its producer clamps (or adds) as it writes: same bytes, nothing to run
       spec.step = make_alias_step(shape_numel(shapes_[out_value]));
       spec.takes = {ctx.in_types[0]};
       spec.gives = ctx.in_types[0];
@@ -81,6 +88,15 @@ Model::Model(ModelDef def, const format::FileInfo& info, std::shared_ptr<const v
       if (spec.fused) {
         fused_by[fusable[i].into] = int64_t(i);
         spec.layer.activation = fusable[i].name;
+      }
+      if (spec.fused_residual) {  // the conv reads the residual as its second input
+        def.nodes[i].inputs.push_back(residual[i].residual);
+        fused_by[residual[i].add] = int64_t(i);
+        spec.layer.activation = "add";
+        if (ctx.residual_fuse) {
+          fused_by[ctx.residual_fuse->into] = int64_t(i);
+          spec.layer.activation += "+" + ctx.residual_fuse->name;
+        }
       }
     }
     PYRT_CHECK(spec.takes.size() == n.inputs.size(), PYRT_INTERNAL, "node ", i, " (", op_name(n.op),

@@ -39,8 +39,9 @@ struct LayerInfo {
   uint32_t row_tasks = 1;             // pieces of rows (linear) or output rows (conv2d) the pool splits
                                       // this layer into at batch 1
   std::string output_type = "f32";    // dtype of the node's output value ("f32", "i8", "b1")
-  std::string activation;             // "relu" / "clamp" applied as the output is written (fusion.h); a
-                                      // relu / clamp node fused that way has method "fused"
+  std::string activation;             // "relu" / "clamp" applied as the output is written (fusion.h), or
+                                      // "add", "add+relu", "add+clamp" (a residual add, fused into a conv);
+                                      // a node fused that way has method "fused"
 };
 
 struct RunContext {
@@ -99,6 +100,10 @@ struct BuildContext {
   std::vector<ValueType> in_types;  // per input: the type its producer gives
   bool in_place;                    // dense tensors with mapped_values may be used in place
   const FusableActivation* fuse = nullptr;  // an activation this node may apply to its output (fusion.h)
+  // conv2d: a residual add this node may apply (fusion.h; its f32 input would be the step's second), and
+  // the add's own fused activation (null: none)
+  const FusableResidual* residual = nullptr;
+  const FusableActivation* residual_fuse = nullptr;
 
   const DecodedTensor& tensor(size_t k) const { return def.tensors[node.tensors[k]]; }
   uint64_t tensor_file_bytes(size_t k) const {
@@ -113,6 +118,8 @@ struct StepSpec {
   ValueType gives;               // the type of the output
   LayerInfo layer;               // op, output_shape and output_type are filled by the model
   bool fused = false;            // the step applies ctx.fuse: the activation node becomes an alias
+  bool fused_residual = false;   // the step applies ctx.residual (and ctx.residual_fuse), taking it as a
+                                 // second f32 input: the add node (and its activation) become aliases
 };
 
 // Builds the step of ctx.node through its op family (the registry, step.cpp).

@@ -1,4 +1,5 @@
-"""A relu or clamp after a conv2d or linear layer runs inside that layer's kernel (runtime/fusion.h).
+"""A relu or clamp after a conv2d or linear layer runs inside that layer's kernel, and so does a residual
+add after a conv (runtime/fusion.h).
 
 The fused model must give the same bits as the same graph with the activation left as its own step (a
 reshape between the layer and the activation keeps it apart), NaN, infinities and -0 included, on every ISA
@@ -123,23 +124,86 @@ def test_the_graph_output_is_never_aliased_away(helpers, rng):
     assert m.work == pyruntime.load(_core.write_model({**model, "nodes": [layer]})).work + int(np.prod(out_shape))
 
 
-@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-def test_activation_after_a_residual_add_is_fused_into_the_add(helpers, rng, activation):
-    w = helpers.tensor(rng, "csr", (6, 6, 3, 3), name="w", density=0.4)
-    bias = helpers.dense(rng, (6,), name="b")
-    op, attrs = ACTIVATIONS[activation]
-    act = {"op": op, "inputs": [2], **({"attrs": attrs} if attrs else {})}
+RESIDUAL_CASES = {  # input [c, h, w], density: a small conv; 7 blocks of input channels at 14x14 (their
+    # partial sums pass through the output: the residual must be added once, on the last), split by channels
+    # on two threads; 28x28, split by rows
+    "small": ([6, 9, 11], 0.4),
+    "blocks-14x14": ([64, 14, 14], 0.3),
+    "rows-28x28": ([16, 28, 28], 0.3),
+}
+
+
+def _residual_models(helpers, rng, case: str, activation: str | None) -> dict[str, dict]:
+    """conv -> add(conv, x) [-> activation], three ways: as it is (the conv adds x and applies the
+    activation), with a reshape before the activation (the conv adds x only), and with a reshape between the
+    conv and the add (nothing fused into the conv: the add applies the activation)."""
+    shape, density = RESIDUAL_CASES[case]
+    c = shape[0]
+    w = helpers.tensor(rng, "csr", (c, c, 3, 3), name="w", density=density)
+    bias = helpers.dense(rng, (c,), name="b")
     conv = {"op": "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": CONV_ATTRS}
-    add = {"op": "add", "inputs": [1, 0]}
-    fused = {"input_shape": [6, 9, 11], "tensors": [w, bias], "nodes": [conv, add, act]}
-    apart = {**fused, "nodes": [conv, add, {"op": "reshape", "inputs": [2], "attrs": {"shape": [6, 9, 11]}},
-                                {**act, "inputs": [3]}]}
-    m = pyruntime.load(_core.write_model(fused))
-    assert m.layers()[1]["activation"] == op and m.layers()[2]["method"] == "fused"
-    x = rng.standard_normal((2, 6, 9, 11)).astype(np.float32) * 3
+    reshape = {"op": "reshape", "attrs": {"shape": shape}}
+    act = []
+    if activation:
+        op, attrs = ACTIVATIONS[activation]
+        act = [{"op": op, **({"attrs": attrs} if attrs else {})}]
+    fused = [conv, {"op": "add", "inputs": [1, 0]}] + [{**a, "inputs": [2]} for a in act]
+    add_only = [conv, {"op": "add", "inputs": [1, 0]}] + ([{**reshape, "inputs": [2]}] + [{**a, "inputs": [3]} for a in act]
+                                                           if act else [])
+    apart = [conv, {**reshape, "inputs": [1]}, {"op": "add", "inputs": [0, 2]}] + [{**a, "inputs": [3]} for a in act]
+    return {name: {"input_shape": shape, "tensors": [w, bias], "nodes": nodes}
+            for name, nodes in (("fused", fused), ("add_only", add_only), ("apart", apart))}
+
+
+@pytest.mark.parametrize("activation", [None, *sorted(ACTIVATIONS)])
+@pytest.mark.parametrize("case", sorted(RESIDUAL_CASES))
+def test_residual_add_and_its_activation_are_fused_into_the_conv(helpers, rng, case, activation):
+    models = _residual_models(helpers, rng, case, activation)
+    layers = pyruntime.load(_core.write_model(models["fused"])).layers()
+    op = ACTIVATIONS[activation][0] if activation else None
+    assert layers[0]["method"] == "direct" and layers[0]["activation"] == ("add+" + op if op else "add")
+    assert all(lay["method"] == "fused" for lay in layers[1:])
+    layers = pyruntime.load(_core.write_model(models["add_only"])).layers()
+    assert layers[0]["activation"] == "add" and layers[1]["method"] == "fused"
+    layers = pyruntime.load(_core.write_model(models["apart"])).layers()
+    assert layers[0]["activation"] == "" and layers[2]["activation"] == (op or "")  # the add's own fusion
+    x = rng.standard_normal((2, *RESIDUAL_CASES[case][0])).astype(np.float32) * 3
     x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
     x[1, 1] = -0.0  # -0 + -0 = -0 where the conv adds nothing: relu keeps it
-    for threads in (1, 2):
-        got = pyruntime.load(_core.write_model(fused), threads=threads).run(x)
-        want = pyruntime.load(_core.write_model(apart), threads=threads).run(x)
-        np.testing.assert_array_equal(_bits(got), _bits(want))
+    previous = _core.active_isa()
+    try:
+        for isa in _core.supported_isas():
+            _core.set_isa(isa)
+            want = pyruntime.load(_core.write_model(models["apart"]), threads=1).run(x)
+            for name in ("fused", "add_only"):
+                for threads in (1, 2):
+                    m = pyruntime.load(_core.write_model(models[name]), threads=threads)
+                    np.testing.assert_array_equal(_bits(m.run(x)), _bits(want), err_msg=f"{name} {isa} {threads}")
+                    np.testing.assert_array_equal(_bits(m.run(x[:1])), _bits(want[:1]), err_msg=f"{name} {isa} b1")
+    finally:
+        _core.set_isa(previous)
+
+
+def test_residual_adds_that_cannot_be_fused_stay_adds(helpers, rng):
+    w = helpers.tensor(rng, "csr", (6, 6, 3, 3), name="w", density=0.4)
+    w2 = helpers.tensor(rng, "csr", (6, 6, 3, 3), name="w2", density=0.4)
+    bias = helpers.dense(rng, (6,), name="b")
+    conv = {"op": "conv2d", "inputs": [0], "tensors": [0, 1], "attrs": CONV_ATTRS}
+    conv2 = {"op": "conv2d", "inputs": [0], "tensors": [2, 1], "attrs": CONV_ATTRS}
+    graphs = {
+        # the other operand is made after the conv (the conv could not read it), and not by a conv
+        "residual-later": [conv, conv2, {"op": "relu", "inputs": [2]}, {"op": "add", "inputs": [1, 3]}],
+        # the conv's output is read twice
+        "read-twice": [conv, {"op": "add", "inputs": [1, 0]}, {"op": "add", "inputs": [2, 1]}],
+        # a broadcast add (the other operand has another shape)
+        "broadcast": [conv, {"op": "reshape", "inputs": [0], "attrs": {"shape": [6, 9, 11]}},
+                      {"op": "global_avg_pool", "inputs": [2]}, {"op": "add", "inputs": [1, 3]}],
+    }
+    x = rng.standard_normal((1, 6, 9, 11)).astype(np.float32)
+    for name, nodes in graphs.items():
+        m = pyruntime.load(_core.write_model({"input_shape": [6, 9, 11], "tensors": [w, bias, w2], "nodes": nodes}))
+        layers = m.layers()
+        adds = [lay for lay in layers if lay["op"] == "add"]
+        assert adds and all(lay["method"] != "fused" for lay in adds), name
+        assert all("add" not in lay["activation"] for lay in layers), name
+        assert np.isfinite(m.run(x)).all()

@@ -91,7 +91,19 @@ class Conv2d {
   // and compute nothing): a batch-1 split for narrow outputs, where a row split would leave each thread
   // streaming every weight entry for a few rows. channel_splits(parts): parts + 1 channel boundaries that
   // give the pieces about equal entries (empty where run_channels is not supported). Bit-identical to run().
-  virtual bool run_channels(Isa, const float*, float*, const float*, uint32_t, uint32_t) const { return false; }
+  // residual r (null: none): as run_residual.
+  virtual bool run_channels(Isa, const float*, float*, const float*, uint32_t, uint32_t,
+                            const float* /*r*/ = nullptr) const {
+    return false;
+  }
+
+  // Whether run_residual() computes (the direct method; the others compute nothing): run() that adds r
+  // (`batch` samples [out_c, out_h, out_w], apart from y) to every output before the output clamp, y =
+  // clamp(conv(x) + r): the bits of run() and then an add (one rounding of the same two floats), with no pass
+  // of its own (a residual connection fused into the conv, runtime/fusion.h).
+  virtual bool adds_residual() const { return false; }
+  virtual void run_residual(Isa, const float* /*x*/, size_t /*batch*/, float* /*y*/, const float* /*bias*/,
+                            const float* /*r*/, uint32_t /*oy0*/, uint32_t /*oy1*/) const {}
   virtual std::vector<uint32_t> channel_splits(unsigned) const { return {}; }
 
   // Bytes of the packed weights one pass streams (as PackedWeight::bytes()).

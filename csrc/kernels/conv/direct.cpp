@@ -112,19 +112,30 @@ class DirectConv final : public Conv2d {
 
   void run(Isa isa, const float* x, size_t batch, float* y, const float* bias, uint32_t oy0,
            uint32_t oy1) const override {
+    run_residual(isa, x, batch, y, bias, nullptr, oy0, oy1);
+  }
+
+  bool adds_residual() const override { return true; }
+  void run_residual(Isa isa, const float* x, size_t batch, float* y, const float* bias, const float* r,
+                    uint32_t oy0, uint32_t oy1) const override {
     if (oy0 >= oy1) return;
-    const DirectConvLayout L = view();
+    DirectConvLayout L = view();
     const DirectConvFn fn = direct_kernel(isa);
     float* xp = thread_scratch(L.scratch, Scratch::kConv);
     std::fill(xp + L.group_in, xp + L.scratch, 0.0f);  // the slack (direct.h)
-    for (size_t b = 0; b < batch; ++b) fn(L, x + b * geom_.in_size(), xp, y + b * geom_.out_size(), bias, oy0, oy1);
+    for (size_t b = 0; b < batch; ++b) {
+      L.residual = r ? r + b * geom_.out_size() : nullptr;
+      fn(L, x + b * geom_.in_size(), xp, y + b * geom_.out_size(), bias, oy0, oy1);
+    }
   }
 
-  bool run_channels(Isa isa, const float* x, float* y, const float* bias, uint32_t o0, uint32_t o1) const override {
+  bool run_channels(Isa isa, const float* x, float* y, const float* bias, uint32_t o0, uint32_t o1,
+                    const float* r) const override {
     if (o0 >= o1) return true;
     DirectConvLayout L = view();
     L.o_begin = o0;
     L.o_end = o1;
+    L.residual = r;
     float* xp = thread_scratch(L.scratch, Scratch::kConv);
     std::fill(xp + L.group_in, xp + L.scratch, 0.0f);  // the slack (direct.h)
     direct_kernel(isa)(L, x, xp, y, bias, 0, geom_.out_h);
@@ -241,6 +252,7 @@ void direct_ref(const DirectConvLayout& L, const Off* off, Weight weight, const 
             const uint32_t* bp = L.blockptr + size_t(b) * (L.out_c + 1) + o;
             for (uint32_t e = bp[0]; e < bp[1]; ++e) acc += weight(e) * xr[(size_t(off[e]) << L.off_shift) + ox];
           }
+          if (L.residual) acc += L.residual[o * plane + size_t(oy) * L.out_w + ox];
           yo[size_t(oy) * L.out_w + ox] = OutputClamp{L.lo, L.hi}(acc);
         }
       }
@@ -304,6 +316,7 @@ DirectConvLayout padded_layout(const Conv2dGeometry& g, const PaddedPlane& pp, c
   L.scratch = L.group_in + kDirectSlack;
   L.lo = clamp.lo;
   L.hi = clamp.hi;
+  L.residual = nullptr;
   return L;
 }
 

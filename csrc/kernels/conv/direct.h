@@ -124,6 +124,8 @@ struct DirectConvLayout {
   size_t group_in;        // floats of one group's padded input: group_in_c * plane (shifted: * kw)
   size_t scratch;         // floats of scratch a kernel needs: group_in, then kDirectSlack zeros
   float lo, hi;           // the output clamp (Conv2d::set_output_clamp): -inf, +inf for none
+  const float* residual;  // per call: one sample's residual, added to each output before the clamp
+                          // (Conv2d::run_residual), or null
   // method direct_lanes (conv/direct_lanes.cpp) only: weights packed [out_c / 16 blocks][K][16] (zero past
   // out_c), bias padded to a multiple of 16, tap offsets koff[k] of weight column k; else null
   const float* lanes_w;

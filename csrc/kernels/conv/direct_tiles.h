@@ -70,10 +70,12 @@ struct ChainPart {
 
 // Output rows [oy, oy + R), columns [0, (NC - 1) * kLanes + popcount(last)) relative to x / y, where x is
 // the padded input of the row oy and first column, y the output of that row and column.
+// res: the residual at y's position (Conv2d::run_residual), added on the last block before the clamp as
+// fma(1, res, acc) (one rounding: the sum), or null.
 template <class V, int R, int NC, bool Masked, class Off, class W>
 inline void direct_tile(Off off, const W& w, uint32_t e0, uint32_t e1, const float* x, size_t row_step,
-                        float bias, float* y, size_t out_w, typename V::mask last, const VClamp<V>& cl,
-                        ChainPart part) {
+                        float bias, float* y, const float* res, size_t out_w, typename V::mask last,
+                        const VClamp<V>& cl, ChainPart part) {
   constexpr int L = V::kLanes;
   typename V::vec acc[R][NC];
   if (part.first) {
@@ -104,6 +106,16 @@ inline void direct_tile(Off off, const W& w, uint32_t e0, uint32_t e1, const flo
     }
   }
   if (part.last) {
+    if (res) {
+      const typename V::vec one = V::set1(1.0f);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+        for (int c = 0; c < NC - 1; ++c) acc[r][c] = V::fma(one, V::load(res + r * out_w + c * L), acc[r][c]);
+        const float* q = res + r * out_w + (NC - 1) * L;
+        acc[r][NC - 1] = V::fma(one, Masked ? V::load(q, last) : V::load(q), acc[r][NC - 1]);
+      }
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
@@ -122,13 +134,14 @@ inline void direct_tile(Off off, const W& w, uint32_t e0, uint32_t e1, const flo
 // short tail still has t independent FMA chains per vector (7 rows: one tile of 7, not 4 + 2 + 1).
 template <class V, int T, int NC, bool Masked, class Off, class W>
 inline void direct_tail(const DirectConvLayout& Lw, Off off, const W& w, uint32_t e0, uint32_t e1,
-                        const float* xg, float bias, float* yo, uint32_t ox0, uint32_t oy, uint32_t t,
-                        typename V::mask last, const VClamp<V>& cl, ChainPart part) {
+                        const float* xg, float bias, float* yo, const float* ro, uint32_t ox0, uint32_t oy,
+                        uint32_t t, typename V::mask last, const VClamp<V>& cl, ChainPart part) {
   if constexpr (T >= 1) {
+    const size_t at = size_t(oy) * Lw.out_w + ox0;
     if (t == T)
       return direct_tile<V, T, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, bias,
-                                           yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl, part);
-    direct_tail<V, T - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ox0, oy, t, last, cl, part);
+                                           yo + at, ro ? ro + at : nullptr, Lw.out_w, last, cl, part);
+    direct_tail<V, T - 1, NC, Masked>(Lw, off, w, e0, e1, xg, bias, yo, ro, ox0, oy, t, last, cl, part);
   }
 }
 
@@ -151,11 +164,13 @@ inline void direct_rows(const DirectConvLayout& Lw, Off off, const W& w, const f
         const uint32_t e0 = bp[0], e1 = bp[1];
         if (e0 == e1 && !part.first && !part.last) continue;  // nothing to add
         float* yo = y + o * plane;
+        const float* ro = Lw.residual ? Lw.residual + o * plane : nullptr;
+        const size_t at = size_t(oy) * Lw.out_w + ox0;
         if (t == R)
-          direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, b,
-                                        yo + size_t(oy) * Lw.out_w + ox0, Lw.out_w, last, cl, part);
+          direct_tile<V, R, NC, Masked>(off, w, e0, e1, xg + oy * Lw.row_step + ox0, Lw.row_step, b, yo + at,
+                                        ro ? ro + at : nullptr, Lw.out_w, last, cl, part);
         else
-          direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, b, yo, ox0, oy, t, last, cl, part);
+          direct_tail<V, R - 1, NC, Masked>(Lw, off, w, e0, e1, xg, b, yo, ro, ox0, oy, t, last, cl, part);
       }
     }
   }

@@ -20,6 +20,10 @@ class ConvStep final : public Step {
   ConvStep(const BuildContext& ctx, const DecodedTensor& weight, LayerInfo& li)
       : conv_(kernels::Conv2d::create(ops::conv_geometry(ctx), weight, ctx.in_place)), bias_(ctx, li) {
     if (ctx.fuse) conv_->set_output_clamp(ctx.fuse->clamp);
+    if (ctx.residual && conv_->adds_residual()) {  // the residual add (and its activation) fused (fusion.h)
+      residual_ = true;
+      if (ctx.residual_fuse) conv_->set_output_clamp(ctx.residual_fuse->clamp);
+    }
     const kernels::Conv2dGeometry& g = conv_->geometry();
     li.layout = conv_->layout();
     li.method = conv_->method();
@@ -33,25 +37,29 @@ class ConvStep final : public Step {
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     const float* x = static_cast<const float*>(in[0]);
+    const float* r = residual_ ? static_cast<const float*>(in[1]) : nullptr;  // [batch, out_c, out_h, out_w]
     float* y = static_cast<float*>(out);
+    const uint32_t rows = conv_->geometry().out_h;
+    auto conv = [&](size_t b0, size_t b1, uint32_t oy0, uint32_t oy1) {
+      if (r) conv_->run_residual(ctx.isa, x + b0 * in_size_, b1 - b0, y + b0 * out_size_, bias_.data(),
+                                 r + b0 * out_size_, oy0, oy1);
+      else conv_->run(ctx.isa, x + b0 * in_size_, b1 - b0, y + b0 * out_size_, bias_.data(), oy0, oy1);
+    };
     if (ctx.pool && batch == 1 && !channel_splits_.empty()) {
       ctx.pool->run(static_cast<unsigned>(channel_splits_.size() - 1), [&](unsigned i) {
-        conv_->run_channels(ctx.isa, x, y, bias_.data(), channel_splits_[i], channel_splits_[i + 1]);
+        conv_->run_channels(ctx.isa, x, y, bias_.data(), channel_splits_[i], channel_splits_[i + 1], r);
       });
     } else if (ctx.pool && batch == 1 && !splits_.empty()) {
-      ctx.pool->run(static_cast<unsigned>(splits_.size() - 1), [&](unsigned i) {
-        conv_->run(ctx.isa, x, 1, y, bias_.data(), splits_[i], splits_[i + 1]);
-      });
+      ctx.pool->run(static_cast<unsigned>(splits_.size() - 1), [&](unsigned i) { conv(0, 1, splits_[i], splits_[i + 1]); });
     } else if (ctx.pool && batch > 1 && work_ * batch >= 2 * kMinMacsPerTask) {
       const unsigned parts = static_cast<unsigned>(std::min<size_t>(ctx.pool->threads(), batch));
-      ctx.pool->run(parts, [&](unsigned i) {
-        const size_t b0 = batch * i / parts, b1 = batch * (i + 1) / parts;
-        conv_->run(ctx.isa, x + b0 * in_size_, b1 - b0, y + b0 * out_size_, bias_.data());
-      });
+      ctx.pool->run(parts, [&](unsigned i) { conv(batch * i / parts, batch * (i + 1) / parts, 0, rows); });
     } else {
-      conv_->run(ctx.isa, x, batch, y, bias_.data());
+      conv(0, batch, 0, rows);
     }
   }
+
+  bool fused_residual() const { return residual_; }
 
   uint64_t work() const override { return work_; }
 
@@ -93,6 +101,7 @@ class ConvStep final : public Step {
 
  private:
   std::unique_ptr<kernels::Conv2d> conv_;
+  bool residual_ = false;  // run() takes a second input, added to every output (fusion.h)
   ops::Bias bias_;
   uint64_t work_ = 0;
   size_t in_size_ = 0, out_size_ = 0;
@@ -110,8 +119,11 @@ StepSpec build_conv2d(const BuildContext& ctx) {
 StepSpec build_conv2d_with(const BuildContext& ctx, const DecodedTensor& weight) {
   StepSpec s;
   ops::describe_weight(ctx, s.layer);
-  s.step = std::make_unique<ConvStep>(ctx, weight, s.layer);
+  auto step = std::make_unique<ConvStep>(ctx, weight, s.layer);
+  s.fused_residual = step->fused_residual();
+  s.step = std::move(step);
   s.takes = {ValueType::f32()};
+  if (s.fused_residual) s.takes.push_back(ValueType::f32());
   s.gives = ValueType::f32();
   s.fused = ctx.fuse != nullptr;
   return s;
