@@ -154,8 +154,11 @@ inline void direct_rows(const DirectConvLayout& Lw, Off off, const W& w, const f
                         typename V::mask last, const VClamp<V>& cl) {
   const size_t plane = size_t(Lw.out_h) * Lw.out_w;
   const uint32_t nb = Lw.cblocks;
-  for (uint32_t oy = oy0; oy < oy1; oy += R) {
-    const uint32_t t = std::min<uint32_t>(R, oy1 - oy);
+  // tiles of as equal a height as R allows (13 rows at R = 6: 5, 4, 4, not 6, 6, 1): a short tile has few
+  // FMA chains, and each entry then waits for the FMA before it on the same chain
+  const uint32_t n = oy1 - oy0, tiles = (n + R - 1) / R;
+  for (uint32_t k = 0, oy = oy0, t = 0; k < tiles; ++k, oy += t) {
+    t = oy0 + uint32_t(uint64_t(n) * (k + 1) / tiles) - oy;
     for (uint32_t cb = 0; cb < nb; ++cb) {
       const ChainPart part{cb == 0, cb + 1 == nb};
       for (uint32_t o = o0; o < o1; ++o) {
