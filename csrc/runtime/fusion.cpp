@@ -4,17 +4,31 @@
 
 namespace pyrt::runtime {
 
+namespace {
+
+// count[v]: how many node inputs read value v (node i's output is value def.node_value(i)), a graph output
+// counting as two readers (its value is never clamped or added to in place); node[v]: the last node that
+// reads it.
+struct Readers {
+  std::vector<uint32_t> count, node;
+  explicit Readers(const ModelDef& def)
+      : count(def.node_value(def.nodes.size()), 0), node(def.node_value(def.nodes.size()), 0) {
+    for (size_t j = 0; j < def.nodes.size(); ++j)
+      for (uint32_t v : def.nodes[j].inputs) {
+        ++count[v];
+        node[v] = uint32_t(j);
+      }
+    for (uint32_t v : def.outputs) count[v] += 2;
+  }
+};
+
+}  // namespace
+
 std::vector<FusableActivation> fusable_activations(const ModelDef& def) {
   const size_t n = def.nodes.size();
-  // readers[v]: how many node inputs read value v (node i's output is value def.node_value(i)); a graph output
-  // counts as a reader too: its value is never clamped in place
-  std::vector<uint32_t> readers(def.node_value(n), 0), reader(def.node_value(n), 0);
-  for (size_t j = 0; j < n; ++j)
-    for (uint32_t v : def.nodes[j].inputs) {
-      ++readers[v];
-      reader[v] = uint32_t(j);
-    }
-  for (uint32_t v : def.outputs) readers[v] += 2;
+  const Readers rd(def);
+  const std::vector<uint32_t>& readers = rd.count;
+  const std::vector<uint32_t>& reader = rd.node;
   std::vector<FusableActivation> out(n);
   for (size_t i = 0; i < n; ++i) {
     const Op op = def.nodes[i].op;
@@ -34,13 +48,9 @@ std::vector<FusableActivation> fusable_activations(const ModelDef& def) {
 
 std::vector<FusableResidual> fusable_residuals(const ModelDef& def, const std::vector<std::vector<uint32_t>>& shapes) {
   const size_t n = def.nodes.size();
-  std::vector<uint32_t> readers(def.node_value(n), 0), reader(def.node_value(n), 0);
-  for (size_t j = 0; j < n; ++j)
-    for (uint32_t v : def.nodes[j].inputs) {
-      ++readers[v];
-      reader[v] = uint32_t(j);
-    }
-  for (uint32_t v : def.outputs) readers[v] += 2;
+  const Readers rd(def);
+  const std::vector<uint32_t>& readers = rd.count;
+  const std::vector<uint32_t>& reader = rd.node;
   std::vector<FusableResidual> out(n);
   for (size_t i = 0; i < n; ++i) {
     if (def.nodes[i].op != Op::conv2d) continue;
