@@ -171,14 +171,15 @@ class Conv2d:
 # {approximate: 0 | 1}; leaky_relu {slope}; softmax_axis {axis}; transpose {perm: 4 words}; slice {axis, start,
 # end, step}; upsample_nearest {scale: [h, w]}; adaptive_avg_pool2d {output_size: [h, w]}; other ops none.
 # Model.layers() dicts: op, name, encoding, layout, method ("gemm" | "im2col" | "direct" | "direct_lanes" |
-# "fused" (a relu / clamp applied by the node before it) | "gemm-dynamic" |
+# "fused" (a relu / clamp, or a residual add, applied by the node before it) | "gemm-dynamic" |
 # "gemm-static" | "im2col-dynamic" | "im2col-static" | "direct-dynamic" | "direct-static" | "xnor" |
 # "xnor-threshold" | "add-sub" | ""; the binary layouts "b1_r8" (XNOR), "b1_rows" (real input); the int8 conv
 # layouts: "i8_k4x16" dense, "i8_p128" csr+int8 ("i8_p128m" masked), "i8_dw" depthwise), groups,
 # shape, output_shape, nnz, bits, codebook_size, file_bytes, exec_bytes, dense_bytes, steps (csr+int8: the
 # layout's steps), in_place, row_tasks,
 # output_type ("f32", "i8", "b1" or "b1c": the value type the node gives), activation ("relu" / "clamp" fused
-# into the node, else ""). Tensor dicts of int8 / csr+int8 weights hold
+# into the node; a conv's "add", "add+relu" or "add+clamp": the residual add after it, and that add's own
+# activation, fused into it; else ""). Tensor dicts of int8 / csr+int8 weights hold
 # "qvalues" (int8 in -127..127) and "scales" (float32, one per row); of binary weights "bits" (uint8 0 / 1 per
 # element, row-major, 1 for +1) and "scales" (float32 alphas, one per row). Node attrs of qlinear: input_scale,
 # output_scale, min, max; of qconv2d: conv2d's, then qlinear's.

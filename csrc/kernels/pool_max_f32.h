@@ -69,7 +69,9 @@ struct ScalarPoolOps {
   }
   static float quiet(float v) { return v != v ? std::numeric_limits<float>::quiet_NaN() : v; }
 };
-// floats past a row's last window that max3s2_finish may read (whole vectors of 16 outputs)
+// floats past 2 ow that max3s2_finish may read (whole vectors of 16 outputs: up to 30), reserved at the end of
+// the scratch; those reads land in the phases and output rows after the padded row (unused by 3x3 / 2 pools)
+// and only feed lanes that are never stored
 constexpr size_t kPoolReadPast = 48;
 
 // Separable: per output row, the max over its window's input rows, column by column (a vector loop over

@@ -28,7 +28,8 @@ std::vector<FusableActivation> fusable_activations(const ModelDef& def);
 // conv (a graph input or an earlier node's output: it is ready when the conv runs). The conv adds it as it
 // writes each output, then applies the add's own fused activation (if any); the add node (and that
 // activation node) become aliases. The results are the bits of the separate add: the same one rounding of
-// the same two floats (a + b = b + a), then the same clamp. The conv's build function decides whether it
+// the same two floats (a + b = b + a), then the same clamp; only where both floats are NaN may another NaN
+// payload survive (as between a + b and b + a). The conv's build function decides whether it
 // takes it (StepSpec::fused_residual: the f32 direct method does, kernels::Conv2d::adds_residual).
 struct FusableResidual {
   bool fusable = false;

@@ -99,8 +99,9 @@ class Conv2d {
 
   // Whether run_residual() computes (the direct method; the others compute nothing): run() that adds r
   // (`batch` samples [out_c, out_h, out_w], apart from y) to every output before the output clamp, y =
-  // clamp(conv(x) + r): the bits of run() and then an add (one rounding of the same two floats), with no pass
-  // of its own (a residual connection fused into the conv, runtime/fusion.h).
+  // clamp(conv(x) + r): the bits of run() and then an add (one rounding of the same two floats; where both are
+  // NaN, which NaN's payload survives may differ, as it does between a + b and b + a), with no pass of its own
+  // (a residual connection fused into the conv, runtime/fusion.h).
   virtual bool adds_residual() const { return false; }
   virtual void run_residual(Isa, const float* /*x*/, size_t /*batch*/, float* /*y*/, const float* /*bias*/,
                             const float* /*r*/, uint32_t /*oy0*/, uint32_t /*oy1*/) const {}

@@ -15,8 +15,8 @@
 // their input straight from memory). 12 rather than 8 measured 10-20% faster on Zen 3 at 14 to 28 columns.
 // Loads are never masked (a shifted row is whole vectors long: the last vector's extra lanes read the row's
 // own zeros or input columns, and all loads are aligned; a padded plane is followed by kDirectSlack zeros);
-// only the store of the last vector of a tile is, and only when it is partial, where masks cost extra. The
-// rows left over below R make one shorter tile.
+// only the store of the last vector of a tile is, and only when it is partial, where masks cost extra. Rows
+// split into tiles of equal height, at most R (direct_rows).
 #pragma once
 
 #include <algorithm>
@@ -145,7 +145,7 @@ inline void direct_tail(const DirectConvLayout& Lw, Off off, const W& w, uint32_
   }
 }
 
-// Rows [oy0, oy1) of the column block at ox0, tile by tile of R rows (the last one shorter). Within a tile,
+// Rows [oy0, oy1) of the column block at ox0, tile by tile of at most R rows. Within a tile,
 // block by block of input channels, every output channel [o0, o1) runs over the block's entries before the
 // next block: the tile's input of one block is read from L1 by all of them.
 template <class V, int R, int NC, bool Masked, class Off, class W>
