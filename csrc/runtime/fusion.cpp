@@ -49,18 +49,16 @@ std::vector<FusableActivation> fusable_activations(const ModelDef& def) {
 std::vector<FusableResidual> fusable_residuals(const ModelDef& def, const std::vector<std::vector<uint32_t>>& shapes) {
   const size_t n = def.nodes.size();
   const Readers rd(def);
-  const std::vector<uint32_t>& readers = rd.count;
-  const std::vector<uint32_t>& reader = rd.node;
   std::vector<FusableResidual> out(n);
   for (size_t i = 0; i < n; ++i) {
     if (def.nodes[i].op != Op::conv2d) continue;
     const uint32_t v = def.node_value(i);
-    if (readers[v] != 1) continue;
-    const uint32_t j = reader[v];
+    if (rd.count[v] != 1) continue;
+    const uint32_t j = rd.node[v];
     const NodeDef& add = def.nodes[j];
     if (add.op != Op::add || add.inputs.size() != 2) continue;
     const uint32_t r = add.inputs[0] == v ? add.inputs[1] : add.inputs[0];
-    if (r == v || r >= v || shapes[r] != shapes[v]) continue;  // made after the conv, or broadcast
+    if (r >= v || shapes[r] != shapes[v]) continue;  // v itself, made after the conv, or a broadcast
     out[i] = {true, j, r};
   }
   return out;

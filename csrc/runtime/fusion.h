@@ -1,7 +1,8 @@
-// pyruntime: activations and residual adds fused into the layer before them. A relu or clamp node whose input is the output
-// of a conv2d, linear or add node read by nothing else (and not the graph output) is applied by that node
-// as it writes its output (kernels::OutputClamp); the relu / clamp node itself becomes an alias. The results are
-// bit-identical to the separate op: the clamp is the same comparison, made once per output.
+// pyruntime: activations and residual adds fused into the layer before them. A relu or clamp node whose
+// input is the output of a conv2d, linear or add node read by nothing else (and not the graph output) is
+// applied by that node as it writes its output (kernels::OutputClamp); the relu / clamp node itself becomes
+// an alias. The results are bit-identical to the separate op: the clamp is the same comparison, made once
+// per output. Residual adds: FusableResidual below.
 #pragma once
 
 #include <string>
