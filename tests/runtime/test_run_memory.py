@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -166,3 +167,21 @@ def test_padding_far_beyond_the_kernel_does_not_pad_gigabytes():
     assert (oh, ow) == (20, 46001)
     w = float(model["tensors"][0]["values"][0])
     np.testing.assert_allclose(m.run(x)[0, 0, 0, 0], 3.0 * w / (oh * ow), rtol=1e-5)
+
+
+def test_int8_conv_work_counts_its_patches():
+    """Found by the fuzzer: a csr+int8 conv 3 x 2051 taps wide over 2 channels per group, with 50 nonzeros,
+    padded 65536 to the right (63494 output columns). Its im2col writes 12306 patch bytes per output position,
+    billions in all, which ran for seconds while Model.work counted only the nonzeros' 12 M multiply-adds: a
+    max_work limit (and the fuzz harness's) let it through. Work counts the patches too."""
+    seed = pathlib.Path(__file__).resolve().parents[2] / "fuzz" / "corpus" / "int8_conv_kernel_2051_wide.pyrt"
+    if not seed.is_file():
+        pytest.skip("fuzz/corpus is not next to the tests (an installed copy)")
+    m = pyruntime.load(seed.read_bytes())
+    conv = m.layers()[0]
+    assert conv["op"] == "conv2d" and conv["encoding"] == "csr+int8" and conv["shape"] == [6, 2, 3, 2051]
+    _, oh, ow = conv["output_shape"]
+    patches = 4 * 3 * 2051 * oh * ow  # in_c * kh * kw per output position
+    assert oh * ow == 3 * 63494 and m.work >= patches
+    with pytest.raises(ValueError, match="work"):
+        pyruntime.load(seed.read_bytes(), max_work=patches - 1)

@@ -145,7 +145,12 @@ class Int8ConvStep final : public Step {
     li.layout = dense_ ? "i8_k4x16" : parts_[0]->layout();
     li.method = is_static ? "im2col-static" : "im2col-dynamic";
     li.groups = g_.groups;
-    work_ = w.nnz() * uint64_t(g_.out_h) * g_.out_w;
+    // Model.work's share: the stored weights' multiply-adds, and the patches the im2col writes (in_c * kh * kw
+    // bytes per output position): a kernel thousands of taps wide over a few channels costs its patches, not
+    // its nonzeros (the fuzzer found a 3 x 2051 kernel with 50 nonzeros that ran for seconds under a work of
+    // 12 M). The thread splits weigh the multiply-adds, as before.
+    macs_ = w.nnz() * uint64_t(g_.out_h) * g_.out_w;
+    work_ = macs_ + uint64_t(g_.in_c) * g_.kh * g_.kw * g_.out_h * g_.out_w;
     // the padded channels-last extent: every row / column a window reads (the bottom / right padding implied)
     hp_ = ops::padded_rows(g_);
     wp_ = ops::padded_cols(g_);
@@ -161,7 +166,7 @@ class Int8ConvStep final : public Step {
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
     const size_t items = size_t(g_.groups) * tiles_;
-    if (ctx.pool && batch > 1 && work_ * batch >= 2 * kMinMacsPerTask) {
+    if (ctx.pool && batch > 1 && macs_ * batch >= 2 * kMinMacsPerTask) {
       const unsigned parts = static_cast<unsigned>(std::min<size_t>(ctx.pool->threads(), batch));
       ctx.pool->run(parts, [&](unsigned i) {
         for (size_t b = batch * i / parts; b < batch * (i + 1) / parts; ++b) {
@@ -171,7 +176,7 @@ class Int8ConvStep final : public Step {
       });
       return;
     }
-    const unsigned parts = ctx.pool && work_ >= 2 * kMinMacsPerTask
+    const unsigned parts = ctx.pool && macs_ >= 2 * kMinMacsPerTask
                                ? static_cast<unsigned>(std::min<size_t>(ctx.pool->threads(), items))
                                : 1;
     for (size_t b = 0; b < batch; ++b) {
@@ -188,7 +193,7 @@ class Int8ConvStep final : public Step {
 
   uint32_t set_threads(unsigned threads) override {
     const size_t items = size_t(g_.groups) * tiles_;
-    return threads > 1 && work_ >= 2 * kMinMacsPerTask ? uint32_t(std::min<size_t>(threads, items)) : 1;
+    return threads > 1 && macs_ >= 2 * kMinMacsPerTask ? uint32_t(std::min<size_t>(threads, items)) : 1;
   }
 
  private:
@@ -386,7 +391,7 @@ class Int8ConvStep final : public Step {
   bool static_;
   float in_scale_;           // static: the input's scale
   float lo_, hi_, inv_out_;  // the epilogue's clamp and 1 / output_scale (0: f32 output)
-  uint64_t work_ = 0;
+  uint64_t work_ = 0, macs_ = 0;  // Model.work's share (work() above); the stored weights' multiply-adds
   size_t hp_ = 0, wp_ = 0;   // the padded channels-last input's rows and columns
   size_t kp_ = 0;            // a patch row's bytes (the weight's kp)
   size_t tiles_ = 0;         // tiles of kTile positions per group
