@@ -150,13 +150,13 @@ def test_columns_strided_far_beyond_the_kernel_do_not_pad_gigabytes(planes):
 
 def test_padding_far_beyond_the_kernel_does_not_pad_gigabytes():
     """Found by the fuzzer: a 1x1 conv padded by 23000 and strided 2305 down the rows has a 3.5 MiB arena
-    and 1.8 million operations, but the direct method's padded copy of its input would be 8 GB. The
+    and 2.8 million operations (multiply-adds, patches, the pool), but the direct method's padded copy of its input would be 8 GB. The
     method choice keeps a kernel's scratch proportional to the layer (im2col here), and the run is right."""
     model = huge_arena_model()
     model["nodes"][0]["attrs"]["stride"] = [2305, 1]
     m = pyruntime.load(_core.write_model(model))
     assert m.layers()[0]["method"] == "im2col"
-    assert m.arena_bytes(1) < 4 * MiB and m.work < 2 * 10**6
+    assert m.arena_bytes(1) < 4 * MiB and m.work == 3 * 20 * 46001
     x = np.full((1, 1, 1, 1), 3.0, np.float32)
     # 20 x 46001 outputs; no output row's window reads input row 0 (23000 / 2305 is not whole): all 0
     y = m.run(x)
@@ -185,3 +185,24 @@ def test_int8_conv_work_counts_its_patches():
     assert oh * ow == 3 * 63494 and m.work >= patches
     with pytest.raises(ValueError, match="work"):
         pyruntime.load(seed.read_bytes(), max_work=patches - 1)
+
+
+def test_f32_im2col_conv_work_counts_its_patches(helpers, rng):
+    """The f32 counterpart: a csr conv 1 x 2051 taps wide with one nonzero, padded 23000 and strided 2305 down
+    the rows, runs im2col (the direct method's padded copy would be 8 GB) and writes 2051 patch floats per
+    output position, 1.8 G in all, for 0.9 M multiply-adds. Model.work counts the patches, and max_work
+    refuses the model below them."""
+    mask = np.zeros((1, 2051), bool)
+    mask[0, 1000] = True
+    model = huge_arena_model()
+    model["nodes"][0]["attrs"]["stride"] = [2305, 1]
+    model["tensors"] = [helpers.csr(rng, [1, 1, 1, 2051], mask=mask)]
+    data = _core.write_model(model)
+    m = pyruntime.load(data)
+    conv = m.layers()[0]
+    assert conv["method"] == "im2col" and tuple(conv["output_shape"]) == (1, 20, 43951)
+    positions = 20 * 43951
+    # the one nonzero's multiply-adds, the patches, then the global average pool's reads
+    assert m.work == positions + 2051 * positions + positions
+    with pytest.raises(ValueError, match="max_work"):
+        pyruntime.load(data, max_work=2051 * positions)

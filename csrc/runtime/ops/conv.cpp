@@ -2,6 +2,7 @@
 // A convolution computes sample by sample, so threads split it by output rows at batch 1 and by samples
 // above, and every output is bit-identical to one thread's.
 #include <algorithm>
+#include <string_view>
 
 #include "kernels/conv/conv2d.h"
 #include "kernels/conv/direct.h"
@@ -30,7 +31,13 @@ class ConvStep final : public Step {
     li.groups = g.groups;
     li.exec_bytes += conv_->bytes();
     li.in_place = conv_->in_place();
-    work_ = weight.nnz() * uint64_t(g.out_h) * g.out_w;
+    // Model.work's share: the stored weights' multiply-adds, and with the im2col method the patches it writes
+    // (in_c * kh * kw floats per output position): a 1 x 2051 csr kernel with one nonzero, run im2col because
+    // its direct copy would be out of proportion, ran 3.5 s under a work of 0.9 M. Thread splits weigh the
+    // multiply-adds.
+    macs_ = weight.nnz() * uint64_t(g.out_h) * g.out_w;
+    work_ = macs_;
+    if (std::string_view(conv_->method()) == "im2col") work_ += uint64_t(g.in_c) * g.kh * g.kw * g.out_h * g.out_w;
     in_size_ = g.in_size();
     out_size_ = g.out_size();
   }
@@ -51,7 +58,7 @@ class ConvStep final : public Step {
       });
     } else if (ctx.pool && batch == 1 && !splits_.empty()) {
       ctx.pool->run(static_cast<unsigned>(splits_.size() - 1), [&](unsigned i) { conv(0, 1, splits_[i], splits_[i + 1]); });
-    } else if (ctx.pool && batch > 1 && work_ * batch >= 2 * kMinMacsPerTask) {
+    } else if (ctx.pool && batch > 1 && macs_ * batch >= 2 * kMinMacsPerTask) {
       const unsigned parts = static_cast<unsigned>(std::min<size_t>(ctx.pool->threads(), batch));
       ctx.pool->run(parts, [&](unsigned i) { conv(batch * i / parts, batch * (i + 1) / parts, 0, rows); });
     } else {
@@ -74,7 +81,7 @@ class ConvStep final : public Step {
     const kernels::Conv2dGeometry& g = conv_->geometry();
     // the cost of a task: its multiply-adds, and the elements it moves (8 each: a depthwise conv's copy and
     // per-channel work are most of its time, MobileNet-V2's 7x7 ones 70 us for 0.4 M multiply-adds)
-    const uint64_t cost = work_ + 8 * (uint64_t(in_size_) + out_size_);
+    const uint64_t cost = macs_ + 8 * (uint64_t(in_size_) + out_size_);
     const uint64_t most = std::min<uint64_t>(threads, cost / kMinMacsPerTask);
     // each piece copies the whole input of its groups: worth it with groups, or with 32 multiply-adds per
     // float copied (a 1x1 conv 384 -> 64 on 14x14, 11 per float, ran 0.75x as fast split by channels).
@@ -82,7 +89,7 @@ class ConvStep final : public Step {
     // was likely split so too (narrow too); a depthwise conv 28x28 -> 14x14 after a conv split by rows ran
     // 0.72x as fast on two threads as on one split by channels.
     const bool copy_pays = g.groups > 1 ? g.in_h <= kChannelSplitRows
-                                        : work_ >= 32 * kernels::direct_conv_scratch_floats(g);
+                                        : macs_ >= 32 * kernels::direct_conv_scratch_floats(g);
     if (threads > 1 && g.out_h <= kChannelSplitRows && copy_pays && std::min<uint64_t>(most, g.out_c) >= 2) {
       channel_splits_ = conv_->channel_splits(static_cast<unsigned>(std::min<uint64_t>(most, g.out_c)));
       if (!channel_splits_.empty()) return static_cast<uint32_t>(channel_splits_.size() - 1);
@@ -103,7 +110,7 @@ class ConvStep final : public Step {
   std::unique_ptr<kernels::Conv2d> conv_;
   bool residual_ = false;  // run() takes a second input, added to every output (fusion.h)
   ops::Bias bias_;
-  uint64_t work_ = 0;
+  uint64_t work_ = 0, macs_ = 0;  // Model.work's share (work() above); the stored weights' multiply-adds
   size_t in_size_ = 0, out_size_ = 0;
   std::vector<uint32_t> splits_;          // batch-1 output-row boundaries for the pool
   std::vector<uint32_t> channel_splits_;  // or batch-1 output-channel boundaries (direct, narrow outputs)
