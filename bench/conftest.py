@@ -62,7 +62,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"pyruntime: ISAs {_core.supported_isas()}, active {_core.active_isa()}, timed {timed_isas(config)}",
         f"numpy {np.__version__} BLAS: {harness.blas_summary()}",
         f"scipy {scipy.__version__ if scipy else 'absent'}; "
-        + f"torch {torch.__version__ if torch else 'absent'} (default threads {harness.DEFAULT_THREADS})",
+        + f"torch {torch.__version__ if torch else 'absent'} (default threads {harness.DEFAULT_THREADS}"
+        + (f", kernels {torch.backends.cpu.get_cpu_capability()}, oneDNN up to "
+           f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'the CPU')})" if torch else ")"),
         "peers named '*-mt' run at the default thread count; all others, pyruntime included, on 1 thread",
     ]
 
@@ -80,6 +82,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         "numpy_blas": harness.blas_summary(),
         "scipy": scipy.__version__ if scipy else None,
         "torch": torch.__version__ if torch else None,
+        # torch's kernel level (ATen's; oneDNN's convs follow ONEDNN_MAX_CPU_ISA): with ATEN_CPU_CAPABILITY=avx2
+        # and ONEDNN_MAX_CPU_ISA=AVX2 beside PYRT_ISA=avx2, an AVX-512 machine times both as an AVX2-only CPU
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability() if torch else None,
+        "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+        "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "default_threads": harness.DEFAULT_THREADS,
         "threadpoolctl": harness.threadpool_limits is not None,
     }

@@ -69,7 +69,10 @@ def machine_text(machine: dict[str, Any]) -> str:
              f"pyruntime ISA: {py.get('active_isa', '?')} (supported {py.get('supported_isas', '?')})"]
     peers = machine.get("peers") or {}
     if peers.get("torch"):
-        parts.append(f"torch {peers['torch']}")
+        level = peers.get("torch_cpu_capability")
+        onednn = peers.get("ONEDNN_MAX_CPU_ISA")
+        parts.append(f"torch {peers['torch']}" + (f" (kernels {level}, oneDNN up to {onednn or 'the CPU'})"
+                                                   if level else ""))
     text = "; ".join(parts) + "."
     load_avg, cores = machine.get("loadavg_start"), machine.get("cpu_count") or 1
     if load_avg and max(load_avg[0], (machine.get("loadavg_end") or [0])[0]) > 0.5 * cores:
