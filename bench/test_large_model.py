@@ -13,9 +13,11 @@ in four encodings:
   csr            90% pruned, fp32 values         (pyrt-csr)
   csr+codebook4  90% pruned, 4-bit shared values (pyrt-csr+codebook4, the Deep Compression form)
 
-N is the same for all four and is chosen so that even the smallest encoding's execution layout streams
-more than twice the L3 per run (harness.llc_bytes(); 16 layers for a 32 MiB L3). Each layer decodes to
-its own copy of the weight, so no layer is served by another's cache lines. The models are written with
+N is chosen per encoding so that its execution layout streams more than twice the L3 per run
+(harness.llc_bytes(); for a 32 MiB L3, 2 dense layers and 16 csr+codebook4 ones): one N for all four would
+make the dense chain 16x the smallest one's bytes, 15 GB where the L3 is reported as 480 MiB, more than the
+machine's memory. Each layer decodes to its own copy of the weight, so no layer is served by another's
+cache lines. The models are written with
 _core.write_model, loaded with pyruntime.load(bytes, threads=1) and threads=DEFAULT_THREADS, and timed
 at batch 1 with Model.run. The bytes streamed per run are the sum of the layers' `exec_bytes`
 (Model.layers()), what the kernels read; bench/report.py divides them by the median time and by the
@@ -66,7 +68,7 @@ class Large:
     """The two 4096 x 4096 cases, built once, and the layer count all encodings share."""
 
     built: dict[str, Built]  # case id -> Built
-    layers: int
+    layers: dict[str, int]  # encoding key -> the chain's layer count
     llc: int
     _numpy_chain: list[np.ndarray] | None = None
     _model: tuple[str, bytes] | None = None  # the last model file written (one live at a time: 1 GiB dense)
@@ -76,7 +78,7 @@ class Large:
         counts."""
         if self._model is None or self._model[0] != key:
             self._model = None
-            self._model = (key, chain_model(scaled(tensor, gain), self.layers))
+            self._model = (key, chain_model(scaled(tensor, gain), self.layers[key]))
         return self._model[1]
 
     def variant(self, key: str, case: Case):
@@ -88,7 +90,7 @@ class Large:
             self._model = None
             w = self.built[DENSE_CASE.id].w
             w = w * np.float32(unit_gain(w, self.built[DENSE_CASE.id].x[BATCH]))
-            self._numpy_chain = [w.copy() for _ in range(self.layers)]
+            self._numpy_chain = [w.copy() for _ in range(self.layers["dense"])]
         return self._numpy_chain
 
 
@@ -96,8 +98,8 @@ class Large:
 def large() -> Large:
     built = {c.id: build_case(c, (BATCH,)) for c in (DENSE_CASE, SPARSE_CASE)}
     llc = llc_bytes()
-    smallest = min(int(built[c.id].variants[k].packed.bytes) for k, c in ENCODINGS)
-    return Large(built=built, layers=2 * llc // smallest + 1, llc=llc)
+    layers = {k: 2 * llc // int(built[c.id].variants[k].packed.bytes) + 1 for k, c in ENCODINGS}
+    return Large(built=built, layers=layers, llc=llc)
 
 
 def unit_gain(w: np.ndarray, x: np.ndarray) -> float:
@@ -152,7 +154,7 @@ def _params() -> list[Any]:
 def test_large_model(benchmark, large: Large, peer: str, key: str, case: Case, threads: int) -> None:
     v = large.variant(key, case)
     x = large.built[case.id].x[BATCH]
-    n = large.layers
+    n = large.layers[key]
     if peer == "pyruntime":
         gain = unit_gain(v.w_equiv, x)
         model = pyruntime.load(large.model_bytes(key, v.tensor, gain), threads=threads)
