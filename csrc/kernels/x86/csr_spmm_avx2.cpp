@@ -5,7 +5,7 @@
 // Batch 1 (SpMV): per row, 16 entries per step: the 16 weights as two float vectors (loaded or decoded
 // through the codebook), x at the 16 columns (vgatherdps or scalar loads, see gather8 and kernels/isa.h:
 // use_hw_gather), two FMA chains, one horizontal
-// sum per row; the row's last 1..15 entries in a scalar loop.
+// sum per row; the row's last 1..15 entries one more step, masked.
 // Batch > 1 (SpMM): x is transposed per tile of 16 batch rows (8 when at most 8 are left) into
 // xt[col][16], so each entry costs one broadcast of its weight and two aligned 8-float loads of xt[col]
 // (no gather), with the batch rows of the output in the lanes of 4 rotating pairs of accumulators. The
@@ -99,28 +99,20 @@ struct Lut4Weights {
 
 // ---- SpMV: batch 1 ----
 
-// The row's last 1..15 entries [e, n): scalar products on two chains. Cheaper than masked vgatherdps for
-// the short rows of very sparse matrices (and no column past the row is touched).
-template <class W, class Col>
-inline float scalar_tail(const W& wsrc, size_t e, size_t n, const Col* cr, const float* x) {
-  alignas(64) float buf[kStep];
-  const float* w = wsrc.scalars(e, buf);
-  const Col* c = cr + e;
-  const size_t m = n - e;
-  float s0 = 0.0f, s1 = 0.0f;
-  size_t k = 0;
-  for (; k + 2 <= m; k += 2) {
-    s0 += w[k] * x[c[k]];
-    s1 += w[k + 1] * x[c[k + 1]];
-  }
-  if (k < m) s0 += w[k] * x[c[k]];
-  return s0 + s1;
-}
-
 // x at 8 columns: vgatherdps (Hw) or scalar loads (gather8); the same vector (kernels/isa.h: use_hw_gather).
 template <bool Hw, class Col>
 inline __m256 gather_x(const float* x, const Col* c) {
   if constexpr (Hw) return _mm256_i32gather_ps(x, load_cols(c), 4);
+  else return gather8(x, c);
+}
+
+// x at a row's last columns in the lanes where `mask` is set (a prefix); the caller's blend ignores the
+// others. A masked vgatherdps (Hw) or the 8-column scalar-load gather. The column loads and the columns past
+// the row stay within the array's 64-byte padding (kernels.h) and within x. The masked lanes are the same
+// either way (the AVX-512 file has the gain over scalar products).
+template <bool Hw, class Col>
+inline __m256 gather_x_tail(const float* x, const Col* c, __m256 mask) {
+  if constexpr (Hw) return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, load_cols(c), mask, 4);
   else return gather8(x, c);
 }
 
@@ -141,9 +133,18 @@ void spmv(const CsrIndex& ix, const Col* col, W wsrc, const float* x, float* y, 
       acc0 = _mm256_fmadd_ps(v0, gather_x<Hw>(x, cr + e), acc0);
       acc1 = _mm256_fmadd_ps(v1, gather_x<Hw>(x, cr + e + 8), acc1);
     }
-    float tail = 0.0f;
-    if (e < n) tail = scalar_tail(wsrc, e, n, cr, x);
-    y[r] = hsum(_mm256_add_ps(acc0, acc1)) + tail + (bias ? bias[r] : 0.0f);
+    if (e < n) {  // the last 1..15 entries, the lanes past the row left as they were (their weights may be inf)
+      const size_t m = n - e;
+      const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      const __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(m)), lane));
+      const __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(m) - 8), lane));
+      __m256 v0, v1;
+      wsrc.vec(e, v0, v1);
+      acc0 = _mm256_blendv_ps(acc0, _mm256_fmadd_ps(v0, gather_x_tail<Hw>(x, cr + e, m0), acc0), m0);
+      if (m > 8)
+        acc1 = _mm256_blendv_ps(acc1, _mm256_fmadd_ps(v1, gather_x_tail<Hw>(x, cr + e + 8, m1), acc1), m1);
+    }
+    y[r] = hsum(_mm256_add_ps(acc0, acc1)) + (bias ? bias[r] : 0.0f);
   }
 }
 
