@@ -65,7 +65,7 @@ THREADS = (1, DEFAULT_THREADS) if DEFAULT_THREADS > 1 else (1,)
 
 @dataclass
 class Large:
-    """The two 4096 x 4096 cases, built once, and the layer count all encodings share."""
+    """The two 4096 x 4096 cases, built once, and each encoding's chain length."""
 
     built: dict[str, Built]  # case id -> Built
     layers: dict[str, int]  # encoding key -> the chain's layer count

@@ -105,7 +105,8 @@ inline __m512 gather16(const float* x, const Col* c) {
 // past the row are the next row's or the array's zero padding (kernels.h), all within x. The first m lanes
 // are the same either way. Against scalar products on two chains for these entries (a 90%-pruned 4-bit
 // 4096 x 4096 chain, rows of about 410 entries, 10 of them in the tail; Sapphire Rapids, one thread, Hw):
-// 1.02-1.08x from memory and 1.04-1.09x from the L3 (AVX2: 1.03x from memory); two threads 1.0-1.03x.
+// 0.96-1.08x from memory (five of six interleaved pairs faster, median 1.04x) and 0.96-1.09x from the L3
+// (median 1.07x); AVX2 1.03x from memory (one pair); two threads 1.00-1.03x.
 template <bool Hw, class Col>
 inline __m512 gather16_tail(const float* x, const Col* c, size_t m) {
   if constexpr (Hw) {
