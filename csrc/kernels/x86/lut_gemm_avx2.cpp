@@ -7,7 +7,8 @@
 //
 // Batch 1: a register tile of kGemvRows weight rows shares every x vector; for 8 < k <= 64 the byte-plane
 // vpshufb decoders of lut_planes_avx2.h replace vpermps (one port on Intel) and the scalar loads, on x
-// packed in their column order.
+// packed in their column order; for k > 64, where vgatherdps is the faster, half the tile's rows gather
+// and the other half take scalar table loads (MixedBytes).
 // Batch >= 2: dot tiles of R weight rows x T batch rows on packed x (dot_batch_avx2.h): every decoded
 // weight vector feeds T batch rows, every x vector R weight rows; passes of at most T batch rows. The
 // cheap decoders (k <= 16) decode in the tile on every pass; the byte decoders (k > 16) do so for a
@@ -16,6 +17,7 @@
 // to the batch-in-lanes GEMM of gemm_bcast_avx2.h (rows decoded once per 16 batch rows) from batch 16.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/isa.h"
@@ -137,6 +139,35 @@ struct HwBytes {  // vgatherdps of the table (any k), where this CPU runs it fas
   const float* lut;
   __m256 operator()(const uint8_t* p) const { return _mm256_i32gather_ps(lut, load_u8x8(p), 4); }
 };
+// Batch 1 where vgatherdps is the faster: the tile's first kHwRows rows use it, the others scalar loads.
+// The two run side by side (the gather's micro-ops and the scalar loads and shuffles share the load
+// ports unevenly), and both read the same table entries, so the sums are the same bits as with either.
+struct MixedBytes {
+  static constexpr int kRows = 4, kHwRows = 2;
+  const float* lut;
+};
+
+// lut[p[0 .. 8)] by scalar loads, the 8 indices taken from one 8-byte load (MixedBytes: this leaves the
+// load ports to the table loads and the gathers beside them; one byte load per index measured 10% slower).
+inline __m256 gather8_u8(const float* lut, const uint8_t* p) {
+  uint64_t q;
+  std::memcpy(&q, p, 8);
+  __m128 v[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) v[i] = _mm_load_ss(lut + ((q >> (8 * i)) & 255));
+  const __m128 lo = _mm_movelh_ps(_mm_unpacklo_ps(v[0], v[1]), _mm_unpacklo_ps(v[2], v[3]));
+  const __m128 hi = _mm_movelh_ps(_mm_unpacklo_ps(v[4], v[5]), _mm_unpacklo_ps(v[6], v[7]));
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+}
+
+// Row r of a tile: 8 index bytes at p -> 8 floats.
+template <class Dec>
+inline __m256 decode_row(const Dec& dec, const uint8_t* p, int) {
+  return dec(p);
+}
+inline __m256 decode_row(const MixedBytes& dec, const uint8_t* p, int r) {  // r is a constant once unrolled
+  return r < MixedBytes::kHwRows ? HwBytes{dec.lut}(p) : gather8_u8(dec.lut, p);
+}
 
 template <int R, int T, bool Tail, class Dec>
 inline void lut8_block(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const (&p)[R], const float* x,
@@ -146,7 +177,8 @@ inline void lut8_block(__m256 (&acc)[R][T], const Dec& dec, const uint8_t* const
   for (int t = 0; t < T; ++t) xv[t] = load_x<Tail>(x + t * ldx, c, cols);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const __m256 w = mask_w<Tail>(dec(p[r] + c), c, cols);  // the tail reads index bytes past the row (padded)
+    // the tail reads index bytes past the row (padded), zeroed here
+    const __m256 w = mask_w<Tail>(decode_row(dec, p[r] + c, r), c, cols);
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(w, xv[t], acc[r][t]);
   }
@@ -423,22 +455,26 @@ void tile(const L& w, const Dec& dec, size_t r0, const float* x, float* out) {
     lut8_tile<R, T>(w, dec, r0, x, out);
 }
 
+// Batch 1: tiles of kGemvRows rows sharing every x vector, then single rows.
+template <int R = kGemvRows, class L, class Dec>
+void gemv(const L& w, const Dec& dec, const float* x, float* y, const float* bias) {
+  const size_t rows = w.rows;
+  float out[R];
+  size_t r = 0;
+  for (; r + R <= rows; r += R) {
+    tile<R, 1>(w, dec, r, x, out);
+    for (int i = 0; i < R; ++i) y[r + i] = out[i] + (bias ? bias[r + i] : 0.0f);
+  }
+  for (; r < rows; ++r) {
+    tile<1, 1>(w, dec, r, x, out);
+    y[r] = out[0] + (bias ? bias[r] : 0.0f);
+  }
+}
+
 template <class L, class Dec>
 void gemm(const L& w, const Dec& dec, const float* x, size_t batch, float* y, const float* bias) {
   const size_t rows = w.rows, cols = w.cols;
-  if (batch == 1) {
-    float out[kGemvRows];
-    size_t r = 0;
-    for (; r + kGemvRows <= rows; r += kGemvRows) {
-      tile<kGemvRows, 1>(w, dec, r, x, out);
-      for (int i = 0; i < kGemvRows; ++i) y[r + i] = out[i] + (bias ? bias[r + i] : 0.0f);
-    }
-    for (; r < rows; ++r) {
-      tile<1, 1>(w, dec, r, x, out);
-      y[r] = out[0] + (bias ? bias[r] : 0.0f);
-    }
-    return;
-  }
+  if (batch == 1) return gemv(w, dec, x, y, bias);
   if constexpr (IsLutBits<L>::value) {
     if (batch >= DotPlan<Dec>::kBcastMin)
       return gemm_bcast(LutBitsRows<L::kBits, Dec>{w, dec}, rows, cols, x, batch, y, bias);
@@ -471,7 +507,10 @@ void pyrt_lut8_f32_gemm__avx2(const Lut8& w, const float* x, size_t batch, float
   if (batch == 1 && w.k <= 64)
     return planes_gemv<kPlanesRows, false>(w.idx, w.cols, w.rows, w.cols, PlanesNDec<4>(w.lut), x, y, bias);
   if (w.k <= 32) return gemm(w, RegBytes<Lut32Reg>{Lut32Reg(w.lut)}, x, batch, y, bias);
-  if (use_hw_gather(Isa::avx2)) return gemm(w, HwBytes{w.lut}, x, batch, y, bias);
+  if (use_hw_gather(Isa::avx2)) {
+    if (batch == 1) return gemv<MixedBytes::kRows>(w, MixedBytes{w.lut}, x, y, bias);
+    return gemm(w, HwBytes{w.lut}, x, batch, y, bias);
+  }
   gemm(w, ScalarBytes{w.lut}, x, batch, y, bias);
 }
 
