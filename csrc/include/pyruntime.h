@@ -117,8 +117,8 @@ PYRT_API pyrt_status pyrt_model_output_info(const pyrt_model* model, size_t inde
 PYRT_API size_t pyrt_model_num_layers(const pyrt_model* model);
 PYRT_API size_t pyrt_model_weight_bytes(const pyrt_model* model);
 /* Operations one sample costs, roughly: multiply-adds of the linear and conv layers (stored weights times
- * output positions, plus the patch elements an im2col convolution writes), inputs read by the pools,
- * elements written by the other ops. For budgeting: a model that loads always runs, but a large
+ * output positions, plus the patch elements an im2col convolution writes and the padded planes an int8
+ * depthwise one copies its channels into), inputs read by the pools, elements written by the other ops. For budgeting: a model that loads always runs, but a large
  * convolutional one may take a while. 0 for a null model (and for a model of aliases only). */
 PYRT_API uint64_t pyrt_model_work(const pyrt_model* model);
 

@@ -49,7 +49,7 @@ class Model {
   uint32_t format_version() const { return format_version_; }
   size_t weight_bytes() const;
   // Operations per sample (pyrt_model_work): multiply-adds of weighted layers (and the patches of im2col
-  // convs), pool window reads, and the elements other ops write.
+  // convs, the padded planes of int8 depthwise ones), pool window reads, and the elements other ops write.
   uint64_t work_per_sample() const;
   // Bytes of weights and biases used in place from a mapped file (0 unless loaded with Mode::map).
   size_t in_place_bytes() const { return in_place_bytes_; }

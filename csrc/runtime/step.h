@@ -81,8 +81,8 @@ class Step {
   // An alias (flatten, reshape): its output is its input's memory, and run() is never called.
   virtual bool alias() const { return false; }
   // Operations per sample (pyrt_model_work): multiply-adds of weighted ops (stored weights times output
-  // positions; im2col convs add the patch elements they write), window reads of pools, elements written by
-  // the others.
+  // positions; im2col convs add the patch elements they write, int8 depthwise ones their padded planes),
+  // window reads of pools, elements written by the others.
   virtual uint64_t work() const = 0;
   // Prepares the split for a pool of `threads` (the caller's included; 1 = none). Every output must stay
   // bit-identical to one thread's. Returns the pieces a batch-1 run is split into (LayerInfo::row_tasks).

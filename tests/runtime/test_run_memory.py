@@ -187,6 +187,22 @@ def test_int8_conv_work_counts_its_patches():
         pyruntime.load(seed.read_bytes(), max_work=patches - 1)
 
 
+def test_int8_depthwise_work_counts_its_padded_plane():
+    """Found by the fuzzer: a static int8 depthwise conv (4 channels, 3x3, 18 nonzeros) whose padding and
+    strides give a 1x1 output from a 5x4 input. Each channel is copied into a phase-split padded plane of
+    about 4 GB before its taps run; Model.work counted only the 72 multiply-adds, so the fuzz harness's
+    max_work let it through and the run asked for 4 GB of scratch. Work counts the planes too."""
+    seed = pathlib.Path(__file__).resolve().parents[2] / "fuzz" / "corpus" / "int8_depthwise_4gb_padded_plane.pyrt"
+    if not seed.is_file():
+        pytest.skip("fuzz/corpus is not next to the tests (an installed copy)")
+    m = pyruntime.load(seed.read_bytes())
+    dw = m.layers()[3]
+    assert dw["layout"] == "i8_dw" and dw["groups"] == 4 and tuple(dw["output_shape"]) == (4, 1, 1)
+    assert m.work > 4 * 4_000_000_000  # four channels' planes of 4.29 GB each
+    with pytest.raises(ValueError, match="max_work"):
+        pyruntime.load(seed.read_bytes(), max_work=2**32)
+
+
 def test_f32_im2col_conv_work_counts_its_patches(helpers, rng):
     """The f32 counterpart: a csr conv 1 x 2051 taps wide with one nonzero, padded 23000 and strided 2305 down
     the rows, runs im2col (the direct method's padded copy would be 8 GB) and writes 2051 patch floats per

@@ -46,16 +46,20 @@ class Int8DepthwiseStep final : public Step {
     li.method = is_static ? "direct-static" : "direct-dynamic";
     li.groups = g_.groups;
     li.exec_bytes += taps_.size() + rows * sizeof(float);
-    work_ = w.nnz() * uint64_t(g_.out_h) * g_.out_w;
+    macs_ = w.nnz() * uint64_t(g_.out_h) * g_.out_w;
     const size_t hp = ops::padded_rows(g_), wp = ops::padded_cols(g_);
     const size_t sub_rows = (hp + g_.stride_h - 1) / g_.stride_h;
     phase_len_ = (wp + g_.stride_w - 1) / g_.stride_w;
     sub_bytes_ = sub_rows * phase_len_;
     plane_bytes_ = sub_bytes_ * g_.stride_h * g_.stride_w + kernels::kInt8DwSlack;
+    // Work counts the padded plane each channel is copied into, not only the multiply-adds: padding
+    // and strides far past a small output make that plane gigabytes (found by fuzzing: 4 GB for a 1x1
+    // output), which max_work must see. Thread splits weigh the multiply-adds.
+    work_ = macs_ + uint64_t(g_.groups) * plane_bytes_;
   }
 
   void run(const RunContext& ctx, const void* const* in, size_t batch, void* out) const override {
-    if (ctx.pool && batch > 1 && work_ * batch >= 2 * kMinMacsPerTask) {
+    if (ctx.pool && batch > 1 && macs_ * batch >= 2 * kMinMacsPerTask) {
       const unsigned parts = static_cast<unsigned>(std::min<size_t>(ctx.pool->threads(), batch));
       ctx.pool->run(parts, [&](unsigned i) {
         for (size_t b = batch * i / parts; b < batch * (i + 1) / parts; ++b) {
@@ -66,7 +70,7 @@ class Int8DepthwiseStep final : public Step {
       });
       return;
     }
-    const unsigned parts = ctx.pool && work_ >= 2 * kMinMacsPerTask
+    const unsigned parts = ctx.pool && macs_ >= 2 * kMinMacsPerTask
                                ? static_cast<unsigned>(std::min<size_t>(ctx.pool->threads(), g_.groups))
                                : 1;
     for (size_t b = 0; b < batch; ++b) {
@@ -85,7 +89,7 @@ class Int8DepthwiseStep final : public Step {
   uint64_t work() const override { return work_; }
 
   uint32_t set_threads(unsigned threads) override {
-    return threads > 1 && work_ >= 2 * kMinMacsPerTask ? uint32_t(std::min<size_t>(threads, g_.groups)) : 1;
+    return threads > 1 && macs_ >= 2 * kMinMacsPerTask ? uint32_t(std::min<size_t>(threads, g_.groups)) : 1;
   }
 
  private:
@@ -130,7 +134,7 @@ class Int8DepthwiseStep final : public Step {
   std::vector<float> wscale_;  // per output channel
   std::vector<float> bias_;    // per output channel (0 without a bias)
   float lo_, hi_, inv_out_;
-  uint64_t work_ = 0;
+  uint64_t macs_ = 0, work_ = 0;
   size_t phase_len_ = 0, sub_bytes_ = 0;  // the phase layout of a padded input plane
   size_t plane_bytes_ = 0;                // all its sub-planes and the kernel's slack
 };
